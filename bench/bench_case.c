@@ -1,0 +1,65 @@
+/* Names of grid parameters, and the table of finished runs' times. */
+#include "bench_case.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *bench_pattern_name(bench_pattern p)
+{
+    static const char *const names[BP_COUNT] = {"dense",  "blocks64", "elements", "causal",
+                                                "window", "strided",  "bigbird",  "fewkeys"};
+    return (unsigned)p < BP_COUNT ? names[p] : "unknown";
+}
+
+void bench_level_str(int level, char *buf, size_t n)
+{
+    if (level % 10 == 0)
+        snprintf(buf, n, "%d", level / 10);
+    else
+        snprintf(buf, n, "%d.%d", level / 10, level % 10);
+}
+
+/* A small list is enough: a run has a few hundred entries. */
+typedef struct time_entry {
+    char key[192];
+    double seconds;
+} time_entry;
+static time_entry *times;
+static size_t ntimes, captimes;
+
+void bench_times_put(const char *key, double seconds)
+{
+    for (size_t i = 0; i < ntimes; i++)
+        if (strcmp(times[i].key, key) == 0) {
+            times[i].seconds = seconds;
+            return;
+        }
+    if (ntimes == captimes) {
+        size_t cap = captimes ? 2 * captimes : 64;
+        time_entry *t = realloc(times, cap * sizeof *t);
+        if (!t)
+            return; /* the speedup counters of later runs are then just absent */
+        times = t;
+        captimes = cap;
+    }
+    strncpy(times[ntimes].key, key, sizeof times[ntimes].key - 1);
+    times[ntimes].key[sizeof times[ntimes].key - 1] = 0;
+    times[ntimes].seconds = seconds;
+    ntimes++;
+}
+
+double bench_times_get(const char *key)
+{
+    for (size_t i = 0; i < ntimes; i++)
+        if (strcmp(times[i].key, key) == 0)
+            return times[i].seconds;
+    return 0;
+}
+
+void bench_time_key(char *buf, size_t n, const char *impl, const bench_case *c, int dense)
+{
+    snprintf(buf, n, "%s|%s/%d/%zu/%zu/%zu/%zu/%zu/%zu/%d", impl,
+             bench_pattern_name(dense ? BP_DENSE : c->pattern), dense ? 0 : c->level, c->len_q,
+             c->len_k, c->dim, c->heads_q, c->heads_kv, c->batch, c->threads);
+}

@@ -1,0 +1,80 @@
+/* One benchmark of the grid: what it runs, on what problem. Shared by every bench_*.c. */
+#ifndef SPATTN_BENCH_CASE_H
+#define SPATTN_BENCH_CASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bench_shim.h"
+#include "spattn.h"
+
+typedef enum bench_kind {
+    BK_ATTN,   /* spattn_plan_execute on one ISA */
+    BK_BLAS,   /* OpenBLAS sgemm + masked softmax loop + sgemm, everything computed */
+    BK_PLAN,   /* spattn_plan_create time, mask and plan memory */
+    BK_PATH,   /* BK_ATTN with every query tile forced down one path (tiles or gather) */
+    BK_MEMBW   /* streaming read of a buffer far larger than the caches */
+} bench_kind;
+
+typedef enum bench_pattern {
+    BP_DENSE,    /* every pair: the dense problem of the same shape */
+    BP_BLOCKS64, /* random 64x64 blocks, diagonal blocks first */
+    BP_ELEMENTS, /* random single pairs */
+    BP_CAUSAL,
+    BP_WINDOW,   /* causal sliding window */
+    BP_STRIDED,  /* Sparse Transformer strided */
+    BP_BIGBIRD,  /* blocks of 64: window + 1 global + random */
+    BP_FEWKEYS,  /* CSR, each row its own scattered keys (plus itself), distinct per head */
+    BP_COUNT
+} bench_pattern;
+
+typedef struct bench_case {
+    bench_kind kind;
+    spattn_isa isa;           /* BK_ATTN, BK_PLAN, BK_PATH */
+    bench_pattern pattern;
+    int level;                /* target sparsity in tenths of a percent: 0, 500, ..., 999 */
+    size_t batch, heads_q, heads_kv, len_q, len_k, dim;
+    int threads;              /* the number asked for (1 or all cores), never 0 */
+    int path;                 /* BK_PATH: SPATTN_PATH_TILES or SPATTN_PATH_GATHER */
+    size_t param;             /* pattern parameter fitted to the level (window, stride, ...) */
+    size_t param2;            /* second one (BigBird random blocks) */
+    size_t bytes;             /* BK_MEMBW buffer size */
+    char name[192];
+} bench_case;
+
+const char *bench_pattern_name(bench_pattern p);
+/* "90", "99.9", ... */
+void bench_level_str(int level, char *buf, size_t n);
+
+/* Measured at start-up (bench_probe.c). */
+double bench_peak_gflops(spattn_isa isa);     /* one core; 0 when unknown */
+double bench_dram_gbps(int threads);          /* read bandwidth; 0 when unknown */
+int bench_all_threads(void);                  /* what num_threads = 0 means here */
+
+/* Times of finished runs, so that later runs can report speedups over them. */
+void bench_times_put(const char *key, double seconds);
+double bench_times_get(const char *key);      /* 0 when absent */
+/* The key of c's problem run by `impl` (an ISA name or "openblas"); with dense != 0, of the
+   dense problem of the same shape. */
+void bench_time_key(char *buf, size_t n, const char *impl, const bench_case *c, int dense);
+
+/* Q, K, V, O of c's shape (BHTD, uniform in [-1, 1)) in *args, reused while consecutive cases
+   share a shape. Returns 0 when memory runs out. */
+int bench_data_args(const bench_case *c, spattn_args *args);
+
+/* Counters of an attention run (spattn or a baseline) that took t seconds per call:
+   GFLOP/s, pct_peak (of `peak` GFLOP/s per thread), sparsity_actual, speedup_dense and
+   vs_openblas (against earlier runs of this process), bytes/s and pct_dram for decode.
+   `impl` names the implementation in the time table. */
+void bench_report_attn(const bench_case *c, spb_state *st, const char *impl, double peak,
+                       double t, uint64_t pairs, int threads, double kv_bytes);
+/* K and V bytes the allowed keys of c's masks need (the decode traffic). */
+double bench_kv_bytes(const bench_case *c, spattn_mask *const *masks, size_t n);
+
+/* The runners (one file each). */
+void bench_run_attn(const bench_case *c, spb_state *st); /* BK_ATTN, BK_PATH */
+void bench_run_blas(const bench_case *c, spb_state *st);
+void bench_run_plan(const bench_case *c, spb_state *st);
+void bench_run_membw(const bench_case *c, spb_state *st);
+
+#endif

@@ -1,0 +1,322 @@
+/* The grid. Order matters: within a (length, dim, threads) group the OpenBLAS runs come first
+   and each ISA's dense run before its sparse ones, so that the sparse runs can report their
+   speedups over times measured earlier in the same process. */
+#include "bench_grid.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bench_case.h"
+#include "bench_masks.h"
+#include "kernel.h"
+#include "plan_impl.h"
+
+static const spattn_isa compiled[] = {
+#define SPATTN_KERNEL(isa, table, cpu_bits) isa,
+#include "kernels.inc"
+#undef SPATTN_KERNEL
+};
+#define NCOMPILED (sizeof compiled / sizeof compiled[0])
+
+static const int all_levels[] = {500, 750, 900, 950, 990, 999}; /* plus the dense problem */
+
+static int registered;
+
+static void trampoline(spb_state *st, void *user)
+{
+    const bench_case *c = user;
+    switch (c->kind) {
+    case BK_ATTN:
+    case BK_PATH:
+        bench_run_attn(c, st);
+        break;
+    case BK_BLAS:
+        bench_run_blas(c, st);
+        break;
+    case BK_PLAN:
+        bench_run_plan(c, st);
+        break;
+    case BK_MEMBW:
+        bench_run_membw(c, st);
+        break;
+    }
+}
+
+static void name_case(bench_case *c)
+{
+    char lv[16];
+    bench_level_str(c->level, lv, sizeof lv);
+    const char *impl = c->kind == BK_BLAS ? "openblas" : spattn_isa_name(c->isa);
+    const char *pat = bench_pattern_name(c->pattern);
+    switch (c->kind) {
+    case BK_ATTN:
+    case BK_BLAS:
+        if (c->len_q == 1)
+            snprintf(c->name, sizeof c->name,
+                     "decode/isa:%s/pattern:%s/sparsity:%s/lenk:%zu/dim:%zu/heads:%zux%zu/"
+                     "threads:%d",
+                     impl, pat, lv, c->len_k, c->dim, c->heads_q, c->heads_kv, c->threads);
+        else
+            snprintf(c->name, sizeof c->name,
+                     "attn/isa:%s/pattern:%s/sparsity:%s/len:%zu/dim:%zu/threads:%d", impl, pat,
+                     lv, c->len_q, c->dim, c->threads);
+        break;
+    case BK_PLAN:
+        snprintf(c->name, sizeof c->name,
+                 "plan/isa:%s/pattern:%s/sparsity:%s/len:%zu/dim:%zu/threads:%d", impl, pat, lv,
+                 c->len_q, c->dim, c->threads);
+        break;
+    case BK_PATH:
+        snprintf(c->name, sizeof c->name,
+                 "path/isa:%s/path:%s/pattern:%s/sparsity:%s/len:%zu/dim:%zu/threads:%d", impl,
+                 c->path == SPATTN_PATH_GATHER ? "gather" : "tiles", pat, lv, c->len_q, c->dim,
+                 c->threads);
+        break;
+    case BK_MEMBW:
+        snprintf(c->name, sizeof c->name, "membw/read/mib:%zu/threads:%d", c->bytes >> 20,
+                 c->threads);
+        break;
+    }
+}
+
+/* Registers a copy of *proto when its pattern can reach its level on its shape. */
+static void add(const bench_case *proto)
+{
+    bench_case *c = malloc(sizeof *c);
+    if (!c)
+        return;
+    *c = *proto;
+    if (c->kind != BK_MEMBW && !bench_masks_fit(c)) {
+        free(c);
+        return;
+    }
+    name_case(c);
+    /* cases live until the process ends: Google Benchmark holds their pointers */
+    spb_register(c->name, trampoline, c, SPB_UNIT_MS);
+    registered++;
+}
+
+static bench_case attn_case(bench_kind kind, spattn_isa isa, bench_pattern p, int level,
+                            size_t len, size_t dim, int threads)
+{
+    bench_case c = {0};
+    c.kind = kind;
+    c.isa = isa;
+    c.pattern = p;
+    c.level = level;
+    c.batch = 1;
+    c.heads_q = c.heads_kv = 2;
+    c.len_q = c.len_k = len;
+    c.dim = dim;
+    c.threads = threads;
+    return c;
+}
+
+/* One (length, dim, threads) group: OpenBLAS, then each ISA dense then sparse, for the
+   patterns and levels given. `simd_only` leaves the scalar tier out (it is slow at length). */
+typedef struct group_spec {
+    size_t len, dim;
+    int threads;
+    const bench_pattern *patterns;
+    size_t npatterns;
+    const int *levels;
+    size_t nlevels;
+    int with_blas, simd_only;
+} group_spec;
+
+static void add_group(const group_spec *g)
+{
+    if (g->with_blas) {
+        bench_case c = attn_case(BK_BLAS, SPATTN_ISA_AUTO, BP_DENSE, 0, g->len, g->dim, g->threads);
+        add(&c);
+        for (size_t p = 0; p < g->npatterns; p++)
+            for (size_t l = 0; l < g->nlevels; l++) {
+                c = attn_case(BK_BLAS, SPATTN_ISA_AUTO, g->patterns[p], g->levels[l], g->len,
+                              g->dim, g->threads);
+                add(&c);
+            }
+    }
+    for (size_t i = 0; i < NCOMPILED; i++) {
+        if (g->simd_only && compiled[i] == SPATTN_ISA_SCALAR)
+            continue;
+        bench_case c = attn_case(BK_ATTN, compiled[i], BP_DENSE, 0, g->len, g->dim, g->threads);
+        add(&c);
+        for (size_t p = 0; p < g->npatterns; p++)
+            for (size_t l = 0; l < g->nlevels; l++) {
+                c = attn_case(BK_ATTN, compiled[i], g->patterns[p], g->levels[l], g->len, g->dim,
+                              g->threads);
+                add(&c);
+            }
+    }
+}
+
+static void add_plans(const bench_pattern *patterns, size_t np, const int *levels, size_t nl,
+                      size_t len)
+{
+    for (size_t p = 0; p < np; p++)
+        for (size_t l = 0; l < nl; l++) {
+            bench_case c = attn_case(BK_PLAN, compiled[0], patterns[p], levels[l], len, 64, 1);
+            add(&c);
+        }
+}
+
+static void add_paths(const bench_pattern *patterns, size_t np, const int *levels, size_t nl,
+                      size_t len)
+{
+    for (size_t i = 0; i < NCOMPILED; i++)
+        for (size_t p = 0; p < np; p++)
+            for (size_t l = 0; l < nl; l++)
+                for (int path = SPATTN_PATH_TILES; path <= SPATTN_PATH_GATHER; path++) {
+                    bench_case c =
+                        attn_case(BK_PATH, compiled[i], patterns[p], levels[l], len, 64, 1);
+                    c.path = path;
+                    add(&c);
+                }
+}
+
+/* Decode: one new token against a long KV cache, 32 query heads sharing 8 KV heads. */
+static void add_decode(size_t len_k, const bench_pattern *patterns, const int *levels, size_t n,
+                       int threads, int with_blas)
+{
+    for (int impl = with_blas ? -1 : 0; impl < (int)NCOMPILED; impl++)
+        for (size_t i = 0; i < n; i++) {
+            bench_case c = attn_case(impl < 0 ? BK_BLAS : BK_ATTN,
+                                     impl < 0 ? SPATTN_ISA_AUTO : compiled[impl], patterns[i],
+                                     levels[i], 1, 128, threads);
+            c.len_k = len_k;
+            c.heads_q = 32;
+            c.heads_kv = 8;
+            add(&c);
+        }
+}
+
+static void add_membw(size_t bytes, int threads)
+{
+    bench_case c = {0};
+    c.kind = BK_MEMBW;
+    c.bytes = bytes;
+    c.threads = threads;
+    add(&c);
+}
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static void grid_quick(int all)
+{
+    static const bench_pattern pats[] = {BP_BLOCKS64, BP_CAUSAL, BP_FEWKEYS};
+    static const int levels[] = {500, 900, 990};
+    group_spec g = {512, 64, 1, pats, N(pats), levels, N(levels), 1, 0};
+    add_group(&g);
+    static const bench_pattern plan_pats[] = {BP_BLOCKS64, BP_FEWKEYS};
+    static const int plan_levels[] = {990};
+    add_plans(plan_pats, N(plan_pats), plan_levels, 1, 512);
+    static const bench_pattern path_pats[] = {BP_FEWKEYS};
+    add_paths(path_pats, 1, plan_levels, 1, 512);
+    static const bench_pattern dec_pats[] = {BP_DENSE, BP_WINDOW};
+    static const int dec_levels[] = {0, 900};
+    add_decode(4096, dec_pats, dec_levels, N(dec_pats), 1, 1);
+    if (all > 1) {
+        group_spec g2 = {512, 64, all, pats, 1, levels + 1, 1, 0, 1};
+        add_group(&g2);
+    }
+    add_membw((size_t)64 << 20, 1);
+}
+
+static void grid_default(int all)
+{
+    static const int levels[] = {500, 750, 900, 950, 990, 999};
+    static const int few_levels[] = {900, 990};
+    static const bench_pattern blocks[] = {BP_BLOCKS64};
+    /* the headline sweep: every level, every ISA and baseline */
+    group_spec sweep = {4096, 64, 1, blocks, 1, levels, N(levels), 1, 0};
+    add_group(&sweep);
+    /* the other patterns at their usual sparsities, SIMD ISAs only */
+    static const bench_pattern others[] = {BP_ELEMENTS, BP_CAUSAL, BP_WINDOW,
+                                           BP_STRIDED,  BP_BIGBIRD, BP_FEWKEYS};
+    static const int other_levels[] = {500, 900, 950, 990, 999};
+    for (size_t p = 0; p < N(others); p++)
+        for (size_t l = 0; l < N(other_levels); l++) {
+            if (others[p] == BP_ELEMENTS && other_levels[l] < 900)
+                continue; /* random single pairs at 50%: nothing a sparse kernel can skip */
+            for (size_t i = 0; i < NCOMPILED; i++) {
+                if (compiled[i] == SPATTN_ISA_SCALAR)
+                    continue;
+                bench_case c = attn_case(BK_ATTN, compiled[i], others[p], other_levels[l], 4096,
+                                         64, 1);
+                add(&c);
+            }
+        }
+    /* dim 128, and all threads */
+    group_spec d128 = {4096, 128, 1, blocks, 1, few_levels, N(few_levels), 1, 1};
+    add_group(&d128);
+    if (all > 1) {
+        group_spec mt = {4096, 64, all, blocks, 1, few_levels, N(few_levels), 1, 1};
+        add_group(&mt);
+    }
+    /* lengths */
+    static const size_t lens[] = {1024, 2048, 8192, 16384};
+    for (size_t i = 0; i < N(lens); i++) {
+        group_spec gl = {lens[i], 64, 1, blocks, 1, few_levels, N(few_levels), 1, 1};
+        add_group(&gl);
+    }
+    /* analysis cost per pattern */
+    static const bench_pattern plan_pats[] = {BP_BLOCKS64, BP_ELEMENTS, BP_CAUSAL, BP_WINDOW,
+                                              BP_STRIDED,  BP_BIGBIRD,  BP_FEWKEYS};
+    static const int plan_levels[] = {500, 900, 990};
+    add_plans(plan_pats, N(plan_pats), plan_levels, N(plan_levels), 4096);
+    /* where gather beats tiles */
+    static const bench_pattern path_pats[] = {BP_ELEMENTS, BP_FEWKEYS};
+    static const int path_levels[] = {900, 950, 990, 999};
+    add_paths(path_pats, N(path_pats), path_levels, N(path_levels), 2048);
+    /* decode, next to the bandwidth it is bounded by */
+    add_membw((size_t)1 << 30, 1);
+    if (all > 1)
+        add_membw((size_t)1 << 30, all);
+    static const bench_pattern dec_pats[] = {BP_DENSE, BP_WINDOW, BP_BLOCKS64, BP_FEWKEYS};
+    static const int dec_levels[] = {0, 900, 900, 990};
+    add_decode(32768, dec_pats, dec_levels, N(dec_pats), 1, 1);
+    if (all > 1)
+        add_decode(32768, dec_pats, dec_levels, N(dec_pats), all, 1);
+}
+
+static void grid_full(int all)
+{
+    static const bench_pattern pats[] = {BP_BLOCKS64, BP_ELEMENTS, BP_CAUSAL, BP_WINDOW,
+                                         BP_STRIDED,  BP_BIGBIRD,  BP_FEWKEYS};
+    static const size_t lens[] = {1024, 2048, 4096, 8192, 16384};
+    static const size_t dims[] = {64, 128};
+    int threads[] = {1, all};
+    for (size_t t = 0; t < (all > 1 ? 2u : 1u); t++)
+        for (size_t d = 0; d < N(dims); d++)
+            for (size_t l = 0; l < N(lens); l++) {
+                /* the scalar tier only up to 4096: beyond it one call takes minutes */
+                group_spec g = {lens[l], dims[d], threads[t], pats, N(pats), all_levels,
+                                N(all_levels), 1, lens[l] > 4096};
+                add_group(&g);
+            }
+    add_plans(pats, N(pats), all_levels, N(all_levels), 4096);
+    add_plans(pats, N(pats), all_levels, N(all_levels), 16384);
+    static const bench_pattern path_pats[] = {BP_BLOCKS64, BP_ELEMENTS, BP_FEWKEYS};
+    add_paths(path_pats, N(path_pats), all_levels, N(all_levels), 4096);
+    add_membw((size_t)1 << 30, 1);
+    if (all > 1)
+        add_membw((size_t)1 << 30, all);
+    static const bench_pattern dec_pats[] = {BP_DENSE,    BP_WINDOW,   BP_WINDOW,  BP_BLOCKS64,
+                                             BP_BLOCKS64, BP_FEWKEYS, BP_FEWKEYS, BP_STRIDED};
+    static const int dec_levels[] = {0, 900, 990, 900, 990, 990, 999, 990};
+    for (size_t t = 0; t < (all > 1 ? 2u : 1u); t++)
+        add_decode(32768, dec_pats, dec_levels, N(dec_pats), threads[t], 1);
+}
+
+int bench_grid_register(bench_mode mode)
+{
+    int all = bench_all_threads();
+    registered = 0;
+    if (mode == BM_QUICK)
+        grid_quick(all);
+    else if (mode == BM_FULL)
+        grid_full(all);
+    else
+        grid_default(all);
+    return registered;
+}

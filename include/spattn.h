@@ -1,0 +1,299 @@
+/*
+ * spattn — masked sparse softmax-attention on CPUs.
+ *
+ *   O = softmax(scale * Q K^T over the allowed pairs) V
+ *
+ * For batch b, query head h, query row i, with g = heads_q / heads_kv and kv head h / g:
+ *
+ *   s[i,j] = scale * dot(Q[b,h,i,:], K[b,h/g,j,:])     (softcap, if set: softcap*tanh(s/softcap))
+ *   O[b,h,i,:] = sum over allowed j of exp(s[i,j] - m_i) / l_i * V[b,h/g,j,:]
+ *   m_i = max over allowed j of s[i,j];  l_i = sum over allowed j of exp(s[i,j] - m_i)
+ *   lse[b,h,i] = m_i + log(l_i)
+ *
+ * Masked-out pairs are skipped, not computed: cost follows the number of allowed pairs.
+ * A row with no allowed key gives O = 0 and lse = -INFINITY, never NaN. NaN or Inf in an
+ * input reaches only the outputs that depend on it; in particular K and V rows that no allowed
+ * pair touches (an unfilled KV-cache slot, say) are never read into a result.
+ *
+ * Accuracy: for inputs of unit scale every output is within 2e-5 * (1 + |ref|) of a float64
+ * reference (spattn_reference_forward). Results are bitwise identical for any num_threads.
+ *
+ * Conventions of every function below that returns spattn_status: all inputs are validated
+ * before any output is touched; on failure nothing is written and an `out` pointer, if given,
+ * is set to NULL. The library never prints and keeps no mutable global state (CPU detection
+ * and the SPATTN_ISA environment variable are read once, thread-safely, on first use).
+ */
+#ifndef SPATTN_H
+#define SPATTN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SPATTN_SHARED_BUILD) && (defined(__GNUC__) || defined(__clang__))
+#define SPATTN_API __attribute__((visibility("default")))
+#else
+#define SPATTN_API
+#endif
+
+#define SPATTN_VERSION_MAJOR 0
+#define SPATTN_VERSION_MINOR 1
+#define SPATTN_VERSION_PATCH 0
+
+/* Largest len_q / len_k a mask or problem may have (CSR column indices are int32_t). */
+#define SPATTN_MAX_LEN ((size_t)INT32_MAX)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Status                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef enum spattn_status {
+    SPATTN_OK = 0,
+    SPATTN_E_NULL,        /* a required pointer is NULL */
+    SPATTN_E_SHAPE,       /* zero, inconsistent or overflowing size or stride */
+    SPATTN_E_MASK,        /* malformed mask input, or mask shape != problem shape */
+    SPATTN_E_ARG,         /* any other bad argument: bad enum, non-finite or negative scale,
+                             heads_q % heads_kv != 0, output aliasing an input, ... */
+    SPATTN_E_UNSUPPORTED, /* ISA or feature not compiled in / not supported by this CPU+OS */
+    SPATTN_E_NOMEM
+} spattn_status;
+
+/* A short English description of `s`; never NULL, also for values outside the enum. */
+SPATTN_API const char *spattn_status_string(spattn_status s);
+
+/* The library version as "MAJOR.MINOR.PATCH". */
+SPATTN_API const char *spattn_version(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* CPU dispatch                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef enum spattn_isa {
+    SPATTN_ISA_AUTO = 0, /* best available; the environment variable SPATTN_ISA
+                            (scalar|avx2|avx512|neon) overrides AUTO */
+    SPATTN_ISA_SCALAR,   /* portable C; always available */
+    SPATTN_ISA_AVX2,     /* AVX2 + FMA */
+    SPATTN_ISA_AVX512,   /* AVX-512 F/BW/DQ/VL */
+    SPATTN_ISA_NEON      /* AArch64 Advanced SIMD */
+} spattn_isa;
+
+/* Nonzero when `isa` has kernels compiled into this build AND this CPU and OS can run them.
+   SPATTN_ISA_AUTO is available when AUTO resolves to a runnable ISA (see below). */
+SPATTN_API int spattn_isa_available(spattn_isa isa);
+
+/* What AUTO resolves to: the best available ISA, or the one SPATTN_ISA names. When SPATTN_ISA
+   names an ISA that is unknown or that this build or CPU cannot run, AUTO resolves to nothing:
+   this returns SPATTN_ISA_AUTO and every call that uses AUTO fails with SPATTN_E_UNSUPPORTED
+   (never a silent fallback, never SIGILL). */
+SPATTN_API spattn_isa spattn_isa_selected(void);
+
+/* "auto", "scalar", "avx2", "avx512", "neon"; "unknown" for values outside the enum. */
+SPATTN_API const char *spattn_isa_name(spattn_isa isa);
+
+/* Why `isa` is not available, as a sentence ("not compiled in: ...", "CPU lacks ...", "OS has
+   not enabled ... state"), or NULL when it is available. For SPATTN_ISA_AUTO: why AUTO resolves
+   to nothing (a bad SPATTN_ISA value), or NULL. */
+SPATTN_API const char *spattn_isa_unavailable_reason(spattn_isa isa);
+
+typedef struct spattn_options {
+    spattn_isa isa;  /* 0 = AUTO; an unavailable ISA -> SPATTN_E_UNSUPPORTED */
+    int num_threads; /* 0 = all cores; 1 = the calling thread only (no thread is started);
+                        negative -> SPATTN_E_ARG */
+} spattn_options;    /* a NULL options pointer means all defaults */
+
+/* ------------------------------------------------------------------------------------------ */
+/* Masks                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Which (query, key) pairs of one len_q x len_k head are allowed. Opaque, immutable after
+   creation, and shareable by any number of threads, plans and calls. A plan keeps the masks it
+   was made from alive by itself: a mask may be freed while plans made from it still exist.
+   Lengths must be in 1..SPATTN_MAX_LEN (else SPATTN_E_SHAPE).
+
+   "Bottom-right aligned" below means that query row i stands at key position
+   i' = i + (len_k - len_q), as in a KV cache where the queries are the newest tokens
+   (len_q <= len_k is the usual case; with len_q > len_k the first rows see fewer keys or none). */
+typedef struct spattn_mask spattn_mask;
+
+/* Causal, bottom-right aligned: query i may see key j <= i'. */
+SPATTN_API spattn_status spattn_mask_causal(size_t len_q, size_t len_k, spattn_mask **out);
+
+/* Band, bottom-right aligned: keys j in [i' - left, i' + right] (clipped to [0, len_k)). */
+SPATTN_API spattn_status spattn_mask_window(size_t len_q, size_t len_k, size_t left,
+                                            size_t right, spattn_mask **out);
+
+/* allowed[i * ld + j] != 0 allows (i, j). ld >= len_k, else SPATTN_E_SHAPE. */
+SPATTN_API spattn_status spattn_mask_from_dense(size_t len_q, size_t len_k,
+                                                const uint8_t *allowed, size_t ld,
+                                                spattn_mask **out);
+
+/* Row i allows col_idx[row_ptr[i] .. row_ptr[i+1]-1]: row_ptr has len_q + 1 entries,
+   row_ptr[0] == 0, non-decreasing; within a row the columns are strictly increasing and in
+   [0, len_k). Anything else -> SPATTN_E_MASK. Costs O(nnz + tiles), not O(len_q * len_k). */
+SPATTN_API spattn_status spattn_mask_from_csr(size_t len_q, size_t len_k,
+                                              const int64_t *row_ptr, const int32_t *col_idx,
+                                              spattn_mask **out);
+
+/* Block layout: nbq = ceil(len_q / block_q) rows by nbk = ceil(len_k / block_k) columns;
+   layout[r * nbk + c] != 0 allows the whole block (edge blocks are clipped). */
+SPATTN_API spattn_status spattn_mask_from_blocks(size_t len_q, size_t len_k, size_t block_q,
+                                                 size_t block_k, const uint8_t *layout,
+                                                 spattn_mask **out);
+
+/* Element-wise AND / OR of two masks of the same shape (else SPATTN_E_MASK). */
+SPATTN_API spattn_status spattn_mask_and(const spattn_mask *a, const spattn_mask *b,
+                                         spattn_mask **out);
+SPATTN_API spattn_status spattn_mask_or(const spattn_mask *a, const spattn_mask *b,
+                                        spattn_mask **out);
+
+/* Shape and number of allowed pairs; 0 for a NULL mask. */
+SPATTN_API size_t spattn_mask_len_q(const spattn_mask *m);
+SPATTN_API size_t spattn_mask_len_k(const spattn_mask *m);
+SPATTN_API uint64_t spattn_mask_nnz(const spattn_mask *m);
+
+/* Writes allowed[i * ld + j] = 1 or 0 for every pair; ld >= len_k, else SPATTN_E_SHAPE. */
+SPATTN_API spattn_status spattn_mask_to_dense(const spattn_mask *m, uint8_t *allowed,
+                                              size_t ld);
+
+/* The allowed pairs in CSR form: row_ptr gets len_q + 1 entries, col_idx gets nnz entries
+   (columns increasing within a row). Size col_idx with spattn_mask_nnz. */
+SPATTN_API spattn_status spattn_mask_to_csr(const spattn_mask *m, int64_t *row_ptr,
+                                            int32_t *col_idx);
+
+/* Releases the caller's reference; NULL is a no-op. */
+SPATTN_API void spattn_mask_free(spattn_mask *m);
+
+/* --- Published sparse patterns. All are bottom-right aligned (i' as above) and causal where
+       the pattern is; each is exactly the set written in its comment. --------------------- */
+
+/* Sparse Transformer, strided (Child et al. 2019): key j <= i' with
+   (i' - j) < stride  or  (i' - j) % stride == 0.   stride >= 1, else SPATTN_E_ARG. */
+SPATTN_API spattn_status spattn_mask_strided(size_t len_q, size_t len_k, size_t stride,
+                                             spattn_mask **out);
+
+/* Sparse Transformer, fixed (Child et al. 2019): key j <= i' with
+   j / stride == i' / stride  or  j % stride >= stride - summary.
+   1 <= summary <= stride, else SPATTN_E_ARG. */
+SPATTN_API spattn_status spattn_mask_fixed(size_t len_q, size_t len_k, size_t stride,
+                                           size_t summary, spattn_mask **out);
+
+/* Longformer (Beltagy et al. 2020): the band [i' - left, i' + right] plus global tokens:
+   for each g in global[0 .. n_global-1] (key positions, any order, duplicates allowed), key g
+   is seen by every query, and the query at position i' == g sees every key.
+   A g >= len_k -> SPATTN_E_ARG; global may be NULL when n_global == 0. */
+SPATTN_API spattn_status spattn_mask_longformer(size_t len_q, size_t len_k, size_t left,
+                                                size_t right, const size_t *global,
+                                                size_t n_global, spattn_mask **out);
+
+/* BigBird (Zaheer et al. 2020) in blocks of `block` tokens, with qb = i' / block and
+   kb = j / block: (i, j) is allowed when
+     |qb - kb| <= window                      (sliding window of 2*window+1 blocks), or
+     kb < global  or  qb < global             (global blocks see and are seen by all), or
+     kb is one of qb's random blocks.
+   Random blocks: a splitmix64 generator seeded with `seed`; for qb = 0, 1, ... (the query
+   blocks that exist, in increasing order) draw candidates kb = next() % nkb, nkb =
+   ceil(len_k / block), keeping the first `random` distinct ones (all nkb if random >= nkb).
+   block >= 1, else SPATTN_E_ARG. The same arguments always give the same mask. */
+SPATTN_API spattn_status spattn_mask_bigbird(size_t len_q, size_t len_k, size_t block,
+                                             size_t window, size_t global, size_t random,
+                                             uint64_t seed, spattn_mask **out);
+
+/* Dilated window: keys j = i' - t * dilation for t = 0 .. left and j = i' + t * dilation for
+   t = 1 .. right (those in [0, len_k)). dilation >= 1, else SPATTN_E_ARG. */
+SPATTN_API spattn_status spattn_mask_dilated(size_t len_q, size_t len_k, size_t left,
+                                             size_t right, size_t dilation, spattn_mask **out);
+
+/* allow(i, j, ctx) != 0 allows (i, j); called exactly once per pair, rows in order. */
+typedef int (*spattn_allow_fn)(size_t i, size_t j, void *ctx);
+SPATTN_API spattn_status spattn_mask_from_fn(size_t len_q, size_t len_k, spattn_allow_fn allow,
+                                             void *ctx, spattn_mask **out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Attention                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct spattn_shape {
+    size_t batch, heads_q, heads_kv; /* heads_q % heads_kv == 0 (MHA, GQA, MQA) */
+    size_t len_q, len_k;
+    size_t dim_qk, dim_v;
+} spattn_shape;
+
+/* Element strides of a [batch][head][token][dim] view; the dim axis is contiguous.
+   Strides must be >= 0 (0 broadcasts an input, e.g. one K for every batch). An output view
+   (o) must not map two elements to one address. */
+typedef struct spattn_layout {
+    ptrdiff_t batch, head, token;
+} spattn_layout;
+SPATTN_API spattn_layout spattn_layout_bhtd(size_t heads, size_t len, size_t dim);
+SPATTN_API spattn_layout spattn_layout_bthd(size_t heads, size_t len, size_t dim);
+
+typedef struct spattn_args {
+    spattn_shape shape;
+    const float *q;
+    spattn_layout q_layout;
+    const float *k;
+    spattn_layout k_layout;
+    const float *v;
+    spattn_layout v_layout;
+    float *o;
+    spattn_layout o_layout;
+    float *lse;    /* optional, NULL or [batch][heads_q][len_q] contiguous */
+    float scale;   /* 0 = 1/sqrt(dim_qk); negative or non-finite -> SPATTN_E_ARG */
+    float softcap; /* 0 = off; negative or non-finite -> SPATTN_E_ARG */
+} spattn_args;
+
+/* masks: NULL with n_masks == 0 = every pair allowed; otherwise n_masks is 1 (one mask for all),
+   heads_q (per head, same for every batch) or batch*heads_q (index b*heads_q + h). Every mask
+   must be len_q x len_k. o (and lse) must not overlap q, k, v or each other (SPATTN_E_ARG). */
+SPATTN_API spattn_status spattn_forward(const spattn_args *args,
+                                        const spattn_mask *const *masks, size_t n_masks,
+                                        const spattn_options *opt);
+
+/* The same, split: analyse shape and masks once (tile lists, gather decisions, a work split
+   balanced by allowed pairs), execute many times. Execute is thread-safe: several threads may
+   execute one plan at once with different arguments. */
+typedef struct spattn_plan spattn_plan;
+SPATTN_API spattn_status spattn_plan_create(const spattn_shape *shape,
+                                            const spattn_mask *const *masks, size_t n_masks,
+                                            const spattn_options *opt, spattn_plan **out);
+/* args->shape must equal the plan's, else SPATTN_E_SHAPE. */
+SPATTN_API spattn_status spattn_plan_execute(const spattn_plan *plan, const spattn_args *args);
+/* NULL is a no-op. */
+SPATTN_API void spattn_plan_free(spattn_plan *plan);
+
+/* The ISA a plan runs on (never SPATTN_ISA_AUTO), and the number of threads it uses. */
+SPATTN_API spattn_isa spattn_plan_isa(const spattn_plan *plan);
+SPATTN_API int spattn_plan_threads(const spattn_plan *plan);
+
+/* Row softmax of scale * x over the allowed entries of one mask (rows x cols = len_q x len_k);
+   masked entries and rows with none allowed come out 0. x and y are rows x cols with leading
+   dimension ld >= cols; scale 0 means 1; y may equal x (in place) but must not otherwise
+   overlap it. */
+SPATTN_API spattn_status spattn_softmax_masked(const float *x, float *y, size_t rows,
+                                               size_t cols, size_t ld, const spattn_mask *mask,
+                                               float scale, const spattn_options *opt);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reference                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The formula above computed straight, in float64, pair by pair, with no tiling and no SIMD;
+   same arguments, validation and statuses as spattn_forward (options aside). Slow: it is what
+   the kernels are tested against, shipped so that users can test on their own data too. */
+SPATTN_API spattn_status spattn_reference_forward(const spattn_args *args,
+                                                  const spattn_mask *const *masks,
+                                                  size_t n_masks);
+
+/* spattn_softmax_masked computed in float64. */
+SPATTN_API spattn_status spattn_reference_softmax_masked(const float *x, float *y, size_t rows,
+                                                         size_t cols, size_t ld,
+                                                         const spattn_mask *mask, float scale);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPATTN_H */

@@ -1,0 +1,31 @@
+/* What the CPU and OS can run, detected once. */
+#ifndef SPATTN_CPU_H
+#define SPATTN_CPU_H
+
+#include <stdint.h>
+
+/* Bits that gate kernels. */
+#define SPATTN_CPU_AVX2 (1u << 0)    /* AVX2 + FMA, YMM state enabled by the OS */
+#define SPATTN_CPU_AVX512 (1u << 1)  /* AVX-512 F+BW+DQ+VL, ZMM and opmask state enabled */
+#define SPATTN_CPU_NEON (1u << 2)    /* AArch64 Advanced SIMD */
+/* Bits that are only reported. */
+#define SPATTN_CPU_AVX512_BF16 (1u << 8)
+#define SPATTN_CPU_AVX512_FP16 (1u << 9)
+#define SPATTN_CPU_AMX (1u << 10)
+#define SPATTN_CPU_ARM_FP16 (1u << 11)
+#define SPATTN_CPU_ARM_BF16 (1u << 12)
+#define SPATTN_CPU_ARM_SVE (1u << 13)
+#define SPATTN_CPU_ARM_DOTPROD (1u << 14)
+
+typedef struct spattn_cpu_info {
+    uint32_t bits;
+    /* Raw findings, for reasons and for spattn-info. */
+    int has_avx2_cpuid, has_fma_cpuid, os_ymm;
+    int has_avx512f, has_avx512bw, has_avx512dq, has_avx512vl, os_zmm;
+} spattn_cpu_info;
+
+/* Detected on first call (thread-safe), constant afterwards. Implemented per architecture
+   (cpu_x86.c, cpu_arm.c, cpu_other.c); exactly one of them has code on a given target. */
+const spattn_cpu_info *spattn__cpu(void);
+
+#endif

@@ -1,0 +1,101 @@
+/* Running a plan: validate the call's tensors, then hand each unit (one query tile of one
+   batch/head) to the plan's kernel table. */
+#include <omp.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "plan_internal.h"
+#include "validate.h"
+
+typedef struct exec_ctx {
+    const spattn_plan *p;
+    const spattn_args *a;
+    float scale;
+} exec_ctx;
+
+static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
+{
+    const spattn_plan *p = x->p;
+    const spattn_args *a = x->a;
+    const spattn_shape *s = &p->shape;
+    size_t group = s->heads_q / s->heads_kv;
+    for (size_t u = p->chunk_start[c]; u < p->chunk_start[c + 1]; u++) {
+        size_t bh = u / p->nqt, qt = u % p->nqt;
+        size_t b = bh / s->heads_q, h = bh % s->heads_q, hk = h / group;
+        size_t mi = spattn__mask_index(s, p->n_masks_arg, b, h);
+        spattn_head_job job;
+        job.q = a->q + (ptrdiff_t)b * a->q_layout.batch + (ptrdiff_t)h * a->q_layout.head;
+        job.k = a->k + (ptrdiff_t)b * a->k_layout.batch + (ptrdiff_t)hk * a->k_layout.head;
+        job.v = a->v + (ptrdiff_t)b * a->v_layout.batch + (ptrdiff_t)hk * a->v_layout.head;
+        job.o = a->o + (ptrdiff_t)b * a->o_layout.batch + (ptrdiff_t)h * a->o_layout.head;
+        job.lse = a->lse ? a->lse + bh * s->len_q : NULL;
+        job.q_ts = a->q_layout.token;
+        job.k_ts = a->k_layout.token;
+        job.v_ts = a->v_layout.token;
+        job.o_ts = a->o_layout.token;
+        job.dim_qk = s->dim_qk;
+        job.dim_v = s->dim_v;
+        job.scale = x->scale;
+        job.softcap = a->softcap;
+        const spattn_mask *m = p->masks[mi];
+        if (p->gather[mi * p->nqt + qt])
+            p->kt->attn_gather(&job, m, qt, scratch);
+        else
+            p->kt->attn_tiles(&job, m, qt, scratch);
+    }
+}
+
+static int same_shape(const spattn_shape *a, const spattn_shape *b)
+{
+    return a->batch == b->batch && a->heads_q == b->heads_q && a->heads_kv == b->heads_kv &&
+           a->len_q == b->len_q && a->len_k == b->len_k && a->dim_qk == b->dim_qk &&
+           a->dim_v == b->dim_v;
+}
+
+spattn_status spattn_plan_execute(const spattn_plan *plan, const spattn_args *args)
+{
+    if (plan == NULL || args == NULL)
+        return SPATTN_E_NULL;
+    if (!same_shape(&plan->shape, &args->shape))
+        return SPATTN_E_SHAPE;
+    spattn_status st = spattn__check_tensors(args);
+    if (st != SPATTN_OK)
+        return st;
+
+    /* The plan's own scratch serves one execute at a time; a concurrent one (several threads
+       sharing a plan) brings its own, so execute stays thread-safe. */
+    spattn_plan *mp = (spattn_plan *)plan; /* only the atomic flag is touched */
+    float *scratch = plan->scratch;
+    int own = 0;
+    if (atomic_flag_test_and_set(&mp->scratch_busy)) {
+        scratch = spattn__aligned_alloc(plan->scratch_per_thread * sizeof(float) *
+                                        (size_t)plan->nthreads);
+        if (scratch == NULL)
+            return SPATTN_E_NOMEM;
+        own = 1;
+    }
+
+    exec_ctx x = {plan, args, spattn__resolve_scale(args->scale, plan->shape.dim_qk)};
+    int nt = plan->nthreads;
+    if ((size_t)nt > plan->nchunks)
+        nt = (int)plan->nchunks;
+    if (nt <= 1) {
+        for (size_t c = 0; c < plan->nchunks; c++)
+            run_chunk(&x, c, scratch);
+    } else {
+        long nchunks = (long)plan->nchunks;
+#pragma omp parallel num_threads(nt)
+        {
+            float *mine = scratch + (size_t)omp_get_thread_num() * plan->scratch_per_thread;
+#pragma omp for schedule(dynamic, 1)
+            for (long c = 0; c < nchunks; c++)
+                run_chunk(&x, (size_t)c, mine);
+        }
+    }
+
+    if (own)
+        spattn__aligned_free(scratch);
+    else
+        atomic_flag_clear(&mp->scratch_busy);
+    return SPATTN_OK;
+}

@@ -1,0 +1,63 @@
+/*
+ * The contract between the plan and the per-ISA kernels. One table per ISA, listed once in
+ * kernels.inc; dispatch, tests and benchmarks all read that list.
+ *
+ * The plan hands a kernel one query tile (SPATTN_TQ rows) of one (batch, head) at a time;
+ * which rows a thread gets never changes what a row computes, so output is bitwise the same for
+ * any thread count. A kernel must:
+ *  - write every row of the tile: O rows, and lse entries when lse != NULL;
+ *  - give O = 0 and lse = -INFINITY for a row with no allowed key;
+ *  - never read a key (K or V row) that no allowed pair of that row touches into that row's
+ *    result (a NaN there must not propagate), and never load past key len_k - 1;
+ *  - use only the scratch it was given (scratch_floats(dim_qk, dim_v) floats, 64-byte aligned).
+ */
+#ifndef SPATTN_KERNEL_H
+#define SPATTN_KERNEL_H
+
+#include <stddef.h>
+
+#include "mask_impl.h"
+#include "spattn.h"
+
+/* One (batch, head) of a problem, pointers already at token 0 of that head. */
+typedef struct spattn_head_job {
+    const float *q;  /* row i at q + i * q_ts */
+    const float *k;  /* key j at k + j * k_ts */
+    const float *v;
+    float *o;
+    float *lse;      /* NULL, or lse[i] for row i */
+    ptrdiff_t q_ts, k_ts, v_ts, o_ts;
+    size_t dim_qk, dim_v;
+    float scale;     /* already resolved (never 0) */
+    float softcap;   /* 0 = off */
+} spattn_head_job;
+
+typedef struct spattn_kernel_table {
+    spattn_isa isa;
+    const char *name;
+    /* Use the gather path for a query tile whose allowed pairs fill less than this fraction
+       of the key tiles it visits (measured per ISA; see docs/performance.md). */
+    double gather_below;
+    size_t (*scratch_floats)(size_t dim_qk, size_t dim_v);
+    /* Tile path: every stored key tile of query tile qt, FULL tiles without per-key tests. */
+    void (*attn_tiles)(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
+                       float *scratch);
+    /* Gather path: the same rows, visiting only the allowed keys one by one. */
+    void (*attn_gather)(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
+                        float *scratch);
+    /* Masked softmax of the rows of query tile qt: y[i*ld + j] for every j < len_k is
+       exp(scale*x - max)/sum over allowed j, 0 elsewhere (and 0 for rows with none allowed).
+       x may equal y. */
+    void (*softmax_tile)(const float *x, float *y, size_t ld, const spattn_mask *mask,
+                         size_t qt, float scale);
+    /* For the benchmark's peak measurement: `iters` rounds of independent FMA chains in this
+       ISA's widest vectors (enough chains to cover FMA latency), returning a value that
+       depends on all of them; *flops gets the flops done (2 per lane per FMA). */
+    float (*fma_probe)(size_t iters, double *flops);
+} spattn_kernel_table;
+
+#define SPATTN_KERNEL(isa, table, cpu_bits) extern const spattn_kernel_table table;
+#include "kernels.inc"
+#undef SPATTN_KERNEL
+
+#endif

@@ -1,0 +1,179 @@
+/* Plans: everything that depends only on shape, masks, ISA and threads, done once.
+ *
+ * The unit of work is one query tile of one (batch, head): unit u = (b * heads_q + h) * nqt + qt.
+ * A unit is computed by exactly one thread and its result does not depend on which other units
+ * that thread runs, so output is bitwise the same for any thread count. Units are cut into
+ * contiguous chunks of about equal cost (allowed pairs, not rows), a few per thread, which
+ * threads take dynamically. */
+#include <omp.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "dispatch.h"
+#include "plan_internal.h"
+#include "validate.h"
+
+/* Chunks per thread: enough that dynamic scheduling evens out cost estimates that are off,
+   few enough that per-chunk overhead stays negligible. */
+#define CHUNKS_PER_THREAD 8
+
+/* Estimated cost of one unit, in pair-operations. A tile visit costs its whole 64 x TQ area
+   whatever its bits; a gathered pair costs about two tiled ones (no register blocking). */
+static uint64_t unit_cost(const spattn_mask *m, size_t qt, int gather)
+{
+    size_t nt = m->qt_ptr[qt + 1] - m->qt_ptr[qt];
+    uint64_t c = gather ? 2 * m->qt_nnz[qt] : (uint64_t)nt * SPATTN_TQ * SPATTN_TK;
+    return c + SPATTN_TQ * 16; /* fixed per-tile work: init, normalise, store */
+}
+
+static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
+                         spattn_path path)
+{
+    if (path != SPATTN_PATH_AUTO)
+        return path == SPATTN_PATH_GATHER;
+    size_t nt = m->qt_ptr[qt + 1] - m->qt_ptr[qt];
+    if (nt == 0)
+        return 0;
+    double area = (double)nt * SPATTN_TK * (double)spattn__qt_rows(m, qt);
+    return (double)m->qt_nnz[qt] < kt->gather_below * area;
+}
+
+void spattn_plan_free(spattn_plan *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->n_masks; i++)
+        spattn_mask_free((spattn_mask *)p->masks[i]);
+    spattn__free(p->masks);
+    spattn__free(p->gather);
+    spattn__free(p->chunk_start);
+    spattn__aligned_free(p->scratch);
+    spattn__free(p);
+}
+
+spattn_status spattn__plan_create_path(const spattn_shape *shape,
+                                       const spattn_mask *const *masks, size_t n_masks,
+                                       const spattn_options *opt, spattn_path path,
+                                       spattn_plan **out)
+{
+    if (out == NULL)
+        return SPATTN_E_NULL;
+    *out = NULL;
+    spattn_status st = spattn__check_shape(shape);
+    if (st == SPATTN_OK)
+        st = spattn__check_masks(shape, masks, n_masks);
+    const spattn_kernel_table *kt = NULL;
+    int nthreads = 1;
+    if (st == SPATTN_OK)
+        st = spattn__resolve(opt, &kt, &nthreads);
+    if (st != SPATTN_OK)
+        return st;
+    if (nthreads == 0)
+        nthreads = omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
+
+    spattn_plan *p = spattn__calloc(1, sizeof *p);
+    if (p == NULL)
+        return SPATTN_E_NOMEM;
+    p->shape = *shape;
+    p->kt = kt;
+    p->nthreads = nthreads;
+    atomic_flag_clear(&p->scratch_busy);
+
+    /* No mask means one all-allowed mask owned by the plan. */
+    size_t nm = n_masks == 0 ? 1 : n_masks;
+    p->masks = spattn__calloc(nm, sizeof *p->masks);
+    if (p->masks == NULL)
+        goto nomem;
+    if (n_masks == 0) {
+        spattn_mask *all;
+        if (spattn__mask_all(shape->len_q, shape->len_k, &all) != SPATTN_OK)
+            goto nomem;
+        p->masks[0] = all;
+        p->n_masks = 1;
+    } else {
+        for (size_t i = 0; i < n_masks; i++) {
+            spattn__mask_retain(masks[i]);
+            p->masks[i] = masks[i];
+            p->n_masks = i + 1;
+        }
+    }
+    p->n_masks_arg = n_masks;
+
+    size_t nqt = (shape->len_q + SPATTN_TQ - 1) / SPATTN_TQ;
+    p->nqt = nqt;
+    p->gather = spattn__calloc(p->n_masks, nqt);
+    if (p->gather == NULL)
+        goto nomem;
+    for (size_t i = 0; i < p->n_masks; i++)
+        for (size_t qt = 0; qt < nqt; qt++) {
+            int g = choose_gather(kt, p->masks[i], qt, path);
+            p->gather[i * nqt + qt] = (uint8_t)g;
+        }
+
+    /* Work split. Units with the same mask share costs, so the sum is cheap to form. */
+    size_t bh = shape->batch * shape->heads_q;
+    size_t nunits = bh * nqt;
+    uint64_t total = 0;
+    for (size_t u = 0; u < bh; u++) {
+        size_t mi = spattn__mask_index(shape, n_masks, u / shape->heads_q, u % shape->heads_q);
+        for (size_t qt = 0; qt < nqt; qt++) {
+            int g = p->gather[mi * nqt + qt];
+            total += unit_cost(p->masks[mi], qt, g);
+            p->gather_tiles += (size_t)g;
+        }
+    }
+    size_t want = nthreads == 1 ? 1 : (size_t)nthreads * CHUNKS_PER_THREAD;
+    if (want > nunits)
+        want = nunits;
+    p->chunk_start = spattn__calloc(want + 1, sizeof *p->chunk_start);
+    if (p->chunk_start == NULL)
+        goto nomem;
+    size_t c = 0;
+    uint64_t acc = 0;
+    p->chunk_start[0] = 0;
+    for (size_t u = 0; u < nunits && c + 1 < want; u++) {
+        size_t bhi = u / nqt, qt = u % nqt;
+        size_t mi = spattn__mask_index(shape, n_masks, bhi / shape->heads_q,
+                                       bhi % shape->heads_q);
+        acc += unit_cost(p->masks[mi], qt, p->gather[mi * nqt + qt]);
+        /* Cut after unit u once this chunk's share of the total is reached. */
+        if ((double)acc >= (double)total * (double)(c + 1) / (double)want)
+            p->chunk_start[++c] = u + 1;
+    }
+    p->chunk_start[++c] = nunits;
+    p->nchunks = c;
+
+    size_t per = kt->scratch_floats(shape->dim_qk, shape->dim_v);
+    p->scratch_per_thread = (per + 15) / 16 * 16; /* keep each thread's part 64-byte aligned */
+    p->scratch = spattn__aligned_alloc(p->scratch_per_thread * sizeof(float) *
+                                       (size_t)p->nthreads);
+    if (p->scratch == NULL)
+        goto nomem;
+    *out = p;
+    return SPATTN_OK;
+nomem:
+    spattn_plan_free(p);
+    return SPATTN_E_NOMEM;
+}
+
+spattn_status spattn_plan_create(const spattn_shape *shape, const spattn_mask *const *masks,
+                                 size_t n_masks, const spattn_options *opt, spattn_plan **out)
+{
+    return spattn__plan_create_path(shape, masks, n_masks, opt, SPATTN_PATH_AUTO, out);
+}
+
+spattn_isa spattn_plan_isa(const spattn_plan *plan)
+{
+    return plan ? plan->kt->isa : SPATTN_ISA_AUTO;
+}
+
+int spattn_plan_threads(const spattn_plan *plan)
+{
+    return plan ? plan->nthreads : 0;
+}
+
+size_t spattn__plan_gather_tiles(const spattn_plan *plan)
+{
+    return plan ? plan->gather_tiles : 0;
+}

@@ -1,0 +1,21 @@
+/* Plan internals shared with the tests (which force one path to test both). */
+#ifndef SPATTN_PLAN_IMPL_H
+#define SPATTN_PLAN_IMPL_H
+
+#include "spattn.h"
+
+typedef enum spattn_path {
+    SPATTN_PATH_AUTO = 0, /* per query tile, by the kernel table's gather_below */
+    SPATTN_PATH_TILES,
+    SPATTN_PATH_GATHER
+} spattn_path;
+
+spattn_status spattn__plan_create_path(const spattn_shape *shape,
+                                       const spattn_mask *const *masks, size_t n_masks,
+                                       const spattn_options *opt, spattn_path path,
+                                       spattn_plan **out);
+
+/* Query tiles the plan sends down the gather path, over all (batch, head). */
+size_t spattn__plan_gather_tiles(const spattn_plan *plan);
+
+#endif

@@ -1,0 +1,150 @@
+/* The float64 reference: the formula of spattn.h, pair by pair. Deliberately shares nothing
+   with the kernels but argument checking and the mask's dense export. */
+#include <math.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "mask_impl.h"
+#include "validate.h"
+
+/* Row i of a softmax over the allowed entries of s (n entries, allowed[j] != 0). Returns the
+   shift used and stores the sum in *l. A row whose allowed scores are all -inf counts as having
+   none (l = 0); NaN scores make l NaN. */
+static double row_softmax(const double *s, const uint8_t *allowed, size_t n, double *l)
+{
+    double m = -INFINITY;
+    for (size_t j = 0; j < n; j++)
+        if (allowed[j] && s[j] > m)
+            m = s[j];
+    double shift = m == -INFINITY ? 0.0 : m;
+    double sum = 0.0;
+    for (size_t j = 0; j < n; j++)
+        if (allowed[j])
+            sum += exp(s[j] - shift);
+    *l = sum;
+    return shift;
+}
+
+static double score(const float *q, const float *k, size_t d, double scale, double softcap)
+{
+    double dot = 0.0;
+    for (size_t t = 0; t < d; t++)
+        dot += (double)q[t] * (double)k[t];
+    double s = scale * dot;
+    if (softcap != 0.0)
+        s = softcap * tanh(s / softcap);
+    return s;
+}
+
+spattn_status spattn_reference_forward(const spattn_args *args, const spattn_mask *const *masks,
+                                       size_t n_masks)
+{
+    if (args == NULL)
+        return SPATTN_E_NULL;
+    const spattn_shape *sh = &args->shape;
+    spattn_status st = spattn__check_shape(sh);
+    if (st == SPATTN_OK)
+        st = spattn__check_masks(sh, masks, n_masks);
+    if (st == SPATTN_OK)
+        st = spattn__check_tensors(args);
+    if (st != SPATTN_OK)
+        return st;
+
+    size_t lq = sh->len_q, lk = sh->len_k;
+    uint8_t *allowed = spattn__malloc(lq * lk);
+    double *s = spattn__malloc(lk * sizeof(double));
+    double *acc = spattn__malloc(sh->dim_v * sizeof(double));
+    if (allowed == NULL || s == NULL || acc == NULL) {
+        spattn__free(allowed);
+        spattn__free(s);
+        spattn__free(acc);
+        return SPATTN_E_NOMEM;
+    }
+    double scale = spattn__resolve_scale(args->scale, sh->dim_qk);
+    size_t group = sh->heads_q / sh->heads_kv;
+    size_t have = (size_t)-1; /* the mask whose dense form `allowed` holds */
+    if (n_masks == 0)
+        memset(allowed, 1, lq * lk);
+    for (size_t b = 0; b < sh->batch; b++)
+        for (size_t h = 0; h < sh->heads_q; h++) {
+            size_t mi = spattn__mask_index(sh, n_masks, b, h);
+            if (n_masks != 0 && mi != have) {
+                spattn_mask_to_dense(masks[mi], allowed, lk);
+                have = mi;
+            }
+            size_t hk = h / group;
+            const float *q = args->q + (ptrdiff_t)b * args->q_layout.batch +
+                             (ptrdiff_t)h * args->q_layout.head;
+            const float *k = args->k + (ptrdiff_t)b * args->k_layout.batch +
+                             (ptrdiff_t)hk * args->k_layout.head;
+            const float *v = args->v + (ptrdiff_t)b * args->v_layout.batch +
+                             (ptrdiff_t)hk * args->v_layout.head;
+            float *o = args->o + (ptrdiff_t)b * args->o_layout.batch +
+                       (ptrdiff_t)h * args->o_layout.head;
+            for (size_t i = 0; i < lq; i++) {
+                const uint8_t *row = allowed + i * lk;
+                for (size_t j = 0; j < lk; j++)
+                    s[j] = row[j] ? score(q + (ptrdiff_t)i * args->q_layout.token,
+                                          k + (ptrdiff_t)j * args->k_layout.token,
+                                          sh->dim_qk, scale, args->softcap)
+                                  : 0.0;
+                double l;
+                double shift = row_softmax(s, row, lk, &l);
+                for (size_t d = 0; d < sh->dim_v; d++)
+                    acc[d] = 0.0;
+                if (l != 0.0) {
+                    for (size_t j = 0; j < lk; j++) {
+                        if (!row[j])
+                            continue;
+                        double p = exp(s[j] - shift);
+                        const float *vj = v + (ptrdiff_t)j * args->v_layout.token;
+                        for (size_t d = 0; d < sh->dim_v; d++)
+                            acc[d] += p * (double)vj[d];
+                    }
+                }
+                float *oi = o + (ptrdiff_t)i * args->o_layout.token;
+                for (size_t d = 0; d < sh->dim_v; d++)
+                    oi[d] = l != 0.0 ? (float)(acc[d] / l) : 0.0f;
+                if (args->lse)
+                    args->lse[(b * sh->heads_q + h) * lq + i] =
+                        l != 0.0 ? (float)(shift + log(l)) : -INFINITY;
+            }
+        }
+    spattn__free(allowed);
+    spattn__free(s);
+    spattn__free(acc);
+    return SPATTN_OK;
+}
+
+spattn_status spattn_reference_softmax_masked(const float *x, float *y, size_t rows,
+                                              size_t cols, size_t ld, const spattn_mask *mask,
+                                              float scale)
+{
+    spattn_status st = spattn__check_softmax(x, y, rows, cols, ld, mask, scale);
+    if (st != SPATTN_OK)
+        return st;
+    uint8_t *allowed = spattn__malloc(cols);
+    double *s = spattn__malloc(cols * sizeof(double));
+    uint8_t *dense = spattn__malloc(rows * cols);
+    if (allowed == NULL || s == NULL || dense == NULL) {
+        spattn__free(allowed);
+        spattn__free(s);
+        spattn__free(dense);
+        return SPATTN_E_NOMEM;
+    }
+    spattn_mask_to_dense(mask, dense, cols);
+    double sc = scale != 0.0f ? scale : 1.0;
+    for (size_t i = 0; i < rows; i++) {
+        memcpy(allowed, dense + i * cols, cols);
+        for (size_t j = 0; j < cols; j++)
+            s[j] = allowed[j] ? sc * (double)x[i * ld + j] : 0.0;
+        double l;
+        double shift = row_softmax(s, allowed, cols, &l);
+        for (size_t j = 0; j < cols; j++)
+            y[i * ld + j] = (allowed[j] && l != 0.0) ? (float)(exp(s[j] - shift) / l) : 0.0f;
+    }
+    spattn__free(allowed);
+    spattn__free(s);
+    spattn__free(dense);
+    return SPATTN_OK;
+}

@@ -1,0 +1,197 @@
+/* The portable tier: the flash-attention tile loop of the SIMD kernels in plain C. Every ISA
+   kernel mirrors this structure; it is also what runs where no SIMD tier is compiled in.
+ *
+ * Online softmax per row: running max m, running sum l, unnormalised output acc. A key block
+ * with new max m' rescales l and acc by exp(m - m'). While every allowed score seen so far is
+ * -inf the shift is 0 instead of -inf, so exp(-inf - shift) = 0 and never NaN; NaN scores still
+ * give NaN, as the reference does. */
+#include <math.h>
+#include <string.h>
+
+#include "kernel.h"
+
+typedef struct row_state {
+    float m, l;
+    float *acc; /* dim_v */
+} row_state;
+
+static float softcapped(float s, float softcap)
+{
+    return softcap != 0.0f ? softcap * tanhf(s / softcap) : s;
+}
+
+/* One row against the allowed keys (bits) of one key tile starting at key j0. */
+static void row_block(const spattn_head_job *job, const float *qi, size_t j0, uint64_t bits,
+                      row_state *r, float *s)
+{
+    float mt = -INFINITY;
+    for (uint64_t b = bits; b != 0; b &= b - 1) {
+        int c = __builtin_ctzll(b);
+        const float *kj = job->k + (ptrdiff_t)(j0 + (size_t)c) * job->k_ts;
+        float dot = 0.0f;
+        for (size_t d = 0; d < job->dim_qk; d++)
+            dot += qi[d] * kj[d];
+        s[c] = softcapped(job->scale * dot, job->softcap);
+        if (s[c] > mt)
+            mt = s[c];
+    }
+    float m_new = mt > r->m ? mt : r->m;
+    float shift = m_new == -INFINITY ? 0.0f : m_new;
+    /* Nothing weighted has been accumulated while the running max is -inf (l and acc are
+       0, or NaN), so there is nothing to rescale; exp(0 - shift) could even overflow. */
+    if (r->m != -INFINITY && shift != r->m) {
+        float alpha = expf(r->m - shift);
+        r->l *= alpha;
+        for (size_t d = 0; d < job->dim_v; d++)
+            r->acc[d] *= alpha;
+    }
+    for (uint64_t b = bits; b != 0; b &= b - 1) {
+        int c = __builtin_ctzll(b);
+        float p = expf(s[c] - shift);
+        const float *vj = job->v + (ptrdiff_t)(j0 + (size_t)c) * job->v_ts;
+        r->l += p;
+        for (size_t d = 0; d < job->dim_v; d++)
+            r->acc[d] += p * vj[d];
+    }
+    r->m = m_new;
+}
+
+static void row_finish(const spattn_head_job *job, size_t i, const row_state *r)
+{
+    float *oi = job->o + (ptrdiff_t)i * job->o_ts;
+    if (r->l == 0.0f) {
+        memset(oi, 0, job->dim_v * sizeof(float));
+        if (job->lse)
+            job->lse[i] = -INFINITY;
+        return;
+    }
+    float inv = 1.0f / r->l;
+    for (size_t d = 0; d < job->dim_v; d++)
+        oi[d] = r->acc[d] * inv;
+    if (job->lse)
+        job->lse[i] = (r->m == -INFINITY ? 0.0f : r->m) + logf(r->l);
+}
+
+/* scratch: TQ row accumulators of dim_v, then one tile row of scores. */
+static size_t scalar_scratch(size_t dim_qk, size_t dim_v)
+{
+    (void)dim_qk;
+    return SPATTN_TQ * dim_v + SPATTN_TK;
+}
+
+static void init_rows(const spattn_head_job *job, size_t rows, float *scratch, row_state *st)
+{
+    for (size_t r = 0; r < rows; r++) {
+        st[r].m = -INFINITY;
+        st[r].l = 0.0f;
+        st[r].acc = scratch + r * job->dim_v;
+        memset(st[r].acc, 0, job->dim_v * sizeof(float));
+    }
+}
+
+/* Tile order: key tile outer, rows inner, as the SIMD kernels walk it (each K/V tile is loaded
+   once for all rows of the query tile). */
+static void scalar_tiles(const spattn_head_job *job, const spattn_mask *m, size_t qt,
+                         float *scratch)
+{
+    size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
+    row_state st[SPATTN_TQ];
+    init_rows(job, rows, scratch, st);
+    float *s = scratch + SPATTN_TQ * job->dim_v;
+    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
+        const spattn_ktile *kt = &m->tiles[t];
+        for (size_t r = 0; r < rows; r++) {
+            uint64_t bits = spattn__tile_row_bits(m, kt, qt, r);
+            if (bits != 0)
+                row_block(job, job->q + (ptrdiff_t)(i0 + r) * job->q_ts,
+                          (size_t)kt->kt * SPATTN_TK, bits, &st[r], s);
+        }
+    }
+    for (size_t r = 0; r < rows; r++)
+        row_finish(job, i0 + r, &st[r]);
+}
+
+/* Gather order: one row at a time through its allowed keys only. */
+static void scalar_gather(const spattn_head_job *job, const spattn_mask *m, size_t qt,
+                          float *scratch)
+{
+    size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
+    row_state st;
+    float *s = scratch + SPATTN_TQ * job->dim_v;
+    for (size_t r = 0; r < rows; r++) {
+        init_rows(job, 1, scratch, &st);
+        const float *qi = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
+        for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
+            uint64_t bits = spattn__tile_row_bits(m, &m->tiles[t], qt, r);
+            if (bits != 0)
+                row_block(job, qi, (size_t)m->tiles[t].kt * SPATTN_TK, bits, &st, s);
+        }
+        row_finish(job, i0 + r, &st);
+    }
+}
+
+static void scalar_softmax(const float *x, float *y, size_t ld, const spattn_mask *m, size_t qt,
+                           float scale)
+{
+    size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
+    size_t t0 = m->qt_ptr[qt], t1 = m->qt_ptr[qt + 1];
+    for (size_t r = 0; r < rows; r++) {
+        const float *xi = x + (i0 + r) * ld;
+        float *yi = y + (i0 + r) * ld;
+        float mx = -INFINITY;
+        for (size_t t = t0; t < t1; t++) {
+            size_t j0 = (size_t)m->tiles[t].kt * SPATTN_TK;
+            for (uint64_t b = spattn__tile_row_bits(m, &m->tiles[t], qt, r); b; b &= b - 1) {
+                float v = scale * xi[j0 + (size_t)__builtin_ctzll(b)];
+                if (v > mx)
+                    mx = v;
+            }
+        }
+        float shift = mx == -INFINITY ? 0.0f : mx, l = 0.0f;
+        for (size_t t = t0; t < t1; t++) {
+            size_t j0 = (size_t)m->tiles[t].kt * SPATTN_TK;
+            for (uint64_t b = spattn__tile_row_bits(m, &m->tiles[t], qt, r); b; b &= b - 1)
+                l += expf(scale * xi[j0 + (size_t)__builtin_ctzll(b)] - shift);
+        }
+        float inv = l != 0.0f ? 1.0f / l : 0.0f;
+        /* Written in increasing j, each entry after its x was last read: y may equal x. */
+        size_t j = 0;
+        for (size_t t = t0; t <= t1; t++) {
+            size_t j0 = t < t1 ? (size_t)m->tiles[t].kt * SPATTN_TK : m->len_k;
+            for (; j < j0; j++)
+                yi[j] = 0.0f;
+            if (t == t1)
+                break;
+            uint64_t bits = spattn__tile_row_bits(m, &m->tiles[t], qt, r);
+            size_t n = spattn__kt_cols(m, m->tiles[t].kt);
+            for (size_t c = 0; c < n; c++, j++)
+                yi[j] = (l != 0.0f && ((bits >> c) & 1)) ? expf(scale * xi[j] - shift) * inv
+                                                          : 0.0f;
+        }
+    }
+}
+
+static float scalar_fma_probe(size_t iters, double *flops)
+{
+    /* Eight independent chains: enough to cover FMA latency on most cores. */
+    float a[8] = {1.0f, 1.1f, 1.2f, 1.3f, 1.4f, 1.5f, 1.6f, 1.7f};
+    const float x = 0.999999f, y = 1e-7f;
+    for (size_t it = 0; it < iters; it++)
+        for (int c = 0; c < 8; c++)
+            a[c] = fmaf(a[c], x, y);
+    *flops = 2.0 * 8.0 * (double)iters;
+    return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+}
+
+const spattn_kernel_table spattn_kernels_scalar = {
+    .isa = SPATTN_ISA_SCALAR,
+    .name = "scalar",
+    /* Both scalar paths do the same per-pair work; gather only saves walking rows of tiles
+       that are mostly empty. */
+    .gather_below = 0.25,
+    .scratch_floats = scalar_scratch,
+    .attn_tiles = scalar_tiles,
+    .attn_gather = scalar_gather,
+    .softmax_tile = scalar_softmax,
+    .fma_probe = scalar_fma_probe,
+};

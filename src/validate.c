@@ -1,0 +1,206 @@
+#include "validate.h"
+
+#include <math.h>
+#include <stdint.h>
+
+#include "mask_impl.h"
+
+static int mul_ok(size_t a, size_t b, size_t *r)
+{
+    if (a != 0 && b > SIZE_MAX / a)
+        return 0;
+    *r = a * b;
+    return 1;
+}
+
+spattn_status spattn__check_shape(const spattn_shape *s)
+{
+    if (s == NULL)
+        return SPATTN_E_NULL;
+    if (s->batch == 0 || s->heads_q == 0 || s->heads_kv == 0 || s->len_q == 0 ||
+        s->len_k == 0 || s->dim_qk == 0 || s->dim_v == 0)
+        return SPATTN_E_SHAPE;
+    if (s->len_q > SPATTN_MAX_LEN || s->len_k > SPATTN_MAX_LEN)
+        return SPATTN_E_SHAPE;
+    /* Every element count we may form must fit in ptrdiff_t and in bytes of size_t. */
+    size_t limit = (size_t)PTRDIFF_MAX / sizeof(float);
+    size_t n;
+    const size_t dims[] = {s->dim_qk, s->dim_v, 1};
+    for (int i = 0; i < 3; i++) {
+        if (!mul_ok(s->batch, s->heads_q, &n) || !mul_ok(n, s->len_q, &n) ||
+            !mul_ok(n, dims[i], &n) || n > limit)
+            return SPATTN_E_SHAPE;
+        if (!mul_ok(s->batch, s->heads_kv, &n) || !mul_ok(n, s->len_k, &n) ||
+            !mul_ok(n, dims[i], &n) || n > limit)
+            return SPATTN_E_SHAPE;
+    }
+    if (s->heads_q % s->heads_kv != 0)
+        return SPATTN_E_ARG;
+    return SPATTN_OK;
+}
+
+spattn_status spattn__check_masks(const spattn_shape *s, const spattn_mask *const *masks,
+                                  size_t n_masks)
+{
+    if (n_masks == 0)
+        return SPATTN_OK;
+    if (masks == NULL)
+        return SPATTN_E_NULL;
+    if (n_masks != 1 && n_masks != s->heads_q && n_masks != s->batch * s->heads_q)
+        return SPATTN_E_MASK;
+    for (size_t i = 0; i < n_masks; i++)
+        if (masks[i] == NULL)
+            return SPATTN_E_NULL;
+    for (size_t i = 0; i < n_masks; i++)
+        if (masks[i]->len_q != s->len_q || masks[i]->len_k != s->len_k)
+            return SPATTN_E_MASK;
+    return SPATTN_OK;
+}
+
+size_t spattn__mask_index(const spattn_shape *s, size_t n_masks, size_t b, size_t h)
+{
+    if (n_masks <= 1)
+        return 0;
+    if (n_masks == s->heads_q)
+        return h;
+    return b * s->heads_q + h;
+}
+
+/* A strided [batch][head][token][dim] view: its span in elements, or 0 if a stride is
+   negative or the span overflows. */
+typedef struct view {
+    size_t n[4];
+    ptrdiff_t st[4];
+} view;
+
+static size_t view_span(const view *v)
+{
+    size_t span = 1; /* last offset + 1 */
+    for (int i = 0; i < 4; i++) {
+        if (v->st[i] < 0)
+            return 0;
+        size_t off;
+        if (!mul_ok(v->n[i] - 1, (size_t)v->st[i], &off) || span > SIZE_MAX - off)
+            return 0;
+        span += off;
+    }
+    if (span > (size_t)PTRDIFF_MAX / sizeof(float))
+        return 0;
+    return span;
+}
+
+/* Sufficient for no two elements sharing an address: ordered by stride, each axis of size > 1
+   steps past everything the smaller axes reach. Exotic interleavings that are still injective
+   are refused too; outputs in such layouts are not worth the risk of a silent race. */
+static int view_injective(const view *v)
+{
+    int idx[4], n = 0;
+    for (int i = 0; i < 4; i++)
+        if (v->n[i] > 1)
+            idx[n++] = i;
+    for (int a = 1; a < n; a++)
+        for (int b = a; b > 0 && v->st[idx[b]] < v->st[idx[b - 1]]; b--) {
+            int t = idx[b];
+            idx[b] = idx[b - 1];
+            idx[b - 1] = t;
+        }
+    size_t reach = 0; /* largest offset the smaller axes reach */
+    for (int a = 0; a < n; a++) {
+        size_t st = (size_t)v->st[idx[a]];
+        if (st <= reach)
+            return 0;
+        reach += (v->n[idx[a]] - 1) * st; /* no overflow: view_span passed */
+    }
+    return 1;
+}
+
+static view make_view(size_t b, size_t h, size_t t, size_t d, spattn_layout l)
+{
+    view v = {{b, h, t, d}, {l.batch, l.head, l.token, 1}};
+    return v;
+}
+
+typedef struct range {
+    uintptr_t lo, hi; /* [lo, hi) in bytes */
+} range;
+
+static range make_range(const void *p, size_t elems)
+{
+    range r = {(uintptr_t)p, (uintptr_t)p + elems * sizeof(float)};
+    return r;
+}
+
+static int overlap(range a, range b)
+{
+    return a.lo < b.hi && b.lo < a.hi;
+}
+
+spattn_status spattn__check_tensors(const spattn_args *a)
+{
+    if (a->q == NULL || a->k == NULL || a->v == NULL || a->o == NULL)
+        return SPATTN_E_NULL;
+    const spattn_shape *s = &a->shape;
+    view vq = make_view(s->batch, s->heads_q, s->len_q, s->dim_qk, a->q_layout);
+    view vk = make_view(s->batch, s->heads_kv, s->len_k, s->dim_qk, a->k_layout);
+    view vv = make_view(s->batch, s->heads_kv, s->len_k, s->dim_v, a->v_layout);
+    view vo = make_view(s->batch, s->heads_q, s->len_q, s->dim_v, a->o_layout);
+    size_t nq = view_span(&vq), nk = view_span(&vk), nv = view_span(&vv), no = view_span(&vo);
+    if (nq == 0 || nk == 0 || nv == 0 || no == 0)
+        return SPATTN_E_SHAPE;
+    /* The dim axis is contiguous, so a token stride below the row length overlaps rows. */
+    if (!view_injective(&vo))
+        return SPATTN_E_SHAPE;
+    /* The address arithmetic of the spans must not wrap. */
+    const void *ptrs[] = {a->q, a->k, a->v, a->o};
+    const size_t spans[] = {nq, nk, nv, no};
+    for (int i = 0; i < 4; i++)
+        if ((uintptr_t)ptrs[i] > UINTPTR_MAX - spans[i] * sizeof(float))
+            return SPATTN_E_SHAPE;
+
+    range ro = make_range(a->o, no);
+    if (overlap(ro, make_range(a->q, nq)) || overlap(ro, make_range(a->k, nk)) ||
+        overlap(ro, make_range(a->v, nv)))
+        return SPATTN_E_ARG;
+    if (a->lse != NULL) {
+        size_t nl = s->batch * s->heads_q * s->len_q; /* checked by check_shape */
+        if ((uintptr_t)a->lse > UINTPTR_MAX - nl * sizeof(float))
+            return SPATTN_E_SHAPE;
+        range rl = make_range(a->lse, nl);
+        if (overlap(rl, ro) || overlap(rl, make_range(a->q, nq)) ||
+            overlap(rl, make_range(a->k, nk)) || overlap(rl, make_range(a->v, nv)))
+            return SPATTN_E_ARG;
+    }
+    if (!isfinite(a->scale) || a->scale < 0.0f)
+        return SPATTN_E_ARG;
+    if (!isfinite(a->softcap) || a->softcap < 0.0f)
+        return SPATTN_E_ARG;
+    return SPATTN_OK;
+}
+
+float spattn__resolve_scale(float scale, size_t dim_qk)
+{
+    return scale != 0.0f ? scale : (float)(1.0 / sqrt((double)dim_qk));
+}
+
+spattn_status spattn__check_softmax(const float *x, const float *y, size_t rows, size_t cols,
+                                    size_t ld, const spattn_mask *mask, float scale)
+{
+    if (x == NULL || y == NULL || mask == NULL)
+        return SPATTN_E_NULL;
+    if (rows == 0 || cols == 0 || ld < cols)
+        return SPATTN_E_SHAPE;
+    size_t n;
+    if (!mul_ok(rows - 1, ld, &n) || n > (size_t)PTRDIFF_MAX / sizeof(float) - cols)
+        return SPATTN_E_SHAPE;
+    n += cols;
+    if ((uintptr_t)x > UINTPTR_MAX - n * sizeof(float) ||
+        (uintptr_t)y > UINTPTR_MAX - n * sizeof(float))
+        return SPATTN_E_SHAPE;
+    if (mask->len_q != rows || mask->len_k != cols)
+        return SPATTN_E_MASK;
+    if (!isfinite(scale) || scale < 0.0f)
+        return SPATTN_E_ARG;
+    if (x != y && overlap(make_range(x, n), make_range(y, n)))
+        return SPATTN_E_ARG;
+    return SPATTN_OK;
+}

@@ -1,0 +1,198 @@
+/*
+ * The AVX2+FMA vector layer under attn_x86_tpl.h (see vec_avx512.h for the two shapes).
+ * col_t is a pair of ymm (rows 0-7, 8-15); masks are all-ones lanes, since AVX2 has no
+ * mask registers.
+ */
+#ifndef SPATTN_VEC_AVX2_H
+#define SPATTN_VEC_AVX2_H
+
+#if !defined(__AVX2__) || !defined(__FMA__)
+#error "vec_avx2.h needs -mavx2 -mfma"
+#endif
+
+#include <immintrin.h>
+#include <sleef.h>
+#include <stdint.h>
+
+#include "x86_math.h"
+
+#define SPATTN_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* ---- col_t: 16 lanes as two ymm --------------------------------------------------------- */
+typedef struct col_t { __m256 lo, hi; } col_t;
+typedef struct cmask_t { __m256 lo, hi; } cmask_t;
+
+/* Only 16 ymm registers: 6 keys x 2 halves of S, 6 dims x 2 halves of O (4 when masks also
+   take registers). */
+#define QK_NB 6
+#define QK_DS 1
+#define PV_EB 6
+#define PV_EBM 4
+
+SPATTN_ALWAYS_INLINE col_t col_mk(__m256 lo, __m256 hi)
+{
+    col_t c = {lo, hi};
+    return c;
+}
+SPATTN_ALWAYS_INLINE col_t col_zero(void)
+{
+    return col_mk(_mm256_setzero_ps(), _mm256_setzero_ps());
+}
+SPATTN_ALWAYS_INLINE col_t col_set1(float x) { return col_mk(_mm256_set1_ps(x), _mm256_set1_ps(x)); }
+SPATTN_ALWAYS_INLINE col_t col_load(const float *p)
+{
+    return col_mk(_mm256_load_ps(p), _mm256_load_ps(p + 8));
+}
+SPATTN_ALWAYS_INLINE void col_store(float *p, col_t a)
+{
+    _mm256_store_ps(p, a.lo);
+    _mm256_store_ps(p + 8, a.hi);
+}
+SPATTN_ALWAYS_INLINE col_t col_add(col_t a, col_t b)
+{
+    return col_mk(_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi));
+}
+SPATTN_ALWAYS_INLINE col_t col_sub(col_t a, col_t b)
+{
+    return col_mk(_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi));
+}
+SPATTN_ALWAYS_INLINE col_t col_mul(col_t a, col_t b)
+{
+    return col_mk(_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi));
+}
+SPATTN_ALWAYS_INLINE col_t col_max(col_t a, col_t b)
+{
+    return col_mk(_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi));
+}
+SPATTN_ALWAYS_INLINE col_t col_fma_bc(col_t a, const float *p, col_t acc)
+{
+    __m256 b = _mm256_broadcast_ss(p);
+    return col_mk(_mm256_fmadd_ps(a.lo, b, acc.lo), _mm256_fmadd_ps(a.hi, b, acc.hi));
+}
+/* Lanes outside m add a * 0 = 0 exactly: the broadcast is masked, not the product, so a NaN
+   at *p cannot reach them (a is finite there: 0 from exp2(-inf)). */
+SPATTN_ALWAYS_INLINE col_t col_fma_bc_m(col_t a, const float *p, col_t acc, cmask_t m)
+{
+    __m256 b = _mm256_broadcast_ss(p);
+    return col_mk(_mm256_fmadd_ps(a.lo, _mm256_and_ps(b, m.lo), acc.lo),
+                  _mm256_fmadd_ps(a.hi, _mm256_and_ps(b, m.hi), acc.hi));
+}
+SPATTN_ALWAYS_INLINE cmask_t cmask_bits(uint32_t bits)
+{
+    const __m256i b = _mm256_set1_epi32((int)bits);
+    const __m256i l0 = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i l1 = _mm256_setr_epi32(256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
+    cmask_t m = {_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(b, l0), l0)),
+                 _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(b, l1), l1))};
+    return m;
+}
+SPATTN_ALWAYS_INLINE col_t col_select(cmask_t m, col_t a, col_t b)
+{
+    return col_mk(_mm256_blendv_ps(b.lo, a.lo, m.lo), _mm256_blendv_ps(b.hi, a.hi, m.hi));
+}
+SPATTN_ALWAYS_INLINE cmask_t col_is_neginf(col_t a)
+{
+    const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
+    cmask_t m = {_mm256_cmp_ps(a.lo, ninf, _CMP_EQ_OQ), _mm256_cmp_ps(a.hi, ninf, _CMP_EQ_OQ)};
+    return m;
+}
+SPATTN_ALWAYS_INLINE col_t col_exp2(col_t x)
+{
+    return col_mk(spattn__exp2_ymm(x.lo), spattn__exp2_ymm(x.hi));
+}
+SPATTN_ALWAYS_INLINE col_t col_tanh(col_t x)
+{
+    return col_mk(Sleef_tanhf8_u35avx2(x.lo), Sleef_tanhf8_u35avx2(x.hi));
+}
+SPATTN_ALWAYS_INLINE float hsum_ymm(__m256 a)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+SPATTN_ALWAYS_INLINE float hmax_ymm(__m256 a)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+SPATTN_ALWAYS_INLINE float col_hmax(col_t a) { return hmax_ymm(_mm256_max_ps(a.lo, a.hi)); }
+SPATTN_ALWAYS_INLINE float col_hsum(col_t a) { return hsum_ymm(_mm256_add_ps(a.lo, a.hi)); }
+
+/* Column masks of a PARTIAL tile: cm[j] bit r = bit j of rows[r]. Shifting bit j of every
+   row's 32-bit half into the sign bit lets movemask collect 8 rows at once. */
+static inline void col_masks_from_rows(const uint64_t rows[16], uint32_t cm[64])
+{
+    uint32_t h[4][8];
+    for (int r = 0; r < 16; r++) {
+        h[r >> 3][r & 7] = (uint32_t)rows[r];
+        h[2 + (r >> 3)][r & 7] = (uint32_t)(rows[r] >> 32);
+    }
+    __m256i v[4];
+    for (int i = 0; i < 4; i++)
+        v[i] = _mm256_loadu_si256((const __m256i *)(const void *)h[i]);
+    for (int j = 0; j < 32; j++) {
+        __m128i sh = _mm_cvtsi32_si128(31 - j);
+        uint32_t m[4];
+        for (int i = 0; i < 4; i++)
+            m[i] = (uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_sll_epi32(v[i], sh)));
+        cm[j] = m[0] | m[1] << 8;
+        cm[j + 32] = m[2] | m[3] << 8;
+    }
+}
+
+/* ---- vec_t: 8 lanes along dim or keys --------------------------------------------------- */
+typedef __m256 vec_t;
+typedef __m256i vmask_t;
+#define VL 8
+
+SPATTN_ALWAYS_INLINE vec_t vec_zero(void) { return _mm256_setzero_ps(); }
+SPATTN_ALWAYS_INLINE vec_t vec_set1(float x) { return _mm256_set1_ps(x); }
+SPATTN_ALWAYS_INLINE vec_t vec_loadu(const float *p) { return _mm256_loadu_ps(p); }
+SPATTN_ALWAYS_INLINE void vec_storeu(float *p, vec_t a) { _mm256_storeu_ps(p, a); }
+SPATTN_ALWAYS_INLINE vmask_t vmask_bits(uint64_t bits)
+{
+    const __m256i l = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)(bits & 0xff)), l), l);
+}
+SPATTN_ALWAYS_INLINE vmask_t vmask_first(size_t n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+/* vmaskmov: lanes outside m are not read (no fault) and come out 0. */
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_m(const float *p, vmask_t m) { return _mm256_maskload_ps(p, m); }
+SPATTN_ALWAYS_INLINE void vec_storeu_m(float *p, vmask_t m, vec_t a) { _mm256_maskstore_ps(p, m, a); }
+SPATTN_ALWAYS_INLINE vec_t vec_add(vec_t a, vec_t b) { return _mm256_add_ps(a, b); }
+SPATTN_ALWAYS_INLINE vec_t vec_mul(vec_t a, vec_t b) { return _mm256_mul_ps(a, b); }
+SPATTN_ALWAYS_INLINE vec_t vec_max(vec_t a, vec_t b) { return _mm256_max_ps(a, b); }
+SPATTN_ALWAYS_INLINE vec_t vec_fma(vec_t a, vec_t b, vec_t c) { return _mm256_fmadd_ps(a, b, c); }
+SPATTN_ALWAYS_INLINE vec_t vec_select(vmask_t m, vec_t a, vec_t b)
+{
+    return _mm256_blendv_ps(b, a, _mm256_castsi256_ps(m));
+}
+SPATTN_ALWAYS_INLINE vec_t vec_exp2(vec_t x) { return spattn__exp2_ymm(x); }
+SPATTN_ALWAYS_INLINE float vec_hsum(vec_t a) { return hsum_ymm(a); }
+SPATTN_ALWAYS_INLINE float vec_hmax(vec_t a) { return hmax_ymm(a); }
+
+/* Peak probe: 12 independent chains (4-cycle latency, two FMA ports, 16 registers). */
+static inline float vec_fma_probe(size_t iters, double *flops)
+{
+    __m256 a[12];
+    for (int c = 0; c < 12; c++)
+        a[c] = _mm256_set1_ps(1.0f + 0.01f * (float)c);
+    const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+    for (size_t it = 0; it < iters; it++) {
+        for (int c = 0; c < 12; c++)
+            a[c] = _mm256_fmadd_ps(a[c], x, y);
+        __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]));
+    }
+    __m256 s = a[0];
+    for (int c = 1; c < 12; c++)
+        s = _mm256_add_ps(s, a[c]);
+    *flops = 2.0 * 8.0 * 12.0 * (double)iters;
+    return hsum_ymm(s);
+}
+
+#endif

@@ -1,0 +1,136 @@
+/*
+ * The AVX-512 vector layer under attn_x86_tpl.h. Two shapes:
+ *  - col_t: 16 floats, one per query row of a tile (tile path) or per key of a gather chunk;
+ *  - vec_t: the widest vector, running along dim or along the keys of a softmax row.
+ * On AVX-512 both are one zmm.
+ */
+#ifndef SPATTN_VEC_AVX512_H
+#define SPATTN_VEC_AVX512_H
+
+#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__) || \
+    !defined(__AVX512VL__) || !defined(__FMA__)
+#error "vec_avx512.h needs -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma"
+#endif
+
+#include <immintrin.h>
+#include <sleef.h>
+#include <stdint.h>
+
+#include "x86_math.h"
+
+#define SPATTN_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* ---- col_t: 16 lanes ------------------------------------------------------------------- */
+typedef __m512 col_t;
+typedef __mmask16 cmask_t;
+
+/* Register blocking of the two products (see attn_x86_tpl.h): keys per S block and their
+   split of dim into independent chains, dims of O per PV block (plain and masked). */
+#define QK_NB 8
+#define QK_DS 2
+#define PV_EB 16
+#define PV_EBM 16
+
+SPATTN_ALWAYS_INLINE col_t col_zero(void) { return _mm512_setzero_ps(); }
+SPATTN_ALWAYS_INLINE col_t col_set1(float x) { return _mm512_set1_ps(x); }
+SPATTN_ALWAYS_INLINE col_t col_load(const float *p) { return _mm512_load_ps(p); }
+SPATTN_ALWAYS_INLINE void col_store(float *p, col_t a) { _mm512_store_ps(p, a); }
+SPATTN_ALWAYS_INLINE col_t col_add(col_t a, col_t b) { return _mm512_add_ps(a, b); }
+SPATTN_ALWAYS_INLINE col_t col_sub(col_t a, col_t b) { return _mm512_sub_ps(a, b); }
+SPATTN_ALWAYS_INLINE col_t col_mul(col_t a, col_t b) { return _mm512_mul_ps(a, b); }
+/* NaN in b wins (vmaxps returns its second operand when either is NaN). */
+SPATTN_ALWAYS_INLINE col_t col_max(col_t a, col_t b) { return _mm512_max_ps(a, b); }
+/* acc + a * (*p) */
+SPATTN_ALWAYS_INLINE col_t col_fma_bc(col_t a, const float *p, col_t acc)
+{
+    return _mm512_fmadd_ps(a, _mm512_set1_ps(*p), acc);
+}
+/* The same, lanes outside m keep acc untouched (so a NaN at *p cannot reach them). */
+SPATTN_ALWAYS_INLINE col_t col_fma_bc_m(col_t a, const float *p, col_t acc, cmask_t m)
+{
+    return _mm512_mask3_fmadd_ps(a, _mm512_set1_ps(*p), acc, m);
+}
+SPATTN_ALWAYS_INLINE cmask_t cmask_bits(uint32_t bits) { return (cmask_t)bits; }
+/* m ? a : b */
+SPATTN_ALWAYS_INLINE col_t col_select(cmask_t m, col_t a, col_t b)
+{
+    return _mm512_mask_blend_ps(m, b, a);
+}
+SPATTN_ALWAYS_INLINE cmask_t col_is_neginf(col_t a)
+{
+    return _mm512_cmp_ps_mask(a, _mm512_set1_ps(-__builtin_inff()), _CMP_EQ_OQ);
+}
+SPATTN_ALWAYS_INLINE col_t col_exp2(col_t x) { return spattn__exp2_zmm(x); }
+SPATTN_ALWAYS_INLINE col_t col_tanh(col_t x) { return Sleef_tanhf16_u35avx512f(x); }
+SPATTN_ALWAYS_INLINE float col_hmax(col_t a) { return _mm512_reduce_max_ps(a); }
+SPATTN_ALWAYS_INLINE float col_hsum(col_t a) { return _mm512_reduce_add_ps(a); }
+
+/* Column masks of a PARTIAL tile: cm[j] bit r = bit j of rows[r], for the 64 keys. */
+static inline void col_masks_from_rows(const uint64_t rows[16], uint32_t cm[64])
+{
+    __m512i r0 = _mm512_loadu_si512((const void *)rows);
+    __m512i r1 = _mm512_loadu_si512((const void *)(rows + 8));
+    __m512i lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(r0)),
+                                    _mm512_cvtepi64_epi32(r1), 1);
+    __m512i hi = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_srli_epi64(r0, 32))),
+        _mm512_cvtepi64_epi32(_mm512_srli_epi64(r1, 32)), 1);
+    for (int j = 0; j < 32; j++) {
+        __m512i bit = _mm512_set1_epi32((int)(1u << j));
+        cm[j] = _mm512_test_epi32_mask(lo, bit);
+        cm[j + 32] = _mm512_test_epi32_mask(hi, bit);
+    }
+}
+
+/* ---- vec_t: 16 lanes along dim or keys -------------------------------------------------- */
+typedef __m512 vec_t;
+typedef __mmask16 vmask_t;
+#define VL 16
+
+SPATTN_ALWAYS_INLINE vec_t vec_zero(void) { return _mm512_setzero_ps(); }
+SPATTN_ALWAYS_INLINE vec_t vec_set1(float x) { return _mm512_set1_ps(x); }
+SPATTN_ALWAYS_INLINE vec_t vec_loadu(const float *p) { return _mm512_loadu_ps(p); }
+SPATTN_ALWAYS_INLINE void vec_storeu(float *p, vec_t a) { _mm512_storeu_ps(p, a); }
+SPATTN_ALWAYS_INLINE vmask_t vmask_bits(uint64_t bits) { return (vmask_t)bits; }
+SPATTN_ALWAYS_INLINE vmask_t vmask_first(size_t n) { return (vmask_t)((1u << n) - 1u); }
+/* Lanes outside m are not read (no fault, no sanitizer report) and come out 0. */
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_m(const float *p, vmask_t m)
+{
+    return _mm512_maskz_loadu_ps(m, p);
+}
+SPATTN_ALWAYS_INLINE void vec_storeu_m(float *p, vmask_t m, vec_t a)
+{
+    _mm512_mask_storeu_ps(p, m, a);
+}
+SPATTN_ALWAYS_INLINE vec_t vec_add(vec_t a, vec_t b) { return _mm512_add_ps(a, b); }
+SPATTN_ALWAYS_INLINE vec_t vec_mul(vec_t a, vec_t b) { return _mm512_mul_ps(a, b); }
+SPATTN_ALWAYS_INLINE vec_t vec_max(vec_t a, vec_t b) { return _mm512_max_ps(a, b); }
+SPATTN_ALWAYS_INLINE vec_t vec_fma(vec_t a, vec_t b, vec_t c) { return _mm512_fmadd_ps(a, b, c); }
+SPATTN_ALWAYS_INLINE vec_t vec_select(vmask_t m, vec_t a, vec_t b)
+{
+    return _mm512_mask_blend_ps(m, b, a);
+}
+SPATTN_ALWAYS_INLINE vec_t vec_exp2(vec_t x) { return spattn__exp2_zmm(x); }
+SPATTN_ALWAYS_INLINE float vec_hsum(vec_t a) { return _mm512_reduce_add_ps(a); }
+SPATTN_ALWAYS_INLINE float vec_hmax(vec_t a) { return _mm512_reduce_max_ps(a); }
+
+/* Peak probe: 24 independent chains cover 4-cycle latency on two FMA ports with room. */
+static inline float vec_fma_probe(size_t iters, double *flops)
+{
+    __m512 a[24];
+    for (int c = 0; c < 24; c++)
+        a[c] = _mm512_set1_ps(1.0f + 0.01f * (float)c);
+    const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+    for (size_t it = 0; it < iters; it++) {
+        for (int c = 0; c < 24; c++)
+            a[c] = _mm512_fmadd_ps(a[c], x, y);
+        __asm__ volatile("" : "+v"(a[0]), "+v"(a[1]), "+v"(a[2]), "+v"(a[3]));
+    }
+    __m512 s = a[0];
+    for (int c = 1; c < 24; c++)
+        s = _mm512_add_ps(s, a[c]);
+    *flops = 2.0 * 16.0 * 24.0 * (double)iters;
+    return _mm512_reduce_add_ps(s);
+}
+
+#endif

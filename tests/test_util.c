@@ -1,0 +1,118 @@
+#include "test_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+uint64_t tu_next(tu_rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+double tu_uniform(tu_rng *r)
+{
+    return (double)(tu_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+size_t tu_range(tu_rng *r, size_t lo, size_t hi)
+{
+    return lo + (size_t)(tu_next(r) % (uint64_t)(hi - lo + 1));
+}
+
+float tu_normal(tu_rng *r)
+{
+    double u1 = tu_uniform(r), u2 = tu_uniform(r);
+    if (u1 < 1e-300)
+        u1 = 1e-300;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+int tu_isas(spattn_isa out[8])
+{
+    int n = 0;
+    /* A run with SPATTN_ISA forcing an ISA tests that one only (ctest runs one per ISA). */
+    const char *env = getenv("SPATTN_ISA");
+    if (env && *env && strcmp(env, "auto") != 0 && spattn_isa_selected() != SPATTN_ISA_AUTO) {
+        out[0] = spattn_isa_selected();
+        return 1;
+    }
+    for (int i = SPATTN_ISA_SCALAR; i <= SPATTN_ISA_NEON; i++)
+        if (spattn_isa_available((spattn_isa)i))
+            out[n++] = (spattn_isa)i;
+    return n;
+}
+
+int tu_cases(int base)
+{
+    const char *e = getenv("SPATTN_TEST_SCALE");
+    double s = e ? atof(e) : 1.0;
+    if (!(s > 0.0))
+        s = 1.0;
+    int n = (int)(base * s + 0.5);
+    return n < 1 ? 1 : n;
+}
+
+static float canary(void)
+{
+    uint32_t bits = TU_CANARY_BITS;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+tu_buf tu_buf_new(size_t n)
+{
+    tu_buf b;
+    b.n = n;
+    b.guard = 16;
+    b.base = malloc((n + 2 * b.guard) * sizeof(float));
+    ck_assert_ptr_nonnull(b.base);
+    b.p = b.base + b.guard;
+    float c = canary();
+    for (size_t i = 0; i < n + 2 * b.guard; i++)
+        b.base[i] = c;
+    return b;
+}
+
+int tu_is_canary(float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    return bits == TU_CANARY_BITS;
+}
+
+int tu_buf_guards_ok(const tu_buf *b)
+{
+    for (size_t i = 0; i < b->guard; i++)
+        if (!tu_is_canary(b->base[i]) || !tu_is_canary(b->p[b->n + i]))
+            return 0;
+    return 1;
+}
+
+int tu_buf_untouched(const tu_buf *b)
+{
+    for (size_t i = 0; i < b->n + 2 * b->guard; i++)
+        if (!tu_is_canary(b->base[i]))
+            return 0;
+    return 1;
+}
+
+void tu_buf_free(tu_buf *b)
+{
+    free(b->base);
+    b->base = b->p = NULL;
+}
+
+int tu_close(float a, float b, double tol)
+{
+    if (isnan(b))
+        return isnan(a);
+    if (isinf(b))
+        return a == b;
+    if (!isfinite(a))
+        return 0;
+    return fabs((double)a - (double)b) <= tol * (1.0 + fabs((double)b));
+}

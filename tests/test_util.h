@@ -1,0 +1,39 @@
+/* Shared helpers of the Check suites. */
+#ifndef SPATTN_TEST_UTIL_H
+#define SPATTN_TEST_UTIL_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spattn.h"
+
+/* Deterministic generator (splitmix64), one per test so tests do not depend on order. */
+typedef struct tu_rng { uint64_t s; } tu_rng;
+uint64_t tu_next(tu_rng *r);
+double tu_uniform(tu_rng *r);                 /* [0, 1) */
+size_t tu_range(tu_rng *r, size_t lo, size_t hi); /* [lo, hi] */
+float tu_normal(tu_rng *r);                   /* ~N(0, 1) */
+
+/* The ISAs to test: every one this host can run, or only the one SPATTN_ISA forces. */
+int tu_isas(spattn_isa out[8]);
+
+/* Number of random cases for sweeps: the environment variable SPATTN_TEST_SCALE (a float,
+   default 1) multiplies `base`; sanitizer and emulated runs set it below 1. At least 1. */
+int tu_cases(int base);
+
+/* A float buffer with `guard` canary floats on both sides: tu_buf_check reports whether the
+   guards still hold the canary, tu_buf_untouched whether the payload does too. */
+typedef struct tu_buf { float *base, *p; size_t n, guard; } tu_buf;
+tu_buf tu_buf_new(size_t n);
+int tu_buf_guards_ok(const tu_buf *b);
+int tu_buf_untouched(const tu_buf *b);
+void tu_buf_free(tu_buf *b);
+int tu_is_canary(float f);
+#define TU_CANARY_BITS 0x7fc0dead /* a NaN payload no kernel produces */
+
+/* |a - b| <= tol * (1 + |b|), with NaN only equal to NaN and infinities only to themselves. */
+int tu_close(float a, float b, double tol);
+#define TU_TOL 2e-5
+
+#endif

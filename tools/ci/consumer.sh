@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs spattn (static, then shared) into a scratch prefix and builds a program written only
+# against the public API with find_package(spattn) and with pkg-config --static; runs both.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash tools/install-deps.sh build
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+for kind in static shared; do
+  shared=OFF
+  [ $kind = shared ] && shared=ON
+  prefix="$work/prefix-$kind"
+  cmake -S . -B "$work/build-$kind" -DCMAKE_BUILD_TYPE=Release -DSPATTN_WERROR=ON \
+    -DSPATTN_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=$shared -DCMAKE_INSTALL_PREFIX="$prefix"
+  cmake --build "$work/build-$kind" -j"$(nproc)"
+  cmake --install "$work/build-$kind" >/dev/null
+  test -f "$prefix/include/spattn.h"
+  test -f "$prefix/lib/cmake/spattn/spattnConfig.cmake"
+  test -f "$prefix/lib/pkgconfig/spattn.pc"
+
+  cmake -S tests/consumer -B "$work/consumer-$kind" -DCMAKE_PREFIX_PATH="$prefix"
+  cmake --build "$work/consumer-$kind"
+  LD_LIBRARY_PATH="$prefix/lib" "$work/consumer-$kind/consumer"
+done
+
+# Only spattn_* symbols leave the shared library.
+leaked=$(nm -D --defined-only "$work/prefix-shared/lib/libspattn.so" | awk '{print $3}' |
+         grep -v '^spattn_' | grep -v '^_' || true)
+if [ -n "$leaked" ]; then
+  echo "libspattn.so exports non-spattn symbols:"; echo "$leaked"; exit 1
+fi
+
+# pkg-config --static links the static build with nothing else named by hand.
+export PKG_CONFIG_PATH="$work/prefix-static/lib/pkgconfig"
+cc -std=c11 -O2 tests/consumer/consumer.c -o "$work/consumer-pc" \
+  $(pkg-config --cflags spattn) $(pkg-config --static --libs spattn)
+"$work/consumer-pc"
+echo "consumer: find_package (static, shared) and pkg-config --static all passed"
