@@ -1,9 +1,11 @@
 /* What a C programmer writes without spattn: S = Q K^T with sgemm, a masked softmax loop over
    every row, O = P V with sgemm. Every pair is computed; the mask only zeroes entries. Rows go
    in blocks so that S stays a few MiB at any length. */
+#define _POSIX_C_SOURCE 200809L /* setenv, execv */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_case.h"
 #include "bench_masks.h"
@@ -13,6 +15,38 @@
 #include <cblas.h>
 
 #define ROW_BLOCK 256
+
+char *openblas_get_corename(void); /* OpenBLAS extension, not in every cblas.h */
+
+const char *bench_blas_core(void)
+{
+    return openblas_get_corename();
+}
+
+void bench_blas_fix_core(char **argv)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    const char *core = openblas_get_corename();
+    if (getenv("OPENBLAS_CORETYPE") || !core ||
+        (strcmp(core, "Prescott") != 0 && strcmp(core, "Core2") != 0 &&
+         strcmp(core, "Nehalem") != 0 && strcmp(core, "Sandybridge") != 0))
+        return;
+    const char *want = NULL;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        want = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        want = "Haswell";
+    if (!want)
+        return;
+    /* the core is chosen when the library loads: only a restart can change it */
+    setenv("OPENBLAS_CORETYPE", want, 1);
+    setenv("SPATTN_BENCH_OPENBLAS_FORCED", core, 1);
+    execv("/proc/self/exe", argv);
+#else
+    (void)argv;
+#endif
+}
 
 typedef struct blas_problem {
     const bench_case *c;
@@ -117,6 +151,16 @@ void bench_run_blas(const bench_case *c, spb_state *st)
 }
 
 #else
+
+const char *bench_blas_core(void)
+{
+    return "not found at build time";
+}
+
+void bench_blas_fix_core(char **argv)
+{
+    (void)argv;
+}
 
 void bench_run_blas(const bench_case *c, spb_state *st)
 {

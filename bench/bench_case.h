@@ -71,6 +71,13 @@ void bench_report_attn(const bench_case *c, spb_state *st, const char *impl, dou
 /* K and V bytes the allowed keys of c's masks need (the decode traffic). */
 double bench_kv_bytes(const bench_case *c, spattn_mask *const *masks, size_t n);
 
+/* OpenBLAS picks its kernels from the CPU model when it loads and falls back to generic SSE3
+   code on models it does not know (VMs often report such a model): a baseline several times
+   slower than OpenBLAS really is. When that happens and the CPU has AVX-512 or AVX2, this
+   restarts the program with OPENBLAS_CORETYPE set (unless the user set it); else returns. */
+void bench_blas_fix_core(char **argv);
+const char *bench_blas_core(void); /* the kernel set OpenBLAS uses */
+
 /* The runners (one file each). */
 void bench_run_attn(const bench_case *c, spb_state *st); /* BK_ATTN, BK_PATH */
 void bench_run_blas(const bench_case *c, spb_state *st);

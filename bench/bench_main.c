@@ -5,7 +5,9 @@
  * Without --quick or --full it runs the default grid (about ten minutes on two cores). Before
  * the first benchmark it measures what the counters are judged against: the FMA peak of every
  * ISA this machine can run, and its read bandwidth from DRAM; both go into the context. */
+#define _POSIX_C_SOURCE 200809L /* getenv */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench_case.h"
@@ -61,6 +63,7 @@ static void probe_machine(void)
 
 int main(int argc, char **argv)
 {
+    bench_blas_fix_core(argv);
     bench_mode mode = BM_DEFAULT;
     int listing = 0, out = 1;
     for (int i = 1; i < argc; i++) {
@@ -83,11 +86,14 @@ int main(int argc, char **argv)
     spb_context("isa_auto", spattn_isa_name(spattn_isa_selected()));
     spb_context("attn_shape", "batch 1, heads 2 (decode: 32 query / 8 KV heads), dim_qk = dim_v");
     context_f("threads_all", "%.0f", bench_all_threads());
-#ifdef SPATTN_BENCH_HAVE_OPENBLAS
-    spb_context("openblas", "yes");
-#else
-    spb_context("openblas", "not found at build time");
-#endif
+    char core[160];
+    const char *forced = getenv("SPATTN_BENCH_OPENBLAS_FORCED");
+    if (forced)
+        snprintf(core, sizeof core, "%s (OPENBLAS_CORETYPE set: it detected %s)", bench_blas_core(),
+                 forced);
+    else
+        snprintf(core, sizeof core, "%s", bench_blas_core());
+    spb_context("openblas", core);
     if (!listing)
         probe_machine();
     bench_grid_register(mode);

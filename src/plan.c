@@ -173,6 +173,22 @@ int spattn_plan_threads(const spattn_plan *plan)
     return plan ? plan->nthreads : 0;
 }
 
+size_t spattn__plan_chunks(const spattn_plan *p, uint64_t *costs)
+{
+    if (p == NULL)
+        return 0;
+    for (size_t c = 0; costs != NULL && c < p->nchunks; c++) {
+        costs[c] = 0;
+        for (size_t u = p->chunk_start[c]; u < p->chunk_start[c + 1]; u++) {
+            size_t bh = u / p->nqt, qt = u % p->nqt;
+            size_t mi = spattn__mask_index(&p->shape, p->n_masks_arg, bh / p->shape.heads_q,
+                                           bh % p->shape.heads_q);
+            costs[c] += unit_cost(p->masks[mi], qt, p->gather[mi * p->nqt + qt]);
+        }
+    }
+    return p->nchunks;
+}
+
 size_t spattn__plan_gather_tiles(const spattn_plan *plan)
 {
     return plan ? plan->gather_tiles : 0;

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Sanitizer CI step.
+#   1. clang, ASan + UBSan (+ LSan): the whole Check suite, every test in one process so that
+#      LeakSanitizer sees every allocation at exit (forked test children would each exit on
+#      their own). gcc does not instrument AVX-512 masked loads; clang does.
+#   2. clang, TSan: the concurrency suite, with libomp's Archer tool so that TSan understands
+#      OpenMP's own synchronisation.
+# Usage: tools/ci/sanitize.sh [build-root]   (default: build-sanitize under the repository;
+#        ASAN_DIR / TSAN_DIR override the two build directories)
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")/../.." && pwd)
+root=${1:-$here/build-sanitize}
+jobs=${JOBS:-2}
+"$here/tools/install-deps.sh" build test fuzz || exit 1
+
+results=()
+fail=0
+step() { # step NAME COMMAND...: runs and records pass/fail with its wall time
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "=== $name"
+  if "$@"; then results+=("PASS  $name ($((SECONDS - t0)) s)")
+  else results+=("FAIL  $name ($((SECONDS - t0)) s)"); fail=1; fi
+}
+
+configure_build() { # configure_build DIR SANITIZERS
+  mkdir -p "$1"
+  CC=clang cmake -S "$here" -B "$1" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPATTN_WERROR=ON \
+    -DSPATTN_SANITIZE="$2" >"$1/configure.log" 2>&1 || { cat "$1/configure.log"; return 1; }
+  cmake --build "$1" -j "$jobs" --target spattn-tests
+}
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# Smaller random sweeps: instrumented code is several times slower.
+export SPATTN_TEST_SCALE=${SPATTN_TEST_SCALE:-0.3}
+
+asan=${ASAN_DIR:-$root/asan}
+step "asan+ubsan build" configure_build "$asan" address,undefined
+if [ $fail = 0 ]; then
+  step "asan+ubsan: all suites (AUTO)" env CK_FORK=no "$asan/tests/spattn-tests"
+  for isa in scalar avx2 avx512; do
+    # A forced ISA this host lacks exits 77 (skipped).
+    run_isa() { SPATTN_ISA=$isa CK_FORK=no CK_RUN_SUITE=attn "$asan/tests/spattn-tests"; local rc=$?; [ $rc = 0 ] || [ $rc = 77 ]; }
+    step "asan+ubsan: attn suite, SPATTN_ISA=$isa" run_isa
+  done
+fi
+
+tsan=${TSAN_DIR:-$root/tsan}
+archer=$(ls /usr/lib/llvm-*/lib/libarcher.so 2>/dev/null | head -n1)
+step "tsan build" configure_build "$tsan" thread
+if [ -x "$tsan/tests/spattn-tests" ]; then
+  step "tsan: concurrency suite" env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    ${archer:+OMP_TOOL_LIBRARIES=$archer} CK_FORK=no CK_RUN_SUITE=concurrency \
+    "$tsan/tests/spattn-tests"
+fi
+
+echo
+echo "=== sanitizer summary"
+printf '%s\n' "${results[@]}"
+[ $fail = 0 ] && echo "sanitize.sh: PASS" || echo "sanitize.sh: FAIL"
+exit $fail
