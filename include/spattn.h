@@ -43,6 +43,9 @@ extern "C" {
 #define SPATTN_VERSION_MINOR 1
 #define SPATTN_VERSION_PATCH 0
 
+/* Most threads one call uses (a larger num_threads is capped). */
+#define SPATTN_MAX_THREADS 1024
+
 /* Largest len_q / len_k a mask or problem may have (CSR column indices are int32_t). */
 #define SPATTN_MAX_LEN ((size_t)INT32_MAX)
 
@@ -101,7 +104,8 @@ SPATTN_API const char *spattn_isa_unavailable_reason(spattn_isa isa);
 typedef struct spattn_options {
     spattn_isa isa;  /* 0 = AUTO; an unavailable ISA -> SPATTN_E_UNSUPPORTED */
     int num_threads; /* 0 = all cores; 1 = the calling thread only (no thread is started);
-                        negative -> SPATTN_E_ARG */
+                        negative -> SPATTN_E_ARG. At most SPATTN_MAX_THREADS, and no more
+                        than there are work units (batch x heads_q x 16-row query tiles) */
 } spattn_options;    /* a NULL options pointer means all defaults */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -291,6 +295,47 @@ SPATTN_API spattn_status spattn_reference_forward(const spattn_args *args,
 SPATTN_API spattn_status spattn_reference_softmax_masked(const float *x, float *y, size_t rows,
                                                          size_t cols, size_t ld,
                                                          const spattn_mask *mask, float scale);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Attention probabilities                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The softmax probabilities p[i,j] = exp(s[i,j] - lse[i]) of a plan's problem, for the allowed
+   pairs only, without a dense len_q x len_k matrix. Values are laid out (batch, head) after
+   (batch, head), in the order b * heads_q + h; within one (b, h) they follow that head's mask in
+   CSR order (rows in order, keys increasing within a row), so spattn_mask_to_csr of
+   spattn_plan_mask(plan, b, h) gives the (i, j) of each value. */
+
+/* Total number of values spattn_probs writes to `probs`: the sum over every (batch, head) of
+   the allowed pairs of its mask (len_q * len_k per head for a plan made without masks).
+   0 for a NULL plan. */
+SPATTN_API uint64_t spattn_plan_probs_len(const spattn_plan *plan);
+
+/* Index in `probs` of the first value of (b, h), i.e. the total length of the (batch, head)s
+   before it; UINT64_MAX for a NULL plan or b >= batch or h >= heads_q. */
+SPATTN_API uint64_t spattn_plan_probs_offset(const spattn_plan *plan, size_t b, size_t h);
+
+/* The mask the plan applies to (b, h) (for a plan made without masks: an all-allowed mask the
+   plan owns), for spattn_mask_to_csr / spattn_mask_nnz. Borrowed: valid while the plan lives,
+   never to be passed to spattn_mask_free. NULL for a NULL plan or b, h out of range. */
+SPATTN_API const spattn_mask *spattn_plan_mask(const spattn_plan *plan, size_t b, size_t h);
+
+/* Attention probabilities of the allowed pairs, computed with the plan's ISA and kernels (each
+   row's lse comes from the same kernel spattn_plan_execute runs; the scores are recomputed in
+   float64 for the allowed pairs only).
+     probs:    NULL, or spattn_plan_probs_len(plan) floats, laid out as described above.
+     col_sums: NULL, or [batch][heads_q][len_k] floats: col_sums[b][h][j] = sum over query rows i
+               of p[i,j] (0 for a key no row may see); the per-key attention mass that
+               KV-cache eviction methods rank keys by. Needs no probs buffer.
+   At least one of probs and col_sums must be non-NULL (else SPATTN_E_NULL).
+   Of args, shape (must equal the plan's, else SPATTN_E_SHAPE), q, k, their layouts, scale and
+   softcap are used, with the same meaning and checks as in spattn_forward; v, o and lse are
+   neither read nor written and may be NULL. probs and col_sums must not overlap q, k or each
+   other (SPATTN_E_ARG). Rows with no allowed key contribute nothing. Accuracy as in the header
+   comment (2e-5 * (1 + |ref|) against float64 for unit-scale inputs); results are bitwise
+   identical for any number of threads. Thread-safe like spattn_plan_execute. */
+SPATTN_API spattn_status spattn_probs(const spattn_plan *plan, const spattn_args *args,
+                                      float *probs, float *col_sums);
 
 #ifdef __cplusplus
 }

@@ -71,6 +71,12 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape,
         return st;
     if (nthreads == 0)
         nthreads = omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
+    /* A thread with no unit of its own would only cost scratch memory. */
+    size_t units = shape->batch * shape->heads_q * ((shape->len_q + SPATTN_TQ - 1) / SPATTN_TQ);
+    if ((size_t)nthreads > units)
+        nthreads = (int)units;
+    if (nthreads > SPATTN_MAX_THREADS)
+        nthreads = SPATTN_MAX_THREADS;
 
     spattn_plan *p = spattn__calloc(1, sizeof *p);
     if (p == NULL)

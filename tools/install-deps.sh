@@ -19,7 +19,7 @@ for a in "$@"; do
 done
 
 pkgs=()
-[ $want_build = 1 ] && pkgs+=(build-essential cmake pkg-config libsleef-dev)
+[ $want_build = 1 ] && pkgs+=(build-essential cmake pkg-config libsleef-dev libpng-dev)
 [ $want_test = 1 ] && pkgs+=(check clang libomp-14-dev libclang-rt-14-dev valgrind)
 [ $want_bench = 1 ] && pkgs+=(g++ libbenchmark-dev libopenblas-dev gnuplot-nox python3)
 [ $want_fuzz = 1 ] && pkgs+=(clang libclang-rt-14-dev libomp-14-dev)

@@ -31,13 +31,15 @@ size_t spattn__neon_scratch_floats(size_t dim_qk, size_t dim_v)
 
 float spattn__neon_fma_probe(size_t iters, double *flops)
 {
-    /* acc = acc * a + b converges to b / (1 - a) and never overflows, however long it runs. */
-    const float32x4_t a = vdupq_n_f32(0.9999f), b = vdupq_n_f32(1e-4f);
-#define DECL(i) float32x4_t acc##i = vdupq_n_f32((float)(i) * 0.01f);
+    /* acc += a * b: the accumulator is FMLA's destination, so each step is one instruction
+       (acc = b + acc * a would need a register copy per step). It grows by 1e-6 per step and
+       stays far from overflow however long it runs. */
+    const float32x4_t a = vdupq_n_f32(1e-3f), b = vdupq_n_f32(1e-3f);
+#define DECL(i) float32x4_t acc##i = vdupq_n_f32((float)(i));
     PROBE_CHAINS(DECL)
 #undef DECL
     for (size_t it = 0; it < iters; it++) {
-#define STEP(i) acc##i = vfmaq_f32(b, acc##i, a);
+#define STEP(i) acc##i = vfmaq_f32(acc##i, a, b);
         PROBE_CHAINS(STEP)
 #undef STEP
     }
@@ -53,11 +55,14 @@ float spattn__neon_fma_probe(size_t iters, double *flops)
 const spattn_kernel_table spattn_kernels_neon = {
     .isa = SPATTN_ISA_NEON,
     .name = "neon",
-    /* Not measured on Arm hardware (see docs/aarch64.md): the gather path costs about three
-       times the tile path per pair on 128-bit vectors (per-row K/V reads, no reuse across the
-       four rows of a block), so it wins below roughly a third of a tile's pairs; 0.25 leaves
-       a margin for its per-key bookkeeping. */
-    .gather_below = 0.25,
+    /* Not measured on Arm hardware (qemu timings do not model it; docs/aarch64.md). Per
+       allowed pair at fill f of the visited tiles, the tile path does about (1/f + 1) * dim/4
+       vector FMAs (scores for every slot, P V only for allowed pairs), the gather path
+       2 * dim/4 FMAs and as many loads: by count they break even near f = 0.5, and the tile
+       path's reuse of each K/V row from L1 across a block's rows moves the real crossover
+       lower. A sparse tile sent down the tile path costs up to 1/f times too much, a denser
+       one sent down the gather path well under 2x, so the switch errs high. */
+    .gather_below = 0.3,
     .scratch_floats = spattn__neon_scratch_floats,
     .attn_tiles = spattn__neon_attn_tiles,
     .attn_gather = spattn__neon_attn_gather,

@@ -173,12 +173,14 @@ static void scalar_softmax(const float *x, float *y, size_t ld, const spattn_mas
 
 static float scalar_fma_probe(size_t iters, double *flops)
 {
-    /* Eight independent chains: enough to cover FMA latency on most cores. */
+    /* Eight independent multiply-add chains: enough to cover the latency on most cores. A
+       plain a * x + y, since that is what the scalar tier executes (fmaf without hardware FMA
+       would be a slow library call). */
     float a[8] = {1.0f, 1.1f, 1.2f, 1.3f, 1.4f, 1.5f, 1.6f, 1.7f};
     const float x = 0.999999f, y = 1e-7f;
     for (size_t it = 0; it < iters; it++)
         for (int c = 0; c < 8; c++)
-            a[c] = fmaf(a[c], x, y);
+            a[c] = a[c] * x + y;
     *flops = 2.0 * 8.0 * (double)iters;
     return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
 }

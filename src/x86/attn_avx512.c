@@ -1,5 +1,5 @@
 /* AVX-512 (F/BW/DQ/VL) + FMA kernels: the shared template over zmm columns. */
-#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__) || \
+#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__) ||                   \
     !defined(__AVX512VL__) || !defined(__FMA__)
 #error "attn_avx512.c must be compiled with -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma"
 #endif
@@ -12,7 +12,7 @@ const spattn_kernel_table spattn_kernels_avx512 = {
     .isa = SPATTN_ISA_AVX512,
     .name = "avx512",
     /* Measured crossover of the two paths (docs/kernels-x86.md). */
-    .gather_below = 0.06,
+    .gather_below = 0.2,
     .scratch_floats = x86_scratch,
     .attn_tiles = x86_tiles,
     .attn_gather = x86_gather,

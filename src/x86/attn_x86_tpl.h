@@ -31,11 +31,11 @@
 static size_t x86_round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 /* Tile path: Qt (16*dim_qk) | Ot (16*dim_v) | St (16 per key, 64 + QK_NB keys) | m, l.
-   Gather path: q row | o row | 16 scores (each rounded up to 16 floats, 64 bytes). */
+   Gather path: 16 q rows | 16 o rows (each rounded up to 16 floats, 64 bytes) | 16 scores. */
 static size_t x86_scratch(size_t dim_qk, size_t dim_v)
 {
     size_t tile = 16 * (dim_qk + dim_v + SPATTN_TK + QK_NB + 2);
-    size_t gather = x86_round16(dim_qk) + x86_round16(dim_v) + 16;
+    size_t gather = 16 * (x86_round16(dim_qk) + x86_round16(dim_v) + 1);
     return tile > gather ? tile : gather;
 }
 
@@ -50,10 +50,12 @@ static float x86_q_factor(const spattn_head_job *job)
 static void pack_qt(const spattn_head_job *job, size_t i0, size_t rows, float *qt)
 {
     const float c = x86_q_factor(job);
-    for (size_t r = 0; r < SPATTN_TQ; r++) {
+    /* Lanes of rows past len_q stay 0: finite scores, never written back. */
+    memset(qt, 0, 16 * job->dim_qk * sizeof(float));
+    for (size_t r = 0; r < rows; r++) {
         const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
         for (size_t d = 0; d < job->dim_qk; d++)
-            qt[d * 16 + r] = r < rows ? q[d] * c : 0.0f;
+            qt[d * 16 + r] = q[d] * c;
     }
 }
 
@@ -98,9 +100,10 @@ static void qk_tile(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts,
 /* O^T[e0 .. e0+eb) = alpha * O^T + sum over keys of P^T[j] * V[j][e], the eb output columns
    held in registers across all keys of the tile. `masked` (PARTIAL tiles) keeps each key out
    of the rows its column mask excludes, so a NaN in that key's V row cannot reach them. */
-static inline __attribute__((always_inline)) void
-pv_block(float *ot, size_t e0, const int eb, const int masked, const float *const *vp,
-         const uint32_t *cm, size_t nk, const float *st, col_t alpha)
+static inline __attribute__((always_inline)) void pv_block(float *ot, size_t e0, const int eb,
+                                                           const int masked, const float *const *vp,
+                                                           const uint32_t *cm, size_t nk,
+                                                           const float *st, col_t alpha)
 {
     col_t acc[PV_EB > PV_EBM ? PV_EB : PV_EBM];
     for (int x = 0; x < eb; x++)
@@ -161,8 +164,7 @@ static void finish_rows(const spattn_head_job *job, size_t i0, size_t rows, cons
     }
 }
 
-static void x86_tiles(const spattn_head_job *job, const spattn_mask *m, size_t qt,
-                      float *scratch)
+static void x86_tiles(const spattn_head_job *job, const spattn_mask *m, size_t qt, float *scratch)
 {
     const size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
     const size_t dq = job->dim_qk, dv = job->dim_v;
@@ -234,11 +236,11 @@ static void x86_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
 
 /* ---- gather path ------------------------------------------------------------------------ */
 
-/* Four dot products of the (zero-padded) scaled q row with key rows; the key tail is a masked
+/* Four dot products of a (zero-padded) scaled q row with key rows; the key tail is a masked
    load, so nothing past dim is read. */
-static inline __attribute__((always_inline)) void
-dot4(const float *qrow, size_t dq, const float *k0, const float *k1, const float *k2,
-     const float *k3, float *out)
+static inline __attribute__((always_inline)) __m128 dot4(const float *qrow, size_t dq,
+                                                         const float *k0, const float *k1,
+                                                         const float *k2, const float *k3)
 {
     vec_t a0 = vec_zero(), a1 = vec_zero(), a2 = vec_zero(), a3 = vec_zero();
     size_t d = 0;
@@ -257,48 +259,62 @@ dot4(const float *qrow, size_t dq, const float *k0, const float *k1, const float
         a2 = vec_fma(q, vec_loadu_m(k2 + d, mk), a2);
         a3 = vec_fma(q, vec_loadu_m(k3 + d, mk), a3);
     }
-    out[0] = vec_hsum(a0);
-    out[1] = vec_hsum(a1);
-    out[2] = vec_hsum(a2);
-    out[3] = vec_hsum(a3);
+    return vec_hsum4(a0, a1, a2, a3);
 }
 
-typedef struct gather_row {
-    const float *qrow;
-    float *orow, *sbuf;
-    size_t dq, dv;
-    float m, l;
+/* The state of the gather path for one query tile: per row, its scaled q, its unnormalised
+   O, running max and sum, and up to 16 pending keys. */
+typedef struct gather_tile {
+    const spattn_head_job *job;
+    float *qrows, *orows, *sbuf; /* 16 rows of dqp / dvp floats; 16 probabilities */
+    size_t dqp, dvp;
     int softcap;
     float post;
-} gather_row;
+    float m[SPATTN_TQ], l[SPATTN_TQ];
+    uint32_t n[SPATTN_TQ];
+    uint32_t keys[SPATTN_TQ][16];
+} gather_tile;
 
-/* One chunk of up to 16 allowed keys of one row: scores, online softmax, O += P V. */
-static void gather_chunk(gather_row *g, const float *const *kp, const float *const *vp,
-                         size_t n)
+/* Row r's pending keys: scores, online softmax, O += P V. */
+static void gather_chunk(gather_tile *g, size_t r)
 {
-    for (size_t c = 0; c < n; c += 4) {
+    const spattn_head_job *job = g->job;
+    const size_t n = g->n[r], dq = job->dim_qk, dv = job->dim_v;
+    const float *kp[16], *vp[16];
+    for (size_t c = 0; c < n; c++) {
+        kp[c] = job->k + (ptrdiff_t)g->keys[r][c] * job->k_ts;
+        vp[c] = job->v + (ptrdiff_t)g->keys[r][c] * job->v_ts;
+    }
+    g->n[r] = 0;
+    const float *qrow = g->qrows + r * g->dqp;
+    __m128 quarter[4];
+    for (size_t c = 0; c < 16; c += 4) {
+        if (c >= n) {
+            quarter[c / 4] = _mm_setzero_ps();
+            continue;
+        }
         const float *k1 = kp[c + 1 < n ? c + 1 : n - 1], *k2 = kp[c + 2 < n ? c + 2 : n - 1];
         const float *k3 = kp[c + 3 < n ? c + 3 : n - 1];
-        dot4(g->qrow, g->dq, kp[c], k1, k2, k3, g->sbuf + c);
+        quarter[c / 4] = dot4(qrow, dq, kp[c], k1, k2, k3);
     }
-    col_t s = col_load(g->sbuf);
+    col_t s = col_from4(quarter[0], quarter[1], quarter[2], quarter[3]);
     if (g->softcap)
         s = col_mul(col_tanh(s), col_set1(g->post));
     s = col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(X86_NINF));
-    float mt = col_hmax(s);
-    float mnew = mt > g->m ? mt : g->m;
-    float shift = mnew == X86_NINF ? 0.0f : mnew;
-    float alpha = g->m == X86_NINF ? 0.0f : exp2f(g->m - shift);
+    const float mold = g->m[r], mt = col_hmax(s);
+    const float mnew = mt > mold ? mt : mold;
+    const float shift = mnew == X86_NINF ? 0.0f : mnew;
+    const float alpha = mold == X86_NINF ? 0.0f : vec_lane0(vec_exp2(vec_set1(mold - shift)));
     col_t p = col_exp2(col_sub(s, col_set1(shift)));
-    g->l = g->l * alpha + col_hsum(p);
-    g->m = mnew;
+    g->l[r] = g->l[r] * alpha + col_hsum(p);
+    g->m[r] = mnew;
     col_store(g->sbuf, p);
 
     const float *pb = g->sbuf;
     const vec_t va = vec_set1(alpha);
+    float *o = g->orows + r * g->dvp;
     size_t e = 0;
-    float *o = g->orow;
-    for (; e + 4 * VL <= g->dv; e += 4 * VL) {
+    for (; e + 4 * VL <= dv; e += 4 * VL) {
         vec_t a0 = vec_mul(vec_loadu(o + e), va), a1 = vec_mul(vec_loadu(o + e + VL), va);
         vec_t a2 = vec_mul(vec_loadu(o + e + 2 * VL), va);
         vec_t a3 = vec_mul(vec_loadu(o + e + 3 * VL), va);
@@ -315,9 +331,9 @@ static void gather_chunk(gather_row *g, const float *const *kp, const float *con
         vec_storeu(o + e + 2 * VL, a2);
         vec_storeu(o + e + 3 * VL, a3);
     }
-    for (; e < g->dv; e += VL) {
-        /* The row buffer is padded to a multiple of 16 floats; V rows are not. */
-        vmask_t mk = vmask_first(g->dv - e < VL ? g->dv - e : VL);
+    for (; e < dv; e += VL) {
+        /* O rows are padded to a multiple of 16 floats; V rows are not. */
+        vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
         vec_t a0 = vec_mul(vec_loadu(o + e), va);
         for (size_t j = 0; j < n; j++)
             a0 = vec_fma(vec_set1(pb[j]), vec_loadu_m(vp[j] + e, mk), a0);
@@ -325,50 +341,73 @@ static void gather_chunk(gather_row *g, const float *const *kp, const float *con
     }
 }
 
-static void x86_gather(const spattn_head_job *job, const spattn_mask *m, size_t qt,
-                       float *scratch)
+static inline void gather_add(gather_tile *g, size_t r, size_t j0, uint64_t bits)
+{
+    for (; bits != 0; bits &= bits - 1) {
+        g->keys[r][g->n[r]++] = (uint32_t)(j0 + (size_t)__builtin_ctzll(bits));
+        if (g->n[r] == 16)
+            gather_chunk(g, r);
+    }
+}
+
+/* One walk over the query tile's stored key tiles hands each row its allowed keys in chunks
+   of 16; rows never rescan the tiles. */
+static void x86_gather(const spattn_head_job *job, const spattn_mask *m, size_t qt, float *scratch)
 {
     const size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
     const size_t dq = job->dim_qk, dv = job->dim_v;
-    const float c = x86_q_factor(job);
-    gather_row g = {.qrow = scratch,
-                    .orow = scratch + x86_round16(dq),
-                    .sbuf = scratch + x86_round16(dq) + x86_round16(dv),
-                    .dq = dq,
-                    .dv = dv,
-                    .softcap = job->softcap != 0.0f,
-                    .post = job->softcap * X86_LOG2E};
-    float *qrow = scratch;
-    const float *kp[16], *vp[16];
+    gather_tile g;
+    g.job = job;
+    g.dqp = x86_round16(dq);
+    g.dvp = x86_round16(dv);
+    g.qrows = scratch;
+    g.orows = scratch + SPATTN_TQ * g.dqp;
+    g.sbuf = g.orows + SPATTN_TQ * g.dvp;
+    g.softcap = job->softcap != 0.0f;
+    g.post = job->softcap * X86_LOG2E;
+    const vec_t c = vec_set1(x86_q_factor(job));
     for (size_t r = 0; r < rows; r++) {
         const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
-        for (size_t d = 0; d < x86_round16(dq); d++)
-            qrow[d] = d < dq ? q[d] * c : 0.0f;
-        memset(g.orow, 0, x86_round16(dv) * sizeof(float));
-        g.m = X86_NINF;
-        g.l = 0.0f;
-        size_t nb = 0;
-        for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
-            const size_t j0 = (size_t)m->tiles[t].kt * SPATTN_TK;
-            for (uint64_t b = spattn__tile_row_bits(m, &m->tiles[t], qt, r); b; b &= b - 1) {
-                size_t j = j0 + (size_t)__builtin_ctzll(b);
-                kp[nb] = job->k + (ptrdiff_t)j * job->k_ts;
-                vp[nb] = job->v + (ptrdiff_t)j * job->v_ts;
-                if (++nb == 16) {
-                    gather_chunk(&g, kp, vp, nb);
-                    nb = 0;
-                }
-            }
+        for (size_t d = 0; d < g.dqp; d += VL) {
+            vec_t x = vec_zero(); /* the padding past dim is 0 */
+            if (d < dq)
+                x = vec_mul(vec_loadu_m(q + d, vmask_first(dq - d < VL ? dq - d : VL)), c);
+            vec_storeu(g.qrows + r * g.dqp + d, x);
         }
-        if (nb)
-            gather_chunk(&g, kp, vp, nb);
+        memset(g.orows + r * g.dvp, 0, g.dvp * sizeof(float));
+        g.m[r] = X86_NINF;
+        g.l[r] = 0.0f;
+        g.n[r] = 0;
+    }
+    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
+        const spattn_ktile *tile = &m->tiles[t];
+        const size_t j0 = (size_t)tile->kt * SPATTN_TK;
+        if (tile->part == SPATTN_FULL) {
+            for (size_t r = 0; r < rows; r++)
+                gather_add(&g, r, j0, spattn__tile_row_bits(m, tile, qt, r));
+            continue;
+        }
+        /* Branch only on the rows that have keys here (few, in the sparse tiles gather gets). */
+        const uint64_t *b = &m->bits[(size_t)tile->part * SPATTN_TQ];
+        for (uint32_t nz = rows_nonzero16(b); nz != 0; nz &= nz - 1) {
+            size_t r = (size_t)__builtin_ctz(nz);
+            gather_add(&g, r, j0, b[r]);
+        }
+    }
+    for (size_t r = 0; r < rows; r++) {
+        if (g.n[r] != 0)
+            gather_chunk(&g, r);
         float *o = job->o + (ptrdiff_t)(i0 + r) * job->o_ts;
-        float inv = g.l != 0.0f ? 1.0f / g.l : 0.0f;
-        for (size_t e = 0; e < dv; e++)
-            o[e] = g.l != 0.0f ? g.orow[e] * inv : 0.0f;
+        const float l = g.l[r];
+        const vec_t inv = vec_set1(l != 0.0f ? 1.0f / l : 0.0f);
+        for (size_t e = 0; e < dv; e += VL) {
+            vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
+            /* l == 0: every row entry is 0 (never NaN: nothing was accumulated). */
+            vec_storeu_m(o + e, mk, vec_mul(vec_loadu(g.orows + r * g.dvp + e), inv));
+        }
         if (job->lse)
             job->lse[i0 + r] =
-                g.l != 0.0f ? (float)((double)g.m * X86_LN2 + log((double)g.l)) : X86_NINF;
+                l != 0.0f ? (float)((double)g.m[r] * X86_LN2 + log((double)l)) : X86_NINF;
     }
 }
 
@@ -402,7 +441,8 @@ static void x86_softmax(const float *x, float *y, size_t ld, const spattn_mask *
            allowed), each after its x was read, so y may equal x. */
         vec_t sum = vec_zero();
         for (size_t t = t0; t < t1; t++) {
-            const size_t j0 = (size_t)m->tiles[t].kt * SPATTN_TK, n = spattn__kt_cols(m, m->tiles[t].kt);
+            const size_t j0 = (size_t)m->tiles[t].kt * SPATTN_TK,
+                         n = spattn__kt_cols(m, m->tiles[t].kt);
             uint64_t bits = spattn__tile_row_bits(m, &m->tiles[t], qt, r);
             for (size_t c = 0; c < n; c += VL) {
                 uint64_t b = (bits >> c) & lane_bits;

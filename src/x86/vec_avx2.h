@@ -19,8 +19,12 @@
 #define SPATTN_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* ---- col_t: 16 lanes as two ymm --------------------------------------------------------- */
-typedef struct col_t { __m256 lo, hi; } col_t;
-typedef struct cmask_t { __m256 lo, hi; } cmask_t;
+typedef struct col_t {
+    __m256 lo, hi;
+} col_t;
+typedef struct cmask_t {
+    __m256 lo, hi;
+} cmask_t;
 
 /* Only 16 ymm registers: 6 keys x 2 halves of S, 6 dims x 2 halves of O (4 when masks also
    take registers). */
@@ -38,7 +42,10 @@ SPATTN_ALWAYS_INLINE col_t col_zero(void)
 {
     return col_mk(_mm256_setzero_ps(), _mm256_setzero_ps());
 }
-SPATTN_ALWAYS_INLINE col_t col_set1(float x) { return col_mk(_mm256_set1_ps(x), _mm256_set1_ps(x)); }
+SPATTN_ALWAYS_INLINE col_t col_set1(float x)
+{
+    return col_mk(_mm256_set1_ps(x), _mm256_set1_ps(x));
+}
 SPATTN_ALWAYS_INLINE col_t col_load(const float *p)
 {
     return col_mk(_mm256_load_ps(p), _mm256_load_ps(p + 8));
@@ -162,8 +169,14 @@ SPATTN_ALWAYS_INLINE vmask_t vmask_first(size_t n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 /* vmaskmov: lanes outside m are not read (no fault) and come out 0. */
-SPATTN_ALWAYS_INLINE vec_t vec_loadu_m(const float *p, vmask_t m) { return _mm256_maskload_ps(p, m); }
-SPATTN_ALWAYS_INLINE void vec_storeu_m(float *p, vmask_t m, vec_t a) { _mm256_maskstore_ps(p, m, a); }
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_m(const float *p, vmask_t m)
+{
+    return _mm256_maskload_ps(p, m);
+}
+SPATTN_ALWAYS_INLINE void vec_storeu_m(float *p, vmask_t m, vec_t a)
+{
+    _mm256_maskstore_ps(p, m, a);
+}
 SPATTN_ALWAYS_INLINE vec_t vec_add(vec_t a, vec_t b) { return _mm256_add_ps(a, b); }
 SPATTN_ALWAYS_INLINE vec_t vec_mul(vec_t a, vec_t b) { return _mm256_mul_ps(a, b); }
 SPATTN_ALWAYS_INLINE vec_t vec_max(vec_t a, vec_t b) { return _mm256_max_ps(a, b); }
@@ -175,31 +188,64 @@ SPATTN_ALWAYS_INLINE vec_t vec_select(vmask_t m, vec_t a, vec_t b)
 SPATTN_ALWAYS_INLINE vec_t vec_exp2(vec_t x) { return spattn__exp2_ymm(x); }
 SPATTN_ALWAYS_INLINE float vec_hsum(vec_t a) { return hsum_ymm(a); }
 SPATTN_ALWAYS_INLINE float vec_hmax(vec_t a) { return hmax_ymm(a); }
+SPATTN_ALWAYS_INLINE float vec_lane0(vec_t a) { return _mm256_cvtss_f32(a); }
+/* Lane i = sum of the lanes of a_i, one shared hadd tree. */
+SPATTN_ALWAYS_INLINE __m128 vec_hsum4(vec_t a0, vec_t a1, vec_t a2, vec_t a3)
+{
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+/* Four quarters into one column, in registers (a reload spanning several stores would stall). */
+SPATTN_ALWAYS_INLINE col_t col_from4(__m128 a, __m128 b, __m128 c, __m128 d)
+{
+    return col_mk(_mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1),
+                  _mm256_insertf128_ps(_mm256_castps128_ps256(c), d, 1));
+}
+/* Bit r set when rows[r] != 0. */
+SPATTN_ALWAYS_INLINE uint32_t rows_nonzero16(const uint64_t *rows)
+{
+    uint32_t z = 0;
+    for (int i = 0; i < 4; i++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(rows + 4 * i));
+        __m256i e = _mm256_cmpeq_epi64(v, _mm256_setzero_si256());
+        z |= (uint32_t)_mm256_movemask_pd(_mm256_castsi256_pd(e)) << (4 * i);
+    }
+    return ~z & 0xffffu;
+}
 
 /* Peak probe: 12 independent chains (4-cycle latency, two FMA ports, 16 registers). */
 static inline float vec_fma_probe(size_t iters, double *flops)
 {
     /* Named variables, not an array: an array of vectors may stay in memory. */
-    __m256 a0 = _mm256_set1_ps(1.0f + 0.01f * 0), a1 = _mm256_set1_ps(1.0f + 0.01f * 1), a2 = _mm256_set1_ps(1.0f + 0.01f * 2), a3 = _mm256_set1_ps(1.0f + 0.01f * 3), a4 = _mm256_set1_ps(1.0f + 0.01f * 4), a5 = _mm256_set1_ps(1.0f + 0.01f * 5), a6 = _mm256_set1_ps(1.0f + 0.01f * 6), a7 = _mm256_set1_ps(1.0f + 0.01f * 7), a8 = _mm256_set1_ps(1.0f + 0.01f * 8), a9 = _mm256_set1_ps(1.0f + 0.01f * 9), a10 = _mm256_set1_ps(1.0f + 0.01f * 10), a11 = _mm256_set1_ps(1.0f + 0.01f * 11);
+    __m256 a0 = _mm256_set1_ps(1.00f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f),
+           a3 = _mm256_set1_ps(1.03f);
+    __m256 a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f), a6 = _mm256_set1_ps(1.06f),
+           a7 = _mm256_set1_ps(1.07f);
+    __m256 a8 = _mm256_set1_ps(1.08f), a9 = _mm256_set1_ps(1.09f), a10 = _mm256_set1_ps(1.10f),
+           a11 = _mm256_set1_ps(1.11f);
     const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
     for (size_t it = 0; it < iters; it++) {
-#define SPATTN_PROBE_STEP(a) a = _mm256_fmadd_ps(a, x, y)
-        SPATTN_PROBE_STEP(a0);
-        SPATTN_PROBE_STEP(a1);
-        SPATTN_PROBE_STEP(a2);
-        SPATTN_PROBE_STEP(a3);
-        SPATTN_PROBE_STEP(a4);
-        SPATTN_PROBE_STEP(a5);
-        SPATTN_PROBE_STEP(a6);
-        SPATTN_PROBE_STEP(a7);
-        SPATTN_PROBE_STEP(a8);
-        SPATTN_PROBE_STEP(a9);
-        SPATTN_PROBE_STEP(a10);
-        SPATTN_PROBE_STEP(a11);
-#undef SPATTN_PROBE_STEP
+        a0 = _mm256_fmadd_ps(a0, x, y);
+        a1 = _mm256_fmadd_ps(a1, x, y);
+        a2 = _mm256_fmadd_ps(a2, x, y);
+        a3 = _mm256_fmadd_ps(a3, x, y);
+        a4 = _mm256_fmadd_ps(a4, x, y);
+        a5 = _mm256_fmadd_ps(a5, x, y);
+        a6 = _mm256_fmadd_ps(a6, x, y);
+        a7 = _mm256_fmadd_ps(a7, x, y);
+        a8 = _mm256_fmadd_ps(a8, x, y);
+        a9 = _mm256_fmadd_ps(a9, x, y);
+        a10 = _mm256_fmadd_ps(a10, x, y);
+        a11 = _mm256_fmadd_ps(a11, x, y);
     }
+    a0 = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+    a4 = _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7));
+    a8 = _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11));
+    __m256 s = a0;
+    s = _mm256_add_ps(s, a4);
+    s = _mm256_add_ps(s, a8);
     *flops = 2.0 * 8.0 * 12.0 * (double)iters;
-    return hsum_ymm(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)), _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7))), _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11))));
+    return hsum_ymm(s);
 }
 
 #endif

@@ -7,7 +7,7 @@
 #ifndef SPATTN_VEC_AVX512_H
 #define SPATTN_VEC_AVX512_H
 
-#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__) || \
+#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__) ||                   \
     !defined(__AVX512VL__) || !defined(__FMA__)
 #error "vec_avx512.h needs -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma"
 #endif
@@ -72,9 +72,9 @@ static inline void col_masks_from_rows(const uint64_t rows[16], uint32_t cm[64])
     __m512i r1 = _mm512_loadu_si512((const void *)(rows + 8));
     __m512i lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(r0)),
                                     _mm512_cvtepi64_epi32(r1), 1);
-    __m512i hi = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_srli_epi64(r0, 32))),
-        _mm512_cvtepi64_epi32(_mm512_srli_epi64(r1, 32)), 1);
+    __m512i hi =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_srli_epi64(r0, 32))),
+                           _mm512_cvtepi64_epi32(_mm512_srli_epi64(r1, 32)), 1);
     for (int j = 0; j < 32; j++) {
         __m512i bit = _mm512_set1_epi32((int)(1u << j));
         cm[j] = _mm512_test_epi32_mask(lo, bit);
@@ -113,43 +113,90 @@ SPATTN_ALWAYS_INLINE vec_t vec_select(vmask_t m, vec_t a, vec_t b)
 SPATTN_ALWAYS_INLINE vec_t vec_exp2(vec_t x) { return spattn__exp2_zmm(x); }
 SPATTN_ALWAYS_INLINE float vec_hsum(vec_t a) { return _mm512_reduce_add_ps(a); }
 SPATTN_ALWAYS_INLINE float vec_hmax(vec_t a) { return _mm512_reduce_max_ps(a); }
+SPATTN_ALWAYS_INLINE float vec_lane0(vec_t a) { return _mm512_cvtss_f32(a); }
+/* Lane i = sum of the lanes of a_i: halves first, then one shared hadd tree. */
+SPATTN_ALWAYS_INLINE __m128 vec_hsum4(vec_t a0, vec_t a1, vec_t a2, vec_t a3)
+{
+    __m256 x0 = _mm256_add_ps(_mm512_castps512_ps256(a0), _mm512_extractf32x8_ps(a0, 1));
+    __m256 x1 = _mm256_add_ps(_mm512_castps512_ps256(a1), _mm512_extractf32x8_ps(a1, 1));
+    __m256 x2 = _mm256_add_ps(_mm512_castps512_ps256(a2), _mm512_extractf32x8_ps(a2, 1));
+    __m256 x3 = _mm256_add_ps(_mm512_castps512_ps256(a3), _mm512_extractf32x8_ps(a3, 1));
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(x0, x1), _mm256_hadd_ps(x2, x3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+/* Four quarters into one column, in registers (storing them and reloading the whole would
+   stall: a load spanning several smaller stores cannot be forwarded). */
+SPATTN_ALWAYS_INLINE col_t col_from4(__m128 a, __m128 b, __m128 c, __m128 d)
+{
+    __m256 lo = _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
+    __m256 hi = _mm256_insertf128_ps(_mm256_castps128_ps256(c), d, 1);
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+/* Bit r set when rows[r] != 0. */
+SPATTN_ALWAYS_INLINE uint32_t rows_nonzero16(const uint64_t *rows)
+{
+    __m512i r0 = _mm512_loadu_si512((const void *)rows);
+    __m512i r1 = _mm512_loadu_si512((const void *)(rows + 8));
+    return (uint32_t)_mm512_test_epi64_mask(r0, r0) | (uint32_t)_mm512_test_epi64_mask(r1, r1) << 8;
+}
 
 /* Peak probe: 24 independent chains cover 4-cycle latency on two FMA ports with room. */
 static inline float vec_fma_probe(size_t iters, double *flops)
 {
     /* Named variables, not an array: an array of vectors may stay in memory. */
-    __m512 a0 = _mm512_set1_ps(1.0f + 0.01f * 0), a1 = _mm512_set1_ps(1.0f + 0.01f * 1), a2 = _mm512_set1_ps(1.0f + 0.01f * 2), a3 = _mm512_set1_ps(1.0f + 0.01f * 3), a4 = _mm512_set1_ps(1.0f + 0.01f * 4), a5 = _mm512_set1_ps(1.0f + 0.01f * 5), a6 = _mm512_set1_ps(1.0f + 0.01f * 6), a7 = _mm512_set1_ps(1.0f + 0.01f * 7), a8 = _mm512_set1_ps(1.0f + 0.01f * 8), a9 = _mm512_set1_ps(1.0f + 0.01f * 9), a10 = _mm512_set1_ps(1.0f + 0.01f * 10), a11 = _mm512_set1_ps(1.0f + 0.01f * 11), a12 = _mm512_set1_ps(1.0f + 0.01f * 12), a13 = _mm512_set1_ps(1.0f + 0.01f * 13), a14 = _mm512_set1_ps(1.0f + 0.01f * 14), a15 = _mm512_set1_ps(1.0f + 0.01f * 15), a16 = _mm512_set1_ps(1.0f + 0.01f * 16), a17 = _mm512_set1_ps(1.0f + 0.01f * 17), a18 = _mm512_set1_ps(1.0f + 0.01f * 18), a19 = _mm512_set1_ps(1.0f + 0.01f * 19), a20 = _mm512_set1_ps(1.0f + 0.01f * 20), a21 = _mm512_set1_ps(1.0f + 0.01f * 21), a22 = _mm512_set1_ps(1.0f + 0.01f * 22), a23 = _mm512_set1_ps(1.0f + 0.01f * 23);
+    __m512 a0 = _mm512_set1_ps(1.00f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f),
+           a3 = _mm512_set1_ps(1.03f);
+    __m512 a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f), a6 = _mm512_set1_ps(1.06f),
+           a7 = _mm512_set1_ps(1.07f);
+    __m512 a8 = _mm512_set1_ps(1.08f), a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f),
+           a11 = _mm512_set1_ps(1.11f);
+    __m512 a12 = _mm512_set1_ps(1.12f), a13 = _mm512_set1_ps(1.13f), a14 = _mm512_set1_ps(1.14f),
+           a15 = _mm512_set1_ps(1.15f);
+    __m512 a16 = _mm512_set1_ps(1.16f), a17 = _mm512_set1_ps(1.17f), a18 = _mm512_set1_ps(1.18f),
+           a19 = _mm512_set1_ps(1.19f);
+    __m512 a20 = _mm512_set1_ps(1.20f), a21 = _mm512_set1_ps(1.21f), a22 = _mm512_set1_ps(1.22f),
+           a23 = _mm512_set1_ps(1.23f);
     const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
     for (size_t it = 0; it < iters; it++) {
-#define SPATTN_PROBE_STEP(a) a = _mm512_fmadd_ps(a, x, y)
-        SPATTN_PROBE_STEP(a0);
-        SPATTN_PROBE_STEP(a1);
-        SPATTN_PROBE_STEP(a2);
-        SPATTN_PROBE_STEP(a3);
-        SPATTN_PROBE_STEP(a4);
-        SPATTN_PROBE_STEP(a5);
-        SPATTN_PROBE_STEP(a6);
-        SPATTN_PROBE_STEP(a7);
-        SPATTN_PROBE_STEP(a8);
-        SPATTN_PROBE_STEP(a9);
-        SPATTN_PROBE_STEP(a10);
-        SPATTN_PROBE_STEP(a11);
-        SPATTN_PROBE_STEP(a12);
-        SPATTN_PROBE_STEP(a13);
-        SPATTN_PROBE_STEP(a14);
-        SPATTN_PROBE_STEP(a15);
-        SPATTN_PROBE_STEP(a16);
-        SPATTN_PROBE_STEP(a17);
-        SPATTN_PROBE_STEP(a18);
-        SPATTN_PROBE_STEP(a19);
-        SPATTN_PROBE_STEP(a20);
-        SPATTN_PROBE_STEP(a21);
-        SPATTN_PROBE_STEP(a22);
-        SPATTN_PROBE_STEP(a23);
-#undef SPATTN_PROBE_STEP
+        a0 = _mm512_fmadd_ps(a0, x, y);
+        a1 = _mm512_fmadd_ps(a1, x, y);
+        a2 = _mm512_fmadd_ps(a2, x, y);
+        a3 = _mm512_fmadd_ps(a3, x, y);
+        a4 = _mm512_fmadd_ps(a4, x, y);
+        a5 = _mm512_fmadd_ps(a5, x, y);
+        a6 = _mm512_fmadd_ps(a6, x, y);
+        a7 = _mm512_fmadd_ps(a7, x, y);
+        a8 = _mm512_fmadd_ps(a8, x, y);
+        a9 = _mm512_fmadd_ps(a9, x, y);
+        a10 = _mm512_fmadd_ps(a10, x, y);
+        a11 = _mm512_fmadd_ps(a11, x, y);
+        a12 = _mm512_fmadd_ps(a12, x, y);
+        a13 = _mm512_fmadd_ps(a13, x, y);
+        a14 = _mm512_fmadd_ps(a14, x, y);
+        a15 = _mm512_fmadd_ps(a15, x, y);
+        a16 = _mm512_fmadd_ps(a16, x, y);
+        a17 = _mm512_fmadd_ps(a17, x, y);
+        a18 = _mm512_fmadd_ps(a18, x, y);
+        a19 = _mm512_fmadd_ps(a19, x, y);
+        a20 = _mm512_fmadd_ps(a20, x, y);
+        a21 = _mm512_fmadd_ps(a21, x, y);
+        a22 = _mm512_fmadd_ps(a22, x, y);
+        a23 = _mm512_fmadd_ps(a23, x, y);
     }
+    a0 = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+    a4 = _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7));
+    a8 = _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11));
+    a12 = _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15));
+    a16 = _mm512_add_ps(_mm512_add_ps(a16, a17), _mm512_add_ps(a18, a19));
+    a20 = _mm512_add_ps(_mm512_add_ps(a20, a21), _mm512_add_ps(a22, a23));
+    __m512 s = a0;
+    s = _mm512_add_ps(s, a4);
+    s = _mm512_add_ps(s, a8);
+    s = _mm512_add_ps(s, a12);
+    s = _mm512_add_ps(s, a16);
+    s = _mm512_add_ps(s, a20);
     *flops = 2.0 * 16.0 * 24.0 * (double)iters;
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7))), _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)), _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15)))), _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a16, a17), _mm512_add_ps(a18, a19)), _mm512_add_ps(_mm512_add_ps(a20, a21), _mm512_add_ps(a22, a23)))));
+    return _mm512_reduce_add_ps(s);
 }
 
 #endif

@@ -290,7 +290,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s->dim_qk = fz_range(&in, 1, 80);
     s->dim_v = fz_range(&in, 1, 80);
     /* Keep one execution cheap: a fuzzer lives on executions per second. */
-    while (s->batch * s->heads_q * s->len_q * s->len_k * (s->dim_qk + s->dim_v) > 400000) {
+    while (s->batch * s->heads_q * s->len_q * s->len_k * (s->dim_qk + s->dim_v) > 60000) {
         if (s->len_k > 16)
             s->len_k /= 2;
         else

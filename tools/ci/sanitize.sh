@@ -4,7 +4,8 @@
 #      LeakSanitizer sees every allocation at exit (forked test children would each exit on
 #      their own). gcc does not instrument AVX-512 masked loads; clang does.
 #   2. clang, TSan: the concurrency suite, with libomp's Archer tool so that TSan understands
-#      OpenMP's own synchronisation.
+#      OpenMP's synchronisation, and libomp's own (uninstrumented) internals ignored as Archer
+#      asks.
 # Usage: tools/ci/sanitize.sh [build-root]   (default: build-sanitize under the repository;
 #        ASAN_DIR / TSAN_DIR override the two build directories)
 set -uo pipefail
@@ -33,6 +34,7 @@ configure_build() { # configure_build DIR SANITIZERS
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS=suppressions=$here/tools/ci/lsan.supp:print_suppressions=0
 # Smaller random sweeps: instrumented code is several times slower.
 export SPATTN_TEST_SCALE=${SPATTN_TEST_SCALE:-0.3}
 
@@ -51,7 +53,7 @@ tsan=${TSAN_DIR:-$root/tsan}
 archer=$(ls /usr/lib/llvm-*/lib/libarcher.so 2>/dev/null | head -n1)
 step "tsan build" configure_build "$tsan" thread
 if [ -x "$tsan/tests/spattn-tests" ]; then
-  step "tsan: concurrency suite" env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+  step "tsan: concurrency suite" env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1" \
     ${archer:+OMP_TOOL_LIBRARIES=$archer} CK_FORK=no CK_RUN_SUITE=concurrency \
     "$tsan/tests/spattn-tests"
 fi

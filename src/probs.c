@@ -1,0 +1,388 @@
+/* Attention probabilities of the allowed pairs (spattn_probs).
+ *
+ * Two passes. First every unit (query tile of one batch/head) runs the plan's own kernel with a
+ * one-wide all-zero V, which costs little beyond QK^T and yields each row's lse exactly as
+ * spattn_plan_execute computes it; the unit's probabilities are written right after, while its
+ * Q and K rows are still in cache. Second, column sums: each (batch, head) is summed by one
+ * thread, rows in order, in float64, so the result does not depend on the thread count. */
+#include <math.h>
+#include <omp.h>
+#include <stdalign.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "plan_internal.h"
+#include "validate.h"
+
+/* The stand-in V row: read by the kernels for every allowed key (token stride 0), never
+   written. Padded so that a kernel loading a full vector from a row of dim 1 stays inside. */
+static alignas(64) const float zero_v[16];
+
+static size_t mask_index_bh(const spattn_plan *p, size_t bh)
+{
+    return spattn__mask_index(&p->shape, p->n_masks_arg, bh / p->shape.heads_q,
+                              bh % p->shape.heads_q);
+}
+
+uint64_t spattn_plan_probs_len(const spattn_plan *plan)
+{
+    if (plan == NULL)
+        return 0;
+    uint64_t n = 0;
+    size_t nbh = plan->shape.batch * plan->shape.heads_q;
+    for (size_t bh = 0; bh < nbh; bh++)
+        n += plan->masks[mask_index_bh(plan, bh)]->nnz;
+    return n;
+}
+
+uint64_t spattn_plan_probs_offset(const spattn_plan *plan, size_t b, size_t h)
+{
+    if (plan == NULL || b >= plan->shape.batch || h >= plan->shape.heads_q)
+        return UINT64_MAX;
+    uint64_t n = 0;
+    for (size_t bh = 0; bh < b * plan->shape.heads_q + h; bh++)
+        n += plan->masks[mask_index_bh(plan, bh)]->nnz;
+    return n;
+}
+
+const spattn_mask *spattn_plan_mask(const spattn_plan *plan, size_t b, size_t h)
+{
+    if (plan == NULL || b >= plan->shape.batch || h >= plan->shape.heads_q)
+        return NULL;
+    return plan->masks[spattn__mask_index(&plan->shape, plan->n_masks_arg, b, h)];
+}
+
+/* ---- validation ------------------------------------------------------------------------ */
+
+/* Elements spanned by a [n0][n1][n2][n3] view with the dim axis contiguous; 0 when a stride
+   is negative or the span does not fit in bytes of ptrdiff_t or in the address space. */
+static size_t view_span(const void *base, size_t n0, size_t n1, size_t n2, size_t n3,
+                        spattn_layout l)
+{
+    const size_t n[4] = {n0, n1, n2, n3};
+    const ptrdiff_t st[4] = {l.batch, l.head, l.token, 1};
+    size_t span = 1;
+    for (int i = 0; i < 4; i++) {
+        if (st[i] < 0)
+            return 0;
+        size_t s = (size_t)st[i];
+        if (s != 0 && n[i] - 1 > SIZE_MAX / s)
+            return 0;
+        if (span > SIZE_MAX - (n[i] - 1) * s)
+            return 0;
+        span += (n[i] - 1) * s;
+    }
+    if (span > (size_t)PTRDIFF_MAX / sizeof(float) ||
+        (uintptr_t)base > UINTPTR_MAX - span * sizeof(float))
+        return 0;
+    return span;
+}
+
+static int overlap(const void *a, size_t na, const void *b, size_t nb)
+{
+    uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
+    return a0 < b0 + nb * sizeof(float) && b0 < a0 + na * sizeof(float);
+}
+
+static int same_shape(const spattn_shape *a, const spattn_shape *b)
+{
+    return a->batch == b->batch && a->heads_q == b->heads_q && a->heads_kv == b->heads_kv &&
+           a->len_q == b->len_q && a->len_k == b->len_k && a->dim_qk == b->dim_qk &&
+           a->dim_v == b->dim_v;
+}
+
+static spattn_status check_call(const spattn_plan *p, const spattn_args *a, const float *probs,
+                                const float *col_sums)
+{
+    if (p == NULL || a == NULL || (probs == NULL && col_sums == NULL))
+        return SPATTN_E_NULL;
+    if (!same_shape(&p->shape, &a->shape))
+        return SPATTN_E_SHAPE;
+    if (a->q == NULL || a->k == NULL)
+        return SPATTN_E_NULL;
+    const spattn_shape *s = &a->shape;
+    size_t nq = view_span(a->q, s->batch, s->heads_q, s->len_q, s->dim_qk, a->q_layout);
+    size_t nk = view_span(a->k, s->batch, s->heads_kv, s->len_k, s->dim_qk, a->k_layout);
+    if (nq == 0 || nk == 0)
+        return SPATTN_E_SHAPE;
+    size_t limit = (size_t)PTRDIFF_MAX / sizeof(float);
+    uint64_t np = spattn_plan_probs_len(p);
+    size_t nbh = s->batch * s->heads_q; /* bounded by check_shape at plan creation */
+    if (probs != NULL && (np > limit || (uintptr_t)probs > UINTPTR_MAX - np * sizeof(float)))
+        return SPATTN_E_SHAPE;
+    size_t nc = 0;
+    if (col_sums != NULL) {
+        if (s->len_k > limit / nbh)
+            return SPATTN_E_SHAPE;
+        nc = nbh * s->len_k;
+        if ((uintptr_t)col_sums > UINTPTR_MAX - nc * sizeof(float))
+            return SPATTN_E_SHAPE;
+    }
+    if (probs != NULL && np > 0 &&
+        (overlap(probs, (size_t)np, a->q, nq) || overlap(probs, (size_t)np, a->k, nk) ||
+         (col_sums != NULL && overlap(probs, (size_t)np, col_sums, nc))))
+        return SPATTN_E_ARG;
+    if (col_sums != NULL && (overlap(col_sums, nc, a->q, nq) || overlap(col_sums, nc, a->k, nk)))
+        return SPATTN_E_ARG;
+    if (!isfinite(a->scale) || a->scale < 0.0f || !isfinite(a->softcap) || a->softcap < 0.0f)
+        return SPATTN_E_ARG;
+    return SPATTN_OK;
+}
+
+/* ---- computation ----------------------------------------------------------------------- */
+
+typedef struct probs_ctx {
+    const spattn_plan *p;
+    const spattn_args *a;
+    float scale;            /* resolved, exactly as the kernels get it */
+    float *lse;             /* [batch * heads_q][len_q], written by the kernels */
+    float *probs;           /* NULL when only column sums are wanted */
+    uint64_t *bh_off;       /* batch * heads_q + 1 offsets into probs */
+    uint64_t *qt_off;       /* per plan mask: nqt + 1 offsets of query tiles within a head */
+    float *scratch;         /* per thread: kernel scratch, then 16 floats of dummy O */
+    size_t scratch_per_thread, kernel_scratch;
+    int32_t *cols;          /* per thread: len_k column indices of one row */
+    float *vals;            /* per thread: len_k values of one row (column sums only) */
+    double *acc;            /* per thread: len_k column accumulators */
+} probs_ctx;
+
+static const float *q_head(const probs_ctx *x, size_t bh)
+{
+    const spattn_args *a = x->a;
+    size_t b = bh / a->shape.heads_q, h = bh % a->shape.heads_q;
+    return a->q + (ptrdiff_t)b * a->q_layout.batch + (ptrdiff_t)h * a->q_layout.head;
+}
+
+static const float *k_head(const probs_ctx *x, size_t bh)
+{
+    const spattn_args *a = x->a;
+    size_t b = bh / a->shape.heads_q, h = bh % a->shape.heads_q;
+    size_t hk = h / (a->shape.heads_q / a->shape.heads_kv);
+    return a->k + (ptrdiff_t)b * a->k_layout.batch + (ptrdiff_t)hk * a->k_layout.head;
+}
+
+/* The allowed keys of row r of query tile qt, increasing (the CSR order); returns how many. */
+static size_t row_cols(const spattn_mask *m, size_t qt, size_t r, int32_t *cols)
+{
+    size_t n = 0;
+    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
+        const spattn_ktile *kt = &m->tiles[t];
+        int32_t j0 = (int32_t)kt->kt * SPATTN_TK;
+        for (uint64_t bits = spattn__tile_row_bits(m, kt, qt, r); bits != 0; bits &= bits - 1)
+            cols[n++] = j0 + (int32_t)__builtin_ctzll(bits);
+    }
+    return n;
+}
+
+/* p = exp(s - lse) of one row for the given keys, s formed in float64 as the reference does;
+   the kernel's float lse keeps the row sum at 1 to float precision. */
+static void row_vals(const probs_ctx *x, const float *qi, const float *k, const int32_t *cols,
+                     size_t n, float lse, float *out)
+{
+    const size_t d = x->a->shape.dim_qk;
+    const ptrdiff_t kts = x->a->k_layout.token;
+    const double scale = x->scale, cap = x->a->softcap;
+    for (size_t c = 0; c < n; c++) {
+        const float *kj = k + (ptrdiff_t)cols[c] * kts;
+        /* Independent partial sums: the float64 adds are latency-bound otherwise (and the
+           compiler may pair them into vectors). */
+        double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+        size_t t = 0;
+        for (; t + 8 <= d; t += 8)
+            for (int u = 0; u < 8; u++)
+                acc[u] += (double)qi[t + (size_t)u] * (double)kj[t + (size_t)u];
+        for (; t < d; t++)
+            acc[0] += (double)qi[t] * (double)kj[t];
+        double s = scale * (((acc[0] + acc[4]) + (acc[1] + acc[5])) +
+                            ((acc[2] + acc[6]) + (acc[3] + acc[7])));
+        if (cap != 0.0)
+            s = cap * tanh(s / cap);
+        /* s - lse <= ~0 and small in magnitude: rounding it to float before expf costs
+           far less than the 2e-5 budget. */
+        out[c] = expf((float)(s - (double)lse));
+    }
+}
+
+static void run_unit(const probs_ctx *x, size_t u, float *scratch, int32_t *cols)
+{
+    const spattn_plan *p = x->p;
+    const spattn_shape *s = &p->shape;
+    size_t bh = u / p->nqt, qt = u % p->nqt, mi = mask_index_bh(p, bh);
+    const spattn_mask *m = p->masks[mi];
+    spattn_head_job job;
+    job.q = q_head(x, bh);
+    job.k = k_head(x, bh);
+    job.v = zero_v;
+    job.o = scratch + x->kernel_scratch; /* every row lands on one dummy row (token stride 0) */
+    job.lse = x->lse + bh * s->len_q;
+    job.q_ts = x->a->q_layout.token;
+    job.k_ts = x->a->k_layout.token;
+    job.v_ts = 0;
+    job.o_ts = 0;
+    job.dim_qk = s->dim_qk;
+    job.dim_v = 1;
+    job.scale = x->scale;
+    job.softcap = x->a->softcap;
+    if (p->gather[mi * p->nqt + qt])
+        p->kt->attn_gather(&job, m, qt, scratch);
+    else
+        p->kt->attn_tiles(&job, m, qt, scratch);
+
+    if (x->probs == NULL)
+        return;
+    float *out = x->probs + x->bh_off[bh] + x->qt_off[mi * (p->nqt + 1) + qt];
+    size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
+    for (size_t r = 0; r < rows; r++) {
+        size_t n = row_cols(m, qt, r, cols);
+        row_vals(x, job.q + (ptrdiff_t)(i0 + r) * job.q_ts, job.k, cols, n, job.lse[i0 + r],
+                 out);
+        out += n;
+    }
+}
+
+static void run_chunk(const probs_ctx *x, size_t c, int t)
+{
+    float *scratch = x->scratch + (size_t)t * x->scratch_per_thread;
+    int32_t *cols = x->cols + (size_t)t * x->p->shape.len_k;
+    for (size_t u = x->p->chunk_start[c]; u < x->p->chunk_start[c + 1]; u++)
+        run_unit(x, u, scratch, cols);
+}
+
+/* Column sums of one (batch, head): rows in order, float64 accumulation. */
+static void col_sums_head(const probs_ctx *x, size_t bh, int t, float *col_sums)
+{
+    const spattn_plan *p = x->p;
+    const size_t lk = p->shape.len_k;
+    const spattn_mask *m = p->masks[mask_index_bh(p, bh)];
+    int32_t *cols = x->cols + (size_t)t * lk;
+    float *vals = x->vals + (size_t)t * lk;
+    double *acc = x->acc + (size_t)t * lk;
+    const float *q = q_head(x, bh), *k = k_head(x, bh), *lse = x->lse + bh * p->shape.len_q;
+    const float *pv = x->probs ? x->probs + x->bh_off[bh] : NULL;
+    for (size_t j = 0; j < lk; j++)
+        acc[j] = 0.0;
+    for (size_t qt = 0; qt < p->nqt; qt++) {
+        size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
+        for (size_t r = 0; r < rows; r++) {
+            size_t n = row_cols(m, qt, r, cols);
+            const float *v = vals;
+            if (pv != NULL) {
+                v = pv; /* already computed by the first pass, same values */
+                pv += n;
+            } else {
+                row_vals(x, q + (ptrdiff_t)(i0 + r) * x->a->q_layout.token, k, cols, n,
+                         lse[i0 + r], vals);
+            }
+            for (size_t c = 0; c < n; c++)
+                acc[cols[c]] += (double)v[c];
+        }
+    }
+    float *out = col_sums + bh * lk;
+    for (size_t j = 0; j < lk; j++)
+        out[j] = (float)acc[j];
+}
+
+static void free_ctx(probs_ctx *x)
+{
+    spattn__free(x->lse);
+    spattn__free(x->bh_off);
+    spattn__free(x->qt_off);
+    spattn__aligned_free(x->scratch);
+    spattn__free(x->cols);
+    spattn__free(x->vals);
+    spattn__free(x->acc);
+}
+
+/* Every buffer the call needs, before anything is written. */
+static spattn_status alloc_ctx(probs_ctx *x, int nt, int want_cols)
+{
+    const spattn_plan *p = x->p;
+    const spattn_shape *s = &p->shape;
+    size_t nbh = s->batch * s->heads_q, lk = s->len_k;
+    x->lse = spattn__calloc(nbh * s->len_q, sizeof(float));
+    x->kernel_scratch = (p->kt->scratch_floats(s->dim_qk, 1) + 15) / 16 * 16;
+    x->scratch_per_thread = x->kernel_scratch + 16;
+    x->scratch = spattn__aligned_alloc(x->scratch_per_thread * sizeof(float) * (size_t)nt);
+    x->cols = spattn__calloc((size_t)nt * lk, sizeof(int32_t));
+    if (x->lse == NULL || x->scratch == NULL || x->cols == NULL)
+        return SPATTN_E_NOMEM;
+    if (x->probs != NULL) {
+        x->bh_off = spattn__calloc(nbh + 1, sizeof(uint64_t));
+        x->qt_off = spattn__calloc(p->n_masks * (p->nqt + 1), sizeof(uint64_t));
+        if (x->bh_off == NULL || x->qt_off == NULL)
+            return SPATTN_E_NOMEM;
+        for (size_t bh = 0; bh < nbh; bh++)
+            x->bh_off[bh + 1] = x->bh_off[bh] + p->masks[mask_index_bh(p, bh)]->nnz;
+        for (size_t mi = 0; mi < p->n_masks; mi++) {
+            uint64_t *o = x->qt_off + mi * (p->nqt + 1);
+            for (size_t qt = 0; qt < p->nqt; qt++)
+                o[qt + 1] = o[qt] + p->masks[mi]->qt_nnz[qt];
+        }
+    }
+    if (want_cols) {
+        x->vals = spattn__calloc((size_t)nt * lk, sizeof(float));
+        x->acc = spattn__calloc((size_t)nt * lk, sizeof(double));
+        if (x->vals == NULL || x->acc == NULL)
+            return SPATTN_E_NOMEM;
+    }
+    return SPATTN_OK;
+}
+
+spattn_status spattn_probs(const spattn_plan *plan, const spattn_args *args, float *probs,
+                           float *col_sums)
+{
+    spattn_status st = check_call(plan, args, probs, col_sums);
+    if (st != SPATTN_OK)
+        return st;
+
+    probs_ctx x;
+    memset(&x, 0, sizeof x);
+    x.p = plan;
+    x.a = args;
+    x.scale = spattn__resolve_scale(args->scale, plan->shape.dim_qk);
+    x.probs = probs;
+    size_t nbh = plan->shape.batch * plan->shape.heads_q;
+    /* Threads that can have work: per chunk in the first pass, per head in the second. */
+    size_t most = col_sums != NULL && nbh > plan->nchunks ? nbh : plan->nchunks;
+    int nt = (size_t)plan->nthreads > most ? (int)most : plan->nthreads;
+    st = alloc_ctx(&x, nt, col_sums != NULL);
+    if (st != SPATTN_OK) {
+        free_ctx(&x);
+        return st;
+    }
+
+    int nt_units = (size_t)nt > plan->nchunks ? (int)plan->nchunks : nt;
+    if (nt_units <= 1) {
+        for (size_t c = 0; c < plan->nchunks; c++)
+            run_chunk(&x, c, 0);
+    } else {
+        long nchunks = (long)plan->nchunks;
+#pragma omp parallel num_threads(nt_units)
+        {
+            int t = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+            for (long c = 0; c < nchunks; c++)
+                run_chunk(&x, (size_t)c, t);
+        }
+    }
+
+    if (col_sums != NULL) {
+        int nt_heads = (size_t)nt > nbh ? (int)nbh : nt;
+        if (nt_heads <= 1) {
+            for (size_t bh = 0; bh < nbh; bh++)
+                col_sums_head(&x, bh, 0, col_sums);
+        } else {
+            long n = (long)nbh;
+#pragma omp parallel num_threads(nt_heads)
+            {
+                int t = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+                for (long bh = 0; bh < n; bh++)
+                    col_sums_head(&x, (size_t)bh, t, col_sums);
+            }
+        }
+    }
+    free_ctx(&x);
+    return SPATTN_OK;
+}

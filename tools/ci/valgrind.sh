@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Valgrind memcheck CI step. Valgrind 3.19 emulates AVX2 but not AVX-512 (its CPUID reports no
+# avx512f), so this also proves that AUTO falls back cleanly: spattn-info under valgrind must
+# select avx2 (or scalar) and the suite must pass with AUTO.
+# Kept short (SPATTN_TEST_SCALE small): memcheck runs code ~50x slower.
+# Usage: tools/ci/valgrind.sh [build-dir]     (default: build-valgrind)
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$here/build-valgrind}
+jobs=${JOBS:-2}
+"$here/tools/install-deps.sh" build test || exit 1
+
+mkdir -p "$build"
+cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPATTN_WERROR=ON \
+  >"$build/configure.log" 2>&1 || { cat "$build/configure.log"; echo "valgrind.sh: FAIL"; exit 1; }
+cmake --build "$build" -j "$jobs" --target spattn-tests spattn-info ||
+  { echo "valgrind.sh: FAIL (build)"; exit 1; }
+
+# Definite leaks and every memory error fail; libgomp's thread pool is still reachable at exit.
+vg=(valgrind --tool=memcheck --error-exitcode=99 --leak-check=full
+    --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-origins=yes
+    --num-callers=30 --quiet)
+export SPATTN_TEST_SCALE=${SPATTN_TEST_SCALE:-0.05}
+export CK_FORK=no    # one process: memcheck follows every test, and leaks are seen at exit
+export CK_DEFAULT_TIMEOUT=0
+
+results=()
+fail=0
+step() {
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "=== $name"
+  if "$@"; then results+=("PASS  $name ($((SECONDS - t0)) s)")
+  else results+=("FAIL  $name ($((SECONDS - t0)) s)"); fail=1; fi
+}
+
+auto_falls_back() {
+  local out
+  out=$("${vg[@]}" "$build/tools/spattn-info") || { echo "$out"; return 1; }
+  echo "$out"
+  echo "$out" | grep -Eq '^auto selects: (avx2|scalar)$'
+}
+step "spattn-info under valgrind: AUTO avoids AVX-512" auto_falls_back
+# The whole suite with AUTO: its per-ISA loops cover every ISA valgrind can run (scalar and
+# avx2), and the hostile and concurrency suites run too.
+step "memcheck: all suites, AUTO" "${vg[@]}" "$build/tests/spattn-tests"
+
+echo
+echo "=== valgrind summary"
+printf '%s\n' "${results[@]}"
+[ $fail = 0 ] && echo "valgrind.sh: PASS" || echo "valgrind.sh: FAIL"
+exit $fail
