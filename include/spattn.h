@@ -142,7 +142,8 @@ SPATTN_API spattn_status spattn_mask_from_csr(size_t len_q, size_t len_k,
                                               spattn_mask **out);
 
 /* Block layout: nbq = ceil(len_q / block_q) rows by nbk = ceil(len_k / block_k) columns;
-   layout[r * nbk + c] != 0 allows the whole block (edge blocks are clipped). */
+   layout[r * nbk + c] != 0 allows the whole block (edge blocks are clipped).
+   block_q or block_k == 0 -> SPATTN_E_SHAPE. */
 SPATTN_API spattn_status spattn_mask_from_blocks(size_t len_q, size_t len_k, size_t block_q,
                                                  size_t block_k, const uint8_t *layout,
                                                  spattn_mask **out);
@@ -200,7 +201,8 @@ SPATTN_API spattn_status spattn_mask_longformer(size_t len_q, size_t len_k, size
    Random blocks: a splitmix64 generator seeded with `seed`; for qb = 0, 1, ... (the query
    blocks that exist, in increasing order) draw candidates kb = next() % nkb, nkb =
    ceil(len_k / block), keeping the first `random` distinct ones (all nkb if random >= nkb).
-   block >= 1, else SPATTN_E_ARG. The same arguments always give the same mask. */
+   A query row with i' < 0 (len_q > len_k) has no query block: it sees only the global key
+   blocks. block >= 1, else SPATTN_E_ARG. The same arguments always give the same mask. */
 SPATTN_API spattn_status spattn_mask_bigbird(size_t len_q, size_t len_k, size_t block,
                                              size_t window, size_t global, size_t random,
                                              uint64_t seed, spattn_mask **out);

@@ -1199,6 +1199,8 @@ START_TEST(allocation_failures)
         spattn_plan_free(plan);
     }
     ck_assert_int_gt(total_failures, 20);
+    if (getenv("SPATTN_TEST_VERBOSE"))
+        fprintf(stderr, "allocation failures injected: %d\n", total_failures);
     spattn_mask_free(c.a);
     spattn_mask_free(c.b);
     tu_buf_free(&c.f.q);

@@ -402,8 +402,10 @@ static void x86_gather(const spattn_head_job *job, const spattn_mask *m, size_t 
         const vec_t inv = vec_set1(l != 0.0f ? 1.0f / l : 0.0f);
         for (size_t e = 0; e < dv; e += VL) {
             vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
-            /* l == 0: every row entry is 0 (never NaN: nothing was accumulated). */
-            vec_storeu_m(o + e, mk, vec_mul(vec_loadu(g.orows + r * g.dvp + e), inv));
+            /* l == 0 (no key, or only -inf scores) gives exact zeros, not 0 * acc: an allowed
+               key with score -inf still added 0 * V, which is NaN where V is infinite. */
+            vec_t x = l != 0.0f ? vec_mul(vec_loadu(g.orows + r * g.dvp + e), inv) : vec_zero();
+            vec_storeu_m(o + e, mk, x);
         }
         if (job->lse)
             job->lse[i0 + r] =
