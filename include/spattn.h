@@ -136,7 +136,8 @@ SPATTN_API spattn_status spattn_mask_from_dense(size_t len_q, size_t len_k,
 
 /* Row i allows col_idx[row_ptr[i] .. row_ptr[i+1]-1]: row_ptr has len_q + 1 entries,
    row_ptr[0] == 0, non-decreasing; within a row the columns are strictly increasing and in
-   [0, len_k). Anything else -> SPATTN_E_MASK. Costs O(nnz + tiles), not O(len_q * len_k). */
+   [0, len_k). Anything else -> SPATTN_E_MASK. col_idx may be NULL when row_ptr[len_q] == 0.
+   Costs O(nnz + tiles), not O(len_q * len_k). */
 SPATTN_API spattn_status spattn_mask_from_csr(size_t len_q, size_t len_k,
                                               const int64_t *row_ptr, const int32_t *col_idx,
                                               spattn_mask **out);
@@ -198,9 +199,10 @@ SPATTN_API spattn_status spattn_mask_longformer(size_t len_q, size_t len_k, size
      |qb - kb| <= window                      (sliding window of 2*window+1 blocks), or
      kb < global  or  qb < global             (global blocks see and are seen by all), or
      kb is one of qb's random blocks.
-   Random blocks: a splitmix64 generator seeded with `seed`; for qb = 0, 1, ... (the query
-   blocks that exist, in increasing order) draw candidates kb = next() % nkb, nkb =
-   ceil(len_k / block), keeping the first `random` distinct ones (all nkb if random >= nkb).
+   Random blocks: a splitmix64 generator seeded with `seed`; for qb = 0, 1, ..., nkb - 1
+   (nkb = ceil(len_k / block), whatever len_q is, so that a decode mask is exactly the last rows
+   of the full one) draw candidates kb = next() % nkb, keeping the first `random` distinct ones
+   (all nkb if random >= nkb).
    A query row with i' < 0 (len_q > len_k) has no query block: it sees only the global key
    blocks. block >= 1, else SPATTN_E_ARG. The same arguments always give the same mask. */
 SPATTN_API spattn_status spattn_mask_bigbird(size_t len_q, size_t len_k, size_t block,
