@@ -8,7 +8,7 @@
 #   tools/bench-report.sh [--quick | --full] [--no-deps] [--build-dir DIR] [--out DIR]
 #                         [-- extra spattn-bench / --benchmark_* flags]
 #
-# Default grid: about ten minutes on two cores. --quick: seconds (CI smoke). --full: hours.
+# Default grid (three repetitions each, medians reported): about 12 minutes on two cores. --quick: seconds (CI smoke). --full: hours.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,6 +39,8 @@ args=()
 [ -n "$mode" ] && args+=("$mode")
 # quick: a handful of iterations each, enough to prove every benchmark runs and reports
 [ "$mode" = "--quick" ] && args+=(--benchmark_min_time=0.01)
+# otherwise three repetitions, reported as medians: shared machines are noisy
+[ "$mode" != "--quick" ] && args+=(--benchmark_repetitions=3)
 args+=(--benchmark_out="$out/results.json" --benchmark_out_format=json)
 
 commit="$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"

@@ -53,7 +53,9 @@ def load(path):
         if any(b.get("error_occurred") for b in bs):
             r["error"] = next(b.get("error_message", "") for b in bs if b.get("error_occurred"))
         else:
-            r["ms"] = sum(to_ms(b) for b in bs) / len(bs)
+            # Median over repetitions: on shared machines one slow repetition is common and
+            # should not move the figure.
+            r["ms"] = median([to_ms(b) for b in bs])
             r["iterations"] = sum(b.get("iterations", 0) for b in bs)
             for b in bs:
                 for k, v in b.items():
@@ -62,9 +64,15 @@ def load(path):
                             "repetition_index", "threads", "family_index",
                             "per_family_instance_index"):
                         r.setdefault("c", defaultdict(list))[k].append(v)
-            r["c"] = {k: sum(v) / len(v) for k, v in r.get("c", {}).items()}
+            r["c"] = {k: median(v) for k, v in r.get("c", {}).items()}
         results.append(r)
     return data.get("context", {}), results
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
 def level_key(s):
