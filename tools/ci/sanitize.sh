@@ -29,7 +29,7 @@ configure_build() { # configure_build DIR SANITIZERS
   mkdir -p "$1"
   CC=clang cmake -S "$here" -B "$1" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPATTN_WERROR=ON \
     -DSPATTN_SANITIZE="$2" >"$1/configure.log" 2>&1 || { cat "$1/configure.log"; return 1; }
-  cmake --build "$1" -j "$jobs" --target spattn-tests
+  cmake --build "$1" -j "$jobs" --target spattn-tests spattn-first-use
 }
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1
@@ -56,6 +56,8 @@ if [ -x "$tsan/tests/spattn-tests" ]; then
   step "tsan: concurrency suite" env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1" \
     ${archer:+OMP_TOOL_LIBRARIES=$archer} CK_FORK=no CK_RUN_SUITE=concurrency \
     "$tsan/tests/spattn-tests"
+  step "tsan: first use from 8 threads" env TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1" \
+    ${archer:+OMP_TOOL_LIBRARIES=$archer} "$tsan/tests/spattn-first-use"
 fi
 
 echo
