@@ -45,6 +45,47 @@ static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
     }
 }
 
+/* Packed decode units: the query heads hk*group .. of one KV head are rows 0.. of the packed
+   mask, so the job's row stride is the head stride (len_q == 1: lse is one entry per head). */
+static void run_packed_chunk(const exec_ctx *x, size_t c, float *scratch)
+{
+    const spattn_plan *p = x->p;
+    const spattn_args *a = x->a;
+    const spattn_shape *s = &p->shape;
+    for (size_t u = p->pk_chunk_start[c]; u < p->pk_chunk_start[c + 1]; u++) {
+        size_t g = u / p->pk_nqt, qt = u % p->pk_nqt;
+        size_t b = g / s->heads_kv, hk = g % s->heads_kv, h0 = hk * p->group;
+        size_t mi = p->n_masks_arg == 0 ? 0 : spattn__mask_index(s, p->n_masks_arg, b, h0);
+        spattn_head_job job;
+        job.q = a->q + (ptrdiff_t)b * a->q_layout.batch + (ptrdiff_t)h0 * a->q_layout.head;
+        job.k = a->k + (ptrdiff_t)b * a->k_layout.batch + (ptrdiff_t)hk * a->k_layout.head;
+        job.v = a->v + (ptrdiff_t)b * a->v_layout.batch + (ptrdiff_t)hk * a->v_layout.head;
+        job.o = a->o + (ptrdiff_t)b * a->o_layout.batch + (ptrdiff_t)h0 * a->o_layout.head;
+        job.lse = a->lse ? a->lse + b * s->heads_q + h0 : NULL;
+        job.q_ts = a->q_layout.head;
+        job.k_ts = a->k_layout.token;
+        job.v_ts = a->v_layout.token;
+        job.o_ts = a->o_layout.head;
+        job.dim_qk = s->dim_qk;
+        job.dim_v = s->dim_v;
+        job.scale = x->scale;
+        job.softcap = a->softcap;
+        const spattn_mask *m = p->pk_masks[mi];
+        if (p->pk_gather[mi * p->pk_nqt + qt])
+            p->kt->attn_gather(&job, m, qt, scratch);
+        else
+            p->kt->attn_tiles(&job, m, qt, scratch);
+    }
+}
+
+static void run(const exec_ctx *x, size_t c, float *scratch)
+{
+    if (x->p->packed)
+        run_packed_chunk(x, c, scratch);
+    else
+        run_chunk(x, c, scratch);
+}
+
 static int same_shape(const spattn_shape *a, const spattn_shape *b)
 {
     return a->batch == b->batch && a->heads_q == b->heads_q && a->heads_kv == b->heads_kv &&
@@ -76,20 +117,21 @@ spattn_status spattn_plan_execute(const spattn_plan *plan, const spattn_args *ar
     }
 
     exec_ctx x = {plan, args, spattn__resolve_scale(args->scale, plan->shape.dim_qk)};
+    size_t chunks = plan->packed ? plan->pk_nchunks : plan->nchunks;
     int nt = plan->nthreads;
-    if ((size_t)nt > plan->nchunks)
-        nt = (int)plan->nchunks;
+    if ((size_t)nt > chunks)
+        nt = (int)chunks;
     if (nt <= 1) {
-        for (size_t c = 0; c < plan->nchunks; c++)
-            run_chunk(&x, c, scratch);
+        for (size_t c = 0; c < chunks; c++)
+            run(&x, c, scratch);
     } else {
-        long nchunks = (long)plan->nchunks;
+        long nchunks = (long)chunks;
 #pragma omp parallel num_threads(nt)
         {
             float *mine = scratch + (size_t)omp_get_thread_num() * plan->scratch_per_thread;
 #pragma omp for schedule(dynamic, 1)
             for (long c = 0; c < nchunks; c++)
-                run_chunk(&x, (size_t)c, mine);
+                run(&x, (size_t)c, mine);
         }
     }
 

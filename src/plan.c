@@ -27,8 +27,47 @@ static uint64_t unit_cost(const spattn_mask *m, size_t qt, int gather)
     return c + SPATTN_TQ * 16; /* fixed per-tile work: init, normalise, store */
 }
 
-static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
-                         spattn_path path)
+/* Cost of unit u of the plain schedule (u = (b * heads_q + h) * nqt + qt). */
+static uint64_t plain_cost(const spattn_plan *p, size_t u)
+{
+    size_t bh = u / p->nqt, qt = u % p->nqt;
+    size_t mi = spattn__mask_index(&p->shape, p->n_masks_arg, bh / p->shape.heads_q,
+                                   bh % p->shape.heads_q);
+    return unit_cost(p->masks[mi], qt, p->gather[mi * p->nqt + qt]);
+}
+
+int spattn__split_units(size_t nunits, uint64_t total, int nthreads,
+                uint64_t (*cost)(const spattn_plan *, size_t), const spattn_plan *p,
+                size_t **starts, size_t *nchunks)
+{
+    size_t want = nthreads == 1 ? 1 : (size_t)nthreads * CHUNKS_PER_THREAD;
+    if (want > nunits)
+        want = nunits;
+    size_t *cs = spattn__calloc(want + 1, sizeof *cs);
+    if (cs == NULL)
+        return 0;
+    size_t c = 0;
+    uint64_t acc = 0;
+    for (size_t u = 0; u < nunits && c + 1 < want; u++) {
+        acc += cost(p, u);
+        /* Cut after unit u once this chunk's share of the total is reached. */
+        if ((double)acc >= (double)total * (double)(c + 1) / (double)want)
+            cs[++c] = u + 1;
+    }
+    if (cs[c] != nunits)
+        cs[++c] = nunits;
+    *starts = cs;
+    *nchunks = c;
+    return 1;
+}
+
+uint64_t spattn__unit_cost(const spattn_mask *m, size_t qt, int gather)
+{
+    return unit_cost(m, qt, gather);
+}
+
+int spattn__choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
+                          spattn_path path)
 {
     if (path != SPATTN_PATH_AUTO)
         return path == SPATTN_PATH_GATHER;
@@ -49,6 +88,11 @@ void spattn_plan_free(spattn_plan *p)
     spattn__free(p->gather);
     spattn__free(p->chunk_start);
     spattn__aligned_free(p->scratch);
+    for (size_t i = 0; i < p->pk_n_masks; i++)
+        spattn_mask_free((spattn_mask *)p->pk_masks[i]);
+    spattn__free(p->pk_masks);
+    spattn__free(p->pk_gather);
+    spattn__free(p->pk_chunk_start);
     spattn__free(p);
 }
 
@@ -113,7 +157,7 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape,
         goto nomem;
     for (size_t i = 0; i < p->n_masks; i++)
         for (size_t qt = 0; qt < nqt; qt++) {
-            int g = choose_gather(kt, p->masks[i], qt, path);
+            int g = spattn__choose_gather(kt, p->masks[i], qt, path);
             p->gather[i * nqt + qt] = (uint8_t)g;
         }
 
@@ -129,26 +173,10 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape,
             p->gather_tiles += (size_t)g;
         }
     }
-    size_t want = nthreads == 1 ? 1 : (size_t)nthreads * CHUNKS_PER_THREAD;
-    if (want > nunits)
-        want = nunits;
-    p->chunk_start = spattn__calloc(want + 1, sizeof *p->chunk_start);
-    if (p->chunk_start == NULL)
+    if (!spattn__split_units(nunits, total, nthreads, plain_cost, p, &p->chunk_start, &p->nchunks))
         goto nomem;
-    size_t c = 0;
-    uint64_t acc = 0;
-    p->chunk_start[0] = 0;
-    for (size_t u = 0; u < nunits && c + 1 < want; u++) {
-        size_t bhi = u / nqt, qt = u % nqt;
-        size_t mi = spattn__mask_index(shape, n_masks, bhi / shape->heads_q,
-                                       bhi % shape->heads_q);
-        acc += unit_cost(p->masks[mi], qt, p->gather[mi * nqt + qt]);
-        /* Cut after unit u once this chunk's share of the total is reached. */
-        if ((double)acc >= (double)total * (double)(c + 1) / (double)want)
-            p->chunk_start[++c] = u + 1;
-    }
-    p->chunk_start[++c] = nunits;
-    p->nchunks = c;
+    if (spattn__plan_pack(p, path) != SPATTN_OK)
+        goto nomem;
 
     size_t per = kt->scratch_floats(shape->dim_qk, shape->dim_v);
     p->scratch_per_thread = (per + 15) / 16 * 16; /* keep each thread's part 64-byte aligned */
@@ -193,6 +221,11 @@ size_t spattn__plan_chunks(const spattn_plan *p, uint64_t *costs)
         }
     }
     return p->nchunks;
+}
+
+int spattn__plan_packed(const spattn_plan *plan)
+{
+    return plan ? plan->packed : 0;
 }
 
 size_t spattn__plan_gather_tiles(const spattn_plan *plan)

@@ -18,6 +18,9 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape,
 /* Query tiles the plan sends down the gather path, over all (batch, head). */
 size_t spattn__plan_gather_tiles(const spattn_plan *plan);
 
+/* Whether execute runs the packed decode schedule (query heads of a KV group as tile rows). */
+int spattn__plan_packed(const spattn_plan *plan);
+
 /* Work chunks of the plan; when costs != NULL, the estimated cost of each (the sum of its
    units' costs) is written there. Lets tests check the balance of the split. */
 size_t spattn__plan_chunks(const spattn_plan *plan, uint64_t *costs);

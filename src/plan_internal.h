@@ -20,9 +20,33 @@ struct spattn_plan {
     size_t gather_tiles;       /* over all (batch, head) */
     size_t nchunks;
     size_t *chunk_start;       /* nchunks + 1 unit indices */
+    /* Decode with GQA (len_q == 1, the heads of a KV group sharing a mask): execute runs the
+       group's query heads as the rows of one tile, so each K/V tile is loaded once for all of
+       them instead of once per head. pk_masks[mi] repeats row 0 of masks[mi] `group` times.
+       The fields above keep describing the plain per-head schedule (spattn_probs uses it). */
+    int packed;
+    size_t group;
+    const spattn_mask **pk_masks; /* n_masks of them, NULL where no group uses that mask */
+    size_t pk_n_masks;
+    size_t pk_nqt;                /* query tiles of a packed mask: ceil(group / TQ) */
+    uint8_t *pk_gather;           /* [mask][pk qt] */
+    size_t pk_nchunks;
+    size_t *pk_chunk_start;       /* units (b * heads_kv + hk) * pk_nqt + qt */
     size_t scratch_per_thread; /* floats */
     float *scratch;            /* nthreads parts, used by one execute at a time */
     atomic_flag scratch_busy;  /* a concurrent execute allocates its own scratch instead */
 };
+
+/* Shared by plan.c and plan_pack.c. */
+uint64_t spattn__unit_cost(const spattn_mask *m, size_t qt, int gather);
+int spattn__choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
+                          spattn_path path);
+/* Cuts units 0..nunits-1 (costs from `cost`, summing to total) into chunks of equal cost, a
+   few per thread; 0 when out of memory. */
+int spattn__split_units(size_t nunits, uint64_t total, int nthreads,
+                        uint64_t (*cost)(const spattn_plan *, size_t), const spattn_plan *p,
+                        size_t **starts, size_t *nchunks);
+/* Sets up the packed decode schedule when the plan qualifies (else leaves packed = 0). */
+spattn_status spattn__plan_pack(spattn_plan *p, spattn_path path);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mask_impl.h"
 #include "plan_impl.h"
 #include "test_util.h"
 
@@ -561,6 +562,112 @@ START_TEST(fully_masked_rows)
 }
 END_TEST
 
+/* Decode with GQA (len_q == 1): plans run a KV head's query heads as one tile when the heads of
+   a group share a mask. Every mask arrangement, both paths, layouts, lse, 1 and 2 threads. */
+START_TEST(decode_gqa)
+{
+    spattn_isa isa = isa_of(_i);
+    tu_rng r = {555 + (uint64_t)isa};
+    for (int c = 0; c < tu_cases(30); c++) {
+        problem p;
+        problem_opts po = {300, 80, 1.0f};
+        problem_random(&p, &r, po);
+        problem_free(&p);
+        /* Rebuild as decode: one query row, groups of 2..20 heads. */
+        memset(&p, 0, sizeof p);
+        spattn_shape *s = &p.a.shape;
+        s->batch = tu_range(&r, 1, 2);
+        s->heads_kv = tu_range(&r, 1, 3);
+        s->heads_q = s->heads_kv * tu_range(&r, 2, 20);
+        s->len_q = 1;
+        s->len_k = tu_range(&r, 1, 700);
+        s->dim_qk = tu_range(&r, 1, 130);
+        s->dim_v = tu_uniform(&r) < 0.5 ? s->dim_qk : tu_range(&r, 1, 130);
+        size_t nq, nk, nv, no, pad = tu_range(&r, 1, 5);
+        int lay = (int)tu_range(&r, 0, N_LAYOUTS - 1);
+        p.a.q_layout = make_layout(lay, s->batch, s->heads_q, 1, s->dim_qk, pad, &nq);
+        p.a.k_layout = make_layout(lay, s->batch, s->heads_kv, s->len_k, s->dim_qk, pad, &nk);
+        p.a.v_layout = make_layout(lay, s->batch, s->heads_kv, s->len_k, s->dim_v, pad, &nv);
+        p.a.o_layout = make_layout((int)tu_range(&r, 0, N_LAYOUTS - 1), s->batch, s->heads_q, 1,
+                                   s->dim_v, pad, &no);
+        p.q = tu_buf_new(nq);
+        p.k = tu_buf_new(nk);
+        p.v = tu_buf_new(nv);
+        p.o = tu_buf_new(no);
+        p.lse = tu_buf_new(s->batch * s->heads_q);
+        fill_nan(&p.q);
+        fill_nan(&p.k);
+        fill_nan(&p.v);
+        fill_view(&r, p.q.p, p.a.q_layout, s->batch, s->heads_q, 1, s->dim_qk, 1.0f);
+        fill_view(&r, p.k.p, p.a.k_layout, s->batch, s->heads_kv, s->len_k, s->dim_qk, 1.0f);
+        fill_view(&r, p.v.p, p.a.v_layout, s->batch, s->heads_kv, s->len_k, s->dim_v, 1.0f);
+        p.a.q = p.q.p;
+        p.a.k = p.k.p;
+        p.a.v = p.v.p;
+        p.a.o = p.o.p;
+        p.a.lse = tu_uniform(&r) < 0.7 ? p.lse.p : NULL;
+        p.a.softcap = tu_uniform(&r) < 0.8 ? 0.0f : 20.0f;
+        /* 0, 1, per head (shared within each group, or not) or per (batch, head). */
+        int mode = (int)tu_range(&r, 0, 4);
+        size_t group = s->heads_q / s->heads_kv;
+        if (mode == 1) {
+            p.n_masks = 1;
+            p.masks[0] = random_mask(&r, 1, s->len_k);
+        } else if (mode >= 2) {
+            p.n_masks = mode == 4 ? s->batch * s->heads_q : s->heads_q;
+            if (p.n_masks > 64)
+                p.n_masks = s->heads_q; /* the problem's mask array holds 64 */
+            for (size_t i = 0; i < p.n_masks; i++) {
+                if (mode != 3 && i % group != 0) { /* share the group leader's mask */
+                    spattn_mask *lead = p.masks[i - i % group];
+                    uint8_t *d = malloc(s->len_k);
+                    spattn_mask_to_dense(lead, d, s->len_k);
+                    ck_assert_int_eq(spattn_mask_from_dense(1, s->len_k, d, s->len_k,
+                                                            &p.masks[i]),
+                                     SPATTN_OK);
+                    free(d);
+                    /* A copy is another mask object: only identical pointers pack. Share
+                       the leader itself half of the time. */
+                    if (tu_uniform(&r) < 0.5) {
+                        spattn_mask_free(p.masks[i]);
+                        p.masks[i] = lead;
+                        spattn__mask_retain(lead);
+                    }
+                } else {
+                    p.masks[i] = random_mask(&r, 1, s->len_k);
+                }
+            }
+        }
+        poison_unused_keys(&p);
+        tu_buf ro, rlse;
+        reference(&p, &ro, &rlse);
+        float *first = malloc(p.o.n * sizeof(float));
+        spattn_path path = (spattn_path)tu_range(&r, 0, 2);
+        for (int t = 1; t <= 2; t++) {
+            spattn_options opt = {isa, t};
+            spattn_plan *plan;
+            ck_assert_int_eq(spattn__plan_create_path(s, mask_list(&p), p.n_masks, &opt, path,
+                                                      &plan),
+                             SPATTN_OK);
+            if (p.n_masks <= 1)
+                ck_assert_msg(spattn__plan_packed(plan), "decode with one mask not packed");
+            ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);
+            compare(&p, &ro, &rlse, "decode");
+            if (t == 1)
+                memcpy(first, p.o.p, p.o.n * sizeof(float));
+            else
+                ck_assert_msg(memcmp(first, p.o.p, p.o.n * sizeof(float)) == 0,
+                              "decode: 1 and 2 threads differ");
+            spattn_plan_free(plan);
+        }
+        free(first);
+        tu_buf_free(&ro);
+        tu_buf_free(&rlse);
+        problem_free(&p);
+    }
+}
+END_TEST
+
 /* ---- the reference against hand-computed values ------------------------------------------- */
 
 START_TEST(reference_by_hand)
@@ -720,6 +827,7 @@ Suite *suite_attn(void)
     tcase_add_loop_test(tc, large_scores, 0, n);
     tcase_add_loop_test(tc, fully_masked_rows, 0, n);
     tcase_add_loop_test(tc, gqa_head_mapping, 0, n);
+    tcase_add_loop_test(tc, decode_gqa, 0, n);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("softmax");
