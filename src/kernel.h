@@ -2,7 +2,9 @@
  * The contract between the plan and the per-ISA kernels. One table per ISA, listed once in
  * kernels.inc; dispatch, tests and benchmarks all read that list.
  *
- * The plan hands a kernel one query tile (SPATTN_TQ rows) of one (batch, head) at a time;
+ * The plan hands a kernel one query tile (SPATTN_TQ rows) of one (batch, head) at a time (for
+ * decode with GQA, the rows are instead the query heads of one KV head: row stride = head
+ * stride, one mask row repeated; the kernel cannot tell the difference);
  * which rows a thread gets never changes what a row computes, so output is bitwise the same for
  * any thread count. A kernel must:
  *  - write every row of the tile: O rows, and lse entries when lse != NULL;
