@@ -28,7 +28,7 @@ if command -v clang >/dev/null; then
   echo "clang (aarch64): src/arm and cpu_arm.c compile warning-free"
 fi
 
-export SPATTN_TEST_SCALE=${SPATTN_TEST_SCALE:-0.25}
+export SPATTN_TEST_SCALE=${SPATTN_TEST_SCALE:-0.5}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

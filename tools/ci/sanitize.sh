@@ -36,7 +36,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_retur
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$here/tools/ci/lsan.supp:print_suppressions=0
 # Smaller random sweeps: instrumented code is several times slower.
-export SPATTN_TEST_SCALE=${SPATTN_TEST_SCALE:-0.3}
+export SPATTN_TEST_SCALE=${SPATTN_TEST_SCALE:-0.6}
 
 asan=${ASAN_DIR:-$root/asan}
 step "asan+ubsan build" configure_build "$asan" address,undefined
