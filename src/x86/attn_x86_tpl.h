@@ -6,9 +6,11 @@
  * Tile path, transposed: a query tile's 16 rows are the 16 lanes of a col_t. Q is packed
  * transposed once per query tile (Qt[d] = the 16 rows' d-th element, pre-scaled), so
  *   S^T[j] = sum_d Qt[d] * K[j][d]      (K read in place, one broadcast per FMA)
- *   O^T[e] += P^T[j] * V[j][e]          (V read in place, one broadcast per FMA)
  * and the online softmax is vertical: the running max, sum and rescale of the 16 rows are
- * lane-wise ops, with no horizontal reductions and no transposition of K or V.
+ * lane-wise ops, with no horizontal reductions and no transposition of K or V. Then
+ *   PV_ROWS (AVX-512): O[r][e..] += P^T[j][r] * V[j][e..]   (V rows as vectors, P broadcast)
+ *   otherwise (AVX2):  O^T[e]   += P^T[j] * V[j][e]         (V read in place, one broadcast
+ *                                                           per FMA)
  *
  * Scores are kept in log2 units (Q pre-scaled by scale*log2(e)) so that P = exp2(S - m).
  */
@@ -16,6 +18,7 @@
 #define SPATTN_ATTN_X86_TPL_H
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernel.h"
@@ -30,11 +33,12 @@
 
 static size_t x86_round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-/* Tile path: Qt (16*dim_qk) | Ot (16*dim_v) | St (16 per key, 64 + QK_NB keys) | m, l.
+/* Tile path: Qt (16*dim_qk) | O (16 * dim_v rounded up to 16) | St (16 per key, 64 + QK_NB
+   keys) | m, l, alpha.
    Gather path: 16 q rows | 16 o rows (each rounded up to 16 floats, 64 bytes) | 16 scores. */
 static size_t x86_scratch(size_t dim_qk, size_t dim_v)
 {
-    size_t tile = 16 * (dim_qk + dim_v + SPATTN_TK + QK_NB + 2);
+    size_t tile = 16 * (dim_qk + x86_round16(dim_v) + SPATTN_TK + QK_NB + 3);
     size_t gather = 16 * (x86_round16(dim_qk) + x86_round16(dim_v) + 1);
     return tile > gather ? tile : gather;
 }
@@ -50,6 +54,19 @@ static float x86_q_factor(const spattn_head_job *job)
 static void pack_qt(const spattn_head_job *job, size_t i0, size_t rows, float *qt)
 {
     const float c = x86_q_factor(job);
+#if COL_GATHER
+    /* One gather per dim collects the 16 rows' element (a scalar transposition costs a load,
+       multiply and store per element, which tiny query tiles with one or two key tiles
+       notice). The lane offsets are 32-bit, so huge row strides take the scalar loop. */
+    if (job->q_ts >= 0 && job->q_ts <= INT32_MAX / 16) {
+        const float *q = job->q + (ptrdiff_t)i0 * job->q_ts;
+        const col_t vc = col_set1(c);
+        const col_idx_t ix = col_row_offsets((int32_t)job->q_ts);
+        for (size_t d = 0; d < job->dim_qk; d++)
+            col_store(qt + d * 16, col_mul(col_gather_rows(q + d, ix, rows), vc));
+        return;
+    }
+#endif
     /* Lanes of rows past len_q stay 0: finite scores, never written back. */
     memset(qt, 0, 16 * job->dim_qk * sizeof(float));
     for (size_t r = 0; r < rows; r++) {
@@ -61,10 +78,14 @@ static void pack_qt(const spattn_head_job *job, size_t i0, size_t rows, float *q
 
 /* S^T for keys j0 + idx[0..nk): QK_NB keys at a time, each split into QK_DS chains along dim
    so that enough independent FMAs are in flight. A short last block repeats its last key
-   (in bounds, result unused) instead of needing a second code path. */
-static void qk_tile(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts, size_t j0,
-                    const uint32_t *idx, size_t nk, float *st)
+   (in bounds; stored past nk, and its duplicate does not change the max) instead of needing
+   a second code path. Lanes outside cm[] (if given) become -inf; returns the lane-wise max
+   of the stored scores, taken as they leave the registers. */
+static col_t qk_tile(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts, size_t j0,
+                     const uint32_t *idx, size_t nk, const uint32_t *cm, float *st)
 {
+    const col_t ninf = col_set1(X86_NINF);
+    col_t mt = ninf;
     for (size_t jj = 0; jj < nk; jj += QK_NB) {
         const float *kp[QK_NB];
         for (int b = 0; b < QK_NB; b++) {
@@ -75,28 +96,49 @@ static void qk_tile(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts,
         for (int s = 0; s < QK_DS; s++)
             for (int b = 0; b < QK_NB; b++)
                 acc[s][b] = col_zero();
+        /* QK_DU dims per step with the key pointers advanced once per step, each hidden from
+           the optimiser: otherwise it rewrites kp[b] + d as base + index addressing, which
+           splits every broadcast FMA into two uops at issue. Here each is [kp + imm]. */
+        const float *qp = qt;
         size_t d = 0;
-        for (; d + QK_DS <= dq; d += QK_DS) {
-            for (int s = 0; s < QK_DS; s++) {
-                col_t q = col_load(qt + (d + (size_t)s) * 16);
-                for (int b = 0; b < QK_NB; b++)
-                    acc[s][b] = col_fma_bc(q, kp[b] + d + s, acc[s][b]);
+        for (; d + QK_DU <= dq; d += QK_DU) {
+#pragma GCC unroll 16
+            for (int u = 0; u < QK_DU; u += QK_DS) {
+                for (int s = 0; s < QK_DS; s++) {
+                    col_t q = col_load(qp + (u + s) * 16);
+                    for (int b = 0; b < QK_NB; b++)
+                        acc[s][b] = col_fma_bc(q, kp[b] + u + s, acc[s][b]);
+                }
+            }
+            qp += QK_DU * 16;
+            for (int b = 0; b < QK_NB; b++) {
+                kp[b] += QK_DU;
+                __asm__("" : "+r"(kp[b]));
             }
         }
         for (; d < dq; d++) {
-            col_t q = col_load(qt + d * 16);
+            col_t q = col_load(qp);
             for (int b = 0; b < QK_NB; b++)
-                acc[0][b] = col_fma_bc(q, kp[b] + d, acc[0][b]);
+                acc[0][b] = col_fma_bc(q, kp[b], acc[0][b]);
+            qp += 16;
+            for (int b = 0; b < QK_NB; b++)
+                kp[b]++;
         }
         for (int b = 0; b < QK_NB; b++) {
             col_t a = acc[0][b];
             for (int s = 1; s < QK_DS; s++)
                 a = col_add(a, acc[s][b]);
+            if (cm != NULL)
+                a = col_select(cmask_bits(cm[jj + (size_t)b < nk ? jj + (size_t)b : nk - 1]), a,
+                               ninf);
             col_store(st + (jj + (size_t)b) * 16, a);
+            mt = col_max(mt, a);
         }
     }
+    return mt;
 }
 
+#if !PV_ROWS
 /* O^T[e0 .. e0+eb) = alpha * O^T + sum over keys of P^T[j] * V[j][e], the eb output columns
    held in registers across all keys of the tile. `masked` (PARTIAL tiles) keeps each key out
    of the rows its column mask excludes, so a NaN in that key's V row cannot reach them. */
@@ -164,23 +206,159 @@ static void finish_rows(const spattn_head_job *job, size_t i0, size_t rows, cons
     }
 }
 
+#endif
+
+#if PV_ROWS
+/* Row-major O (AVX-512): O[r][e] += P[r][j] * V[j][e] with V rows loaded as vectors in place
+   and P[r][j] = st[j*16 + r] broadcast, PV_RB rows x nv vectors of O in registers: per key
+   nv + PV_RB loads feed PV_RB * nv FMAs (the transposed form needs one load per FMA). `masked`
+   (PARTIAL tiles) merges each row's FMAs only where its row allows the key (a NaN in a V row
+   must not reach rows that exclude it). O rows are dvp = round16(dv) floats apart. */
+static inline __attribute__((always_inline)) void pv_rows_block(float *orow, size_t dvp,
+                                                                size_t r0, const int nr,
+                                                                const int nv,
+                                                                vmask_t last, const int masked,
+                                                                const float *const *vp,
+                                                                const vmask_t *km, size_t nk,
+                                                                const float *st, const float *al)
+{
+    vec_t acc[PV_RB][4];
+    for (int r = 0; r < nr; r++) {
+        const vec_t a = vec_set1(al[r0 + (size_t)r]);
+        for (int x = 0; x < nv; x++)
+            acc[r][x] = vec_mul(vec_loadu(orow + (r0 + (size_t)r) * dvp + (size_t)x * VL), a);
+    }
+    const float *sp = st + r0;
+    for (size_t jj = 0; jj < nk; jj++, sp += 16) {
+        const float *v = vp[jj];
+        vec_t vv[4];
+        for (int x = 0; x < nv; x++)
+            vv[x] = x == nv - 1 ? vec_loadu_m(v + x * VL, last) : vec_loadu(v + x * VL);
+        if (masked) {
+            for (int r = 0; r < nr; r++) {
+                const vec_t pr = vec_set1(sp[r]);
+                const vmask_t mk = vmask_load(km + jj * 16 + r0 + (size_t)r);
+                for (int x = 0; x < nv; x++)
+                    acc[r][x] = vec_fma_m(pr, vv[x], acc[r][x], mk);
+            }
+        } else {
+            for (int r = 0; r < nr; r++) {
+                const vec_t pr = vec_set1(sp[r]);
+                for (int x = 0; x < nv; x++)
+                    acc[r][x] = vec_fma(pr, vv[x], acc[r][x]);
+            }
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int x = 0; x < nv; x++)
+            vec_storeu(orow + (r0 + (size_t)r) * dvp + (size_t)x * VL, acc[r][x]);
+}
+
+/* Constant row and vector counts for each call of the block, so its accumulators stay in
+   registers. */
+static inline __attribute__((always_inline)) void pv_rows_nv(float *oe, size_t dvp, size_t r0,
+                                                             const int nr, int nv, vmask_t last,
+                                                             int masked, const float *const *vpe,
+                                                             const vmask_t *cm, size_t nk,
+                                                             const float *st, const float *al)
+{
+    if (masked) {
+        switch (nv) {
+        case 4: pv_rows_block(oe, dvp, r0, nr, 4, last, 1, vpe, cm, nk, st, al); break;
+        case 3: pv_rows_block(oe, dvp, r0, nr, 3, last, 1, vpe, cm, nk, st, al); break;
+        case 2: pv_rows_block(oe, dvp, r0, nr, 2, last, 1, vpe, cm, nk, st, al); break;
+        default: pv_rows_block(oe, dvp, r0, nr, 1, last, 1, vpe, cm, nk, st, al); break;
+        }
+    } else {
+        switch (nv) {
+        case 4: pv_rows_block(oe, dvp, r0, nr, 4, last, 0, vpe, cm, nk, st, al); break;
+        case 3: pv_rows_block(oe, dvp, r0, nr, 3, last, 0, vpe, cm, nk, st, al); break;
+        case 2: pv_rows_block(oe, dvp, r0, nr, 2, last, 0, vpe, cm, nk, st, al); break;
+        default: pv_rows_block(oe, dvp, r0, nr, 1, last, 0, vpe, cm, nk, st, al); break;
+        }
+    }
+}
+
+static void pv_rows(float *orow, size_t dv, size_t rows, const float *const *vp,
+                    const uint32_t *cm, size_t nk, const float *st, const float *al, int masked)
+{
+    const size_t dvp = x86_round16(dv);
+    const float *vpe[SPATTN_TK];
+    /* PARTIAL tiles: km[j*16 + r] is all lanes when row r allows key j, else none, built once
+       per tile so that the FMAs take their masks from memory (a mask made from the bits in
+       a general register costs a port-5 move per row and key, a port the FMAs need). */
+    vmask_t km[SPATTN_TK * 16];
+    if (masked)
+        for (size_t jj = 0; jj < nk; jj++)
+            vmask_expand16(km + jj * 16, cm[jj]);
+    for (size_t e = 0; e < dv; e += 4 * VL) {
+        const size_t left = dv - e;
+        const int nv = left >= 4 * VL ? 4 : (int)((left + VL - 1) / VL);
+        const size_t tail = left - (size_t)(nv - 1) * VL;
+        const vmask_t last = vmask_first(tail < VL ? tail : VL);
+        /* The first (for dim_v <= 64 the only) pass uses vp itself. */
+        const float *const *vq = vp;
+        if (e != 0) {
+            for (size_t jj = 0; jj < nk; jj++)
+                vpe[jj] = vp[jj] + e;
+            vq = vpe;
+        }
+        float *oe = orow + e;
+        /* Rows past the tile's last row are skipped a block at a time. */
+        for (size_t r0 = 0; r0 < rows; r0 += PV_RB) {
+            const int nr = 16 - r0 < PV_RB ? (int)(16 - r0) : PV_RB;
+            if (nr == PV_RB)
+                pv_rows_nv(oe, dvp, r0, PV_RB, nv, last, masked, vq, km, nk, st, al);
+            else
+                pv_rows_nv(oe, dvp, r0, 16 % PV_RB, nv, last, masked, vq, km, nk, st, al);
+        }
+    }
+}
+
+/* Writes rows i0 .. i0+rows from row-major O, m and l (lane r = row r). */
+static void finish_rows_rm(const spattn_head_job *job, size_t i0, size_t rows, const float *orow,
+                           const float *mrow, const float *lrow)
+{
+    const size_t dv = job->dim_v, dvp = x86_round16(dv);
+    for (size_t r = 0; r < rows; r++) {
+        float *o = job->o + (ptrdiff_t)(i0 + r) * job->o_ts;
+        const float l = lrow[r];
+        const vec_t inv = vec_set1(l != 0.0f ? 1.0f / l : 0.0f);
+        for (size_t e = 0; e < dv; e += VL) {
+            vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
+            vec_t x = l != 0.0f ? vec_mul(vec_loadu(orow + r * dvp + e), inv) : vec_zero();
+            vec_storeu_m(o + e, mk, x);
+        }
+        if (job->lse)
+            job->lse[i0 + r] =
+                l != 0.0f ? (float)((double)mrow[r] * X86_LN2 + log((double)l)) : X86_NINF;
+    }
+}
+#endif
+
 static void x86_tiles(const spattn_head_job *job, const spattn_mask *m, size_t qt, float *scratch)
 {
     const size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
     const size_t dq = job->dim_qk, dv = job->dim_v;
-    float *qtp = scratch, *ot = qtp + 16 * dq, *st = ot + 16 * dv;
+    float *qtp = scratch, *ot = qtp + 16 * dq, *st = ot + 16 * x86_round16(dv);
     float *ml = st + 16 * (SPATTN_TK + QK_NB);
     const int softcap = job->softcap != 0.0f;
     const col_t post = col_set1(job->softcap * X86_LOG2E), ninf = col_set1(X86_NINF);
 
     pack_qt(job, i0, rows, qtp);
-    memset(ot, 0, 16 * dv * sizeof(float));
+    memset(ot, 0, 16 * x86_round16(dv) * sizeof(float));
     col_t mrun = ninf, lrun = col_zero();
     uint32_t idx[SPATTN_TK], cm[SPATTN_TK], cm_all[SPATTN_TK];
     const float *vp[SPATTN_TK];
 
-    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
-        const spattn_ktile *tile = &m->tiles[t];
+    /* Odd query tiles walk their key tiles backwards: a plan runs consecutive query tiles of
+       a head on one thread, so each call starts on the K/V tiles the previous one touched
+       last, still in L2 (K+V of a long head exceed it, and a forward-only walk would evict
+       each tile just before it is needed again). The order depends only on qt. */
+    const size_t t_first = m->qt_ptr[qt], nt = m->qt_ptr[qt + 1] - t_first;
+    const int backward = (qt & 1) != 0;
+    for (size_t ti = 0; ti < nt; ti++) {
+        const spattn_ktile *tile = &m->tiles[t_first + (backward ? nt - 1 - ti : ti)];
         const size_t j0 = (size_t)tile->kt * SPATTN_TK, n = spattn__kt_cols(m, tile->kt);
         const int partial = tile->part != SPATTN_FULL;
         size_t nk = 0;
@@ -198,18 +376,18 @@ static void x86_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
                 }
             }
         }
-        qk_tile(qtp, dq, job->k, job->k_ts, j0, idx, nk, st);
-
-        col_t mt = ninf;
-        for (size_t jj = 0; jj < nk; jj++) {
-            col_t s = col_load(st + jj * 16);
-            if (softcap)
-                s = col_mul(col_tanh(s), post);
-            if (partial)
-                s = col_select(cmask_bits(cm[jj]), s, ninf);
-            if (softcap || partial)
+        col_t mt = qk_tile(qtp, dq, job->k, job->k_ts, j0, idx, nk,
+                           partial && !softcap ? cm : NULL, st);
+        if (softcap) {
+            /* tanh comes before the mask and the max; it is a call, so not in qk_tile. */
+            mt = ninf;
+            for (size_t jj = 0; jj < nk; jj++) {
+                col_t s = col_mul(col_tanh(col_load(st + jj * 16)), post);
+                if (partial)
+                    s = col_select(cmask_bits(cm[jj]), s, ninf);
                 col_store(st + jj * 16, s);
-            mt = col_max(mt, s);
+                mt = col_max(mt, s);
+            }
         }
         /* While a row has seen only -inf its shift is 0, so exp2(-inf - 0) = 0, not NaN;
            its alpha is 0 (nothing to rescale; exp2 of old - new could overflow). */
@@ -227,11 +405,20 @@ static void x86_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
 
         for (size_t jj = 0; jj < nk; jj++)
             vp[jj] = job->v + (ptrdiff_t)(j0 + idx[jj]) * job->v_ts;
+#if PV_ROWS
+        col_store(ml + 32, alpha);
+        pv_rows(ot, dv, rows, vp, cm, nk, st, ml + 32, partial);
+#else
         pv_tile(ot, dv, vp, cm, nk, st, alpha, partial);
+#endif
     }
     col_store(ml, mrun);
     col_store(ml + 16, lrun);
+#if PV_ROWS
+    finish_rows_rm(job, i0, rows, ot, ml, ml + 16);
+#else
     finish_rows(job, i0, rows, ot, ml, ml + 16);
+#endif
 }
 
 /* ---- gather path ------------------------------------------------------------------------ */
@@ -276,16 +463,15 @@ typedef struct gather_tile {
 } gather_tile;
 
 /* Row r's pending keys: scores, online softmax, O += P V. */
-static void gather_chunk(gather_tile *g, size_t r)
+static void gather_chunk(gather_tile *g, size_t r, const uint32_t *keys, size_t n)
 {
     const spattn_head_job *job = g->job;
-    const size_t n = g->n[r], dq = job->dim_qk, dv = job->dim_v;
+    const size_t dq = job->dim_qk, dv = job->dim_v;
     const float *kp[16], *vp[16];
     for (size_t c = 0; c < n; c++) {
-        kp[c] = job->k + (ptrdiff_t)g->keys[r][c] * job->k_ts;
-        vp[c] = job->v + (ptrdiff_t)g->keys[r][c] * job->v_ts;
+        kp[c] = job->k + (ptrdiff_t)keys[c] * job->k_ts;
+        vp[c] = job->v + (ptrdiff_t)keys[c] * job->v_ts;
     }
-    g->n[r] = 0;
     const float *qrow = g->qrows + r * g->dqp;
     __m128 quarter[4];
     for (size_t c = 0; c < 16; c += 4) {
@@ -304,7 +490,13 @@ static void gather_chunk(gather_tile *g, size_t r)
     const float mold = g->m[r], mt = col_hmax(s);
     const float mnew = mt > mold ? mt : mold;
     const float shift = mnew == X86_NINF ? 0.0f : mnew;
-    const float alpha = mold == X86_NINF ? 0.0f : vec_lane0(vec_exp2(vec_set1(mold - shift)));
+    /* exp2 only when the max moved: a row's first chunk (the only one for rows with <= 16
+       keys) has nothing to rescale, and an unchanged max rescales by exactly 1. */
+    float alpha = 0.0f;
+    if (mold == shift)
+        alpha = 1.0f;
+    else if (mold != X86_NINF)
+        alpha = vec_lane0(vec_exp2(vec_set1(mold - shift)));
     col_t p = col_exp2(col_sub(s, col_set1(shift)));
     g->l[r] = g->l[r] * alpha + col_hsum(p);
     g->m[r] = mnew;
@@ -318,7 +510,22 @@ static void gather_chunk(gather_tile *g, size_t r)
         vec_t a0 = vec_mul(vec_loadu(o + e), va), a1 = vec_mul(vec_loadu(o + e + VL), va);
         vec_t a2 = vec_mul(vec_loadu(o + e + 2 * VL), va);
         vec_t a3 = vec_mul(vec_loadu(o + e + 3 * VL), va);
-        for (size_t j = 0; j < n; j++) {
+        /* Odd keys in a second set of accumulators: two chains of n/2 FMAs, not one of n. */
+        vec_t b0 = vec_zero(), b1 = vec_zero(), b2 = vec_zero(), b3 = vec_zero();
+        size_t j = 0;
+        for (; j + 2 <= n; j += 2) {
+            vec_t pj = vec_set1(pb[j]), pk = vec_set1(pb[j + 1]);
+            const float *v = vp[j] + e, *w = vp[j + 1] + e;
+            a0 = vec_fma(pj, vec_loadu(v), a0);
+            a1 = vec_fma(pj, vec_loadu(v + VL), a1);
+            a2 = vec_fma(pj, vec_loadu(v + 2 * VL), a2);
+            a3 = vec_fma(pj, vec_loadu(v + 3 * VL), a3);
+            b0 = vec_fma(pk, vec_loadu(w), b0);
+            b1 = vec_fma(pk, vec_loadu(w + VL), b1);
+            b2 = vec_fma(pk, vec_loadu(w + 2 * VL), b2);
+            b3 = vec_fma(pk, vec_loadu(w + 3 * VL), b3);
+        }
+        if (j < n) {
             vec_t pj = vec_set1(pb[j]);
             const float *v = vp[j] + e;
             a0 = vec_fma(pj, vec_loadu(v), a0);
@@ -326,10 +533,10 @@ static void gather_chunk(gather_tile *g, size_t r)
             a2 = vec_fma(pj, vec_loadu(v + 2 * VL), a2);
             a3 = vec_fma(pj, vec_loadu(v + 3 * VL), a3);
         }
-        vec_storeu(o + e, a0);
-        vec_storeu(o + e + VL, a1);
-        vec_storeu(o + e + 2 * VL, a2);
-        vec_storeu(o + e + 3 * VL, a3);
+        vec_storeu(o + e, vec_add(a0, b0));
+        vec_storeu(o + e + VL, vec_add(a1, b1));
+        vec_storeu(o + e + 2 * VL, vec_add(a2, b2));
+        vec_storeu(o + e + 3 * VL, vec_add(a3, b3));
     }
     for (; e < dv; e += VL) {
         /* O rows are padded to a multiple of 16 floats; V rows are not. */
@@ -341,13 +548,20 @@ static void gather_chunk(gather_tile *g, size_t r)
     }
 }
 
+/* The count lives in a register across the bits (through g->n[r] every key would wait on
+   the store of the previous one). */
 static inline void gather_add(gather_tile *g, size_t r, size_t j0, uint64_t bits)
 {
+    uint32_t n = g->n[r];
+    uint32_t *keys = g->keys[r];
     for (; bits != 0; bits &= bits - 1) {
-        g->keys[r][g->n[r]++] = (uint32_t)(j0 + (size_t)__builtin_ctzll(bits));
-        if (g->n[r] == 16)
-            gather_chunk(g, r);
+        keys[n++] = (uint32_t)(j0 + (size_t)__builtin_ctzll(bits));
+        if (n == 16) {
+            gather_chunk(g, r, keys, 16);
+            n = 0;
+        }
     }
+    g->n[r] = n;
 }
 
 /* One walk over the query tile's stored key tiles hands each row its allowed keys in chunks
@@ -396,7 +610,7 @@ static void x86_gather(const spattn_head_job *job, const spattn_mask *m, size_t 
     }
     for (size_t r = 0; r < rows; r++) {
         if (g.n[r] != 0)
-            gather_chunk(&g, r);
+            gather_chunk(&g, r, g.keys[r], g.n[r]);
         float *o = job->o + (ptrdiff_t)(i0 + r) * job->o_ts;
         const float l = g.l[r];
         const vec_t inv = vec_set1(l != 0.0f ? 1.0f / l : 0.0f);

@@ -30,8 +30,10 @@ typedef struct cmask_t {
    take registers). */
 #define QK_NB 6
 #define QK_DS 1
+#define QK_DU 4
 #define PV_EB 6
 #define PV_EBM 4
+#define PV_ROWS 0
 
 SPATTN_ALWAYS_INLINE col_t col_mk(__m256 lo, __m256 hi)
 {
@@ -84,6 +86,30 @@ SPATTN_ALWAYS_INLINE col_t col_fma_bc_m(col_t a, const float *p, col_t acc, cmas
     return col_mk(_mm256_fmadd_ps(a.lo, _mm256_and_ps(b, m.lo), acc.lo),
                   _mm256_fmadd_ps(a.hi, _mm256_and_ps(b, m.hi), acc.hi));
 }
+/* Rows 0..rows-1 of a column read from memory: lane r = p[r * ts] (offsets from
+   col_row_offsets), lanes from `rows` on are 0 and not read. */
+#define COL_GATHER 1
+typedef struct col_idx_t {
+    __m256i lo, hi;
+} col_idx_t;
+SPATTN_ALWAYS_INLINE col_idx_t col_row_offsets(int32_t ts)
+{
+    const __m256i t = _mm256_set1_epi32(ts);
+    col_idx_t ix = {_mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), t),
+                    _mm256_mullo_epi32(_mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15), t)};
+    return ix;
+}
+SPATTN_ALWAYS_INLINE col_t col_gather_rows(const float *p, col_idx_t ix, size_t rows)
+{
+    const __m256i n = _mm256_set1_epi32((int)rows);
+    const __m256 m0 = _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(n, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+    const __m256 m1 = _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(n, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)));
+    return col_mk(_mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, ix.lo, m0, 4),
+                  _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, ix.hi, m1, 4));
+}
+
 SPATTN_ALWAYS_INLINE cmask_t cmask_bits(uint32_t bits)
 {
     const __m256i b = _mm256_set1_epi32((int)bits);

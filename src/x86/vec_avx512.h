@@ -24,12 +24,14 @@
 typedef __m512 col_t;
 typedef __mmask16 cmask_t;
 
-/* Register blocking of the two products (see attn_x86_tpl.h): keys per S block and their
-   split of dim into independent chains, dims of O per PV block (plain and masked). */
+/* Register blocking of the two products (see attn_x86_tpl.h): keys per S block, their split
+   of dim into independent chains, dims per step between pointer updates; the PV product is
+   row-major, PV_RB rows of O (x 4 vectors along dim) per register block. */
 #define QK_NB 8
 #define QK_DS 2
-#define PV_EB 16
-#define PV_EBM 16
+#define QK_DU 8
+#define PV_ROWS 1
+#define PV_RB 6
 
 SPATTN_ALWAYS_INLINE col_t col_zero(void) { return _mm512_setzero_ps(); }
 SPATTN_ALWAYS_INLINE col_t col_set1(float x) { return _mm512_set1_ps(x); }
@@ -64,6 +66,21 @@ SPATTN_ALWAYS_INLINE col_t col_exp2(col_t x) { return spattn__exp2_zmm(x); }
 SPATTN_ALWAYS_INLINE col_t col_tanh(col_t x) { return Sleef_tanhf16_u35avx512f(x); }
 SPATTN_ALWAYS_INLINE float col_hmax(col_t a) { return _mm512_reduce_max_ps(a); }
 SPATTN_ALWAYS_INLINE float col_hsum(col_t a) { return _mm512_reduce_add_ps(a); }
+
+/* Rows 0..rows-1 of a column read from memory: lane r = p[r * ts] (offsets from
+   col_row_offsets), lanes from `rows` on are 0 and not read. */
+#define COL_GATHER 1
+typedef __m512i col_idx_t;
+SPATTN_ALWAYS_INLINE col_idx_t col_row_offsets(int32_t ts)
+{
+    const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    return _mm512_mullo_epi32(iota, _mm512_set1_epi32(ts));
+}
+SPATTN_ALWAYS_INLINE col_t col_gather_rows(const float *p, col_idx_t ix, size_t rows)
+{
+    const __mmask16 m = (__mmask16)((1u << rows) - 1u);
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, ix, p, 4);
+}
 
 /* Column masks of a PARTIAL tile: cm[j] bit r = bit j of rows[r], for the 64 keys. */
 static inline void col_masks_from_rows(const uint64_t rows[16], uint32_t cm[64])
@@ -106,6 +123,24 @@ SPATTN_ALWAYS_INLINE vec_t vec_add(vec_t a, vec_t b) { return _mm512_add_ps(a, b
 SPATTN_ALWAYS_INLINE vec_t vec_mul(vec_t a, vec_t b) { return _mm512_mul_ps(a, b); }
 SPATTN_ALWAYS_INLINE vec_t vec_max(vec_t a, vec_t b) { return _mm512_max_ps(a, b); }
 SPATTN_ALWAYS_INLINE vec_t vec_fma(vec_t a, vec_t b, vec_t c) { return _mm512_fmadd_ps(a, b, c); }
+/* a * b + c in the lanes of m, c elsewhere (a NaN in a or b cannot reach those). */
+SPATTN_ALWAYS_INLINE vec_t vec_fma_m(vec_t a, vec_t b, vec_t c, vmask_t m)
+{
+    return _mm512_mask3_fmadd_ps(a, b, c, m);
+}
+/* m[r] = every lane when bit r of bits is set, else none (r < 16). */
+SPATTN_ALWAYS_INLINE void vmask_expand16(vmask_t m[16], uint32_t bits)
+{
+    _mm256_storeu_si256((__m256i *)(void *)m, _mm256_movm_epi16((__mmask16)bits));
+}
+/* Straight from memory into a mask register (a load port), not through a general register
+   (a port-5 move, which compilers emit for a plain load). */
+SPATTN_ALWAYS_INLINE vmask_t vmask_load(const vmask_t *p)
+{
+    vmask_t m;
+    __asm__("kmovw %1, %0" : "=k"(m) : "m"(*p));
+    return m;
+}
 SPATTN_ALWAYS_INLINE vec_t vec_select(vmask_t m, vec_t a, vec_t b)
 {
     return _mm512_mask_blend_ps(m, b, a);
