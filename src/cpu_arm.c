@@ -2,12 +2,13 @@
    Advanced SIMD is part of every AArch64 implementation Linux supports, but its bit is still
    read: a kernel (or an emulator) that does not announce it keeps us on the scalar tier. The
    other bits are only reported (spattn-info); no kernel depends on them yet. */
+#define _POSIX_C_SOURCE 200809L /* pthread_once */
 #include "cpu.h"
 
 #if defined(__aarch64__)
 
 #include <sys/auxv.h>
-#include <threads.h>
+#include <pthread.h>
 
 /* Older C libraries lack some names; the bit numbers are the kernel's ABI and never move. */
 #ifndef AT_HWCAP2
@@ -33,7 +34,9 @@
 #endif
 
 static spattn_cpu_info info;
-static once_flag once = ONCE_FLAG_INIT;
+/* pthread_once rather than C11 call_once: glibc runs call_once through an internal entry that
+   ThreadSanitizer cannot see, so every first use would be reported as a race. */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void detect(void)
 {
@@ -55,7 +58,7 @@ static void detect(void)
 
 const spattn_cpu_info *spattn__cpu(void)
 {
-    call_once(&once, detect);
+    pthread_once(&once, detect);
     return &info;
 }
 

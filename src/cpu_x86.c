@@ -1,14 +1,17 @@
 /* x86 feature detection: cpuid bits are trusted only when the OS saves the matching register
    state (xgetbv), since a kernel that enables AVX-512 in cpuid but not in XCR0 faults on use. */
+#define _POSIX_C_SOURCE 200809L /* pthread_once */
 #include "cpu.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <cpuid.h>
-#include <threads.h>
+#include <pthread.h>
 
 static spattn_cpu_info info;
-static once_flag once = ONCE_FLAG_INIT;
+/* pthread_once rather than C11 call_once: glibc runs call_once through an internal entry that
+   ThreadSanitizer cannot see, so every first use would be reported as a race. */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static uint64_t read_xcr0(void)
 {
@@ -58,7 +61,7 @@ static void detect(void)
 
 const spattn_cpu_info *spattn__cpu(void)
 {
-    call_once(&once, detect);
+    pthread_once(&once, detect);
     return &info;
 }
 

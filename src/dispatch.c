@@ -1,10 +1,11 @@
 /* The dispatch table: every kernel table of kernels.inc that this CPU can run, filled once.
    SPATTN_ISA is read at the same time, so no call ever re-reads the environment. */
+#define _POSIX_C_SOURCE 200809L /* pthread_once */
 #include "dispatch.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <threads.h>
+#include <pthread.h>
 
 #include "cpu.h"
 
@@ -27,7 +28,9 @@ static struct {
     spattn_isa auto_isa;                       /* SPATTN_ISA_AUTO when SPATTN_ISA is bad */
     char env_reason[160];
 } state;
-static once_flag once = ONCE_FLAG_INIT;
+/* pthread_once rather than C11 call_once: glibc runs call_once through an internal entry that
+   ThreadSanitizer cannot see, so every first use would be reported as a race. */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void fill(void)
 {
@@ -69,7 +72,7 @@ static int isa_in_range(spattn_isa isa)
 
 const spattn_kernel_table *spattn__kernels_for(spattn_isa isa)
 {
-    call_once(&once, fill);
+    pthread_once(&once, fill);
     if (!isa_in_range(isa) || isa == SPATTN_ISA_AUTO)
         return NULL;
     return state.by_isa[isa];
@@ -84,7 +87,7 @@ int spattn_isa_available(spattn_isa isa)
 
 spattn_isa spattn_isa_selected(void)
 {
-    call_once(&once, fill);
+    pthread_once(&once, fill);
     return state.auto_isa;
 }
 
@@ -98,7 +101,7 @@ static int compiled_in(spattn_isa isa)
 
 const char *spattn_isa_unavailable_reason(spattn_isa isa)
 {
-    call_once(&once, fill);
+    pthread_once(&once, fill);
     if (!isa_in_range(isa))
         return "not an ISA of this library";
     if (isa == SPATTN_ISA_AUTO)
