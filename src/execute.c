@@ -13,6 +13,38 @@ typedef struct exec_ctx {
     float scale;
 } exec_ctx;
 
+/* The job of query head h (its rows `row_stride` apart) on KV head hk of batch b; lse points
+   at the entry of the job's row 0. */
+static spattn_head_job make_job(const exec_ctx *x, size_t b, size_t h, size_t hk,
+                                ptrdiff_t q_row_stride, ptrdiff_t o_row_stride, float *lse)
+{
+    const spattn_args *a = x->a;
+    spattn_head_job job;
+    job.q = a->q + (ptrdiff_t)b * a->q_layout.batch + (ptrdiff_t)h * a->q_layout.head;
+    job.k = a->k + (ptrdiff_t)b * a->k_layout.batch + (ptrdiff_t)hk * a->k_layout.head;
+    job.v = a->v + (ptrdiff_t)b * a->v_layout.batch + (ptrdiff_t)hk * a->v_layout.head;
+    job.o = a->o + (ptrdiff_t)b * a->o_layout.batch + (ptrdiff_t)h * a->o_layout.head;
+    job.lse = lse;
+    job.q_ts = q_row_stride;
+    job.k_ts = a->k_layout.token;
+    job.v_ts = a->v_layout.token;
+    job.o_ts = o_row_stride;
+    job.dim_qk = x->p->shape.dim_qk;
+    job.dim_v = x->p->shape.dim_v;
+    job.scale = x->scale;
+    job.softcap = a->softcap;
+    return job;
+}
+
+static void run_unit(const spattn_plan *p, const spattn_head_job *job, const spattn_mask *m,
+                     size_t qt, int gather, float *scratch)
+{
+    if (gather)
+        p->kt->attn_gather(job, m, qt, scratch);
+    else
+        p->kt->attn_tiles(job, m, qt, scratch);
+}
+
 static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
 {
     const spattn_plan *p = x->p;
@@ -21,27 +53,11 @@ static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
     size_t group = s->heads_q / s->heads_kv;
     for (size_t u = p->chunk_start[c]; u < p->chunk_start[c + 1]; u++) {
         size_t bh = u / p->nqt, qt = u % p->nqt;
-        size_t b = bh / s->heads_q, h = bh % s->heads_q, hk = h / group;
+        size_t b = bh / s->heads_q, h = bh % s->heads_q;
         size_t mi = spattn__mask_index(s, p->n_masks_arg, b, h);
-        spattn_head_job job;
-        job.q = a->q + (ptrdiff_t)b * a->q_layout.batch + (ptrdiff_t)h * a->q_layout.head;
-        job.k = a->k + (ptrdiff_t)b * a->k_layout.batch + (ptrdiff_t)hk * a->k_layout.head;
-        job.v = a->v + (ptrdiff_t)b * a->v_layout.batch + (ptrdiff_t)hk * a->v_layout.head;
-        job.o = a->o + (ptrdiff_t)b * a->o_layout.batch + (ptrdiff_t)h * a->o_layout.head;
-        job.lse = a->lse ? a->lse + bh * s->len_q : NULL;
-        job.q_ts = a->q_layout.token;
-        job.k_ts = a->k_layout.token;
-        job.v_ts = a->v_layout.token;
-        job.o_ts = a->o_layout.token;
-        job.dim_qk = s->dim_qk;
-        job.dim_v = s->dim_v;
-        job.scale = x->scale;
-        job.softcap = a->softcap;
-        const spattn_mask *m = p->masks[mi];
-        if (p->gather[mi * p->nqt + qt])
-            p->kt->attn_gather(&job, m, qt, scratch);
-        else
-            p->kt->attn_tiles(&job, m, qt, scratch);
+        spattn_head_job job = make_job(x, b, h, h / group, a->q_layout.token, a->o_layout.token,
+                                       a->lse ? a->lse + bh * s->len_q : NULL);
+        run_unit(p, &job, p->masks[mi], qt, p->gather[mi * p->nqt + qt], scratch);
     }
 }
 
@@ -56,25 +72,9 @@ static void run_packed_chunk(const exec_ctx *x, size_t c, float *scratch)
         size_t g = u / p->pk_nqt, qt = u % p->pk_nqt;
         size_t b = g / s->heads_kv, hk = g % s->heads_kv, h0 = hk * p->group;
         size_t mi = p->n_masks_arg == 0 ? 0 : spattn__mask_index(s, p->n_masks_arg, b, h0);
-        spattn_head_job job;
-        job.q = a->q + (ptrdiff_t)b * a->q_layout.batch + (ptrdiff_t)h0 * a->q_layout.head;
-        job.k = a->k + (ptrdiff_t)b * a->k_layout.batch + (ptrdiff_t)hk * a->k_layout.head;
-        job.v = a->v + (ptrdiff_t)b * a->v_layout.batch + (ptrdiff_t)hk * a->v_layout.head;
-        job.o = a->o + (ptrdiff_t)b * a->o_layout.batch + (ptrdiff_t)h0 * a->o_layout.head;
-        job.lse = a->lse ? a->lse + b * s->heads_q + h0 : NULL;
-        job.q_ts = a->q_layout.head;
-        job.k_ts = a->k_layout.token;
-        job.v_ts = a->v_layout.token;
-        job.o_ts = a->o_layout.head;
-        job.dim_qk = s->dim_qk;
-        job.dim_v = s->dim_v;
-        job.scale = x->scale;
-        job.softcap = a->softcap;
-        const spattn_mask *m = p->pk_masks[mi];
-        if (p->pk_gather[mi * p->pk_nqt + qt])
-            p->kt->attn_gather(&job, m, qt, scratch);
-        else
-            p->kt->attn_tiles(&job, m, qt, scratch);
+        spattn_head_job job = make_job(x, b, h0, hk, a->q_layout.head, a->o_layout.head,
+                                       a->lse ? a->lse + b * s->heads_q + h0 : NULL);
+        run_unit(p, &job, p->pk_masks[mi], qt, p->pk_gather[mi * p->pk_nqt + qt], scratch);
     }
 }
 
