@@ -20,7 +20,7 @@
 
 /* Estimated cost of one unit, in pair-operations. A tile visit costs its whole 64 x TQ area
    whatever its bits; a gathered pair costs about two tiled ones (no register blocking). */
-static uint64_t unit_cost(const spattn_mask *m, size_t qt, int gather)
+uint64_t spattn__unit_cost(const spattn_mask *m, size_t qt, int gather)
 {
     size_t nt = m->qt_ptr[qt + 1] - m->qt_ptr[qt];
     uint64_t c = gather ? 2 * m->qt_nnz[qt] : (uint64_t)nt * SPATTN_TQ * SPATTN_TK;
@@ -33,13 +33,16 @@ static uint64_t plain_cost(const spattn_plan *p, size_t u)
     size_t bh = u / p->nqt, qt = u % p->nqt;
     size_t mi = spattn__mask_index(&p->shape, p->n_masks_arg, bh / p->shape.heads_q,
                                    bh % p->shape.heads_q);
-    return unit_cost(p->masks[mi], qt, p->gather[mi * p->nqt + qt]);
+    return spattn__unit_cost(p->masks[mi], qt, p->gather[mi * p->nqt + qt]);
 }
 
-int spattn__split_units(size_t nunits, uint64_t total, int nthreads,
-                uint64_t (*cost)(const spattn_plan *, size_t), const spattn_plan *p,
-                size_t **starts, size_t *nchunks)
+int spattn__split_units(size_t nunits, int nthreads,
+                        uint64_t (*cost)(const spattn_plan *, size_t), const spattn_plan *p,
+                        size_t **starts, size_t *nchunks)
 {
+    uint64_t total = 0;
+    for (size_t u = 0; u < nunits; u++)
+        total += cost(p, u);
     size_t want = nthreads == 1 ? 1 : (size_t)nthreads * CHUNKS_PER_THREAD;
     if (want > nunits)
         want = nunits;
@@ -59,11 +62,6 @@ int spattn__split_units(size_t nunits, uint64_t total, int nthreads,
     *starts = cs;
     *nchunks = c;
     return 1;
-}
-
-uint64_t spattn__unit_cost(const spattn_mask *m, size_t qt, int gather)
-{
-    return unit_cost(m, qt, gather);
 }
 
 int spattn__choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
@@ -161,19 +159,13 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape,
             p->gather[i * nqt + qt] = (uint8_t)g;
         }
 
-    /* Work split. Units with the same mask share costs, so the sum is cheap to form. */
-    size_t bh = shape->batch * shape->heads_q;
-    size_t nunits = bh * nqt;
-    uint64_t total = 0;
-    for (size_t u = 0; u < bh; u++) {
+    for (size_t u = 0; u < shape->batch * shape->heads_q; u++) {
         size_t mi = spattn__mask_index(shape, n_masks, u / shape->heads_q, u % shape->heads_q);
-        for (size_t qt = 0; qt < nqt; qt++) {
-            int g = p->gather[mi * nqt + qt];
-            total += unit_cost(p->masks[mi], qt, g);
-            p->gather_tiles += (size_t)g;
-        }
+        for (size_t qt = 0; qt < nqt; qt++)
+            p->gather_tiles += p->gather[mi * nqt + qt];
     }
-    if (!spattn__split_units(nunits, total, nthreads, plain_cost, p, &p->chunk_start, &p->nchunks))
+    size_t nunits = shape->batch * shape->heads_q * nqt;
+    if (!spattn__split_units(nunits, nthreads, plain_cost, p, &p->chunk_start, &p->nchunks))
         goto nomem;
     if (spattn__plan_pack(p, path) != SPATTN_OK)
         goto nomem;
@@ -213,12 +205,8 @@ size_t spattn__plan_chunks(const spattn_plan *p, uint64_t *costs)
         return 0;
     for (size_t c = 0; costs != NULL && c < p->nchunks; c++) {
         costs[c] = 0;
-        for (size_t u = p->chunk_start[c]; u < p->chunk_start[c + 1]; u++) {
-            size_t bh = u / p->nqt, qt = u % p->nqt;
-            size_t mi = spattn__mask_index(&p->shape, p->n_masks_arg, bh / p->shape.heads_q,
-                                           bh % p->shape.heads_q);
-            costs[c] += unit_cost(p->masks[mi], qt, p->gather[mi * p->nqt + qt]);
-        }
+        for (size_t u = p->chunk_start[c]; u < p->chunk_start[c + 1]; u++)
+            costs[c] += plain_cost(p, u);
     }
     return p->nchunks;
 }

@@ -41,9 +41,9 @@ struct spattn_plan {
 uint64_t spattn__unit_cost(const spattn_mask *m, size_t qt, int gather);
 int spattn__choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
                           spattn_path path);
-/* Cuts units 0..nunits-1 (costs from `cost`, summing to total) into chunks of equal cost, a
-   few per thread; 0 when out of memory. */
-int spattn__split_units(size_t nunits, uint64_t total, int nthreads,
+/* Cuts units 0..nunits-1 (costs from `cost`) into chunks of equal cost, a few per thread;
+   0 when out of memory. */
+int spattn__split_units(size_t nunits, int nthreads,
                         uint64_t (*cost)(const spattn_plan *, size_t), const spattn_plan *p,
                         size_t **starts, size_t *nchunks);
 /* Sets up the packed decode schedule when the plan qualifies (else leaves packed = 0). */

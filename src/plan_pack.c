@@ -82,12 +82,8 @@ spattn_status spattn__plan_pack(spattn_plan *p, spattn_path path)
                 p->pk_gather[mi * p->pk_nqt + qt] =
                     (uint8_t)spattn__choose_gather(p->kt, pm, qt, path);
         }
-    size_t nunits = s->batch * s->heads_kv * p->pk_nqt;
-    uint64_t total = 0;
-    for (size_t u = 0; u < nunits; u++)
-        total += packed_cost(p, u);
-    if (!spattn__split_units(nunits, total, p->nthreads, packed_cost, p, &p->pk_chunk_start,
-                             &p->pk_nchunks))
+    if (!spattn__split_units(s->batch * s->heads_kv * p->pk_nqt, p->nthreads, packed_cost, p,
+                             &p->pk_chunk_start, &p->pk_nchunks))
         return SPATTN_E_NOMEM;
     p->packed = 1;
     return SPATTN_OK;

@@ -58,76 +58,6 @@ static void fill_nan(tu_buf *b)
         b->p[i] = NAN;
 }
 
-/* A random mask of one of the kinds users build, sometimes with rows left empty. */
-static spattn_mask *random_mask(tu_rng *r, size_t lq, size_t lk)
-{
-    spattn_mask *m = NULL;
-    spattn_status st = SPATTN_OK;
-    int kind = (int)tu_range(r, 0, 7);
-    switch (kind) {
-    case 0:
-        st = spattn_mask_causal(lq, lk, &m);
-        break;
-    case 1:
-        st = spattn_mask_window(lq, lk, tu_range(r, 0, 40), tu_range(r, 0, 40), &m);
-        break;
-    case 2: {
-        size_t bq = tu_range(r, 1, 70), bk = tu_range(r, 1, 70);
-        size_t nbq = (lq + bq - 1) / bq, nbk = (lk + bk - 1) / bk;
-        uint8_t *lay = malloc(nbq * nbk);
-        double dens = tu_uniform(r);
-        for (size_t i = 0; i < nbq * nbk; i++)
-            lay[i] = tu_uniform(r) < dens;
-        st = spattn_mask_from_blocks(lq, lk, bq, bk, lay, &m);
-        free(lay);
-        break;
-    }
-    case 3:
-        st = spattn_mask_strided(lq, lk, tu_range(r, 1, 40), &m);
-        break;
-    case 4:
-        st = spattn_mask_bigbird(lq, lk, tu_range(r, 1, 40), tu_range(r, 0, 2), tu_range(r, 0, 1),
-                                 tu_range(r, 0, 3), tu_next(r), &m);
-        break;
-    default: {
-        /* Random elements, a few keys per row up to dense, with some columns never allowed
-           (their K/V rows get poisoned) and some rows empty. */
-        uint8_t *d = malloc(lq * lk);
-        double dens = kind == 5 ? tu_uniform(r) : 4.0 / (double)lk;
-        uint8_t *col_off = malloc(lk);
-        for (size_t j = 0; j < lk; j++)
-            col_off[j] = tu_uniform(r) < 0.2;
-        for (size_t i = 0; i < lq; i++) {
-            int empty = tu_uniform(r) < 0.1;
-            for (size_t j = 0; j < lk; j++)
-                d[i * lk + j] = !empty && !col_off[j] && tu_uniform(r) < dens;
-        }
-        if (kind == 7) {
-            /* The same few-keys pattern through CSR, as weight-sparse models export it. */
-            int64_t *rp = malloc((lq + 1) * sizeof *rp);
-            int32_t *ci = malloc(lq * lk * sizeof *ci + 1);
-            rp[0] = 0;
-            for (size_t i = 0; i < lq; i++) {
-                rp[i + 1] = rp[i];
-                for (size_t j = 0; j < lk; j++)
-                    if (d[i * lk + j])
-                        ci[rp[i + 1]++] = (int32_t)j;
-            }
-            st = spattn_mask_from_csr(lq, lk, rp, ci, &m);
-            free(rp);
-            free(ci);
-        } else {
-            st = spattn_mask_from_dense(lq, lk, d, lk, &m);
-        }
-        free(d);
-        free(col_off);
-        break;
-    }
-    }
-    ck_assert_int_eq(st, SPATTN_OK);
-    return m;
-}
-
 /* Keys no mask of the problem ever allows: their K and V rows become NaN. */
 static void poison_unused_keys(problem *p)
 {
@@ -232,7 +162,7 @@ static void problem_random(problem *p, tu_rng *r, problem_opts po)
     size_t n = mode == 0 ? 0 : mode == 1 ? 1 : mode == 2 ? s->heads_q : s->batch * s->heads_q;
     p->n_masks = n;
     for (size_t i = 0; i < n; i++)
-        p->masks[i] = random_mask(r, s->len_q, s->len_k);
+        p->masks[i] = tu_random_mask(r, s->len_q, s->len_k);
     poison_unused_keys(p);
     if (tu_uniform(r) < 0.3)
         poison_some_keys(p, r);
@@ -569,11 +499,8 @@ START_TEST(decode_gqa)
     spattn_isa isa = isa_of(_i);
     tu_rng r = {555 + (uint64_t)isa};
     for (int c = 0; c < tu_cases(30); c++) {
+        /* Decode: one query row, groups of 2..20 heads. */
         problem p;
-        problem_opts po = {300, 80, 1.0f};
-        problem_random(&p, &r, po);
-        problem_free(&p);
-        /* Rebuild as decode: one query row, groups of 2..20 heads. */
         memset(&p, 0, sizeof p);
         spattn_shape *s = &p.a.shape;
         s->batch = tu_range(&r, 1, 2);
@@ -612,7 +539,7 @@ START_TEST(decode_gqa)
         size_t group = s->heads_q / s->heads_kv;
         if (mode == 1) {
             p.n_masks = 1;
-            p.masks[0] = random_mask(&r, 1, s->len_k);
+            p.masks[0] = tu_random_mask(&r, 1, s->len_k);
         } else if (mode >= 2) {
             p.n_masks = mode == 4 ? s->batch * s->heads_q : s->heads_q;
             if (p.n_masks > 64)
@@ -634,7 +561,7 @@ START_TEST(decode_gqa)
                         spattn__mask_retain(lead);
                     }
                 } else {
-                    p.masks[i] = random_mask(&r, 1, s->len_k);
+                    p.masks[i] = tu_random_mask(&r, 1, s->len_k);
                 }
             }
         }
@@ -766,7 +693,7 @@ START_TEST(softmax_vs_reference)
     for (int c = 0; c < tu_cases(40); c++) {
         size_t rows = tu_range(&r, 1, 150), cols = tu_range(&r, 1, 200);
         size_t ld = cols + tu_range(&r, 0, 5);
-        spattn_mask *m = random_mask(&r, rows, cols);
+        spattn_mask *m = tu_random_mask(&r, rows, cols);
         size_t n = (rows - 1) * ld + cols;
         tu_buf x = tu_buf_new(n), y = tu_buf_new(n), ry = tu_buf_new(n);
         /* Inputs of 90-100: a kernel that forgets to subtract the max overflows. */

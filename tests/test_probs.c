@@ -30,42 +30,6 @@ typedef struct pproblem {
     size_t n_masks;
 } pproblem;
 
-static spattn_mask *random_mask(tu_rng *r, size_t lq, size_t lk)
-{
-    spattn_mask *m = NULL;
-    spattn_status st;
-    switch (tu_range(r, 0, 5)) {
-    case 0:
-        st = spattn_mask_causal(lq, lk, &m);
-        break;
-    case 1:
-        st = spattn_mask_window(lq, lk, tu_range(r, 0, 20), tu_range(r, 0, 20), &m);
-        break;
-    case 2:
-        st = spattn_mask_strided(lq, lk, tu_range(r, 1, 20), &m);
-        break;
-    case 3:
-        st = spattn_mask_bigbird(lq, lk, tu_range(r, 1, 20), tu_range(r, 0, 1), tu_range(r, 0, 1),
-                                 tu_range(r, 0, 2), tu_next(r), &m);
-        break;
-    default: {
-        /* Random pairs with some rows left empty and some keys never allowed. */
-        uint8_t *d = malloc(lq * lk);
-        double dens = tu_uniform(r);
-        for (size_t i = 0; i < lq; i++) {
-            int empty = tu_uniform(r) < 0.15;
-            for (size_t j = 0; j < lk; j++)
-                d[i * lk + j] = !empty && (j % 7 != 3) && tu_uniform(r) < dens;
-        }
-        st = spattn_mask_from_dense(lq, lk, d, lk, &m);
-        free(d);
-        break;
-    }
-    }
-    ck_assert_int_eq(st, SPATTN_OK);
-    return m;
-}
-
 /* Q and K with every row padded (stride > dim) and the padding NaN, so reading outside the
    view shows; K rows of keys no mask allows are NaN too. */
 static void problem_make(pproblem *p, tu_rng *r, size_t max_len, float amp)
@@ -98,7 +62,7 @@ static void problem_make(pproblem *p, tu_rng *r, size_t max_len, float amp)
     int kind = (int)tu_range(r, 0, 3);
     p->n_masks = kind == 0 ? 0 : kind == 1 ? 1 : kind == 2 ? s->heads_q : s->batch * s->heads_q;
     for (size_t i = 0; i < p->n_masks; i++)
-        p->masks[i] = random_mask(r, s->len_q, s->len_k);
+        p->masks[i] = tu_random_mask(r, s->len_q, s->len_k);
     if (p->n_masks > 0) {
         uint8_t *used = calloc(s->len_k, 1), *d = malloc(s->len_q * s->len_k);
         for (size_t m = 0; m < p->n_masks; m++) {

@@ -116,3 +116,73 @@ int tu_close(float a, float b, double tol)
         return 0;
     return fabs((double)a - (double)b) <= tol * (1.0 + fabs((double)b));
 }
+
+/* A random mask of one of the kinds users build, sometimes with rows left empty. */
+spattn_mask *tu_random_mask(tu_rng *r, size_t lq, size_t lk)
+{
+    spattn_mask *m = NULL;
+    spattn_status st = SPATTN_OK;
+    int kind = (int)tu_range(r, 0, 7);
+    switch (kind) {
+    case 0:
+        st = spattn_mask_causal(lq, lk, &m);
+        break;
+    case 1:
+        st = spattn_mask_window(lq, lk, tu_range(r, 0, 40), tu_range(r, 0, 40), &m);
+        break;
+    case 2: {
+        size_t bq = tu_range(r, 1, 70), bk = tu_range(r, 1, 70);
+        size_t nbq = (lq + bq - 1) / bq, nbk = (lk + bk - 1) / bk;
+        uint8_t *lay = malloc(nbq * nbk);
+        double dens = tu_uniform(r);
+        for (size_t i = 0; i < nbq * nbk; i++)
+            lay[i] = tu_uniform(r) < dens;
+        st = spattn_mask_from_blocks(lq, lk, bq, bk, lay, &m);
+        free(lay);
+        break;
+    }
+    case 3:
+        st = spattn_mask_strided(lq, lk, tu_range(r, 1, 40), &m);
+        break;
+    case 4:
+        st = spattn_mask_bigbird(lq, lk, tu_range(r, 1, 40), tu_range(r, 0, 2), tu_range(r, 0, 1),
+                                 tu_range(r, 0, 3), tu_next(r), &m);
+        break;
+    default: {
+        /* Random elements, a few keys per row up to dense, with some columns never allowed
+           (their K/V rows get poisoned) and some rows empty. */
+        uint8_t *d = malloc(lq * lk);
+        double dens = kind == 5 ? tu_uniform(r) : 4.0 / (double)lk;
+        uint8_t *col_off = malloc(lk);
+        for (size_t j = 0; j < lk; j++)
+            col_off[j] = tu_uniform(r) < 0.2;
+        for (size_t i = 0; i < lq; i++) {
+            int empty = tu_uniform(r) < 0.1;
+            for (size_t j = 0; j < lk; j++)
+                d[i * lk + j] = !empty && !col_off[j] && tu_uniform(r) < dens;
+        }
+        if (kind == 7) {
+            /* The same few-keys pattern through CSR, as weight-sparse models export it. */
+            int64_t *rp = malloc((lq + 1) * sizeof *rp);
+            int32_t *ci = malloc(lq * lk * sizeof *ci + 1);
+            rp[0] = 0;
+            for (size_t i = 0; i < lq; i++) {
+                rp[i + 1] = rp[i];
+                for (size_t j = 0; j < lk; j++)
+                    if (d[i * lk + j])
+                        ci[rp[i + 1]++] = (int32_t)j;
+            }
+            st = spattn_mask_from_csr(lq, lk, rp, ci, &m);
+            free(rp);
+            free(ci);
+        } else {
+            st = spattn_mask_from_dense(lq, lk, d, lk, &m);
+        }
+        free(d);
+        free(col_off);
+        break;
+    }
+    }
+    ck_assert_int_eq(st, SPATTN_OK);
+    return m;
+}

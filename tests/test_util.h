@@ -32,6 +32,11 @@ void tu_buf_free(tu_buf *b);
 int tu_is_canary(float f);
 #define TU_CANARY_BITS 0x7fc0dead /* a NaN payload no kernel produces */
 
+/* A random len_q x len_k mask of one of the kinds users build (causal, window, blocks,
+   strided, BigBird, dense random elements or a few keys per row through CSR), some with empty
+   rows and with keys that no row allows. */
+spattn_mask *tu_random_mask(tu_rng *r, size_t lq, size_t lk);
+
 /* |a - b| <= tol * (1 + |b|), with NaN only equal to NaN and infinities only to themselves. */
 int tu_close(float a, float b, double tol);
 #define TU_TOL 2e-5
