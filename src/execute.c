@@ -37,10 +37,10 @@ static spattn_head_job make_job(const exec_ctx *x, size_t b, size_t h, size_t hk
 }
 
 static void run_unit(const spattn_plan *p, const spattn_head_job *job, const spattn_mask *m,
-                     size_t qt, int gather, float *scratch)
+                     const spattn_keyrows *kr, size_t qt, int gather, float *scratch)
 {
     if (gather)
-        p->kt->attn_gather(job, m, qt, scratch);
+        p->kt->attn_gather(job, kr, qt, scratch);
     else
         p->kt->attn_tiles(job, m, qt, scratch);
 }
@@ -57,7 +57,8 @@ static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
         size_t mi = spattn__mask_index(s, p->n_masks_arg, b, h);
         spattn_head_job job = make_job(x, b, h, h / group, a->q_layout.token, a->o_layout.token,
                                        a->lse ? a->lse + bh * s->len_q : NULL);
-        run_unit(p, &job, p->masks[mi], qt, p->gather[mi * p->nqt + qt], scratch);
+        run_unit(p, &job, p->masks[mi], &p->keyrows[mi], qt, p->gather[mi * p->nqt + qt],
+                 scratch);
     }
 }
 
@@ -74,7 +75,8 @@ static void run_packed_chunk(const exec_ctx *x, size_t c, float *scratch)
         size_t mi = p->n_masks_arg == 0 ? 0 : spattn__mask_index(s, p->n_masks_arg, b, h0);
         spattn_head_job job = make_job(x, b, h0, hk, a->q_layout.head, a->o_layout.head,
                                        a->lse ? a->lse + b * s->heads_q + h0 : NULL);
-        run_unit(p, &job, p->pk_masks[mi], qt, p->pk_gather[mi * p->pk_nqt + qt], scratch);
+        run_unit(p, &job, p->pk_masks[mi], &p->pk_keyrows[mi], qt,
+                 p->pk_gather[mi * p->pk_nqt + qt], scratch);
     }
 }
 

@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 
+#include "keyrows.h"
 #include "mask_impl.h"
 #include "spattn.h"
 
@@ -46,8 +47,9 @@ typedef struct spattn_kernel_table {
     /* Tile path: every stored key tile of query tile qt, FULL tiles without per-key tests. */
     void (*attn_tiles)(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
                        float *scratch);
-    /* Gather path: the same rows, visiting only the allowed keys one by one. */
-    void (*attn_gather)(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
+    /* Gather path: the same rows, visiting only each row's allowed keys, as the plan listed
+       them in kr (rows qt * TQ .. of the mask, at most TQ of them). */
+    void (*attn_gather)(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
                         float *scratch);
     /* Masked softmax of the rows of query tile qt: y[i*ld + j] for every j < len_k is
        exp(scale*x - max)/sum over allowed j, 0 elsewhere (and 0 for rows with none allowed).

@@ -76,10 +76,30 @@ int spattn__choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, s
     return (double)m->qt_nnz[qt] < kt->gather_below * area;
 }
 
+spattn_status spattn__plan_keyrows(const spattn_mask *const *masks, size_t n, size_t nqt,
+                                   const uint8_t *gather, spattn_keyrows *kr)
+{
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *g = gather + i * nqt;
+        if (masks[i] == NULL || memchr(g, 1, nqt) == NULL)
+            continue;
+        spattn_status st = spattn__keyrows_build(masks[i], g, &kr[i]);
+        if (st != SPATTN_OK)
+            return st;
+    }
+    return SPATTN_OK;
+}
+
 void spattn_plan_free(spattn_plan *p)
 {
     if (p == NULL)
         return;
+    for (size_t i = 0; p->keyrows != NULL && i < p->n_masks; i++)
+        spattn__keyrows_free(&p->keyrows[i]);
+    spattn__free(p->keyrows);
+    for (size_t i = 0; p->pk_keyrows != NULL && i < p->pk_n_masks; i++)
+        spattn__keyrows_free(&p->pk_keyrows[i]);
+    spattn__free(p->pk_keyrows);
     for (size_t i = 0; i < p->n_masks; i++)
         spattn_mask_free((spattn_mask *)p->masks[i]);
     spattn__free(p->masks);
@@ -158,6 +178,10 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape,
             int g = spattn__choose_gather(kt, p->masks[i], qt, path);
             p->gather[i * nqt + qt] = (uint8_t)g;
         }
+    p->keyrows = spattn__calloc(p->n_masks, sizeof *p->keyrows);
+    if (p->keyrows == NULL ||
+        spattn__plan_keyrows(p->masks, p->n_masks, nqt, p->gather, p->keyrows) != SPATTN_OK)
+        goto nomem;
 
     for (size_t u = 0; u < shape->batch * shape->heads_q; u++) {
         size_t mi = spattn__mask_index(shape, n_masks, u / shape->heads_q, u % shape->heads_q);

@@ -17,6 +17,7 @@ struct spattn_plan {
     size_t n_masks_arg;        /* as the caller gave it, for mask indexing */
     size_t nqt;
     uint8_t *gather;           /* [mask][qt]: 1 = gather path */
+    spattn_keyrows *keyrows;   /* [mask]: the rows of its gathered tiles (none: all zero) */
     size_t gather_tiles;       /* over all (batch, head) */
     size_t nchunks;
     size_t *chunk_start;       /* nchunks + 1 unit indices */
@@ -30,6 +31,7 @@ struct spattn_plan {
     size_t pk_n_masks;
     size_t pk_nqt;                /* query tiles of a packed mask: ceil(group / TQ) */
     uint8_t *pk_gather;           /* [mask][pk qt] */
+    spattn_keyrows *pk_keyrows;   /* [mask] */
     size_t pk_nchunks;
     size_t *pk_chunk_start;       /* units (b * heads_kv + hk) * pk_nqt + qt */
     size_t scratch_per_thread; /* floats */
@@ -41,6 +43,10 @@ struct spattn_plan {
 uint64_t spattn__unit_cost(const spattn_mask *m, size_t qt, int gather);
 int spattn__choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
                           spattn_path path);
+/* Lists the gathered rows of masks[0..n) (gather: [mask][nqt]) in kr[0..n); masks that are
+   NULL or have no gathered tile get none. */
+spattn_status spattn__plan_keyrows(const spattn_mask *const *masks, size_t n, size_t nqt,
+                                   const uint8_t *gather, spattn_keyrows *kr);
 /* Cuts units 0..nunits-1 (costs from `cost`) into chunks of equal cost, a few per thread;
    0 when out of memory. */
 int spattn__split_units(size_t nunits, int nthreads,

@@ -65,7 +65,8 @@ spattn_status spattn__plan_pack(spattn_plan *p, spattn_path path)
     p->pk_nqt = (group + SPATTN_TQ - 1) / SPATTN_TQ;
     p->pk_masks = spattn__calloc(p->n_masks, sizeof *p->pk_masks);
     p->pk_gather = spattn__calloc(p->n_masks, p->pk_nqt);
-    if (p->pk_masks == NULL || p->pk_gather == NULL)
+    p->pk_keyrows = spattn__calloc(p->n_masks, sizeof *p->pk_keyrows);
+    if (p->pk_masks == NULL || p->pk_gather == NULL || p->pk_keyrows == NULL)
         return SPATTN_E_NOMEM;
     p->pk_n_masks = p->n_masks;
     for (size_t b = 0; b < s->batch; b++)
@@ -82,6 +83,10 @@ spattn_status spattn__plan_pack(spattn_plan *p, spattn_path path)
                 p->pk_gather[mi * p->pk_nqt + qt] =
                     (uint8_t)spattn__choose_gather(p->kt, pm, qt, path);
         }
+    spattn_status st = spattn__plan_keyrows(p->pk_masks, p->pk_n_masks, p->pk_nqt, p->pk_gather,
+                                            p->pk_keyrows);
+    if (st != SPATTN_OK)
+        return st;
     if (!spattn__split_units(s->batch * s->heads_kv * p->pk_nqt, p->nthreads, packed_cost, p,
                              &p->pk_chunk_start, &p->pk_nchunks))
         return SPATTN_E_NOMEM;

@@ -225,7 +225,7 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, int32_t *cols
     job.scale = x->scale;
     job.softcap = x->a->softcap;
     if (p->gather[mi * p->nqt + qt])
-        p->kt->attn_gather(&job, m, qt, scratch);
+        p->kt->attn_gather(&job, &p->keyrows[mi], qt, scratch);
     else
         p->kt->attn_tiles(&job, m, qt, scratch);
 

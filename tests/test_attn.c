@@ -116,7 +116,47 @@ static void poison_some_keys(problem *p, tu_rng *r)
 typedef struct problem_opts {
     size_t max_len, max_dim;
     float amp;
+    size_t dim_qk, dim_v; /* 0: random */
+    size_t keys_per_row;  /* 0: random masks; else masks of exactly this many random keys per
+                             row (fewer only where len_k is smaller) */
 } problem_opts;
+
+/* Every row allows exactly min(k, lk) keys, chosen at random. */
+static spattn_mask *mask_keys_per_row(tu_rng *r, size_t lq, size_t lk, size_t k)
+{
+    if (k > lk)
+        k = lk;
+    int64_t *rp = malloc((lq + 1) * sizeof *rp);
+    int32_t *col = malloc((lq * k + 1) * sizeof *col);
+    uint8_t *taken = calloc(lk, 1);
+    ck_assert(rp != NULL && col != NULL && taken != NULL);
+    rp[0] = 0;
+    for (size_t i = 0; i < lq; i++) {
+        int32_t *c = col + i * k;
+        size_t n = 0;
+        while (n < k) {
+            size_t j = tu_range(r, 0, lk - 1);
+            if (!taken[j]) {
+                taken[j] = 1;
+                c[n++] = (int32_t)j;
+            }
+        }
+        /* CSR columns must increase within a row. */
+        n = 0;
+        for (size_t j = 0; j < lk; j++)
+            if (taken[j]) {
+                c[n++] = (int32_t)j;
+                taken[j] = 0;
+            }
+        rp[i + 1] = (int64_t)((i + 1) * k);
+    }
+    spattn_mask *m = NULL;
+    ck_assert_int_eq(spattn_mask_from_csr(lq, lk, rp, col, &m), SPATTN_OK);
+    free(rp);
+    free(col);
+    free(taken);
+    return m;
+}
 
 static void problem_random(problem *p, tu_rng *r, problem_opts po)
 {
@@ -130,6 +170,10 @@ static void problem_random(problem *p, tu_rng *r, problem_opts po)
     s->len_k = tu_uniform(r) < 0.3 ? tu_range(r, 1, 20) : tu_range(r, 1, po.max_len);
     s->dim_qk = tu_uniform(r) < 0.5 ? tu_range(r, 1, po.max_dim) : 16 * tu_range(r, 1, 4);
     s->dim_v = tu_uniform(r) < 0.5 ? s->dim_qk : tu_range(r, 1, po.max_dim);
+    if (po.dim_qk != 0) {
+        s->dim_qk = po.dim_qk;
+        s->dim_v = po.dim_v;
+    }
 
     size_t pad = tu_range(r, 1, 7), nq, nk, nv, no;
     int lay = (int)tu_range(r, 0, N_LAYOUTS - 1);
@@ -160,9 +204,13 @@ static void problem_random(problem *p, tu_rng *r, problem_opts po)
 
     int mode = (int)tu_range(r, 0, 3);
     size_t n = mode == 0 ? 0 : mode == 1 ? 1 : mode == 2 ? s->heads_q : s->batch * s->heads_q;
+    if (po.keys_per_row != 0 && n == 0)
+        n = 1;
     p->n_masks = n;
     for (size_t i = 0; i < n; i++)
-        p->masks[i] = tu_random_mask(r, s->len_q, s->len_k);
+        p->masks[i] = po.keys_per_row != 0
+                          ? mask_keys_per_row(r, s->len_q, s->len_k, po.keys_per_row)
+                          : tu_random_mask(r, s->len_q, s->len_k);
     poison_unused_keys(p);
     if (tu_uniform(r) < 0.3)
         poison_some_keys(p, r);
@@ -277,14 +325,14 @@ static int n_isas(void)
 
 START_TEST(sweep_small)
 {
-    problem_opts po = {40, 20, 1.0f};
+    problem_opts po = {40, 20, 1.0f, 0, 0, 0};
     run_isa_sweep(isa_of(_i), tu_cases(300), 1, po);
 }
 END_TEST
 
 START_TEST(sweep_large)
 {
-    problem_opts po = {300, 160, 1.0f};
+    problem_opts po = {300, 160, 1.0f, 0, 0, 0};
     run_isa_sweep(isa_of(_i), tu_cases(60), 2, po);
 }
 END_TEST
@@ -294,7 +342,7 @@ START_TEST(paths_agree_with_reference)
 {
     spattn_isa isa = isa_of(_i);
     tu_rng r = {77 + (uint64_t)isa};
-    problem_opts po = {150, 70, 1.0f};
+    problem_opts po = {150, 70, 1.0f, 0, 0, 0};
     for (int c = 0; c < tu_cases(12); c++) {
         problem p;
         problem_random(&p, &r, po);
@@ -317,12 +365,49 @@ START_TEST(paths_agree_with_reference)
 }
 END_TEST
 
+/* The gather path by row length: rows of up to 16 keys take a one-pass route, longer ones
+   the chunked online softmax, and head dims 64 and 128 have their own unrolled code. Every
+   count around the 16-key boundary, against the reference, on both forced paths. */
+START_TEST(gather_row_lengths)
+{
+    spattn_isa isa = isa_of(_i);
+    tu_rng r = {4242 + (uint64_t)isa};
+    static const size_t counts[] = {1, 2, 15, 16, 17, 31, 32, 33, 50};
+    static const size_t dims[][2] = {{64, 64}, {128, 128}, {64, 128}, {128, 64}, {1, 1},
+                                     {17, 33}, {48, 80}};
+    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++)
+        for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+            problem_opts po = {120, 8, 1.0f, dims[d][0], dims[d][1], counts[k]};
+            problem p;
+            problem_random(&p, &r, po);
+            tu_buf ro, rlse;
+            reference(&p, &ro, &rlse);
+            for (int path = SPATTN_PATH_TILES; path <= SPATTN_PATH_GATHER; path++) {
+                spattn_options opt = {isa, 1};
+                spattn_plan *plan;
+                ck_assert_int_eq(spattn__plan_create_path(&p.a.shape, mask_list(&p), p.n_masks,
+                                                          &opt, (spattn_path)path, &plan),
+                                 SPATTN_OK);
+                ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);
+                char what[64];
+                snprintf(what, sizeof what, "%s, %zu keys per row",
+                         path == SPATTN_PATH_TILES ? "tiles" : "gather", counts[k]);
+                compare(&p, &ro, &rlse, what);
+                spattn_plan_free(plan);
+            }
+            tu_buf_free(&ro);
+            tu_buf_free(&rlse);
+            problem_free(&p);
+        }
+}
+END_TEST
+
 /* Same inputs, 1, 2 and 3 threads: bitwise the same output. */
 START_TEST(threads_bitwise)
 {
     spattn_isa isa = isa_of(_i);
     tu_rng r = {99 + (uint64_t)isa};
-    problem_opts po = {200, 64, 1.0f};
+    problem_opts po = {200, 64, 1.0f, 0, 0, 0};
     for (int c = 0; c < tu_cases(8); c++) {
         problem p;
         problem_random(&p, &r, po);
@@ -353,7 +438,7 @@ START_TEST(plan_reuse)
 {
     spattn_isa isa = isa_of(_i);
     tu_rng r = {5 + (uint64_t)isa};
-    problem_opts po = {120, 48, 1.0f};
+    problem_opts po = {120, 48, 1.0f, 0, 0, 0};
     problem p;
     problem_random(&p, &r, po);
     spattn_options opt = {isa, 2};
@@ -394,7 +479,7 @@ START_TEST(large_scores)
     tu_rng r = {31 + (uint64_t)isa};
     for (int c = 0; c < tu_cases(10); c++) {
         problem p;
-        problem_opts po = {100, 32, 0.0f};
+        problem_opts po = {100, 32, 0.0f, 0, 0, 0};
         problem_random(&p, &r, po);
         p.a.softcap = 0.0f;
         p.a.scale = 1.0f;
@@ -749,6 +834,7 @@ Suite *suite_attn(void)
     tcase_add_loop_test(tc, sweep_small, 0, n);
     tcase_add_loop_test(tc, sweep_large, 0, n);
     tcase_add_loop_test(tc, paths_agree_with_reference, 0, n);
+    tcase_add_loop_test(tc, gather_row_lengths, 0, n);
     tcase_add_loop_test(tc, threads_bitwise, 0, n);
     tcase_add_loop_test(tc, plan_reuse, 0, n);
     tcase_add_loop_test(tc, large_scores, 0, n);

@@ -1,6 +1,6 @@
 /*
  * Gather path: for rows that allow only a few scattered keys, one row at a time visits its
- * allowed keys only. Keys are collected in batches of up to TK (in increasing order), scored
+ * allowed keys only, as the plan listed them. Keys go in batches of up to TK, scored
  * 8 at a time, and folded into the row's running softmax one batch at a time, so exp runs on
  * whole vectors and the rescale happens once per batch, not once per key.
  *
@@ -158,7 +158,7 @@ static void fold_batch(row_ctx *c, const uint32_t *key, size_t n)
         pv4(c, key, n, d, job->dim_v - d < 4 ? job->dim_v - d : 4, alpha);
 }
 
-void spattn__neon_attn_gather(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
+void spattn__neon_attn_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
                               float *scratch)
 {
     size_t dq4 = spattn__neon_pad4(job->dim_qk), dv4 = spattn__neon_pad4(job->dim_v);
@@ -179,7 +179,7 @@ void spattn__neon_attn_gather(const spattn_head_job *job, const spattn_mask *mas
         vst1q_f32(zero + d, vdupq_n_f32(0.0f));
 
     const float32x4_t sc = vdupq_n_f32(job->scale);
-    const size_t r0 = qt * SPATTN_TQ, nrows = spattn__qt_rows(mask, qt);
+    const size_t r0 = qt * SPATTN_TQ, nrows = spattn__keyrows_qt_rows(kr, qt);
     for (size_t r = 0; r < nrows; r++) {
         const float *q = job->q + (ptrdiff_t)(r0 + r) * job->q_ts;
         size_t d = 0;
@@ -192,23 +192,10 @@ void spattn__neon_attn_gather(const spattn_head_job *job, const spattn_mask *mas
         c.m = -INFINITY;
         c.l = 0.0f;
 
-        uint32_t key[BATCH];
-        size_t n = 0;
-        for (size_t ti = mask->qt_ptr[qt]; ti < mask->qt_ptr[qt + 1]; ti++) {
-            const spattn_ktile *t = &mask->tiles[ti];
-            uint64_t bits = spattn__tile_row_bits(mask, t, qt, r);
-            uint32_t key0 = t->kt * SPATTN_TK;
-            while (bits) {
-                key[n++] = key0 + (uint32_t)__builtin_ctzll(bits);
-                bits &= bits - 1;
-                if (n == BATCH) {
-                    fold_batch(&c, key, n);
-                    n = 0;
-                }
-            }
-        }
-        if (n)
-            fold_batch(&c, key, n);
+        size_t n;
+        const uint32_t *key = spattn__keyrows_row(kr, r0 + r, &n);
+        for (size_t b = 0; b < n; b += BATCH)
+            fold_batch(&c, key + b, n - b < BATCH ? n - b : BATCH);
 
         float *out = job->o + (ptrdiff_t)(r0 + r) * job->o_ts;
         /* l == 0: nothing allowed, or every allowed score -inf; O = 0 either way. */

@@ -38,7 +38,7 @@ size_t spattn__neon_scratch_floats(size_t dim_qk, size_t dim_v);
 
 void spattn__neon_attn_tiles(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
                              float *scratch);
-void spattn__neon_attn_gather(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
+void spattn__neon_attn_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
                               float *scratch);
 void spattn__neon_softmax_tile(const float *x, float *y, size_t ld, const spattn_mask *mask,
                                size_t qt, float scale);

@@ -20,14 +20,13 @@ static float softcapped(float s, float softcap)
     return softcap != 0.0f ? softcap * tanhf(s / softcap) : s;
 }
 
-/* One row against the allowed keys (bits) of one key tile starting at key j0. */
-static void row_block(const spattn_head_job *job, const float *qi, size_t j0, uint64_t bits,
-                      row_state *r, float *s)
+/* One row against n <= TK allowed keys (in increasing order). */
+static void row_block(const spattn_head_job *job, const float *qi, const uint32_t *keys,
+                      size_t n, row_state *r, float *s)
 {
     float mt = -INFINITY;
-    for (uint64_t b = bits; b != 0; b &= b - 1) {
-        int c = __builtin_ctzll(b);
-        const float *kj = job->k + (ptrdiff_t)(j0 + (size_t)c) * job->k_ts;
+    for (size_t c = 0; c < n; c++) {
+        const float *kj = job->k + (ptrdiff_t)keys[c] * job->k_ts;
         float dot = 0.0f;
         for (size_t d = 0; d < job->dim_qk; d++)
             dot += qi[d] * kj[d];
@@ -45,10 +44,9 @@ static void row_block(const spattn_head_job *job, const float *qi, size_t j0, ui
         for (size_t d = 0; d < job->dim_v; d++)
             r->acc[d] *= alpha;
     }
-    for (uint64_t b = bits; b != 0; b &= b - 1) {
-        int c = __builtin_ctzll(b);
+    for (size_t c = 0; c < n; c++) {
         float p = expf(s[c] - shift);
-        const float *vj = job->v + (ptrdiff_t)(j0 + (size_t)c) * job->v_ts;
+        const float *vj = job->v + (ptrdiff_t)keys[c] * job->v_ts;
         r->l += p;
         for (size_t d = 0; d < job->dim_v; d++)
             r->acc[d] += p * vj[d];
@@ -101,31 +99,32 @@ static void scalar_tiles(const spattn_head_job *job, const spattn_mask *m, size_
     for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
         const spattn_ktile *kt = &m->tiles[t];
         for (size_t r = 0; r < rows; r++) {
-            uint64_t bits = spattn__tile_row_bits(m, kt, qt, r);
-            if (bits != 0)
-                row_block(job, job->q + (ptrdiff_t)(i0 + r) * job->q_ts,
-                          (size_t)kt->kt * SPATTN_TK, bits, &st[r], s);
+            uint32_t keys[SPATTN_TK];
+            size_t n = 0;
+            for (uint64_t b = spattn__tile_row_bits(m, kt, qt, r); b != 0; b &= b - 1)
+                keys[n++] = kt->kt * (uint32_t)SPATTN_TK + (uint32_t)__builtin_ctzll(b);
+            if (n != 0)
+                row_block(job, job->q + (ptrdiff_t)(i0 + r) * job->q_ts, keys, n, &st[r], s);
         }
     }
     for (size_t r = 0; r < rows; r++)
         row_finish(job, i0 + r, &st[r]);
 }
 
-/* Gather order: one row at a time through its allowed keys only. */
-static void scalar_gather(const spattn_head_job *job, const spattn_mask *m, size_t qt,
+/* Gather order: one row at a time through its listed keys, TK at a time. */
+static void scalar_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
                           float *scratch)
 {
-    size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
+    size_t rows = spattn__keyrows_qt_rows(kr, qt), i0 = qt * SPATTN_TQ;
     row_state st;
     float *s = scratch + SPATTN_TQ * job->dim_v;
     for (size_t r = 0; r < rows; r++) {
         init_rows(job, 1, scratch, &st);
         const float *qi = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
-        for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
-            uint64_t bits = spattn__tile_row_bits(m, &m->tiles[t], qt, r);
-            if (bits != 0)
-                row_block(job, qi, (size_t)m->tiles[t].kt * SPATTN_TK, bits, &st, s);
-        }
+        size_t n;
+        const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
+        for (size_t c = 0; c < n; c += SPATTN_TK)
+            row_block(job, qi, keys + c, n - c < SPATTN_TK ? n - c : SPATTN_TK, &st, s);
         row_finish(job, i0 + r, &st);
     }
 }

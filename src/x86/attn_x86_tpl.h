@@ -35,11 +35,11 @@ static size_t x86_round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 /* Tile path: Qt (16*dim_qk) | O (16 * dim_v rounded up to 16) | St (16 per key, 64 + QK_NB
    keys) | m, l, alpha.
-   Gather path: 16 q rows | 16 o rows (each rounded up to 16 floats, 64 bytes) | 16 scores. */
+   Gather path: q row | o row (each rounded up to 16 floats, 64 bytes) | 16 probabilities. */
 static size_t x86_scratch(size_t dim_qk, size_t dim_v)
 {
     size_t tile = 16 * (dim_qk + x86_round16(dim_v) + SPATTN_TK + QK_NB + 3);
-    size_t gather = 16 * (x86_round16(dim_qk) + x86_round16(dim_v) + 1);
+    size_t gather = x86_round16(dim_qk) + x86_round16(dim_v) + 16;
     return tile > gather ? tile : gather;
 }
 
@@ -423,8 +423,8 @@ static void x86_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
 
 /* ---- gather path ------------------------------------------------------------------------ */
 
-/* Four dot products of a (zero-padded) scaled q row with key rows; the key tail is a masked
-   load, so nothing past dim is read. */
+/* Four dot products of a q row with key rows; the tails are masked loads, so nothing past
+   dim is read (q may be the caller's row, not a padded copy). */
 static inline __attribute__((always_inline)) __m128 dot4(const float *qrow, size_t dq,
                                                          const float *k0, const float *k1,
                                                          const float *k2, const float *k3)
@@ -440,7 +440,7 @@ static inline __attribute__((always_inline)) __m128 dot4(const float *qrow, size
     }
     if (d < dq) {
         vmask_t mk = vmask_first(dq - d);
-        vec_t q = vec_loadu(qrow + d);
+        vec_t q = vec_loadu_m(qrow + d, mk);
         a0 = vec_fma(q, vec_loadu_m(k0 + d, mk), a0);
         a1 = vec_fma(q, vec_loadu_m(k1 + d, mk), a1);
         a2 = vec_fma(q, vec_loadu_m(k2 + d, mk), a2);
@@ -449,30 +449,14 @@ static inline __attribute__((always_inline)) __m128 dot4(const float *qrow, size
     return vec_hsum4(a0, a1, a2, a3);
 }
 
-/* The state of the gather path for one query tile: per row, its scaled q, its unnormalised
-   O, running max and sum, and up to 16 pending keys. */
-typedef struct gather_tile {
-    const spattn_head_job *job;
-    float *qrows, *orows, *sbuf; /* 16 rows of dqp / dvp floats; 16 probabilities */
-    size_t dqp, dvp;
-    int softcap;
-    float post;
-    float m[SPATTN_TQ], l[SPATTN_TQ];
-    uint32_t n[SPATTN_TQ];
-    uint32_t keys[SPATTN_TQ][16];
-} gather_tile;
-
-/* Row r's pending keys: scores, online softmax, O += P V. */
-static void gather_chunk(gather_tile *g, size_t r, const uint32_t *keys, size_t n)
+/* q . K[keys[c]] for c < n <= 16 in lanes c; lanes past n are 0. */
+static inline __attribute__((always_inline)) col_t gather_dots(const spattn_head_job *job,
+                                                               const float *q, size_t dq,
+                                                               const uint32_t *keys, size_t n)
 {
-    const spattn_head_job *job = g->job;
-    const size_t dq = job->dim_qk, dv = job->dim_v;
-    const float *kp[16], *vp[16];
-    for (size_t c = 0; c < n; c++) {
+    const float *kp[16];
+    for (size_t c = 0; c < n; c++)
         kp[c] = job->k + (ptrdiff_t)keys[c] * job->k_ts;
-        vp[c] = job->v + (ptrdiff_t)keys[c] * job->v_ts;
-    }
-    const float *qrow = g->qrows + r * g->dqp;
     __m128 quarter[4];
     for (size_t c = 0; c < 16; c += 4) {
         if (c >= n) {
@@ -481,13 +465,125 @@ static void gather_chunk(gather_tile *g, size_t r, const uint32_t *keys, size_t 
         }
         const float *k1 = kp[c + 1 < n ? c + 1 : n - 1], *k2 = kp[c + 2 < n ? c + 2 : n - 1];
         const float *k3 = kp[c + 3 < n ? c + 3 : n - 1];
-        quarter[c / 4] = dot4(qrow, dq, kp[c], k1, k2, k3);
+        quarter[c / 4] = dot4(q, dq, kp[c], k1, k2, k3);
     }
-    col_t s = col_from4(quarter[0], quarter[1], quarter[2], quarter[3]);
+    return col_from4(quarter[0], quarter[1], quarter[2], quarter[3]);
+}
+
+/* A row with n <= 16 keys (most rows that take this path) in one pass with no running state:
+   scores, max, probabilities already divided by their sum, O = sum p V written straight to
+   the output. q is read in place and the scale applied to the 16 scores instead. */
+static inline __attribute__((always_inline)) void gather_short_row_d(
+    const spattn_head_job *job, const size_t dq, const size_t dv, const uint32_t *keys,
+    size_t n, size_t i, float *pbuf)
+{
+    const float *q = job->q + (ptrdiff_t)i * job->q_ts;
+    col_t s = col_mul(gather_dots(job, q, dq, keys, n), col_set1(x86_q_factor(job)));
+    if (job->softcap != 0.0f)
+        s = col_mul(col_tanh(s), col_set1(job->softcap * X86_LOG2E));
+    s = col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(X86_NINF));
+    const float mt = col_hmax(s), shift = mt == X86_NINF ? 0.0f : mt;
+    col_t p = col_exp2(col_sub(s, col_set1(shift)));
+    const float l = col_hsum(p);
+    float *o = job->o + (ptrdiff_t)i * job->o_ts;
+    if (job->lse)
+        job->lse[i] = l != 0.0f ? (float)((double)mt * X86_LN2 + log((double)l)) : X86_NINF;
+    if (l == 0.0f) {
+        /* No finite score: exact zeros (0 * an infinite V would be NaN). */
+        for (size_t e = 0; e < dv; e += VL)
+            vec_storeu_m(o + e, vmask_first(dv - e < VL ? dv - e : VL), vec_zero());
+        return;
+    }
+    col_store(pbuf, col_mul(p, col_set1(1.0f / l)));
+    const float *vp[16];
+    for (size_t c = 0; c < n; c++)
+        vp[c] = job->v + (ptrdiff_t)keys[c] * job->v_ts;
+    size_t e = 0;
+    for (; e + 4 * VL <= dv; e += 4 * VL) {
+        /* Odd keys in a second set of accumulators: two chains of n/2 FMAs, not one of n. */
+        vec_t a0 = vec_zero(), a1 = vec_zero(), a2 = vec_zero(), a3 = vec_zero();
+        vec_t b0 = vec_zero(), b1 = vec_zero(), b2 = vec_zero(), b3 = vec_zero();
+        size_t j = 0;
+        for (; j + 2 <= n; j += 2) {
+            vec_t pj = vec_set1(pbuf[j]), pk = vec_set1(pbuf[j + 1]);
+            const float *v = vp[j] + e, *w = vp[j + 1] + e;
+            a0 = vec_fma(pj, vec_loadu(v), a0);
+            a1 = vec_fma(pj, vec_loadu(v + VL), a1);
+            a2 = vec_fma(pj, vec_loadu(v + 2 * VL), a2);
+            a3 = vec_fma(pj, vec_loadu(v + 3 * VL), a3);
+            b0 = vec_fma(pk, vec_loadu(w), b0);
+            b1 = vec_fma(pk, vec_loadu(w + VL), b1);
+            b2 = vec_fma(pk, vec_loadu(w + 2 * VL), b2);
+            b3 = vec_fma(pk, vec_loadu(w + 3 * VL), b3);
+        }
+        if (j < n) {
+            vec_t pj = vec_set1(pbuf[j]);
+            const float *v = vp[j] + e;
+            a0 = vec_fma(pj, vec_loadu(v), a0);
+            a1 = vec_fma(pj, vec_loadu(v + VL), a1);
+            a2 = vec_fma(pj, vec_loadu(v + 2 * VL), a2);
+            a3 = vec_fma(pj, vec_loadu(v + 3 * VL), a3);
+        }
+        vec_storeu(o + e, vec_add(a0, b0));
+        vec_storeu(o + e + VL, vec_add(a1, b1));
+        vec_storeu(o + e + 2 * VL, vec_add(a2, b2));
+        vec_storeu(o + e + 3 * VL, vec_add(a3, b3));
+    }
+    for (; e < dv; e += VL) {
+        vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
+        vec_t a0 = vec_zero();
+        for (size_t j = 0; j < n; j++)
+            a0 = vec_fma(vec_set1(pbuf[j]), vec_loadu_m(vp[j] + e, mk), a0);
+        vec_storeu_m(o + e, mk, a0);
+    }
+}
+
+/* Common head dims as constants, so the dot and P V loops unroll completely. */
+static void gather_short_row(const spattn_head_job *job, const uint32_t *keys, size_t n,
+                             size_t i, float *pbuf)
+{
+    const size_t dq = job->dim_qk, dv = job->dim_v;
+    if (dq == 64 && dv == 64)
+        gather_short_row_d(job, 64, 64, keys, n, i, pbuf);
+    else if (dq == 128 && dv == 128)
+        gather_short_row_d(job, 128, 128, keys, n, i, pbuf);
+    else
+        gather_short_row_d(job, dq, dv, keys, n, i, pbuf);
+}
+
+/* The state of the gather path for one row: its scaled q, its unnormalised O, running max
+   and sum, and the probabilities of its current chunk of keys. */
+typedef struct gather_row {
+    const spattn_head_job *job;
+    float *q, *o, *p; /* dqp and dvp floats (64-byte multiples); 16 probabilities */
+    size_t dqp, dvp;
+    int softcap;
+    float post;
+    float m, l;
+    const uint32_t *keys; /* the row's keys not yet folded in */
+    size_t n;
+} gather_row;
+
+/* Scores (log2 units) of the row against the next n <= 16 keys, -inf in lanes past n. */
+static inline __attribute__((always_inline)) col_t gather_scores(const gather_row *g,
+                                                                 size_t n)
+{
+    col_t s = gather_dots(g->job, g->q, g->job->dim_qk, g->keys, n);
     if (g->softcap)
         s = col_mul(col_tanh(s), col_set1(g->post));
-    s = col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(X86_NINF));
-    const float mold = g->m[r], mt = col_hmax(s);
+    return col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(X86_NINF));
+}
+
+/* Folds scores s of the next n keys into the row (online softmax, O += P V) and moves past
+   them. */
+static inline __attribute__((always_inline)) void gather_fold(gather_row *g, col_t s, size_t n)
+{
+    const spattn_head_job *job = g->job;
+    const size_t dv = job->dim_v;
+    const float *vp[16];
+    for (size_t c = 0; c < n; c++)
+        vp[c] = job->v + (ptrdiff_t)g->keys[c] * job->v_ts;
+    const float mold = g->m, mt = col_hmax(s);
     const float mnew = mt > mold ? mt : mold;
     const float shift = mnew == X86_NINF ? 0.0f : mnew;
     /* exp2 only when the max moved: a row's first chunk (the only one for rows with <= 16
@@ -498,13 +594,13 @@ static void gather_chunk(gather_tile *g, size_t r, const uint32_t *keys, size_t 
     else if (mold != X86_NINF)
         alpha = vec_lane0(vec_exp2(vec_set1(mold - shift)));
     col_t p = col_exp2(col_sub(s, col_set1(shift)));
-    g->l[r] = g->l[r] * alpha + col_hsum(p);
-    g->m[r] = mnew;
-    col_store(g->sbuf, p);
+    g->l = g->l * alpha + col_hsum(p);
+    g->m = mnew;
+    col_store(g->p, p);
 
-    const float *pb = g->sbuf;
+    const float *pb = g->p;
     const vec_t va = vec_set1(alpha);
-    float *o = g->orows + r * g->dvp;
+    float *o = g->o;
     size_t e = 0;
     for (; e + 4 * VL <= dv; e += 4 * VL) {
         vec_t a0 = vec_mul(vec_loadu(o + e), va), a1 = vec_mul(vec_loadu(o + e + VL), va);
@@ -546,84 +642,80 @@ static void gather_chunk(gather_tile *g, size_t r, const uint32_t *keys, size_t 
             a0 = vec_fma(vec_set1(pb[j]), vec_loadu_m(vp[j] + e, mk), a0);
         vec_storeu(o + e, a0);
     }
+    g->keys += n;
+    g->n -= n;
 }
 
-/* The count lives in a register across the bits (through g->n[r] every key would wait on
-   the store of the previous one). */
-static inline void gather_add(gather_tile *g, size_t r, size_t j0, uint64_t bits)
+/* The next chunk of a row's keys (at most 16). */
+static void gather_step(gather_row *g)
 {
-    uint32_t n = g->n[r];
-    uint32_t *keys = g->keys[r];
-    for (; bits != 0; bits &= bits - 1) {
-        keys[n++] = (uint32_t)(j0 + (size_t)__builtin_ctzll(bits));
-        if (n == 16) {
-            gather_chunk(g, r, keys, 16);
-            n = 0;
-        }
+    const size_t n = g->n < 16 ? g->n : 16;
+    gather_fold(g, gather_scores(g, n), n);
+}
+
+static void gather_begin(gather_row *g, const spattn_keyrows *kr, size_t i, vec_t c)
+{
+    const spattn_head_job *job = g->job;
+    const size_t dq = job->dim_qk;
+    const float *q = job->q + (ptrdiff_t)i * job->q_ts;
+    for (size_t d = 0; d < g->dqp; d += VL) {
+        vec_t x = vec_zero(); /* the padding past dim is 0 */
+        if (d < dq)
+            x = vec_mul(vec_loadu_m(q + d, vmask_first(dq - d < VL ? dq - d : VL)), c);
+        vec_storeu(g->q + d, x);
     }
-    g->n[r] = n;
+    memset(g->o, 0, g->dvp * sizeof(float));
+    g->m = X86_NINF;
+    g->l = 0.0f;
+    g->keys = spattn__keyrows_row(kr, i, &g->n);
 }
 
-/* One walk over the query tile's stored key tiles hands each row its allowed keys in chunks
-   of 16; rows never rescan the tiles. */
-static void x86_gather(const spattn_head_job *job, const spattn_mask *m, size_t qt, float *scratch)
+static void gather_end(const gather_row *g, size_t i)
 {
-    const size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
-    const size_t dq = job->dim_qk, dv = job->dim_v;
-    gather_tile g;
+    const spattn_head_job *job = g->job;
+    const size_t dv = job->dim_v;
+    float *o = job->o + (ptrdiff_t)i * job->o_ts;
+    const float l = g->l;
+    const vec_t inv = vec_set1(l != 0.0f ? 1.0f / l : 0.0f);
+    for (size_t e = 0; e < dv; e += VL) {
+        vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
+        /* l == 0 (no key, or only -inf scores) gives exact zeros, not 0 * acc: an allowed key
+           with score -inf still added 0 * V, which is NaN where V is infinite. */
+        vec_t x = l != 0.0f ? vec_mul(vec_loadu(g->o + e), inv) : vec_zero();
+        vec_storeu_m(o + e, mk, x);
+    }
+    if (job->lse)
+        job->lse[i] = l != 0.0f ? (float)((double)g->m * X86_LN2 + log((double)l)) : X86_NINF;
+}
+
+/* One row at a time through the keys the plan listed for it. (Software prefetch of the next
+   rows' K and V measured no gain: at len_k 4096 the scattered rows come from L2 and L3 at
+   their bandwidth, not their latency; see docs/performance.md.) */
+static void x86_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
+                       float *scratch)
+{
+    const size_t rows = spattn__keyrows_qt_rows(kr, qt), i0 = qt * SPATTN_TQ;
+    const vec_t c = vec_set1(x86_q_factor(job));
+    gather_row g;
     g.job = job;
-    g.dqp = x86_round16(dq);
-    g.dvp = x86_round16(dv);
-    g.qrows = scratch;
-    g.orows = scratch + SPATTN_TQ * g.dqp;
-    g.sbuf = g.orows + SPATTN_TQ * g.dvp;
+    g.dqp = x86_round16(job->dim_qk);
+    g.dvp = x86_round16(job->dim_v);
+    g.q = scratch;
+    g.o = g.q + g.dqp;
+    g.p = g.o + g.dvp;
     g.softcap = job->softcap != 0.0f;
     g.post = job->softcap * X86_LOG2E;
-    const vec_t c = vec_set1(x86_q_factor(job));
     for (size_t r = 0; r < rows; r++) {
-        const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
-        for (size_t d = 0; d < g.dqp; d += VL) {
-            vec_t x = vec_zero(); /* the padding past dim is 0 */
-            if (d < dq)
-                x = vec_mul(vec_loadu_m(q + d, vmask_first(dq - d < VL ? dq - d : VL)), c);
-            vec_storeu(g.qrows + r * g.dqp + d, x);
-        }
-        memset(g.orows + r * g.dvp, 0, g.dvp * sizeof(float));
-        g.m[r] = X86_NINF;
-        g.l[r] = 0.0f;
-        g.n[r] = 0;
-    }
-    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
-        const spattn_ktile *tile = &m->tiles[t];
-        const size_t j0 = (size_t)tile->kt * SPATTN_TK;
-        if (tile->part == SPATTN_FULL) {
-            for (size_t r = 0; r < rows; r++)
-                gather_add(&g, r, j0, spattn__tile_row_bits(m, tile, qt, r));
+        size_t n;
+        const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
+        if (n <= 16 && n != 0) {
+            gather_short_row(job, keys, n, i0 + r, g.p);
             continue;
         }
-        /* Branch only on the rows that have keys here (few, in the sparse tiles gather gets). */
-        const uint64_t *b = &m->bits[(size_t)tile->part * SPATTN_TQ];
-        for (uint32_t nz = rows_nonzero16(b); nz != 0; nz &= nz - 1) {
-            size_t r = (size_t)__builtin_ctz(nz);
-            gather_add(&g, r, j0, b[r]);
-        }
-    }
-    for (size_t r = 0; r < rows; r++) {
-        if (g.n[r] != 0)
-            gather_chunk(&g, r, g.keys[r], g.n[r]);
-        float *o = job->o + (ptrdiff_t)(i0 + r) * job->o_ts;
-        const float l = g.l[r];
-        const vec_t inv = vec_set1(l != 0.0f ? 1.0f / l : 0.0f);
-        for (size_t e = 0; e < dv; e += VL) {
-            vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
-            /* l == 0 (no key, or only -inf scores) gives exact zeros, not 0 * acc: an allowed
-               key with score -inf still added 0 * V, which is NaN where V is infinite. */
-            vec_t x = l != 0.0f ? vec_mul(vec_loadu(g.orows + r * g.dvp + e), inv) : vec_zero();
-            vec_storeu_m(o + e, mk, x);
-        }
-        if (job->lse)
-            job->lse[i0 + r] =
-                l != 0.0f ? (float)((double)g.m[r] * X86_LN2 + log((double)l)) : X86_NINF;
+        gather_begin(&g, kr, i0 + r, c);
+        while (g.n != 0)
+            gather_step(&g);
+        gather_end(&g, i0 + r);
     }
 }
 

@@ -227,18 +227,6 @@ SPATTN_ALWAYS_INLINE col_t col_from4(__m128 a, __m128 b, __m128 c, __m128 d)
     return col_mk(_mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1),
                   _mm256_insertf128_ps(_mm256_castps128_ps256(c), d, 1));
 }
-/* Bit r set when rows[r] != 0. */
-SPATTN_ALWAYS_INLINE uint32_t rows_nonzero16(const uint64_t *rows)
-{
-    uint32_t z = 0;
-    for (int i = 0; i < 4; i++) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(rows + 4 * i));
-        __m256i e = _mm256_cmpeq_epi64(v, _mm256_setzero_si256());
-        z |= (uint32_t)_mm256_movemask_pd(_mm256_castsi256_pd(e)) << (4 * i);
-    }
-    return ~z & 0xffffu;
-}
-
 /* Peak probe: 12 independent chains (4-cycle latency, two FMA ports, 16 registers). */
 static inline float vec_fma_probe(size_t iters, double *flops)
 {

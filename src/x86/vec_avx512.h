@@ -167,14 +167,6 @@ SPATTN_ALWAYS_INLINE col_t col_from4(__m128 a, __m128 b, __m128 c, __m128 d)
     __m256 hi = _mm256_insertf128_ps(_mm256_castps128_ps256(c), d, 1);
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
 }
-/* Bit r set when rows[r] != 0. */
-SPATTN_ALWAYS_INLINE uint32_t rows_nonzero16(const uint64_t *rows)
-{
-    __m512i r0 = _mm512_loadu_si512((const void *)rows);
-    __m512i r1 = _mm512_loadu_si512((const void *)(rows + 8));
-    return (uint32_t)_mm512_test_epi64_mask(r0, r0) | (uint32_t)_mm512_test_epi64_mask(r1, r1) << 8;
-}
-
 /* Peak probe: 24 independent chains cover 4-cycle latency on two FMA ports with room. */
 static inline float vec_fma_probe(size_t iters, double *flops)
 {

@@ -1,0 +1,43 @@
+/* Row key lists for the gather path, built by the plan.
+ *
+ * A row that allows a few scattered keys costs more to find in the tile mask (a 128-byte
+ * tile of bits per 64 keys, most of them zero) than to compute: walking a 4096-key row with
+ * 16 allowed keys touches 64 tiles. The plan lists, once, the allowed keys of every row in
+ * a query tile that takes the gather path, so the kernel reads 4 bytes per allowed key and
+ * knows each row's keys ahead of time (and can prefetch them). */
+#ifndef SPATTN_KEYROWS_H
+#define SPATTN_KEYROWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mask_impl.h"
+
+typedef struct spattn_keyrows {
+    size_t len_q;
+    size_t *off;    /* len_q + 1: row i's keys are keys[off[i] .. off[i + 1]) */
+    uint32_t *keys; /* increasing within a row; rows of tiles not gathered are empty */
+} spattn_keyrows;
+
+/* Lists the rows of every query tile qt of m with gather[qt] != 0. On failure (out of
+   memory) returns SPATTN_E_NOMEM with *kr zeroed; free with spattn__keyrows_free. */
+spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
+                                    spattn_keyrows *kr);
+void spattn__keyrows_free(spattn_keyrows *kr);
+
+/* Rows of query tile qt. */
+static inline size_t spattn__keyrows_qt_rows(const spattn_keyrows *kr, size_t qt)
+{
+    size_t r0 = qt * SPATTN_TQ;
+    return kr->len_q - r0 < SPATTN_TQ ? kr->len_q - r0 : SPATTN_TQ;
+}
+
+/* Allowed keys of row i (n of them). */
+static inline const uint32_t *spattn__keyrows_row(const spattn_keyrows *kr, size_t i,
+                                                  size_t *n)
+{
+    *n = kr->off[i + 1] - kr->off[i];
+    return kr->keys + kr->off[i];
+}
+
+#endif
