@@ -76,17 +76,43 @@ static void pack_qt(const spattn_head_job *job, size_t i0, size_t rows, float *q
     }
 }
 
+/* The K and V rows of the next key tile the walk visits, asked for a few keys at a time
+   while this tile computes. A long head's tiles come from L3 or DRAM (decode streams all of
+   K and V once); the hardware prefetchers follow a stream, but software requests one tile
+   ahead keep more lines in flight. */
+typedef struct tile_prefetch {
+    const char *k, *v;     /* first key of the next tile */
+    size_t n;              /* its keys */
+    ptrdiff_t k_ts, v_ts;  /* bytes */
+    size_t k_bytes, v_bytes;
+} tile_prefetch;
+
+static inline __attribute__((always_inline)) void prefetch_keys(const tile_prefetch *pf,
+                                                                size_t j, size_t count)
+{
+    for (size_t c = j; c < j + count && c < pf->n; c++) {
+        const char *k = pf->k + (ptrdiff_t)c * pf->k_ts, *v = pf->v + (ptrdiff_t)c * pf->v_ts;
+        for (size_t b = 0; b < pf->k_bytes; b += 64)
+            _mm_prefetch(k + b, _MM_HINT_T0);
+        for (size_t b = 0; b < pf->v_bytes; b += 64)
+            _mm_prefetch(v + b, _MM_HINT_T0);
+    }
+}
+
 /* S^T for keys j0 + idx[0..nk): QK_NB keys at a time, each split into QK_DS chains along dim
    so that enough independent FMAs are in flight. A short last block repeats its last key
    (in bounds; stored past nk, and its duplicate does not change the max) instead of needing
    a second code path. Lanes outside cm[] (if given) become -inf; returns the lane-wise max
    of the stored scores, taken as they leave the registers. */
 static col_t qk_tile(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts, size_t j0,
-                     const uint32_t *idx, size_t nk, const uint32_t *cm, float *st)
+                     const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
+                     const tile_prefetch *pf)
 {
     const col_t ninf = col_set1(X86_NINF);
     col_t mt = ninf;
     for (size_t jj = 0; jj < nk; jj += QK_NB) {
+        if (pf != NULL)
+            prefetch_keys(pf, jj, QK_NB);
         const float *kp[QK_NB];
         for (int b = 0; b < QK_NB; b++) {
             size_t jb = jj + (size_t)b < nk ? jj + (size_t)b : nk - 1;
@@ -376,8 +402,21 @@ static void x86_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
                 }
             }
         }
+        tile_prefetch pf, *pfp = NULL;
+        if (ti + 1 < nt) {
+            const spattn_ktile *next = &m->tiles[t_first + (backward ? nt - 2 - ti : ti + 1)];
+            const size_t nj0 = (size_t)next->kt * SPATTN_TK;
+            pf.k = (const char *)(job->k + (ptrdiff_t)nj0 * job->k_ts);
+            pf.v = (const char *)(job->v + (ptrdiff_t)nj0 * job->v_ts);
+            pf.n = spattn__kt_cols(m, next->kt);
+            pf.k_ts = job->k_ts * (ptrdiff_t)sizeof(float);
+            pf.v_ts = job->v_ts * (ptrdiff_t)sizeof(float);
+            pf.k_bytes = dq * sizeof(float);
+            pf.v_bytes = dv * sizeof(float);
+            pfp = &pf;
+        }
         col_t mt = qk_tile(qtp, dq, job->k, job->k_ts, j0, idx, nk,
-                           partial && !softcap ? cm : NULL, st);
+                           partial && !softcap ? cm : NULL, st, pfp);
         if (softcap) {
             /* tanh comes before the mask and the max; it is a call, so not in qk_tile. */
             mt = ninf;
