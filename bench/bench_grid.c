@@ -247,12 +247,26 @@ static void grid_default(int all)
                 add(&c);
             }
         }
+    /* 16 random keys per row at len 4096 (99.6 %): the CSR case of per-head sparse patterns */
+    for (size_t i = 0; i < NCOMPILED; i++) {
+        if (compiled[i] == SPATTN_ISA_SCALAR)
+            continue;
+        bench_case c = attn_case(BK_ATTN, compiled[i], BP_FEWKEYS, 996, 4096, 64, 1);
+        add(&c);
+    }
     /* dim 128, and all threads */
     group_spec d128 = {4096, 128, 1, blocks, 1, few_levels, N(few_levels), 2, 1};
     add_group(&d128);
     if (all > 1) {
         group_spec mt = {4096, 64, all, blocks, 1, few_levels, N(few_levels), 2, 1};
         add_group(&mt);
+        /* causal next to its one-thread run (the scaling the suite reports) */
+        for (size_t i = 0; i < NCOMPILED; i++) {
+            if (compiled[i] == SPATTN_ISA_SCALAR)
+                continue;
+            bench_case c = attn_case(BK_ATTN, compiled[i], BP_CAUSAL, 500, 4096, 64, all);
+            add(&c);
+        }
     }
     /* lengths; OpenBLAS only dense there (it computes every pair whatever the mask, and one
        call at 16384 takes seconds) */
