@@ -33,6 +33,7 @@ static spattn_head_job make_job(const exec_ctx *x, size_t b, size_t h, size_t hk
     job.dim_v = x->p->shape.dim_v;
     job.scale = x->scale;
     job.softcap = a->softcap;
+    job.stream_kv = 0;
     return job;
 }
 
@@ -57,6 +58,7 @@ static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
         size_t mi = spattn__mask_index(s, p->n_masks_arg, b, h);
         spattn_head_job job = make_job(x, b, h, h / group, a->q_layout.token, a->o_layout.token,
                                        a->lse ? a->lse + bh * s->len_q : NULL);
+        job.stream_kv = p->nqt == 1;
         run_unit(p, &job, p->masks[mi], &p->keyrows[mi], qt, p->gather[mi * p->nqt + qt],
                  scratch);
     }
@@ -75,6 +77,7 @@ static void run_packed_chunk(const exec_ctx *x, size_t c, float *scratch)
         size_t mi = p->n_masks_arg == 0 ? 0 : spattn__mask_index(s, p->n_masks_arg, b, h0);
         spattn_head_job job = make_job(x, b, h0, hk, a->q_layout.head, a->o_layout.head,
                                        a->lse ? a->lse + b * s->heads_q + h0 : NULL);
+        job.stream_kv = p->pk_nqt == 1;
         run_unit(p, &job, p->pk_masks[mi], &p->pk_keyrows[mi], qt,
                  p->pk_gather[mi * p->pk_nqt + qt], scratch);
     }

@@ -35,6 +35,10 @@ typedef struct spattn_head_job {
     size_t dim_qk, dim_v;
     float scale;     /* already resolved (never 0) */
     float softcap;   /* 0 = off */
+    /* 1 when this call reads each K/V tile of the head once (a single query tile, as in
+       decode): the tiles then come from DRAM and are worth prefetching, while tiles that
+       several query tiles re-read are in L2 and prefetches only take load slots. */
+    int stream_kv;
 } spattn_head_job;
 
 typedef struct spattn_kernel_table {

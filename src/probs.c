@@ -224,6 +224,7 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, int32_t *cols
     job.dim_v = 1;
     job.scale = x->scale;
     job.softcap = x->a->softcap;
+    job.stream_kv = 0;
     if (p->gather[mi * p->nqt + qt])
         p->kt->attn_gather(&job, &p->keyrows[mi], qt, scratch);
     else
