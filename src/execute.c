@@ -1,6 +1,7 @@
 /* Running a plan: validate the call's tensors, then hand each unit (one query tile of one
    batch/head) to the plan's kernel table. */
 #include <omp.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -46,12 +47,21 @@ static void run_unit(const spattn_plan *p, const spattn_head_job *job, const spa
         p->kt->attn_tiles(job, m, qt, scratch);
 }
 
+static atomic_int pairs_off; /* test hook: spattn__set_tile_pairs */
+
+void spattn__set_tile_pairs(int on)
+{
+    atomic_store(&pairs_off, !on);
+}
+
 static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
 {
     const spattn_plan *p = x->p;
     const spattn_args *a = x->a;
     const spattn_shape *s = &p->shape;
     size_t group = s->heads_q / s->heads_kv;
+    const int pairs = p->kt->attn_tiles2 != NULL && !atomic_load_explicit(&pairs_off,
+                                                                          memory_order_relaxed);
     for (size_t u = p->chunk_start[c]; u < p->chunk_start[c + 1]; u++) {
         size_t bh = u / p->nqt, qt = u % p->nqt;
         size_t b = bh / s->heads_q, h = bh % s->heads_q;
@@ -59,8 +69,17 @@ static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
         spattn_head_job job = make_job(x, b, h, h / group, a->q_layout.token, a->o_layout.token,
                                        a->lse ? a->lse + bh * s->len_q : NULL);
         job.stream_kv = p->nqt == 1;
-        run_unit(p, &job, p->masks[mi], &p->keyrows[mi], qt, p->gather[mi * p->nqt + qt],
-                 scratch);
+        const uint8_t *g = &p->gather[mi * p->nqt + qt];
+        /* Two query tiles of a head on the tile path in one call when both are in this chunk
+           (each K/V tile loaded once for both); rows get the same bits either way, so where
+           chunks are cut does not matter. */
+        if (pairs && qt % 2 == 0 && qt + 1 < p->nqt && u + 1 < p->chunk_start[c + 1] && !g[0] &&
+            !g[1]) {
+            p->kt->attn_tiles2(&job, p->masks[mi], qt, scratch);
+            u++;
+            continue;
+        }
+        run_unit(p, &job, p->masks[mi], &p->keyrows[mi], qt, g[0], scratch);
     }
 }
 

@@ -51,6 +51,10 @@ typedef struct spattn_kernel_table {
     /* Tile path: every stored key tile of query tile qt, FULL tiles without per-key tests. */
     void (*attn_tiles)(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
                        float *scratch);
+    /* Optional (NULL: not offered): query tiles qt (even) and qt + 1 together, both on the
+       tile path, each row's result bitwise what attn_tiles gives it; scratch as for one. */
+    void (*attn_tiles2)(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
+                        float *scratch);
     /* Gather path: the same rows, visiting only each row's allowed keys, as the plan listed
        them in kr (rows qt * TQ .. of the mask, at most TQ of them). */
     void (*attn_gather)(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,

@@ -15,6 +15,10 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape,
                                        const spattn_options *opt, spattn_path path,
                                        spattn_plan **out);
 
+/* Whether execute may run two query tiles in one kernel call where the ISA offers it (on by
+   default; tests turn it off to check that it changes no bit). Process-wide. */
+void spattn__set_tile_pairs(int on);
+
 /* Query tiles the plan sends down the gather path, over all (batch, head). */
 size_t spattn__plan_gather_tiles(const spattn_plan *plan);
 

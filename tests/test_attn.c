@@ -402,6 +402,50 @@ START_TEST(gather_row_lengths)
 }
 END_TEST
 
+/* Where the ISA runs two query tiles per call (AVX-512), every row gets exactly the bits the
+   one-tile call gives it, on the tile path (plain masks, PARTIAL tiles, softcap, odd dims). */
+START_TEST(tile_pairs_bitwise)
+{
+    spattn_isa isa = isa_of(_i);
+    tu_rng r = {321 + (uint64_t)isa};
+    problem_opts po = {200, 80, 1.0f, 0, 0, 0};
+    for (int c = 0; c < tu_cases(20); c++) {
+        problem p;
+        problem_random(&p, &r, po);
+        float *o1 = malloc(p.o.n * sizeof(float)), *l1 = malloc(p.lse.n * sizeof(float));
+        ck_assert(o1 != NULL && l1 != NULL);
+        spattn_options opt = {isa, 1};
+        spattn_plan *plan;
+        ck_assert_int_eq(spattn__plan_create_path(&p.a.shape, mask_list(&p), p.n_masks, &opt,
+                                                  SPATTN_PATH_TILES, &plan),
+                         SPATTN_OK);
+        for (int on = 0; on <= 1; on++) {
+            spattn__set_tile_pairs(on);
+            ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);
+            if (on == 0) {
+                memcpy(o1, p.o.p, p.o.n * sizeof(float));
+                memcpy(l1, p.lse.p, p.lse.n * sizeof(float));
+            }
+        }
+        spattn__set_tile_pairs(1);
+        if (memcmp(o1, p.o.p, p.o.n * sizeof(float)) != 0)
+            ck_abort_msg("case %d: o differs with query tiles paired (Lq %zu Dqk %zu softcap %g)",
+                         c, p.a.shape.len_q, p.a.shape.dim_qk, (double)p.a.softcap);
+        if (memcmp(l1, p.lse.p, p.lse.n * sizeof(float)) != 0)
+            ck_abort_msg("case %d: lse differs with query tiles paired", c);
+        tu_buf ro, rlse;
+        reference(&p, &ro, &rlse);
+        compare(&p, &ro, &rlse, "paired tiles");
+        tu_buf_free(&ro);
+        tu_buf_free(&rlse);
+        spattn_plan_free(plan);
+        free(o1);
+        free(l1);
+        problem_free(&p);
+    }
+}
+END_TEST
+
 /* Same inputs, 1, 2 and 3 threads: bitwise the same output. */
 START_TEST(threads_bitwise)
 {
@@ -836,6 +880,7 @@ Suite *suite_attn(void)
     tcase_add_loop_test(tc, paths_agree_with_reference, 0, n);
     tcase_add_loop_test(tc, gather_row_lengths, 0, n);
     tcase_add_loop_test(tc, threads_bitwise, 0, n);
+    tcase_add_loop_test(tc, tile_pairs_bitwise, 0, n);
     tcase_add_loop_test(tc, plan_reuse, 0, n);
     tcase_add_loop_test(tc, large_scores, 0, n);
     tcase_add_loop_test(tc, fully_masked_rows, 0, n);

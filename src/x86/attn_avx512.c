@@ -15,6 +15,7 @@ const spattn_kernel_table spattn_kernels_avx512 = {
     .gather_below = 0.2,
     .scratch_floats = x86_scratch,
     .attn_tiles = x86_tiles,
+    .attn_tiles2 = x86_tiles2,
     .attn_gather = x86_gather,
     .softmax_tile = x86_softmax,
     .fma_probe = x86_fma_probe,

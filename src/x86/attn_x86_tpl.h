@@ -33,12 +33,23 @@
 
 static size_t x86_round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-/* Tile path: Qt (16*dim_qk) | O (16 * dim_v rounded up to 16) | St (16 per key, 64 + QK_NB
-   keys) | m, l, alpha.
+/* Floats of scratch one tile_state takes (a multiple of 16: each part stays 64-byte
+   aligned). */
+static size_t tile_state_floats(size_t dq, size_t dv)
+{
+    return 16 * (dq + x86_round16(dv) + SPATTN_TK + QK_NB + 3);
+}
+
+/* Tile path, per query tile (two for x86_tiles2): Qt (16*dim_qk) | O (16 * dim_v rounded up
+   to 16) | St (16 per key, 64 + QK_NB keys) | m, l, alpha.
    Gather path: q row | o row (each rounded up to 16 floats, 64 bytes) | 16 probabilities. */
 static size_t x86_scratch(size_t dim_qk, size_t dim_v)
 {
-    size_t tile = 16 * (dim_qk + x86_round16(dim_v) + SPATTN_TK + QK_NB + 3);
+#ifdef QK_NB2
+    size_t tile = 2 * tile_state_floats(dim_qk, dim_v); /* x86_tiles2 runs two */
+#else
+    size_t tile = tile_state_floats(dim_qk, dim_v);
+#endif
     size_t gather = x86_round16(dim_qk) + x86_round16(dim_v) + 16;
     return tile > gather ? tile : gather;
 }
@@ -101,70 +112,104 @@ static inline __attribute__((always_inline)) void prefetch_keys(const tile_prefe
     }
 }
 
-/* S^T for keys j0 + idx[0..nk): QK_NB keys at a time, each split into QK_DS chains along dim
-   so that enough independent FMAs are in flight. A short last block repeats its last key
-   (in bounds; stored past nk, and its duplicate does not change the max) instead of needing
-   a second code path. Lanes outside cm[] (if given) become -inf; returns the lane-wise max
-   of the stored scores, taken as they leave the registers. */
-static col_t qk_tile(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts, size_t j0,
-                     const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
-                     const tile_prefetch *pf)
+/* S^T for keys j0 + idx[0..nk) of nq query tiles at once (Qt qt[t], scores to st[t]): NB
+   keys at a time, each split into QK_DS chains along dim so that enough independent FMAs
+   are in flight. With two query tiles each K element is broadcast once into a register for
+   both (one load per two FMAs instead of one per FMA); a lane's arithmetic is the same for
+   any nq and NB, so pairing query tiles never changes a bit of the result. A short last
+   block repeats its last key (in bounds; stored past nk, and its duplicate does not change
+   the max) instead of needing a second code path. Lanes outside cm[] (if given) become
+   -inf; mt[t] gets the lane-wise max of tile t's scores, taken as they leave the
+   registers. */
+static inline __attribute__((always_inline)) void qk_tiles(
+    const int nq, const int nb, const float *const *qt, size_t dq, const float *kb,
+    ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk, const uint32_t *cm,
+    float *const *st, const tile_prefetch *pf, col_t *mt)
 {
     const col_t ninf = col_set1(X86_NINF);
-    col_t mt = ninf;
-    for (size_t jj = 0; jj < nk; jj += QK_NB) {
+    for (int t = 0; t < nq; t++)
+        mt[t] = ninf;
+    for (size_t jj = 0; jj < nk; jj += (size_t)nb) {
         if (pf != NULL)
-            prefetch_keys(pf, jj, QK_NB);
+            prefetch_keys(pf, jj, (size_t)nb);
         const float *kp[QK_NB];
-        for (int b = 0; b < QK_NB; b++) {
+        for (int b = 0; b < nb; b++) {
             size_t jb = jj + (size_t)b < nk ? jj + (size_t)b : nk - 1;
             kp[b] = kb + (ptrdiff_t)(j0 + idx[jb]) * k_ts;
         }
-        col_t acc[QK_DS][QK_NB];
-        for (int s = 0; s < QK_DS; s++)
-            for (int b = 0; b < QK_NB; b++)
-                acc[s][b] = col_zero();
+        col_t acc[2][QK_DS][QK_NB];
+        for (int t = 0; t < nq; t++)
+            for (int s = 0; s < QK_DS; s++)
+                for (int b = 0; b < nb; b++)
+                    acc[t][s][b] = col_zero();
         /* QK_DU dims per step with the key pointers advanced once per step, each hidden from
            the optimiser: otherwise it rewrites kp[b] + d as base + index addressing, which
            splits every broadcast FMA into two uops at issue. Here each is [kp + imm]. */
-        const float *qp = qt;
-        size_t d = 0;
-        for (; d + QK_DU <= dq; d += QK_DU) {
+        size_t d = 0, qo = 0;
+        for (; d + QK_DU <= dq; d += QK_DU, qo += QK_DU * 16) {
 #pragma GCC unroll 16
             for (int u = 0; u < QK_DU; u += QK_DS) {
                 for (int s = 0; s < QK_DS; s++) {
-                    col_t q = col_load(qp + (u + s) * 16);
-                    for (int b = 0; b < QK_NB; b++)
-                        acc[s][b] = col_fma_bc(q, kp[b] + u + s, acc[s][b]);
+                    if (nq == 1) {
+                        col_t q = col_load(qt[0] + qo + (size_t)(u + s) * 16);
+                        for (int b = 0; b < nb; b++)
+                            acc[0][s][b] = col_fma_bc(q, kp[b] + u + s, acc[0][s][b]);
+                    } else {
+                        col_t q0 = col_load(qt[0] + qo + (size_t)(u + s) * 16);
+                        col_t q1 = col_load(qt[1] + qo + (size_t)(u + s) * 16);
+                        for (int b = 0; b < nb; b++) {
+                            col_t kv = col_bcast(kp[b] + u + s);
+                            acc[0][s][b] = col_fma(q0, kv, acc[0][s][b]);
+                            acc[1][s][b] = col_fma(q1, kv, acc[1][s][b]);
+                        }
+                    }
                 }
             }
-            qp += QK_DU * 16;
-            for (int b = 0; b < QK_NB; b++) {
+            for (int b = 0; b < nb; b++) {
                 kp[b] += QK_DU;
                 __asm__("" : "+r"(kp[b]));
             }
         }
-        for (; d < dq; d++) {
-            col_t q = col_load(qp);
-            for (int b = 0; b < QK_NB; b++)
-                acc[0][b] = col_fma_bc(q, kp[b], acc[0][b]);
-            qp += 16;
-            for (int b = 0; b < QK_NB; b++)
+        for (; d < dq; d++, qo += 16) {
+            for (int t = 0; t < nq; t++) {
+                col_t q = col_load(qt[t] + qo);
+                for (int b = 0; b < nb; b++)
+                    acc[t][0][b] = col_fma_bc(q, kp[b], acc[t][0][b]);
+            }
+            for (int b = 0; b < nb; b++)
                 kp[b]++;
         }
-        for (int b = 0; b < QK_NB; b++) {
-            col_t a = acc[0][b];
-            for (int s = 1; s < QK_DS; s++)
-                a = col_add(a, acc[s][b]);
-            if (cm != NULL)
-                a = col_select(cmask_bits(cm[jj + (size_t)b < nk ? jj + (size_t)b : nk - 1]), a,
-                               ninf);
-            col_store(st + (jj + (size_t)b) * 16, a);
-            mt = col_max(mt, a);
-        }
+        for (int t = 0; t < nq; t++)
+            for (int b = 0; b < nb; b++) {
+                col_t a = acc[t][0][b];
+                for (int s = 1; s < QK_DS; s++)
+                    a = col_add(a, acc[t][s][b]);
+                if (cm != NULL)
+                    a = col_select(cmask_bits(cm[jj + (size_t)b < nk ? jj + (size_t)b : nk - 1]),
+                                   a, ninf);
+                col_store(st[t] + (jj + (size_t)b) * 16, a);
+                mt[t] = col_max(mt[t], a);
+            }
     }
+}
+
+static col_t qk_tile(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts, size_t j0,
+                     const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
+                     const tile_prefetch *pf)
+{
+    col_t mt;
+    qk_tiles(1, QK_NB, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, &mt);
     return mt;
 }
+
+#ifdef QK_NB2
+/* Two query tiles against the same FULL key tile (keys j0 .. j0 + nk). */
+static void qk_tile2(const float *const *qt, size_t dq, const float *kb, ptrdiff_t k_ts,
+                     size_t j0, const uint32_t *idx, size_t nk, float *const *st, col_t *mt)
+{
+    qk_tiles(2, QK_NB2, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, mt);
+}
+#endif
 
 #if !PV_ROWS
 /* O^T[e0 .. e0+eb) = alpha * O^T + sum over keys of P^T[j] * V[j][e], the eb output columns
@@ -364,46 +409,132 @@ static void finish_rows_rm(const spattn_head_job *job, size_t i0, size_t rows, c
 }
 #endif
 
+/* One query tile's state on the tile path: Qt, unnormalised O, scores of the current key
+   tile, and the running max and sum. */
+typedef struct tile_state {
+    float *qtp, *ot, *st, *ml;
+    size_t i0, rows;
+    col_t mrun, lrun;
+} tile_state;
+
+static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_mask *m,
+                       size_t qt, float *scratch)
+{
+    const size_t dq = job->dim_qk, dv = job->dim_v;
+    ts->rows = spattn__qt_rows(m, qt);
+    ts->i0 = qt * SPATTN_TQ;
+    ts->qtp = scratch;
+    ts->ot = ts->qtp + 16 * dq;
+    ts->st = ts->ot + 16 * x86_round16(dv);
+    ts->ml = ts->st + 16 * (SPATTN_TK + QK_NB);
+    pack_qt(job, ts->i0, ts->rows, ts->qtp);
+    memset(ts->ot, 0, 16 * x86_round16(dv) * sizeof(float));
+    ts->mrun = col_set1(X86_NINF);
+    ts->lrun = col_zero();
+}
+
+/* The keys of a stored tile to visit: all of a FULL tile; of a PARTIAL one those some row
+   allows (keys no row allows are never loaded), with their column masks. Returns their
+   count. */
+static size_t tile_keys(const spattn_mask *m, const spattn_ktile *tile, uint32_t *idx,
+                        uint32_t *cm)
+{
+    const size_t n = spattn__kt_cols(m, tile->kt);
+    if (tile->part == SPATTN_FULL) {
+        for (size_t j = 0; j < n; j++)
+            idx[j] = (uint32_t)j;
+        return n;
+    }
+    uint32_t cm_all[SPATTN_TK];
+    col_masks_from_rows(&m->bits[(size_t)tile->part * SPATTN_TQ], cm_all);
+    size_t nk = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (cm_all[j] != 0) {
+            idx[nk] = (uint32_t)j;
+            cm[nk++] = cm_all[j];
+        }
+    }
+    return nk;
+}
+
+/* With the tile's scores in ts->st (mt their lane max): softcap, online softmax, O += P V. */
+static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0,
+                      const uint32_t *idx, const uint32_t *cm, size_t nk, int partial, col_t mt)
+{
+    const col_t ninf = col_set1(X86_NINF);
+    float *st = ts->st;
+    if (job->softcap != 0.0f) {
+        /* tanh comes before the mask and the max; it is a call, so not in qk_tiles. */
+        const col_t post = col_set1(job->softcap * X86_LOG2E);
+        mt = ninf;
+        for (size_t jj = 0; jj < nk; jj++) {
+            col_t s = col_mul(col_tanh(col_load(st + jj * 16)), post);
+            if (partial)
+                s = col_select(cmask_bits(cm[jj]), s, ninf);
+            col_store(st + jj * 16, s);
+            mt = col_max(mt, s);
+        }
+    }
+    /* While a row has seen only -inf its shift is 0, so exp2(-inf - 0) = 0, not NaN; its
+       alpha is 0 (nothing to rescale; exp2 of old - new could overflow). */
+    col_t mnew = col_max(ts->mrun, mt);
+    col_t shift = col_select(col_is_neginf(mnew), col_zero(), mnew);
+    col_t alpha =
+        col_select(col_is_neginf(ts->mrun), col_zero(), col_exp2(col_sub(ts->mrun, shift)));
+    col_t psum = col_zero();
+    for (size_t jj = 0; jj < nk; jj++) {
+        col_t p = col_exp2(col_sub(col_load(st + jj * 16), shift));
+        col_store(st + jj * 16, p);
+        psum = col_add(psum, p);
+    }
+    ts->lrun = col_add(col_mul(ts->lrun, alpha), psum);
+    ts->mrun = mnew;
+
+    const float *vp[SPATTN_TK];
+    for (size_t jj = 0; jj < nk; jj++)
+        vp[jj] = job->v + (ptrdiff_t)(j0 + idx[jj]) * job->v_ts;
+#if PV_ROWS
+    col_store(ts->ml + 32, alpha);
+    pv_rows(ts->ot, job->dim_v, ts->rows, vp, cm, nk, st, ts->ml + 32, partial);
+#else
+    pv_tile(ts->ot, job->dim_v, vp, cm, nk, st, alpha, partial);
+#endif
+}
+
+static void tile_end(tile_state *ts, const spattn_head_job *job)
+{
+    col_store(ts->ml, ts->mrun);
+    col_store(ts->ml + 16, ts->lrun);
+#if PV_ROWS
+    finish_rows_rm(job, ts->i0, ts->rows, ts->ot, ts->ml, ts->ml + 16);
+#else
+    finish_rows(job, ts->i0, ts->rows, ts->ot, ts->ml, ts->ml + 16);
+#endif
+}
+
+/* Query tiles 2k and 2k+1 walk their key tiles forwards for even k and backwards for odd k: a
+   plan runs consecutive query tiles of a head on one thread, so each call starts on the K/V
+   tiles the previous one touched last, still in L2 (K+V of a long head exceed it, and a
+   forward-only walk would evict each tile just before it is needed again); the two tiles of
+   a pair share a direction so that x86_tiles2 can walk them together. The order depends only
+   on qt. */
+static int walk_backward(size_t qt)
+{
+    return ((qt >> 1) & 1) != 0;
+}
+
 static void x86_tiles(const spattn_head_job *job, const spattn_mask *m, size_t qt, float *scratch)
 {
-    const size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
-    const size_t dq = job->dim_qk, dv = job->dim_v;
-    float *qtp = scratch, *ot = qtp + 16 * dq, *st = ot + 16 * x86_round16(dv);
-    float *ml = st + 16 * (SPATTN_TK + QK_NB);
-    const int softcap = job->softcap != 0.0f;
-    const col_t post = col_set1(job->softcap * X86_LOG2E), ninf = col_set1(X86_NINF);
-
-    pack_qt(job, i0, rows, qtp);
-    memset(ot, 0, 16 * x86_round16(dv) * sizeof(float));
-    col_t mrun = ninf, lrun = col_zero();
-    uint32_t idx[SPATTN_TK], cm[SPATTN_TK], cm_all[SPATTN_TK];
-    const float *vp[SPATTN_TK];
-
-    /* Odd query tiles walk their key tiles backwards: a plan runs consecutive query tiles of
-       a head on one thread, so each call starts on the K/V tiles the previous one touched
-       last, still in L2 (K+V of a long head exceed it, and a forward-only walk would evict
-       each tile just before it is needed again). The order depends only on qt. */
+    tile_state ts;
+    tile_begin(&ts, job, m, qt, scratch);
+    uint32_t idx[SPATTN_TK], cm[SPATTN_TK];
     const size_t t_first = m->qt_ptr[qt], nt = m->qt_ptr[qt + 1] - t_first;
-    const int backward = (qt & 1) != 0;
+    const int backward = walk_backward(qt);
     for (size_t ti = 0; ti < nt; ti++) {
         const spattn_ktile *tile = &m->tiles[t_first + (backward ? nt - 1 - ti : ti)];
-        const size_t j0 = (size_t)tile->kt * SPATTN_TK, n = spattn__kt_cols(m, tile->kt);
+        const size_t j0 = (size_t)tile->kt * SPATTN_TK;
         const int partial = tile->part != SPATTN_FULL;
-        size_t nk = 0;
-        if (!partial) {
-            for (size_t j = 0; j < n; j++)
-                idx[j] = (uint32_t)j;
-            nk = n;
-        } else {
-            /* Keys no row of the tile allows are dropped here: never loaded at all. */
-            col_masks_from_rows(&m->bits[(size_t)tile->part * SPATTN_TQ], cm_all);
-            for (size_t j = 0; j < n; j++) {
-                if (cm_all[j] != 0) {
-                    idx[nk] = (uint32_t)j;
-                    cm[nk++] = cm_all[j];
-                }
-            }
-        }
+        const size_t nk = tile_keys(m, tile, idx, cm);
         tile_prefetch pf, *pfp = NULL;
         if (job->stream_kv && ti + 1 < nt) {
             const spattn_ktile *next = &m->tiles[t_first + (backward ? nt - 2 - ti : ti + 1)];
@@ -413,54 +544,81 @@ static void x86_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
             pf.n = spattn__kt_cols(m, next->kt);
             pf.k_ts = job->k_ts * (ptrdiff_t)sizeof(float);
             pf.v_ts = job->v_ts * (ptrdiff_t)sizeof(float);
-            pf.k_bytes = dq * sizeof(float);
-            pf.v_bytes = dv * sizeof(float);
+            pf.k_bytes = job->dim_qk * sizeof(float);
+            pf.v_bytes = job->dim_v * sizeof(float);
             pfp = &pf;
         }
-        col_t mt = qk_tile(qtp, dq, job->k, job->k_ts, j0, idx, nk,
-                           partial && !softcap ? cm : NULL, st, pfp);
-        if (softcap) {
-            /* tanh comes before the mask and the max; it is a call, so not in qk_tile. */
-            mt = ninf;
-            for (size_t jj = 0; jj < nk; jj++) {
-                col_t s = col_mul(col_tanh(col_load(st + jj * 16)), post);
-                if (partial)
-                    s = col_select(cmask_bits(cm[jj]), s, ninf);
-                col_store(st + jj * 16, s);
-                mt = col_max(mt, s);
-            }
-        }
-        /* While a row has seen only -inf its shift is 0, so exp2(-inf - 0) = 0, not NaN;
-           its alpha is 0 (nothing to rescale; exp2 of old - new could overflow). */
-        col_t mnew = col_max(mrun, mt);
-        col_t shift = col_select(col_is_neginf(mnew), col_zero(), mnew);
-        col_t alpha = col_select(col_is_neginf(mrun), col_zero(), col_exp2(col_sub(mrun, shift)));
-        col_t psum = col_zero();
-        for (size_t jj = 0; jj < nk; jj++) {
-            col_t p = col_exp2(col_sub(col_load(st + jj * 16), shift));
-            col_store(st + jj * 16, p);
-            psum = col_add(psum, p);
-        }
-        lrun = col_add(col_mul(lrun, alpha), psum);
-        mrun = mnew;
-
-        for (size_t jj = 0; jj < nk; jj++)
-            vp[jj] = job->v + (ptrdiff_t)(j0 + idx[jj]) * job->v_ts;
-#if PV_ROWS
-        col_store(ml + 32, alpha);
-        pv_rows(ot, dv, rows, vp, cm, nk, st, ml + 32, partial);
-#else
-        pv_tile(ot, dv, vp, cm, nk, st, alpha, partial);
-#endif
+        col_t mt = qk_tile(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
+                           partial && job->softcap == 0.0f ? cm : NULL, ts.st, pfp);
+        tile_fold(&ts, job, j0, idx, cm, nk, partial, mt);
     }
-    col_store(ml, mrun);
-    col_store(ml + 16, lrun);
-#if PV_ROWS
-    finish_rows_rm(job, i0, rows, ot, ml, ml + 16);
-#else
-    finish_rows(job, i0, rows, ot, ml, ml + 16);
-#endif
+    tile_end(&ts, job);
 }
+
+#ifdef QK_NB2
+/* Query tiles qt (even) and qt + 1 in one walk over the union of their key tiles: a key tile
+   both have is loaded from L2 once for both, and where both are FULL their scores come from
+   qk_tile2, which loads each K element once for the two. Every row's result is bitwise what
+   x86_tiles gives it (same key order, same arithmetic per lane). */
+static void x86_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t qt,
+                       float *scratch)
+{
+    tile_state ts[2];
+    tile_begin(&ts[0], job, m, qt, scratch);
+    tile_begin(&ts[1], job, m, qt + 1, scratch + tile_state_floats(job->dim_qk, job->dim_v));
+    uint32_t idx[2][SPATTN_TK], cm[2][SPATTN_TK];
+    const int backward = walk_backward(qt);
+    size_t lo[2], hi[2];
+    for (int x = 0; x < 2; x++) {
+        lo[x] = m->qt_ptr[qt + (size_t)x];
+        hi[x] = m->qt_ptr[qt + (size_t)x + 1];
+    }
+    while (lo[0] < hi[0] || lo[1] < hi[1]) {
+        /* The next key tile in walk order of each list, and which lists have it. */
+        const spattn_ktile *tile[2] = {NULL, NULL};
+        for (int x = 0; x < 2; x++)
+            if (lo[x] < hi[x])
+                tile[x] = &m->tiles[backward ? hi[x] - 1 : lo[x]];
+        int take[2] = {tile[0] != NULL, tile[1] != NULL};
+        if (take[0] && take[1] && tile[0]->kt != tile[1]->kt) {
+            const int first = (tile[0]->kt < tile[1]->kt) != backward ? 0 : 1;
+            take[1 - first] = 0;
+        }
+        for (int x = 0; x < 2; x++)
+            if (take[x]) {
+                if (backward)
+                    hi[x]--;
+                else
+                    lo[x]++;
+            }
+        const size_t kt = take[0] ? tile[0]->kt : tile[1]->kt, j0 = kt * SPATTN_TK;
+        size_t nk[2] = {0, 0};
+        int partial[2] = {0, 0};
+        col_t mt[2];
+        for (int x = 0; x < 2; x++)
+            if (take[x]) {
+                partial[x] = tile[x]->part != SPATTN_FULL;
+                nk[x] = tile_keys(m, tile[x], idx[x], cm[x]);
+            }
+        if (take[0] && take[1] && !partial[0] && !partial[1]) {
+            const float *qts[2] = {ts[0].qtp, ts[1].qtp};
+            float *sts[2] = {ts[0].st, ts[1].st};
+            qk_tile2(qts, job->dim_qk, job->k, job->k_ts, j0, idx[0], nk[0], sts, mt);
+        } else {
+            for (int x = 0; x < 2; x++)
+                if (take[x])
+                    mt[x] = qk_tile(ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0, idx[x],
+                                    nk[x], partial[x] && job->softcap == 0.0f ? cm[x] : NULL,
+                                    ts[x].st, NULL);
+        }
+        for (int x = 0; x < 2; x++)
+            if (take[x])
+                tile_fold(&ts[x], job, j0, idx[x], cm[x], nk[x], partial[x], mt[x]);
+    }
+    tile_end(&ts[0], job);
+    tile_end(&ts[1], job);
+}
+#endif
 
 /* ---- gather path ------------------------------------------------------------------------ */
 

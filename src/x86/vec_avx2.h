@@ -73,6 +73,17 @@ SPATTN_ALWAYS_INLINE col_t col_max(col_t a, col_t b)
 {
     return col_mk(_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi));
 }
+/* (The template's two-query-tile form; AVX2 does not use it: its col_fma_bc already feeds
+   one broadcast to two FMAs, the halves.) */
+SPATTN_ALWAYS_INLINE col_t col_bcast(const float *p)
+{
+    __m256 b = _mm256_broadcast_ss(p);
+    return col_mk(b, b);
+}
+SPATTN_ALWAYS_INLINE col_t col_fma(col_t a, col_t b, col_t acc)
+{
+    return col_mk(_mm256_fmadd_ps(a.lo, b.lo, acc.lo), _mm256_fmadd_ps(a.hi, b.hi, acc.hi));
+}
 SPATTN_ALWAYS_INLINE col_t col_fma_bc(col_t a, const float *p, col_t acc)
 {
     __m256 b = _mm256_broadcast_ss(p);

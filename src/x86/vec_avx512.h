@@ -28,6 +28,7 @@ typedef __mmask16 cmask_t;
    of dim into independent chains, dims per step between pointer updates; the PV product is
    row-major, PV_RB rows of O (x 4 vectors along dim) per register block. */
 #define QK_NB 8
+#define QK_NB2 4 /* keys per S block when two query tiles share each K broadcast */
 #define QK_DS 2
 #define QK_DU 8
 #define PV_ROWS 1
@@ -38,6 +39,8 @@ SPATTN_ALWAYS_INLINE col_t col_set1(float x) { return _mm512_set1_ps(x); }
 SPATTN_ALWAYS_INLINE col_t col_load(const float *p) { return _mm512_load_ps(p); }
 SPATTN_ALWAYS_INLINE void col_store(float *p, col_t a) { _mm512_store_ps(p, a); }
 SPATTN_ALWAYS_INLINE col_t col_add(col_t a, col_t b) { return _mm512_add_ps(a, b); }
+SPATTN_ALWAYS_INLINE col_t col_bcast(const float *p) { return _mm512_set1_ps(*p); }
+SPATTN_ALWAYS_INLINE col_t col_fma(col_t a, col_t b, col_t c) { return _mm512_fmadd_ps(a, b, c); }
 SPATTN_ALWAYS_INLINE col_t col_sub(col_t a, col_t b) { return _mm512_sub_ps(a, b); }
 SPATTN_ALWAYS_INLINE col_t col_mul(col_t a, col_t b) { return _mm512_mul_ps(a, b); }
 /* NaN in b wins (vmaxps returns its second operand when either is NaN). */
