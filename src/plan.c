@@ -38,7 +38,7 @@ static uint64_t plain_cost(const spattn_plan *p, size_t u)
 
 int spattn__split_units(size_t nunits, int nthreads,
                         uint64_t (*cost)(const spattn_plan *, size_t), const spattn_plan *p,
-                        size_t **starts, size_t *nchunks)
+                        size_t pair_period, size_t **starts, size_t *nchunks)
 {
     uint64_t total = 0;
     for (size_t u = 0; u < nunits; u++)
@@ -53,7 +53,11 @@ int spattn__split_units(size_t nunits, int nthreads,
     uint64_t acc = 0;
     for (size_t u = 0; u < nunits && c + 1 < want; u++) {
         acc += cost(p, u);
-        /* Cut after unit u once this chunk's share of the total is reached. */
+        /* Cut after unit u once this chunk's share of the total is reached, but not between
+           the two query tiles of a pair (see execute.c). */
+        const size_t q = pair_period ? u % pair_period : 1;
+        if (q % 2 == 0 && q + 1 < pair_period)
+            continue;
         if ((double)acc >= (double)total * (double)(c + 1) / (double)want)
             cs[++c] = u + 1;
     }
@@ -189,7 +193,10 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape,
             p->gather_tiles += p->gather[mi * nqt + qt];
     }
     size_t nunits = shape->batch * shape->heads_q * nqt;
-    if (!spattn__split_units(nunits, nthreads, plain_cost, p, &p->chunk_start, &p->nchunks))
+    /* Units of a head are paired (qt even, qt + 1) where the kernel runs pairs. */
+    const size_t pair_period = kt->attn_tiles2 != NULL ? nqt : 0;
+    if (!spattn__split_units(nunits, nthreads, plain_cost, p, pair_period, &p->chunk_start,
+                             &p->nchunks))
         goto nomem;
     if (spattn__plan_pack(p, path) != SPATTN_OK)
         goto nomem;
