@@ -670,8 +670,7 @@ static inline __attribute__((always_inline)) col_t gather_dots(const spattn_head
 }
 
 /* A row with n <= 16 keys (most rows that take this path) in one pass with no running state:
-   scores, max, probabilities already divided by their sum, O = sum p V written straight to
-   the output. q is read in place and the scale applied to the 16 scores instead. */
+   scores, max, probabilities, O = sum p V / sum p written straight to the output. q is read in place and the scale applied to the 16 scores instead. */
 static inline __attribute__((always_inline)) void gather_short_row_d(
     const spattn_head_job *job, const size_t dq, const size_t dv, const uint32_t *keys,
     size_t n, size_t i, float *pbuf)
@@ -693,7 +692,10 @@ static inline __attribute__((always_inline)) void gather_short_row_d(
             vec_storeu_m(o + e, vmask_first(dv - e < VL ? dv - e : VL), vec_zero());
         return;
     }
-    col_store(pbuf, col_mul(p, col_set1(1.0f / l)));
+    /* P V with p unnormalised and O scaled once at the end: the sum and its reciprocal are
+       then off the chain the products wait on. */
+    col_store(pbuf, p);
+    const vec_t inv = vec_set1(1.0f / l);
     const float *vp[16];
     for (size_t c = 0; c < n; c++)
         vp[c] = job->v + (ptrdiff_t)keys[c] * job->v_ts;
@@ -723,17 +725,17 @@ static inline __attribute__((always_inline)) void gather_short_row_d(
             a2 = vec_fma(pj, vec_loadu(v + 2 * VL), a2);
             a3 = vec_fma(pj, vec_loadu(v + 3 * VL), a3);
         }
-        vec_storeu(o + e, vec_add(a0, b0));
-        vec_storeu(o + e + VL, vec_add(a1, b1));
-        vec_storeu(o + e + 2 * VL, vec_add(a2, b2));
-        vec_storeu(o + e + 3 * VL, vec_add(a3, b3));
+        vec_storeu(o + e, vec_mul(vec_add(a0, b0), inv));
+        vec_storeu(o + e + VL, vec_mul(vec_add(a1, b1), inv));
+        vec_storeu(o + e + 2 * VL, vec_mul(vec_add(a2, b2), inv));
+        vec_storeu(o + e + 3 * VL, vec_mul(vec_add(a3, b3), inv));
     }
     for (; e < dv; e += VL) {
         vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
         vec_t a0 = vec_zero();
         for (size_t j = 0; j < n; j++)
             a0 = vec_fma(vec_set1(pbuf[j]), vec_loadu_m(vp[j] + e, mk), a0);
-        vec_storeu_m(o + e, mk, a0);
+        vec_storeu_m(o + e, mk, vec_mul(a0, inv));
     }
 }
 
