@@ -648,6 +648,51 @@ static inline __attribute__((always_inline)) __m128 dot4(const float *qrow, size
     return vec_hsum4(a0, a1, a2, a3);
 }
 
+/* acc[x] += sum over keys j < n of p[j] * V_j[e + x VL ..], x < 4, vp[j] the key's V row;
+   odd keys go to a second set of accumulators (two chains of n/2 FMAs, not one of n), added
+   in at the end. */
+static inline __attribute__((always_inline)) void pv_keys4(vec_t *acc, const float *const *vp,
+                                                           const float *pb, size_t n, size_t e)
+{
+    vec_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    vec_t b0 = vec_zero(), b1 = vec_zero(), b2 = vec_zero(), b3 = vec_zero();
+    size_t j = 0;
+    for (; j + 2 <= n; j += 2) {
+        vec_t pj = vec_set1(pb[j]), pk = vec_set1(pb[j + 1]);
+        const float *v = vp[j] + e, *w = vp[j + 1] + e;
+        a0 = vec_fma(pj, vec_loadu(v), a0);
+        a1 = vec_fma(pj, vec_loadu(v + VL), a1);
+        a2 = vec_fma(pj, vec_loadu(v + 2 * VL), a2);
+        a3 = vec_fma(pj, vec_loadu(v + 3 * VL), a3);
+        b0 = vec_fma(pk, vec_loadu(w), b0);
+        b1 = vec_fma(pk, vec_loadu(w + VL), b1);
+        b2 = vec_fma(pk, vec_loadu(w + 2 * VL), b2);
+        b3 = vec_fma(pk, vec_loadu(w + 3 * VL), b3);
+    }
+    if (j < n) {
+        vec_t pj = vec_set1(pb[j]);
+        const float *v = vp[j] + e;
+        a0 = vec_fma(pj, vec_loadu(v), a0);
+        a1 = vec_fma(pj, vec_loadu(v + VL), a1);
+        a2 = vec_fma(pj, vec_loadu(v + 2 * VL), a2);
+        a3 = vec_fma(pj, vec_loadu(v + 3 * VL), a3);
+    }
+    acc[0] = vec_add(a0, b0);
+    acc[1] = vec_add(a1, b1);
+    acc[2] = vec_add(a2, b2);
+    acc[3] = vec_add(a3, b3);
+}
+
+/* The same for one vector, the last of the row (masked: V rows are not padded). */
+static inline __attribute__((always_inline)) vec_t pv_keys1(vec_t a0, const float *const *vp,
+                                                            const float *pb, size_t n, size_t e,
+                                                            vmask_t mk)
+{
+    for (size_t j = 0; j < n; j++)
+        a0 = vec_fma(vec_set1(pb[j]), vec_loadu_m(vp[j] + e, mk), a0);
+    return a0;
+}
+
 /* q . K[keys[c]] for c < n <= 16 in lanes c; lanes past n are 0. */
 static inline __attribute__((always_inline)) col_t gather_dots(const spattn_head_job *job,
                                                                const float *q, size_t dq,
@@ -701,41 +746,14 @@ static inline __attribute__((always_inline)) void gather_short_row_d(
         vp[c] = job->v + (ptrdiff_t)keys[c] * job->v_ts;
     size_t e = 0;
     for (; e + 4 * VL <= dv; e += 4 * VL) {
-        /* Odd keys in a second set of accumulators: two chains of n/2 FMAs, not one of n. */
-        vec_t a0 = vec_zero(), a1 = vec_zero(), a2 = vec_zero(), a3 = vec_zero();
-        vec_t b0 = vec_zero(), b1 = vec_zero(), b2 = vec_zero(), b3 = vec_zero();
-        size_t j = 0;
-        for (; j + 2 <= n; j += 2) {
-            vec_t pj = vec_set1(pbuf[j]), pk = vec_set1(pbuf[j + 1]);
-            const float *v = vp[j] + e, *w = vp[j + 1] + e;
-            a0 = vec_fma(pj, vec_loadu(v), a0);
-            a1 = vec_fma(pj, vec_loadu(v + VL), a1);
-            a2 = vec_fma(pj, vec_loadu(v + 2 * VL), a2);
-            a3 = vec_fma(pj, vec_loadu(v + 3 * VL), a3);
-            b0 = vec_fma(pk, vec_loadu(w), b0);
-            b1 = vec_fma(pk, vec_loadu(w + VL), b1);
-            b2 = vec_fma(pk, vec_loadu(w + 2 * VL), b2);
-            b3 = vec_fma(pk, vec_loadu(w + 3 * VL), b3);
-        }
-        if (j < n) {
-            vec_t pj = vec_set1(pbuf[j]);
-            const float *v = vp[j] + e;
-            a0 = vec_fma(pj, vec_loadu(v), a0);
-            a1 = vec_fma(pj, vec_loadu(v + VL), a1);
-            a2 = vec_fma(pj, vec_loadu(v + 2 * VL), a2);
-            a3 = vec_fma(pj, vec_loadu(v + 3 * VL), a3);
-        }
-        vec_storeu(o + e, vec_mul(vec_add(a0, b0), inv));
-        vec_storeu(o + e + VL, vec_mul(vec_add(a1, b1), inv));
-        vec_storeu(o + e + 2 * VL, vec_mul(vec_add(a2, b2), inv));
-        vec_storeu(o + e + 3 * VL, vec_mul(vec_add(a3, b3), inv));
+        vec_t acc[4] = {vec_zero(), vec_zero(), vec_zero(), vec_zero()};
+        pv_keys4(acc, vp, pbuf, n, e);
+        for (int x = 0; x < 4; x++)
+            vec_storeu(o + e + (size_t)x * VL, vec_mul(acc[x], inv));
     }
     for (; e < dv; e += VL) {
         vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
-        vec_t a0 = vec_zero();
-        for (size_t j = 0; j < n; j++)
-            a0 = vec_fma(vec_set1(pbuf[j]), vec_loadu_m(vp[j] + e, mk), a0);
-        vec_storeu_m(o + e, mk, vec_mul(a0, inv));
+        vec_storeu_m(o + e, mk, vec_mul(pv_keys1(vec_zero(), vp, pbuf, n, e, mk), inv));
     }
 }
 
@@ -804,44 +822,17 @@ static inline __attribute__((always_inline)) void gather_fold(gather_row *g, col
     float *o = g->o;
     size_t e = 0;
     for (; e + 4 * VL <= dv; e += 4 * VL) {
-        vec_t a0 = vec_mul(vec_loadu(o + e), va), a1 = vec_mul(vec_loadu(o + e + VL), va);
-        vec_t a2 = vec_mul(vec_loadu(o + e + 2 * VL), va);
-        vec_t a3 = vec_mul(vec_loadu(o + e + 3 * VL), va);
-        /* Odd keys in a second set of accumulators: two chains of n/2 FMAs, not one of n. */
-        vec_t b0 = vec_zero(), b1 = vec_zero(), b2 = vec_zero(), b3 = vec_zero();
-        size_t j = 0;
-        for (; j + 2 <= n; j += 2) {
-            vec_t pj = vec_set1(pb[j]), pk = vec_set1(pb[j + 1]);
-            const float *v = vp[j] + e, *w = vp[j + 1] + e;
-            a0 = vec_fma(pj, vec_loadu(v), a0);
-            a1 = vec_fma(pj, vec_loadu(v + VL), a1);
-            a2 = vec_fma(pj, vec_loadu(v + 2 * VL), a2);
-            a3 = vec_fma(pj, vec_loadu(v + 3 * VL), a3);
-            b0 = vec_fma(pk, vec_loadu(w), b0);
-            b1 = vec_fma(pk, vec_loadu(w + VL), b1);
-            b2 = vec_fma(pk, vec_loadu(w + 2 * VL), b2);
-            b3 = vec_fma(pk, vec_loadu(w + 3 * VL), b3);
-        }
-        if (j < n) {
-            vec_t pj = vec_set1(pb[j]);
-            const float *v = vp[j] + e;
-            a0 = vec_fma(pj, vec_loadu(v), a0);
-            a1 = vec_fma(pj, vec_loadu(v + VL), a1);
-            a2 = vec_fma(pj, vec_loadu(v + 2 * VL), a2);
-            a3 = vec_fma(pj, vec_loadu(v + 3 * VL), a3);
-        }
-        vec_storeu(o + e, vec_add(a0, b0));
-        vec_storeu(o + e + VL, vec_add(a1, b1));
-        vec_storeu(o + e + 2 * VL, vec_add(a2, b2));
-        vec_storeu(o + e + 3 * VL, vec_add(a3, b3));
+        vec_t acc[4];
+        for (int x = 0; x < 4; x++)
+            acc[x] = vec_mul(vec_loadu(o + e + (size_t)x * VL), va);
+        pv_keys4(acc, vp, pb, n, e);
+        for (int x = 0; x < 4; x++)
+            vec_storeu(o + e + (size_t)x * VL, acc[x]);
     }
     for (; e < dv; e += VL) {
         /* O rows are padded to a multiple of 16 floats; V rows are not. */
         vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
-        vec_t a0 = vec_mul(vec_loadu(o + e), va);
-        for (size_t j = 0; j < n; j++)
-            a0 = vec_fma(vec_set1(pb[j]), vec_loadu_m(vp[j] + e, mk), a0);
-        vec_storeu(o + e, a0);
+        vec_storeu(o + e, pv_keys1(vec_mul(vec_loadu(o + e), va), vp, pb, n, e, mk));
     }
     g->keys += n;
     g->n -= n;
