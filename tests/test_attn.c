@@ -365,6 +365,20 @@ START_TEST(paths_agree_with_reference)
 }
 END_TEST
 
+/* The first run's outputs are kept in o1/l1; every later run must give the same bits. */
+static void same_bits(const problem *p, float *o1, float *l1, int first, const char *what)
+{
+    if (first) {
+        memcpy(o1, p->o.p, p->o.n * sizeof(float));
+        memcpy(l1, p->lse.p, p->lse.n * sizeof(float));
+        return;
+    }
+    if (memcmp(o1, p->o.p, p->o.n * sizeof(float)) != 0)
+        ck_abort_msg("o differs: %s", what);
+    if (memcmp(l1, p->lse.p, p->lse.n * sizeof(float)) != 0)
+        ck_abort_msg("lse differs: %s", what);
+}
+
 /* The gather path by row length: rows of up to 16 keys take a one-pass route, longer ones
    the chunked online softmax, and head dims 64 and 128 have their own unrolled code. Every
    count around the 16-key boundary, against the reference, on both forced paths. */
@@ -422,17 +436,11 @@ START_TEST(tile_pairs_bitwise)
         for (int on = 0; on <= 1; on++) {
             spattn__set_tile_pairs(on);
             ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);
-            if (on == 0) {
-                memcpy(o1, p.o.p, p.o.n * sizeof(float));
-                memcpy(l1, p.lse.p, p.lse.n * sizeof(float));
-            }
+            char what[96];
+            snprintf(what, sizeof what, "case %d, query tiles paired (Lq %zu Dqk %zu softcap %g)",
+                     c, p.a.shape.len_q, p.a.shape.dim_qk, (double)p.a.softcap);
+            same_bits(&p, o1, l1, on == 0, what);
         }
-        spattn__set_tile_pairs(1);
-        if (memcmp(o1, p.o.p, p.o.n * sizeof(float)) != 0)
-            ck_abort_msg("case %d: o differs with query tiles paired (Lq %zu Dqk %zu softcap %g)",
-                         c, p.a.shape.len_q, p.a.shape.dim_qk, (double)p.a.softcap);
-        if (memcmp(l1, p.lse.p, p.lse.n * sizeof(float)) != 0)
-            ck_abort_msg("case %d: lse differs with query tiles paired", c);
         tu_buf ro, rlse;
         reference(&p, &ro, &rlse);
         compare(&p, &ro, &rlse, "paired tiles");
@@ -459,15 +467,9 @@ START_TEST(threads_bitwise)
         for (int t = 1; t <= 3; t++) {
             spattn_options opt = {isa, t};
             ck_assert_int_eq(spattn_forward(&p.a, mask_list(&p), p.n_masks, &opt), SPATTN_OK);
-            if (t == 1) {
-                memcpy(o1, p.o.p, p.o.n * sizeof(float));
-                memcpy(l1, p.lse.p, p.lse.n * sizeof(float));
-            } else {
-                ck_assert_msg(memcmp(o1, p.o.p, p.o.n * sizeof(float)) == 0,
-                              "o differs between 1 and %d threads", t);
-                ck_assert_msg(memcmp(l1, p.lse.p, p.lse.n * sizeof(float)) == 0,
-                              "lse differs between 1 and %d threads", t);
-            }
+            char what[32];
+            snprintf(what, sizeof what, "1 and %d threads", t);
+            same_bits(&p, o1, l1, t == 1, what);
         }
         free(o1);
         free(l1);
