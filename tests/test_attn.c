@@ -337,31 +337,59 @@ START_TEST(sweep_large)
 }
 END_TEST
 
+/* One random problem from po, run on both forced paths of the plan, against the reference. */
+static void both_paths(spattn_isa isa, tu_rng *r, problem_opts po, const char *label)
+{
+    problem p;
+    problem_random(&p, r, po);
+    tu_buf ro, rlse;
+    reference(&p, &ro, &rlse);
+    for (int path = SPATTN_PATH_TILES; path <= SPATTN_PATH_GATHER; path++) {
+        spattn_options opt = {isa, 1};
+        spattn_plan *plan;
+        ck_assert_int_eq(spattn__plan_create_path(&p.a.shape, mask_list(&p), p.n_masks, &opt,
+                                                  (spattn_path)path, &plan),
+                         SPATTN_OK);
+        ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);
+        char what[96];
+        snprintf(what, sizeof what, "%s path, %s", path == SPATTN_PATH_TILES ? "tiles" : "gather",
+                 label);
+        compare(&p, &ro, &rlse, what);
+        spattn_plan_free(plan);
+    }
+    tu_buf_free(&ro);
+    tu_buf_free(&rlse);
+    problem_free(&p);
+}
+
 /* Both paths of the plan, forced, on the same problems. */
 START_TEST(paths_agree_with_reference)
 {
     spattn_isa isa = isa_of(_i);
     tu_rng r = {77 + (uint64_t)isa};
     problem_opts po = {150, 70, 1.0f, 0, 0, 0};
-    for (int c = 0; c < tu_cases(12); c++) {
-        problem p;
-        problem_random(&p, &r, po);
-        tu_buf ro, rlse;
-        reference(&p, &ro, &rlse);
-        for (int path = SPATTN_PATH_TILES; path <= SPATTN_PATH_GATHER; path++) {
-            spattn_options opt = {isa, 1};
-            spattn_plan *plan;
-            ck_assert_int_eq(spattn__plan_create_path(&p.a.shape, mask_list(&p), p.n_masks, &opt,
-                                                      (spattn_path)path, &plan),
-                             SPATTN_OK);
-            ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);
-            compare(&p, &ro, &rlse, path == SPATTN_PATH_TILES ? "tiles" : "gather");
-            spattn_plan_free(plan);
+    for (int c = 0; c < tu_cases(12); c++)
+        both_paths(isa, &r, po, "random problem");
+}
+END_TEST
+
+/* The gather path by row length: rows of up to 16 keys take a one-pass route, longer ones
+   the chunked online softmax, and head dims 64 and 128 have their own unrolled code. Every
+   count around the 16-key boundary, against the reference, on both forced paths. */
+START_TEST(gather_row_lengths)
+{
+    spattn_isa isa = isa_of(_i);
+    tu_rng r = {4242 + (uint64_t)isa};
+    static const size_t counts[] = {1, 2, 15, 16, 17, 31, 32, 33, 50};
+    static const size_t dims[][2] = {{64, 64}, {128, 128}, {64, 128}, {128, 64}, {1, 1},
+                                     {17, 33}, {48, 80}};
+    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++)
+        for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+            problem_opts po = {120, 8, 1.0f, dims[d][0], dims[d][1], counts[k]};
+            char label[48];
+            snprintf(label, sizeof label, "%zu keys per row", counts[k]);
+            both_paths(isa, &r, po, label);
         }
-        tu_buf_free(&ro);
-        tu_buf_free(&rlse);
-        problem_free(&p);
-    }
 }
 END_TEST
 
@@ -379,98 +407,44 @@ static void same_bits(const problem *p, float *o1, float *l1, int first, const c
         ck_abort_msg("lse differs: %s", what);
 }
 
-/* The gather path by row length: rows of up to 16 keys take a one-pass route, longer ones
-   the chunked online softmax, and head dims 64 and 128 have their own unrolled code. Every
-   count around the 16-key boundary, against the reference, on both forced paths. */
-START_TEST(gather_row_lengths)
+/* Same inputs, 1, 2 and 3 threads, and (where the ISA runs two query tiles per call, AVX-512)
+   with the pairing off: bitwise the same output. Every other problem forces the tile path, so
+   that pairs run on masks the plan would gather. */
+START_TEST(same_bits_any_threads_or_pairing)
 {
     spattn_isa isa = isa_of(_i);
-    tu_rng r = {4242 + (uint64_t)isa};
-    static const size_t counts[] = {1, 2, 15, 16, 17, 31, 32, 33, 50};
-    static const size_t dims[][2] = {{64, 64}, {128, 128}, {64, 128}, {128, 64}, {1, 1},
-                                     {17, 33}, {48, 80}};
-    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++)
-        for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
-            problem_opts po = {120, 8, 1.0f, dims[d][0], dims[d][1], counts[k]};
-            problem p;
-            problem_random(&p, &r, po);
-            tu_buf ro, rlse;
-            reference(&p, &ro, &rlse);
-            for (int path = SPATTN_PATH_TILES; path <= SPATTN_PATH_GATHER; path++) {
-                spattn_options opt = {isa, 1};
-                spattn_plan *plan;
-                ck_assert_int_eq(spattn__plan_create_path(&p.a.shape, mask_list(&p), p.n_masks,
-                                                          &opt, (spattn_path)path, &plan),
-                                 SPATTN_OK);
-                ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);
-                char what[64];
-                snprintf(what, sizeof what, "%s, %zu keys per row",
-                         path == SPATTN_PATH_TILES ? "tiles" : "gather", counts[k]);
-                compare(&p, &ro, &rlse, what);
-                spattn_plan_free(plan);
-            }
-            tu_buf_free(&ro);
-            tu_buf_free(&rlse);
-            problem_free(&p);
-        }
-}
-END_TEST
-
-/* Where the ISA runs two query tiles per call (AVX-512), every row gets exactly the bits the
-   one-tile call gives it, on the tile path (plain masks, PARTIAL tiles, softcap, odd dims). */
-START_TEST(tile_pairs_bitwise)
-{
-    spattn_isa isa = isa_of(_i);
-    tu_rng r = {321 + (uint64_t)isa};
+    tu_rng r = {99 + (uint64_t)isa};
     problem_opts po = {200, 80, 1.0f, 0, 0, 0};
+    static const struct {
+        int threads, pairs;
+    } runs[] = {{1, 1}, {2, 1}, {3, 1}, {1, 0}};
     for (int c = 0; c < tu_cases(20); c++) {
         problem p;
         problem_random(&p, &r, po);
         float *o1 = malloc(p.o.n * sizeof(float)), *l1 = malloc(p.lse.n * sizeof(float));
         ck_assert(o1 != NULL && l1 != NULL);
-        spattn_options opt = {isa, 1};
-        spattn_plan *plan;
-        ck_assert_int_eq(spattn__plan_create_path(&p.a.shape, mask_list(&p), p.n_masks, &opt,
-                                                  SPATTN_PATH_TILES, &plan),
-                         SPATTN_OK);
-        for (int on = 0; on <= 1; on++) {
-            spattn__set_tile_pairs(on);
+        spattn_path path = c % 2 ? SPATTN_PATH_TILES : SPATTN_PATH_AUTO;
+        for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+            spattn_options opt = {isa, runs[k].threads};
+            spattn_plan *plan;
+            ck_assert_int_eq(spattn__plan_create_path(&p.a.shape, mask_list(&p), p.n_masks, &opt,
+                                                      path, &plan),
+                             SPATTN_OK);
+            spattn__set_tile_pairs(runs[k].pairs);
             ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);
+            spattn__set_tile_pairs(1);
+            spattn_plan_free(plan);
             char what[96];
-            snprintf(what, sizeof what, "case %d, query tiles paired (Lq %zu Dqk %zu softcap %g)",
-                     c, p.a.shape.len_q, p.a.shape.dim_qk, (double)p.a.softcap);
-            same_bits(&p, o1, l1, on == 0, what);
+            snprintf(what, sizeof what, "case %d, %d threads, pairs %s (Lq %zu Dqk %zu)", c,
+                     runs[k].threads, runs[k].pairs ? "on" : "off", p.a.shape.len_q,
+                     p.a.shape.dim_qk);
+            same_bits(&p, o1, l1, k == 0, what);
         }
         tu_buf ro, rlse;
         reference(&p, &ro, &rlse);
-        compare(&p, &ro, &rlse, "paired tiles");
+        compare(&p, &ro, &rlse, "threads and pairs");
         tu_buf_free(&ro);
         tu_buf_free(&rlse);
-        spattn_plan_free(plan);
-        free(o1);
-        free(l1);
-        problem_free(&p);
-    }
-}
-END_TEST
-
-/* Same inputs, 1, 2 and 3 threads: bitwise the same output. */
-START_TEST(threads_bitwise)
-{
-    spattn_isa isa = isa_of(_i);
-    tu_rng r = {99 + (uint64_t)isa};
-    problem_opts po = {200, 64, 1.0f, 0, 0, 0};
-    for (int c = 0; c < tu_cases(8); c++) {
-        problem p;
-        problem_random(&p, &r, po);
-        float *o1 = malloc(p.o.n * sizeof(float)), *l1 = malloc(p.lse.n * sizeof(float));
-        for (int t = 1; t <= 3; t++) {
-            spattn_options opt = {isa, t};
-            ck_assert_int_eq(spattn_forward(&p.a, mask_list(&p), p.n_masks, &opt), SPATTN_OK);
-            char what[32];
-            snprintf(what, sizeof what, "1 and %d threads", t);
-            same_bits(&p, o1, l1, t == 1, what);
-        }
         free(o1);
         free(l1);
         problem_free(&p);
@@ -881,8 +855,7 @@ Suite *suite_attn(void)
     tcase_add_loop_test(tc, sweep_large, 0, n);
     tcase_add_loop_test(tc, paths_agree_with_reference, 0, n);
     tcase_add_loop_test(tc, gather_row_lengths, 0, n);
-    tcase_add_loop_test(tc, threads_bitwise, 0, n);
-    tcase_add_loop_test(tc, tile_pairs_bitwise, 0, n);
+    tcase_add_loop_test(tc, same_bits_any_threads_or_pairing, 0, n);
     tcase_add_loop_test(tc, plan_reuse, 0, n);
     tcase_add_loop_test(tc, large_scores, 0, n);
     tcase_add_loop_test(tc, fully_masked_rows, 0, n);
