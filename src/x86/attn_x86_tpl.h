@@ -122,7 +122,7 @@ static inline __attribute__((always_inline)) void prefetch_keys(const tile_prefe
    -inf; mt[t] gets the lane-wise max of tile t's scores, taken as they leave the
    registers. */
 static inline __attribute__((always_inline)) void qk_tiles(
-    const int nq, const int nb, const float *const *qt, size_t dq, const float *kb,
+    const int nq, const int nb, const int lo, const float *const *qt, size_t dq, const float *kb,
     ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk, const uint32_t *cm,
     float *const *st, const tile_prefetch *pf, col_t *mt)
 {
@@ -153,7 +153,8 @@ static inline __attribute__((always_inline)) void qk_tiles(
                     if (nq == 1) {
                         col_t q = col_load(qt[0] + qo + (size_t)(u + s) * 16);
                         for (int b = 0; b < nb; b++)
-                            acc[0][s][b] = col_fma_bc(q, kp[b] + u + s, acc[0][s][b]);
+                            acc[0][s][b] = lo ? col_fma_bc_lo(q, kp[b] + u + s, acc[0][s][b])
+                                              : col_fma_bc(q, kp[b] + u + s, acc[0][s][b]);
                     } else {
                         col_t q0 = col_load(qt[0] + qo + (size_t)(u + s) * 16);
                         col_t q1 = col_load(qt[1] + qo + (size_t)(u + s) * 16);
@@ -198,16 +199,29 @@ static col_t qk_tile(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts
                      const tile_prefetch *pf)
 {
     col_t mt;
-    qk_tiles(1, QK_NB, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, &mt);
+    qk_tiles(1, QK_NB, 0, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, &mt);
     return mt;
 }
+
+#if COL_HALVES
+/* The same for a query tile of at most 8 rows: the high half of each column is padding (Qt
+   there is 0), so its FMAs are skipped and its scores stay 0 (finite; never written back). */
+static col_t qk_tile_lo(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts, size_t j0,
+                        const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
+                        const tile_prefetch *pf)
+{
+    col_t mt;
+    qk_tiles(1, QK_NB, 1, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, &mt);
+    return mt;
+}
+#endif
 
 #ifdef QK_NB2
 /* Two query tiles against the same FULL key tile (keys j0 .. j0 + nk). */
 static void qk_tile2(const float *const *qt, size_t dq, const float *kb, ptrdiff_t k_ts,
                      size_t j0, const uint32_t *idx, size_t nk, float *const *st, col_t *mt)
 {
-    qk_tiles(2, QK_NB2, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, mt);
+    qk_tiles(2, QK_NB2, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, mt);
 }
 #endif
 
@@ -281,8 +295,7 @@ static void finish_rows(const spattn_head_job *job, size_t i0, size_t rows, cons
 
 #endif
 
-#if PV_ROWS
-/* Row-major O (AVX-512): O[r][e] += P[r][j] * V[j][e] with V rows loaded as vectors in place
+/* Row-major O (AVX-512; AVX2 for tiles of at most PV_ROWS_BELOW rows): O[r][e] += P[r][j] * V[j][e] with V rows loaded as vectors in place
    and P[r][j] = st[j*16 + r] broadcast, PV_RB rows x nv vectors of O in registers: per key
    nv + PV_RB loads feed PV_RB * nv FMAs (the transposed form needs one load per FMA). `masked`
    (PARTIAL tiles) merges each row's FMAs only where its row allows the key (a NaN in a V row
@@ -407,13 +420,13 @@ static void finish_rows_rm(const spattn_head_job *job, size_t i0, size_t rows, c
                 l != 0.0f ? (float)((double)mrow[r] * X86_LN2 + log((double)l)) : X86_NINF;
     }
 }
-#endif
 
 /* One query tile's state on the tile path: Qt, unnormalised O, scores of the current key
    tile, and the running max and sum. */
 typedef struct tile_state {
     float *qtp, *ot, *st, *ml;
     size_t i0, rows;
+    int row_major; /* O row-major (pv_rows), else transposed (pv_tile, AVX2) */
     col_t mrun, lrun;
 } tile_state;
 
@@ -423,6 +436,7 @@ static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_
     const size_t dq = job->dim_qk, dv = job->dim_v;
     ts->rows = spattn__qt_rows(m, qt);
     ts->i0 = qt * SPATTN_TQ;
+    ts->row_major = PV_ROWS || ts->rows <= PV_ROWS_BELOW;
     ts->qtp = scratch;
     ts->ot = ts->qtp + 16 * dq;
     ts->st = ts->ot + 16 * x86_round16(dv);
@@ -482,10 +496,18 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0,
     col_t alpha =
         col_select(col_is_neginf(ts->mrun), col_zero(), col_exp2(col_sub(ts->mrun, shift)));
     col_t psum = col_zero();
-    for (size_t jj = 0; jj < nk; jj++) {
-        col_t p = col_exp2(col_sub(col_load(st + jj * 16), shift));
-        col_store(st + jj * 16, p);
-        psum = col_add(psum, p);
+    if (COL_HALVES && ts->rows <= 8) {
+        for (size_t jj = 0; jj < nk; jj++) {
+            col_t p = col_exp2_lo(col_sub(col_load(st + jj * 16), shift));
+            col_store(st + jj * 16, p);
+            psum = col_add(psum, p);
+        }
+    } else {
+        for (size_t jj = 0; jj < nk; jj++) {
+            col_t p = col_exp2(col_sub(col_load(st + jj * 16), shift));
+            col_store(st + jj * 16, p);
+            psum = col_add(psum, p);
+        }
     }
     ts->lrun = col_add(col_mul(ts->lrun, alpha), psum);
     ts->mrun = mnew;
@@ -493,10 +515,12 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0,
     const float *vp[SPATTN_TK];
     for (size_t jj = 0; jj < nk; jj++)
         vp[jj] = job->v + (ptrdiff_t)(j0 + idx[jj]) * job->v_ts;
-#if PV_ROWS
-    col_store(ts->ml + 32, alpha);
-    pv_rows(ts->ot, job->dim_v, ts->rows, vp, cm, nk, st, ts->ml + 32, partial);
-#else
+    if (ts->row_major) {
+        col_store(ts->ml + 32, alpha);
+        pv_rows(ts->ot, job->dim_v, ts->rows, vp, cm, nk, st, ts->ml + 32, partial);
+        return;
+    }
+#if !PV_ROWS
     pv_tile(ts->ot, job->dim_v, vp, cm, nk, st, alpha, partial);
 #endif
 }
@@ -505,9 +529,11 @@ static void tile_end(tile_state *ts, const spattn_head_job *job)
 {
     col_store(ts->ml, ts->mrun);
     col_store(ts->ml + 16, ts->lrun);
-#if PV_ROWS
-    finish_rows_rm(job, ts->i0, ts->rows, ts->ot, ts->ml, ts->ml + 16);
-#else
+    if (ts->row_major) {
+        finish_rows_rm(job, ts->i0, ts->rows, ts->ot, ts->ml, ts->ml + 16);
+        return;
+    }
+#if !PV_ROWS
     finish_rows(job, ts->i0, ts->rows, ts->ot, ts->ml, ts->ml + 16);
 #endif
 }
@@ -548,8 +574,15 @@ static void x86_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
             pf.v_bytes = job->dim_v * sizeof(float);
             pfp = &pf;
         }
-        col_t mt = qk_tile(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
-                           partial && job->softcap == 0.0f ? cm : NULL, ts.st, pfp);
+        const uint32_t *cmq = partial && job->softcap == 0.0f ? cm : NULL;
+#if COL_HALVES
+        col_t mt = ts.rows <= 8 ? qk_tile_lo(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
+                                             cmq, ts.st, pfp)
+                                : qk_tile(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
+                                          cmq, ts.st, pfp);
+#else
+        col_t mt = qk_tile(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk, cmq, ts.st, pfp);
+#endif
         tile_fold(&ts, job, j0, idx, cm, nk, partial, mt);
     }
     tile_end(&ts, job);

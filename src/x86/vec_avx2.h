@@ -34,6 +34,12 @@ typedef struct cmask_t {
 #define PV_EB 6
 #define PV_EBM 4
 #define PV_ROWS 0
+/* Query tiles of at most this many rows (decode: the query heads of one KV head) take the
+   row-major P V of AVX-512 instead: the transposed form spends its FMAs on all 16 lanes
+   whatever the rows, the row-major one only on rows that exist. 2 rows x 4 vectors of O,
+   4 of V, P and a mask: 14 of the 16 ymm registers. */
+#define PV_ROWS_BELOW 8
+#define PV_RB 2
 
 SPATTN_ALWAYS_INLINE col_t col_mk(__m256 lo, __m256 hi)
 {
@@ -83,6 +89,13 @@ SPATTN_ALWAYS_INLINE col_t col_bcast(const float *p)
 SPATTN_ALWAYS_INLINE col_t col_fma(col_t a, col_t b, col_t acc)
 {
     return col_mk(_mm256_fmadd_ps(a.lo, b.lo, acc.lo), _mm256_fmadd_ps(a.hi, b.hi, acc.hi));
+}
+/* Rows 0-7 only (the high half of acc passes through): for query tiles of at most 8 rows,
+   whose high half is padding. */
+#define COL_HALVES 1
+SPATTN_ALWAYS_INLINE col_t col_fma_bc_lo(col_t a, const float *p, col_t acc)
+{
+    return col_mk(_mm256_fmadd_ps(a.lo, _mm256_broadcast_ss(p), acc.lo), acc.hi);
 }
 SPATTN_ALWAYS_INLINE col_t col_fma_bc(col_t a, const float *p, col_t acc)
 {
@@ -143,6 +156,11 @@ SPATTN_ALWAYS_INLINE cmask_t col_is_neginf(col_t a)
 SPATTN_ALWAYS_INLINE col_t col_exp2(col_t x)
 {
     return col_mk(spattn__exp2_ymm(x.lo), spattn__exp2_ymm(x.hi));
+}
+/* Rows 0-7 only; the high half comes out 0 (see col_fma_bc_lo). */
+SPATTN_ALWAYS_INLINE col_t col_exp2_lo(col_t x)
+{
+    return col_mk(spattn__exp2_ymm(x.lo), _mm256_setzero_ps());
 }
 SPATTN_ALWAYS_INLINE col_t col_tanh(col_t x)
 {
@@ -222,6 +240,19 @@ SPATTN_ALWAYS_INLINE vec_t vec_select(vmask_t m, vec_t a, vec_t b)
 {
     return _mm256_blendv_ps(b, a, _mm256_castsi256_ps(m));
 }
+/* c + a * b where m is set, c elsewhere (the product is computed and dropped: a NaN in b
+   cannot reach lanes outside m). */
+SPATTN_ALWAYS_INLINE vec_t vec_fma_m(vec_t a, vec_t b, vec_t c, vmask_t m)
+{
+    return vec_select(m, _mm256_fmadd_ps(a, b, c), c);
+}
+/* m[r] = every lane when bit r of bits is set, else none (r < 16). */
+SPATTN_ALWAYS_INLINE void vmask_expand16(vmask_t m[16], uint32_t bits)
+{
+    for (int r = 0; r < 16; r++)
+        m[r] = _mm256_set1_epi32(-(int)((bits >> r) & 1u));
+}
+SPATTN_ALWAYS_INLINE vmask_t vmask_load(const vmask_t *p) { return *p; }
 SPATTN_ALWAYS_INLINE vec_t vec_exp2(vec_t x) { return spattn__exp2_ymm(x); }
 SPATTN_ALWAYS_INLINE float vec_hsum(vec_t a) { return hsum_ymm(a); }
 SPATTN_ALWAYS_INLINE float vec_hmax(vec_t a) { return hmax_ymm(a); }

@@ -33,6 +33,8 @@ typedef __mmask16 cmask_t;
 #define QK_DU 8
 #define PV_ROWS 1
 #define PV_RB 6
+#define PV_ROWS_BELOW 16
+#define COL_HALVES 0 /* one zmm is one column: nothing to skip */
 
 SPATTN_ALWAYS_INLINE col_t col_zero(void) { return _mm512_setzero_ps(); }
 SPATTN_ALWAYS_INLINE col_t col_set1(float x) { return _mm512_set1_ps(x); }
@@ -40,6 +42,10 @@ SPATTN_ALWAYS_INLINE col_t col_load(const float *p) { return _mm512_load_ps(p); 
 SPATTN_ALWAYS_INLINE void col_store(float *p, col_t a) { _mm512_store_ps(p, a); }
 SPATTN_ALWAYS_INLINE col_t col_add(col_t a, col_t b) { return _mm512_add_ps(a, b); }
 SPATTN_ALWAYS_INLINE col_t col_bcast(const float *p) { return _mm512_set1_ps(*p); }
+SPATTN_ALWAYS_INLINE col_t col_fma_bc_lo(col_t a, const float *p, col_t acc)
+{
+    return _mm512_fmadd_ps(a, _mm512_set1_ps(*p), acc);
+}
 SPATTN_ALWAYS_INLINE col_t col_fma(col_t a, col_t b, col_t c) { return _mm512_fmadd_ps(a, b, c); }
 SPATTN_ALWAYS_INLINE col_t col_sub(col_t a, col_t b) { return _mm512_sub_ps(a, b); }
 SPATTN_ALWAYS_INLINE col_t col_mul(col_t a, col_t b) { return _mm512_mul_ps(a, b); }
@@ -66,6 +72,7 @@ SPATTN_ALWAYS_INLINE cmask_t col_is_neginf(col_t a)
     return _mm512_cmp_ps_mask(a, _mm512_set1_ps(-__builtin_inff()), _CMP_EQ_OQ);
 }
 SPATTN_ALWAYS_INLINE col_t col_exp2(col_t x) { return spattn__exp2_zmm(x); }
+SPATTN_ALWAYS_INLINE col_t col_exp2_lo(col_t x) { return spattn__exp2_zmm(x); }
 SPATTN_ALWAYS_INLINE col_t col_tanh(col_t x) { return Sleef_tanhf16_u35avx512f(x); }
 SPATTN_ALWAYS_INLINE float col_hmax(col_t a) { return _mm512_reduce_max_ps(a); }
 SPATTN_ALWAYS_INLINE float col_hsum(col_t a) { return _mm512_reduce_add_ps(a); }
