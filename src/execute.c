@@ -110,18 +110,11 @@ static void run(const exec_ctx *x, size_t c, float *scratch)
         run_chunk(x, c, scratch);
 }
 
-static int same_shape(const spattn_shape *a, const spattn_shape *b)
-{
-    return a->batch == b->batch && a->heads_q == b->heads_q && a->heads_kv == b->heads_kv &&
-           a->len_q == b->len_q && a->len_k == b->len_k && a->dim_qk == b->dim_qk &&
-           a->dim_v == b->dim_v;
-}
-
 spattn_status spattn_plan_execute(const spattn_plan *plan, const spattn_args *args)
 {
     if (plan == NULL || args == NULL)
         return SPATTN_E_NULL;
-    if (!same_shape(&plan->shape, &args->shape))
+    if (!spattn__same_shape(&plan->shape, &args->shape))
         return SPATTN_E_SHAPE;
     spattn_status st = spattn__check_tensors(args);
     if (st != SPATTN_OK)

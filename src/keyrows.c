@@ -13,17 +13,6 @@ static size_t row_count(const spattn_mask *m, size_t qt, size_t r)
     return n;
 }
 
-/* Writes them to out in increasing order (tiles are stored in increasing kt). */
-static uint32_t *row_fill(const spattn_mask *m, size_t qt, size_t r, uint32_t *out)
-{
-    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
-        const uint32_t j0 = m->tiles[t].kt * (uint32_t)SPATTN_TK;
-        for (uint64_t b = spattn__tile_row_bits(m, &m->tiles[t], qt, r); b != 0; b &= b - 1)
-            *out++ = j0 + (uint32_t)__builtin_ctzll(b);
-    }
-    return out;
-}
-
 spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
                                     spattn_keyrows *kr)
 {
@@ -52,7 +41,7 @@ spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
             continue;
         const size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
         for (size_t r = 0; r < rows; r++)
-            row_fill(m, qt, r, kr->keys + kr->off[i0 + r]);
+            spattn__mask_row_keys(m, qt, r, kr->keys + kr->off[i0 + r]);
     }
     return SPATTN_OK;
 }

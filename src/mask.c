@@ -4,6 +4,17 @@
 #include "mask_build.h"
 #include "mask_impl.h"
 
+size_t spattn__mask_row_keys(const spattn_mask *m, size_t qt, size_t row, uint32_t *out)
+{
+    size_t n = 0;
+    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
+        const uint32_t j0 = m->tiles[t].kt * (uint32_t)SPATTN_TK;
+        for (uint64_t b = spattn__tile_row_bits(m, &m->tiles[t], qt, row); b != 0; b &= b - 1)
+            out[n++] = j0 + (uint32_t)__builtin_ctzll(b);
+    }
+    return n;
+}
+
 void spattn__mask_retain(const spattn_mask *m)
 {
     /* refs is the one mutable part of an otherwise immutable mask */

@@ -69,6 +69,10 @@ static inline uint64_t spattn__tile_row_bits(const spattn_mask *m, const spattn_
     return n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1);
 }
 
+/* The allowed keys of row `row` of query tile qt, increasing, into out (at most len_k);
+   returns how many. */
+size_t spattn__mask_row_keys(const spattn_mask *m, size_t qt, size_t row, uint32_t *out);
+
 /* A mask with every pair allowed (used when the caller passes no mask). */
 spattn_status spattn__mask_all(size_t len_q, size_t len_k, spattn_mask **out);
 

@@ -55,79 +55,14 @@ const spattn_mask *spattn_plan_mask(const spattn_plan *plan, size_t b, size_t h)
 
 /* ---- validation ------------------------------------------------------------------------ */
 
-/* Elements spanned by a [n0][n1][n2][n3] view with the dim axis contiguous; 0 when a stride
-   is negative or the span does not fit in bytes of ptrdiff_t or in the address space. */
-static size_t view_span(const void *base, size_t n0, size_t n1, size_t n2, size_t n3,
-                        spattn_layout l)
-{
-    const size_t n[4] = {n0, n1, n2, n3};
-    const ptrdiff_t st[4] = {l.batch, l.head, l.token, 1};
-    size_t span = 1;
-    for (int i = 0; i < 4; i++) {
-        if (st[i] < 0)
-            return 0;
-        size_t s = (size_t)st[i];
-        if (s != 0 && n[i] - 1 > SIZE_MAX / s)
-            return 0;
-        if (span > SIZE_MAX - (n[i] - 1) * s)
-            return 0;
-        span += (n[i] - 1) * s;
-    }
-    if (span > (size_t)PTRDIFF_MAX / sizeof(float) ||
-        (uintptr_t)base > UINTPTR_MAX - span * sizeof(float))
-        return 0;
-    return span;
-}
-
-static int overlap(const void *a, size_t na, const void *b, size_t nb)
-{
-    uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
-    return a0 < b0 + nb * sizeof(float) && b0 < a0 + na * sizeof(float);
-}
-
-static int same_shape(const spattn_shape *a, const spattn_shape *b)
-{
-    return a->batch == b->batch && a->heads_q == b->heads_q && a->heads_kv == b->heads_kv &&
-           a->len_q == b->len_q && a->len_k == b->len_k && a->dim_qk == b->dim_qk &&
-           a->dim_v == b->dim_v;
-}
-
 static spattn_status check_call(const spattn_plan *p, const spattn_args *a, const float *probs,
                                 const float *col_sums)
 {
     if (p == NULL || a == NULL || (probs == NULL && col_sums == NULL))
         return SPATTN_E_NULL;
-    if (!same_shape(&p->shape, &a->shape))
+    if (!spattn__same_shape(&p->shape, &a->shape))
         return SPATTN_E_SHAPE;
-    if (a->q == NULL || a->k == NULL)
-        return SPATTN_E_NULL;
-    const spattn_shape *s = &a->shape;
-    size_t nq = view_span(a->q, s->batch, s->heads_q, s->len_q, s->dim_qk, a->q_layout);
-    size_t nk = view_span(a->k, s->batch, s->heads_kv, s->len_k, s->dim_qk, a->k_layout);
-    if (nq == 0 || nk == 0)
-        return SPATTN_E_SHAPE;
-    size_t limit = (size_t)PTRDIFF_MAX / sizeof(float);
-    uint64_t np = spattn_plan_probs_len(p);
-    size_t nbh = s->batch * s->heads_q; /* bounded by check_shape at plan creation */
-    if (probs != NULL && (np > limit || (uintptr_t)probs > UINTPTR_MAX - np * sizeof(float)))
-        return SPATTN_E_SHAPE;
-    size_t nc = 0;
-    if (col_sums != NULL) {
-        if (s->len_k > limit / nbh)
-            return SPATTN_E_SHAPE;
-        nc = nbh * s->len_k;
-        if ((uintptr_t)col_sums > UINTPTR_MAX - nc * sizeof(float))
-            return SPATTN_E_SHAPE;
-    }
-    if (probs != NULL && np > 0 &&
-        (overlap(probs, (size_t)np, a->q, nq) || overlap(probs, (size_t)np, a->k, nk) ||
-         (col_sums != NULL && overlap(probs, (size_t)np, col_sums, nc))))
-        return SPATTN_E_ARG;
-    if (col_sums != NULL && (overlap(col_sums, nc, a->q, nq) || overlap(col_sums, nc, a->k, nk)))
-        return SPATTN_E_ARG;
-    if (!isfinite(a->scale) || a->scale < 0.0f || !isfinite(a->softcap) || a->softcap < 0.0f)
-        return SPATTN_E_ARG;
-    return SPATTN_OK;
+    return spattn__check_probs(a, probs, spattn_plan_probs_len(p), col_sums);
 }
 
 /* ---- computation ----------------------------------------------------------------------- */
@@ -142,7 +77,7 @@ typedef struct probs_ctx {
     uint64_t *qt_off;       /* per plan mask: nqt + 1 offsets of query tiles within a head */
     float *scratch;         /* per thread: kernel scratch, then 16 floats of dummy O */
     size_t scratch_per_thread, kernel_scratch;
-    int32_t *cols;          /* per thread: len_k column indices of one row */
+    uint32_t *cols;         /* per thread: len_k column indices of one row */
     float *vals;            /* per thread: len_k values of one row (column sums only) */
     double *acc;            /* per thread: len_k column accumulators */
 } probs_ctx;
@@ -162,22 +97,9 @@ static const float *k_head(const probs_ctx *x, size_t bh)
     return a->k + (ptrdiff_t)b * a->k_layout.batch + (ptrdiff_t)hk * a->k_layout.head;
 }
 
-/* The allowed keys of row r of query tile qt, increasing (the CSR order); returns how many. */
-static size_t row_cols(const spattn_mask *m, size_t qt, size_t r, int32_t *cols)
-{
-    size_t n = 0;
-    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
-        const spattn_ktile *kt = &m->tiles[t];
-        int32_t j0 = (int32_t)kt->kt * SPATTN_TK;
-        for (uint64_t bits = spattn__tile_row_bits(m, kt, qt, r); bits != 0; bits &= bits - 1)
-            cols[n++] = j0 + (int32_t)__builtin_ctzll(bits);
-    }
-    return n;
-}
-
 /* p = exp(s - lse) of one row for the given keys, s formed in float64 as the reference does;
    the kernel's float lse keeps the row sum at 1 to float precision. */
-static void row_vals(const probs_ctx *x, const float *qi, const float *k, const int32_t *cols,
+static void row_vals(const probs_ctx *x, const float *qi, const float *k, const uint32_t *cols,
                      size_t n, float lse, float *out)
 {
     const size_t d = x->a->shape.dim_qk;
@@ -204,7 +126,7 @@ static void row_vals(const probs_ctx *x, const float *qi, const float *k, const 
     }
 }
 
-static void run_unit(const probs_ctx *x, size_t u, float *scratch, int32_t *cols)
+static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *cols)
 {
     const spattn_plan *p = x->p;
     const spattn_shape *s = &p->shape;
@@ -235,7 +157,7 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, int32_t *cols
     float *out = x->probs + x->bh_off[bh] + x->qt_off[mi * (p->nqt + 1) + qt];
     size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
     for (size_t r = 0; r < rows; r++) {
-        size_t n = row_cols(m, qt, r, cols);
+        size_t n = spattn__mask_row_keys(m, qt, r, cols);
         row_vals(x, job.q + (ptrdiff_t)(i0 + r) * job.q_ts, job.k, cols, n, job.lse[i0 + r],
                  out);
         out += n;
@@ -245,7 +167,7 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, int32_t *cols
 static void run_chunk(const probs_ctx *x, size_t c, int t)
 {
     float *scratch = x->scratch + (size_t)t * x->scratch_per_thread;
-    int32_t *cols = x->cols + (size_t)t * x->p->shape.len_k;
+    uint32_t *cols = x->cols + (size_t)t * x->p->shape.len_k;
     for (size_t u = x->p->chunk_start[c]; u < x->p->chunk_start[c + 1]; u++)
         run_unit(x, u, scratch, cols);
 }
@@ -256,7 +178,7 @@ static void col_sums_head(const probs_ctx *x, size_t bh, int t, float *col_sums)
     const spattn_plan *p = x->p;
     const size_t lk = p->shape.len_k;
     const spattn_mask *m = p->masks[mask_index_bh(p, bh)];
-    int32_t *cols = x->cols + (size_t)t * lk;
+    uint32_t *cols = x->cols + (size_t)t * lk;
     float *vals = x->vals + (size_t)t * lk;
     double *acc = x->acc + (size_t)t * lk;
     const float *q = q_head(x, bh), *k = k_head(x, bh), *lse = x->lse + bh * p->shape.len_q;
@@ -266,7 +188,7 @@ static void col_sums_head(const probs_ctx *x, size_t bh, int t, float *col_sums)
     for (size_t qt = 0; qt < p->nqt; qt++) {
         size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
         for (size_t r = 0; r < rows; r++) {
-            size_t n = row_cols(m, qt, r, cols);
+            size_t n = spattn__mask_row_keys(m, qt, r, cols);
             const float *v = vals;
             if (pv != NULL) {
                 v = pv; /* already computed by the first pass, same values */
@@ -305,7 +227,7 @@ static spattn_status alloc_ctx(probs_ctx *x, int nt, int want_cols)
     x->kernel_scratch = (p->kt->scratch_floats(s->dim_qk, 1) + 15) / 16 * 16;
     x->scratch_per_thread = x->kernel_scratch + 16;
     x->scratch = spattn__aligned_alloc(x->scratch_per_thread * sizeof(float) * (size_t)nt);
-    x->cols = spattn__calloc((size_t)nt * lk, sizeof(int32_t));
+    x->cols = spattn__calloc((size_t)nt * lk, sizeof(uint32_t));
     if (x->lse == NULL || x->scratch == NULL || x->cols == NULL)
         return SPATTN_E_NOMEM;
     if (x->probs != NULL) {

@@ -177,6 +177,52 @@ spattn_status spattn__check_tensors(const spattn_args *a)
     return SPATTN_OK;
 }
 
+int spattn__same_shape(const spattn_shape *a, const spattn_shape *b)
+{
+    return a->batch == b->batch && a->heads_q == b->heads_q && a->heads_kv == b->heads_kv &&
+           a->len_q == b->len_q && a->len_k == b->len_k && a->dim_qk == b->dim_qk &&
+           a->dim_v == b->dim_v;
+}
+
+spattn_status spattn__check_probs(const spattn_args *a, const float *probs, uint64_t np,
+                                  const float *col_sums)
+{
+    if (a->q == NULL || a->k == NULL)
+        return SPATTN_E_NULL;
+    const spattn_shape *s = &a->shape;
+    view vq = make_view(s->batch, s->heads_q, s->len_q, s->dim_qk, a->q_layout);
+    view vk = make_view(s->batch, s->heads_kv, s->len_k, s->dim_qk, a->k_layout);
+    size_t nq = view_span(&vq), nk = view_span(&vk);
+    if (nq == 0 || nk == 0 || (uintptr_t)a->q > UINTPTR_MAX - nq * sizeof(float) ||
+        (uintptr_t)a->k > UINTPTR_MAX - nk * sizeof(float))
+        return SPATTN_E_SHAPE;
+    const size_t limit = (size_t)PTRDIFF_MAX / sizeof(float);
+    if (probs != NULL && (np > limit || (uintptr_t)probs > UINTPTR_MAX - np * sizeof(float)))
+        return SPATTN_E_SHAPE;
+    size_t nc = 0;
+    if (col_sums != NULL) {
+        size_t nbh = s->batch * s->heads_q; /* bounded by check_shape */
+        if (s->len_k > limit / nbh)
+            return SPATTN_E_SHAPE;
+        nc = nbh * s->len_k;
+        if ((uintptr_t)col_sums > UINTPTR_MAX - nc * sizeof(float))
+            return SPATTN_E_SHAPE;
+    }
+    range rq = make_range(a->q, nq), rk = make_range(a->k, nk);
+    if (probs != NULL && np > 0) {
+        range rp = make_range(probs, (size_t)np);
+        if (overlap(rp, rq) || overlap(rp, rk) ||
+            (col_sums != NULL && overlap(rp, make_range(col_sums, nc))))
+            return SPATTN_E_ARG;
+    }
+    if (col_sums != NULL &&
+        (overlap(make_range(col_sums, nc), rq) || overlap(make_range(col_sums, nc), rk)))
+        return SPATTN_E_ARG;
+    if (!isfinite(a->scale) || a->scale < 0.0f || !isfinite(a->softcap) || a->softcap < 0.0f)
+        return SPATTN_E_ARG;
+    return SPATTN_OK;
+}
+
 float spattn__resolve_scale(float scale, size_t dim_qk)
 {
     return scale != 0.0f ? scale : (float)(1.0 / sqrt((double)dim_qk));

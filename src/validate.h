@@ -3,6 +3,8 @@
 #ifndef SPATTN_VALIDATE_H
 #define SPATTN_VALIDATE_H
 
+#include <stdint.h>
+
 #include "spattn.h"
 
 spattn_status spattn__check_shape(const spattn_shape *s);
@@ -10,6 +12,13 @@ spattn_status spattn__check_masks(const spattn_shape *s, const spattn_mask *cons
                                   size_t n_masks);
 /* Pointers, layouts, aliasing, scale and softcap of args (its shape already checked). */
 spattn_status spattn__check_tensors(const spattn_args *a);
+/* The inputs and outputs of spattn_probs (shape already equal to the plan's): q and k
+   (NULL -> E_NULL), their views and the np floats of probs / the column sums (E_SHAPE),
+   outputs overlapping the inputs or each other (E_ARG), scale and softcap. */
+spattn_status spattn__check_probs(const spattn_args *a, const float *probs, uint64_t np,
+                                  const float *col_sums);
+/* 1 when the two shapes are equal in every field. */
+int spattn__same_shape(const spattn_shape *a, const spattn_shape *b);
 /* scale as given (0 = default) -> the value to use. */
 float spattn__resolve_scale(float scale, size_t dim_qk);
 /* Index of the mask of (b, h) among n_masks (0 when n_masks <= 1). */
