@@ -1009,6 +1009,26 @@ static void x86_softmax(const float *x, float *y, size_t ld, const spattn_mask *
     }
 }
 
-static float x86_fma_probe(size_t iters, double *flops) { return vec_fma_probe(iters, flops); }
+/* PROBE_CHAINS independent FMA chains in vec_t registers (the array is fully unrolled, so it
+   lives in registers: the loop is FMAs and a counter, nothing else). */
+static float x86_fma_probe(size_t iters, double *flops)
+{
+    vec_t a[PROBE_CHAINS];
+#pragma GCC unroll 32
+    for (int c = 0; c < PROBE_CHAINS; c++)
+        a[c] = vec_set1(1.0f + 0.01f * (float)c);
+    const vec_t x = vec_set1(0.999999f), y = vec_set1(1e-7f);
+    for (size_t it = 0; it < iters; it++) {
+#pragma GCC unroll 32
+        for (int c = 0; c < PROBE_CHAINS; c++)
+            a[c] = vec_fma(a[c], x, y);
+    }
+    vec_t s = vec_zero();
+#pragma GCC unroll 32
+    for (int c = 0; c < PROBE_CHAINS; c++)
+        s = vec_add(s, a[c]);
+    *flops = 2.0 * VL * PROBE_CHAINS * (double)iters;
+    return vec_hsum(s);
+}
 
 #endif

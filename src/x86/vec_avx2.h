@@ -269,39 +269,7 @@ SPATTN_ALWAYS_INLINE col_t col_from4(__m128 a, __m128 b, __m128 c, __m128 d)
     return col_mk(_mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1),
                   _mm256_insertf128_ps(_mm256_castps128_ps256(c), d, 1));
 }
-/* Peak probe: 12 independent chains (4-cycle latency, two FMA ports, 16 registers). */
-static inline float vec_fma_probe(size_t iters, double *flops)
-{
-    /* Named variables, not an array: an array of vectors may stay in memory. */
-    __m256 a0 = _mm256_set1_ps(1.00f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f),
-           a3 = _mm256_set1_ps(1.03f);
-    __m256 a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f), a6 = _mm256_set1_ps(1.06f),
-           a7 = _mm256_set1_ps(1.07f);
-    __m256 a8 = _mm256_set1_ps(1.08f), a9 = _mm256_set1_ps(1.09f), a10 = _mm256_set1_ps(1.10f),
-           a11 = _mm256_set1_ps(1.11f);
-    const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
-    for (size_t it = 0; it < iters; it++) {
-        a0 = _mm256_fmadd_ps(a0, x, y);
-        a1 = _mm256_fmadd_ps(a1, x, y);
-        a2 = _mm256_fmadd_ps(a2, x, y);
-        a3 = _mm256_fmadd_ps(a3, x, y);
-        a4 = _mm256_fmadd_ps(a4, x, y);
-        a5 = _mm256_fmadd_ps(a5, x, y);
-        a6 = _mm256_fmadd_ps(a6, x, y);
-        a7 = _mm256_fmadd_ps(a7, x, y);
-        a8 = _mm256_fmadd_ps(a8, x, y);
-        a9 = _mm256_fmadd_ps(a9, x, y);
-        a10 = _mm256_fmadd_ps(a10, x, y);
-        a11 = _mm256_fmadd_ps(a11, x, y);
-    }
-    a0 = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
-    a4 = _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7));
-    a8 = _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11));
-    __m256 s = a0;
-    s = _mm256_add_ps(s, a4);
-    s = _mm256_add_ps(s, a8);
-    *flops = 2.0 * 8.0 * 12.0 * (double)iters;
-    return hsum_ymm(s);
-}
+/* Peak probe (x86_fma_probe): 12 independent chains (4-cycle latency, two FMA ports, 16 registers). */
+#define PROBE_CHAINS 12
 
 #endif

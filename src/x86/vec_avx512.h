@@ -177,63 +177,7 @@ SPATTN_ALWAYS_INLINE col_t col_from4(__m128 a, __m128 b, __m128 c, __m128 d)
     __m256 hi = _mm256_insertf128_ps(_mm256_castps128_ps256(c), d, 1);
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
 }
-/* Peak probe: 24 independent chains cover 4-cycle latency on two FMA ports with room. */
-static inline float vec_fma_probe(size_t iters, double *flops)
-{
-    /* Named variables, not an array: an array of vectors may stay in memory. */
-    __m512 a0 = _mm512_set1_ps(1.00f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f),
-           a3 = _mm512_set1_ps(1.03f);
-    __m512 a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f), a6 = _mm512_set1_ps(1.06f),
-           a7 = _mm512_set1_ps(1.07f);
-    __m512 a8 = _mm512_set1_ps(1.08f), a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f),
-           a11 = _mm512_set1_ps(1.11f);
-    __m512 a12 = _mm512_set1_ps(1.12f), a13 = _mm512_set1_ps(1.13f), a14 = _mm512_set1_ps(1.14f),
-           a15 = _mm512_set1_ps(1.15f);
-    __m512 a16 = _mm512_set1_ps(1.16f), a17 = _mm512_set1_ps(1.17f), a18 = _mm512_set1_ps(1.18f),
-           a19 = _mm512_set1_ps(1.19f);
-    __m512 a20 = _mm512_set1_ps(1.20f), a21 = _mm512_set1_ps(1.21f), a22 = _mm512_set1_ps(1.22f),
-           a23 = _mm512_set1_ps(1.23f);
-    const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
-    for (size_t it = 0; it < iters; it++) {
-        a0 = _mm512_fmadd_ps(a0, x, y);
-        a1 = _mm512_fmadd_ps(a1, x, y);
-        a2 = _mm512_fmadd_ps(a2, x, y);
-        a3 = _mm512_fmadd_ps(a3, x, y);
-        a4 = _mm512_fmadd_ps(a4, x, y);
-        a5 = _mm512_fmadd_ps(a5, x, y);
-        a6 = _mm512_fmadd_ps(a6, x, y);
-        a7 = _mm512_fmadd_ps(a7, x, y);
-        a8 = _mm512_fmadd_ps(a8, x, y);
-        a9 = _mm512_fmadd_ps(a9, x, y);
-        a10 = _mm512_fmadd_ps(a10, x, y);
-        a11 = _mm512_fmadd_ps(a11, x, y);
-        a12 = _mm512_fmadd_ps(a12, x, y);
-        a13 = _mm512_fmadd_ps(a13, x, y);
-        a14 = _mm512_fmadd_ps(a14, x, y);
-        a15 = _mm512_fmadd_ps(a15, x, y);
-        a16 = _mm512_fmadd_ps(a16, x, y);
-        a17 = _mm512_fmadd_ps(a17, x, y);
-        a18 = _mm512_fmadd_ps(a18, x, y);
-        a19 = _mm512_fmadd_ps(a19, x, y);
-        a20 = _mm512_fmadd_ps(a20, x, y);
-        a21 = _mm512_fmadd_ps(a21, x, y);
-        a22 = _mm512_fmadd_ps(a22, x, y);
-        a23 = _mm512_fmadd_ps(a23, x, y);
-    }
-    a0 = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
-    a4 = _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7));
-    a8 = _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11));
-    a12 = _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15));
-    a16 = _mm512_add_ps(_mm512_add_ps(a16, a17), _mm512_add_ps(a18, a19));
-    a20 = _mm512_add_ps(_mm512_add_ps(a20, a21), _mm512_add_ps(a22, a23));
-    __m512 s = a0;
-    s = _mm512_add_ps(s, a4);
-    s = _mm512_add_ps(s, a8);
-    s = _mm512_add_ps(s, a12);
-    s = _mm512_add_ps(s, a16);
-    s = _mm512_add_ps(s, a20);
-    *flops = 2.0 * 16.0 * 24.0 * (double)iters;
-    return _mm512_reduce_add_ps(s);
-}
+/* Peak probe (x86_fma_probe): 24 independent chains cover 4-cycle latency on two FMA ports with room. */
+#define PROBE_CHAINS 24
 
 #endif
