@@ -194,27 +194,20 @@ static inline __attribute__((always_inline)) void qk_tiles(
     }
 }
 
+/* One query tile. `lo` (AVX2, tiles of at most 8 rows): the high half of each column is
+   padding (Qt there is 0), so its FMAs are skipped and its scores stay 0 (finite; never
+   written back). */
 static col_t qk_tile(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts, size_t j0,
                      const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
-                     const tile_prefetch *pf)
+                     const tile_prefetch *pf, int lo)
 {
     col_t mt;
-    qk_tiles(1, QK_NB, 0, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, &mt);
+    if (COL_HALVES && lo)
+        qk_tiles(1, QK_NB, 1, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, &mt);
+    else
+        qk_tiles(1, QK_NB, 0, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, &mt);
     return mt;
 }
-
-#if COL_HALVES
-/* The same for a query tile of at most 8 rows: the high half of each column is padding (Qt
-   there is 0), so its FMAs are skipped and its scores stay 0 (finite; never written back). */
-static col_t qk_tile_lo(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts, size_t j0,
-                        const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
-                        const tile_prefetch *pf)
-{
-    col_t mt;
-    qk_tiles(1, QK_NB, 1, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, &mt);
-    return mt;
-}
-#endif
 
 #ifdef QK_NB2
 /* Two query tiles against the same FULL key tile (keys j0 .. j0 + nk). */
@@ -427,6 +420,7 @@ typedef struct tile_state {
     float *qtp, *ot, *st, *ml;
     size_t i0, rows;
     int row_major; /* O row-major (pv_rows), else transposed (pv_tile, AVX2) */
+    int half;      /* AVX2: rows fit the low half of a column; the high half is skipped */
     col_t mrun, lrun;
 } tile_state;
 
@@ -437,6 +431,7 @@ static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_
     ts->rows = spattn__qt_rows(m, qt);
     ts->i0 = qt * SPATTN_TQ;
     ts->row_major = PV_ROWS || ts->rows <= PV_ROWS_BELOW;
+    ts->half = COL_HALVES && ts->rows <= SPATTN_TQ / 2;
     ts->qtp = scratch;
     ts->ot = ts->qtp + 16 * dq;
     ts->st = ts->ot + 16 * x86_round16(dv);
@@ -496,7 +491,7 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0,
     col_t alpha =
         col_select(col_is_neginf(ts->mrun), col_zero(), col_exp2(col_sub(ts->mrun, shift)));
     col_t psum = col_zero();
-    if (COL_HALVES && ts->rows <= 8) {
+    if (ts->half) {
         for (size_t jj = 0; jj < nk; jj++) {
             col_t p = col_exp2_lo(col_sub(col_load(st + jj * 16), shift));
             col_store(st + jj * 16, p);
@@ -574,15 +569,8 @@ static void x86_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
             pf.v_bytes = job->dim_v * sizeof(float);
             pfp = &pf;
         }
-        const uint32_t *cmq = partial && job->softcap == 0.0f ? cm : NULL;
-#if COL_HALVES
-        col_t mt = ts.rows <= 8 ? qk_tile_lo(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
-                                             cmq, ts.st, pfp)
-                                : qk_tile(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
-                                          cmq, ts.st, pfp);
-#else
-        col_t mt = qk_tile(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk, cmq, ts.st, pfp);
-#endif
+        col_t mt = qk_tile(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
+                           partial && job->softcap == 0.0f ? cm : NULL, ts.st, pfp, ts.half);
         tile_fold(&ts, job, j0, idx, cm, nk, partial, mt);
     }
     tile_end(&ts, job);
@@ -642,7 +630,7 @@ static void x86_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
                 if (take[x])
                     mt[x] = qk_tile(ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0, idx[x],
                                     nk[x], partial[x] && job->softcap == 0.0f ? cm[x] : NULL,
-                                    ts[x].st, NULL);
+                                    ts[x].st, NULL, 0);
         }
         for (int x = 0; x < 2; x++)
             if (take[x])
