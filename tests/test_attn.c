@@ -126,35 +126,19 @@ static spattn_mask *mask_keys_per_row(tu_rng *r, size_t lq, size_t lk, size_t k)
 {
     if (k > lk)
         k = lk;
-    int64_t *rp = malloc((lq + 1) * sizeof *rp);
-    int32_t *col = malloc((lq * k + 1) * sizeof *col);
-    uint8_t *taken = calloc(lk, 1);
-    ck_assert(rp != NULL && col != NULL && taken != NULL);
-    rp[0] = 0;
-    for (size_t i = 0; i < lq; i++) {
-        int32_t *c = col + i * k;
-        size_t n = 0;
-        while (n < k) {
+    uint8_t *d = calloc(lq * lk, 1);
+    ck_assert(d != NULL);
+    for (size_t i = 0; i < lq; i++)
+        for (size_t n = 0; n < k;) {
             size_t j = tu_range(r, 0, lk - 1);
-            if (!taken[j]) {
-                taken[j] = 1;
-                c[n++] = (int32_t)j;
+            if (!d[i * lk + j]) {
+                d[i * lk + j] = 1;
+                n++;
             }
         }
-        /* CSR columns must increase within a row. */
-        n = 0;
-        for (size_t j = 0; j < lk; j++)
-            if (taken[j]) {
-                c[n++] = (int32_t)j;
-                taken[j] = 0;
-            }
-        rp[i + 1] = (int64_t)((i + 1) * k);
-    }
     spattn_mask *m = NULL;
-    ck_assert_int_eq(spattn_mask_from_csr(lq, lk, rp, col, &m), SPATTN_OK);
-    free(rp);
-    free(col);
-    free(taken);
+    ck_assert_int_eq(spattn_mask_from_dense(lq, lk, d, lk, &m), SPATTN_OK);
+    free(d);
     return m;
 }
 
@@ -309,31 +293,17 @@ static void run_isa_sweep(spattn_isa isa, int ncases, uint64_t seed, problem_opt
     }
 }
 
-static spattn_isa isa_of(int i)
-{
-    spattn_isa isas[8];
-    int n = tu_isas(isas);
-    ck_assert_int_lt(i, n);
-    return isas[i];
-}
-
-static int n_isas(void)
-{
-    spattn_isa isas[8];
-    return tu_isas(isas);
-}
-
 START_TEST(sweep_small)
 {
     problem_opts po = {40, 20, 1.0f, 0, 0, 0};
-    run_isa_sweep(isa_of(_i), tu_cases(300), 1, po);
+    run_isa_sweep(tu_isa(_i), tu_cases(300), 1, po);
 }
 END_TEST
 
 START_TEST(sweep_large)
 {
     problem_opts po = {300, 160, 1.0f, 0, 0, 0};
-    run_isa_sweep(isa_of(_i), tu_cases(60), 2, po);
+    run_isa_sweep(tu_isa(_i), tu_cases(60), 2, po);
 }
 END_TEST
 
@@ -365,7 +335,7 @@ static void both_paths(spattn_isa isa, tu_rng *r, problem_opts po, const char *l
 /* Both paths of the plan, forced, on the same problems. */
 START_TEST(paths_agree_with_reference)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {77 + (uint64_t)isa};
     problem_opts po = {150, 70, 1.0f, 0, 0, 0};
     for (int c = 0; c < tu_cases(12); c++)
@@ -378,7 +348,7 @@ END_TEST
    count around the 16-key boundary, against the reference, on both forced paths. */
 START_TEST(gather_row_lengths)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {4242 + (uint64_t)isa};
     static const size_t counts[] = {1, 2, 15, 16, 17, 31, 32, 33, 50};
     static const size_t dims[][2] = {{64, 64}, {128, 128}, {64, 128}, {128, 64}, {1, 1},
@@ -412,7 +382,7 @@ static void same_bits(const problem *p, float *o1, float *l1, int first, const c
    that pairs run on masks the plan would gather. */
 START_TEST(same_bits_any_threads_or_pairing)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {99 + (uint64_t)isa};
     problem_opts po = {200, 80, 1.0f, 0, 0, 0};
     static const struct {
@@ -456,7 +426,7 @@ END_TEST
    plan holds its own references). */
 START_TEST(plan_reuse)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {5 + (uint64_t)isa};
     problem_opts po = {120, 48, 1.0f, 0, 0, 0};
     problem p;
@@ -495,7 +465,7 @@ END_TEST
    of the allowed V rows (a convex combination). */
 START_TEST(large_scores)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {31 + (uint64_t)isa};
     for (int c = 0; c < tu_cases(10); c++) {
         problem p;
@@ -537,7 +507,7 @@ END_TEST
 /* Rows with no allowed key: O exactly 0 and lse -inf, even with NaN everywhere in K and V. */
 START_TEST(fully_masked_rows)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     size_t lq = 37, lk = 130, d = 24;
     uint8_t *dense = calloc(lq * lk, 1);
     for (size_t i = 0; i < lq; i += 3) /* every third row allowed one key */
@@ -601,7 +571,7 @@ END_TEST
    a group share a mask. Every mask arrangement, both paths, layouts, lse, 1 and 2 threads. */
 START_TEST(decode_gqa)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {555 + (uint64_t)isa};
     for (int c = 0; c < tu_cases(30); c++) {
         /* Decode: one query row, groups of 2..20 heads. */
@@ -760,7 +730,7 @@ END_TEST
 /* GQA: with one key per KV head, query head h must return exactly V of KV head h / group. */
 START_TEST(gqa_head_mapping)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     const size_t hq = 6, hkv = 2, d = 5;
     float q[6 * 5], k[2 * 5], v[2 * 5], o[6 * 5];
     for (size_t i = 0; i < 30; i++)
@@ -793,7 +763,7 @@ END_TEST
 
 START_TEST(softmax_vs_reference)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {4242 + (uint64_t)isa};
     for (int c = 0; c < tu_cases(40); c++) {
         size_t rows = tu_range(&r, 1, 150), cols = tu_range(&r, 1, 200);
@@ -844,7 +814,7 @@ Suite *suite_attn(void);
 Suite *suite_attn(void)
 {
     Suite *s = suite_create("attn");
-    int n = n_isas();
+    int n = tu_n_isas();
     TCase *tc = tcase_create("reference");
     tcase_add_test(tc, reference_by_hand);
     suite_add_tcase(s, tc);

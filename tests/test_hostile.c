@@ -832,17 +832,9 @@ static void nprob_free(nprob *p)
     free(p->v);
 }
 
-static spattn_isa isa_of(int i)
-{
-    spattn_isa isas[8];
-    int n = tu_isas(isas);
-    ck_assert_int_lt(i, n);
-    return isas[i];
-}
-
 START_TEST(huge_scores)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {7};
     /* Scores exactly +-1e4 (100 * 100, scale 1): a kernel that does not subtract the row max
        overflows, one that does not guard l == 0 underflows to 0/0. */
@@ -868,7 +860,7 @@ END_TEST
 
 START_TEST(denormals)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {8};
     nprob p = nprob_new(17, 70, 12, &r);
     for (size_t i = 0; i < 17 * 12; i++)
@@ -891,7 +883,7 @@ END_TEST
 
 START_TEST(equal_scores_and_single_key)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {9};
     nprob p = nprob_new(33, 130, 20, &r);
     for (size_t j = 1; j < 130; j++)
@@ -931,7 +923,7 @@ END_TEST
 
 START_TEST(inf_in_allowed_positions)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {10};
     nprob p = nprob_new(9, 80, 8, &r);
     p.v[5 * 8 + 0] = INFINITY;          /* column 0 of every row -> +Inf */
@@ -953,7 +945,7 @@ END_TEST
 
 START_TEST(nan_in_masked_positions)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {11};
     const size_t n = 100, d = 24;
     nprob p = nprob_new(n, n, d, &r);
@@ -1274,8 +1266,7 @@ Suite *suite_hostile(void)
     tcase_add_test(tc, near_int32_lengths);
     suite_add_tcase(s, tc);
 
-    spattn_isa isas[8];
-    int n = tu_isas(isas);
+    int n = tu_n_isas();
     tc = tcase_create("numeric");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, huge_scores, 0, n);

@@ -220,18 +220,6 @@ static void remove_tmpdir(void)
     ck_assert_int_eq(system(cmd), 0);
 }
 
-/* CSR of a dense 0/1 matrix. */
-static void to_csr(const unsigned char *d, size_t lq, size_t lk, int64_t *rp, int32_t *ci)
-{
-    rp[0] = 0;
-    for (size_t i = 0; i < lq; i++) {
-        rp[i + 1] = rp[i];
-        for (size_t j = 0; j < lk; j++)
-            if (d[i * lk + j])
-                ci[rp[i + 1]++] = (int32_t)j;
-    }
-}
-
 static rgb cell_px(const decoded *d, const map_geom *g, size_t i, size_t j)
 {
     size_t x = g->x + (j / g->factor) * g->zoom + (g->zoom - 1) / 2;
@@ -250,7 +238,7 @@ START_TEST(render_mask_pixels)
             d[i * LK + j] = i != 4 && (i + 2 * j) % 5 == 0;
     int64_t rp[LQ + 1];
     int32_t ci[LQ * LK];
-    to_csr(d, LQ, LK, rp, ci);
+    tu_dense_to_csr(d, LQ, LK, rp, ci);
     map_panel p = {"TEST MASK", LQ, LK, rp, ci, NULL};
     map_style st = {512, 0, MAP_LINEAR};
     image im;
@@ -302,7 +290,7 @@ START_TEST(render_probability_pixels)
             d[i * LK + j] = j <= i + 2;
     int64_t rp[LQ + 1];
     int32_t ci[LQ * LK];
-    to_csr(d, LQ, LK, rp, ci);
+    tu_dense_to_csr(d, LQ, LK, rp, ci);
     float vals[LQ * LK];
     for (int64_t n = 0; n < rp[LQ]; n++)
         vals[n] = (float)((n * 37) % 11) / 10.0f;
@@ -398,7 +386,7 @@ START_TEST(render_grid_layout)
         d[i] = (i % L) <= (i / L);
     int64_t rp[L + 1];
     int32_t ci[L * L];
-    to_csr(d, L, L, rp, ci);
+    tu_dense_to_csr(d, L, L, rp, ci);
     map_panel p[3] = {{"HEAD 0", L, L, rp, ci, NULL},
                       {"HEAD 1", L, L, rp, ci, NULL},
                       {"HEAD 2", L, L, rp, ci, NULL}};

@@ -8,19 +8,6 @@
 #include "plan_impl.h"
 #include "test_util.h"
 
-static spattn_isa isa_of(int i)
-{
-    spattn_isa isas[8];
-    tu_isas(isas);
-    return isas[i];
-}
-
-static int n_isas(void)
-{
-    spattn_isa isas[8];
-    return tu_isas(isas);
-}
-
 /* ---- problems -------------------------------------------------------------------------- */
 
 typedef struct pproblem {
@@ -223,7 +210,7 @@ static spattn_plan *make_plan(const pproblem *p, spattn_isa isa, int threads, sp
 
 START_TEST(probs_vs_float64)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {0x5eed0001u + (uint64_t)_i};
     int n = tu_cases(60);
     for (int c = 0; c < n; c++) {
@@ -242,7 +229,7 @@ END_TEST
 /* Large scores: exp without the row max would overflow. */
 START_TEST(probs_large_scores)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {0x5eed0100u + (uint64_t)_i};
     for (int c = 0; c < tu_cases(8); c++) {
         pproblem p;
@@ -258,7 +245,7 @@ END_TEST
 
 START_TEST(probs_threads_bitwise)
 {
-    spattn_isa isa = isa_of(_i);
+    spattn_isa isa = tu_isa(_i);
     tu_rng r = {0x5eed0200u + (uint64_t)_i};
     for (int c = 0; c < tu_cases(6); c++) {
         pproblem p;
@@ -459,7 +446,7 @@ Suite *suite_probs(void);
 Suite *suite_probs(void)
 {
     Suite *s = suite_create("probs");
-    int n = n_isas();
+    int n = tu_n_isas();
     TCase *tc = tcase_create("values");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, probs_by_hand);

@@ -45,6 +45,20 @@ int tu_isas(spattn_isa out[8])
     return n;
 }
 
+int tu_n_isas(void)
+{
+    spattn_isa isas[8];
+    return tu_isas(isas);
+}
+
+spattn_isa tu_isa(int i)
+{
+    spattn_isa isas[8];
+    int n = tu_isas(isas);
+    ck_assert_int_lt(i, n);
+    return isas[i];
+}
+
 int tu_cases(int base)
 {
     const char *e = getenv("SPATTN_TEST_SCALE");
@@ -117,6 +131,17 @@ int tu_close(float a, float b, double tol)
     return fabs((double)a - (double)b) <= tol * (1.0 + fabs((double)b));
 }
 
+void tu_dense_to_csr(const uint8_t *d, size_t lq, size_t lk, int64_t *rp, int32_t *ci)
+{
+    rp[0] = 0;
+    for (size_t i = 0; i < lq; i++) {
+        rp[i + 1] = rp[i];
+        for (size_t j = 0; j < lk; j++)
+            if (d[i * lk + j])
+                ci[rp[i + 1]++] = (int32_t)j;
+    }
+}
+
 /* A random mask of one of the kinds users build, sometimes with rows left empty. */
 spattn_mask *tu_random_mask(tu_rng *r, size_t lq, size_t lk)
 {
@@ -165,13 +190,7 @@ spattn_mask *tu_random_mask(tu_rng *r, size_t lq, size_t lk)
             /* The same few-keys pattern through CSR, as weight-sparse models export it. */
             int64_t *rp = malloc((lq + 1) * sizeof *rp);
             int32_t *ci = malloc(lq * lk * sizeof *ci + 1);
-            rp[0] = 0;
-            for (size_t i = 0; i < lq; i++) {
-                rp[i + 1] = rp[i];
-                for (size_t j = 0; j < lk; j++)
-                    if (d[i * lk + j])
-                        ci[rp[i + 1]++] = (int32_t)j;
-            }
+            tu_dense_to_csr(d, lq, lk, rp, ci);
             st = spattn_mask_from_csr(lq, lk, rp, ci, &m);
             free(rp);
             free(ci);

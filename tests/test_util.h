@@ -17,6 +17,9 @@ float tu_normal(tu_rng *r);                   /* ~N(0, 1) */
 
 /* The ISAs to test: every one this host can run, or only the one SPATTN_ISA forces. */
 int tu_isas(spattn_isa out[8]);
+/* Loop tests run once per tested ISA: tu_n_isas() iterations, iteration i on tu_isa(i). */
+int tu_n_isas(void);
+spattn_isa tu_isa(int i);
 
 /* Number of random cases for sweeps: the environment variable SPATTN_TEST_SCALE (a float,
    default 1) multiplies `base`; sanitizer and emulated runs set it below 1. At least 1. */
@@ -35,6 +38,8 @@ int tu_is_canary(float f);
 /* A random len_q x len_k mask of one of the kinds users build (causal, window, blocks,
    strided, BigBird, dense random elements or a few keys per row through CSR), some with empty
    rows and with keys that no row allows. */
+/* CSR (rp: lq + 1 offsets, ci: column indices, increasing) of a dense lq x lk 0/1 matrix. */
+void tu_dense_to_csr(const uint8_t *d, size_t lq, size_t lk, int64_t *rp, int32_t *ci);
 spattn_mask *tu_random_mask(tu_rng *r, size_t lq, size_t lk);
 
 /* |a - b| <= tol * (1 + |b|), with NaN only equal to NaN and infinities only to themselves. */

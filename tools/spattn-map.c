@@ -43,26 +43,17 @@ static const char *usage_text =
     "  --isa NAME          scalar, avx2, avx512, neon (default: best available)\n"
     "  -h, --help          this text\n";
 
-static int usage_error(const char *fmt, ...)
+/* Prints "spattn-map: <message>" and returns the exit status: 2 for a usage error (with a
+   pointer to --help), 1 for a failure. */
+static int complain(int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     fputs("spattn-map: ", stderr);
     vfprintf(stderr, fmt, ap);
-    fputs("\n(spattn-map --help lists the options)\n", stderr);
+    fputs(status == 2 ? "\n(spattn-map --help lists the options)\n" : "\n", stderr);
     va_end(ap);
-    return 2;
-}
-
-static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("spattn-map: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
+    return status;
 }
 
 /* A whole non-negative decimal integer, nothing else. */
@@ -134,12 +125,12 @@ static int parse_args(int argc, char **argv, opts *o)
             known |= strcmp(a, valued[n]) == 0;
         if (!known) {
             if (strcmp(a, "--v") == 0)
-                return usage_error("--v: V does not change attention probabilities; give only "
+                return complain(2, "--v: V does not change attention probabilities; give only "
                                    "--q and --k");
-            return usage_error("unknown argument '%s'", a);
+            return complain(2, "unknown argument '%s'", a);
         }
         if (i + 1 >= argc)
-            return usage_error("%s needs a value", a);
+            return complain(2, "%s needs a value", a);
         const char *v = argv[++i];
         size_t n;
         if (strcmp(a, "-o") == 0 || strcmp(a, "--out") == 0) {
@@ -153,7 +144,7 @@ static int parse_args(int argc, char **argv, opts *o)
         } else if (strcmp(a, "--attn-scale") == 0 || strcmp(a, "--softcap") == 0) {
             float f;
             if (!parse_float(v, &f))
-                return usage_error("%s '%s': expected a finite number >= 0", a, v);
+                return complain(2, "%s '%s': expected a finite number >= 0", a, v);
             *(strcmp(a, "--softcap") == 0 ? &o->softcap : &o->attn_scale) = f;
         } else if (strcmp(a, "--isa") == 0) {
             int found = 0;
@@ -163,10 +154,10 @@ static int parse_args(int argc, char **argv, opts *o)
                     found = 1;
                 }
             if (!found)
-                return usage_error("--isa '%s': expected auto, scalar, avx2, avx512 or neon", v);
+                return complain(2, "--isa '%s': expected auto, scalar, avx2, avx512 or neon", v);
         } else {
             if (!parse_size(v, &n))
-                return usage_error("%s '%s': expected a non-negative integer", a, v);
+                return complain(2, "%s '%s': expected a non-negative integer", a, v);
             if (strcmp(a, "--len") == 0) {
                 o->len_q = o->len_k = n;
                 o->have_len_q = o->have_len_k = 1;
@@ -187,21 +178,21 @@ static int parse_args(int argc, char **argv, opts *o)
         }
     }
     if (o->out == NULL)
-        return usage_error("no output: give -o OUT.png");
+        return complain(2, "no output: give -o OUT.png");
     if (!ends_with(o->out, ".png") && !ends_with(o->out, ".PNG"))
-        return usage_error("-o '%s': the output must be a .png file", o->out);
+        return complain(2, "-o '%s': the output must be a .png file", o->out);
     if ((o->q == NULL) != (o->k == NULL))
-        return usage_error("an attention map needs both --q and --k");
+        return complain(2, "an attention map needs both --q and --k");
     if (o->q == NULL && o->mask == NULL)
-        return usage_error("nothing to draw: give --mask, or --q and --k");
+        return complain(2, "nothing to draw: give --mask, or --q and --k");
     if (o->grid && o->have_head)
-        return usage_error("--grid draws every head; --head picks one: give one of them");
+        return complain(2, "--grid draws every head; --head picks one: give one of them");
     if (o->cols != 0 && !o->grid)
-        return usage_error("--cols only applies with --grid");
+        return complain(2, "--cols only applies with --grid");
     if (o->max_cells < 8 || o->max_cells > 4096)
-        return usage_error("--max-cells %zu: expected 8 .. 4096", o->max_cells);
+        return complain(2, "--max-cells %zu: expected 8 .. 4096", o->max_cells);
     if (o->q == NULL && (o->attn_scale != 0.0f || o->softcap != 0.0f))
-        return usage_error("--attn-scale and --softcap apply to attention maps (--q, --k)");
+        return complain(2, "--attn-scale and --softcap apply to attention maps (--q, --k)");
     return 0;
 }
 
@@ -214,7 +205,7 @@ static int parse_spec(const char *spec, char *name, size_t name_cap, size_t *num
     const char *colon = strchr(spec, ':');
     size_t nl = colon ? (size_t)(colon - spec) : strlen(spec);
     if (nl == 0 || nl >= name_cap)
-        return usage_error("--mask '%s': no pattern name", spec);
+        return complain(2, "--mask '%s': no pattern name", spec);
     memcpy(name, spec, nl);
     name[nl] = '\0';
     *count = 0;
@@ -226,13 +217,13 @@ static int parse_spec(const char *spec, char *name, size_t name_cap, size_t *num
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         char buf[32];
         if (len == 0 || len >= sizeof buf)
-            return usage_error("--mask '%s': empty or overlong parameter", spec);
+            return complain(2, "--mask '%s': empty or overlong parameter", spec);
         memcpy(buf, p, len);
         buf[len] = '\0';
         if (*count == cap)
-            return usage_error("--mask '%s': too many parameters", spec);
+            return complain(2, "--mask '%s': too many parameters", spec);
         if (!parse_size(buf, &nums[*count]))
-            return usage_error("--mask '%s': parameter '%s' is not a non-negative integer", spec,
+            return complain(2, "--mask '%s': parameter '%s' is not a non-negative integer", spec,
                                buf);
         (*count)++;
         if (comma == NULL)
@@ -244,7 +235,7 @@ static int parse_spec(const char *spec, char *name, size_t name_cap, size_t *num
 static int want_params(const char *spec, size_t got, size_t lo, size_t hi, const char *form)
 {
     if (got < lo || got > hi)
-        return usage_error("--mask '%s': expected %s", spec, form);
+        return complain(2, "--mask '%s': expected %s", spec, form);
     return 0;
 }
 
@@ -293,14 +284,14 @@ static int pattern_mask(const char *spec, size_t lq, size_t lk, spattn_mask **ou
         rule = "DILATION >= 1";
         st = spattn_mask_dilated(lq, lk, a[0], a[1], a[2], out);
     } else {
-        return usage_error("--mask '%s': unknown pattern '%s' (causal, window, strided, fixed, "
+        return complain(2, "--mask '%s': unknown pattern '%s' (causal, window, strided, fixed, "
                            "bigbird, longformer, dilated, or a .npy file)",
                            spec, name);
     }
     if (st == SPATTN_E_ARG)
-        return usage_error("--mask '%s': parameters out of range (%s)", spec, rule);
+        return complain(2, "--mask '%s': parameters out of range (%s)", spec, rule);
     if (st != SPATTN_OK)
-        return fail("--mask '%s': %s", spec, spattn_status_string(st));
+        return complain(1, "--mask '%s': %s", spec, spattn_status_string(st));
     return 0;
 }
 
@@ -311,14 +302,14 @@ static int npy_masks(const char *path, spattn_mask ***masks, size_t *n, size_t *
     char err[512];
     npy_array a;
     if (npy_read(path, &a, err, sizeof err) != 0)
-        return fail("--mask %s", err);
+        return complain(1, "--mask %s", err);
     int r = 0;
     if (a.dtype == NPY_F32) {
-        r = fail("--mask %s: a mask must be bool or uint8, not float32", path);
+        r = complain(1, "--mask %s: a mask must be bool or uint8, not float32", path);
         goto done;
     }
     if (a.ndim != 2 && a.ndim != 3) {
-        r = fail("--mask %s: a mask must be [len_q][len_k] or [heads][len_q][len_k], got %d "
+        r = complain(1, "--mask %s: a mask must be [len_q][len_k] or [heads][len_q][len_k], got %d "
                  "dimensions",
                  path, a.ndim);
         goto done;
@@ -327,16 +318,16 @@ static int npy_masks(const char *path, spattn_mask ***masks, size_t *n, size_t *
     *lq = a.shape[a.ndim - 2];
     *lk = a.shape[a.ndim - 1];
     if (heads == 0 || *lq == 0 || *lk == 0) {
-        r = fail("--mask %s: the mask is empty (a dimension is 0)", path);
+        r = complain(1, "--mask %s: the mask is empty (a dimension is 0)", path);
         goto done;
     }
     if (*lq > MAX_PATTERN_LEN || *lk > MAX_PATTERN_LEN) {
-        r = fail("--mask %s: lengths above %zu are not supported", path, MAX_PATTERN_LEN);
+        r = complain(1, "--mask %s: lengths above %zu are not supported", path, MAX_PATTERN_LEN);
         goto done;
     }
     *masks = calloc(heads, sizeof **masks);
     if (*masks == NULL) {
-        r = fail("out of memory");
+        r = complain(1, "out of memory");
         goto done;
     }
     *n = heads;
@@ -344,7 +335,7 @@ static int npy_masks(const char *path, spattn_mask ***masks, size_t *n, size_t *
         const uint8_t *d = (const uint8_t *)a.data + h * *lq * *lk;
         spattn_status st = spattn_mask_from_dense(*lq, *lk, d, *lk, &(*masks)[h]);
         if (st != SPATTN_OK) {
-            r = fail("--mask %s: head %zu: %s", path, h, spattn_status_string(st));
+            r = complain(1, "--mask %s: head %zu: %s", path, h, spattn_status_string(st));
             goto done;
         }
     }
@@ -361,24 +352,24 @@ static int load_input(const char *flag, const char *path, npy_array *a, size_t *
 {
     char err[512];
     if (npy_read(path, a, err, sizeof err) != 0)
-        return fail("%s %s", flag, err);
+        return complain(1, "%s %s", flag, err);
     if (a->dtype != NPY_F32)
-        return fail("%s %s: inputs must be float32, not %s", flag, path,
+        return complain(1, "%s %s: inputs must be float32, not %s", flag, path,
                     npy_dtype_name(a->dtype));
     if (a->ndim != 2 && a->ndim != 3)
-        return fail("%s %s: expected [heads][len][dim] or [len][dim], got %d dimensions", flag,
+        return complain(1, "%s %s: expected [heads][len][dim] or [len][dim], got %d dimensions", flag,
                     path, a->ndim);
     *heads = a->ndim == 3 ? a->shape[0] : 1;
     *len = a->shape[a->ndim - 2];
     *dim = a->shape[a->ndim - 1];
     if (*heads == 0 || *len == 0 || *dim == 0)
-        return fail("%s %s: a dimension is 0", flag, path);
+        return complain(1, "%s %s: a dimension is 0", flag, path);
     if (*len > MAX_PATTERN_LEN)
-        return fail("%s %s: lengths above %zu are not supported", flag, path, MAX_PATTERN_LEN);
+        return complain(1, "%s %s: lengths above %zu are not supported", flag, path, MAX_PATTERN_LEN);
     const float *f = a->data;
     for (size_t i = 0; i < a->count; i++)
         if (!isfinite(f[i]))
-            return fail("%s %s: element %zu is %s; the map needs finite inputs", flag, path, i,
+            return complain(1, "%s %s: element %zu is %s; the map needs finite inputs", flag, path, i,
                         isnan(f[i]) ? "NaN" : "infinite");
     return 0;
 }
@@ -426,14 +417,14 @@ static int build_masks(job *j)
     int from_npy = o->mask != NULL && ends_with(o->mask, ".npy");
     if (from_npy) {
         if (o->have_len_q || o->have_len_k)
-            return usage_error("--len/--len-q/--len-k apply to pattern masks; a .npy mask has "
+            return complain(2, "--len/--len-q/--len-k apply to pattern masks; a .npy mask has "
                                "its own shape");
         size_t lq = 0, lk = 0;
         int r = npy_masks(o->mask, &j->masks, &j->n_masks, &lq, &lk);
         if (r != 0)
             return r;
         if (o->q != NULL && (lq != j->lq || lk != j->lk))
-            return fail("--mask %s is %zu x %zu but Q and K give %zu x %zu", o->mask, lq, lk,
+            return complain(1, "--mask %s is %zu x %zu but Q and K give %zu x %zu", o->mask, lq, lk,
                         j->lq, j->lk);
         j->lq = lq;
         j->lk = lk;
@@ -441,20 +432,20 @@ static int build_masks(job *j)
     }
     if (o->q == NULL) {
         if (!o->have_len_q || !o->have_len_k)
-            return usage_error("a pattern mask needs its size: --len N, or --len-q and --len-k");
+            return complain(2, "a pattern mask needs its size: --len N, or --len-q and --len-k");
         if (o->len_q == 0 || o->len_k == 0 || o->len_q > MAX_PATTERN_LEN ||
             o->len_k > MAX_PATTERN_LEN)
-            return usage_error("lengths must be in 1 .. %zu", MAX_PATTERN_LEN);
+            return complain(2, "lengths must be in 1 .. %zu", MAX_PATTERN_LEN);
         j->lq = o->len_q;
         j->lk = o->len_k;
     } else if (o->have_len_q || o->have_len_k) {
-        return usage_error("with --q and --k the lengths come from the inputs; drop --len");
+        return complain(2, "with --q and --k the lengths come from the inputs; drop --len");
     }
     if (o->mask == NULL)
         return 0; /* attention over every pair */
     j->masks = calloc(1, sizeof *j->masks);
     if (j->masks == NULL)
-        return fail("out of memory");
+        return complain(1, "out of memory");
     int r = pattern_mask(o->mask, j->lq, j->lk, &j->masks[0]);
     if (r == 0)
         j->n_masks = 1;
@@ -465,24 +456,24 @@ static int build_masks(job *j)
 static int compute_probs(job *j, size_t hkv, size_t dim)
 {
     if (j->n_masks > 1 && j->n_masks != j->heads)
-        return fail("--mask %s has %zu heads but Q has %zu", j->o.mask, j->n_masks, j->heads);
+        return complain(1, "--mask %s has %zu heads but Q has %zu", j->o.mask, j->n_masks, j->heads);
     spattn_shape s = {1, j->heads, hkv, j->lq, j->lk, dim, 1};
     spattn_options opt = {j->o.isa, 0};
     spattn_status st = spattn_plan_create(&s, (const spattn_mask *const *)j->masks, j->n_masks,
                                           &opt, &j->plan);
     if (st == SPATTN_E_UNSUPPORTED)
-        return fail("ISA %s: %s", spattn_isa_name(j->o.isa),
+        return complain(1, "ISA %s: %s", spattn_isa_name(j->o.isa),
                     spattn_isa_unavailable_reason(j->o.isa));
     if (st != SPATTN_OK)
-        return fail("cannot plan the attention: %s", spattn_status_string(st));
+        return complain(1, "cannot plan the attention: %s", spattn_status_string(st));
     uint64_t np = spattn_plan_probs_len(j->plan);
     if (np > MAX_PAIRS)
-        return fail("%llu allowed pairs is more than this tool holds (%llu); use a sparser "
+        return complain(1, "%llu allowed pairs is more than this tool holds (%llu); use a sparser "
                     "mask or shorter inputs",
                     (unsigned long long)np, (unsigned long long)MAX_PAIRS);
     j->probs = malloc(np > 0 ? (size_t)np * sizeof(float) : 1);
     if (j->probs == NULL)
-        return fail("out of memory for %llu probabilities", (unsigned long long)np);
+        return complain(1, "out of memory for %llu probabilities", (unsigned long long)np);
     spattn_args a;
     memset(&a, 0, sizeof a);
     a.shape = s;
@@ -494,7 +485,7 @@ static int compute_probs(job *j, size_t hkv, size_t dim)
     a.softcap = j->o.softcap;
     st = spattn_probs(j->plan, &a, j->probs, NULL);
     if (st != SPATTN_OK)
-        return fail("spattn_probs: %s", spattn_status_string(st));
+        return complain(1, "spattn_probs: %s", spattn_status_string(st));
     return 0;
 }
 
@@ -502,7 +493,7 @@ static int build_panels(job *j)
 {
     size_t first = j->o.grid ? 0 : j->o.head, count = j->o.grid ? j->heads : 1;
     if (first >= j->heads)
-        return usage_error("--head %zu: there %s %zu head%s (0 .. %zu)", j->o.head,
+        return complain(2, "--head %zu: there %s %zu head%s (0 .. %zu)", j->o.head,
                            j->heads == 1 ? "is" : "are", j->heads, j->heads == 1 ? "" : "s",
                            j->heads - 1);
     j->panels = calloc(count, sizeof *j->panels);
@@ -510,7 +501,7 @@ static int build_panels(job *j)
     j->col_idx = calloc(count, sizeof *j->col_idx);
     j->titles = calloc(count, sizeof *j->titles);
     if (!j->panels || !j->row_ptr || !j->col_idx || !j->titles)
-        return fail("out of memory");
+        return complain(1, "out of memory");
     j->n_panels = count;
     uint64_t total = 0;
     for (size_t p = 0; p < count; p++) {
@@ -520,16 +511,16 @@ static int build_panels(job *j)
         uint64_t nnz = spattn_mask_nnz(m);
         total += nnz;
         if (total > MAX_PAIRS)
-            return fail("more than %llu allowed pairs to draw; use a sparser mask or fewer "
+            return complain(1, "more than %llu allowed pairs to draw; use a sparser mask or fewer "
                         "heads",
                         (unsigned long long)MAX_PAIRS);
         j->row_ptr[p] = malloc((j->lq + 1) * sizeof(int64_t));
         j->col_idx[p] = malloc(nnz > 0 ? (size_t)nnz * sizeof(int32_t) : 1);
         if (!j->row_ptr[p] || !j->col_idx[p])
-            return fail("out of memory");
+            return complain(1, "out of memory");
         spattn_status st = spattn_mask_to_csr(m, j->row_ptr[p], j->col_idx[p]);
         if (st != SPATTN_OK)
-            return fail("spattn_mask_to_csr: %s", spattn_status_string(st));
+            return complain(1, "spattn_mask_to_csr: %s", spattn_status_string(st));
         if (j->o.q == NULL && j->n_masks == 1 && j->o.mask != NULL && !ends_with(j->o.mask, ".npy"))
             snprintf(j->titles[p], sizeof j->titles[p], "%s", j->o.mask);
         else
@@ -557,9 +548,9 @@ static int run(job *j)
         if (r != 0)
             return r;
         if (dq != dk)
-            return fail("Q has dim %zu but K has dim %zu", dq, dk);
+            return complain(1, "Q has dim %zu but K has dim %zu", dq, dk);
         if (j->heads % hkv != 0)
-            return fail("Q has %zu heads, K has %zu: K's heads must divide Q's", j->heads, hkv);
+            return complain(1, "Q has %zu heads, K has %zu: K's heads must divide Q's", j->heads, hkv);
         j->lq = lq;
         j->lk = lk;
         dim = dq;
@@ -581,11 +572,11 @@ static int run(job *j)
     image im;
     char err[512];
     if (map_render(j->panels, j->n_panels, &style, &im, NULL, err, sizeof err) != 0)
-        return fail("%s", err);
+        return complain(1, "%s", err);
     r = png_write(o->out, &im, err, sizeof err);
     image_free(&im);
     if (r != 0)
-        return fail("%s", err);
+        return complain(1, "%s", err);
     return 0;
 }
 
