@@ -38,13 +38,22 @@ static spattn_head_job make_job(const exec_ctx *x, size_t b, size_t h, size_t hk
     return job;
 }
 
-static void run_unit(const spattn_plan *p, const spattn_head_job *job, const spattn_mask *m,
-                     const spattn_keyrows *kr, size_t qt, int gather, float *scratch)
+/* Runs query tile qt of a head, of whose tiles qt .. qt + avail - 1 are this chunk's (g: their
+   gather flags), and returns how many tiles it ran: a run of gather tiles goes to the kernel
+   in one call, which lets it pass over their rows together. */
+static size_t run_units(const spattn_plan *p, const spattn_head_job *job, const spattn_mask *m,
+                        const spattn_keyrows *kr, size_t qt, const uint8_t *g, size_t avail,
+                        float *scratch)
 {
-    if (gather)
-        p->kt->attn_gather(job, kr, qt, scratch);
-    else
+    if (!g[0]) {
         p->kt->attn_tiles(job, m, qt, scratch);
+        return 1;
+    }
+    size_t n = 1;
+    while (n < avail && g[n])
+        n++;
+    p->kt->attn_gather(job, kr, qt, n, scratch);
+    return n;
 }
 
 static atomic_int pairs_off; /* test hook: spattn__set_tile_pairs */
@@ -62,7 +71,8 @@ static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
     size_t group = s->heads_q / s->heads_kv;
     const int pairs = p->kt->attn_tiles2 != NULL && !atomic_load_explicit(&pairs_off,
                                                                           memory_order_relaxed);
-    for (size_t u = p->chunk_start[c]; u < p->chunk_start[c + 1]; u++) {
+    const size_t end = p->chunk_start[c + 1];
+    for (size_t u = p->chunk_start[c]; u < end;) {
         size_t bh = u / p->nqt, qt = u % p->nqt;
         size_t b = bh / s->heads_q, h = bh % s->heads_q;
         size_t mi = spattn__mask_index(s, p->n_masks_arg, b, h);
@@ -73,13 +83,13 @@ static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
         /* Two query tiles of a head on the tile path in one call when both are in this chunk
            (each K/V tile loaded once for both); rows get the same bits either way, so where
            chunks are cut does not matter. */
-        if (pairs && qt % 2 == 0 && qt + 1 < p->nqt && u + 1 < p->chunk_start[c + 1] && !g[0] &&
-            !g[1]) {
+        if (pairs && qt % 2 == 0 && qt + 1 < p->nqt && u + 1 < end && !g[0] && !g[1]) {
             p->kt->attn_tiles2(&job, p->masks[mi], qt, scratch);
-            u++;
+            u += 2;
             continue;
         }
-        run_unit(p, &job, p->masks[mi], &p->keyrows[mi], qt, g[0], scratch);
+        const size_t avail = end - u < p->nqt - qt ? end - u : p->nqt - qt;
+        u += run_units(p, &job, p->masks[mi], &p->keyrows[mi], qt, g, avail, scratch);
     }
 }
 
@@ -90,15 +100,17 @@ static void run_packed_chunk(const exec_ctx *x, size_t c, float *scratch)
     const spattn_plan *p = x->p;
     const spattn_args *a = x->a;
     const spattn_shape *s = &p->shape;
-    for (size_t u = p->pk_chunk_start[c]; u < p->pk_chunk_start[c + 1]; u++) {
+    const size_t end = p->pk_chunk_start[c + 1];
+    for (size_t u = p->pk_chunk_start[c]; u < end;) {
         size_t g = u / p->pk_nqt, qt = u % p->pk_nqt;
         size_t b = g / s->heads_kv, hk = g % s->heads_kv, h0 = hk * p->group;
         size_t mi = p->n_masks_arg == 0 ? 0 : spattn__mask_index(s, p->n_masks_arg, b, h0);
         spattn_head_job job = make_job(x, b, h0, hk, a->q_layout.head, a->o_layout.head,
                                        a->lse ? a->lse + b * s->heads_q + h0 : NULL);
         job.stream_kv = p->pk_nqt == 1;
-        run_unit(p, &job, p->pk_masks[mi], &p->pk_keyrows[mi], qt,
-                 p->pk_gather[mi * p->pk_nqt + qt], scratch);
+        const size_t avail = end - u < p->pk_nqt - qt ? end - u : p->pk_nqt - qt;
+        u += run_units(p, &job, p->pk_masks[mi], &p->pk_keyrows[mi], qt,
+                       &p->pk_gather[mi * p->pk_nqt + qt], avail, scratch);
     }
 }
 

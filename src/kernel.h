@@ -11,7 +11,7 @@
  *  - give O = 0 and lse = -INFINITY for a row with no allowed key;
  *  - never read a key (K or V row) that no allowed pair of that row touches into that row's
  *    result (a NaN there must not propagate), and never load past key len_k - 1;
- *  - use only the scratch it was given (scratch_floats(dim_qk, dim_v) floats, 64-byte aligned);
+ *  - use only the scratch it was given (scratch_floats(dim_qk, dim_v, ...) floats, 64-byte aligned);
  *  - write each O row once, when it is final, and never read O: spattn_probs runs the kernels
  *    for lse alone with every O row aliased to one dummy row (o_ts = 0, dim_v = 1).
  */
@@ -47,7 +47,9 @@ typedef struct spattn_kernel_table {
     /* Use the gather path for a query tile whose allowed pairs fill less than this fraction
        of the key tiles it visits (measured per ISA; see docs/performance.md). */
     double gather_below;
-    size_t (*scratch_floats)(size_t dim_qk, size_t dim_v);
+    /* Floats of scratch one thread needs; gather_rows bounds the rows of a head one
+       attn_gather call may get (0: the plan has no gather tiles). */
+    size_t (*scratch_floats)(size_t dim_qk, size_t dim_v, size_t gather_rows);
     /* Tile path: every stored key tile of query tile qt, FULL tiles without per-key tests. */
     void (*attn_tiles)(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
                        float *scratch);
@@ -55,10 +57,11 @@ typedef struct spattn_kernel_table {
        tile path, each row's result bitwise what attn_tiles gives it; scratch as for one. */
     void (*attn_tiles2)(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
                         float *scratch);
-    /* Gather path: the same rows, visiting only each row's allowed keys, as the plan listed
-       them in kr (rows qt * TQ .. of the mask, at most TQ of them). */
+    /* Gather path: the rows of query tiles qt .. qt + nqt - 1 (all on this path), visiting
+       only each row's allowed keys, as the plan listed them in kr. A row's result does not
+       depend on nqt: the caller may cut a run of tiles anywhere. */
     void (*attn_gather)(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
-                        float *scratch);
+                        size_t nqt, float *scratch);
     /* Masked softmax of the rows of query tile qt: y[i*ld + j] for every j < len_k is
        exp(scale*x - max)/sum over allowed j, 0 elsewhere (and 0 for rows with none allowed).
        x may equal y. */

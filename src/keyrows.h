@@ -25,11 +25,13 @@ spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
                                     spattn_keyrows *kr);
 void spattn__keyrows_free(spattn_keyrows *kr);
 
-/* Rows of query tile qt. */
-static inline size_t spattn__keyrows_qt_rows(const spattn_keyrows *kr, size_t qt)
+/* The rows of query tiles qt .. qt + nqt - 1 (nqt >= 1, all within len_q): *i0 .. the
+   return value. */
+static inline size_t spattn__keyrows_span(const spattn_keyrows *kr, size_t qt, size_t nqt,
+                                          size_t *i0)
 {
-    size_t r0 = qt * SPATTN_TQ;
-    return kr->len_q - r0 < SPATTN_TQ ? kr->len_q - r0 : SPATTN_TQ;
+    *i0 = qt * SPATTN_TQ;
+    return kr->len_q - *i0 < nqt * SPATTN_TQ ? kr->len_q : *i0 + nqt * SPATTN_TQ;
 }
 
 /* Allowed keys of row i (n of them). */

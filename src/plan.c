@@ -118,6 +118,19 @@ void spattn_plan_free(spattn_plan *p)
     spattn__free(p);
 }
 
+/* The most rows of one head an attn_gather call of this plan can get: a head's rows (the
+   group's heads when decode is packed), or 0 when no tile takes the gather path. */
+static size_t gather_rows(const spattn_plan *p)
+{
+    if (p->packed) {
+        for (size_t i = 0; i < p->pk_n_masks * p->pk_nqt; i++)
+            if (p->pk_gather[i])
+                return p->group;
+        return 0;
+    }
+    return p->gather_tiles != 0 ? p->shape.len_q : 0;
+}
+
 spattn_status spattn__plan_create_path(const spattn_shape *shape,
                                        const spattn_mask *const *masks, size_t n_masks,
                                        const spattn_options *opt, spattn_path path,
@@ -201,7 +214,7 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape,
     if (spattn__plan_pack(p, path) != SPATTN_OK)
         goto nomem;
 
-    size_t per = kt->scratch_floats(shape->dim_qk, shape->dim_v);
+    size_t per = kt->scratch_floats(shape->dim_qk, shape->dim_v, gather_rows(p));
     p->scratch_per_thread = (per + 15) / 16 * 16; /* keep each thread's part 64-byte aligned */
     p->scratch = spattn__aligned_alloc(p->scratch_per_thread * sizeof(float) *
                                        (size_t)p->nthreads);

@@ -148,7 +148,7 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *col
     job.softcap = x->a->softcap;
     job.stream_kv = 0;
     if (p->gather[mi * p->nqt + qt])
-        p->kt->attn_gather(&job, &p->keyrows[mi], qt, scratch);
+        p->kt->attn_gather(&job, &p->keyrows[mi], qt, 1, scratch);
     else
         p->kt->attn_tiles(&job, m, qt, scratch);
 
@@ -224,7 +224,8 @@ static spattn_status alloc_ctx(probs_ctx *x, int nt, int want_cols)
     const spattn_shape *s = &p->shape;
     size_t nbh = s->batch * s->heads_q, lk = s->len_k;
     x->lse = spattn__calloc(nbh * s->len_q, sizeof(float));
-    x->kernel_scratch = (p->kt->scratch_floats(s->dim_qk, 1) + 15) / 16 * 16;
+    /* One query tile per call (a tile's rows at most). */
+    x->kernel_scratch = (p->kt->scratch_floats(s->dim_qk, 1, SPATTN_TQ) + 15) / 16 * 16;
     x->scratch_per_thread = x->kernel_scratch + 16;
     x->scratch = spattn__aligned_alloc(x->scratch_per_thread * sizeof(float) * (size_t)nt);
     x->cols = spattn__calloc((size_t)nt * lk, sizeof(uint32_t));

@@ -142,6 +142,39 @@ static spattn_mask *mask_keys_per_row(tu_rng *r, size_t lq, size_t lk, size_t k)
     return m;
 }
 
+/* Layouts, buffers (NaN outside the views), data, scale, softcap and lse of a problem whose
+   shape is set; no masks yet. */
+static void problem_fill(problem *p, tu_rng *r, float amp)
+{
+    const spattn_shape *s = &p->a.shape;
+    size_t pad = tu_range(r, 1, 7), nq, nk, nv, no;
+    int lay = (int)tu_range(r, 0, N_LAYOUTS - 1);
+    p->a.q_layout = make_layout(lay, s->batch, s->heads_q, s->len_q, s->dim_qk, pad, &nq);
+    p->a.k_layout = make_layout(lay, s->batch, s->heads_kv, s->len_k, s->dim_qk, pad, &nk);
+    p->a.v_layout = make_layout((int)tu_range(r, 0, N_LAYOUTS - 1), s->batch, s->heads_kv, s->len_k,
+                                s->dim_v, pad, &nv);
+    p->a.o_layout = make_layout((int)tu_range(r, 0, N_LAYOUTS - 1), s->batch, s->heads_q, s->len_q,
+                                s->dim_v, pad, &no);
+    p->q = tu_buf_new(nq);
+    p->k = tu_buf_new(nk);
+    p->v = tu_buf_new(nv);
+    p->o = tu_buf_new(no);
+    p->lse = tu_buf_new(s->batch * s->heads_q * s->len_q);
+    fill_nan(&p->q);
+    fill_nan(&p->k);
+    fill_nan(&p->v);
+    fill_view(r, p->q.p, p->a.q_layout, s->batch, s->heads_q, s->len_q, s->dim_qk, amp);
+    fill_view(r, p->k.p, p->a.k_layout, s->batch, s->heads_kv, s->len_k, s->dim_qk, 1.0f);
+    fill_view(r, p->v.p, p->a.v_layout, s->batch, s->heads_kv, s->len_k, s->dim_v, 1.0f);
+    p->a.q = p->q.p;
+    p->a.k = p->k.p;
+    p->a.v = p->v.p;
+    p->a.o = p->o.p;
+    p->a.lse = tu_uniform(r) < 0.7 ? p->lse.p : NULL;
+    p->a.scale = tu_uniform(r) < 0.6 ? 0.0f : (float)(0.05 + 0.5 * tu_uniform(r));
+    p->a.softcap = tu_uniform(r) < 0.7 ? 0.0f : (float)(2.0 + 30.0 * tu_uniform(r));
+}
+
 static void problem_random(problem *p, tu_rng *r, problem_opts po)
 {
     memset(p, 0, sizeof *p);
@@ -159,32 +192,7 @@ static void problem_random(problem *p, tu_rng *r, problem_opts po)
         s->dim_v = po.dim_v;
     }
 
-    size_t pad = tu_range(r, 1, 7), nq, nk, nv, no;
-    int lay = (int)tu_range(r, 0, N_LAYOUTS - 1);
-    p->a.q_layout = make_layout(lay, s->batch, s->heads_q, s->len_q, s->dim_qk, pad, &nq);
-    p->a.k_layout = make_layout(lay, s->batch, s->heads_kv, s->len_k, s->dim_qk, pad, &nk);
-    p->a.v_layout = make_layout((int)tu_range(r, 0, N_LAYOUTS - 1), s->batch, s->heads_kv, s->len_k,
-                                s->dim_v, pad, &nv);
-    p->a.o_layout = make_layout((int)tu_range(r, 0, N_LAYOUTS - 1), s->batch, s->heads_q, s->len_q,
-                                s->dim_v, pad, &no);
-    p->q = tu_buf_new(nq);
-    p->k = tu_buf_new(nk);
-    p->v = tu_buf_new(nv);
-    p->o = tu_buf_new(no);
-    p->lse = tu_buf_new(s->batch * s->heads_q * s->len_q);
-    fill_nan(&p->q);
-    fill_nan(&p->k);
-    fill_nan(&p->v);
-    fill_view(r, p->q.p, p->a.q_layout, s->batch, s->heads_q, s->len_q, s->dim_qk, po.amp);
-    fill_view(r, p->k.p, p->a.k_layout, s->batch, s->heads_kv, s->len_k, s->dim_qk, 1.0f);
-    fill_view(r, p->v.p, p->a.v_layout, s->batch, s->heads_kv, s->len_k, s->dim_v, 1.0f);
-    p->a.q = p->q.p;
-    p->a.k = p->k.p;
-    p->a.v = p->v.p;
-    p->a.o = p->o.p;
-    p->a.lse = tu_uniform(r) < 0.7 ? p->lse.p : NULL;
-    p->a.scale = tu_uniform(r) < 0.6 ? 0.0f : (float)(0.05 + 0.5 * tu_uniform(r));
-    p->a.softcap = tu_uniform(r) < 0.7 ? 0.0f : (float)(2.0 + 30.0 * tu_uniform(r));
+    problem_fill(p, r, po.amp);
 
     int mode = (int)tu_range(r, 0, 3);
     size_t n = mode == 0 ? 0 : mode == 1 ? 1 : mode == 2 ? s->heads_q : s->batch * s->heads_q;
@@ -307,16 +315,18 @@ START_TEST(sweep_large)
 }
 END_TEST
 
-/* One random problem from po, run on both forced paths of the plan, against the reference. */
-static void both_paths(spattn_isa isa, tu_rng *r, problem_opts po, const char *label)
+/* Problem p on both forced paths of the plan, each from a fresh output, against the
+   reference. */
+static void check_paths(spattn_isa isa, problem *pp, const char *label)
 {
-    problem p;
-    problem_random(&p, r, po);
+    problem p = *pp;
     tu_buf ro, rlse;
     reference(&p, &ro, &rlse);
     for (int path = SPATTN_PATH_TILES; path <= SPATTN_PATH_GATHER; path++) {
         spattn_options opt = {isa, 1};
         spattn_plan *plan;
+        tu_buf_reset(&p.o);
+        tu_buf_reset(&p.lse);
         ck_assert_int_eq(spattn__plan_create_path(&p.a.shape, mask_list(&p), p.n_masks, &opt,
                                                   (spattn_path)path, &plan),
                          SPATTN_OK);
@@ -329,6 +339,14 @@ static void both_paths(spattn_isa isa, tu_rng *r, problem_opts po, const char *l
     }
     tu_buf_free(&ro);
     tu_buf_free(&rlse);
+}
+
+/* One random problem from po on both forced paths. */
+static void both_paths(spattn_isa isa, tu_rng *r, problem_opts po, const char *label)
+{
+    problem p;
+    problem_random(&p, r, po);
+    check_paths(isa, &p, label);
     problem_free(&p);
 }
 
@@ -363,6 +381,35 @@ START_TEST(gather_row_lengths)
 }
 END_TEST
 
+/* A run of gather tiles longer than the x86 kernels take in one batch (8192 rows): one head of
+   8192 + 37 rows, each allowing 0 to 40 random keys (empty, short and long rows mixed). */
+START_TEST(gather_long_run)
+{
+    spattn_isa isa = tu_isa(_i);
+    tu_rng r = {515 + (uint64_t)isa};
+    problem p;
+    memset(&p, 0, sizeof p);
+    spattn_shape *s = &p.a.shape;
+    *s = (spattn_shape){1, 1, 1, 8192 + 37, 90, 24, 20};
+    problem_fill(&p, &r, 1.0f);
+    uint8_t *d = calloc(s->len_q * s->len_k, 1);
+    ck_assert(d != NULL);
+    for (size_t i = 0; i < s->len_q; i++)
+        for (size_t n = 0, want = tu_range(&r, 0, 40); n < want;) {
+            size_t j = tu_range(&r, 0, s->len_k - 1);
+            n += !d[i * s->len_k + j];
+            d[i * s->len_k + j] = 1;
+        }
+    ck_assert_int_eq(spattn_mask_from_dense(s->len_q, s->len_k, d, s->len_k, &p.masks[0]),
+                     SPATTN_OK);
+    free(d);
+    p.n_masks = 1;
+    poison_unused_keys(&p);
+    check_paths(isa, &p, "8229 rows of 0-40 keys");
+    problem_free(&p);
+}
+END_TEST
+
 /* The first run's outputs are kept in o1/l1; every later run must give the same bits. */
 static void same_bits(const problem *p, float *o1, float *l1, int first, const char *what)
 {
@@ -378,8 +425,9 @@ static void same_bits(const problem *p, float *o1, float *l1, int first, const c
 }
 
 /* Same inputs, 1, 2 and 3 threads, and (where the ISA runs two query tiles per call, AVX-512)
-   with the pairing off: bitwise the same output. Every other problem forces the tile path, so
-   that pairs run on masks the plan would gather. */
+   with the pairing off: bitwise the same output. A third of the problems force the tile path,
+   so that pairs run on masks the plan would gather, and a third the gather path, so that the
+   thread split cuts runs of gather tiles (one kernel call each) in different places. */
 START_TEST(same_bits_any_threads_or_pairing)
 {
     spattn_isa isa = tu_isa(_i);
@@ -393,7 +441,9 @@ START_TEST(same_bits_any_threads_or_pairing)
         problem_random(&p, &r, po);
         float *o1 = malloc(p.o.n * sizeof(float)), *l1 = malloc(p.lse.n * sizeof(float));
         ck_assert(o1 != NULL && l1 != NULL);
-        spattn_path path = c % 2 ? SPATTN_PATH_TILES : SPATTN_PATH_AUTO;
+        static const spattn_path paths[] = {SPATTN_PATH_AUTO, SPATTN_PATH_TILES,
+                                            SPATTN_PATH_GATHER};
+        spattn_path path = paths[c % 3];
         for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
             spattn_options opt = {isa, runs[k].threads};
             spattn_plan *plan;
@@ -542,6 +592,10 @@ START_TEST(fully_masked_rows)
         spattn_options opt = {isa, 1};
         spattn_plan *plan;
         const spattn_mask *ml[1] = {m};
+        for (size_t i = 0; i < lq * d; i++) /* nothing left over from the other path */
+            o[i] = NAN;
+        for (size_t i = 0; i < lq; i++)
+            lse[i] = NAN;
         ck_assert_int_eq(spattn__plan_create_path(&a.shape, ml, 1, &opt, (spattn_path)path, &plan),
                          SPATTN_OK);
         ck_assert_int_eq(spattn_plan_execute(plan, &a), SPATTN_OK);
@@ -825,6 +879,7 @@ Suite *suite_attn(void)
     tcase_add_loop_test(tc, sweep_large, 0, n);
     tcase_add_loop_test(tc, paths_agree_with_reference, 0, n);
     tcase_add_loop_test(tc, gather_row_lengths, 0, n);
+    tcase_add_loop_test(tc, gather_long_run, 0, n);
     tcase_add_loop_test(tc, same_bits_any_threads_or_pairing, 0, n);
     tcase_add_loop_test(tc, plan_reuse, 0, n);
     tcase_add_loop_test(tc, large_scores, 0, n);

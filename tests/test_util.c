@@ -85,10 +85,15 @@ tu_buf tu_buf_new(size_t n)
     b.base = malloc((n + 2 * b.guard) * sizeof(float));
     ck_assert_ptr_nonnull(b.base);
     b.p = b.base + b.guard;
-    float c = canary();
-    for (size_t i = 0; i < n + 2 * b.guard; i++)
-        b.base[i] = c;
+    tu_buf_reset(&b);
     return b;
+}
+
+void tu_buf_reset(tu_buf *b)
+{
+    float c = canary();
+    for (size_t i = 0; i < b->n + 2 * b->guard; i++)
+        b->base[i] = c;
 }
 
 int tu_is_canary(float f)

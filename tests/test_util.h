@@ -29,6 +29,7 @@ int tu_cases(int base);
    guards still hold the canary, tu_buf_untouched whether the payload does too. */
 typedef struct tu_buf { float *base, *p; size_t n, guard; } tu_buf;
 tu_buf tu_buf_new(size_t n);
+void tu_buf_reset(tu_buf *b); /* every float back to the canary */
 int tu_buf_guards_ok(const tu_buf *b);
 int tu_buf_untouched(const tu_buf *b);
 void tu_buf_free(tu_buf *b);

@@ -159,7 +159,7 @@ static void fold_batch(row_ctx *c, const uint32_t *key, size_t n)
 }
 
 void spattn__neon_attn_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
-                              float *scratch)
+                              size_t nqt, float *scratch)
 {
     size_t dq4 = spattn__neon_pad4(job->dim_qk), dv4 = spattn__neon_pad4(job->dim_v);
     row_ctx c;
@@ -179,7 +179,8 @@ void spattn__neon_attn_gather(const spattn_head_job *job, const spattn_keyrows *
         vst1q_f32(zero + d, vdupq_n_f32(0.0f));
 
     const float32x4_t sc = vdupq_n_f32(job->scale);
-    const size_t r0 = qt * SPATTN_TQ, nrows = spattn__keyrows_qt_rows(kr, qt);
+    size_t r0;
+    const size_t nrows = spattn__keyrows_span(kr, qt, nqt, &r0) - r0;
     for (size_t r = 0; r < nrows; r++) {
         const float *q = job->q + (ptrdiff_t)(r0 + r) * job->q_ts;
         size_t d = 0;

@@ -34,12 +34,12 @@ typedef struct spattn_neon_scratch {
 } spattn_neon_scratch;
 
 spattn_neon_scratch spattn__neon_scratch_split(float *scratch, size_t dim_qk, size_t dim_v);
-size_t spattn__neon_scratch_floats(size_t dim_qk, size_t dim_v);
+size_t spattn__neon_scratch_floats(size_t dim_qk, size_t dim_v, size_t gather_rows);
 
 void spattn__neon_attn_tiles(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
                              float *scratch);
 void spattn__neon_attn_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
-                              float *scratch);
+                              size_t nqt, float *scratch);
 void spattn__neon_softmax_tile(const float *x, float *y, size_t ld, const spattn_mask *mask,
                                size_t qt, float scale);
 float spattn__neon_fma_probe(size_t iters, double *flops);

@@ -71,9 +71,10 @@ static void row_finish(const spattn_head_job *job, size_t i, const row_state *r)
 }
 
 /* scratch: TQ row accumulators of dim_v, then one tile row of scores. */
-static size_t scalar_scratch(size_t dim_qk, size_t dim_v)
+static size_t scalar_scratch(size_t dim_qk, size_t dim_v, size_t gather_rows)
 {
     (void)dim_qk;
+    (void)gather_rows;
     return SPATTN_TQ * dim_v + SPATTN_TK;
 }
 
@@ -113,19 +114,20 @@ static void scalar_tiles(const spattn_head_job *job, const spattn_mask *m, size_
 
 /* Gather order: one row at a time through its listed keys, TK at a time. */
 static void scalar_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
-                          float *scratch)
+                          size_t nqt, float *scratch)
 {
-    size_t rows = spattn__keyrows_qt_rows(kr, qt), i0 = qt * SPATTN_TQ;
+    size_t i0;
+    const size_t i1 = spattn__keyrows_span(kr, qt, nqt, &i0);
     row_state st;
     float *s = scratch + SPATTN_TQ * job->dim_v;
-    for (size_t r = 0; r < rows; r++) {
+    for (size_t i = i0; i < i1; i++) {
         init_rows(job, 1, scratch, &st);
-        const float *qi = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
+        const float *qi = job->q + (ptrdiff_t)i * job->q_ts;
         size_t n;
-        const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
+        const uint32_t *keys = spattn__keyrows_row(kr, i, &n);
         for (size_t c = 0; c < n; c += SPATTN_TK)
             row_block(job, qi, keys + c, n - c < SPATTN_TK ? n - c : SPATTN_TK, &st, s);
-        row_finish(job, i0 + r, &st);
+        row_finish(job, i, &st);
     }
 }
 

@@ -40,17 +40,22 @@ static size_t tile_state_floats(size_t dq, size_t dv)
     return 16 * (dq + x86_round16(dv) + SPATTN_TK + QK_NB + 3);
 }
 
+/* Rows whose scores one gather call holds at once (16 floats and a sum each; see the gather
+   path). */
+#define GATHER_BATCH 8192
+
 /* Tile path, per query tile (two for x86_tiles2): Qt (16*dim_qk) | O (16 * dim_v rounded up
    to 16) | St (16 per key, 64 + QK_NB keys) | m, l, alpha.
-   Gather path: q row | o row (each rounded up to 16 floats, 64 bytes) | 16 probabilities. */
-static size_t x86_scratch(size_t dim_qk, size_t dim_v)
+   Gather path (see x86_gather): 16 + dim_v rounded up to 16, and 17 per row of a batch. */
+static size_t x86_scratch(size_t dim_qk, size_t dim_v, size_t gather_rows)
 {
 #ifdef QK_NB2
     size_t tile = 2 * tile_state_floats(dim_qk, dim_v); /* x86_tiles2 runs two */
 #else
     size_t tile = tile_state_floats(dim_qk, dim_v);
 #endif
-    size_t gather = x86_round16(dim_qk) + x86_round16(dim_v) + 16;
+    const size_t batch = gather_rows < GATHER_BATCH ? x86_round16(gather_rows) : GATHER_BATCH;
+    size_t gather = x86_round16(dim_v) + 16 + 17 * batch;
     return tile > gather ? tile : gather;
 }
 
@@ -643,60 +648,84 @@ static void x86_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
 
 /* ---- gather path ------------------------------------------------------------------------ */
 
-/* Four dot products of a q row with key rows; the tails are masked loads, so nothing past
-   dim is read (q may be the caller's row, not a padded copy). */
-static inline __attribute__((always_inline)) __m128 dot4(const float *qrow, size_t dq,
-                                                         const float *k0, const float *k1,
-                                                         const float *k2, const float *k3)
+/* The gather path's passes. A call takes a run of a head's query tiles, and its rows of at most 16 keys go through three passes over
+   the whole run (every row's scores, then their probabilities, then every row's P V), not row
+   by row: with 16 random keys per row each key serves ~16 rows spread over the head, so it is
+   a pass over many rows that finds K (then V) still in L2 from an earlier row, and one row's
+   chain (dots, max, exp, sum, products) has the rows beside it to overlap with. */
+
+/* q . K[keys[c]] in lane c for c < 16 (raw, unscaled). Lanes c >= n repeat key n - 1 (the
+   caller masks them), which keeps the loop free of tests on n; q may be the caller's row:
+   the dim tail is a masked load. */
+static inline __attribute__((always_inline)) col_t dots16(const float *q, size_t dq,
+                                                          const float *k, ptrdiff_t k_ts,
+                                                          const uint32_t *keys, size_t n)
 {
-    vec_t a0 = vec_zero(), a1 = vec_zero(), a2 = vec_zero(), a3 = vec_zero();
-    size_t d = 0;
-    for (; d + VL <= dq; d += VL) {
-        vec_t q = vec_loadu(qrow + d);
-        a0 = vec_fma(q, vec_loadu(k0 + d), a0);
-        a1 = vec_fma(q, vec_loadu(k1 + d), a1);
-        a2 = vec_fma(q, vec_loadu(k2 + d), a2);
-        a3 = vec_fma(q, vec_loadu(k3 + d), a3);
+    vec_t part[16 / VL];
+    for (size_t g = 0; g < 16 / VL; g++) {
+        if (g * VL >= n) {
+            part[g] = vec_zero();
+            continue;
+        }
+        vec_t a[VL];
+        for (size_t c = 0; c < VL; c++) {
+            const float *kp = k + (ptrdiff_t)keys[g * VL + c < n ? g * VL + c : n - 1] * k_ts;
+            vec_t acc = vec_zero();
+            size_t d = 0;
+            for (; d + VL <= dq; d += VL)
+                acc = vec_fma(vec_loadu(q + d), vec_loadu(kp + d), acc);
+            if (d < dq) {
+                const vmask_t mk = vmask_first(dq - d);
+                acc = vec_fma(vec_loadu_m(q + d, mk), vec_loadu_m(kp + d, mk), acc);
+            }
+            a[c] = acc;
+        }
+        part[g] = vec_hsums(a);
     }
-    if (d < dq) {
-        vmask_t mk = vmask_first(dq - d);
-        vec_t q = vec_loadu_m(qrow + d, mk);
-        a0 = vec_fma(q, vec_loadu_m(k0 + d, mk), a0);
-        a1 = vec_fma(q, vec_loadu_m(k1 + d, mk), a1);
-        a2 = vec_fma(q, vec_loadu_m(k2 + d, mk), a2);
-        a3 = vec_fma(q, vec_loadu_m(k3 + d, mk), a3);
-    }
-    return vec_hsum4(a0, a1, a2, a3);
+    return col_from_vecs(part);
 }
 
-/* acc[x] += sum over keys j < n of p[j] * V_j[e + x VL ..], x < 4, vp[j] the key's V row;
-   odd keys go to a second set of accumulators (two chains of n/2 FMAs, not one of n), added
-   in at the end. */
-static inline __attribute__((always_inline)) void pv_keys4(vec_t *acc, const float *const *vp,
-                                                           const float *pb, size_t n, size_t e)
+/* Scores (log2 units, softcap applied) of row q against keys[0 .. n), 1 <= n <= 16; -inf in
+   the lanes past n. */
+static inline __attribute__((always_inline)) col_t row_scores(const spattn_head_job *job,
+                                                              const float *q, size_t dq,
+                                                              const uint32_t *keys, size_t n)
+{
+    col_t s = col_mul(dots16(q, dq, job->k, job->k_ts, keys, n), col_set1(x86_q_factor(job)));
+    if (job->softcap != 0.0f)
+        s = col_mul(col_tanh(s), col_set1(job->softcap * X86_LOG2E));
+    return col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(X86_NINF));
+}
+
+/* acc[x] += sum over c < n of p[c] * V[keys[c]][e + x VL ..], x < 4; odd keys go to a second
+   set of accumulators (two chains of n/2 FMAs, not one of n), added in at the end. */
+static inline __attribute__((always_inline)) void pv_keys4(vec_t *acc, const float *v,
+                                                           ptrdiff_t v_ts, const uint32_t *keys,
+                                                           const float *p, size_t n, size_t e)
 {
     vec_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     vec_t b0 = vec_zero(), b1 = vec_zero(), b2 = vec_zero(), b3 = vec_zero();
     size_t j = 0;
     for (; j + 2 <= n; j += 2) {
-        vec_t pj = vec_set1(pb[j]), pk = vec_set1(pb[j + 1]);
-        const float *v = vp[j] + e, *w = vp[j + 1] + e;
-        a0 = vec_fma(pj, vec_loadu(v), a0);
-        a1 = vec_fma(pj, vec_loadu(v + VL), a1);
-        a2 = vec_fma(pj, vec_loadu(v + 2 * VL), a2);
-        a3 = vec_fma(pj, vec_loadu(v + 3 * VL), a3);
-        b0 = vec_fma(pk, vec_loadu(w), b0);
-        b1 = vec_fma(pk, vec_loadu(w + VL), b1);
-        b2 = vec_fma(pk, vec_loadu(w + 2 * VL), b2);
-        b3 = vec_fma(pk, vec_loadu(w + 3 * VL), b3);
+        const vec_t pj = vec_set1(p[j]), pk = vec_set1(p[j + 1]);
+        const float *x = v + (ptrdiff_t)keys[j] * v_ts + e;
+        const float *y = v + (ptrdiff_t)keys[j + 1] * v_ts + e;
+        a0 = vec_fma(pj, vec_loadu(x), a0);
+        a1 = vec_fma(pj, vec_loadu(x + VL), a1);
+        a2 = vec_fma(pj, vec_loadu(x + 2 * VL), a2);
+        a3 = vec_fma(pj, vec_loadu(x + 3 * VL), a3);
+        b0 = vec_fma(pk, vec_loadu(y), b0);
+        b1 = vec_fma(pk, vec_loadu(y + VL), b1);
+        b2 = vec_fma(pk, vec_loadu(y + 2 * VL), b2);
+        b3 = vec_fma(pk, vec_loadu(y + 3 * VL), b3);
     }
     if (j < n) {
-        vec_t pj = vec_set1(pb[j]);
-        const float *v = vp[j] + e;
-        a0 = vec_fma(pj, vec_loadu(v), a0);
-        a1 = vec_fma(pj, vec_loadu(v + VL), a1);
-        a2 = vec_fma(pj, vec_loadu(v + 2 * VL), a2);
-        a3 = vec_fma(pj, vec_loadu(v + 3 * VL), a3);
+        const vec_t pj = vec_set1(p[j]);
+        const float *x = v + (ptrdiff_t)keys[j] * v_ts + e;
+        a0 = vec_fma(pj, vec_loadu(x), a0);
+        a1 = vec_fma(pj, vec_loadu(x + VL), a1);
+        a2 = vec_fma(pj, vec_loadu(x + 2 * VL), a2);
+        a3 = vec_fma(pj, vec_loadu(x + 3 * VL), a3);
     }
     acc[0] = vec_add(a0, b0);
     acc[1] = vec_add(a1, b1);
@@ -705,140 +734,128 @@ static inline __attribute__((always_inline)) void pv_keys4(vec_t *acc, const flo
 }
 
 /* The same for one vector, the last of the row (masked: V rows are not padded). */
-static inline __attribute__((always_inline)) vec_t pv_keys1(vec_t a0, const float *const *vp,
-                                                            const float *pb, size_t n, size_t e,
+static inline __attribute__((always_inline)) vec_t pv_keys1(vec_t a0, const float *v,
+                                                            ptrdiff_t v_ts, const uint32_t *keys,
+                                                            const float *p, size_t n, size_t e,
                                                             vmask_t mk)
 {
     for (size_t j = 0; j < n; j++)
-        a0 = vec_fma(vec_set1(pb[j]), vec_loadu_m(vp[j] + e, mk), a0);
+        a0 = vec_fma(vec_set1(p[j]), vec_loadu_m(v + (ptrdiff_t)keys[j] * v_ts + e, mk), a0);
     return a0;
 }
 
-/* q . K[keys[c]] for c < n <= 16 in lanes c; lanes past n are 0. */
-static inline __attribute__((always_inline)) col_t gather_dots(const spattn_head_job *job,
-                                                               const float *q, size_t dq,
-                                                               const uint32_t *keys, size_t n)
+/* O = sum over c < n of p[c] V[keys[c]] / l, written to o; exact zeros when l == 0 (no finite
+   score: 0 * an infinite V would be NaN). p unnormalised and O scaled once at the end keep
+   the sum and its reciprocal off the chain the products wait on. */
+static inline __attribute__((always_inline)) void pv_row(const spattn_head_job *job,
+                                                         const size_t dv, const uint32_t *keys,
+                                                         size_t n, const float *p, float l,
+                                                         float *o)
 {
-    const float *kp[16];
-    for (size_t c = 0; c < n; c++)
-        kp[c] = job->k + (ptrdiff_t)keys[c] * job->k_ts;
-    __m128 quarter[4];
-    for (size_t c = 0; c < 16; c += 4) {
-        if (c >= n) {
-            quarter[c / 4] = _mm_setzero_ps();
-            continue;
-        }
-        const float *k1 = kp[c + 1 < n ? c + 1 : n - 1], *k2 = kp[c + 2 < n ? c + 2 : n - 1];
-        const float *k3 = kp[c + 3 < n ? c + 3 : n - 1];
-        quarter[c / 4] = dot4(q, dq, kp[c], k1, k2, k3);
-    }
-    return col_from4(quarter[0], quarter[1], quarter[2], quarter[3]);
-}
-
-/* A row with n <= 16 keys (most rows that take this path) in one pass with no running state:
-   scores, max, probabilities, O = sum p V / sum p written straight to the output. q is read in place and the scale applied to the 16 scores instead. */
-static inline __attribute__((always_inline)) void gather_short_row_d(
-    const spattn_head_job *job, const size_t dq, const size_t dv, const uint32_t *keys,
-    size_t n, size_t i, float *pbuf)
-{
-    const float *q = job->q + (ptrdiff_t)i * job->q_ts;
-    col_t s = col_mul(gather_dots(job, q, dq, keys, n), col_set1(x86_q_factor(job)));
-    if (job->softcap != 0.0f)
-        s = col_mul(col_tanh(s), col_set1(job->softcap * X86_LOG2E));
-    s = col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(X86_NINF));
-    const float mt = col_hmax(s), shift = mt == X86_NINF ? 0.0f : mt;
-    col_t p = col_exp2(col_sub(s, col_set1(shift)));
-    const float l = col_hsum(p);
-    float *o = job->o + (ptrdiff_t)i * job->o_ts;
-    if (job->lse)
-        job->lse[i] = l != 0.0f ? (float)((double)mt * X86_LN2 + log((double)l)) : X86_NINF;
     if (l == 0.0f) {
-        /* No finite score: exact zeros (0 * an infinite V would be NaN). */
         for (size_t e = 0; e < dv; e += VL)
             vec_storeu_m(o + e, vmask_first(dv - e < VL ? dv - e : VL), vec_zero());
         return;
     }
-    /* P V with p unnormalised and O scaled once at the end: the sum and its reciprocal are
-       then off the chain the products wait on. */
-    col_store(pbuf, p);
     const vec_t inv = vec_set1(1.0f / l);
-    const float *vp[16];
-    for (size_t c = 0; c < n; c++)
-        vp[c] = job->v + (ptrdiff_t)keys[c] * job->v_ts;
     size_t e = 0;
     for (; e + 4 * VL <= dv; e += 4 * VL) {
         vec_t acc[4] = {vec_zero(), vec_zero(), vec_zero(), vec_zero()};
-        pv_keys4(acc, vp, pbuf, n, e);
+        pv_keys4(acc, job->v, job->v_ts, keys, p, n, e);
         for (int x = 0; x < 4; x++)
             vec_storeu(o + e + (size_t)x * VL, vec_mul(acc[x], inv));
     }
     for (; e < dv; e += VL) {
-        vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
-        vec_storeu_m(o + e, mk, vec_mul(pv_keys1(vec_zero(), vp, pbuf, n, e, mk), inv));
+        const vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
+        vec_storeu_m(o + e, mk,
+                     vec_mul(pv_keys1(vec_zero(), job->v, job->v_ts, keys, p, n, e, mk), inv));
+    }
+}
+
+/* Rows with 1 to 16 keys take one pass with no running state; longer rows (and empty ones)
+   the online softmax below. */
+static int short_row(size_t n) { return n != 0 && n <= 16; }
+
+/* The short rows among rows i0 .. i0 + rows of kr: scores into sb (16 floats a row), turned
+   into probabilities with their sums in lb, then P V. q is read in place and the scale
+   applied to the scores. */
+static inline __attribute__((always_inline)) void gather_short_rows_d(
+    const spattn_head_job *job, const size_t dq, const size_t dv, const spattn_keyrows *kr,
+    size_t i0, size_t rows, float *sb, float *lb)
+{
+    size_t n;
+    for (size_t r = 0; r < rows; r++) {
+        const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
+        if (short_row(n))
+            col_store(sb + 16 * r,
+                      row_scores(job, job->q + (ptrdiff_t)(i0 + r) * job->q_ts, dq, keys, n));
+    }
+    for (size_t r = 0; r < rows; r++) {
+        spattn__keyrows_row(kr, i0 + r, &n);
+        if (!short_row(n))
+            continue;
+        const col_t s = col_load(sb + 16 * r);
+        const float mt = col_hmax(s), shift = mt == X86_NINF ? 0.0f : mt;
+        const col_t p = col_exp2(col_sub(s, col_set1(shift)));
+        const float l = col_hsum(p);
+        col_store(sb + 16 * r, p);
+        lb[r] = l;
+        if (job->lse)
+            job->lse[i0 + r] =
+                l != 0.0f ? (float)((double)mt * X86_LN2 + log((double)l)) : X86_NINF;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
+        if (short_row(n))
+            pv_row(job, dv, keys, n, sb + 16 * r, lb[r], job->o + (ptrdiff_t)(i0 + r) * job->o_ts);
     }
 }
 
 /* Common head dims as constants, so the dot and P V loops unroll completely. */
-static void gather_short_row(const spattn_head_job *job, const uint32_t *keys, size_t n,
-                             size_t i, float *pbuf)
+static void gather_short_rows(const spattn_head_job *job, const spattn_keyrows *kr, size_t i0,
+                              size_t rows, float *sb, float *lb)
 {
     const size_t dq = job->dim_qk, dv = job->dim_v;
     if (dq == 64 && dv == 64)
-        gather_short_row_d(job, 64, 64, keys, n, i, pbuf);
+        gather_short_rows_d(job, 64, 64, kr, i0, rows, sb, lb);
     else if (dq == 128 && dv == 128)
-        gather_short_row_d(job, 128, 128, keys, n, i, pbuf);
+        gather_short_rows_d(job, 128, 128, kr, i0, rows, sb, lb);
     else
-        gather_short_row_d(job, dq, dv, keys, n, i, pbuf);
+        gather_short_rows_d(job, dq, dv, kr, i0, rows, sb, lb);
 }
 
-/* The state of the gather path for one row: its scaled q, its unnormalised O, running max
-   and sum, and the probabilities of its current chunk of keys. */
+/* A row of more than 16 keys, 16 at a time: online softmax over the chunks, with O (dv
+   rounded up to 16 floats) and the chunk's 16 probabilities in scratch. */
 typedef struct gather_row {
     const spattn_head_job *job;
-    float *q, *o, *p; /* dqp and dvp floats (64-byte multiples); 16 probabilities */
-    size_t dqp, dvp;
-    int softcap;
-    float post;
+    const float *q;
+    float *o, *p;
     float m, l;
     const uint32_t *keys; /* the row's keys not yet folded in */
     size_t n;
 } gather_row;
 
-/* Scores (log2 units) of the row against the next n <= 16 keys, -inf in lanes past n. */
-static inline __attribute__((always_inline)) col_t gather_scores(const gather_row *g,
-                                                                 size_t n)
-{
-    col_t s = gather_dots(g->job, g->q, g->job->dim_qk, g->keys, n);
-    if (g->softcap)
-        s = col_mul(col_tanh(s), col_set1(g->post));
-    return col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(X86_NINF));
-}
-
-/* Folds scores s of the next n keys into the row (online softmax, O += P V) and moves past
-   them. */
-static inline __attribute__((always_inline)) void gather_fold(gather_row *g, col_t s, size_t n)
+/* Folds the next n <= 16 keys into the row and moves past them. */
+static void gather_step(gather_row *g)
 {
     const spattn_head_job *job = g->job;
-    const size_t dv = job->dim_v;
-    const float *vp[16];
-    for (size_t c = 0; c < n; c++)
-        vp[c] = job->v + (ptrdiff_t)g->keys[c] * job->v_ts;
+    const size_t dv = job->dim_v, n = g->n < 16 ? g->n : 16;
+    const col_t s = row_scores(job, g->q, job->dim_qk, g->keys, n);
     const float mold = g->m, mt = col_hmax(s);
     const float mnew = mt > mold ? mt : mold;
     const float shift = mnew == X86_NINF ? 0.0f : mnew;
-    /* exp2 only when the max moved: a row's first chunk (the only one for rows with <= 16
-       keys) has nothing to rescale, and an unchanged max rescales by exactly 1. */
+    /* exp2 only when the max moved: the first chunk has nothing to rescale, and an unchanged
+       max rescales by exactly 1. */
     float alpha = 0.0f;
     if (mold == shift)
         alpha = 1.0f;
     else if (mold != X86_NINF)
         alpha = vec_lane0(vec_exp2(vec_set1(mold - shift)));
-    col_t p = col_exp2(col_sub(s, col_set1(shift)));
+    const col_t p = col_exp2(col_sub(s, col_set1(shift)));
     g->l = g->l * alpha + col_hsum(p);
     g->m = mnew;
     col_store(g->p, p);
 
-    const float *pb = g->p;
     const vec_t va = vec_set1(alpha);
     float *o = g->o;
     size_t e = 0;
@@ -846,89 +863,68 @@ static inline __attribute__((always_inline)) void gather_fold(gather_row *g, col
         vec_t acc[4];
         for (int x = 0; x < 4; x++)
             acc[x] = vec_mul(vec_loadu(o + e + (size_t)x * VL), va);
-        pv_keys4(acc, vp, pb, n, e);
+        pv_keys4(acc, job->v, job->v_ts, g->keys, g->p, n, e);
         for (int x = 0; x < 4; x++)
             vec_storeu(o + e + (size_t)x * VL, acc[x]);
     }
     for (; e < dv; e += VL) {
-        /* O rows are padded to a multiple of 16 floats; V rows are not. */
-        vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
-        vec_storeu(o + e, pv_keys1(vec_mul(vec_loadu(o + e), va), vp, pb, n, e, mk));
+        /* O is padded to a multiple of 16 floats; V rows are not. */
+        const vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
+        vec_storeu(o + e, pv_keys1(vec_mul(vec_loadu(o + e), va), job->v, job->v_ts, g->keys,
+                                   g->p, n, e, mk));
     }
     g->keys += n;
     g->n -= n;
 }
 
-/* The next chunk of a row's keys (at most 16). */
-static void gather_step(gather_row *g)
-{
-    const size_t n = g->n < 16 ? g->n : 16;
-    gather_fold(g, gather_scores(g, n), n);
-}
-
-static void gather_begin(gather_row *g, const spattn_keyrows *kr, size_t i, vec_t c)
-{
-    const spattn_head_job *job = g->job;
-    const size_t dq = job->dim_qk;
-    const float *q = job->q + (ptrdiff_t)i * job->q_ts;
-    for (size_t d = 0; d < g->dqp; d += VL) {
-        vec_t x = vec_zero(); /* the padding past dim is 0 */
-        if (d < dq)
-            x = vec_mul(vec_loadu_m(q + d, vmask_first(dq - d < VL ? dq - d : VL)), c);
-        vec_storeu(g->q + d, x);
-    }
-    memset(g->o, 0, g->dvp * sizeof(float));
-    g->m = X86_NINF;
-    g->l = 0.0f;
-    g->keys = spattn__keyrows_row(kr, i, &g->n);
-}
-
-static void gather_end(const gather_row *g, size_t i)
+static void gather_long_row(gather_row *g, const uint32_t *keys, size_t n, size_t i)
 {
     const spattn_head_job *job = g->job;
     const size_t dv = job->dim_v;
+    g->q = job->q + (ptrdiff_t)i * job->q_ts;
+    memset(g->o, 0, x86_round16(dv) * sizeof(float));
+    g->m = X86_NINF;
+    g->l = 0.0f;
+    g->keys = keys;
+    g->n = n;
+    while (g->n != 0)
+        gather_step(g);
+
     float *o = job->o + (ptrdiff_t)i * job->o_ts;
     const float l = g->l;
     const vec_t inv = vec_set1(l != 0.0f ? 1.0f / l : 0.0f);
     for (size_t e = 0; e < dv; e += VL) {
-        vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
+        const vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
         /* l == 0 (no key, or only -inf scores) gives exact zeros, not 0 * acc: an allowed key
            with score -inf still added 0 * V, which is NaN where V is infinite. */
-        vec_t x = l != 0.0f ? vec_mul(vec_loadu(g->o + e), inv) : vec_zero();
-        vec_storeu_m(o + e, mk, x);
+        vec_storeu_m(o + e, mk, l != 0.0f ? vec_mul(vec_loadu(g->o + e), inv) : vec_zero());
     }
     if (job->lse)
         job->lse[i] = l != 0.0f ? (float)((double)g->m * X86_LN2 + log((double)l)) : X86_NINF;
 }
 
-/* One row at a time through the keys the plan listed for it. (Software prefetch of the next
-   rows' K and V measured no gain: at len_k 4096 the scattered rows come from L2 and L3 at
-   their bandwidth, not their latency; see docs/performance.md.) */
+/* Query tiles qt .. qt + nqt - 1 through the keys the plan listed for their rows. Scratch: O
+   of a long row | 16 probabilities | scores of up to GATHER_BATCH short rows | their sums.
+   (Software prefetch of the next rows' K and V measured slower: the passes already keep
+   enough loads in flight.) */
 static void x86_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
-                       float *scratch)
+                       size_t nqt, float *scratch)
 {
-    const size_t rows = spattn__keyrows_qt_rows(kr, qt), i0 = qt * SPATTN_TQ;
-    const vec_t c = vec_set1(x86_q_factor(job));
+    size_t i0;
+    const size_t i1 = spattn__keyrows_span(kr, qt, nqt, &i0);
+    const size_t batch = i1 - i0 < GATHER_BATCH ? x86_round16(i1 - i0) : GATHER_BATCH;
     gather_row g;
     g.job = job;
-    g.dqp = x86_round16(job->dim_qk);
-    g.dvp = x86_round16(job->dim_v);
-    g.q = scratch;
-    g.o = g.q + g.dqp;
-    g.p = g.o + g.dvp;
-    g.softcap = job->softcap != 0.0f;
-    g.post = job->softcap * X86_LOG2E;
-    for (size_t r = 0; r < rows; r++) {
+    g.o = scratch;
+    g.p = g.o + x86_round16(job->dim_v);
+    float *sb = g.p + 16, *lb = sb + 16 * batch;
+    for (size_t b = i0; b < i1; b += batch)
+        gather_short_rows(job, kr, b, i1 - b < batch ? i1 - b : batch, sb, lb);
+    for (size_t i = i0; i < i1; i++) {
         size_t n;
-        const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
-        if (n <= 16 && n != 0) {
-            gather_short_row(job, keys, n, i0 + r, g.p);
-            continue;
-        }
-        gather_begin(&g, kr, i0 + r, c);
-        while (g.n != 0)
-            gather_step(&g);
-        gather_end(&g, i0 + r);
+        const uint32_t *keys = spattn__keyrows_row(kr, i, &n);
+        if (!short_row(n))
+            gather_long_row(&g, keys, n, i);
     }
 }
 

@@ -257,18 +257,26 @@ SPATTN_ALWAYS_INLINE vec_t vec_exp2(vec_t x) { return spattn__exp2_ymm(x); }
 SPATTN_ALWAYS_INLINE float vec_hsum(vec_t a) { return hsum_ymm(a); }
 SPATTN_ALWAYS_INLINE float vec_hmax(vec_t a) { return hmax_ymm(a); }
 SPATTN_ALWAYS_INLINE float vec_lane0(vec_t a) { return _mm256_cvtss_f32(a); }
-/* Lane i = sum of the lanes of a_i, one shared hadd tree. */
-SPATTN_ALWAYS_INLINE __m128 vec_hsum4(vec_t a0, vec_t a1, vec_t a2, vec_t a3)
+/* Lane i = the sum of a[i]'s lanes, for 8 vectors at once: each level adds pairs of vectors
+   after moving their halves (then pairs, then single lanes) side by side. The levels leave
+   lane i holding vector perm[i]; perm is its own inverse, so reading the inputs through it
+   puts every sum in its own lane. */
+SPATTN_ALWAYS_INLINE vec_t vec_hsums(const vec_t a[8])
 {
-    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    static const int perm[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+    __m256 h[4];
+    for (int i = 0; i < 4; i++) /* lanes 0-3: a[perm[i]], 4-7: a[perm[i + 4]] */
+        h[i] = _mm256_add_ps(_mm256_blend_ps(a[perm[i]], a[perm[i + 4]], 0xF0),
+                             _mm256_permute2f128_ps(a[perm[i]], a[perm[i + 4]], 0x21));
+    __m256 x = _mm256_add_ps(_mm256_shuffle_ps(h[0], h[2], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm256_shuffle_ps(h[0], h[2], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m256 y = _mm256_add_ps(_mm256_shuffle_ps(h[1], h[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm256_shuffle_ps(h[1], h[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm256_add_ps(_mm256_shuffle_ps(x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm256_shuffle_ps(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
 }
-/* Four quarters into one column, in registers (a reload spanning several stores would stall). */
-SPATTN_ALWAYS_INLINE col_t col_from4(__m128 a, __m128 b, __m128 c, __m128 d)
-{
-    return col_mk(_mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1),
-                  _mm256_insertf128_ps(_mm256_castps128_ps256(c), d, 1));
-}
+/* The 16 / VL results of vec_hsums as one column. */
+SPATTN_ALWAYS_INLINE col_t col_from_vecs(const vec_t *v) { return col_mk(v[0], v[1]); }
 /* Peak probe (x86_fma_probe): 12 independent chains (4-cycle latency, two FMA ports, 16 registers). */
 #define PROBE_CHAINS 12
 

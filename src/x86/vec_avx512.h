@@ -159,24 +159,31 @@ SPATTN_ALWAYS_INLINE vec_t vec_exp2(vec_t x) { return spattn__exp2_zmm(x); }
 SPATTN_ALWAYS_INLINE float vec_hsum(vec_t a) { return _mm512_reduce_add_ps(a); }
 SPATTN_ALWAYS_INLINE float vec_hmax(vec_t a) { return _mm512_reduce_max_ps(a); }
 SPATTN_ALWAYS_INLINE float vec_lane0(vec_t a) { return _mm512_cvtss_f32(a); }
-/* Lane i = sum of the lanes of a_i: halves first, then one shared hadd tree. */
-SPATTN_ALWAYS_INLINE __m128 vec_hsum4(vec_t a0, vec_t a1, vec_t a2, vec_t a3)
+/* Lane i = the sum of a[i]'s lanes, for 16 vectors at once: each level adds pairs of vectors
+   after moving their halves (then quarters, pairs, single lanes) side by side: 15 adds and 30
+   shuffles or blends in all, where reducing each vector alone takes 4 of each apiece. The
+   levels leave lane i holding vector perm[i]; perm is its own inverse, so reading the inputs
+   through it puts every sum in its own lane. */
+SPATTN_ALWAYS_INLINE vec_t vec_hsums(const vec_t a[16])
 {
-    __m256 x0 = _mm256_add_ps(_mm512_castps512_ps256(a0), _mm512_extractf32x8_ps(a0, 1));
-    __m256 x1 = _mm256_add_ps(_mm512_castps512_ps256(a1), _mm512_extractf32x8_ps(a1, 1));
-    __m256 x2 = _mm256_add_ps(_mm512_castps512_ps256(a2), _mm512_extractf32x8_ps(a2, 1));
-    __m256 x3 = _mm256_add_ps(_mm512_castps512_ps256(a3), _mm512_extractf32x8_ps(a3, 1));
-    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(x0, x1), _mm256_hadd_ps(x2, x3));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    static const int perm[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
+    __m512 h[8], q[4];
+    for (int i = 0; i < 8; i++) /* lanes 0-7: a[perm[i]], 8-15: a[perm[i + 8]] */
+        h[i] = _mm512_add_ps(_mm512_mask_blend_ps(0xFF00, a[perm[i]], a[perm[i + 8]]),
+                             _mm512_shuffle_f32x4(a[perm[i]], a[perm[i + 8]],
+                                                  _MM_SHUFFLE(1, 0, 3, 2)));
+    for (int i = 0; i < 4; i++) /* quarters: h[i] low, h[i] high, h[i + 4] low, h[i + 4] high */
+        q[i] = _mm512_add_ps(_mm512_shuffle_f32x4(h[i], h[i + 4], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(h[i], h[i + 4], _MM_SHUFFLE(3, 1, 3, 1)));
+    __m512 x = _mm512_add_ps(_mm512_shuffle_ps(q[0], q[2], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(q[0], q[2], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 y = _mm512_add_ps(_mm512_shuffle_ps(q[1], q[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(q[1], q[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(_mm512_shuffle_ps(x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_ps(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
 }
-/* Four quarters into one column, in registers (storing them and reloading the whole would
-   stall: a load spanning several smaller stores cannot be forwarded). */
-SPATTN_ALWAYS_INLINE col_t col_from4(__m128 a, __m128 b, __m128 c, __m128 d)
-{
-    __m256 lo = _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
-    __m256 hi = _mm256_insertf128_ps(_mm256_castps128_ps256(c), d, 1);
-    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
-}
+/* The 16 / VL results of vec_hsums as one column. */
+SPATTN_ALWAYS_INLINE col_t col_from_vecs(const vec_t *v) { return v[0]; }
 /* Peak probe (x86_fma_probe): 24 independent chains cover 4-cycle latency on two FMA ports with room. */
 #define PROBE_CHAINS 24
 
