@@ -315,28 +315,24 @@ START_TEST(sweep_large)
 }
 END_TEST
 
-/* Problem p on both forced paths of the plan, each from a fresh output, against the
-   reference. */
-static void check_paths(spattn_isa isa, problem *pp, const char *label)
+/* Problem p on forced path `path` of the plan, from a fresh output, against the reference. */
+static void check_path(spattn_isa isa, problem *p, spattn_path path, const char *label)
 {
-    problem p = *pp;
     tu_buf ro, rlse;
-    reference(&p, &ro, &rlse);
-    for (int path = SPATTN_PATH_TILES; path <= SPATTN_PATH_GATHER; path++) {
-        spattn_options opt = {isa, 1};
-        spattn_plan *plan;
-        tu_buf_reset(&p.o);
-        tu_buf_reset(&p.lse);
-        ck_assert_int_eq(spattn__plan_create_path(&p.a.shape, mask_list(&p), p.n_masks, &opt,
-                                                  (spattn_path)path, &plan),
-                         SPATTN_OK);
-        ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);
-        char what[96];
-        snprintf(what, sizeof what, "%s path, %s", path == SPATTN_PATH_TILES ? "tiles" : "gather",
-                 label);
-        compare(&p, &ro, &rlse, what);
-        spattn_plan_free(plan);
-    }
+    reference(p, &ro, &rlse);
+    spattn_options opt = {isa, 1};
+    spattn_plan *plan;
+    tu_buf_reset(&p->o);
+    tu_buf_reset(&p->lse);
+    ck_assert_int_eq(
+        spattn__plan_create_path(&p->a.shape, mask_list(p), p->n_masks, &opt, path, &plan),
+        SPATTN_OK);
+    ck_assert_int_eq(spattn_plan_execute(plan, &p->a), SPATTN_OK);
+    char what[96];
+    snprintf(what, sizeof what, "%s path, %s", path == SPATTN_PATH_TILES ? "tiles" : "gather",
+             label);
+    compare(p, &ro, &rlse, what);
+    spattn_plan_free(plan);
     tu_buf_free(&ro);
     tu_buf_free(&rlse);
 }
@@ -346,7 +342,8 @@ static void both_paths(spattn_isa isa, tu_rng *r, problem_opts po, const char *l
 {
     problem p;
     problem_random(&p, r, po);
-    check_paths(isa, &p, label);
+    check_path(isa, &p, SPATTN_PATH_TILES, label);
+    check_path(isa, &p, SPATTN_PATH_GATHER, label);
     problem_free(&p);
 }
 
@@ -361,9 +358,10 @@ START_TEST(paths_agree_with_reference)
 }
 END_TEST
 
-/* The gather path by row length: rows of up to 16 keys take a one-pass route, longer ones
-   the chunked online softmax, and head dims 64 and 128 have their own unrolled code. Every
-   count around the 16-key boundary, against the reference, on both forced paths. */
+/* The gather path by row length: the x86 passes score rows 16 keys at a time (a row of 1 to
+   16, then several blocks, the last one partial), and head dims 64 and 128 have their own
+   unrolled code. Counts around the 16- and 32-key block edges, against the reference, on
+   both forced paths. (Rows past the passes' 1024-key limit: gather_long_run.) */
 START_TEST(gather_row_lengths)
 {
     spattn_isa isa = tu_isa(_i);
@@ -381,32 +379,47 @@ START_TEST(gather_row_lengths)
 }
 END_TEST
 
-/* A run of gather tiles longer than the x86 kernels take in one batch (8192 rows): one head of
-   8192 + 37 rows, each allowing 0 to 40 random keys (empty, short and long rows mixed). */
+/* Keys of row i in gather_long_run: every 1000th row long (1023 to 1200 keys: both sides of
+   the x86 passes' 1024-key limit), the others 1 to short_max, or (a quarter of them) none. */
+static size_t long_run_keys(tu_rng *r, size_t i, size_t short_max)
+{
+    static const size_t longs[] = {1023, 1024, 1025, 1100, 1200};
+    if (i % 1000 == 999)
+        return longs[(i / 1000) % 5];
+    return tu_uniform(r) < 0.25 ? 0 : tu_range(r, 1, short_max);
+}
+
+/* A run of gather tiles longer than the x86 kernels take in one batch: one head of 8192 + 37
+   rows on the gather path. With rows of at most 16 keys the batch ends at 8192 rows; with up
+   to 40 it ends where the scores fill their scratch, near row 4800. */
 START_TEST(gather_long_run)
 {
     spattn_isa isa = tu_isa(_i);
     tu_rng r = {515 + (uint64_t)isa};
-    problem p;
-    memset(&p, 0, sizeof p);
-    spattn_shape *s = &p.a.shape;
-    *s = (spattn_shape){1, 1, 1, 8192 + 37, 90, 24, 20};
-    problem_fill(&p, &r, 1.0f);
-    uint8_t *d = calloc(s->len_q * s->len_k, 1);
-    ck_assert(d != NULL);
-    for (size_t i = 0; i < s->len_q; i++)
-        for (size_t n = 0, want = tu_range(&r, 0, 40); n < want;) {
-            size_t j = tu_range(&r, 0, s->len_k - 1);
-            n += !d[i * s->len_k + j];
-            d[i * s->len_k + j] = 1;
-        }
-    ck_assert_int_eq(spattn_mask_from_dense(s->len_q, s->len_k, d, s->len_k, &p.masks[0]),
-                     SPATTN_OK);
-    free(d);
-    p.n_masks = 1;
-    poison_unused_keys(&p);
-    check_paths(isa, &p, "8229 rows of 0-40 keys");
-    problem_free(&p);
+    for (size_t short_max = 16; short_max <= 40; short_max += 24) {
+        problem p;
+        memset(&p, 0, sizeof p);
+        spattn_shape *s = &p.a.shape;
+        *s = (spattn_shape){1, 1, 1, 8192 + 37, 1200, 24, 20};
+        problem_fill(&p, &r, 1.0f);
+        uint8_t *d = calloc(s->len_q * s->len_k, 1);
+        ck_assert(d != NULL);
+        for (size_t i = 0; i < s->len_q; i++)
+            for (size_t n = 0, want = long_run_keys(&r, i, short_max); n < want;) {
+                size_t j = tu_range(&r, 0, s->len_k - 1);
+                n += !d[i * s->len_k + j];
+                d[i * s->len_k + j] = 1;
+            }
+        ck_assert_int_eq(spattn_mask_from_dense(s->len_q, s->len_k, d, s->len_k, &p.masks[0]),
+                         SPATTN_OK);
+        free(d);
+        p.n_masks = 1;
+        poison_unused_keys(&p);
+        char label[64];
+        snprintf(label, sizeof label, "8229 rows of up to %zu keys", short_max);
+        check_path(isa, &p, SPATTN_PATH_GATHER, label);
+        problem_free(&p);
+    }
 }
 END_TEST
 

@@ -40,13 +40,26 @@ static size_t tile_state_floats(size_t dq, size_t dv)
     return 16 * (dq + x86_round16(dv) + SPATTN_TK + QK_NB + 3);
 }
 
-/* Rows whose scores one gather call holds at once (16 floats and a sum each; see the gather
-   path). */
+/* The gather path's passes (see there) take rows of up to GATHER_ROW_MAX keys, at most
+   GATHER_BATCH rows at a time: their scores (16 floats per started 16 keys) and sums stay in
+   scratch between passes. */
 #define GATHER_BATCH 8192
+#define GATHER_ROW_MAX 1024
+
+/* Sums and scores one gather call over `rows` rows holds: enough for the call's rows (or a
+   batch) of 16 keys each, and always for one row of GATHER_ROW_MAX. */
+static size_t gather_sums(size_t rows)
+{
+    return rows < GATHER_BATCH ? x86_round16(rows) : GATHER_BATCH;
+}
+static size_t gather_scores(size_t rows)
+{
+    return 16 * gather_sums(rows) > GATHER_ROW_MAX ? 16 * gather_sums(rows) : GATHER_ROW_MAX;
+}
 
 /* Tile path, per query tile (two for x86_tiles2): Qt (16*dim_qk) | O (16 * dim_v rounded up
    to 16) | St (16 per key, 64 + QK_NB keys) | m, l, alpha.
-   Gather path (see x86_gather): 16 + dim_v rounded up to 16, and 17 per row of a batch. */
+   Gather path: see x86_gather. */
 static size_t x86_scratch(size_t dim_qk, size_t dim_v, size_t gather_rows)
 {
 #ifdef QK_NB2
@@ -54,8 +67,8 @@ static size_t x86_scratch(size_t dim_qk, size_t dim_v, size_t gather_rows)
 #else
     size_t tile = tile_state_floats(dim_qk, dim_v);
 #endif
-    const size_t batch = gather_rows < GATHER_BATCH ? x86_round16(gather_rows) : GATHER_BATCH;
-    size_t gather = x86_round16(dim_v) + 16 + 17 * batch;
+    size_t gather =
+        x86_round16(dim_v) + 16 + gather_scores(gather_rows) + gather_sums(gather_rows);
     return tile > gather ? tile : gather;
 }
 
@@ -648,9 +661,9 @@ static void x86_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
 
 /* ---- gather path ------------------------------------------------------------------------ */
 
-/* The gather path's passes. A call takes a run of a head's query tiles, and its rows of at most 16 keys go through three passes over
-   the whole run (every row's scores, then their probabilities, then every row's P V), not row
-   by row: with 16 random keys per row each key serves ~16 rows spread over the head, so it is
+/* The gather path's passes. A call takes a run of a head's query tiles, and its rows of at most
+   GATHER_ROW_MAX keys go through three passes over the whole run (every row's scores, then
+   their probabilities, then every row's P V), not row by row: with 16 random keys per row each key serves ~16 rows spread over the head, so it is
    a pass over many rows that finds K (then V) still in L2 from an earlier row, and one row's
    chain (dots, max, exp, sum, products) has the rows beside it to overlap with. */
 
@@ -772,59 +785,85 @@ static inline __attribute__((always_inline)) void pv_row(const spattn_head_job *
     }
 }
 
-/* Rows with 1 to 16 keys take one pass with no running state; longer rows (and empty ones)
+/* Rows the passes take (each key once, no running state); longer rows (and empty ones) take
    the online softmax below. */
-static int short_row(size_t n) { return n != 0 && n <= 16; }
+static int phased_row(size_t n) { return n != 0 && n <= GATHER_ROW_MAX; }
 
-/* The short rows among rows i0 .. i0 + rows of kr: scores into sb (16 floats a row), turned
-   into probabilities with their sums in lb, then P V. q is read in place and the scale
-   applied to the scores. */
-static inline __attribute__((always_inline)) void gather_short_rows_d(
+/* The phased rows among rows i0 .. i0 + rows of kr: scores into sb (row after row, n rounded
+   up to 16 floats each), turned into probabilities with their sums in lb, then P V. q is read in place
+   and the scale applied to the scores. */
+static inline __attribute__((always_inline)) void gather_rows_d(
     const spattn_head_job *job, const size_t dq, const size_t dv, const spattn_keyrows *kr,
     size_t i0, size_t rows, float *sb, float *lb)
 {
     size_t n;
+    float *s = sb;
     for (size_t r = 0; r < rows; r++) {
         const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
-        if (short_row(n))
-            col_store(sb + 16 * r,
-                      row_scores(job, job->q + (ptrdiff_t)(i0 + r) * job->q_ts, dq, keys, n));
+        if (!phased_row(n))
+            continue;
+        const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
+        if (n <= 16) {
+            col_store(s, row_scores(job, q, dq, keys, n));
+            s += 16;
+            continue;
+        }
+        for (size_t c = 0; c < n; c += 16, s += 16)
+            col_store(s, row_scores(job, q, dq, keys + c, n - c < 16 ? n - c : 16));
     }
+    s = sb;
     for (size_t r = 0; r < rows; r++) {
         spattn__keyrows_row(kr, i0 + r, &n);
-        if (!short_row(n))
+        if (!phased_row(n))
             continue;
-        const col_t s = col_load(sb + 16 * r);
-        const float mt = col_hmax(s), shift = mt == X86_NINF ? 0.0f : mt;
-        const col_t p = col_exp2(col_sub(s, col_set1(shift)));
-        const float l = col_hsum(p);
-        col_store(sb + 16 * r, p);
+        const size_t w = x86_round16(n);
+        col_t mx = col_load(s);
+        for (size_t c = 16; c < w; c += 16)
+            mx = col_max(mx, col_load(s + c));
+        const float mt = col_hmax(mx), shift = mt == X86_NINF ? 0.0f : mt;
+        col_t sum;
+        if (w == 16) { /* one block, the common case: mx is its scores (a loop here cost 10 %) */
+            sum = col_exp2(col_sub(mx, col_set1(shift)));
+            col_store(s, sum);
+        } else {
+            sum = col_zero();
+            for (size_t c = 0; c < w; c += 16) {
+                const col_t p = col_exp2(col_sub(col_load(s + c), col_set1(shift)));
+                col_store(s + c, p);
+                sum = col_add(sum, p);
+            }
+        }
+        const float l = col_hsum(sum);
         lb[r] = l;
         if (job->lse)
             job->lse[i0 + r] =
                 l != 0.0f ? (float)((double)mt * X86_LN2 + log((double)l)) : X86_NINF;
+        s += w;
     }
+    s = sb;
     for (size_t r = 0; r < rows; r++) {
         const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
-        if (short_row(n))
-            pv_row(job, dv, keys, n, sb + 16 * r, lb[r], job->o + (ptrdiff_t)(i0 + r) * job->o_ts);
+        if (!phased_row(n))
+            continue;
+        pv_row(job, dv, keys, n, s, lb[r], job->o + (ptrdiff_t)(i0 + r) * job->o_ts);
+        s += x86_round16(n);
     }
 }
 
 /* Common head dims as constants, so the dot and P V loops unroll completely. */
-static void gather_short_rows(const spattn_head_job *job, const spattn_keyrows *kr, size_t i0,
-                              size_t rows, float *sb, float *lb)
+static void gather_rows(const spattn_head_job *job, const spattn_keyrows *kr, size_t i0,
+                        size_t rows, float *sb, float *lb)
 {
     const size_t dq = job->dim_qk, dv = job->dim_v;
     if (dq == 64 && dv == 64)
-        gather_short_rows_d(job, 64, 64, kr, i0, rows, sb, lb);
+        gather_rows_d(job, 64, 64, kr, i0, rows, sb, lb);
     else if (dq == 128 && dv == 128)
-        gather_short_rows_d(job, 128, 128, kr, i0, rows, sb, lb);
+        gather_rows_d(job, 128, 128, kr, i0, rows, sb, lb);
     else
-        gather_short_rows_d(job, dq, dv, kr, i0, rows, sb, lb);
+        gather_rows_d(job, dq, dv, kr, i0, rows, sb, lb);
 }
 
-/* A row of more than 16 keys, 16 at a time: online softmax over the chunks, with O (dv
+/* A row of more than GATHER_ROW_MAX keys, 16 at a time: online softmax over the chunks, with O (dv
    rounded up to 16 floats) and the chunk's 16 probabilities in scratch. */
 typedef struct gather_row {
     const spattn_head_job *job;
@@ -904,26 +943,34 @@ static void gather_long_row(gather_row *g, const uint32_t *keys, size_t n, size_
 }
 
 /* Query tiles qt .. qt + nqt - 1 through the keys the plan listed for their rows. Scratch: O
-   of a long row | 16 probabilities | scores of up to GATHER_BATCH short rows | their sums.
-   (Software prefetch of the next rows' K and V measured slower: the passes already keep
-   enough loads in flight.) */
+   of a long row | 16 probabilities | gather_scores floats of scores | gather_sums sums, sized
+   by the call's rows (the plan's scratch is for its longest call). (Software prefetch of the
+   next rows' K and V measured slower: the passes already keep enough loads in flight.) */
 static void x86_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
                        size_t nqt, float *scratch)
 {
     size_t i0;
     const size_t i1 = spattn__keyrows_span(kr, qt, nqt, &i0);
-    const size_t batch = i1 - i0 < GATHER_BATCH ? x86_round16(i1 - i0) : GATHER_BATCH;
+    const size_t max_rows = gather_sums(i1 - i0), max_scores = gather_scores(i1 - i0);
     gather_row g;
     g.job = job;
     g.o = scratch;
     g.p = g.o + x86_round16(job->dim_v);
-    float *sb = g.p + 16, *lb = sb + 16 * batch;
-    for (size_t b = i0; b < i1; b += batch)
-        gather_short_rows(job, kr, b, i1 - b < batch ? i1 - b : batch, sb, lb);
+    float *sb = g.p + 16, *lb = sb + max_scores;
+    for (size_t b = i0, e; b < i1; b = e) {
+        size_t used = 0, n;
+        for (e = b; e < i1 && e - b < max_rows; e++) {
+            spattn__keyrows_row(kr, e, &n);
+            if (phased_row(n) && used + x86_round16(n) > max_scores)
+                break;
+            used += phased_row(n) ? x86_round16(n) : 0;
+        }
+        gather_rows(job, kr, b, e - b, sb, lb);
+    }
     for (size_t i = i0; i < i1; i++) {
         size_t n;
         const uint32_t *keys = spattn__keyrows_row(kr, i, &n);
-        if (!short_row(n))
+        if (!phased_row(n))
             gather_long_row(&g, keys, n, i);
     }
 }
