@@ -44,8 +44,9 @@ typedef struct spattn_head_job {
 typedef struct spattn_kernel_table {
     spattn_isa isa;
     const char *name;
-    /* Use the gather path for a query tile whose allowed pairs fill less than this fraction
-       of the key tiles it visits (measured per ISA; see docs/performance.md). */
+    /* Use the gather path for a query tile whose allowed pairs are fewer than this fraction
+       of the area of the PARTIAL key tiles it visits (measured per ISA on scattered keys,
+       where no tile is FULL; see docs/kernels-x86.md). */
     double gather_below;
     /* Floats of scratch one thread needs; gather_rows bounds the rows of a head one
        attn_gather call may get (0: the plan has no gather tiles). */

@@ -73,10 +73,13 @@ int spattn__choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, s
 {
     if (path != SPATTN_PATH_AUTO)
         return path == SPATTN_PATH_GATHER;
-    size_t nt = m->qt_ptr[qt + 1] - m->qt_ptr[qt];
-    if (nt == 0)
-        return 0;
-    double area = (double)nt * SPATTN_TK * (double)spattn__qt_rows(m, qt);
+    /* The area of the PARTIAL tiles only: a FULL tile's pairs run at the tile path's best (no
+       per-key mask), so its pairs count against gathering and its area not for it. With no
+       FULL tile this is the plain fill ratio the crossovers were measured with. */
+    size_t partial = 0;
+    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
+        partial += m->tiles[t].part != SPATTN_FULL;
+    double area = (double)partial * SPATTN_TK * (double)spattn__qt_rows(m, qt);
     return (double)m->qt_nnz[qt] < kt->gather_below * area;
 }
 

@@ -359,14 +359,14 @@ START_TEST(paths_agree_with_reference)
 END_TEST
 
 /* The gather path by row length: the x86 passes score rows 16 keys at a time (a row of 1 to
-   16, then several blocks, the last one partial), and head dims 64 and 128 have their own
-   unrolled code. Counts around the 16- and 32-key block edges, against the reference, on
-   both forced paths. (Rows past the passes' 1024-key limit: gather_long_run.) */
+   16, then several blocks, the last one partial; blocks of at most 4 or 8 keys skip half the
+   vector's dot products), and head dims 64 and 128 have their own unrolled code. Counts
+   around those edges, against the reference, on both forced paths. (Rows past the passes' 16384-key limit: gather_long_run.) */
 START_TEST(gather_row_lengths)
 {
     spattn_isa isa = tu_isa(_i);
     tu_rng r = {4242 + (uint64_t)isa};
-    static const size_t counts[] = {1, 2, 15, 16, 17, 31, 32, 33, 50};
+    static const size_t counts[] = {1, 2, 4, 5, 8, 9, 15, 16, 17, 31, 32, 33, 50};
     static const size_t dims[][2] = {{64, 64}, {128, 128}, {64, 128}, {128, 64}, {1, 1},
                                      {17, 33}, {48, 80}};
     for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++)
@@ -379,19 +379,47 @@ START_TEST(gather_row_lengths)
 }
 END_TEST
 
-/* Keys of row i in gather_long_run: every 1000th row long (1023 to 1200 keys: both sides of
-   the x86 passes' 1024-key limit), the others 1 to short_max, or (a quarter of them) none. */
-static size_t long_run_keys(tu_rng *r, size_t i, size_t short_max)
+/* Row i of gather_long_run's mask (its keys into cols, increasing; returns how many): every
+   1000th row long (16383 to 16400 keys of 16400: both sides of the x86 passes' 16384-key
+   limit), the others 1 to short_max random keys, or (a quarter of them) none. */
+static size_t long_run_row(tu_rng *r, size_t i, size_t len_k, size_t short_max, int32_t *cols)
 {
-    static const size_t longs[] = {1023, 1024, 1025, 1100, 1200};
-    if (i % 1000 == 999)
-        return longs[(i / 1000) % 5];
-    return tu_uniform(r) < 0.25 ? 0 : tu_range(r, 1, short_max);
+    static const size_t longs[] = {16383, 16384, 16385, 16400};
+    size_t n = 0;
+    if (i % 1000 == 999) {
+        /* all keys but a few: mark the left-out ones with -1 */
+        for (size_t j = 0; j < len_k; j++)
+            cols[j] = (int32_t)j;
+        for (size_t out = len_k - longs[(i / 1000) % 4]; out > 0;) {
+            size_t j = tu_range(r, 0, len_k - 1);
+            out -= cols[j] >= 0;
+            cols[j] = -1;
+        }
+        for (size_t j = 0; j < len_k; j++)
+            if (cols[j] >= 0)
+                cols[n++] = cols[j];
+        return n;
+    }
+    size_t want = tu_uniform(r) < 0.25 ? 0 : tu_range(r, 1, short_max);
+    while (n < want) {
+        int32_t j = (int32_t)tu_range(r, 0, len_k - 1), at = (int32_t)n;
+        for (size_t t = 0; t < n; t++)
+            at = cols[t] == j ? -1 : at;
+        if (at < 0)
+            continue;
+        while (at > 0 && cols[at - 1] > j) { /* insertion keeps the row sorted */
+            cols[at] = cols[at - 1];
+            at--;
+        }
+        cols[at] = j;
+        n++;
+    }
+    return n;
 }
 
 /* A run of gather tiles longer than the x86 kernels take in one batch: one head of 8192 + 37
    rows on the gather path. With rows of at most 16 keys the batch ends at 8192 rows; with up
-   to 40 it ends where the scores fill their scratch, near row 4800. */
+   to 40 it ends where the scores fill their scratch. */
 START_TEST(gather_long_run)
 {
     spattn_isa isa = tu_isa(_i);
@@ -400,19 +428,18 @@ START_TEST(gather_long_run)
         problem p;
         memset(&p, 0, sizeof p);
         spattn_shape *s = &p.a.shape;
-        *s = (spattn_shape){1, 1, 1, 8192 + 37, 1200, 24, 20};
+        *s = (spattn_shape){1, 1, 1, 8192 + 37, 16400, 24, 20};
         problem_fill(&p, &r, 1.0f);
-        uint8_t *d = calloc(s->len_q * s->len_k, 1);
-        ck_assert(d != NULL);
+        int64_t *rp = malloc((s->len_q + 1) * sizeof *rp);
+        int32_t *ci = malloc((s->len_q * short_max + 9 * s->len_k) * sizeof *ci);
+        ck_assert(rp != NULL && ci != NULL);
+        rp[0] = 0;
         for (size_t i = 0; i < s->len_q; i++)
-            for (size_t n = 0, want = long_run_keys(&r, i, short_max); n < want;) {
-                size_t j = tu_range(&r, 0, s->len_k - 1);
-                n += !d[i * s->len_k + j];
-                d[i * s->len_k + j] = 1;
-            }
-        ck_assert_int_eq(spattn_mask_from_dense(s->len_q, s->len_k, d, s->len_k, &p.masks[0]),
+            rp[i + 1] = rp[i] + (int64_t)long_run_row(&r, i, s->len_k, short_max, ci + rp[i]);
+        ck_assert_int_eq(spattn_mask_from_csr(s->len_q, s->len_k, rp, ci, &p.masks[0]),
                          SPATTN_OK);
-        free(d);
+        free(rp);
+        free(ci);
         p.n_masks = 1;
         poison_unused_keys(&p);
         char label[64];

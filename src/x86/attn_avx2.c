@@ -11,7 +11,7 @@ const spattn_kernel_table spattn_kernels_avx2 = {
     .isa = SPATTN_ISA_AVX2,
     .name = "avx2",
     /* Measured crossover of the two paths (docs/kernels-x86.md). */
-    .gather_below = 0.4,
+    .gather_below = 0.6,
     .scratch_floats = x86_scratch,
     .attn_tiles = x86_tiles,
     .attn_gather = x86_gather,

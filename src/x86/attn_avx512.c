@@ -12,7 +12,7 @@ const spattn_kernel_table spattn_kernels_avx512 = {
     .isa = SPATTN_ISA_AVX512,
     .name = "avx512",
     /* Measured crossover of the two paths (docs/kernels-x86.md). */
-    .gather_below = 0.2,
+    .gather_below = 0.45,
     .scratch_floats = x86_scratch,
     .attn_tiles = x86_tiles,
     .attn_tiles2 = x86_tiles2,

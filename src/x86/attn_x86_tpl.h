@@ -44,7 +44,7 @@ static size_t tile_state_floats(size_t dq, size_t dv)
    GATHER_BATCH rows at a time: their scores (16 floats per started 16 keys) and sums stay in
    scratch between passes. */
 #define GATHER_BATCH 8192
-#define GATHER_ROW_MAX 1024
+#define GATHER_ROW_MAX 16384
 
 /* Sums and scores one gather call over `rows` rows holds: enough for the call's rows (or a
    batch) of 16 keys each, and always for one row of GATHER_ROW_MAX. */
@@ -667,32 +667,52 @@ static void x86_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
    a pass over many rows that finds K (then V) still in L2 from an earlier row, and one row's
    chain (dots, max, exp, sum, products) has the rows beside it to overlap with. */
 
-/* q . K[keys[c]] in lane c for c < 16 (raw, unscaled). Lanes c >= n repeat key n - 1 (the
-   caller masks them), which keeps the loop free of tests on n; q may be the caller's row:
-   the dim tail is a masked load. */
+/* q . K_row, as a vector of partial sums; q may be the caller's row: the dim tail is a masked
+   load. */
+static inline __attribute__((always_inline)) vec_t dot_vec(const float *q, size_t dq,
+                                                           const float *kp)
+{
+    vec_t acc = vec_zero();
+    size_t d = 0;
+    for (; d + VL <= dq; d += VL)
+        acc = vec_fma(vec_loadu(q + d), vec_loadu(kp + d), acc);
+    if (d < dq) {
+        const vmask_t mk = vmask_first(dq - d);
+        acc = vec_fma(vec_loadu_m(q + d, mk), vec_loadu_m(kp + d, mk), acc);
+    }
+    return acc;
+}
+
+/* q . K[keys[c]] in lane c for c < 16 (raw, unscaled), for 1 <= n <= 16 keys. Lanes past n
+   hold a repeat of key n - 1 or 0 (the caller masks them): repeats keep the loop free of
+   tests on n, except that rows of at most 4 keys, and half vectors of repeats, are skipped
+   (rows of a handful of keys would otherwise pay for 16). */
 static inline __attribute__((always_inline)) col_t dots16(const float *q, size_t dq,
                                                           const float *k, ptrdiff_t k_ts,
                                                           const uint32_t *keys, size_t n)
 {
+    if (n <= 4) {
+        vec_t a[4];
+        for (size_t c = 0; c < 4; c++)
+            a[c] = dot_vec(q, dq, k + (ptrdiff_t)keys[c < n ? c : n - 1] * k_ts);
+        return col_from_quarter(vec_hsums4(a));
+    }
     vec_t part[16 / VL];
     for (size_t g = 0; g < 16 / VL; g++) {
-        if (g * VL >= n) {
+        vec_t a[VL];
+        const size_t c0 = g * VL;
+        if (c0 >= n) {
             part[g] = vec_zero();
             continue;
         }
-        vec_t a[VL];
-        for (size_t c = 0; c < VL; c++) {
-            const float *kp = k + (ptrdiff_t)keys[g * VL + c < n ? g * VL + c : n - 1] * k_ts;
-            vec_t acc = vec_zero();
-            size_t d = 0;
-            for (; d + VL <= dq; d += VL)
-                acc = vec_fma(vec_loadu(q + d), vec_loadu(kp + d), acc);
-            if (d < dq) {
-                const vmask_t mk = vmask_first(dq - d);
-                acc = vec_fma(vec_loadu_m(q + d, mk), vec_loadu_m(kp + d, mk), acc);
-            }
-            a[c] = acc;
-        }
+        for (size_t c = 0; c < VL / 2; c++)
+            a[c] = dot_vec(q, dq, k + (ptrdiff_t)keys[c0 + c < n ? c0 + c : n - 1] * k_ts);
+        if (n - c0 > VL / 2)
+            for (size_t c = VL / 2; c < VL; c++)
+                a[c] = dot_vec(q, dq, k + (ptrdiff_t)keys[c0 + c < n ? c0 + c : n - 1] * k_ts);
+        else
+            for (size_t c = VL / 2; c < VL; c++)
+                a[c] = vec_zero();
         part[g] = vec_hsums(a);
     }
     return col_from_vecs(part);

@@ -277,6 +277,17 @@ SPATTN_ALWAYS_INLINE vec_t vec_hsums(const vec_t a[8])
 }
 /* The 16 / VL results of vec_hsums as one column. */
 SPATTN_ALWAYS_INLINE col_t col_from_vecs(const vec_t *v) { return col_mk(v[0], v[1]); }
+/* The same for 4 vectors (lanes 0-3; rows of a handful of keys): one hadd tree. */
+SPATTN_ALWAYS_INLINE __m128 vec_hsums4(const vec_t a[4])
+{
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+/* Lanes 0-3 from x, the rest 0. */
+SPATTN_ALWAYS_INLINE col_t col_from_quarter(__m128 x)
+{
+    return col_mk(_mm256_insertf128_ps(_mm256_setzero_ps(), x, 0), _mm256_setzero_ps());
+}
 /* Peak probe (x86_fma_probe): 12 independent chains (4-cycle latency, two FMA ports, 16 registers). */
 #define PROBE_CHAINS 12
 

@@ -184,6 +184,23 @@ SPATTN_ALWAYS_INLINE vec_t vec_hsums(const vec_t a[16])
 }
 /* The 16 / VL results of vec_hsums as one column. */
 SPATTN_ALWAYS_INLINE col_t col_from_vecs(const vec_t *v) { return v[0]; }
+/* The same for 4 vectors (lanes 0-3; rows of a handful of keys): halves, then quarters side
+   by side as above, then each quarter summed in place and its lane 0 moved down. */
+SPATTN_ALWAYS_INLINE __m128 vec_hsums4(const vec_t a[4])
+{
+    __m512 h0 = _mm512_add_ps(_mm512_mask_blend_ps(0xFF00, a[0], a[1]),
+                              _mm512_shuffle_f32x4(a[0], a[1], _MM_SHUFFLE(1, 0, 3, 2)));
+    __m512 h1 = _mm512_add_ps(_mm512_mask_blend_ps(0xFF00, a[2], a[3]),
+                              _mm512_shuffle_f32x4(a[2], a[3], _MM_SHUFFLE(1, 0, 3, 2)));
+    __m512 q = _mm512_add_ps(_mm512_shuffle_f32x4(h0, h1, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(h0, h1, _MM_SHUFFLE(3, 1, 3, 1)));
+    q = _mm512_add_ps(q, _mm512_permute_ps(q, _MM_SHUFFLE(1, 0, 3, 2)));
+    q = _mm512_add_ps(q, _mm512_permute_ps(q, _MM_SHUFFLE(2, 3, 0, 1)));
+    const __m512i lane0 = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(lane0, q));
+}
+/* Lanes 0-3 from x, the rest 0. */
+SPATTN_ALWAYS_INLINE col_t col_from_quarter(__m128 x) { return _mm512_zextps128_ps512(x); }
 /* Peak probe (x86_fma_probe): 24 independent chains cover 4-cycle latency on two FMA ports with room. */
 #define PROBE_CHAINS 24
 
