@@ -11,7 +11,7 @@
  *  - give O = 0 and lse = -INFINITY for a row with no allowed key;
  *  - never read a key (K or V row) that no allowed pair of that row touches into that row's
  *    result (a NaN there must not propagate), and never load past key len_k - 1;
- *  - use only the scratch it was given (scratch_floats(dim_qk, dim_v, ...) floats, 64-byte aligned);
+ *  - use only the scratch it was given (scratch_floats(...) floats, 64-byte aligned);
  *  - write each O row once, when it is final, and never read O: spattn_probs runs the kernels
  *    for lse alone with every O row aliased to one dummy row (o_ts = 0, dim_v = 1).
  */

@@ -358,10 +358,11 @@ START_TEST(paths_agree_with_reference)
 }
 END_TEST
 
-/* The gather path by row length: the x86 passes score rows 16 keys at a time (a row of 1 to
-   16, then several blocks, the last one partial; blocks of at most 4 or 8 keys skip half the
-   vector's dot products), and head dims 64 and 128 have their own unrolled code. Counts
-   around those edges, against the reference, on both forced paths. (Rows past the passes' 16384-key limit: gather_long_run.) */
+/* The gather path by row length: the x86 passes score rows 16 keys at a time (one block for
+   1 to 16 keys, then several, the last one partial; rows of at most 4 keys, and vectors at
+   most half filled, skip dot products), and head dims 64 and 128 have their own unrolled
+   code. Counts around those edges, against the reference, on both forced paths. (Rows past
+   the passes' 16384-key limit: gather_long_run.) */
 START_TEST(gather_row_lengths)
 {
     spattn_isa isa = tu_isa(_i);

@@ -663,9 +663,10 @@ static void x86_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
 
 /* The gather path's passes. A call takes a run of a head's query tiles, and its rows of at most
    GATHER_ROW_MAX keys go through three passes over the whole run (every row's scores, then
-   their probabilities, then every row's P V), not row by row: with 16 random keys per row each key serves ~16 rows spread over the head, so it is
-   a pass over many rows that finds K (then V) still in L2 from an earlier row, and one row's
-   chain (dots, max, exp, sum, products) has the rows beside it to overlap with. */
+   their probabilities, then every row's P V), not row by row: with 16 random keys per row,
+   each key serves ~16 rows spread over the head, so it is a pass over many rows that finds K
+   (then V) still in L2 from an earlier row, and one row's chain (dots, max, exp, sum,
+   products) has the rows beside it to overlap with. */
 
 /* q . K_row, as a vector of partial sums; q may be the caller's row: the dim tail is a masked
    load. */
@@ -810,8 +811,8 @@ static inline __attribute__((always_inline)) void pv_row(const spattn_head_job *
 static int phased_row(size_t n) { return n != 0 && n <= GATHER_ROW_MAX; }
 
 /* The phased rows among rows i0 .. i0 + rows of kr: scores into sb (row after row, n rounded
-   up to 16 floats each), turned into probabilities with their sums in lb, then P V. q is read in place
-   and the scale applied to the scores. */
+   up to 16 floats each), turned into probabilities with their sums in lb, then P V. q is read
+   in place and the scale applied to the scores. */
 static inline __attribute__((always_inline)) void gather_rows_d(
     const spattn_head_job *job, const size_t dq, const size_t dv, const spattn_keyrows *kr,
     size_t i0, size_t rows, float *sb, float *lb)
