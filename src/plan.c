@@ -121,17 +121,35 @@ void spattn_plan_free(spattn_plan *p)
     spattn__free(p);
 }
 
-/* The most rows of one head an attn_gather call of this plan can get: a head's rows (the
-   group's heads when decode is packed), or 0 when no tile takes the gather path. */
+/* Query tiles in the longest of n chunks. */
+static size_t longest_chunk(const size_t *starts, size_t n)
+{
+    size_t most = 0;
+    for (size_t c = 0; c < n; c++)
+        most = starts[c + 1] - starts[c] > most ? starts[c + 1] - starts[c] : most;
+    return most;
+}
+
+/* The most rows an attn_gather call of this plan can get, or 0 when no tile takes the gather
+   path. A call covers tiles of one head within one chunk, so with many threads (short
+   chunks) each thread's scratch stays small. */
 static size_t gather_rows(const spattn_plan *p)
 {
+    int any = 0;
+    size_t rows, tiles;
     if (p->packed) {
         for (size_t i = 0; i < p->pk_n_masks * p->pk_nqt; i++)
-            if (p->pk_gather[i])
-                return p->group;
-        return 0;
+            any |= p->pk_gather[i];
+        rows = p->group; /* the group's heads are the rows */
+        tiles = longest_chunk(p->pk_chunk_start, p->pk_nchunks);
+    } else {
+        any = p->gather_tiles != 0;
+        rows = p->shape.len_q;
+        tiles = longest_chunk(p->chunk_start, p->nchunks);
     }
-    return p->gather_tiles != 0 ? p->shape.len_q : 0;
+    if (!any)
+        return 0;
+    return tiles * SPATTN_TQ < rows ? tiles * SPATTN_TQ : rows;
 }
 
 spattn_status spattn__plan_create_path(const spattn_shape *shape,
