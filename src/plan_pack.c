@@ -88,7 +88,7 @@ spattn_status spattn__plan_pack(spattn_plan *p, spattn_path path)
     if (st != SPATTN_OK)
         return st;
     if (!spattn__split_units(s->batch * s->heads_kv * p->pk_nqt, p->nthreads, packed_cost, p, 0,
-                             &p->pk_chunk_start, &p->pk_nchunks))
+                             0, &p->pk_chunk_start, &p->pk_nchunks))
         return SPATTN_E_NOMEM;
     p->packed = 1;
     return SPATTN_OK;
