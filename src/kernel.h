@@ -49,8 +49,10 @@ typedef struct spattn_kernel_table {
        where no tile is FULL; see docs/kernels-x86.md). */
     double gather_below;
     /* Floats of scratch one thread needs; gather_rows bounds the rows of a head one
-       attn_gather call may get (0: the plan has no gather tiles). */
-    size_t (*scratch_floats)(size_t dim_qk, size_t dim_v, size_t gather_rows);
+       attn_gather call may get (0: the plan has no gather tiles), gather_keys the keys of
+       any one of them. */
+    size_t (*scratch_floats)(size_t dim_qk, size_t dim_v, size_t gather_rows,
+                             size_t gather_keys);
     /* Tile path: every stored key tile of query tile qt, FULL tiles without per-key tests. */
     void (*attn_tiles)(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
                        float *scratch);

@@ -25,8 +25,9 @@ spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
     for (size_t qt = 0; qt < m->nqt; qt++) {
         const size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
         for (size_t r = 0; r < rows; r++) {
-            if (gather[qt])
-                total += row_count(m, qt, r);
+            const size_t n = gather[qt] ? row_count(m, qt, r) : 0;
+            kr->longest = n > kr->longest ? n : kr->longest;
+            total += n;
             kr->off[i0 + r + 1] = total;
         }
     }

@@ -17,6 +17,7 @@ typedef struct spattn_keyrows {
     size_t len_q;
     size_t *off;    /* len_q + 1: row i's keys are keys[off[i] .. off[i + 1]) */
     uint32_t *keys; /* increasing within a row; rows of tiles not gathered are empty */
+    size_t longest; /* keys of the longest row */
 } spattn_keyrows;
 
 /* Lists the rows of every query tile qt of m with gather[qt] != 0. On failure (out of
@@ -32,6 +33,15 @@ static inline size_t spattn__keyrows_span(const spattn_keyrows *kr, size_t qt, s
 {
     *i0 = qt * SPATTN_TQ;
     return kr->len_q - *i0 < nqt * SPATTN_TQ ? kr->len_q : *i0 + nqt * SPATTN_TQ;
+}
+
+/* Keys of the longest row of lists kr[0 .. n). */
+static inline size_t spattn__keyrows_longest(const spattn_keyrows *kr, size_t n)
+{
+    size_t most = 0;
+    for (size_t i = 0; i < n; i++)
+        most = kr[i].longest > most ? kr[i].longest : most;
+    return most;
 }
 
 /* Allowed keys of row i (n of them). */

@@ -247,7 +247,10 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape,
     if (spattn__plan_pack(p, path) != SPATTN_OK)
         goto nomem;
 
-    size_t per = kt->scratch_floats(shape->dim_qk, shape->dim_v, gather_rows(p));
+    const size_t gather_keys =
+        p->packed ? spattn__keyrows_longest(p->pk_keyrows, p->pk_n_masks)
+                  : spattn__keyrows_longest(p->keyrows, p->n_masks);
+    size_t per = kt->scratch_floats(shape->dim_qk, shape->dim_v, gather_rows(p), gather_keys);
     p->scratch_per_thread = (per + 15) / 16 * 16; /* keep each thread's part 64-byte aligned */
     p->scratch = spattn__aligned_alloc(p->scratch_per_thread * sizeof(float) *
                                        (size_t)p->nthreads);

@@ -225,7 +225,9 @@ static spattn_status alloc_ctx(probs_ctx *x, int nt, int want_cols)
     size_t nbh = s->batch * s->heads_q, lk = s->len_k;
     x->lse = spattn__calloc(nbh * s->len_q, sizeof(float));
     /* One query tile per call (a tile's rows at most). */
-    x->kernel_scratch = (p->kt->scratch_floats(s->dim_qk, 1, SPATTN_TQ) + 15) / 16 * 16;
+    x->kernel_scratch = (p->kt->scratch_floats(s->dim_qk, 1, SPATTN_TQ,
+                                               spattn__keyrows_longest(p->keyrows, p->n_masks)) +
+                         15) / 16 * 16;
     x->scratch_per_thread = x->kernel_scratch + 16;
     x->scratch = spattn__aligned_alloc(x->scratch_per_thread * sizeof(float) * (size_t)nt);
     x->cols = spattn__calloc((size_t)nt * lk, sizeof(uint32_t));

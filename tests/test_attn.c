@@ -381,8 +381,8 @@ START_TEST(gather_row_lengths)
 END_TEST
 
 /* Row i of gather_long_run's mask (its keys into cols, increasing; returns how many): every
-   1000th row long (16383 to 16400 keys of 16400: both sides of the x86 passes' 16384-key
-   limit), the others 1 to short_max random keys, or (a quarter of them) none. */
+   1000th row long (16383 to 16400 keys of 16400: a thousand blocks of 16, the last partial or
+   not), the others 1 to short_max random keys, or (a quarter of them) none. */
 static size_t long_run_row(tu_rng *r, size_t i, size_t len_k, size_t short_max, int32_t *cols)
 {
     static const size_t longs[] = {16383, 16384, 16385, 16400};
@@ -448,6 +448,36 @@ START_TEST(gather_long_run)
         check_path(isa, &p, SPATTN_PATH_GATHER, label);
         problem_free(&p);
     }
+}
+END_TEST
+
+/* Three rows (0, 1200 and 5 keys of 1500): the x86 passes' score scratch for a call of 3 rows
+   is 16 floats a row, so the 1200-key row fits only because the plan sizes it by the longest
+   listed row. */
+START_TEST(gather_row_longer_than_batch)
+{
+    spattn_isa isa = tu_isa(_i);
+    tu_rng r = {616 + (uint64_t)isa};
+    problem p;
+    memset(&p, 0, sizeof p);
+    spattn_shape *s = &p.a.shape;
+    *s = (spattn_shape){1, 1, 1, 3, 1500, 40, 24};
+    problem_fill(&p, &r, 1.0f);
+    static const size_t counts[3] = {0, 1200, 5};
+    int64_t rp[4] = {0};
+    int32_t *ci = malloc(1205 * sizeof *ci);
+    ck_assert(ci != NULL);
+    for (size_t i = 0; i < 3; i++) {
+        for (size_t c = 0; c < counts[i]; c++) /* every (1500 / n)-th key, increasing */
+            ci[rp[i] + (int64_t)c] = (int32_t)(c * (s->len_k / counts[i]));
+        rp[i + 1] = rp[i] + (int64_t)counts[i];
+    }
+    ck_assert_int_eq(spattn_mask_from_csr(s->len_q, s->len_k, rp, ci, &p.masks[0]), SPATTN_OK);
+    free(ci);
+    p.n_masks = 1;
+    poison_unused_keys(&p);
+    check_path(isa, &p, SPATTN_PATH_GATHER, "rows of 0, 1200 and 5 keys");
+    problem_free(&p);
 }
 END_TEST
 
@@ -921,6 +951,7 @@ Suite *suite_attn(void)
     tcase_add_loop_test(tc, paths_agree_with_reference, 0, n);
     tcase_add_loop_test(tc, gather_row_lengths, 0, n);
     tcase_add_loop_test(tc, gather_long_run, 0, n);
+    tcase_add_loop_test(tc, gather_row_longer_than_batch, 0, n);
     tcase_add_loop_test(tc, same_bits_any_threads_or_pairing, 0, n);
     tcase_add_loop_test(tc, plan_reuse, 0, n);
     tcase_add_loop_test(tc, large_scores, 0, n);

@@ -17,9 +17,11 @@ spattn_neon_scratch spattn__neon_scratch_split(float *scratch, size_t dim_qk, si
     return s;
 }
 
-size_t spattn__neon_scratch_floats(size_t dim_qk, size_t dim_v, size_t gather_rows)
+size_t spattn__neon_scratch_floats(size_t dim_qk, size_t dim_v, size_t gather_rows,
+                                  size_t gather_keys)
 {
     (void)gather_rows; /* the gather path works a row at a time */
+    (void)gather_keys;
     size_t dq4 = spattn__neon_pad4(dim_qk), dv4 = spattn__neon_pad4(dim_v);
     return SPATTN_TQ * dq4 + SPATTN_TQ * dv4 + 2 * SPATTN_TQ + SPATTN_TK * SPATTN_NEON_RB +
            spattn__neon_pad16(dq4);

@@ -34,7 +34,8 @@ typedef struct spattn_neon_scratch {
 } spattn_neon_scratch;
 
 spattn_neon_scratch spattn__neon_scratch_split(float *scratch, size_t dim_qk, size_t dim_v);
-size_t spattn__neon_scratch_floats(size_t dim_qk, size_t dim_v, size_t gather_rows);
+size_t spattn__neon_scratch_floats(size_t dim_qk, size_t dim_v, size_t gather_rows,
+                                  size_t gather_keys);
 
 void spattn__neon_attn_tiles(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
                              float *scratch);

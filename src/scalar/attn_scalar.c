@@ -71,10 +71,12 @@ static void row_finish(const spattn_head_job *job, size_t i, const row_state *r)
 }
 
 /* scratch: TQ row accumulators of dim_v, then one tile row of scores. */
-static size_t scalar_scratch(size_t dim_qk, size_t dim_v, size_t gather_rows)
+static size_t scalar_scratch(size_t dim_qk, size_t dim_v, size_t gather_rows,
+                             size_t gather_keys)
 {
     (void)dim_qk;
-    (void)gather_rows;
+    (void)gather_rows; /* the gather path works a row at a time */
+    (void)gather_keys;
     return SPATTN_TQ * dim_v + SPATTN_TK;
 }
 

@@ -40,36 +40,41 @@ static size_t tile_state_floats(size_t dq, size_t dv)
     return 16 * (dq + x86_round16(dv) + SPATTN_TK + QK_NB + 3);
 }
 
-/* The gather path's passes (see there) take rows of up to GATHER_ROW_MAX keys, at most
-   GATHER_BATCH rows at a time: their scores (16 floats per started 16 keys) and sums stay in
-   scratch between passes. */
+/* The gather path's passes (see there) take at most GATHER_BATCH rows at a time: their
+   scores (16 floats per started 16 keys) and sums stay in scratch between passes. */
 #define GATHER_BATCH 8192
-#define GATHER_ROW_MAX 16384
 
 /* Sums and scores one gather call over `rows` rows holds: enough for the call's rows (or a
-   batch) of 16 keys each, and always for one row of GATHER_ROW_MAX. */
+   batch) of 16 keys each, and always for its longest row (`keys`), so that every batch takes
+   at least one row. */
 static size_t gather_sums(size_t rows)
 {
     return rows < GATHER_BATCH ? x86_round16(rows) : GATHER_BATCH;
 }
-static size_t gather_scores(size_t rows)
+static size_t gather_scores(size_t rows, size_t keys)
 {
-    return 16 * gather_sums(rows) > GATHER_ROW_MAX ? 16 * gather_sums(rows) : GATHER_ROW_MAX;
+    const size_t per_row = 16 * gather_sums(rows);
+    return per_row > x86_round16(keys) ? per_row : x86_round16(keys);
 }
 
 /* Tile path, per query tile (two for x86_tiles2): Qt (16*dim_qk) | O (16 * dim_v rounded up
    to 16) | St (16 per key, 64 + QK_NB keys) | m, l, alpha.
    Gather path: see x86_gather. */
-static size_t x86_scratch(size_t dim_qk, size_t dim_v, size_t gather_rows)
+static size_t x86_scratch(size_t dim_qk, size_t dim_v, size_t gather_rows, size_t gather_keys)
 {
 #ifdef QK_NB2
     size_t tile = 2 * tile_state_floats(dim_qk, dim_v); /* x86_tiles2 runs two */
 #else
     size_t tile = tile_state_floats(dim_qk, dim_v);
 #endif
-    size_t gather =
-        x86_round16(dim_v) + 16 + gather_scores(gather_rows) + gather_sums(gather_rows);
+    size_t gather = gather_scores(gather_rows, gather_keys) + gather_sums(gather_rows);
     return tile > gather ? tile : gather;
+}
+
+/* A row's lse from its max (log2 units) and sum; -inf when nothing was summed. */
+static float x86_lse(float m, float l)
+{
+    return l != 0.0f ? (float)((double)m * X86_LN2 + log((double)l)) : X86_NINF;
 }
 
 /* What multiplies Q before the products, and what multiplies tanh after (softcap only). */
@@ -299,8 +304,7 @@ static void finish_rows(const spattn_head_job *job, size_t i0, size_t rows, cons
         for (size_t e = 0; e < job->dim_v; e++)
             o[e] = l != 0.0f ? ot[e * 16 + r] * inv : 0.0f;
         if (job->lse)
-            job->lse[i0 + r] =
-                l != 0.0f ? (float)((double)mrow[r] * X86_LN2 + log((double)l)) : X86_NINF;
+            job->lse[i0 + r] = x86_lse(mrow[r], l);
     }
 }
 
@@ -427,8 +431,7 @@ static void finish_rows_rm(const spattn_head_job *job, size_t i0, size_t rows, c
             vec_storeu_m(o + e, mk, x);
         }
         if (job->lse)
-            job->lse[i0 + r] =
-                l != 0.0f ? (float)((double)mrow[r] * X86_LN2 + log((double)l)) : X86_NINF;
+            job->lse[i0 + r] = x86_lse(mrow[r], l);
     }
 }
 
@@ -661,9 +664,9 @@ static void x86_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
 
 /* ---- gather path ------------------------------------------------------------------------ */
 
-/* The gather path's passes. A call takes a run of a head's query tiles, and its rows of at most
-   GATHER_ROW_MAX keys go through three passes over the whole run (every row's scores, then
-   their probabilities, then every row's P V), not row by row: with 16 random keys per row,
+/* The gather path's passes. A call takes a run of a head's query tiles, and its rows go
+   through three passes over the whole run (every row's scores, then their probabilities, then
+   every row's P V), not row by row: with 16 random keys per row,
    each key serves ~16 rows spread over the head, so it is a pass over many rows that finds K
    (then V) still in L2 from an earlier row, and one row's chain (dots, max, exp, sum,
    products) has the rows beside it to overlap with. */
@@ -806,13 +809,9 @@ static inline __attribute__((always_inline)) void pv_row(const spattn_head_job *
     }
 }
 
-/* Rows the passes take (each key once, no running state); longer rows (and empty ones) take
-   the online softmax below. */
-static int phased_row(size_t n) { return n != 0 && n <= GATHER_ROW_MAX; }
-
-/* The phased rows among rows i0 .. i0 + rows of kr: scores into sb (row after row, n rounded
-   up to 16 floats each), turned into probabilities with their sums in lb, then P V. q is read
-   in place and the scale applied to the scores. */
+/* Rows i0 .. i0 + rows of kr: scores into sb (row after row, n rounded up to 16 floats
+   each), turned into probabilities with their sums in lb, then P V. q is read in place and
+   the scale applied to the scores. A row with no key gets l = 0, so zeros and lse -inf. */
 static inline __attribute__((always_inline)) void gather_rows_d(
     const spattn_head_job *job, const size_t dq, const size_t dv, const spattn_keyrows *kr,
     size_t i0, size_t rows, float *sb, float *lb)
@@ -821,7 +820,7 @@ static inline __attribute__((always_inline)) void gather_rows_d(
     float *s = sb;
     for (size_t r = 0; r < rows; r++) {
         const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
-        if (!phased_row(n))
+        if (n == 0)
             continue;
         const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
         if (n <= 16) {
@@ -835,8 +834,12 @@ static inline __attribute__((always_inline)) void gather_rows_d(
     s = sb;
     for (size_t r = 0; r < rows; r++) {
         spattn__keyrows_row(kr, i0 + r, &n);
-        if (!phased_row(n))
+        if (n == 0) {
+            lb[r] = 0.0f;
+            if (job->lse)
+                job->lse[i0 + r] = X86_NINF;
             continue;
+        }
         const size_t w = x86_round16(n);
         col_t mx = col_load(s);
         for (size_t c = 16; c < w; c += 16)
@@ -857,15 +860,12 @@ static inline __attribute__((always_inline)) void gather_rows_d(
         const float l = col_hsum(sum);
         lb[r] = l;
         if (job->lse)
-            job->lse[i0 + r] =
-                l != 0.0f ? (float)((double)mt * X86_LN2 + log((double)l)) : X86_NINF;
+            job->lse[i0 + r] = x86_lse(mt, l);
         s += w;
     }
     s = sb;
     for (size_t r = 0; r < rows; r++) {
         const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
-        if (!phased_row(n))
-            continue;
         pv_row(job, dv, keys, n, s, lb[r], job->o + (ptrdiff_t)(i0 + r) * job->o_ts);
         s += x86_round16(n);
     }
@@ -884,115 +884,28 @@ static void gather_rows(const spattn_head_job *job, const spattn_keyrows *kr, si
         gather_rows_d(job, dq, dv, kr, i0, rows, sb, lb);
 }
 
-/* A row of more than GATHER_ROW_MAX keys, 16 at a time: online softmax over the chunks, with O (dv
-   rounded up to 16 floats) and the chunk's 16 probabilities in scratch. */
-typedef struct gather_row {
-    const spattn_head_job *job;
-    const float *q;
-    float *o, *p;
-    float m, l;
-    const uint32_t *keys; /* the row's keys not yet folded in */
-    size_t n;
-} gather_row;
-
-/* Folds the next n <= 16 keys into the row and moves past them. */
-static void gather_step(gather_row *g)
-{
-    const spattn_head_job *job = g->job;
-    const size_t dv = job->dim_v, n = g->n < 16 ? g->n : 16;
-    const col_t s = row_scores(job, g->q, job->dim_qk, g->keys, n);
-    const float mold = g->m, mt = col_hmax(s);
-    const float mnew = mt > mold ? mt : mold;
-    const float shift = mnew == X86_NINF ? 0.0f : mnew;
-    /* exp2 only when the max moved: the first chunk has nothing to rescale, and an unchanged
-       max rescales by exactly 1. */
-    float alpha = 0.0f;
-    if (mold == shift)
-        alpha = 1.0f;
-    else if (mold != X86_NINF)
-        alpha = vec_lane0(vec_exp2(vec_set1(mold - shift)));
-    const col_t p = col_exp2(col_sub(s, col_set1(shift)));
-    g->l = g->l * alpha + col_hsum(p);
-    g->m = mnew;
-    col_store(g->p, p);
-
-    const vec_t va = vec_set1(alpha);
-    float *o = g->o;
-    size_t e = 0;
-    for (; e + 4 * VL <= dv; e += 4 * VL) {
-        vec_t acc[4];
-        for (int x = 0; x < 4; x++)
-            acc[x] = vec_mul(vec_loadu(o + e + (size_t)x * VL), va);
-        pv_keys4(acc, job->v, job->v_ts, g->keys, g->p, n, e);
-        for (int x = 0; x < 4; x++)
-            vec_storeu(o + e + (size_t)x * VL, acc[x]);
-    }
-    for (; e < dv; e += VL) {
-        /* O is padded to a multiple of 16 floats; V rows are not. */
-        const vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
-        vec_storeu(o + e, pv_keys1(vec_mul(vec_loadu(o + e), va), job->v, job->v_ts, g->keys,
-                                   g->p, n, e, mk));
-    }
-    g->keys += n;
-    g->n -= n;
-}
-
-static void gather_long_row(gather_row *g, const uint32_t *keys, size_t n, size_t i)
-{
-    const spattn_head_job *job = g->job;
-    const size_t dv = job->dim_v;
-    g->q = job->q + (ptrdiff_t)i * job->q_ts;
-    memset(g->o, 0, x86_round16(dv) * sizeof(float));
-    g->m = X86_NINF;
-    g->l = 0.0f;
-    g->keys = keys;
-    g->n = n;
-    while (g->n != 0)
-        gather_step(g);
-
-    float *o = job->o + (ptrdiff_t)i * job->o_ts;
-    const float l = g->l;
-    const vec_t inv = vec_set1(l != 0.0f ? 1.0f / l : 0.0f);
-    for (size_t e = 0; e < dv; e += VL) {
-        const vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
-        /* l == 0 (no key, or only -inf scores) gives exact zeros, not 0 * acc: an allowed key
-           with score -inf still added 0 * V, which is NaN where V is infinite. */
-        vec_storeu_m(o + e, mk, l != 0.0f ? vec_mul(vec_loadu(g->o + e), inv) : vec_zero());
-    }
-    if (job->lse)
-        job->lse[i] = l != 0.0f ? (float)((double)g->m * X86_LN2 + log((double)l)) : X86_NINF;
-}
-
-/* Query tiles qt .. qt + nqt - 1 through the keys the plan listed for their rows. Scratch: O
-   of a long row | 16 probabilities | gather_scores floats of scores | gather_sums sums, sized
-   by the call's rows (the plan's scratch is for its longest call). (Software prefetch of the
-   next rows' K and V measured slower: the passes already keep enough loads in flight.) */
+/* Query tiles qt .. qt + nqt - 1 through the keys the plan listed for their rows, in batches
+   of rows whose scores fit the scratch: gather_scores floats of scores, then gather_sums
+   sums, sized by the call's rows and longest row (the plan's scratch is for its longest
+   call). (Software prefetch of the next rows' K and V measured slower: the passes already
+   keep enough loads in flight.) */
 static void x86_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
                        size_t nqt, float *scratch)
 {
     size_t i0;
     const size_t i1 = spattn__keyrows_span(kr, qt, nqt, &i0);
-    const size_t max_rows = gather_sums(i1 - i0), max_scores = gather_scores(i1 - i0);
-    gather_row g;
-    g.job = job;
-    g.o = scratch;
-    g.p = g.o + x86_round16(job->dim_v);
-    float *sb = g.p + 16, *lb = sb + max_scores;
+    const size_t max_rows = gather_sums(i1 - i0);
+    const size_t max_scores = gather_scores(i1 - i0, kr->longest);
+    float *sb = scratch, *lb = sb + max_scores;
     for (size_t b = i0, e; b < i1; b = e) {
         size_t used = 0, n;
         for (e = b; e < i1 && e - b < max_rows; e++) {
             spattn__keyrows_row(kr, e, &n);
-            if (phased_row(n) && used + x86_round16(n) > max_scores)
+            if (e > b && used + x86_round16(n) > max_scores)
                 break;
-            used += phased_row(n) ? x86_round16(n) : 0;
+            used += x86_round16(n);
         }
         gather_rows(job, kr, b, e - b, sb, lb);
-    }
-    for (size_t i = i0; i < i1; i++) {
-        size_t n;
-        const uint32_t *keys = spattn__keyrows_row(kr, i, &n);
-        if (!phased_row(n))
-            gather_long_row(&g, keys, n, i);
     }
 }
 
