@@ -3,8 +3,8 @@
  * The unit of work is one query tile of one (batch, head): unit u = (b * heads_q + h) * nqt + qt.
  * A unit is computed by exactly one thread and its result does not depend on which other units
  * that thread runs, so output is bitwise the same for any thread count. Units are cut into
- * contiguous chunks of about equal cost (allowed pairs, not rows), a few per thread, which
- * threads take dynamically. */
+ * contiguous chunks by cost (allowed pairs, not rows), long ones first and short ones last,
+ * which threads take dynamically. */
 #include <omp.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -14,14 +14,19 @@
 #include "plan_internal.h"
 #include "validate.h"
 
-/* Chunks per thread: enough that dynamic scheduling evens out cost estimates that are off,
-   few enough that per-chunk overhead stays negligible. Plans whose cost is mostly gather
-   tiles take fewer, longer chunks: a gather call covers a run of tiles within one chunk and
-   passes over all their rows together, and the longer the pass the more rows reuse each K
-   and V row from L2 (16 random keys per row, len 4096, 2 threads: 0.665 -> 0.537 ms with 2
-   chunks per thread instead of 8). */
-#define CHUNKS_PER_THREAD 8
-#define CHUNKS_PER_THREAD_GATHER 2
+/* The work split. Tile-path plans cut guided chunks: each takes 1/GUIDED_DIV of what is left
+   per thread, down to 1/GUIDED_MIN of a thread's share, so the first chunks are long and the
+   last short. Threads take chunks dynamically, and when one of them runs slow (a neighbour on
+   its vCPU, a cost estimate that is off) the other is left waiting only for a short last
+   chunk: with 8 equal chunks per thread, causal 4096 on two threads ended 0.3-2 ms of 19 ms
+   apart. Plans whose cost is mostly gather tiles take GATHER_CHUNKS long equal chunks per
+   thread instead: a gather call covers a run of tiles within one chunk and passes over all
+   their rows together, and the longer the pass the more rows reuse each K and V row from L2
+   (16 random keys per row, len 4096, 2 threads: 0.665 -> 0.537 ms with 2 chunks per thread
+   instead of 8). */
+#define GUIDED_DIV 4
+#define GUIDED_MIN 64
+#define GATHER_CHUNKS 2
 
 /* Estimated cost of one unit, in pair-operations. A tile visit costs its whole 64 x TQ area
    whatever its bits; a gathered pair costs about two tiled ones (no register blocking). */
@@ -48,24 +53,37 @@ int spattn__split_units(size_t nunits, int nthreads,
     uint64_t total = 0;
     for (size_t u = 0; u < nunits; u++)
         total += cost(p, u);
-    const size_t per = gather_bound ? CHUNKS_PER_THREAD_GATHER : CHUNKS_PER_THREAD;
-    size_t want = nthreads == 1 ? 1 : (size_t)nthreads * per;
-    if (want > nunits)
-        want = nunits;
-    size_t *cs = spattn__calloc(want + 1, sizeof *cs);
+    const double n = (double)nthreads;
+    /* Equal chunks: `equal` of them. Guided: a chunk ends once it holds max(left / (DIV n),
+       total / (MIN n)), which makes about DIV n (1 + ln(MIN / DIV)) chunks; cap is far
+       above that and only matters if the costs are off. */
+    const size_t equal = nthreads == 1 ? 1 : gather_bound ? (size_t)nthreads * GATHER_CHUNKS : 0;
+    const double floor_share = (double)total / (GUIDED_MIN * n);
+    size_t cap = equal ? equal : (size_t)nthreads * (GUIDED_DIV * 5 + GUIDED_MIN);
+    if (cap > nunits)
+        cap = nunits;
+    size_t *cs = spattn__calloc(cap + 1, sizeof *cs);
     if (cs == NULL)
         return 0;
     size_t c = 0;
-    uint64_t acc = 0;
-    for (size_t u = 0; u < nunits && c + 1 < want; u++) {
+    uint64_t acc = 0, done = 0;
+    for (size_t u = 0; u < nunits && c + 1 < cap; u++) {
         acc += cost(p, u);
-        /* Cut after unit u once this chunk's share of the total is reached, but not between
-           the two query tiles of a pair (see execute.c). */
+        /* Never cut between the two query tiles of a pair (see execute.c). */
         const size_t q = pair_period ? u % pair_period : 1;
         if (q % 2 == 0 && q + 1 < pair_period)
             continue;
-        if ((double)acc >= (double)total * (double)(c + 1) / (double)want)
+        int cut;
+        if (equal) {
+            cut = (double)acc >= (double)total * (double)(c + 1) / (double)equal;
+        } else {
+            double want = (double)(total - done) / (GUIDED_DIV * n);
+            cut = (double)(acc - done) >= (want > floor_share ? want : floor_share);
+        }
+        if (cut) {
             cs[++c] = u + 1;
+            done = acc;
+        }
     }
     if (cs[c] != nunits)
         cs[++c] = nunits;

@@ -47,8 +47,9 @@ int spattn__choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, s
    NULL or have no gathered tile get none. */
 spattn_status spattn__plan_keyrows(const spattn_mask *const *masks, size_t n, size_t nqt,
                                    const uint8_t *gather, spattn_keyrows *kr);
-/* Cuts units 0..nunits-1 (costs from `cost`) into chunks of equal cost, a few per thread
-   (fewer when gather_bound: most of the cost is gather tiles), never between units u
+/* Cuts units 0..nunits-1 (costs from `cost`) into chunks for nthreads: guided (each chunk
+   a fixed fraction of the cost left, the last ones short), or when gather_bound (most of the
+   cost is gather tiles) a few long chunks of equal cost per thread; never between units u
    (u % pair_period even) and u + 1 when pair_period != 0; 0 when out of memory. */
 int spattn__split_units(size_t nunits, int nthreads,
                         uint64_t (*cost)(const spattn_plan *, size_t), const spattn_plan *p,

@@ -5,8 +5,28 @@
 #include "plan_impl.h"
 #include "test_util.h"
 
-/* The chunks of a plan: none more than 1.5x the mean plus one unit's worth (a unit cannot be
-   split), so no thread can be handed most of the work. */
+/* Makespan of threads taking chunks c[0..n) in order, each the next one as soon as it is
+   free, thread 0 running at `slow` times the speed of the others. */
+static double makespan(const uint64_t *c, size_t n, int threads, double slow)
+{
+    double t[16] = {0};
+    for (size_t i = 0; i < n; i++) {
+        int k = 0;
+        for (int j = 1; j < threads; j++)
+            if (t[j] < t[k])
+                k = j;
+        t[k] += (double)c[i] / (k == 0 ? slow : 1.0);
+    }
+    double m = 0;
+    for (int j = 0; j < threads; j++)
+        m = t[j] > m ? t[j] : m;
+    return m;
+}
+
+/* The chunks of a plan, taken dynamically: threads at the same speed, or one of them at 3/4
+   or 1/2 speed (a neighbour on its vCPU), all finish within 3% of the ideal plus one unit's
+   time (a unit cannot be split). Eight equal chunks per thread, the split before, miss this
+   by up to 6% with two threads. */
 static void check_balance(const spattn_shape *sh, const spattn_mask *m, int threads)
 {
     spattn_options opt = {SPATTN_ISA_SCALAR, threads};
@@ -16,25 +36,19 @@ static void check_balance(const spattn_shape *sh, const spattn_mask *m, int thre
     ck_assert_int_eq(spattn_plan_threads(p), threads);
     size_t n = spattn__plan_chunks(p, NULL);
     ck_assert_uint_ge(n, threads > 1 ? (size_t)threads : 1);
-    uint64_t *c = malloc(n * sizeof *c), total = 0, max = 0;
+    uint64_t *c = malloc(n * sizeof *c), total = 0;
     spattn__plan_chunks(p, c);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         total += c[i];
-        if (c[i] > max)
-            max = c[i];
-    }
     /* The largest unit: a full row of key tiles of one query tile. */
-    uint64_t unit = (uint64_t)((sh->len_k + 63) / 64) * 64 * 16 + 16 * 16;
-    ck_assert_msg((double)max <= 1.5 * (double)total / (double)n + (double)unit,
-                  "chunk of cost %llu, mean %.0f over %zu chunks", (unsigned long long)max,
-                  (double)total / (double)n, n);
-    /* Two threads taking chunks in turn: neither ends with more than 60% of the work. */
-    if (threads == 2) {
-        uint64_t t[2] = {0, 0};
-        for (size_t i = 0; i < n; i++)
-            t[t[0] <= t[1] ? 0 : 1] += c[i];
-        ck_assert_msg((double)(t[0] > t[1] ? t[0] : t[1]) <= 0.6 * (double)total,
-                      "split %llu / %llu", (unsigned long long)t[0], (unsigned long long)t[1]);
+    const double unit = (double)((sh->len_k + 63) / 64) * 64 * 16 + 16 * 16;
+    static const double slow[] = {1.0, 0.75, 0.5};
+    for (size_t k = 0; k < sizeof slow / sizeof slow[0]; k++) {
+        const double ideal = (double)total / ((double)threads - 1.0 + slow[k]);
+        const double got = makespan(c, n, threads, slow[k]);
+        ck_assert_msg(got <= 1.03 * ideal + unit / slow[k],
+                      "%d threads, one at %.2f speed: %zu chunks end at %.0f, ideal %.0f",
+                      threads, slow[k], n, got, ideal);
     }
     free(c);
     spattn_plan_free(p);
