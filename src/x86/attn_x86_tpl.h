@@ -40,6 +40,11 @@ static size_t tile_state_floats(size_t dq, size_t dv)
     return 16 * (dq + x86_round16(dv) + SPATTN_TK + QK_NB + 3);
 }
 
+/* Query tiles of at most QR_ROWS rows take qk_rows4 (see there), QR_KEYS keys at a time:
+   4 x QR_KEYS accumulators and 4 Q vectors stay in registers. */
+#define QR_ROWS 4
+#define QR_KEYS (VL == 16 ? 4 : 2)
+
 /* The gather path's passes (see there) take at most GATHER_BATCH rows at a time: their
    scores (16 floats per started 16 keys) and sums stay in scratch between passes. */
 #define GATHER_BATCH 8192
@@ -107,6 +112,20 @@ static void pack_qt(const spattn_head_job *job, size_t i0, size_t rows, float *q
         const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
         for (size_t d = 0; d < job->dim_qk; d++)
             qt[d * 16 + r] = q[d] * c;
+    }
+}
+
+/* The same rows row-major for qk_rows4: QR_ROWS rows of dim_qk (4 * dim_qk <= 16 * dim_qk,
+   Qt's room), the rows past `rows` zero. */
+static void pack_qr(const spattn_head_job *job, size_t i0, size_t rows, float *qr)
+{
+    const float c = x86_q_factor(job);
+    const size_t dq = job->dim_qk;
+    memset(qr, 0, QR_ROWS * dq * sizeof(float));
+    for (size_t r = 0; r < rows; r++) {
+        const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
+        for (size_t d = 0; d < dq; d++)
+            qr[r * dq + d] = q[d] * c;
     }
 }
 
@@ -240,6 +259,65 @@ static void qk_tile2(const float *const *qt, size_t dq, const float *kb, ptrdiff
     qk_tiles(2, QK_NB2, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, mt);
 }
 #endif
+
+/* Tiles of at most QR_ROWS rows (decode with GQA groups of up to 4, a head's last rows): the
+   column form spends a 16-lane FMA per key and dim on them with 4 or fewer lanes of use, so
+   here each row's dot product runs along dim instead (dim / VL FMAs per row and key, QR_KEYS
+   keys at a time for independent chains) and vec_hsums4 turns the four rows' partial sums of
+   a key into its column, lanes past 4 zero (as the zero Q of padding rows gives them in the
+   column form), masked and stored as qk_tiles stores it. Decode (32 x 8 heads, 32768 keys,
+   dim 128): QK 128 FMAs per key -> 32 plus one hsums4. qr: the rows' pre-scaled Q, row-major
+   dq apart, rows past the tile's zero. */
+static col_t qk_rows4(const float *qr, size_t dq, const float *kb, ptrdiff_t k_ts, size_t j0,
+                      const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
+                      const tile_prefetch *pf)
+{
+    const col_t ninf = col_set1(X86_NINF);
+    col_t mt = ninf;
+    for (size_t jj = 0; jj < nk; jj += QR_KEYS) {
+        if (pf != NULL)
+            prefetch_keys(pf, jj, QR_KEYS);
+        const float *kp[QR_KEYS];
+        for (int b = 0; b < QR_KEYS; b++) {
+            const size_t jb = jj + (size_t)b < nk ? jj + (size_t)b : nk - 1;
+            kp[b] = kb + (ptrdiff_t)(j0 + idx[jb]) * k_ts;
+        }
+        vec_t acc[QR_KEYS][QR_ROWS];
+        for (int b = 0; b < QR_KEYS; b++)
+            for (int r = 0; r < QR_ROWS; r++)
+                acc[b][r] = vec_zero();
+        size_t d = 0;
+        for (; d + VL <= dq; d += VL) {
+            vec_t q[QR_ROWS];
+            for (int r = 0; r < QR_ROWS; r++)
+                q[r] = vec_loadu(qr + (size_t)r * dq + d);
+            for (int b = 0; b < QR_KEYS; b++) {
+                const vec_t k = vec_loadu(kp[b] + d);
+                for (int r = 0; r < QR_ROWS; r++)
+                    acc[b][r] = vec_fma(q[r], k, acc[b][r]);
+            }
+        }
+        if (d < dq) {
+            const vmask_t mk = vmask_first(dq - d);
+            vec_t q[QR_ROWS];
+            for (int r = 0; r < QR_ROWS; r++)
+                q[r] = vec_loadu_m(qr + (size_t)r * dq + d, mk);
+            for (int b = 0; b < QR_KEYS; b++) {
+                const vec_t k = vec_loadu_m(kp[b] + d, mk);
+                for (int r = 0; r < QR_ROWS; r++)
+                    acc[b][r] = vec_fma(q[r], k, acc[b][r]);
+            }
+        }
+        for (int b = 0; b < QR_KEYS && jj + (size_t)b < nk; b++) {
+            col_t a = col_from_quarter(vec_hsums4(acc[b]));
+            if (cm != NULL)
+                a = col_select(cmask_bits(cm[jj + (size_t)b]), a, ninf);
+            col_store(st + (jj + (size_t)b) * 16, a);
+            mt = col_max(mt, a);
+        }
+    }
+    return mt;
+}
 
 #if !PV_ROWS
 /* O^T[e0 .. e0+eb) = alpha * O^T + sum over keys of P^T[j] * V[j][e], the eb output columns
@@ -405,9 +483,11 @@ static void pv_rows(float *orow, size_t dv, size_t rows, const float *const *vp,
             vq = vpe;
         }
         float *oe = orow + e;
-        /* Rows past the tile's last row are skipped a block at a time. */
+        /* Rows past the tile's last row are skipped a block at a time, and the last block
+           is the short one (16 % PV_RB rows) when that covers the rows left: a decode tile of
+           4 rows computes 4, not PV_RB. A row's FMAs are the same in either block. */
         for (size_t r0 = 0; r0 < rows; r0 += PV_RB) {
-            const int nr = 16 - r0 < PV_RB ? (int)(16 - r0) : PV_RB;
+            const int nr = 16 - r0 < PV_RB || rows - r0 <= 16 % PV_RB ? (int)(16 % PV_RB) : PV_RB;
             if (nr == PV_RB)
                 pv_rows_nv(oe, dvp, r0, PV_RB, nv, last, masked, vq, km, nk, st, al);
             else
@@ -442,6 +522,7 @@ typedef struct tile_state {
     size_t i0, rows;
     int row_major; /* O row-major (pv_rows), else transposed (pv_tile, AVX2) */
     int half;      /* AVX2: rows fit the low half of a column; the high half is skipped */
+    int rowdot;    /* at most QR_ROWS rows: QK by qk_rows4, qtp holds Q row-major */
     col_t mrun, lrun;
 } tile_state;
 
@@ -457,7 +538,11 @@ static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_
     ts->ot = ts->qtp + 16 * dq;
     ts->st = ts->ot + 16 * x86_round16(dv);
     ts->ml = ts->st + 16 * (SPATTN_TK + QK_NB);
-    pack_qt(job, ts->i0, ts->rows, ts->qtp);
+    ts->rowdot = ts->rows <= QR_ROWS;
+    if (ts->rowdot)
+        pack_qr(job, ts->i0, ts->rows, ts->qtp);
+    else
+        pack_qt(job, ts->i0, ts->rows, ts->qtp);
     memset(ts->ot, 0, 16 * x86_round16(dv) * sizeof(float));
     ts->mrun = col_set1(X86_NINF);
     ts->lrun = col_zero();
@@ -590,8 +675,11 @@ static void x86_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
             pf.v_bytes = job->dim_v * sizeof(float);
             pfp = &pf;
         }
-        col_t mt = qk_tile(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
-                           partial && job->softcap == 0.0f ? cm : NULL, ts.st, pfp, ts.half);
+        const uint32_t *cmq = partial && job->softcap == 0.0f ? cm : NULL;
+        col_t mt = ts.rowdot ? qk_rows4(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk, cmq,
+                                        ts.st, pfp)
+                             : qk_tile(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk, cmq,
+                                       ts.st, pfp, ts.half);
         tile_fold(&ts, job, j0, idx, cm, nk, partial, mt);
     }
     tile_end(&ts, job);
@@ -642,16 +730,21 @@ static void x86_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
                 partial[x] = tile[x]->part != SPATTN_FULL;
                 nk[x] = tile_keys(m, tile[x], idx[x], cm[x]);
             }
-        if (take[0] && take[1] && !partial[0] && !partial[1]) {
+        if (take[0] && take[1] && !partial[0] && !partial[1] && !ts[0].rowdot &&
+            !ts[1].rowdot) {
             const float *qts[2] = {ts[0].qtp, ts[1].qtp};
             float *sts[2] = {ts[0].st, ts[1].st};
             qk_tile2(qts, job->dim_qk, job->k, job->k_ts, j0, idx[0], nk[0], sts, mt);
         } else {
-            for (int x = 0; x < 2; x++)
-                if (take[x])
-                    mt[x] = qk_tile(ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0, idx[x],
-                                    nk[x], partial[x] && job->softcap == 0.0f ? cm[x] : NULL,
-                                    ts[x].st, NULL, 0);
+            for (int x = 0; x < 2; x++) {
+                if (!take[x])
+                    continue;
+                const uint32_t *cmq = partial[x] && job->softcap == 0.0f ? cm[x] : NULL;
+                mt[x] = ts[x].rowdot ? qk_rows4(ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0,
+                                                idx[x], nk[x], cmq, ts[x].st, NULL)
+                                     : qk_tile(ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0,
+                                               idx[x], nk[x], cmq, ts[x].st, NULL, 0);
+            }
         }
         for (int x = 0; x < 2; x++)
             if (take[x])
