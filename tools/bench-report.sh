@@ -8,7 +8,7 @@
 #   tools/bench-report.sh [--quick | --full] [--no-deps] [--build-dir DIR] [--out DIR]
 #                         [-- extra spattn-bench / --benchmark_* flags]
 #
-# Default grid (three repetitions each, medians reported): about 12 minutes on two cores. --quick: seconds (CI smoke). --full: hours.
+# Default grid (five interleaved repetitions each, medians reported): about 12 minutes on two cores. --quick: seconds (CI smoke). --full: hours.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,8 +39,12 @@ args=()
 [ -n "$mode" ] && args+=("$mode")
 # quick: a handful of iterations each, enough to prove every benchmark runs and reports
 [ "$mode" = "--quick" ] && args+=(--benchmark_min_time=0.01)
-# otherwise three repetitions, reported as medians: shared machines are noisy
-[ "$mode" != "--quick" ] && args+=(--benchmark_repetitions=3)
+# otherwise five repetitions of 0.3 s, interleaved at random across the whole run (Google
+# Benchmark's documented way to lower run-to-run variance) and reported as medians: on a
+# shared VM a neighbour's burst lasts minutes, and with each benchmark's repetitions back to
+# back it took all of them (AVX2 dense 197-222 ms in one run, 139 ms in the next).
+[ "$mode" != "--quick" ] && args+=(--benchmark_repetitions=5 --benchmark_min_time=0.3
+                                   --benchmark_enable_random_interleaving=true)
 args+=(--benchmark_out="$out/results.json" --benchmark_out_format=json)
 
 commit="$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"

@@ -139,7 +139,10 @@ def write_report(ctx, results, out, commit):
     w("Times are wall time per call. GFLOP/s counts useful work only: 2 x allowed pairs x "
       "(dim_qk + dim_v). `%peak` is that over the FMA peak measured at start-up for the ISA "
       "(x threads). `x dense` is the same ISA's dense time over this time; `x openblas` the "
-      "OpenBLAS baseline's time over this time.\n")
+      "OpenBLAS baseline's time over this time (both from the medians above). Repetitions "
+      "are interleaved at random across the whole run, so a neighbour's burst on this "
+      "shared machine lands on one repetition of many benchmarks rather than on every "
+      "repetition of a few.\n")
 
     for key, rs in sweep_groups(results).items():
         impls = sorted({r["fields"].get("isa") for r in rs}, key=impl_key)
@@ -161,9 +164,15 @@ def write_report(ctx, results, out, commit):
                 head += ["%s GB/s" % i for i in impls]
             w("| " + " | ".join(head) + " |")
             w("|" + "---|" * len(head))
+            # Ratios between medians of this run (the in-process counters compare against
+            # whichever dense repetition ran last, which interleaving makes any of them).
+            dense_ms = {r["fields"].get("isa"): r["ms"] for r in rows
+                        if r["fields"].get("pattern") == "dense" and "ms" in r}
             for l in lv:
                 cells = [l]
                 by_impl = {r["fields"].get("isa"): r for r in rows if r["fields"].get("sparsity") == l}
+                ob = by_impl.get("openblas")
+                ob_ms = ob["ms"] if ob is not None and "ms" in ob else dense_ms.get("openblas")
                 for i in impls:
                     r = by_impl.get(i)
                     n = 2 if i == "openblas" else 5
@@ -175,8 +184,9 @@ def write_report(ctx, results, out, commit):
                         c = r["c"]
                         cells += [fmt(r["ms"]), fmt(c.get("GFLOP/s"))]
                         if i != "openblas":
-                            cells += [fmt(c.get("pct_peak")), fmt(c.get("speedup_dense")),
-                                      fmt(c.get("vs_openblas"))]
+                            xd = dense_ms[i] / r["ms"] if i in dense_ms else None
+                            xo = ob_ms / r["ms"] if ob_ms else None
+                            cells += [fmt(c.get("pct_peak")), fmt(xd), fmt(xo)]
                 if key[0] == "decode":
                     for i in impls:
                         r = by_impl.get(i)
