@@ -40,10 +40,12 @@ static size_t tile_state_floats(size_t dq, size_t dv)
     return 16 * (dq + x86_round16(dv) + SPATTN_TK + QK_NB + 3);
 }
 
-/* Query tiles of at most QR_ROWS rows take qk_rows4 (see there), QR_KEYS keys at a time:
-   4 x QR_KEYS accumulators and 4 Q vectors stay in registers. */
-#define QR_ROWS 4
+/* Query tiles of at most QR_MAX rows take their QK along dim (qk_rows, see there), in groups
+   of 4 rows, QR_KEYS keys at a time for one group and half as many for two, so that the
+   accumulators and Q vectors stay in registers. AVX2 only up to 4 rows: its half columns
+   serve 8 rows with as many ymm FMAs as two groups of 4 would take. */
 #define QR_KEYS (VL == 16 ? 4 : 2)
+#define QR_MAX (VL == 16 ? 8 : 4)
 
 /* The gather path's passes (see there) take at most GATHER_BATCH rows at a time: their
    scores (16 floats per started 16 keys) and sums stay in scratch between passes. */
@@ -115,13 +117,13 @@ static void pack_qt(const spattn_head_job *job, size_t i0, size_t rows, float *q
     }
 }
 
-/* The same rows row-major for qk_rows4: QR_ROWS rows of dim_qk (4 * dim_qk <= 16 * dim_qk,
-   Qt's room), the rows past `rows` zero. */
+/* The same rows row-major for qk_rows: 4 or 8 rows of dim_qk (within Qt's 16 * dim_qk), the
+   rows past `rows` zero. */
 static void pack_qr(const spattn_head_job *job, size_t i0, size_t rows, float *qr)
 {
     const float c = x86_q_factor(job);
     const size_t dq = job->dim_qk;
-    memset(qr, 0, QR_ROWS * dq * sizeof(float));
+    memset(qr, 0, (rows <= 4 ? 4 : 8) * dq * sizeof(float));
     for (size_t r = 0; r < rows; r++) {
         const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
         for (size_t d = 0; d < dq; d++)
@@ -260,56 +262,59 @@ static void qk_tile2(const float *const *qt, size_t dq, const float *kb, ptrdiff
 }
 #endif
 
-/* Tiles of at most QR_ROWS rows (decode with GQA groups of up to 4, a head's last rows): the
-   column form spends a 16-lane FMA per key and dim on them with 4 or fewer lanes of use, so
-   here each row's dot product runs along dim instead (dim / VL FMAs per row and key, QR_KEYS
-   keys at a time for independent chains) and vec_hsums4 turns the four rows' partial sums of
-   a key into its column, lanes past 4 zero (as the zero Q of padding rows gives them in the
-   column form), masked and stored as qk_tiles stores it. Decode (32 x 8 heads, 32768 keys,
-   dim 128): QK 128 FMAs per key -> 32 plus one hsums4. qr: the rows' pre-scaled Q, row-major
-   dq apart, rows past the tile's zero. */
-static col_t qk_rows4(const float *qr, size_t dq, const float *kb, ptrdiff_t k_ts, size_t j0,
-                      const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
-                      const tile_prefetch *pf)
+/* Tiles of at most QR_MAX rows (decode with GQA groups of up to 8, a head's last rows): the
+   column form spends a 16-lane FMA per key and dim on them with half the lanes or fewer of
+   use, so here each row's dot product runs along dim instead (dim / VL FMAs per row and key,
+   several keys at a time for independent chains) and vec_hsums4 turns each group of four
+   rows' partial sums of a key into 4 lanes of its column, lanes past the rows zero (as the
+   zero Q of padding rows gives them in the column form), masked and stored as qk_tiles stores
+   it. Decode (dim 128): QK 128 FMAs per key -> 32 plus one hsums4 for 4 rows, 64 plus two
+   for 8. qr: the rows' pre-scaled Q, row-major dq apart, rows past the tile's zero; ng
+   groups of 4 rows, nkeys keys per step. */
+static inline __attribute__((always_inline)) col_t qk_rows_g(
+    const int ng, const int nkeys, const float *qr, size_t dq, const float *kb, ptrdiff_t k_ts,
+    size_t j0, const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
+    const tile_prefetch *pf)
 {
     const col_t ninf = col_set1(X86_NINF);
     col_t mt = ninf;
-    for (size_t jj = 0; jj < nk; jj += QR_KEYS) {
+    for (size_t jj = 0; jj < nk; jj += (size_t)nkeys) {
         if (pf != NULL)
-            prefetch_keys(pf, jj, QR_KEYS);
+            prefetch_keys(pf, jj, (size_t)nkeys);
         const float *kp[QR_KEYS];
-        for (int b = 0; b < QR_KEYS; b++) {
+        for (int b = 0; b < nkeys; b++) {
             const size_t jb = jj + (size_t)b < nk ? jj + (size_t)b : nk - 1;
             kp[b] = kb + (ptrdiff_t)(j0 + idx[jb]) * k_ts;
         }
-        vec_t acc[QR_KEYS][QR_ROWS];
-        for (int b = 0; b < QR_KEYS; b++)
-            for (int r = 0; r < QR_ROWS; r++)
+        vec_t acc[QR_KEYS][8];
+        for (int b = 0; b < nkeys; b++)
+            for (int r = 0; r < 4 * ng; r++)
                 acc[b][r] = vec_zero();
         size_t d = 0;
         for (; d + VL <= dq; d += VL) {
-            vec_t q[QR_ROWS];
-            for (int r = 0; r < QR_ROWS; r++)
+            vec_t q[8];
+            for (int r = 0; r < 4 * ng; r++)
                 q[r] = vec_loadu(qr + (size_t)r * dq + d);
-            for (int b = 0; b < QR_KEYS; b++) {
+            for (int b = 0; b < nkeys; b++) {
                 const vec_t k = vec_loadu(kp[b] + d);
-                for (int r = 0; r < QR_ROWS; r++)
+                for (int r = 0; r < 4 * ng; r++)
                     acc[b][r] = vec_fma(q[r], k, acc[b][r]);
             }
         }
         if (d < dq) {
             const vmask_t mk = vmask_first(dq - d);
-            vec_t q[QR_ROWS];
-            for (int r = 0; r < QR_ROWS; r++)
+            vec_t q[8];
+            for (int r = 0; r < 4 * ng; r++)
                 q[r] = vec_loadu_m(qr + (size_t)r * dq + d, mk);
-            for (int b = 0; b < QR_KEYS; b++) {
+            for (int b = 0; b < nkeys; b++) {
                 const vec_t k = vec_loadu_m(kp[b] + d, mk);
-                for (int r = 0; r < QR_ROWS; r++)
+                for (int r = 0; r < 4 * ng; r++)
                     acc[b][r] = vec_fma(q[r], k, acc[b][r]);
             }
         }
-        for (int b = 0; b < QR_KEYS && jj + (size_t)b < nk; b++) {
-            col_t a = col_from_quarter(vec_hsums4(acc[b]));
+        for (int b = 0; b < nkeys && jj + (size_t)b < nk; b++) {
+            col_t a = ng == 1 ? col_from_quarter(vec_hsums4(acc[b]))
+                              : col_from_quarters(vec_hsums4(acc[b]), vec_hsums4(acc[b] + 4));
             if (cm != NULL)
                 a = col_select(cmask_bits(cm[jj + (size_t)b]), a, ninf);
             col_store(st + (jj + (size_t)b) * 16, a);
@@ -317,6 +322,15 @@ static col_t qk_rows4(const float *qr, size_t dq, const float *kb, ptrdiff_t k_t
         }
     }
     return mt;
+}
+
+static col_t qk_rows(size_t rows, const float *qr, size_t dq, const float *kb, ptrdiff_t k_ts,
+                     size_t j0, const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
+                     const tile_prefetch *pf)
+{
+    if (QR_MAX > 4 && rows > 4)
+        return qk_rows_g(2, QR_KEYS / 2, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf);
+    return qk_rows_g(1, QR_KEYS, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf);
 }
 
 #if !PV_ROWS
@@ -483,15 +497,22 @@ static void pv_rows(float *orow, size_t dv, size_t rows, const float *const *vp,
             vq = vpe;
         }
         float *oe = orow + e;
-        /* Rows past the tile's last row are skipped a block at a time, and the last block
-           is the short one (16 % PV_RB rows) when that covers the rows left: a decode tile of
-           4 rows computes 4, not PV_RB. A row's FMAs are the same in either block. */
-        for (size_t r0 = 0; r0 < rows; r0 += PV_RB) {
-            const int nr = 16 - r0 < PV_RB || rows - r0 <= 16 % PV_RB ? (int)(16 % PV_RB) : PV_RB;
+        /* Rows past the tile's last row are skipped a block at a time, and the short block
+           (16 % PV_RB rows) is taken where it computes fewer rows: for the last 4 or fewer,
+           and twice for the last 7 or 8 (decode tiles of 4 and 8 rows compute 4 and 8, not
+           6 and 10). A row's FMAs are the same in either block. */
+        const size_t sb = 16 % PV_RB;
+        for (size_t r0 = 0; r0 < rows;) {
+            const size_t rl = rows - r0;
+            const int nr =
+                16 - r0 < PV_RB || (sb != 0 && (rl <= sb || (rl > PV_RB && rl <= 2 * sb)))
+                    ? (int)sb
+                    : PV_RB;
             if (nr == PV_RB)
                 pv_rows_nv(oe, dvp, r0, PV_RB, nv, last, masked, vq, km, nk, st, al);
             else
                 pv_rows_nv(oe, dvp, r0, 16 % PV_RB, nv, last, masked, vq, km, nk, st, al);
+            r0 += (size_t)nr;
         }
     }
 }
@@ -522,7 +543,7 @@ typedef struct tile_state {
     size_t i0, rows;
     int row_major; /* O row-major (pv_rows), else transposed (pv_tile, AVX2) */
     int half;      /* AVX2: rows fit the low half of a column; the high half is skipped */
-    int rowdot;    /* at most QR_ROWS rows: QK by qk_rows4, qtp holds Q row-major */
+    int rowdot;    /* at most QR_MAX rows: QK by qk_rows, qtp holds Q row-major */
     col_t mrun, lrun;
 } tile_state;
 
@@ -538,7 +559,7 @@ static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_
     ts->ot = ts->qtp + 16 * dq;
     ts->st = ts->ot + 16 * x86_round16(dv);
     ts->ml = ts->st + 16 * (SPATTN_TK + QK_NB);
-    ts->rowdot = ts->rows <= QR_ROWS;
+    ts->rowdot = ts->rows <= QR_MAX;
     if (ts->rowdot)
         pack_qr(job, ts->i0, ts->rows, ts->qtp);
     else
@@ -676,8 +697,8 @@ static void x86_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
             pfp = &pf;
         }
         const uint32_t *cmq = partial && job->softcap == 0.0f ? cm : NULL;
-        col_t mt = ts.rowdot ? qk_rows4(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk, cmq,
-                                        ts.st, pfp)
+        col_t mt = ts.rowdot ? qk_rows(ts.rows, ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx,
+                                       nk, cmq, ts.st, pfp)
                              : qk_tile(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk, cmq,
                                        ts.st, pfp, ts.half);
         tile_fold(&ts, job, j0, idx, cm, nk, partial, mt);
@@ -740,8 +761,8 @@ static void x86_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
                 if (!take[x])
                     continue;
                 const uint32_t *cmq = partial[x] && job->softcap == 0.0f ? cm[x] : NULL;
-                mt[x] = ts[x].rowdot ? qk_rows4(ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0,
-                                                idx[x], nk[x], cmq, ts[x].st, NULL)
+                mt[x] = ts[x].rowdot ? qk_rows(ts[x].rows, ts[x].qtp, job->dim_qk, job->k,
+                                               job->k_ts, j0, idx[x], nk[x], cmq, ts[x].st, NULL)
                                      : qk_tile(ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0,
                                                idx[x], nk[x], cmq, ts[x].st, NULL, 0);
             }

@@ -288,6 +288,11 @@ SPATTN_ALWAYS_INLINE col_t col_from_quarter(__m128 x)
 {
     return col_mk(_mm256_insertf128_ps(_mm256_setzero_ps(), x, 0), _mm256_setzero_ps());
 }
+/* Lanes 0-3 from x, 4-7 from y, the rest 0. */
+SPATTN_ALWAYS_INLINE col_t col_from_quarters(__m128 x, __m128 y)
+{
+    return col_mk(_mm256_set_m128(y, x), _mm256_setzero_ps());
+}
 /* Peak probe (x86_fma_probe): 12 independent chains (4-cycle latency, two FMA ports, 16 registers). */
 #define PROBE_CHAINS 12
 

@@ -201,6 +201,11 @@ SPATTN_ALWAYS_INLINE __m128 vec_hsums4(const vec_t a[4])
 }
 /* Lanes 0-3 from x, the rest 0. */
 SPATTN_ALWAYS_INLINE col_t col_from_quarter(__m128 x) { return _mm512_zextps128_ps512(x); }
+/* Lanes 0-3 from x, 4-7 from y, the rest 0. */
+SPATTN_ALWAYS_INLINE col_t col_from_quarters(__m128 x, __m128 y)
+{
+    return _mm512_insertf32x4(_mm512_zextps128_ps512(x), y, 1);
+}
 /* Peak probe (x86_fma_probe): 24 independent chains cover 4-cycle latency on two FMA ports with room. */
 #define PROBE_CHAINS 24
 
