@@ -1,6 +1,7 @@
-/* The grid. Order matters: within a (length, dim, threads) group the OpenBLAS runs come first
-   and each ISA's dense run before its sparse ones, so that the sparse runs can report their
-   speedups over times measured earlier in the same process. */
+/* The grid. Within a (length, dim, threads) group the OpenBLAS runs come first and each ISA's
+   dense run before its sparse ones, so that in a run without interleaved repetitions the
+   sparse runs' speedup counters find times measured earlier in the same process (the report
+   takes its ratios from the medians and does not depend on the order). */
 #include "bench_grid.h"
 
 #include <stdio.h>

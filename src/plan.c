@@ -55,11 +55,11 @@ int spattn__split_units(size_t nunits, int nthreads,
         total += cost(p, u);
     const double n = (double)nthreads;
     /* Equal chunks: `equal` of them. Guided: a chunk ends once it holds max(left / (DIV n),
-       total / (MIN n)), which makes about DIV n (1 + ln(MIN / DIV)) chunks; cap is far
-       above that and only matters if the costs are off. */
+       total / (MIN n)), about DIV n (1 + ln(MIN / DIV)) chunks; every chunk but the last
+       holds at least total / (MIN n), so there are never more than MIN n + 1. */
     const size_t equal = nthreads == 1 ? 1 : gather_bound ? (size_t)nthreads * GATHER_CHUNKS : 0;
     const double floor_share = (double)total / (GUIDED_MIN * n);
-    size_t cap = equal ? equal : (size_t)nthreads * (GUIDED_DIV * 5 + GUIDED_MIN);
+    size_t cap = equal ? equal : (size_t)nthreads * GUIDED_MIN + 1;
     if (cap > nunits)
         cap = nunits;
     size_t *cs = spattn__calloc(cap + 1, sizeof *cs);

@@ -10,6 +10,7 @@
 static double makespan(const uint64_t *c, size_t n, int threads, double slow)
 {
     double t[16] = {0};
+    ck_assert_int_le(threads, 16);
     for (size_t i = 0; i < n; i++) {
         int k = 0;
         for (int j = 1; j < threads; j++)

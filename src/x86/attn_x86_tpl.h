@@ -313,10 +313,9 @@ static inline __attribute__((always_inline)) col_t qk_rows_g(
             }
         }
         for (int b = 0; b < nkeys && jj + (size_t)b < nk; b++) {
-            col_t a = ng == 1 ? col_from_quarter(vec_hsums4(acc[b]))
-                              : col_from_quarters(vec_hsums4(acc[b]), vec_hsums4(acc[b] + 4));
-            if (cm != NULL)
-                a = col_select(cmask_bits(cm[jj + (size_t)b]), a, ninf);
+            const col_t a4 = col_from_quarters(
+                vec_hsums4(acc[b]), ng == 1 ? _mm_setzero_ps() : vec_hsums4(acc[b] + 4));
+            const col_t a = cm != NULL ? col_select(cmask_bits(cm[jj + (size_t)b]), a4, ninf) : a4;
             col_store(st + (jj + (size_t)b) * 16, a);
             mt = col_max(mt, a);
         }
@@ -813,7 +812,7 @@ static inline __attribute__((always_inline)) col_t dots16(const float *q, size_t
         vec_t a[4];
         for (size_t c = 0; c < 4; c++)
             a[c] = dot_vec(q, dq, k + (ptrdiff_t)keys[c < n ? c : n - 1] * k_ts);
-        return col_from_quarter(vec_hsums4(a));
+        return col_from_quarters(vec_hsums4(a), _mm_setzero_ps());
     }
     vec_t part[16 / VL];
     for (size_t g = 0; g < 16 / VL; g++) {

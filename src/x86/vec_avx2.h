@@ -283,11 +283,6 @@ SPATTN_ALWAYS_INLINE __m128 vec_hsums4(const vec_t a[4])
     __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
-/* Lanes 0-3 from x, the rest 0. */
-SPATTN_ALWAYS_INLINE col_t col_from_quarter(__m128 x)
-{
-    return col_mk(_mm256_insertf128_ps(_mm256_setzero_ps(), x, 0), _mm256_setzero_ps());
-}
 /* Lanes 0-3 from x, 4-7 from y, the rest 0. */
 SPATTN_ALWAYS_INLINE col_t col_from_quarters(__m128 x, __m128 y)
 {

@@ -199,8 +199,6 @@ SPATTN_ALWAYS_INLINE __m128 vec_hsums4(const vec_t a[4])
     const __m512i lane0 = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     return _mm512_castps512_ps128(_mm512_permutexvar_ps(lane0, q));
 }
-/* Lanes 0-3 from x, the rest 0. */
-SPATTN_ALWAYS_INLINE col_t col_from_quarter(__m128 x) { return _mm512_zextps128_ps512(x); }
 /* Lanes 0-3 from x, 4-7 from y, the rest 0. */
 SPATTN_ALWAYS_INLINE col_t col_from_quarters(__m128 x, __m128 y)
 {
