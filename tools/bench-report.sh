@@ -5,22 +5,24 @@
 #   bench-report/report.md      tables per problem: time, GFLOP/s, % of peak, speedups
 #   bench-report/plots/*.png    time and GFLOP/s versus sparsity, one line per ISA/baseline
 #
-#   tools/bench-report.sh [--quick | --full] [--no-deps] [--build-dir DIR] [--out DIR]
-#                         [-- extra spattn-bench / --benchmark_* flags]
+#   tools/bench-report.sh [--quick | --full | --targets] [--no-deps] [--build-dir DIR]
+#                         [--out DIR] [-- extra spattn-bench / --benchmark_* flags]
 #
-# Default grid (five interleaved repetitions each, medians reported): about 12 minutes on two cores. --quick: seconds (CI smoke). --full: hours.
+# Default grid (five interleaved repetitions each, medians reported): about 12 minutes on two
+# cores. --quick: seconds (CI smoke). --full: hours. --targets: only the entries the targets
+# of docs/performance.md are computed from, fifteen interleaved repetitions, about 3 minutes.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mode="" deps=1 build="$root/build-bench" out="$root/bench-report" extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick|--full) mode="$1" ;;
+    --quick|--full|--targets) mode="$1" ;;
     --no-deps) deps=0 ;;
     --build-dir) build="$2"; shift ;;
     --out) out="$2"; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench-report.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -36,14 +38,27 @@ cmake --build "$build" --target spattn-bench -j "$jobs"
 mkdir -p "$out"
 rm -f "$out"/plots/*.png "$out"/plots/*.dat
 args=()
-[ -n "$mode" ] && args+=("$mode")
+reps=5
+case "$mode" in
+  --quick|--full) args+=("$mode") ;;
+  --targets)
+    # Default-grid entries; the report's Targets table says how each figure is computed.
+    a='attn/isa:%s/pattern:%s/len:4096/dim:64/threads:%s'
+    printf -v f1 "$a" '(avx512|avx2)' 'dense/sparsity:0' 1
+    printf -v f2 "$a" avx512 '(dense/sparsity:0|causal/sparsity:50)' '(1|2)'
+    printf -v f3 "$a" avx512 '(blocks64/sparsity:(90|99)|fewkeys/sparsity:99.6)' 1
+    f4='decode/isa:avx512/pattern:dense/sparsity:0/lenk:32768/dim:128/heads:32x8/threads:1'
+    f5='membw/read/mib:1024/threads:1'
+    args+=("--benchmark_filter=^($f1|$f2|$f3|$f4|$f5)\$")
+    reps=15 ;;
+esac
 # quick: a handful of iterations each, enough to prove every benchmark runs and reports
 [ "$mode" = "--quick" ] && args+=(--benchmark_min_time=0.01)
-# otherwise five repetitions of 0.3 s, interleaved at random across the whole run (Google
+# otherwise five repetitions (fifteen for --targets) of 0.3 s, interleaved at random across the whole run (Google
 # Benchmark's documented way to lower run-to-run variance) and reported as medians: on a
 # shared VM a neighbour's burst lasts minutes, and with each benchmark's repetitions back to
 # back it took all of them (AVX2 dense 197-222 ms in one run, 139 ms in the next).
-[ "$mode" != "--quick" ] && args+=(--benchmark_repetitions=5 --benchmark_min_time=0.3
+[ "$mode" != "--quick" ] && args+=(--benchmark_repetitions=$reps --benchmark_min_time=0.3
                                    --benchmark_enable_random_interleaving=true)
 args+=(--benchmark_out="$out/results.json" --benchmark_out_format=json)
 
