@@ -13,7 +13,8 @@ typedef enum bench_kind {
     BK_BLAS,   /* OpenBLAS sgemm + masked softmax loop + sgemm, everything computed */
     BK_PLAN,   /* spattn_plan_create time, mask and plan memory */
     BK_PATH,   /* BK_ATTN with every query tile forced down one path (tiles or gather) */
-    BK_MEMBW   /* streaming read of a buffer far larger than the caches */
+    BK_MEMBW,  /* streaming read of a buffer far larger than the caches */
+    BK_PEAK    /* the ISA's FMA probe (one thread) */
 } bench_kind;
 
 typedef enum bench_pattern {
@@ -30,7 +31,7 @@ typedef enum bench_pattern {
 
 typedef struct bench_case {
     bench_kind kind;
-    spattn_isa isa;           /* BK_ATTN, BK_PLAN, BK_PATH */
+    spattn_isa isa;           /* BK_ATTN, BK_PLAN, BK_PATH, BK_PEAK */
     bench_pattern pattern;
     int level;                /* target sparsity in tenths of a percent: 0, 500, ..., 999 */
     size_t batch, heads_q, heads_kv, len_q, len_k, dim;
@@ -83,5 +84,6 @@ void bench_run_attn(const bench_case *c, spb_state *st); /* BK_ATTN, BK_PATH */
 void bench_run_blas(const bench_case *c, spb_state *st);
 void bench_run_plan(const bench_case *c, spb_state *st);
 void bench_run_membw(const bench_case *c, spb_state *st);
+void bench_run_peak(const bench_case *c, spb_state *st);
 
 #endif

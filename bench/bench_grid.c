@@ -40,6 +40,9 @@ static void trampoline(spb_state *st, void *user)
     case BK_MEMBW:
         bench_run_membw(c, st);
         break;
+    case BK_PEAK:
+        bench_run_peak(c, st);
+        break;
     }
 }
 
@@ -77,6 +80,9 @@ static void name_case(bench_case *c)
         snprintf(c->name, sizeof c->name, "membw/read/mib:%zu/threads:%d", c->bytes >> 20,
                  c->threads);
         break;
+    case BK_PEAK:
+        snprintf(c->name, sizeof c->name, "peak/isa:%s/threads:1", impl);
+        break;
     }
 }
 
@@ -87,7 +93,7 @@ static void add(const bench_case *proto)
     if (!c)
         return;
     *c = *proto;
-    if (c->kind != BK_MEMBW && !bench_masks_fit(c)) {
+    if (c->kind != BK_MEMBW && c->kind != BK_PEAK && !bench_masks_fit(c)) {
         free(c);
         return;
     }
@@ -199,6 +205,19 @@ static void add_membw(size_t bytes, int threads)
     c.bytes = bytes;
     c.threads = threads;
     add(&c);
+}
+
+/* The FMA peak of every compiled ISA (skipped where it cannot run), sampled over the run like
+   the kernels whose `%peak` it is the denominator of. */
+static void add_peaks(void)
+{
+    for (size_t i = 0; i < NCOMPILED; i++) {
+        bench_case c = {0};
+        c.kind = BK_PEAK;
+        c.isa = compiled[i];
+        c.threads = 1;
+        add(&c);
+    }
 }
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -329,6 +348,7 @@ int bench_grid_register(bench_mode mode)
 {
     int all = bench_all_threads();
     registered = 0;
+    add_peaks();
     if (mode == BM_QUICK)
         grid_quick(all);
     else if (mode == BM_FULL)

@@ -48,7 +48,7 @@ case "$mode" in
     printf -v f2 "$a" avx512 '(dense/sparsity:0|causal/sparsity:50)' '(1|2)'
     printf -v f3 "$a" avx512 '(blocks64/sparsity:(90|99)|fewkeys/sparsity:99.6)' 1
     f4='decode/isa:avx512/pattern:dense/sparsity:0/lenk:32768/dim:128/heads:32x8/threads:1'
-    f5='membw/read/mib:1024/threads:1'
+    f5='membw/read/mib:1024/threads:1|peak/isa:(avx512|avx2)/threads:1'
     args+=("--benchmark_filter=^($f1|$f2|$f3|$f4|$f5)\$")
     reps=15 ;;
 esac

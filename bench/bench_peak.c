@@ -1,0 +1,39 @@
+/* The FMA probe as a benchmark of the grid. The start-up probe takes a fraction of a second;
+   as an entry its repetitions are interleaved with everyone else's, so the peak is sampled
+   across the whole run, as the kernels compared with it are. */
+#include "bench_case.h"
+#include "bench_probe.h"
+#include "dispatch.h"
+
+#define PEAK_CALL_SECONDS 0.01 /* one timed call: long enough for the clock, short enough to
+                                  take many samples in a repetition */
+
+void bench_run_peak(const bench_case *c, spb_state *st)
+{
+    const spattn_kernel_table *t = spattn__kernels_for(c->isa);
+    if (t == NULL || t->fma_probe == NULL) {
+        const char *why = spattn_isa_unavailable_reason(c->isa);
+        spb_skip(st, why ? why : "no fma_probe in this kernel table");
+        return;
+    }
+    volatile float sink = 0;
+    size_t iters = 1024;
+    double flops = 0;
+    for (;;) { /* size one call; also brings the clock up before the timed loop */
+        double t0 = bench_now();
+        sink += t->fma_probe(iters, &flops);
+        if (bench_now() - t0 >= PEAK_CALL_SECONDS || iters > ((size_t)1 << 40))
+            break;
+        iters *= 2;
+    }
+    double total = 0, done = 0;
+    while (spb_keep_running(st)) {
+        double t0 = bench_now();
+        sink += t->fma_probe(iters, &flops);
+        total += bench_now() - t0;
+        done += flops;
+    }
+    (void)sink;
+    if (total > 0)
+        spb_counter(st, "GFLOP/s", done / total / 1e9, SPB_PLAIN);
+}
