@@ -39,28 +39,10 @@ static spattn_head_job make_job(const exec_ctx *x, size_t b, size_t h, size_t hk
     return job;
 }
 
-/* Runs query tile qt of a head, of whose tiles qt .. qt + avail - 1 are this chunk's (g: their
-   gather flags), and returns how many tiles it ran: a run of gather tiles goes to the kernel
-   in one call, which lets it pass over their rows together. */
-static size_t run_units(const spattn_plan *p, const spattn_head_job *job, const spattn_mask *m,
-                        const spattn_keyrows *kr, size_t qt, const uint8_t *g, size_t avail,
-                        float *scratch)
-{
-    if (!g[0]) {
-        p->kt->attn_tiles(job, m, qt, scratch);
-        return 1;
-    }
-    size_t n = 1;
-    while (n < avail && g[n])
-        n++;
-    p->kt->attn_gather(job, kr, qt, n, scratch);
-    return n;
-}
-
 /* A query tile with no allowed pair: its rows are zeros and their lse -inf, what every
    kernel gives rows it finds nothing for, written here without a kernel call (which would
    pack Q and clear its accumulators for nothing: half the query tiles of 64x64 random blocks
-   at 1 % are empty). */
+   at 1 % are empty, and so is a decode group whose heads all allow nothing). */
 static void empty_tile(const spattn_head_job *job, const spattn_mask *m, size_t qt)
 {
     const size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
@@ -69,6 +51,32 @@ static void empty_tile(const spattn_head_job *job, const spattn_mask *m, size_t 
         if (job->lse)
             job->lse[i0 + r] = -INFINITY;
     }
+}
+
+static int tile_is_empty(const spattn_mask *m, size_t qt)
+{
+    return m != NULL && m->qt_ptr[qt + 1] == m->qt_ptr[qt];
+}
+
+/* Runs query tile qt of a head, of whose tiles qt .. qt + avail - 1 are this chunk's (g: their
+   gather flags), and returns how many tiles it ran: a run of gather tiles goes to the kernel
+   in one call, which lets it pass over their rows together. */
+static size_t run_units(const spattn_plan *p, const spattn_head_job *job, const spattn_mask *m,
+                        const spattn_keyrows *kr, size_t qt, const uint8_t *g, size_t avail,
+                        float *scratch)
+{
+    if (!g[0]) {
+        if (tile_is_empty(m, qt))
+            empty_tile(job, m, qt);
+        else
+            p->kt->attn_tiles(job, m, qt, scratch);
+        return 1;
+    }
+    size_t n = 1;
+    while (n < avail && g[n])
+        n++;
+    p->kt->attn_gather(job, kr, qt, n, scratch);
+    return n;
 }
 
 static atomic_int pairs_off; /* test hook: spattn__set_tile_pairs */
@@ -96,15 +104,11 @@ static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
         job.stream_kv = p->nqt == 1;
         const uint8_t *g = &p->gather[mi * p->nqt + qt];
         const spattn_mask *m = p->masks[mi];
-        if (m != NULL && m->qt_ptr[qt + 1] == m->qt_ptr[qt] && !g[0]) {
-            empty_tile(&job, m, qt);
-            u++;
-            continue;
-        }
         /* Two query tiles of a head on the tile path in one call when both are in this chunk
            (each K/V tile loaded once for both); rows get the same bits either way, so where
            chunks are cut does not matter. */
-        if (pairs && qt % 2 == 0 && qt + 1 < p->nqt && u + 1 < end && !g[0] && !g[1]) {
+        if (pairs && qt % 2 == 0 && qt + 1 < p->nqt && u + 1 < end && !g[0] && !g[1] &&
+            !tile_is_empty(m, qt)) {
             p->kt->attn_tiles2(&job, m, qt, scratch);
             u += 2;
             continue;

@@ -147,10 +147,13 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *col
     job.scale = x->scale;
     job.softcap = x->a->softcap;
     job.stream_kv = 0;
-    if (p->gather[mi * p->nqt + qt])
+    if (p->gather[mi * p->nqt + qt]) {
         p->kt->attn_gather(&job, &p->keyrows[mi], qt, 1, scratch);
-    else
+    } else if (m != NULL && m->qt_ptr[qt + 1] == m->qt_ptr[qt]) {
+        return; /* no allowed pair: no probabilities, and no lse to compute them from */
+    } else {
         p->kt->attn_tiles(&job, m, qt, scratch);
+    }
 
     if (x->probs == NULL)
         return;

@@ -694,6 +694,20 @@ END_TEST
 
 /* Decode with GQA (len_q == 1): plans run a KV head's query heads as one tile when the heads of
    a group share a mask. Every mask arrangement, both paths, layouts, lse, 1 and 2 threads. */
+/* A decode row's mask: one in five allows no key at all, so that whole query tiles (a
+   packed group of heads, or one head) are empty. */
+static spattn_mask *decode_mask(tu_rng *r, size_t len_k)
+{
+    if (tu_uniform(r) >= 0.2)
+        return tu_random_mask(r, 1, len_k);
+    uint8_t *none = calloc(len_k, 1);
+    spattn_mask *m = NULL;
+    ck_assert_ptr_nonnull(none);
+    ck_assert_int_eq(spattn_mask_from_dense(1, len_k, none, len_k, &m), SPATTN_OK);
+    free(none);
+    return m;
+}
+
 START_TEST(decode_gqa)
 {
     spattn_isa isa = tu_isa(_i);
@@ -739,7 +753,7 @@ START_TEST(decode_gqa)
         size_t group = s->heads_q / s->heads_kv;
         if (mode == 1) {
             p.n_masks = 1;
-            p.masks[0] = tu_random_mask(&r, 1, s->len_k);
+            p.masks[0] = decode_mask(&r, s->len_k);
         } else if (mode >= 2) {
             p.n_masks = mode == 4 ? s->batch * s->heads_q : s->heads_q;
             if (p.n_masks > 64)
@@ -761,7 +775,7 @@ START_TEST(decode_gqa)
                         spattn__mask_retain(lead);
                     }
                 } else {
-                    p.masks[i] = tu_random_mask(&r, 1, s->len_k);
+                    p.masks[i] = decode_mask(&r, s->len_k);
                 }
             }
         }
