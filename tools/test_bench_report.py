@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Checks the Targets table of tools/bench_report.py on a made-up run whose figures are worked
+out here from the definitions in docs/performance.md, not from the script.
+
+    python3 tools/test_bench_report.py      (ctest runs it as bench-report-targets)
+"""
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_report  # noqa: E402
+
+ATTN = "attn/isa:%s/pattern:%s/sparsity:%s/len:4096/dim:64/threads:%d"
+DECODE = "decode/isa:avx512/pattern:dense/sparsity:0/lenk:32768/dim:128/heads:32x8/threads:1"
+PEAK512 = "peak/isa:avx512/threads:1"
+MEMBW = "membw/read/mib:1024/threads:1"
+
+FLOP = 4.0 * 4096 * 4096 * 2 * 64      # dense: 4 x pairs x dim, two heads
+KV = 8.0 * 32768 * 128 * 4 * 2         # decode: 8 KV heads of K and V, fp32
+
+
+def reps(name, times_ms, **counters):
+    """One iteration entry per repetition; counters give one value per repetition."""
+    out = []
+    for i, t in enumerate(times_ms):
+        b = {"name": name, "run_name": name, "run_type": "iteration", "repetition_index": i,
+             "real_time": t, "cpu_time": t, "time_unit": "ms", "iterations": 3}
+        for k, v in counters.items():
+            b[k] = v[i] if isinstance(v, list) else v
+        out.append(b)
+    return out
+
+
+def made_up_run():
+    bms = []
+    bms += reps(ATTN % ("avx512", "dense", "0", 1), [100.0, 80.0, 120.0], sparsity_actual=0.0)
+    bms += reps(ATTN % ("avx512", "causal", "50", 1), [50.0, 45.0, 55.0], sparsity_actual=50.0)
+    bms += reps(ATTN % ("avx512", "blocks64", "90", 1), [12.0, 10.0, 11.0], sparsity_actual=90.0)
+    bms += reps(ATTN % ("avx512", "dense", "0", 2), [60.0, 50.0, 70.0], sparsity_actual=0.0)
+    bms += reps(DECODE, [30.0, 25.0, 35.0], sparsity_actual=0.0)
+    bms += reps(PEAK512, [10.0, 10.0, 10.0], **{"GFLOP/s": [150.0, 170.0, 160.0]})
+    bms += reps(MEMBW, [90.0, 90.0, 90.0], **{"bytes/s": [10e9, 12e9, 11e9]})
+    # an entry that failed: counted as absent, never as a figure
+    bms.append({"name": ATTN % ("avx512", "fewkeys", "99.6", 1),
+                "run_name": ATTN % ("avx512", "fewkeys", "99.6", 1), "run_type": "iteration",
+                "error_occurred": True, "error_message": "skipped", "real_time": 0,
+                "time_unit": "ms"})
+    ctx = {"peak_gflops_1t_avx512": "100.0", "dram_read_gbps_1t": "11.5"}
+    return {"context": ctx, "benchmarks": bms}
+
+
+class Targets(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        path = os.path.join(self.dir.name, "results.json")
+        with open(path, "w") as f:
+            json.dump(made_up_run(), f)
+        self.ctx, self.results = bench_report.load(path)
+        self.by = {r["name"]: r for r in self.results}
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def rows(self, fastest):
+        if fastest:
+            return bench_report.target_rows(self.ctx, self.by, lambda r: r["reps_ms"][0], True)
+        return bench_report.target_rows(self.ctx, self.by, lambda r: r["ms"], False)
+
+    def values(self, fastest):
+        return {label: v for label, _, v, _ in self.rows(fastest)}
+
+    def test_medians(self):
+        v = self.values(False)
+        # peak: median of the samples (160), not the start-up probe
+        self.assertAlmostEqual(v["dense avx512, share of its FMA peak"], FLOP / 0.100 / 160e9)
+        self.assertAlmostEqual(v["causal efficiency"], 100.0 * 0.5 / 50.0)
+        self.assertAlmostEqual(v["64x64 blocks 10 % efficiency"], 100.0 * 0.1 / 11.0)
+        self.assertAlmostEqual(v["2 threads over 1, dense"], 100.0 / 60.0)
+        self.assertAlmostEqual(v["decode K/V stream, share of 1-thread DRAM read"],
+                               KV / 0.030 / 11e9)
+
+    def test_fastest(self):
+        v = self.values(True)
+        # peak: the best sample (170) beats the start-up probe (100)
+        self.assertAlmostEqual(v["dense avx512, share of its FMA peak"], FLOP / 0.080 / 170e9)
+        self.assertAlmostEqual(v["causal efficiency"], 80.0 * 0.5 / 45.0)
+        self.assertAlmostEqual(v["64x64 blocks 10 % efficiency"], 80.0 * 0.1 / 10.0)
+        self.assertAlmostEqual(v["2 threads over 1, dense"], 80.0 / 50.0)
+        # bandwidth: the best sample (12) beats the start-up probe (11.5)
+        self.assertAlmostEqual(v["decode K/V stream, share of 1-thread DRAM read"],
+                               KV / 0.025 / 12e9)
+
+    def test_startup_probe_when_higher(self):
+        self.ctx["peak_gflops_1t_avx512"] = "400.0"
+        v = self.values(True)
+        self.assertAlmostEqual(v["dense avx512, share of its FMA peak"], FLOP / 0.080 / 400e9)
+        # the medians keep the samples' median
+        v = self.values(False)
+        self.assertAlmostEqual(v["dense avx512, share of its FMA peak"], FLOP / 0.100 / 160e9)
+
+    def test_absent_and_failed(self):
+        v = self.values(True)
+        self.assertEqual(len(v), 9)
+        for label in ("dense avx2, share of its FMA peak", "64x64 blocks 1 % efficiency",
+                      "CSR 16 keys per row efficiency", "2 threads over 1, causal"):
+            self.assertIsNone(v[label], label)
+
+    def test_table(self):
+        lines = []
+        bench_report.write_targets(self.ctx, self.results, lines.append)
+        text = "\n".join(lines)
+        # medians: causal 1.0, blocks 0.91 and decode 0.81 met; dense 0.54, 2 threads 1.67
+        # missed. Fastest: dense 0.63, causal 0.89, decode 0.89 met; blocks 0.80, 2 threads
+        # 1.60 missed.
+        self.assertIn("Met: 3 of 9 from medians, 3 of 9 from the fastest repetitions.", text)
+        self.assertIn("fastest of 3 repetitions", text)
+        self.assertEqual(text.count("absent"), 2 * 4)
+        row = next(l for l in lines if l.startswith("| 64x64 blocks 10 %"))
+        self.assertIn("0.909 met", row)
+        self.assertIn("0.800 **missed**", row)
+
+    def test_no_target_entries(self):
+        lines = []
+        only_membw = [r for r in self.results if r["family"] == "membw"]
+        bench_report.write_targets(self.ctx, only_membw, lines.append)
+        self.assertEqual(lines, [])
+
+
+if __name__ == "__main__":
+    unittest.main()
