@@ -208,7 +208,8 @@ static void add_membw(size_t bytes, int threads)
 }
 
 /* The FMA peak of every compiled ISA (skipped where it cannot run), sampled over the run like
-   the kernels whose `%peak` it is the denominator of. */
+   the kernels the report's Targets table divides by it (the `pct_peak` counters keep the
+   start-up probe). */
 static void add_peaks(void)
 {
     for (size_t i = 0; i < NCOMPILED; i++) {
