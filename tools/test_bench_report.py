@@ -72,26 +72,27 @@ class Targets(unittest.TestCase):
     def values(self, fastest):
         return {label: v for label, _, v, _ in self.rows(fastest)}
 
-    def test_medians(self):
-        v = self.values(False)
-        # peak: median of the samples (160), not the start-up probe
-        self.assertAlmostEqual(v["dense avx512, share of its FMA peak"], FLOP / 0.100 / 160e9)
-        self.assertAlmostEqual(v["causal efficiency"], 100.0 * 0.5 / 50.0)
-        self.assertAlmostEqual(v["64x64 blocks 10 % efficiency"], 100.0 * 0.1 / 11.0)
-        self.assertAlmostEqual(v["2 threads over 1, dense"], 100.0 / 60.0)
-        self.assertAlmostEqual(v["decode K/V stream, share of 1-thread DRAM read"],
-                               KV / 0.030 / 11e9)
+    @staticmethod
+    def expected(dense, causal, blocks, dense2, decode, peak, bw):
+        """Each target from the definitions, given the times (ms) and denominators picked."""
+        return {
+            "dense avx512, share of its FMA peak": FLOP / (dense / 1e3) / peak,
+            "causal efficiency": dense * 0.5 / causal,
+            "64x64 blocks 10 % efficiency": dense * 0.1 / blocks,
+            "2 threads over 1, dense": dense / dense2,
+            "decode K/V stream, share of 1-thread DRAM read": KV / (decode / 1e3) / bw,
+        }
 
-    def test_fastest(self):
-        v = self.values(True)
-        # peak: the best sample (170) beats the start-up probe (100)
-        self.assertAlmostEqual(v["dense avx512, share of its FMA peak"], FLOP / 0.080 / 170e9)
-        self.assertAlmostEqual(v["causal efficiency"], 80.0 * 0.5 / 45.0)
-        self.assertAlmostEqual(v["64x64 blocks 10 % efficiency"], 80.0 * 0.1 / 10.0)
-        self.assertAlmostEqual(v["2 threads over 1, dense"], 80.0 / 50.0)
-        # bandwidth: the best sample (12) beats the start-up probe (11.5)
-        self.assertAlmostEqual(v["decode K/V stream, share of 1-thread DRAM read"],
-                               KV / 0.025 / 12e9)
+    # Medians: the samples' median peak (160) and bandwidth (11), not the start-up probes.
+    # Fastest: the best samples (170, 12), which beat the start-up probes (100, 11.5).
+    EXPECTED = {False: (100.0, 50.0, 11.0, 60.0, 30.0, 160e9, 11e9),
+                True: (80.0, 45.0, 10.0, 50.0, 25.0, 170e9, 12e9)}
+
+    def test_values(self):
+        for fastest, picked in self.EXPECTED.items():
+            got = self.values(fastest)
+            for label, v in self.expected(*picked).items():
+                self.assertAlmostEqual(got[label], v, msg="%s (fastest=%s)" % (label, fastest))
 
     def test_startup_probe_when_higher(self):
         self.ctx["peak_gflops_1t_avx512"] = "400.0"
