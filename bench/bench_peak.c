@@ -16,17 +16,9 @@ void bench_run_peak(const bench_case *c, spb_state *st)
         spb_skip(st, why ? why : "no fma_probe in this kernel table");
         return;
     }
+    const size_t iters = bench_probe_fma_iters(t, PEAK_CALL_SECONDS, NULL);
     volatile float sink = 0;
-    size_t iters = 1024;
-    double flops = 0;
-    for (;;) { /* size one call; also brings the clock up before the timed loop */
-        double t0 = bench_now();
-        sink += t->fma_probe(iters, &flops);
-        if (bench_now() - t0 >= PEAK_CALL_SECONDS || iters > ((size_t)1 << 40))
-            break;
-        iters *= 2;
-    }
-    double total = 0, done = 0;
+    double flops = 0, total = 0, done = 0;
     while (spb_keep_running(st)) {
         double t0 = bench_now();
         sink += t->fma_probe(iters, &flops);

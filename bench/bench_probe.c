@@ -28,10 +28,8 @@ int bench_all_threads(void)
     return n > 0 ? n : 1;
 }
 
-double bench_probe_fma(const spattn_kernel_table *table)
+size_t bench_probe_fma_iters(const spattn_kernel_table *table, double seconds, double *gflops)
 {
-    if (!table->fma_probe)
-        return 0;
     volatile float sink = 0;
     size_t iters = 1024;
     double flops = 0, t = 0;
@@ -40,20 +38,32 @@ double bench_probe_fma(const spattn_kernel_table *table)
         double t0 = bench_now();
         sink += table->fma_probe(iters, &flops);
         t = bench_now() - t0;
-        if (t >= PROBE_SECONDS || iters > ((size_t)1 << 40))
+        if (t >= seconds || iters > ((size_t)1 << 40))
             break;
         iters *= 2;
     }
-    double best = flops / t;
+    (void)sink;
+    if (gflops != NULL)
+        *gflops = t > 0 ? flops / t / 1e9 : 0;
+    return iters;
+}
+
+double bench_probe_fma(const spattn_kernel_table *table)
+{
+    if (!table->fma_probe)
+        return 0;
+    double best;
+    const size_t iters = bench_probe_fma_iters(table, PROBE_SECONDS, &best);
+    volatile float sink = 0;
     for (int r = 0; r < PROBE_REPEATS; r++) {
-        double t0 = bench_now();
+        double flops = 0, t0 = bench_now();
         sink += table->fma_probe(iters, &flops);
-        t = bench_now() - t0;
-        if (flops / t > best)
-            best = flops / t;
+        const double g = flops / (bench_now() - t0) / 1e9;
+        if (g > best)
+            best = g;
     }
     (void)sink;
-    return best / 1e9;
+    return best;
 }
 
 static uint64_t read_words(const uint64_t *p, size_t n, int threads)

@@ -9,6 +9,10 @@
 
 double bench_now(void); /* monotonic seconds */
 
+/* Iterations that make one table->fma_probe call last at least `seconds` (found by doubling,
+   which also brings the clock up); *gflops (unless NULL) gets the rate of that last call. */
+size_t bench_probe_fma_iters(const spattn_kernel_table *table, double seconds, double *gflops);
+
 /* Best-of-several GFLOP/s of table->fma_probe on the calling thread; 0 without a probe. */
 double bench_probe_fma(const spattn_kernel_table *table);
 

@@ -53,11 +53,6 @@ static void empty_tile(const spattn_head_job *job, const spattn_mask *m, size_t 
     }
 }
 
-static int tile_is_empty(const spattn_mask *m, size_t qt)
-{
-    return m != NULL && m->qt_ptr[qt + 1] == m->qt_ptr[qt];
-}
-
 /* Runs query tile qt of a head, of whose tiles qt .. qt + avail - 1 are this chunk's (g: their
    gather flags), and returns how many tiles it ran: a run of gather tiles goes to the kernel
    in one call, which lets it pass over their rows together. */
@@ -66,7 +61,7 @@ static size_t run_units(const spattn_plan *p, const spattn_head_job *job, const 
                         float *scratch)
 {
     if (!g[0]) {
-        if (tile_is_empty(m, qt))
+        if (spattn__qt_empty(m, qt))
             empty_tile(job, m, qt);
         else
             p->kt->attn_tiles(job, m, qt, scratch);
@@ -108,7 +103,7 @@ static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
            (each K/V tile loaded once for both); rows get the same bits either way, so where
            chunks are cut does not matter. */
         if (pairs && qt % 2 == 0 && qt + 1 < p->nqt && u + 1 < end && !g[0] && !g[1] &&
-            !tile_is_empty(m, qt)) {
+            !spattn__qt_empty(m, qt)) {
             p->kt->attn_tiles2(&job, m, qt, scratch);
             u += 2;
             continue;

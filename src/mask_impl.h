@@ -50,6 +50,13 @@ static inline size_t spattn__qt_rows(const spattn_mask *m, size_t qt)
     return m->len_q - r0 < SPATTN_TQ ? m->len_q - r0 : SPATTN_TQ;
 }
 
+/* Whether query tile qt of m (NULL: every pair allowed) has no allowed pair: execute and
+   spattn_probs then skip the kernels. */
+static inline int spattn__qt_empty(const spattn_mask *m, size_t qt)
+{
+    return m != NULL && m->qt_ptr[qt + 1] == m->qt_ptr[qt];
+}
+
 /* Keys of key tile kt that exist (TK except at the right edge). */
 static inline size_t spattn__kt_cols(const spattn_mask *m, size_t kt)
 {

@@ -149,7 +149,7 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *col
     job.stream_kv = 0;
     if (p->gather[mi * p->nqt + qt]) {
         p->kt->attn_gather(&job, &p->keyrows[mi], qt, 1, scratch);
-    } else if (m != NULL && m->qt_ptr[qt + 1] == m->qt_ptr[qt]) {
+    } else if (spattn__qt_empty(m, qt)) {
         return; /* no allowed pair: no probabilities, and no lse to compute them from */
     } else {
         p->kt->attn_tiles(&job, m, qt, scratch);

@@ -692,8 +692,6 @@ START_TEST(fully_masked_rows)
 }
 END_TEST
 
-/* Decode with GQA (len_q == 1): plans run a KV head's query heads as one tile when the heads of
-   a group share a mask. Every mask arrangement, both paths, layouts, lse, 1 and 2 threads. */
 /* A decode row's mask: one in five allows no key at all, so that whole query tiles (a
    packed group of heads, or one head) are empty. */
 static spattn_mask *decode_mask(tu_rng *r, size_t len_k)
@@ -708,6 +706,8 @@ static spattn_mask *decode_mask(tu_rng *r, size_t len_k)
     return m;
 }
 
+/* Decode with GQA (len_q == 1): plans run a KV head's query heads as one tile when the heads of
+   a group share a mask. Every mask arrangement, both paths, layouts, lse, 1 and 2 threads. */
 START_TEST(decode_gqa)
 {
     spattn_isa isa = tu_isa(_i);

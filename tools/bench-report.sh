@@ -42,14 +42,8 @@ reps=5
 case "$mode" in
   --quick|--full) args+=("$mode") ;;
   --targets)
-    # Default-grid entries; the report's Targets table says how each figure is computed.
-    a='attn/isa:%s/pattern:%s/len:4096/dim:64/threads:%s'
-    printf -v f1 "$a" '(avx512|avx2)' 'dense/sparsity:0' 1
-    printf -v f2 "$a" avx512 '(dense/sparsity:0|causal/sparsity:50)' '(1|2)'
-    printf -v f3 "$a" avx512 '(blocks64/sparsity:(90|99)|fewkeys/sparsity:99.6)' 1
-    f4='decode/isa:avx512/pattern:dense/sparsity:0/lenk:32768/dim:128/heads:32x8/threads:1'
-    f5='membw/read/mib:1024/threads:1|peak/isa:(avx512|avx2)/threads:1'
-    args+=("--benchmark_filter=^($f1|$f2|$f3|$f4|$f5)\$")
+    # the entries the report's Targets table reads, as bench_report.py lists them
+    args+=("--benchmark_filter=$(python3 "$root/tools/bench_report.py" --targets-filter)")
     reps=15 ;;
 esac
 # quick: a handful of iterations each, enough to prove every benchmark runs and reports

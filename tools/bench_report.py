@@ -2,12 +2,14 @@
 """Turns a spattn-bench JSON file into bench-report/report.md and gnuplot data + script.
 
     tools/bench_report.py RESULTS.json OUT_DIR [COMMIT]
+    tools/bench_report.py --targets-filter    (the --benchmark_filter of bench-report.sh --targets)
 
 Writes OUT_DIR/report.md, OUT_DIR/plots/*.dat and OUT_DIR/plots/plots.gp (run it with gnuplot
 from OUT_DIR/plots to get the PNGs). Standard library only.
 """
 import json
 import os
+import re
 import sys
 from collections import OrderedDict, defaultdict
 
@@ -76,6 +78,8 @@ def load(path):
 # is the estimate least disturbed by it; the median shows what a typical call met.
 ATTN = "attn/isa:%s/pattern:%s/sparsity:%s/len:4096/dim:64/threads:%d"
 DECODE = "decode/isa:avx512/pattern:dense/sparsity:0/lenk:32768/dim:128/heads:32x8/threads:1"
+PEAK = "peak/isa:%s/threads:1"
+MEMBW = "membw/read/mib:1024/threads:1"
 DECODE_BYTES = 8 * 32768 * 128 * 4 * 2  # 8 KV heads, K and V, fp32
 DENSE_FLOP = 4.0 * 4096 * 4096 * 2 * 64  # 4 x pairs x dim, 2 heads
 
@@ -106,7 +110,7 @@ def target_rows(ctx, by_name, pick, pick_best):
         return median(reps) / scale
 
     def peak(isa):
-        return probe("peak_gflops_1t_%s" % isa, "peak/isa:%s/threads:1" % isa, "GFLOP/s", 1.0)
+        return probe("peak_gflops_1t_%s" % isa, PEAK % isa, "GFLOP/s", 1.0)
 
     rows = []
     for isa, need in (("avx512", 0.60), ("avx2", 0.55)):
@@ -129,12 +133,34 @@ def target_rows(ctx, by_name, pick, pick_best):
         rows.append(("2 threads over 1, %s" % pat, 1.8, v,
                      "%.3g -> %.3g ms" % (t1, t2) if v is not None else ""))
     t = ms(DECODE)
-    bw = probe("dram_read_gbps_1t", "membw/read/mib:1024/threads:1", "bytes/s", 1e9)
+    bw = probe("dram_read_gbps_1t", MEMBW, "bytes/s", 1e9)
     v = DECODE_BYTES / (t * 1e6) / bw if t and bw else None
     rows.append(("decode K/V stream, share of 1-thread DRAM read", 0.70, v,
                  "%.3g ms, %.2f GB/s, probe %.1f GB/s" % (t, DECODE_BYTES / (t * 1e6), bw)
                  if v is not None else ""))
     return rows
+
+
+def target_entries():
+    """The names of every entry target_rows reads, in order, found by running it on a run
+    that holds nothing: the --targets run's filter, so the list lives in one place."""
+    class Asked(dict):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def get(self, key, default=None):
+            self.names.append(key)
+            return default
+
+    asked = Asked()
+    target_rows({}, asked, None, False)
+    return list(OrderedDict.fromkeys(asked.names))
+
+
+def targets_filter():
+    """A --benchmark_filter regex matching exactly the target entries."""
+    return "^(%s)$" % "|".join(re.escape(n) for n in target_entries())
 
 
 def write_targets(ctx, results, w):
@@ -368,6 +394,9 @@ def write_plots(results, out):
 
 
 def main():
+    if sys.argv[1:] == ["--targets-filter"]:
+        print(targets_filter())
+        return
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     ctx, results = load(sys.argv[1])

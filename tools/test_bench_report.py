@@ -123,6 +123,19 @@ class Targets(unittest.TestCase):
         self.assertIn("0.909 met", row)
         self.assertIn("0.800 **missed**", row)
 
+    def test_filter(self):
+        import re
+        f = re.compile(bench_report.targets_filter())
+        names = {b["run_name"] for b in made_up_run()["benchmarks"]}
+        for n in names | {ATTN % ("avx2", "dense", "0", 1), ATTN % ("avx512", "causal", "50", 2),
+                          ATTN % ("avx512", "blocks64", "99", 1), "peak/isa:avx2/threads:1"}:
+            self.assertTrue(f.match(n), n)
+        for n in (ATTN % ("avx512", "dense", "0", 16), ATTN % ("avx512", "fewkeys", "9916", 1),
+                  ATTN % ("scalar", "dense", "0", 1), "peak/isa:scalar/threads:1",
+                  "membw/read/mib:1024/threads:2", DECODE.replace("threads:1", "threads:2")):
+            self.assertFalse(f.match(n), n)
+        self.assertEqual(len(bench_report.target_entries()), 12)
+
     def test_no_target_entries(self):
         lines = []
         only_membw = [r for r in self.results if r["family"] == "membw"]
