@@ -1,5 +1,6 @@
 /*
- * The AVX2+FMA vector layer under attn_x86_tpl.h (see vec_avx512.h for the two shapes).
+ * The AVX2+FMA vector layer under the kernel template (src/kernels/vec.h states
+ * what each name must do) (see vec_avx512.h for the two shapes).
  * col_t is a pair of ymm (rows 0-7, 8-15); masks are all-ones lanes, since AVX2 has no
  * mask registers.
  */
@@ -210,6 +211,42 @@ typedef __m256 vec_t;
 typedef __m256i vmask_t;
 #define VL 8
 
+/* ---- 16-bit inputs, widened on load ----------------------------------------------------- */
+/* bf16 is the high half of a float: widening is a shift. Masked forms go through a copy of
+   the lanes in m (AVX2 has no 16-bit masked load); lanes outside m are neither read nor
+   nonzero. */
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_bf16(const uint16_t *p)
+{
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)), 16));
+}
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_f16(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
+SPATTN_ALWAYS_INLINE __m128i vec_lanes16_m(const uint16_t *p, vmask_t m)
+{
+    uint16_t buf[8] = {0};
+    const int bits = _mm256_movemask_ps(_mm256_castsi256_ps(m));
+    for (int i = 0; i < 8; i++)
+        if (bits & (1 << i))
+            buf[i] = p[i];
+    return _mm_loadu_si128((const __m128i *)(const void *)buf);
+}
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_bf16_m(const uint16_t *p, vmask_t m)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(vec_lanes16_m(p, m)), 16));
+}
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_f16_m(const uint16_t *p, vmask_t m)
+{
+    return _mm256_cvtph_ps(vec_lanes16_m(p, m));
+}
+
+/* ---- small things ----------------------------------------------------------------------- */
+typedef __m128 q4_t;
+SPATTN_ALWAYS_INLINE q4_t q4_zero(void) { return _mm_setzero_ps(); }
+SPATTN_ALWAYS_INLINE void vec_prefetch_l1(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
+
 SPATTN_ALWAYS_INLINE vec_t vec_zero(void) { return _mm256_setzero_ps(); }
 SPATTN_ALWAYS_INLINE vec_t vec_set1(float x) { return _mm256_set1_ps(x); }
 SPATTN_ALWAYS_INLINE vec_t vec_loadu(const float *p) { return _mm256_loadu_ps(p); }
@@ -278,17 +315,17 @@ SPATTN_ALWAYS_INLINE vec_t vec_hsums(const vec_t a[8])
 /* The 16 / VL results of vec_hsums as one column. */
 SPATTN_ALWAYS_INLINE col_t col_from_vecs(const vec_t *v) { return col_mk(v[0], v[1]); }
 /* The same for 4 vectors (lanes 0-3; rows of a handful of keys): one hadd tree. */
-SPATTN_ALWAYS_INLINE __m128 vec_hsums4(const vec_t a[4])
+SPATTN_ALWAYS_INLINE q4_t vec_hsums4(const vec_t a[4])
 {
     __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 /* Lanes 0-3 from x, 4-7 from y, the rest 0. */
-SPATTN_ALWAYS_INLINE col_t col_from_quarters(__m128 x, __m128 y)
+SPATTN_ALWAYS_INLINE col_t col_from_quarters(q4_t x, q4_t y)
 {
     return col_mk(_mm256_set_m128(y, x), _mm256_setzero_ps());
 }
-/* Peak probe (x86_fma_probe): 12 independent chains (4-cycle latency, two FMA ports, 16 registers). */
+/* Peak probe (tpl_fma_probe): 12 independent chains (4-cycle latency, two FMA ports, 16 registers). */
 #define PROBE_CHAINS 12
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * The AVX-512 vector layer under attn_x86_tpl.h. Two shapes:
+ * The AVX-512 vector layer under the kernel template (src/kernels/vec.h states
+ * what each name must do). Two shapes:
  *  - col_t: 16 floats, one per query row of a tile (tile path) or per key of a gather chunk;
  *  - vec_t: the widest vector, running along dim or along the keys of a softmax row.
  * On AVX-512 both are one zmm.
@@ -24,7 +25,7 @@
 typedef __m512 col_t;
 typedef __mmask16 cmask_t;
 
-/* Register blocking of the two products (see attn_x86_tpl.h): keys per S block, their split
+/* Register blocking of the two products (see src/kernels/vec.h): keys per S block, their split
    of dim into independent chains, dims per step between pointer updates; the PV product is
    row-major, PV_RB rows of O (x 4 vectors along dim) per register block. */
 #define QK_NB 8
@@ -114,6 +115,32 @@ typedef __m512 vec_t;
 typedef __mmask16 vmask_t;
 #define VL 16
 
+/* ---- 16-bit inputs, widened on load ----------------------------------------------------- */
+/* bf16 is the high half of a float: widening is a shift. */
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_bf16(const uint16_t *p)
+{
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p)), 16));
+}
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_bf16_m(const uint16_t *p, vmask_t m)
+{
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_f16(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
+}
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_f16_m(const uint16_t *p, vmask_t m)
+{
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+/* ---- small things ----------------------------------------------------------------------- */
+typedef __m128 q4_t;
+SPATTN_ALWAYS_INLINE q4_t q4_zero(void) { return _mm_setzero_ps(); }
+SPATTN_ALWAYS_INLINE void vec_prefetch_l1(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
+
 SPATTN_ALWAYS_INLINE vec_t vec_zero(void) { return _mm512_setzero_ps(); }
 SPATTN_ALWAYS_INLINE vec_t vec_set1(float x) { return _mm512_set1_ps(x); }
 SPATTN_ALWAYS_INLINE vec_t vec_loadu(const float *p) { return _mm512_loadu_ps(p); }
@@ -186,7 +213,7 @@ SPATTN_ALWAYS_INLINE vec_t vec_hsums(const vec_t a[16])
 SPATTN_ALWAYS_INLINE col_t col_from_vecs(const vec_t *v) { return v[0]; }
 /* The same for 4 vectors (lanes 0-3; rows of a handful of keys): halves, then quarters side
    by side as above, then each quarter summed in place and its lane 0 moved down. */
-SPATTN_ALWAYS_INLINE __m128 vec_hsums4(const vec_t a[4])
+SPATTN_ALWAYS_INLINE q4_t vec_hsums4(const vec_t a[4])
 {
     __m512 h0 = _mm512_add_ps(_mm512_mask_blend_ps(0xFF00, a[0], a[1]),
                               _mm512_shuffle_f32x4(a[0], a[1], _MM_SHUFFLE(1, 0, 3, 2)));
@@ -200,11 +227,11 @@ SPATTN_ALWAYS_INLINE __m128 vec_hsums4(const vec_t a[4])
     return _mm512_castps512_ps128(_mm512_permutexvar_ps(lane0, q));
 }
 /* Lanes 0-3 from x, 4-7 from y, the rest 0. */
-SPATTN_ALWAYS_INLINE col_t col_from_quarters(__m128 x, __m128 y)
+SPATTN_ALWAYS_INLINE col_t col_from_quarters(q4_t x, q4_t y)
 {
     return _mm512_insertf32x4(_mm512_zextps128_ps512(x), y, 1);
 }
-/* Peak probe (x86_fma_probe): 24 independent chains cover 4-cycle latency on two FMA ports with room. */
+/* Peak probe (tpl_fma_probe): 24 independent chains cover 4-cycle latency on two FMA ports with room. */
 #define PROBE_CHAINS 24
 
 #endif

@@ -1,0 +1,44 @@
+/*
+ * What every part of the kernel template shares: units, the row's lse, and the factor Q is
+ * scaled by. Scores are kept in log2 units (Q pre-scaled by scale * log2(e)) so that
+ * P = exp2(S - m) costs no multiply per score.
+ */
+#ifndef SPATTN_KERNELS_COMMON_H
+#define SPATTN_KERNELS_COMMON_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernel.h"
+#include "kernels/vec.h"
+
+#define K_LOG2E 1.4426950408889634f
+#define K_LN2 0.6931471805599453
+#define K_NINF (-__builtin_inff())
+
+#if SPATTN_TQ != 16
+#error "the tile path maps the 16 rows of a query tile onto the 16 lanes of a col_t"
+#endif
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* A row's lse from its max (log2 units) and sum; -inf when nothing was summed. */
+static float row_lse(float m, float l)
+{
+    return l != 0.0f ? (float)((double)m * K_LN2 + log((double)l)) : K_NINF;
+}
+
+/* What multiplies Q before the products, and what multiplies tanh after (softcap only). */
+static float q_factor(const spattn_head_job *job)
+{
+    return job->softcap != 0.0f ? job->scale / job->softcap : job->scale * K_LOG2E;
+}
+
+/* Hides a pointer's value from the optimiser at this point: otherwise it rewrites p + k for
+   several constant k as one base plus an index register each (running out of registers, or
+   splitting each load-FMA into two uops at issue), where [p + imm] is what we want. */
+#define OPAQUE_PTR(p) __asm__("" : "+r"(p))
+
+#endif

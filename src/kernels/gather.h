@@ -1,0 +1,272 @@
+/*
+ * The gather path: rows of very sparse query tiles visit only the keys the plan listed for
+ * them (spattn_keyrows), in passes over many rows (attn_gather).
+ */
+#ifndef SPATTN_KERNELS_GATHER_H
+#define SPATTN_KERNELS_GATHER_H
+
+#include "kernels/common.h"
+
+/* The gather path's passes (see there) take at most GATHER_BATCH rows at a time: their
+   scores (16 floats per started 16 keys) and sums stay in scratch between passes. */
+#define GATHER_BATCH 8192
+
+/* Sums and scores one gather call over `rows` rows holds: enough for the call's rows (or a
+   batch) of 16 keys each, and always for its longest row (`keys`), so that every batch takes
+   at least one row. */
+static size_t gather_sums(size_t rows)
+{
+    return rows < GATHER_BATCH ? round16(rows) : GATHER_BATCH;
+}
+static size_t gather_scores(size_t rows, size_t keys)
+{
+    const size_t per_row = 16 * gather_sums(rows);
+    return per_row > round16(keys) ? per_row : round16(keys);
+}
+
+/* The gather path's passes. A call takes a run of a head's query tiles, and its rows go
+   through three passes over the whole run (every row's scores, then their probabilities, then
+   every row's P V), not row by row: with 16 random keys per row,
+   each key serves ~16 rows spread over the head, so it is a pass over many rows that finds K
+   (then V) still in L2 from an earlier row, and one row's chain (dots, max, exp, sum,
+   products) has the rows beside it to overlap with. */
+
+/* q . K_row, as a vector of partial sums; q may be the caller's row: the dim tail is a masked
+   load. */
+SPATTN_ALWAYS_INLINE vec_t qk_dot_vec(const float *q, size_t dq,
+                                                           const float *kp)
+{
+    vec_t acc = vec_zero();
+    size_t d = 0;
+    for (; d + VL <= dq; d += VL)
+        acc = vec_fma(vec_loadu(q + d), vec_loadu(kp + d), acc);
+    if (d < dq) {
+        const vmask_t mk = vmask_first(dq - d);
+        acc = vec_fma(vec_loadu_m(q + d, mk), vec_loadu_m(kp + d, mk), acc);
+    }
+    return acc;
+}
+
+/* q . K[keys[c]] in lane c for c < 16 (raw, unscaled), for 1 <= n <= 16 keys. Lanes past n
+   hold a repeat of key n - 1 or 0 (the caller masks them): repeats keep the loop free of
+   tests on n, except that rows of at most 4 keys, and half vectors of repeats, are skipped
+   (rows of a handful of keys would otherwise pay for 16). */
+SPATTN_ALWAYS_INLINE col_t qk_dots16(const float *q, size_t dq,
+                                                          const float *k, ptrdiff_t k_ts,
+                                                          const uint32_t *keys, size_t n)
+{
+    if (n <= 4) {
+        vec_t a[4];
+        for (size_t c = 0; c < 4; c++)
+            a[c] = qk_dot_vec(q, dq, k + (ptrdiff_t)keys[c < n ? c : n - 1] * k_ts);
+        return col_from_quarters(vec_hsums4(a), q4_zero());
+    }
+    vec_t part[16 / VL];
+    for (size_t g = 0; g < 16 / VL; g++) {
+        vec_t a[VL];
+        const size_t c0 = g * VL;
+        if (c0 >= n) {
+            part[g] = vec_zero();
+            continue;
+        }
+        for (size_t c = 0; c < VL / 2; c++)
+            a[c] = qk_dot_vec(q, dq, k + (ptrdiff_t)keys[c0 + c < n ? c0 + c : n - 1] * k_ts);
+        if (n - c0 > VL / 2)
+            for (size_t c = VL / 2; c < VL; c++)
+                a[c] = qk_dot_vec(q, dq, k + (ptrdiff_t)keys[c0 + c < n ? c0 + c : n - 1] * k_ts);
+        else
+            for (size_t c = VL / 2; c < VL; c++)
+                a[c] = vec_zero();
+        part[g] = vec_hsums(a);
+    }
+    return col_from_vecs(part);
+}
+
+/* Scores (log2 units, softcap applied) of row q against keys[0 .. n), 1 <= n <= 16; -inf in
+   the lanes past n. */
+SPATTN_ALWAYS_INLINE col_t row_scores16(const spattn_head_job *job,
+                                                              const float *q, size_t dq,
+                                                              const uint32_t *keys, size_t n)
+{
+    col_t s = col_mul(qk_dots16(q, dq, job->k, job->k_ts, keys, n), col_set1(q_factor(job)));
+    if (job->softcap != 0.0f)
+        s = col_mul(col_tanh(s), col_set1(job->softcap * K_LOG2E));
+    return col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(K_NINF));
+}
+
+/* acc[x] += sum over c < n of p[c] * V[keys[c]][e + x VL ..], x < 4; odd keys go to a second
+   set of accumulators (two chains of n/2 FMAs, not one of n), added in at the end. */
+SPATTN_ALWAYS_INLINE void pv_keys_4v(vec_t *acc, const float *v,
+                                                           ptrdiff_t v_ts, const uint32_t *keys,
+                                                           const float *p, size_t n, size_t e)
+{
+    vec_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    vec_t b0 = vec_zero(), b1 = vec_zero(), b2 = vec_zero(), b3 = vec_zero();
+    size_t j = 0;
+    for (; j + 2 <= n; j += 2) {
+        const vec_t pj = vec_set1(p[j]), pk = vec_set1(p[j + 1]);
+        const float *x = v + (ptrdiff_t)keys[j] * v_ts + e;
+        const float *y = v + (ptrdiff_t)keys[j + 1] * v_ts + e;
+        a0 = vec_fma(pj, vec_loadu(x), a0);
+        a1 = vec_fma(pj, vec_loadu(x + VL), a1);
+        a2 = vec_fma(pj, vec_loadu(x + 2 * VL), a2);
+        a3 = vec_fma(pj, vec_loadu(x + 3 * VL), a3);
+        b0 = vec_fma(pk, vec_loadu(y), b0);
+        b1 = vec_fma(pk, vec_loadu(y + VL), b1);
+        b2 = vec_fma(pk, vec_loadu(y + 2 * VL), b2);
+        b3 = vec_fma(pk, vec_loadu(y + 3 * VL), b3);
+    }
+    if (j < n) {
+        const vec_t pj = vec_set1(p[j]);
+        const float *x = v + (ptrdiff_t)keys[j] * v_ts + e;
+        a0 = vec_fma(pj, vec_loadu(x), a0);
+        a1 = vec_fma(pj, vec_loadu(x + VL), a1);
+        a2 = vec_fma(pj, vec_loadu(x + 2 * VL), a2);
+        a3 = vec_fma(pj, vec_loadu(x + 3 * VL), a3);
+    }
+    acc[0] = vec_add(a0, b0);
+    acc[1] = vec_add(a1, b1);
+    acc[2] = vec_add(a2, b2);
+    acc[3] = vec_add(a3, b3);
+}
+
+/* The same for one vector, the last of the row (masked: V rows are not padded). */
+SPATTN_ALWAYS_INLINE vec_t pv_keys_1v(vec_t a0, const float *v,
+                                                            ptrdiff_t v_ts, const uint32_t *keys,
+                                                            const float *p, size_t n, size_t e,
+                                                            vmask_t mk)
+{
+    for (size_t j = 0; j < n; j++)
+        a0 = vec_fma(vec_set1(p[j]), vec_loadu_m(v + (ptrdiff_t)keys[j] * v_ts + e, mk), a0);
+    return a0;
+}
+
+/* O = sum over c < n of p[c] V[keys[c]] / l, written to o; exact zeros when l == 0 (no finite
+   score: 0 * an infinite V would be NaN). p unnormalised and O scaled once at the end keep
+   the sum and its reciprocal off the chain the products wait on. */
+SPATTN_ALWAYS_INLINE void pv_gather_row(const spattn_head_job *job,
+                                                         const size_t dv, const uint32_t *keys,
+                                                         size_t n, const float *p, float l,
+                                                         float *o)
+{
+    if (l == 0.0f) {
+        for (size_t e = 0; e < dv; e += VL)
+            vec_storeu_m(o + e, vmask_first(dv - e < VL ? dv - e : VL), vec_zero());
+        return;
+    }
+    const vec_t inv = vec_set1(1.0f / l);
+    size_t e = 0;
+    for (; e + 4 * VL <= dv; e += 4 * VL) {
+        vec_t acc[4] = {vec_zero(), vec_zero(), vec_zero(), vec_zero()};
+        pv_keys_4v(acc, job->v, job->v_ts, keys, p, n, e);
+        for (int x = 0; x < 4; x++)
+            vec_storeu(o + e + (size_t)x * VL, vec_mul(acc[x], inv));
+    }
+    for (; e < dv; e += VL) {
+        const vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
+        vec_storeu_m(o + e, mk,
+                     vec_mul(pv_keys_1v(vec_zero(), job->v, job->v_ts, keys, p, n, e, mk), inv));
+    }
+}
+
+/* Rows i0 .. i0 + rows of kr: scores into sb (row after row, n rounded up to 16 floats
+   each), turned into probabilities with their sums in lb, then P V. q is read in place and
+   the scale applied to the scores. A row with no key gets l = 0, so zeros and lse -inf. */
+SPATTN_ALWAYS_INLINE void gather_passes_d(
+    const spattn_head_job *job, const size_t dq, const size_t dv, const spattn_keyrows *kr,
+    size_t i0, size_t rows, float *sb, float *lb)
+{
+    size_t n;
+    float *s = sb;
+    for (size_t r = 0; r < rows; r++) {
+        const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
+        if (n == 0)
+            continue;
+        const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
+        if (n <= 16) {
+            col_store(s, row_scores16(job, q, dq, keys, n));
+            s += 16;
+            continue;
+        }
+        for (size_t c = 0; c < n; c += 16, s += 16)
+            col_store(s, row_scores16(job, q, dq, keys + c, n - c < 16 ? n - c : 16));
+    }
+    s = sb;
+    for (size_t r = 0; r < rows; r++) {
+        spattn__keyrows_row(kr, i0 + r, &n);
+        if (n == 0) {
+            lb[r] = 0.0f;
+            if (job->lse)
+                job->lse[i0 + r] = K_NINF;
+            continue;
+        }
+        const size_t w = round16(n);
+        col_t mx = col_load(s);
+        for (size_t c = 16; c < w; c += 16)
+            mx = col_max(mx, col_load(s + c));
+        const float mt = col_hmax(mx), shift = mt == K_NINF ? 0.0f : mt;
+        col_t sum;
+        if (w == 16) { /* one block, the common case: mx is its scores, no loop */
+            sum = col_exp2(col_sub(mx, col_set1(shift)));
+            col_store(s, sum);
+        } else {
+            sum = col_zero();
+            for (size_t c = 0; c < w; c += 16) {
+                const col_t p = col_exp2(col_sub(col_load(s + c), col_set1(shift)));
+                col_store(s + c, p);
+                sum = col_add(sum, p);
+            }
+        }
+        const float l = col_hsum(sum);
+        lb[r] = l;
+        if (job->lse)
+            job->lse[i0 + r] = row_lse(mt, l);
+        s += w;
+    }
+    s = sb;
+    for (size_t r = 0; r < rows; r++) {
+        const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
+        pv_gather_row(job, dv, keys, n, s, lb[r], job->o + (ptrdiff_t)(i0 + r) * job->o_ts);
+        s += round16(n);
+    }
+}
+
+/* Common head dims as constants, so the dot and P V loops unroll completely. */
+static void gather_passes(const spattn_head_job *job, const spattn_keyrows *kr, size_t i0,
+                        size_t rows, float *sb, float *lb)
+{
+    const size_t dq = job->dim_qk, dv = job->dim_v;
+    if (dq == 64 && dv == 64)
+        gather_passes_d(job, 64, 64, kr, i0, rows, sb, lb);
+    else if (dq == 128 && dv == 128)
+        gather_passes_d(job, 128, 128, kr, i0, rows, sb, lb);
+    else
+        gather_passes_d(job, dq, dv, kr, i0, rows, sb, lb);
+}
+
+/* Query tiles qt .. qt + nqt - 1 through the keys the plan listed for their rows, in batches
+   of rows whose scores fit the scratch: gather_scores floats of scores, then gather_sums
+   sums, sized by the call's rows and longest row (the plan's scratch is for its longest
+   call). (Software prefetch of the next rows' K and V measured slower: the passes already
+   keep enough loads in flight.) */
+static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
+                       size_t nqt, float *scratch)
+{
+    size_t i0;
+    const size_t i1 = spattn__keyrows_span(kr, qt, nqt, &i0);
+    const size_t max_rows = gather_sums(i1 - i0);
+    const size_t max_scores = gather_scores(i1 - i0, kr->longest);
+    float *sb = scratch, *lb = sb + max_scores;
+    for (size_t b = i0, e; b < i1; b = e) {
+        size_t used = 0, n;
+        for (e = b; e < i1 && e - b < max_rows; e++) {
+            spattn__keyrows_row(kr, e, &n);
+            if (e > b && used + round16(n) > max_scores)
+                break;
+            used += round16(n);
+        }
+        gather_passes(job, kr, b, e - b, sb, lb);
+    }
+}
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * P V into a transposed O^T (16 rows as the lanes of a col_t), for ISAs with PV_ROWS 0:
+ *   O^T[e] += P^T[j] * V[j][e]   (V read in place, one broadcast per FMA)
+ * and the row finish from that layout.
+ */
+#ifndef SPATTN_KERNELS_PV_COLS_H
+#define SPATTN_KERNELS_PV_COLS_H
+
+#include "kernels/common.h"
+
+#if !PV_ROWS
+/* O^T[e0 .. e0+eb) = alpha * O^T + sum over keys of P^T[j] * V[j][e], the eb output columns
+   held in registers across all keys of the tile. `masked` (PARTIAL tiles) keeps each key out
+   of the rows its column mask excludes, so a NaN in that key's V row cannot reach them. */
+SPATTN_ALWAYS_INLINE void pv_cols_block(float *ot, size_t e0, const int eb,
+                                                           const int masked, const float *const *vp,
+                                                           const uint32_t *cm, size_t nk,
+                                                           const float *st, col_t alpha)
+{
+    col_t acc[PV_EB > PV_EBM ? PV_EB : PV_EBM];
+    for (int x = 0; x < eb; x++)
+        acc[x] = col_mul(col_load(ot + (e0 + (size_t)x) * 16), alpha);
+    for (size_t jj = 0; jj < nk; jj++) {
+        col_t p = col_load(st + jj * 16);
+        const float *v = vp[jj] + e0;
+        OPAQUE_PTR(v); /* v + x as an immediate offset, not e0 + x in a register per x */
+        if (masked) {
+            cmask_t mk = cmask_bits(cm[jj]);
+            for (int x = 0; x < eb; x++)
+                acc[x] = col_fma_bc_m(p, v + x, acc[x], mk);
+        } else {
+            for (int x = 0; x < eb; x++)
+                acc[x] = col_fma_bc(p, v + x, acc[x]);
+        }
+    }
+    for (int x = 0; x < eb; x++)
+        col_store(ot + (e0 + (size_t)x) * 16, acc[x]);
+}
+
+static void pv_cols_tile(float *ot, size_t dv, const float *const *vp, const uint32_t *cm, size_t nk,
+                    const float *st, col_t alpha, int masked)
+{
+    size_t e = 0;
+    if (masked) {
+        for (; e + PV_EBM <= dv; e += PV_EBM)
+            pv_cols_block(ot, e, PV_EBM, 1, vp, cm, nk, st, alpha);
+        for (; e + 2 <= dv; e += 2)
+            pv_cols_block(ot, e, 2, 1, vp, cm, nk, st, alpha);
+        for (; e < dv; e++)
+            pv_cols_block(ot, e, 1, 1, vp, cm, nk, st, alpha);
+    } else {
+        for (; e + PV_EB <= dv; e += PV_EB)
+            pv_cols_block(ot, e, PV_EB, 0, vp, cm, nk, st, alpha);
+        for (; e + 4 <= dv; e += 4)
+            pv_cols_block(ot, e, 4, 0, vp, cm, nk, st, alpha);
+        for (; e < dv; e++)
+            pv_cols_block(ot, e, 1, 0, vp, cm, nk, st, alpha);
+    }
+}
+
+/* Writes rows i0 .. i0+rows from O^T, m and l (lane r = row r). */
+static void finish_cols(const spattn_head_job *job, size_t i0, size_t rows, const float *ot,
+                        const float *mrow, const float *lrow)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *o = job->o + (ptrdiff_t)(i0 + r) * job->o_ts;
+        float l = lrow[r];
+        float inv = l != 0.0f ? 1.0f / l : 0.0f;
+        for (size_t e = 0; e < job->dim_v; e++)
+            o[e] = l != 0.0f ? ot[e * 16 + r] * inv : 0.0f;
+        if (job->lse)
+            job->lse[i0 + r] = row_lse(mrow[r], l);
+    }
+}
+
+#endif
+
+#endif

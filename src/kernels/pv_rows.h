@@ -1,0 +1,145 @@
+/*
+ * P V into row-major O (rows x dim_v, rows round16(dim_v) floats apart):
+ *   O[r][e..] += P^T[j][r] * V[j][e..]   (V rows as vectors, P broadcast)
+ * and the row finish from that layout.
+ */
+#ifndef SPATTN_KERNELS_PV_ROWS_H
+#define SPATTN_KERNELS_PV_ROWS_H
+
+#include "kernels/common.h"
+
+/* Row-major O (AVX-512; AVX2 for tiles of at most PV_ROWS_BELOW rows): O[r][e] += P[r][j] * V[j][e] with V rows loaded as vectors in place
+   and P[r][j] = st[j*16 + r] broadcast, PV_RB rows x nv vectors of O in registers: per key
+   nv + PV_RB loads feed PV_RB * nv FMAs (the transposed form needs one load per FMA). `masked`
+   (PARTIAL tiles) merges each row's FMAs only where its row allows the key (a NaN in a V row
+   must not reach rows that exclude it). O rows are dvp = round16(dv) floats apart. */
+SPATTN_ALWAYS_INLINE void pv_rows_rxv(float *orow, size_t dvp,
+                                                                size_t r0, const int nr,
+                                                                const int nv,
+                                                                vmask_t last, const int masked,
+                                                                const float *const *vp,
+                                                                const vmask_t *km, size_t nk,
+                                                                const float *st, const float *al)
+{
+    vec_t acc[PV_RB][4];
+    for (int r = 0; r < nr; r++) {
+        const vec_t a = vec_set1(al[r0 + (size_t)r]);
+        for (int x = 0; x < nv; x++)
+            acc[r][x] = vec_mul(vec_loadu(orow + (r0 + (size_t)r) * dvp + (size_t)x * VL), a);
+    }
+    const float *sp = st + r0;
+    for (size_t jj = 0; jj < nk; jj++, sp += 16) {
+        const float *v = vp[jj];
+        vec_t vv[4];
+        for (int x = 0; x < nv; x++)
+            vv[x] = x == nv - 1 ? vec_loadu_m(v + x * VL, last) : vec_loadu(v + x * VL);
+        if (masked) {
+            for (int r = 0; r < nr; r++) {
+                const vec_t pr = vec_set1(sp[r]);
+                const vmask_t mk = vmask_load(km + jj * 16 + r0 + (size_t)r);
+                for (int x = 0; x < nv; x++)
+                    acc[r][x] = vec_fma_m(pr, vv[x], acc[r][x], mk);
+            }
+        } else {
+            for (int r = 0; r < nr; r++) {
+                const vec_t pr = vec_set1(sp[r]);
+                for (int x = 0; x < nv; x++)
+                    acc[r][x] = vec_fma(pr, vv[x], acc[r][x]);
+            }
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int x = 0; x < nv; x++)
+            vec_storeu(orow + (r0 + (size_t)r) * dvp + (size_t)x * VL, acc[r][x]);
+}
+
+/* Constant row and vector counts for each call of the block, so its accumulators stay in
+   registers. */
+SPATTN_ALWAYS_INLINE void pv_rows_block(float *oe, size_t dvp, size_t r0,
+                                                             const int nr, int nv, vmask_t last,
+                                                             int masked, const float *const *vpe,
+                                                             const vmask_t *cm, size_t nk,
+                                                             const float *st, const float *al)
+{
+    if (masked) {
+        switch (nv) {
+        case 4: pv_rows_rxv(oe, dvp, r0, nr, 4, last, 1, vpe, cm, nk, st, al); break;
+        case 3: pv_rows_rxv(oe, dvp, r0, nr, 3, last, 1, vpe, cm, nk, st, al); break;
+        case 2: pv_rows_rxv(oe, dvp, r0, nr, 2, last, 1, vpe, cm, nk, st, al); break;
+        default: pv_rows_rxv(oe, dvp, r0, nr, 1, last, 1, vpe, cm, nk, st, al); break;
+        }
+    } else {
+        switch (nv) {
+        case 4: pv_rows_rxv(oe, dvp, r0, nr, 4, last, 0, vpe, cm, nk, st, al); break;
+        case 3: pv_rows_rxv(oe, dvp, r0, nr, 3, last, 0, vpe, cm, nk, st, al); break;
+        case 2: pv_rows_rxv(oe, dvp, r0, nr, 2, last, 0, vpe, cm, nk, st, al); break;
+        default: pv_rows_rxv(oe, dvp, r0, nr, 1, last, 0, vpe, cm, nk, st, al); break;
+        }
+    }
+}
+
+static void pv_rows_tile(float *orow, size_t dv, size_t rows, const float *const *vp,
+                    const uint32_t *cm, size_t nk, const float *st, const float *al, int masked)
+{
+    const size_t dvp = round16(dv);
+    const float *vpe[SPATTN_TK];
+    /* PARTIAL tiles: km[j*16 + r] is all lanes when row r allows key j, else none, built once
+       per tile so that the FMAs take their masks from memory (a mask made from the bits in
+       a general register costs a port-5 move per row and key, a port the FMAs need). */
+    vmask_t km[SPATTN_TK * 16];
+    if (masked)
+        for (size_t jj = 0; jj < nk; jj++)
+            vmask_expand16(km + jj * 16, cm[jj]);
+    for (size_t e = 0; e < dv; e += 4 * VL) {
+        const size_t left = dv - e;
+        const int nv = left >= 4 * VL ? 4 : (int)((left + VL - 1) / VL);
+        const size_t tail = left - (size_t)(nv - 1) * VL;
+        const vmask_t last = vmask_first(tail < VL ? tail : VL);
+        /* The first (for dim_v <= 64 the only) pass uses vp itself. */
+        const float *const *vq = vp;
+        if (e != 0) {
+            for (size_t jj = 0; jj < nk; jj++)
+                vpe[jj] = vp[jj] + e;
+            vq = vpe;
+        }
+        float *oe = orow + e;
+        /* Rows past the tile's last row are skipped a block at a time, and the short block
+           (16 % PV_RB rows) is taken where it computes fewer rows: for the last 4 or fewer,
+           and twice for the last 7 or 8 (decode tiles of 4 and 8 rows compute 4 and 8, not
+           6 and 10). A row's FMAs are the same in either block. */
+        const size_t sb = 16 % PV_RB;
+        for (size_t r0 = 0; r0 < rows;) {
+            const size_t rl = rows - r0;
+            const int nr =
+                16 - r0 < PV_RB || (sb != 0 && (rl <= sb || (rl > PV_RB && rl <= 2 * sb)))
+                    ? (int)sb
+                    : PV_RB;
+            if (nr == PV_RB)
+                pv_rows_block(oe, dvp, r0, PV_RB, nv, last, masked, vq, km, nk, st, al);
+            else
+                pv_rows_block(oe, dvp, r0, 16 % PV_RB, nv, last, masked, vq, km, nk, st, al);
+            r0 += (size_t)nr;
+        }
+    }
+}
+
+/* Writes rows i0 .. i0+rows from row-major O, m and l (lane r = row r). */
+static void finish_rows(const spattn_head_job *job, size_t i0, size_t rows, const float *orow,
+                           const float *mrow, const float *lrow)
+{
+    const size_t dv = job->dim_v, dvp = round16(dv);
+    for (size_t r = 0; r < rows; r++) {
+        float *o = job->o + (ptrdiff_t)(i0 + r) * job->o_ts;
+        const float l = lrow[r];
+        const vec_t inv = vec_set1(l != 0.0f ? 1.0f / l : 0.0f);
+        for (size_t e = 0; e < dv; e += VL) {
+            vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
+            vec_t x = l != 0.0f ? vec_mul(vec_loadu(orow + r * dvp + e), inv) : vec_zero();
+            vec_storeu_m(o + e, mk, x);
+        }
+        if (job->lse)
+            job->lse[i0 + r] = row_lse(mrow[r], l);
+    }
+}
+
+#endif

@@ -1,0 +1,145 @@
+/*
+ * QK in column form, S^T[key][row]: a query tile's 16 rows are the 16 lanes of a col_t. Q is
+ * packed transposed once per query tile (Qt[d] = the 16 rows' d-th element, pre-scaled), so
+ *   S^T[j] = sum_d Qt[d] * K[j][d]      (K read in place, one broadcast per FMA)
+ * and the online softmax that follows is lane-wise, with no transposition of K.
+ */
+#ifndef SPATTN_KERNELS_QK_COLS_H
+#define SPATTN_KERNELS_QK_COLS_H
+
+#include "kernels/common.h"
+#include "kernels/kv_prefetch.h"
+
+static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, float *qt)
+{
+    const float c = q_factor(job);
+#if COL_GATHER
+    /* One gather per dim collects the 16 rows' element (a scalar transposition costs a load,
+       multiply and store per element, which tiny query tiles with one or two key tiles
+       notice). The lane offsets are 32-bit, so huge row strides take the scalar loop. */
+    if (job->q_ts >= 0 && job->q_ts <= INT32_MAX / 16) {
+        const float *q = job->q + (ptrdiff_t)i0 * job->q_ts;
+        const col_t vc = col_set1(c);
+        const col_idx_t ix = col_row_offsets((int32_t)job->q_ts);
+        for (size_t d = 0; d < job->dim_qk; d++)
+            col_store(qt + d * 16, col_mul(col_gather_rows(q + d, ix, rows), vc));
+        return;
+    }
+#endif
+    /* Lanes of rows past len_q stay 0: finite scores, never written back. */
+    memset(qt, 0, 16 * job->dim_qk * sizeof(float));
+    for (size_t r = 0; r < rows; r++) {
+        const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
+        for (size_t d = 0; d < job->dim_qk; d++)
+            qt[d * 16 + r] = q[d] * c;
+    }
+}
+
+
+/* S^T for keys j0 + idx[0..nk) of nq query tiles at once (Qt qt[t], scores to st[t]): NB
+   keys at a time, each split into QK_DS chains along dim so that enough independent FMAs
+   are in flight. With two query tiles each K element is broadcast once into a register for
+   both (one load per two FMAs instead of one per FMA); a lane's arithmetic is the same for
+   any nq and NB, so pairing query tiles never changes a bit of the result. A short last
+   block repeats its last key (in bounds; stored past nk, and its duplicate does not change
+   the max) instead of needing a second code path. Lanes outside cm[] (if given) become
+   -inf; mt[t] gets the lane-wise max of tile t's scores, taken as they leave the
+   registers. */
+SPATTN_ALWAYS_INLINE void qk_cols_nq(
+    const int nq, const int nb, const int lo, const float *const *qt, size_t dq, const float *kb,
+    ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk, const uint32_t *cm,
+    float *const *st, const tile_prefetch *pf, col_t *mt)
+{
+    const col_t ninf = col_set1(K_NINF);
+    for (int t = 0; t < nq; t++)
+        mt[t] = ninf;
+    for (size_t jj = 0; jj < nk; jj += (size_t)nb) {
+        if (pf != NULL)
+            prefetch_keys(pf, jj, (size_t)nb);
+        const float *kp[QK_NB];
+        for (int b = 0; b < nb; b++) {
+            size_t jb = jj + (size_t)b < nk ? jj + (size_t)b : nk - 1;
+            kp[b] = kb + (ptrdiff_t)(j0 + idx[jb]) * k_ts;
+        }
+        col_t acc[2][QK_DS][QK_NB];
+        for (int t = 0; t < nq; t++)
+            for (int s = 0; s < QK_DS; s++)
+                for (int b = 0; b < nb; b++)
+                    acc[t][s][b] = col_zero();
+        /* QK_DU dims per step with the key pointers advanced once per step, each hidden from
+           the optimiser: otherwise it rewrites kp[b] + d as base + index addressing, which
+           splits every broadcast FMA into two uops at issue. Here each is [kp + imm]. */
+        size_t d = 0, qo = 0;
+        for (; d + QK_DU <= dq; d += QK_DU, qo += QK_DU * 16) {
+#pragma GCC unroll 16
+            for (int u = 0; u < QK_DU; u += QK_DS) {
+                for (int s = 0; s < QK_DS; s++) {
+                    if (nq == 1) {
+                        col_t q = col_load(qt[0] + qo + (size_t)(u + s) * 16);
+                        for (int b = 0; b < nb; b++)
+                            acc[0][s][b] = lo ? col_fma_bc_lo(q, kp[b] + u + s, acc[0][s][b])
+                                              : col_fma_bc(q, kp[b] + u + s, acc[0][s][b]);
+                    } else {
+                        col_t q0 = col_load(qt[0] + qo + (size_t)(u + s) * 16);
+                        col_t q1 = col_load(qt[1] + qo + (size_t)(u + s) * 16);
+                        for (int b = 0; b < nb; b++) {
+                            col_t kv = col_bcast(kp[b] + u + s);
+                            acc[0][s][b] = col_fma(q0, kv, acc[0][s][b]);
+                            acc[1][s][b] = col_fma(q1, kv, acc[1][s][b]);
+                        }
+                    }
+                }
+            }
+            for (int b = 0; b < nb; b++) {
+                kp[b] += QK_DU;
+                OPAQUE_PTR(kp[b]);
+            }
+        }
+        for (; d < dq; d++, qo += 16) {
+            for (int t = 0; t < nq; t++) {
+                col_t q = col_load(qt[t] + qo);
+                for (int b = 0; b < nb; b++)
+                    acc[t][0][b] = col_fma_bc(q, kp[b], acc[t][0][b]);
+            }
+            for (int b = 0; b < nb; b++)
+                kp[b]++;
+        }
+        for (int t = 0; t < nq; t++)
+            for (int b = 0; b < nb; b++) {
+                col_t a = acc[t][0][b];
+                for (int s = 1; s < QK_DS; s++)
+                    a = col_add(a, acc[t][s][b]);
+                if (cm != NULL)
+                    a = col_select(cmask_bits(cm[jj + (size_t)b < nk ? jj + (size_t)b : nk - 1]),
+                                   a, ninf);
+                col_store(st[t] + (jj + (size_t)b) * 16, a);
+                mt[t] = col_max(mt[t], a);
+            }
+    }
+}
+
+/* One query tile. `lo` (AVX2, tiles of at most 8 rows): the high half of each column is
+   padding (Qt there is 0), so its FMAs are skipped and its scores stay 0 (finite; never
+   written back). */
+static col_t qk_cols(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts, size_t j0,
+                     const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
+                     const tile_prefetch *pf, int lo)
+{
+    col_t mt;
+    if (COL_HALVES && lo)
+        qk_cols_nq(1, QK_NB, 1, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, &mt);
+    else
+        qk_cols_nq(1, QK_NB, 0, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, &mt);
+    return mt;
+}
+
+#ifdef QK_NB2
+/* Two query tiles against the same FULL key tile (keys j0 .. j0 + nk). */
+static void qk_cols_pair(const float *const *qt, size_t dq, const float *kb, ptrdiff_t k_ts,
+                     size_t j0, const uint32_t *idx, size_t nk, float *const *st, col_t *mt)
+{
+    qk_cols_nq(2, QK_NB2, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, mt);
+}
+#endif
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * QK as row dot products along dim, for query tiles of at most QR_MAX rows, reduced into
+ * the same column form as qk_cols.h produces.
+ */
+#ifndef SPATTN_KERNELS_QK_ROWS_H
+#define SPATTN_KERNELS_QK_ROWS_H
+
+#include "kernels/common.h"
+#include "kernels/kv_prefetch.h"
+
+/* Query tiles of at most QR_MAX rows take their QK along dim (qk_rowdot, see there), in groups
+   of 4 rows, QR_KEYS keys at a time for one group and half as many for two, so that the
+   accumulators and Q vectors stay in registers. AVX2 only up to 4 rows: its half columns
+   serve 8 rows with as many ymm FMAs as two groups of 4 would take. */
+#define QR_KEYS (VL == 16 ? 4 : 2)
+#define QR_MAX (VL == 16 ? 8 : 4)
+
+/* The rows of a query tile row-major for qk_rowdot: 4 or 8 rows of dim_qk (within the 16 *
+   dim_qk floats a packed Q takes), the rows past `rows` zero. */
+static void pack_q_rows(const spattn_head_job *job, size_t i0, size_t rows, float *qr)
+{
+    const float c = q_factor(job);
+    const size_t dq = job->dim_qk;
+    memset(qr, 0, (rows <= 4 ? 4 : 8) * dq * sizeof(float));
+    for (size_t r = 0; r < rows; r++) {
+        const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
+        for (size_t d = 0; d < dq; d++)
+            qr[r * dq + d] = q[d] * c;
+    }
+}
+
+
+/* Tiles of at most QR_MAX rows (decode with GQA groups of up to 8, a head's last rows): the
+   column form spends a 16-lane FMA per key and dim on them with half the lanes or fewer of
+   use, so here each row's dot product runs along dim instead (dim / VL FMAs per row and key,
+   several keys at a time for independent chains) and vec_hsums4 turns each group of four
+   rows' partial sums of a key into 4 lanes of its column, lanes past the rows zero (as the
+   zero Q of padding rows gives them in the column form), masked and stored as qk_cols_nq stores
+   it. Decode (dim 128): QK 128 FMAs per key -> 32 plus one hsums4 for 4 rows, 64 plus two
+   for 8. qr: the rows' pre-scaled Q, row-major dq apart, rows past the tile's zero; ng
+   groups of 4 rows, nkeys keys per step. */
+SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(
+    const int ng, const int nkeys, const float *qr, size_t dq, const float *kb, ptrdiff_t k_ts,
+    size_t j0, const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
+    const tile_prefetch *pf)
+{
+    const col_t ninf = col_set1(K_NINF);
+    col_t mt = ninf;
+    for (size_t jj = 0; jj < nk; jj += (size_t)nkeys) {
+        if (pf != NULL)
+            prefetch_keys(pf, jj, (size_t)nkeys);
+        const float *kp[QR_KEYS];
+        for (int b = 0; b < nkeys; b++) {
+            const size_t jb = jj + (size_t)b < nk ? jj + (size_t)b : nk - 1;
+            kp[b] = kb + (ptrdiff_t)(j0 + idx[jb]) * k_ts;
+        }
+        vec_t acc[QR_KEYS][8];
+        for (int b = 0; b < nkeys; b++)
+            for (int r = 0; r < 4 * ng; r++)
+                acc[b][r] = vec_zero();
+        size_t d = 0;
+        for (; d + VL <= dq; d += VL) {
+            vec_t q[8];
+            for (int r = 0; r < 4 * ng; r++)
+                q[r] = vec_loadu(qr + (size_t)r * dq + d);
+            for (int b = 0; b < nkeys; b++) {
+                const vec_t k = vec_loadu(kp[b] + d);
+                for (int r = 0; r < 4 * ng; r++)
+                    acc[b][r] = vec_fma(q[r], k, acc[b][r]);
+            }
+        }
+        if (d < dq) {
+            const vmask_t mk = vmask_first(dq - d);
+            vec_t q[8];
+            for (int r = 0; r < 4 * ng; r++)
+                q[r] = vec_loadu_m(qr + (size_t)r * dq + d, mk);
+            for (int b = 0; b < nkeys; b++) {
+                const vec_t k = vec_loadu_m(kp[b] + d, mk);
+                for (int r = 0; r < 4 * ng; r++)
+                    acc[b][r] = vec_fma(q[r], k, acc[b][r]);
+            }
+        }
+        for (int b = 0; b < nkeys && jj + (size_t)b < nk; b++) {
+            const col_t a4 = col_from_quarters(
+                vec_hsums4(acc[b]), ng == 1 ? q4_zero() : vec_hsums4(acc[b] + 4));
+            const col_t a = cm != NULL ? col_select(cmask_bits(cm[jj + (size_t)b]), a4, ninf) : a4;
+            col_store(st + (jj + (size_t)b) * 16, a);
+            mt = col_max(mt, a);
+        }
+    }
+    return mt;
+}
+
+SPATTN_ALWAYS_INLINE col_t qk_rowdot(size_t rows, const float *qr, size_t dq, const float *kb, ptrdiff_t k_ts,
+                     size_t j0, const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
+                     const tile_prefetch *pf)
+{
+    if (QR_MAX > 4 && rows > 4)
+        return qk_rowdot_g(2, QR_KEYS / 2, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf);
+    return qk_rowdot_g(1, QR_KEYS, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf);
+}
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * One query tile's state on the tile path and the online softmax that folds each key tile's
+ * scores into it: running max and sum per row (lane), rescale, exp2, then P V.
+ */
+#ifndef SPATTN_KERNELS_SOFTMAX_ONLINE_H
+#define SPATTN_KERNELS_SOFTMAX_ONLINE_H
+
+/* In the order the tile path runs them (which also keeps gcc's inlining choices). */
+#include "kernels/qk_cols.h"
+#include "kernels/qk_rows.h"
+#include "kernels/pv_cols.h"
+#include "kernels/pv_rows.h"
+
+/* Floats of scratch one tile_state takes: Q (16 * dim_qk) | O (16 * dim_v rounded up to 16) |
+   scores (16 per key, 64 + QK_NB keys) | m, l, alpha; each part a multiple of 16, so each
+   stays 64-byte aligned. */
+static size_t tile_state_floats(size_t dq, size_t dv)
+{
+    return 16 * (dq + round16(dv) + SPATTN_TK + QK_NB + 3);
+}
+
+/* One query tile's state on the tile path: Q (packed for its QK form), unnormalised O, scores
+   of the current key tile, and the running max and sum. */
+typedef struct tile_state {
+    float *qtp, *ot, *st, *ml;
+    size_t i0, rows;
+    enum { QK_COLUMNS, QK_ROW_DOTS } qk; /* qk_cols (Q packed transposed) or qk_rowdot */
+    enum { O_ROWS, O_COLUMNS } o;        /* pv_rows_tile or pv_cols_tile (PV_ROWS 0) */
+    /* COL_HALVES: the rows fit the low half of a col_t, whose high half QK and exp2 skip. */
+    int low_half;
+    col_t mrun, lrun;
+} tile_state;
+
+static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_mask *m,
+                       size_t qt, float *scratch)
+{
+    const size_t dq = job->dim_qk, dv = job->dim_v;
+    ts->rows = spattn__qt_rows(m, qt);
+    ts->i0 = qt * SPATTN_TQ;
+    ts->o = PV_ROWS || ts->rows <= PV_ROWS_BELOW ? O_ROWS : O_COLUMNS;
+    ts->low_half = COL_HALVES && ts->rows <= SPATTN_TQ / 2;
+    ts->qtp = scratch;
+    ts->ot = ts->qtp + 16 * dq;
+    ts->st = ts->ot + 16 * round16(dv);
+    ts->ml = ts->st + 16 * (SPATTN_TK + QK_NB);
+    ts->qk = ts->rows <= QR_MAX ? QK_ROW_DOTS : QK_COLUMNS;
+    if (ts->qk == QK_ROW_DOTS)
+        pack_q_rows(job, ts->i0, ts->rows, ts->qtp);
+    else
+        pack_q_cols(job, ts->i0, ts->rows, ts->qtp);
+    memset(ts->ot, 0, 16 * round16(dv) * sizeof(float));
+    ts->mrun = col_set1(K_NINF);
+    ts->lrun = col_zero();
+}
+
+/* The keys of a stored tile to visit: all of a FULL tile; of a PARTIAL one those some row
+   allows (keys no row allows are never loaded), with their column masks. Returns their
+   count. */
+static size_t tile_keys(const spattn_mask *m, const spattn_ktile *tile, uint32_t *idx,
+                        uint32_t *cm)
+{
+    const size_t n = spattn__kt_cols(m, tile->kt);
+    if (tile->part == SPATTN_FULL) {
+        for (size_t j = 0; j < n; j++)
+            idx[j] = (uint32_t)j;
+        return n;
+    }
+    uint32_t cm_all[SPATTN_TK];
+    col_masks_from_rows(&m->bits[(size_t)tile->part * SPATTN_TQ], cm_all);
+    size_t nk = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (cm_all[j] != 0) {
+            idx[nk] = (uint32_t)j;
+            cm[nk++] = cm_all[j];
+        }
+    }
+    return nk;
+}
+
+/* With the tile's scores in ts->st (mt their lane max): softcap, online softmax, O += P V. */
+static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0,
+                      const uint32_t *idx, const uint32_t *cm, size_t nk, int partial, col_t mt)
+{
+    const col_t ninf = col_set1(K_NINF);
+    float *st = ts->st;
+    if (job->softcap != 0.0f) {
+        /* tanh comes before the mask and the max; it is a call, so not in qk_cols_nq. */
+        const col_t post = col_set1(job->softcap * K_LOG2E);
+        mt = ninf;
+        for (size_t jj = 0; jj < nk; jj++) {
+            col_t s = col_mul(col_tanh(col_load(st + jj * 16)), post);
+            if (partial)
+                s = col_select(cmask_bits(cm[jj]), s, ninf);
+            col_store(st + jj * 16, s);
+            mt = col_max(mt, s);
+        }
+    }
+    /* While a row has seen only -inf its shift is 0, so exp2(-inf - 0) = 0, not NaN; its
+       alpha is 0 (nothing to rescale; exp2 of old - new could overflow). */
+    col_t mnew = col_max(ts->mrun, mt);
+    col_t shift = col_select(col_is_neginf(mnew), col_zero(), mnew);
+    col_t alpha =
+        col_select(col_is_neginf(ts->mrun), col_zero(), col_exp2(col_sub(ts->mrun, shift)));
+    col_t psum = col_zero();
+    if (ts->low_half) {
+        for (size_t jj = 0; jj < nk; jj++) {
+            col_t p = col_exp2_lo(col_sub(col_load(st + jj * 16), shift));
+            col_store(st + jj * 16, p);
+            psum = col_add(psum, p);
+        }
+    } else {
+        for (size_t jj = 0; jj < nk; jj++) {
+            col_t p = col_exp2(col_sub(col_load(st + jj * 16), shift));
+            col_store(st + jj * 16, p);
+            psum = col_add(psum, p);
+        }
+    }
+    ts->lrun = col_add(col_mul(ts->lrun, alpha), psum);
+    ts->mrun = mnew;
+
+    const float *vp[SPATTN_TK];
+    for (size_t jj = 0; jj < nk; jj++)
+        vp[jj] = job->v + (ptrdiff_t)(j0 + idx[jj]) * job->v_ts;
+    if (ts->o == O_ROWS) {
+        col_store(ts->ml + 32, alpha);
+        pv_rows_tile(ts->ot, job->dim_v, ts->rows, vp, cm, nk, st, ts->ml + 32, partial);
+        return;
+    }
+#if !PV_ROWS
+    pv_cols_tile(ts->ot, job->dim_v, vp, cm, nk, st, alpha, partial);
+#endif
+}
+
+static void tile_end(tile_state *ts, const spattn_head_job *job)
+{
+    col_store(ts->ml, ts->mrun);
+    col_store(ts->ml + 16, ts->lrun);
+    if (ts->o == O_ROWS) {
+        finish_rows(job, ts->i0, ts->rows, ts->ot, ts->ml, ts->ml + 16);
+        return;
+    }
+#if !PV_ROWS
+    finish_cols(job, ts->i0, ts->rows, ts->ot, ts->ml, ts->ml + 16);
+#endif
+}
+
+#endif

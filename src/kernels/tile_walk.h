@@ -1,0 +1,126 @@
+/*
+ * The tile path's entry points: the walk over a query tile's stored key tiles (attn_tiles),
+ * and over two query tiles' key tiles at once (attn_tiles2).
+ */
+#ifndef SPATTN_KERNELS_TILE_WALK_H
+#define SPATTN_KERNELS_TILE_WALK_H
+
+#include "kernels/softmax_online.h"
+
+/* Query tiles 2k and 2k+1 walk their key tiles forwards for even k and backwards for odd k: a
+   plan runs consecutive query tiles of a head on one thread, so each call starts on the K/V
+   tiles the previous one touched last, still in L2 (K+V of a long head exceed it, and a
+   forward-only walk would evict each tile just before it is needed again); the two tiles of
+   a pair share a direction so that tpl_tiles2 can walk them together. The order depends only
+   on qt. */
+static int walk_backward(size_t qt)
+{
+    return ((qt >> 1) & 1) != 0;
+}
+
+static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t qt, float *scratch)
+{
+    tile_state ts;
+    tile_begin(&ts, job, m, qt, scratch);
+    uint32_t idx[SPATTN_TK], cm[SPATTN_TK];
+    const size_t t_first = m->qt_ptr[qt], nt = m->qt_ptr[qt + 1] - t_first;
+    const int backward = walk_backward(qt);
+    for (size_t ti = 0; ti < nt; ti++) {
+        const spattn_ktile *tile = &m->tiles[t_first + (backward ? nt - 1 - ti : ti)];
+        const size_t j0 = (size_t)tile->kt * SPATTN_TK;
+        const int partial = tile->part != SPATTN_FULL;
+        const size_t nk = tile_keys(m, tile, idx, cm);
+        tile_prefetch pf, *pfp = NULL;
+        if (job->stream_kv && ti + 1 < nt) {
+            const spattn_ktile *next = &m->tiles[t_first + (backward ? nt - 2 - ti : ti + 1)];
+            const size_t nj0 = (size_t)next->kt * SPATTN_TK;
+            pf.k = (const char *)(job->k + (ptrdiff_t)nj0 * job->k_ts);
+            pf.v = (const char *)(job->v + (ptrdiff_t)nj0 * job->v_ts);
+            pf.n = spattn__kt_cols(m, next->kt);
+            pf.k_ts = job->k_ts * (ptrdiff_t)sizeof(float);
+            pf.v_ts = job->v_ts * (ptrdiff_t)sizeof(float);
+            pf.k_bytes = job->dim_qk * sizeof(float);
+            pf.v_bytes = job->dim_v * sizeof(float);
+            pfp = &pf;
+        }
+        const uint32_t *cmq = partial && job->softcap == 0.0f ? cm : NULL;
+        col_t mt = ts.qk == QK_ROW_DOTS ? qk_rowdot(ts.rows, ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx,
+                                       nk, cmq, ts.st, pfp)
+                             : qk_cols(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk, cmq,
+                                       ts.st, pfp, ts.low_half);
+        tile_fold(&ts, job, j0, idx, cm, nk, partial, mt);
+    }
+    tile_end(&ts, job);
+}
+
+#ifdef QK_NB2
+/* Query tiles qt (even) and qt + 1 in one walk over the union of their key tiles: a key tile
+   both have is loaded from L2 once for both, and where both are FULL their scores come from
+   qk_cols_pair, which loads each K element once for the two. Every row's result is bitwise what
+   tpl_tiles gives it (same key order, same arithmetic per lane). */
+static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t qt,
+                       float *scratch)
+{
+    tile_state ts[2];
+    tile_begin(&ts[0], job, m, qt, scratch);
+    tile_begin(&ts[1], job, m, qt + 1, scratch + tile_state_floats(job->dim_qk, job->dim_v));
+    uint32_t idx[2][SPATTN_TK], cm[2][SPATTN_TK];
+    const int backward = walk_backward(qt);
+    size_t lo[2], hi[2];
+    for (int x = 0; x < 2; x++) {
+        lo[x] = m->qt_ptr[qt + (size_t)x];
+        hi[x] = m->qt_ptr[qt + (size_t)x + 1];
+    }
+    while (lo[0] < hi[0] || lo[1] < hi[1]) {
+        /* The next key tile in walk order of each list, and which lists have it. */
+        const spattn_ktile *tile[2] = {NULL, NULL};
+        for (int x = 0; x < 2; x++)
+            if (lo[x] < hi[x])
+                tile[x] = &m->tiles[backward ? hi[x] - 1 : lo[x]];
+        int take[2] = {tile[0] != NULL, tile[1] != NULL};
+        if (take[0] && take[1] && tile[0]->kt != tile[1]->kt) {
+            const int first = (tile[0]->kt < tile[1]->kt) != backward ? 0 : 1;
+            take[1 - first] = 0;
+        }
+        for (int x = 0; x < 2; x++)
+            if (take[x]) {
+                if (backward)
+                    hi[x]--;
+                else
+                    lo[x]++;
+            }
+        const size_t kt = take[0] ? tile[0]->kt : tile[1]->kt, j0 = kt * SPATTN_TK;
+        size_t nk[2] = {0, 0};
+        int partial[2] = {0, 0};
+        col_t mt[2];
+        for (int x = 0; x < 2; x++)
+            if (take[x]) {
+                partial[x] = tile[x]->part != SPATTN_FULL;
+                nk[x] = tile_keys(m, tile[x], idx[x], cm[x]);
+            }
+        if (take[0] && take[1] && !partial[0] && !partial[1] && ts[0].qk == QK_COLUMNS &&
+            ts[1].qk == QK_COLUMNS) {
+            const float *qts[2] = {ts[0].qtp, ts[1].qtp};
+            float *sts[2] = {ts[0].st, ts[1].st};
+            qk_cols_pair(qts, job->dim_qk, job->k, job->k_ts, j0, idx[0], nk[0], sts, mt);
+        } else {
+            for (int x = 0; x < 2; x++) {
+                if (!take[x])
+                    continue;
+                const uint32_t *cmq = partial[x] && job->softcap == 0.0f ? cm[x] : NULL;
+                mt[x] = ts[x].qk == QK_ROW_DOTS ? qk_rowdot(ts[x].rows, ts[x].qtp, job->dim_qk, job->k,
+                                               job->k_ts, j0, idx[x], nk[x], cmq, ts[x].st, NULL)
+                                     : qk_cols(ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0,
+                                               idx[x], nk[x], cmq, ts[x].st, NULL, 0);
+            }
+        }
+        for (int x = 0; x < 2; x++)
+            if (take[x])
+                tile_fold(&ts[x], job, j0, idx[x], cm[x], nk[x], partial[x], mt[x]);
+    }
+    tile_end(&ts[0], job);
+    tile_end(&ts[1], job);
+}
+#endif
+
+#endif

@@ -1,0 +1,160 @@
+/*
+ * The vector vocabulary the kernel template (template.h) is written in. Each ISA header
+ * (src/x86/vec_avx512.h, src/x86/vec_avx2.h, src/arm/vec_neon.h) defines every name below and
+ * is included before this file; a name it lacks stops the build here, naming it.
+ *
+ * Two shapes:
+ *  - col_t, 16 lanes: one per row of a query tile (SPATTN_TQ = 16) on the tile path, or one
+ *    per key of a 16-key block on the gather path. One zmm on AVX-512, two ymm on AVX2, four
+ *    q registers on NEON.
+ *  - vec_t, VL lanes: the widest register, running along dim (Q, K and V rows) or along the
+ *    keys of a softmax row.
+ *  cmask_t selects lanes of a col_t, vmask_t lanes of a vec_t; q4_t holds 4 floats.
+ *
+ * Every operation is lane-wise and exact as IEEE single precision unless said otherwise, so
+ * a lane's result never depends on the other lanes: this is what keeps a row's output the
+ * same whichever rows share its tile or thread.
+ *
+ * Tuning constants (each ISA header defines them; docs/kernels.md has the measurements):
+ *   QK_NB          keys per register block of S^T (column QK)
+ *   QK_NB2         the same when two query tiles share each K broadcast; defining it offers
+ *                  tile pairs (attn_tiles2)
+ *   QK_DS          independent FMA chains along dim per key
+ *   QK_DU          dims per step between key-pointer updates
+ *   PV_ROWS        1: P V always row-major (O rows as vectors); 0: transposed O^T columns
+ *                  except for tiles of at most PV_ROWS_BELOW rows
+ *   PV_RB          rows of O per register block of the row-major P V (x 4 vectors)
+ *   PV_EB, PV_EBM  (PV_ROWS 0 only) output dims per block of the transposed P V, unmasked
+ *                  and masked
+ *   COL_HALVES     1 when a col_t is two halves and the *_lo ops skip the high one
+ *   COL_GATHER     1 when col_gather_rows / col_row_offsets exist (hardware gather)
+ *   PROBE_CHAINS   independent FMA chains of the peak probe
+ *
+ * Operations (p: float pointer; a, b, c: values of the shape named):
+ *   col_zero col_set1(x) col_load(p, 64-byte aligned) col_store col_bcast(p: *p in all lanes)
+ *   col_add col_sub col_mul col_max(NaN in b wins) col_fma(a,b,c: a*b+c)
+ *   col_fma_bc(a,p,acc: acc + a * *p) col_fma_bc_lo (COL_HALVES: low half only, high half of
+ *   acc kept) col_fma_bc_m(a,p,acc,m: lanes outside m keep acc, and a NaN at *p cannot reach
+ *   them) cmask_bits(u32: bit r -> lane r) col_select(m,a,b: m ? a : b) col_is_neginf
+ *   col_exp2(x: 2^x, exact 0 below 2^-125, SLEEF 1 ULP) col_exp2_lo (high half 0)
+ *   col_tanh col_hmax col_hsum col_masks_from_rows(rows[16], cm[64]: cm[j] bit r = bit j of
+ *   rows[r]) col_from_vecs(16/VL vec_t of vec_hsums) col_from_quarters(q4_t lanes 0-3,
+ *   q4_t lanes 4-7, zeros above)
+ *   vec_zero vec_set1 vec_loadu vec_storeu vec_loadu_m(p,m: lanes outside m are not read
+ *   and come out 0) vec_storeu_m(p,m,a: lanes outside m are not written) vec_add vec_mul
+ *   vec_max vec_fma vec_fma_m(a,b,c,m: c outside m, NaN in a or b cannot reach it)
+ *   vec_select vec_exp2 vec_hsum vec_hmax vec_hsums(a[VL]: lane i = sum of a[i])
+ *   vec_hsums4(a[4]: q4_t, lane i = sum of a[i]) vmask_bits(u64: low VL bits)
+ *   vmask_first(n: lanes < n) vmask_expand16(m[16], bits: m[r] all lanes iff bit r)
+ *   vmask_load(p) vec_prefetch_l1(p: a hint, never faults) q4_zero
+ *   vec_loadu_bf16(p: VL bfloat16 values widened to float) vec_loadu_f16(p: VL IEEE
+ *   binary16 values widened exactly), and their _m forms (lanes outside m not read, 0)
+ */
+#ifndef SPATTN_KERNELS_VEC_H
+#define SPATTN_KERNELS_VEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef VL
+#error "vec.h: the ISA header must define VL (lanes of vec_t)"
+#endif
+#ifndef QK_NB
+#error "vec.h: the ISA header must define QK_NB"
+#endif
+#ifndef QK_DS
+#error "vec.h: the ISA header must define QK_DS"
+#endif
+#ifndef QK_DU
+#error "vec.h: the ISA header must define QK_DU"
+#endif
+#ifndef PV_ROWS
+#error "vec.h: the ISA header must define PV_ROWS"
+#endif
+#ifndef PV_RB
+#error "vec.h: the ISA header must define PV_RB"
+#endif
+#ifndef PV_ROWS_BELOW
+#error "vec.h: the ISA header must define PV_ROWS_BELOW"
+#endif
+#if !PV_ROWS && (!defined(PV_EB) || !defined(PV_EBM))
+#error "vec.h: an ISA header with PV_ROWS 0 must define PV_EB and PV_EBM"
+#endif
+#ifndef COL_HALVES
+#error "vec.h: the ISA header must define COL_HALVES"
+#endif
+#ifndef COL_GATHER
+#error "vec.h: the ISA header must define COL_GATHER"
+#endif
+#ifndef PROBE_CHAINS
+#error "vec.h: the ISA header must define PROBE_CHAINS"
+#endif
+#ifndef SPATTN_ALWAYS_INLINE
+#error "vec.h: the ISA header must define SPATTN_ALWAYS_INLINE"
+#endif
+#if VL > 16 || 16 % VL != 0
+#error "vec.h: VL must divide 16"
+#endif
+
+/* Each operation with its signature: a missing one is an undeclared name here, a wrong one
+   an incompatible initialiser (an error under -Werror). Never called; compiled away. */
+#define SPATTN_VEC_REQUIRES(ret, name, args)                                                      \
+    static ret(*const spattn_vec_requires_##name) args __attribute__((unused)) = name;
+SPATTN_VEC_REQUIRES(col_t, col_zero, (void))
+SPATTN_VEC_REQUIRES(col_t, col_set1, (float))
+SPATTN_VEC_REQUIRES(col_t, col_load, (const float *))
+SPATTN_VEC_REQUIRES(void, col_store, (float *, col_t))
+SPATTN_VEC_REQUIRES(col_t, col_bcast, (const float *))
+SPATTN_VEC_REQUIRES(col_t, col_add, (col_t, col_t))
+SPATTN_VEC_REQUIRES(col_t, col_sub, (col_t, col_t))
+SPATTN_VEC_REQUIRES(col_t, col_mul, (col_t, col_t))
+SPATTN_VEC_REQUIRES(col_t, col_max, (col_t, col_t))
+SPATTN_VEC_REQUIRES(col_t, col_fma, (col_t, col_t, col_t))
+SPATTN_VEC_REQUIRES(col_t, col_fma_bc, (col_t, const float *, col_t))
+SPATTN_VEC_REQUIRES(col_t, col_fma_bc_lo, (col_t, const float *, col_t))
+SPATTN_VEC_REQUIRES(col_t, col_fma_bc_m, (col_t, const float *, col_t, cmask_t))
+SPATTN_VEC_REQUIRES(cmask_t, cmask_bits, (uint32_t))
+SPATTN_VEC_REQUIRES(col_t, col_select, (cmask_t, col_t, col_t))
+SPATTN_VEC_REQUIRES(cmask_t, col_is_neginf, (col_t))
+SPATTN_VEC_REQUIRES(col_t, col_exp2, (col_t))
+SPATTN_VEC_REQUIRES(col_t, col_exp2_lo, (col_t))
+SPATTN_VEC_REQUIRES(col_t, col_tanh, (col_t))
+SPATTN_VEC_REQUIRES(float, col_hmax, (col_t))
+SPATTN_VEC_REQUIRES(float, col_hsum, (col_t))
+SPATTN_VEC_REQUIRES(void, col_masks_from_rows, (const uint64_t *, uint32_t *))
+SPATTN_VEC_REQUIRES(col_t, col_from_vecs, (const vec_t *))
+SPATTN_VEC_REQUIRES(col_t, col_from_quarters, (q4_t, q4_t))
+SPATTN_VEC_REQUIRES(q4_t, q4_zero, (void))
+SPATTN_VEC_REQUIRES(vec_t, vec_zero, (void))
+SPATTN_VEC_REQUIRES(vec_t, vec_set1, (float))
+SPATTN_VEC_REQUIRES(vec_t, vec_loadu, (const float *))
+SPATTN_VEC_REQUIRES(void, vec_storeu, (float *, vec_t))
+SPATTN_VEC_REQUIRES(vec_t, vec_loadu_m, (const float *, vmask_t))
+SPATTN_VEC_REQUIRES(void, vec_storeu_m, (float *, vmask_t, vec_t))
+SPATTN_VEC_REQUIRES(vec_t, vec_loadu_bf16, (const uint16_t *))
+SPATTN_VEC_REQUIRES(vec_t, vec_loadu_bf16_m, (const uint16_t *, vmask_t))
+SPATTN_VEC_REQUIRES(vec_t, vec_loadu_f16, (const uint16_t *))
+SPATTN_VEC_REQUIRES(vec_t, vec_loadu_f16_m, (const uint16_t *, vmask_t))
+SPATTN_VEC_REQUIRES(vec_t, vec_add, (vec_t, vec_t))
+SPATTN_VEC_REQUIRES(vec_t, vec_mul, (vec_t, vec_t))
+SPATTN_VEC_REQUIRES(vec_t, vec_max, (vec_t, vec_t))
+SPATTN_VEC_REQUIRES(vec_t, vec_fma, (vec_t, vec_t, vec_t))
+SPATTN_VEC_REQUIRES(vec_t, vec_fma_m, (vec_t, vec_t, vec_t, vmask_t))
+SPATTN_VEC_REQUIRES(vec_t, vec_select, (vmask_t, vec_t, vec_t))
+SPATTN_VEC_REQUIRES(vec_t, vec_exp2, (vec_t))
+SPATTN_VEC_REQUIRES(float, vec_hsum, (vec_t))
+SPATTN_VEC_REQUIRES(float, vec_hmax, (vec_t))
+SPATTN_VEC_REQUIRES(vec_t, vec_hsums, (const vec_t *))
+SPATTN_VEC_REQUIRES(q4_t, vec_hsums4, (const vec_t *))
+SPATTN_VEC_REQUIRES(vmask_t, vmask_bits, (uint64_t))
+SPATTN_VEC_REQUIRES(vmask_t, vmask_first, (size_t))
+SPATTN_VEC_REQUIRES(void, vmask_expand16, (vmask_t *, uint32_t))
+SPATTN_VEC_REQUIRES(vmask_t, vmask_load, (const vmask_t *))
+SPATTN_VEC_REQUIRES(void, vec_prefetch_l1, (const void *))
+#if COL_GATHER
+SPATTN_VEC_REQUIRES(col_idx_t, col_row_offsets, (int32_t))
+SPATTN_VEC_REQUIRES(col_t, col_gather_rows, (const float *, col_idx_t, size_t))
+#endif
+#undef SPATTN_VEC_REQUIRES
+
+#endif
