@@ -85,7 +85,7 @@ SPATTN_BENCH_PROGRESS="$progress" "$build/bench/spattn-bench" "${args[@]}" "${ex
 pid=$!
 # A background job of a script ignores Ctrl-C, so stop it when the script ends early.
 trap 'kill "$pid" 2>/dev/null || true; rm -f "$progress"' EXIT
-trap 'exit 130' INT TERM
+trap 'echo; exit 130' INT TERM
 
 tty=0
 [ -t 1 ] && tty=1
@@ -111,6 +111,8 @@ while kill -0 "$pid" 2>/dev/null; do
     left="about $(mmss $(( (now - first) * (total - done_n) / done_n ))) left"
   fi
   msg="repetition $started of $total, $(mmss $(( now - start ))) elapsed, $left"
+  # before the first repetition spattn-bench measures the FMA peak and the read bandwidth
+  [ $started = 0 ] && msg="measuring the FMA peaks and the read bandwidth first, $(mmss $(( now - start ))) elapsed"
   if [ $tty = 1 ]; then
     cols=$(tput cols 2>/dev/null || echo 100)
     printf '\r\033[K%s' "$(printf '%s  %s' "$msg" "${line#* }" | cut -c1-$(( cols - 1 )))"
