@@ -4,7 +4,9 @@
  *
  * Without --quick or --full it runs the default grid (about ten minutes on two cores). Before
  * the first benchmark it measures what the counters are judged against: the FMA peak of every
- * ISA this machine can run, and its read bandwidth from DRAM; both go into the context. */
+ * ISA this machine can run, and its read bandwidth from DRAM; both go into the context.
+ * SPATTN_BENCH_PROGRESS=FILE appends a line to FILE as each repetition starts (gbench_shim.cc);
+ * tools/bench-report.sh reads it to show how far a run has come. */
 #define _POSIX_C_SOURCE 200809L /* getenv */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,12 @@ static const spattn_kernel_table *const tables[] = {
 #undef SPATTN_KERNEL
 };
 #define NTABLES (sizeof tables / sizeof tables[0])
+
+/* Google Benchmark warns when its own library was built without optimisation (Debian's is);
+ * the context says how spattn was built, so that the two are not confused. */
+#ifndef SPATTN_BENCH_BUILD_TYPE
+#define SPATTN_BENCH_BUILD_TYPE ""
+#endif
 
 #define DRAM_PROBE_BYTES ((size_t)512 << 20) /* far beyond any last-level cache */
 
@@ -82,6 +90,8 @@ int main(int argc, char **argv)
     argc = out;
 
     spb_context("spattn_version", spattn_version());
+    spb_context("spattn_build_type", SPATTN_BENCH_BUILD_TYPE[0] ? SPATTN_BENCH_BUILD_TYPE
+                                                                : "none (CMAKE_BUILD_TYPE unset)");
     spb_context("grid", mode == BM_QUICK ? "quick" : mode == BM_FULL ? "full" : "default");
     spb_context("isa_auto", spattn_isa_name(spattn_isa_selected()));
     spb_context("attn_shape", "batch 1, heads 2 (decode: 32 query / 8 KV heads), dim_qk = dim_v");

@@ -4,16 +4,54 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 struct spb_state {
     benchmark::State *s;
 };
 
+// Progress for tools/bench-report.sh. Google Benchmark prints a benchmark only once all its
+// repetitions are done, and with random interleaving most finish near the end of the run, so
+// its output cannot tell how far a run has come. With SPATTN_BENCH_PROGRESS=FILE, one line
+// "<k> <name>" is appended to FILE as the k-th repetition of the run starts. Google Benchmark
+// (1.7) calls a benchmark with growing iteration counts until its first repetition is long
+// enough, then once per later repetition with the count found; so a call starts a repetition
+// unless it follows a call of the same benchmark with fewer iterations. Were a later version to
+// do otherwise, only this count would be off.
+namespace
+{
+struct progress {
+    std::FILE *f = nullptr;
+    long started = 0;
+    int last_id = -1;
+    int64_t last_iters = 0;
+
+    void call(int id, const std::string &name, int64_t iters)
+    {
+        if (f == nullptr)
+            return;
+        bool same_repetition = id == last_id && iters > last_iters;
+        last_id = id;
+        last_iters = iters;
+        if (same_repetition)
+            return;
+        std::fprintf(f, "%ld %s\n", ++started, name.c_str());
+        std::fflush(f);
+    }
+};
+progress run_progress;
+int n_registered;
+} // namespace
+
 extern "C" void spb_register(const char *name, spb_fn fn, void *user, unsigned flags)
 {
+    int id = n_registered++;
+    std::string copy(name);
     benchmark::internal::Benchmark *b =
-        benchmark::RegisterBenchmark(name, [fn, user](benchmark::State &gs) {
+        benchmark::RegisterBenchmark(name, [fn, user, id, copy](benchmark::State &gs) {
+            run_progress.call(id, copy, static_cast<int64_t>(gs.max_iterations));
             spb_state st{&gs};
             fn(&st, user);
         });
@@ -74,7 +112,15 @@ extern "C" int spb_run(int *argc, char **argv)
     benchmark::Initialize(argc, argv);
     if (benchmark::ReportUnrecognizedArguments(*argc, argv))
         return 1;
+    const char *path = std::getenv("SPATTN_BENCH_PROGRESS");
+    if (path != nullptr && *path != '\0') {
+        run_progress.f = std::fopen(path, "a");
+        if (run_progress.f == nullptr)
+            std::perror(path);
+    }
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
+    if (run_progress.f != nullptr)
+        std::fclose(run_progress.f);
     return 0;
 }

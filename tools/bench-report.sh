@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds spattn-bench (Release), runs a benchmark grid and leaves a report:
+#   bench-report/report.md      tables per problem: time, GFLOP/s, % of peak, speedups, Targets
 #   bench-report/results.json   Google Benchmark JSON (context, every run, every counter)
-#   bench-report/console.txt    what the run printed
-#   bench-report/report.md      tables per problem: time, GFLOP/s, % of peak, speedups
+#   bench-report/console.txt    everything spattn-bench printed
 #   bench-report/plots/*.png    time and GFLOP/s versus sparsity, one line per ISA/baseline
+# While it runs it shows how far it has come (repetition i of n, elapsed, estimate left); at
+# the end it prints where the report is and its Targets table.
 #
 #   tools/bench-report.sh [--quick | --full | --targets] [--no-deps] [--build-dir DIR]
 #                         [--out DIR] [-- extra spattn-bench / --benchmark_* flags]
@@ -22,7 +24,7 @@ while [ $# -gt 0 ]; do
     --build-dir) build="$2"; shift ;;
     --out) out="$2"; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench-report.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -48,22 +50,88 @@ case "$mode" in
 esac
 # quick: a handful of iterations each, enough to prove every benchmark runs and reports
 [ "$mode" = "--quick" ] && args+=(--benchmark_min_time=0.01)
-# otherwise five repetitions (fifteen for --targets) of 0.3 s, interleaved at random across the whole run (Google
-# Benchmark's documented way to lower run-to-run variance) and reported as medians: on a
-# shared VM a neighbour's burst lasts minutes, and with each benchmark's repetitions back to
-# back it took all of them (AVX2 dense 197-222 ms in one run, 139 ms in the next).
+# otherwise five repetitions (fifteen for --targets) of 0.3 s, interleaved at random across the
+# whole run (Google Benchmark's documented way to lower run-to-run variance) and reported as
+# medians: on a shared VM a neighbour's burst lasts minutes, and with each benchmark's
+# repetitions back to back it took all of them.
 [ "$mode" != "--quick" ] && args+=(--benchmark_repetitions=$reps --benchmark_min_time=0.3
                                    --benchmark_enable_random_interleaving=true)
-args+=(--benchmark_out="$out/results.json" --benchmark_out_format=json)
-
 commit="$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git -C "$root" status --porcelain 2>/dev/null | grep -v '^?? bench-report/' || true)" ]; then
   commit="$commit (with uncommitted changes)"
 fi
 
+# How many repetitions the run holds: the entries spattn-bench lists for these arguments, times
+# the repetitions (an extra --benchmark_repetitions given after -- wins, as it does for it).
+n_entries=$("$build/bench/spattn-bench" "${args[@]}" "${extra[@]}" --benchmark_list_tests=true \
+            2>/dev/null | grep -c . || true)
+n_reps=1
+[ "$mode" != "--quick" ] && n_reps=$reps
+for a in "${extra[@]}"; do
+  case "$a" in --benchmark_repetitions=*) n_reps="${a#*=}" ;; esac
+done
+total=$(( n_entries * n_reps ))
+args+=(--benchmark_out="$out/results.json" --benchmark_out_format=json)
+
+mmss() { printf '%d:%02d' $(( $1 / 60 )) $(( $1 % 60 )); }
+
+progress="$out/.progress"
+: > "$progress"
 start=$(date +%s)
-"$build/bench/spattn-bench" "${args[@]}" "${extra[@]}" | tee "$out/console.txt"
-echo "spattn-bench took $(( $(date +%s) - start )) s" | tee -a "$out/console.txt"
+echo "bench-report: running spattn-bench: $n_entries entries x $n_reps repetition(s) = $total;" \
+     "its output goes to $out/console.txt"
+SPATTN_BENCH_PROGRESS="$progress" "$build/bench/spattn-bench" "${args[@]}" "${extra[@]}" \
+  > "$out/console.txt" 2>&1 &
+pid=$!
+# A background job of a script ignores Ctrl-C, so stop it when the script ends early.
+trap 'kill "$pid" 2>/dev/null || true; rm -f "$progress"' EXIT
+trap 'echo; exit 130' INT TERM
+
+tty=0
+[ -t 1 ] && tty=1
+warned=0 first="" last_print=0
+while kill -0 "$pid" 2>/dev/null; do
+  sleep 1
+  if [ $warned = 0 ] && grep -q 'Library was built as DEBUG' "$out/console.txt" 2>/dev/null; then
+    warned=1
+    [ $tty = 1 ] && printf '\r\033[K'
+    echo "bench-report: the console's \"Library was built as DEBUG\" is about Google Benchmark's" \
+         "own library (Debian builds it so), not spattn: spattn and spattn-bench are built" \
+         "$(sed -n 's/^spattn_build_type: //p' "$out/console.txt" | head -n 1)."
+  fi
+  now=$(date +%s)
+  # the line of the repetition running now; the ones before it are done
+  line=$(tail -n 1 "$progress" 2>/dev/null || true)
+  started=${line%% *}
+  case "$started" in ''|*[!0-9]*) started=0 ;; esac
+  done_n=$(( started > 0 ? started - 1 : 0 ))
+  [ $started -gt 0 ] && [ -z "$first" ] && first=$now
+  left="estimating"
+  if [ $done_n -gt 0 ] && [ $total -gt $done_n ]; then
+    left="about $(mmss $(( (now - first) * (total - done_n) / done_n ))) left"
+  fi
+  msg="repetition $started of $total, $(mmss $(( now - start ))) elapsed, $left"
+  # before the first repetition spattn-bench measures the FMA peak and the read bandwidth
+  [ $started = 0 ] && msg="measuring the FMA peaks and the read bandwidth first, $(mmss $(( now - start ))) elapsed"
+  if [ $tty = 1 ]; then
+    cols=$(tput cols 2>/dev/null || echo 100)
+    printf '\r\033[K%s' "$(printf '%s  %s' "$msg" "${line#* }" | cut -c1-$(( cols - 1 )))"
+  elif [ $(( now - last_print )) -ge 30 ]; then
+    echo "bench-report: $msg"
+    last_print=$now
+  fi
+done
+status=0
+wait "$pid" || status=$?
+[ $tty = 1 ] && printf '\r\033[K'
+took=$(( $(date +%s) - start ))
+echo "spattn-bench took $took s" >> "$out/console.txt"
+if [ $status != 0 ]; then
+  echo "bench-report: spattn-bench failed (status $status); the end of $out/console.txt:" >&2
+  tail -n 20 "$out/console.txt" >&2
+  exit $status
+fi
+echo "bench-report: spattn-bench ran $total repetitions in $(mmss $took)"
 
 python3 "$root/tools/bench_report.py" "$out/results.json" "$out" "$commit"
 if command -v gnuplot >/dev/null; then
@@ -71,4 +139,7 @@ if command -v gnuplot >/dev/null; then
 else
   echo "bench-report.sh: gnuplot not found, no PNGs (Debian: gnuplot-nox)" >&2
 fi
+echo
 echo "report: $out/report.md"
+echo
+python3 "$root/tools/bench_report.py" --targets-text "$out/results.json"

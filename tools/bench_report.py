@@ -3,6 +3,7 @@
 
     tools/bench_report.py RESULTS.json OUT_DIR [COMMIT]
     tools/bench_report.py --targets-filter    (the --benchmark_filter of bench-report.sh --targets)
+    tools/bench_report.py --targets-text RESULTS.json   (the Targets table for a terminal)
 
 Writes OUT_DIR/report.md, OUT_DIR/plots/*.dat and OUT_DIR/plots/plots.gp (run it with gnuplot
 from OUT_DIR/plots to get the PNGs). Standard library only.
@@ -163,13 +164,29 @@ def targets_filter():
     return "^(%s)$" % "|".join(re.escape(n) for n in target_entries())
 
 
-def write_targets(ctx, results, w):
+def targets(ctx, results):
+    """(rows from medians, rows from the fastest repetitions, repetitions, [met, met]) or None
+    when the run holds none of the target entries."""
     by_name = {r["name"]: r for r in results}
     med = target_rows(ctx, by_name, lambda r: r["ms"], False)
     best = target_rows(ctx, by_name, lambda r: r["reps_ms"][0], True)
     if all(v is None for _, _, v, _ in med):
-        return
+        return None
     nrep = max(len(r.get("reps_ms", [])) for r in results)
+    met = [sum(1 for _, need, v, _ in rows if v is not None and v >= need) for rows in (med, best)]
+    return med, best, nrep, met
+
+
+def met_line(med, best, met):
+    return ("Met: %d of %d from medians, %d of %d from the fastest repetitions."
+            % (met[0], len(med), met[1], len(best)))
+
+
+def write_targets(ctx, results, w):
+    t = targets(ctx, results)
+    if t is None:
+        return
+    med, best, nrep, met = t
     w("## Targets\n")
     w("The targets of docs/performance.md, from this run: once from medians, once from each "
       "entry's fastest of %d repetitions (a neighbour on a shared machine only adds time). "
@@ -178,19 +195,34 @@ def write_targets(ctx, results, w):
       % nrep)
     w("| target | needs | from medians | | from fastest | |")
     w("|---|---|---|---|---|---|")
-    met = [0, 0]
     for (label, need, vm, dm), (_, _, vb, db) in zip(med, best):
         cells = []
-        for i, (v, d) in enumerate(((vm, dm), (vb, db))):
+        for v, d in ((vm, dm), (vb, db)):
             if v is None:
                 cells += ["absent", ""]
-                continue
-            ok = v >= need
-            met[i] += ok
-            cells += ["%.3f %s" % (v, "met" if ok else "**missed**"), d]
+            else:
+                cells += ["%.3f %s" % (v, "met" if v >= need else "**missed**"), d]
         w("| %s | >= %.2f | %s |" % (label, need, " | ".join(cells)))
-    w("\nMet: %d of %d from medians, %d of %d from the fastest repetitions.\n"
-      % (met[0], len(med), met[1], len(best)))
+    w("\n%s\n" % met_line(med, best, met))
+
+
+def targets_text(ctx, results):
+    """The Targets table as plain aligned text for a terminal (figures only; the report has
+    the times behind them), or None when the run holds none of the target entries."""
+    t = targets(ctx, results)
+    if t is None:
+        return None
+    med, best, nrep, met = t
+
+    def cell(v, need):
+        return "absent" if v is None else "%.3f %s" % (v, "met" if v >= need else "MISSED")
+
+    rows = [("target", "needs", "from medians", "from fastest of %d" % nrep)]
+    rows += [(label, ">= %.2f" % need, cell(vm, need), cell(vb, need))
+             for (label, need, vm, _), (_, _, vb, _) in zip(med, best)]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(wd) for c, wd in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines + [met_line(med, best, met)])
 
 
 def median(xs):
@@ -240,6 +272,18 @@ def group_slug(key):
     return "_".join([key[0]] + ["%s%s" % kv for kv in key[1:]])
 
 
+def build_type_note(ctx):
+    """Google Benchmark's library_build_type is how its own library was built; Debian's is a
+    debug build, and its console warning is easily read as being about spattn."""
+    lib = ctx["library_build_type"]
+    if lib != "debug":
+        return lib
+    return ("debug: Google Benchmark's own library as Debian builds it, which is what the "
+            "console's \"Library was built as DEBUG\" refers to; spattn and spattn-bench are "
+            "built %s (spattn_build_type), and the timed code is theirs"
+            % ctx.get("spattn_build_type", "Release by tools/bench-report.sh"))
+
+
 def write_report(ctx, results, out, commit):
     lines = []
     w = lines.append
@@ -248,10 +292,12 @@ def write_report(ctx, results, out, commit):
     w("| | |\n|---|---|")
     if commit:
         w("| commit | `%s` |" % commit)
-    for k in ["date", "host_name", "num_cpus", "mhz_per_cpu", "spattn_version", "grid",
-              "isa_auto", "threads_all", "openblas", "attn_shape"]:
+    for k in ["date", "host_name", "num_cpus", "mhz_per_cpu", "spattn_version",
+              "spattn_build_type", "grid", "isa_auto", "threads_all", "openblas", "attn_shape"]:
         if k in ctx:
             w("| %s | %s |" % (k, ctx[k]))
+    if "library_build_type" in ctx:
+        w("| library_build_type | %s |" % build_type_note(ctx))
     for k in sorted(ctx):
         if k.startswith("peak_gflops") or k.startswith("dram_read"):
             w("| %s | %s |" % (k, ctx[k]))
@@ -396,6 +442,12 @@ def write_plots(results, out):
 def main():
     if sys.argv[1:] == ["--targets-filter"]:
         print(targets_filter())
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == "--targets-text":
+        text = targets_text(*load(sys.argv[2]))
+        print(text if text is not None else
+              "(no Targets table: this run holds none of its entries; --targets or the "
+              "default grid do)")
         return
     if len(sys.argv) < 3:
         sys.exit(__doc__)

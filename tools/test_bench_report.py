@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks the Targets table of tools/bench_report.py on a made-up run whose figures are worked
-out here from the definitions in docs/performance.md, not from the script.
+out here from the definitions in docs/performance.md, not from the script; and what the report
+says of the build types.
 
     python3 tools/test_bench_report.py      (ctest runs it as bench-report-targets)
 """
@@ -141,6 +142,45 @@ class Targets(unittest.TestCase):
         only_membw = [r for r in self.results if r["family"] == "membw"]
         bench_report.write_targets(self.ctx, only_membw, lines.append)
         self.assertEqual(lines, [])
+
+    def test_text(self):
+        text = bench_report.targets_text(self.ctx, self.results)
+        lines = text.split("\n")
+        self.assertEqual(len(lines), 1 + 9 + 1)
+        self.assertEqual(lines[0].split(), ["target", "needs", "from", "medians", "from",
+                                            "fastest", "of", "3"])
+        row = next(l for l in lines if l.startswith("64x64 blocks 10 %"))
+        self.assertEqual(row.split()[-6:], [">=", "0.85", "0.909", "met", "0.800", "MISSED"])
+        row = next(l for l in lines if l.startswith("2 threads over 1, causal"))
+        self.assertEqual(row.split()[-2:], ["absent", "absent"])
+        # columns line up: every figure column starts where its heading does
+        at = lines[0].index("from medians")
+        self.assertTrue(all(l[at - 2:at] == "  " and l[at] != " " for l in lines[1:10]))
+        self.assertEqual(lines[-1], "Met: 3 of 9 from medians, 3 of 9 from the fastest "
+                                    "repetitions.")
+        only_membw = [r for r in self.results if r["family"] == "membw"]
+        self.assertIsNone(bench_report.targets_text(self.ctx, only_membw))
+
+
+class BuildTypes(unittest.TestCase):
+    def report(self, ctx):
+        with tempfile.TemporaryDirectory() as d:
+            bench_report.write_report(ctx, [], d, "abc")
+            with open(os.path.join(d, "report.md")) as f:
+                return f.read()
+
+    def test_debug_library_explained(self):
+        text = self.report({"library_build_type": "debug", "spattn_build_type": "Release"})
+        row = next(l for l in text.split("\n") if l.startswith("| library_build_type |"))
+        self.assertIn("Library was built as DEBUG", row)
+        self.assertIn("Google Benchmark's own library", row)
+        self.assertIn("built Release", row)
+        self.assertIn("| spattn_build_type | Release |", text)
+
+    def test_release_library_plain(self):
+        text = self.report({"library_build_type": "release", "spattn_build_type": "Release"})
+        self.assertIn("| library_build_type | release |", text)
+        self.assertNotIn("DEBUG", text)
 
 
 if __name__ == "__main__":
