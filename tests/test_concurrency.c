@@ -104,7 +104,7 @@ typedef struct worker {
     pthread_t tid;
     pthread_barrier_t *bar;
     const spattn_plan *plan;
-    spattn_options opt;               /* used when plan == NULL */
+    spattn_options opt; /* used when plan == NULL */
     const spattn_mask *const *masks;
     size_t n_masks;
     io x;
