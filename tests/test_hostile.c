@@ -329,18 +329,15 @@ START_TEST(bad_scalars_and_options)
         expect_forward(&f, &a, m, 1, NULL, SPATTN_E_ARG, what);
     }
     const spattn_options opts[] = {
-        {(spattn_isa)77, 1},
-        {(spattn_isa)-3, 1},
-        {SPATTN_ISA_AUTO, -1},
-        {SPATTN_ISA_SCALAR, INT_MIN},
-        {(spattn_isa)(SPATTN_ISA_NEON + 1), 0},
+        {(spattn_isa)77, 1},          {(spattn_isa)-3, 1},           {SPATTN_ISA_AUTO, -1},
+        {SPATTN_ISA_SCALAR, INT_MIN}, {(spattn_isa)tu_isa_end(), 0},
     };
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
         char what[64];
         snprintf(what, sizeof what, "options {%d, %d}", (int)opts[i].isa, opts[i].num_threads);
         expect_forward(&f, &f.a, m, 1, &opts[i], SPATTN_E_ARG, what);
     }
-    for (int isa = SPATTN_ISA_SCALAR; isa <= SPATTN_ISA_NEON; isa++) {
+    for (int isa = SPATTN_ISA_SCALAR; isa < tu_isa_end(); isa++) {
         if (spattn_isa_available((spattn_isa)isa))
             continue;
         spattn_options o = {(spattn_isa)isa, 1};

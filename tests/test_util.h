@@ -17,8 +17,14 @@ double tu_uniform(tu_rng *r);                     /* [0, 1) */
 size_t tu_range(tu_rng *r, size_t lo, size_t hi); /* [lo, hi] */
 float tu_normal(tu_rng *r);                       /* ~N(0, 1) */
 
+/* One past the last ISA of the public enum (the first value spattn_isa_name does not know),
+   at most TU_MAX_ISAS: loops over every ISA run from SPATTN_ISA_SCALAR (or AUTO) below it, so
+   that an ISA added to the enum needs no edit here. */
+#define TU_MAX_ISAS 8
+int tu_isa_end(void);
+
 /* The ISAs to test: every one this host can run, or only the one SPATTN_ISA forces. */
-int tu_isas(spattn_isa out[8]);
+int tu_isas(spattn_isa out[TU_MAX_ISAS]);
 /* Loop tests run once per tested ISA: tu_n_isas() iterations, iteration i on tu_isa(i). */
 int tu_n_isas(void);
 spattn_isa tu_isa(int i);
