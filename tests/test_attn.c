@@ -368,8 +368,8 @@ START_TEST(gather_row_lengths)
     spattn_isa isa = tu_isa(_i);
     tu_rng r = {4242 + (uint64_t)isa};
     static const size_t counts[] = {1, 2, 4, 5, 8, 9, 15, 16, 17, 31, 32, 33, 50};
-    static const size_t dims[][2] = {{64, 64}, {128, 128}, {64, 128}, {128, 64}, {1, 1},
-                                     {17, 33}, {48, 80}};
+    static const size_t dims[][2] = {{64, 64}, {128, 128}, {64, 128}, {128, 64},
+                                     {1, 1},   {17, 33},   {48, 80}};
     for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++)
         for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
             problem_opts po = {120, 8, 1.0f, dims[d][0], dims[d][1], counts[k]};
@@ -437,8 +437,7 @@ START_TEST(gather_long_run)
         rp[0] = 0;
         for (size_t i = 0; i < s->len_q; i++)
             rp[i + 1] = rp[i] + (int64_t)long_run_row(&r, i, s->len_k, short_max, ci + rp[i]);
-        ck_assert_int_eq(spattn_mask_from_csr(s->len_q, s->len_k, rp, ci, &p.masks[0]),
-                         SPATTN_OK);
+        ck_assert_int_eq(spattn_mask_from_csr(s->len_q, s->len_k, rp, ci, &p.masks[0]), SPATTN_OK);
         free(rp);
         free(ci);
         p.n_masks = 1;
@@ -518,9 +517,9 @@ START_TEST(same_bits_any_threads_or_pairing)
         for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
             spattn_options opt = {isa, runs[k].threads};
             spattn_plan *plan;
-            ck_assert_int_eq(spattn__plan_create_path(&p.a.shape, mask_list(&p), p.n_masks, &opt,
-                                                      path, &plan),
-                             SPATTN_OK);
+            ck_assert_int_eq(
+                spattn__plan_create_path(&p.a.shape, mask_list(&p), p.n_masks, &opt, path, &plan),
+                SPATTN_OK);
             spattn__set_tile_pairs(runs[k].pairs);
             ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);
             spattn__set_tile_pairs(1);
@@ -763,8 +762,7 @@ START_TEST(decode_gqa)
                     spattn_mask *lead = p.masks[i - i % group];
                     uint8_t *d = malloc(s->len_k);
                     spattn_mask_to_dense(lead, d, s->len_k);
-                    ck_assert_int_eq(spattn_mask_from_dense(1, s->len_k, d, s->len_k,
-                                                            &p.masks[i]),
+                    ck_assert_int_eq(spattn_mask_from_dense(1, s->len_k, d, s->len_k, &p.masks[i]),
                                      SPATTN_OK);
                     free(d);
                     /* A copy is another mask object: only identical pointers pack. Share
@@ -787,9 +785,9 @@ START_TEST(decode_gqa)
         for (int t = 1; t <= 2; t++) {
             spattn_options opt = {isa, t};
             spattn_plan *plan;
-            ck_assert_int_eq(spattn__plan_create_path(s, mask_list(&p), p.n_masks, &opt, path,
-                                                      &plan),
-                             SPATTN_OK);
+            ck_assert_int_eq(
+                spattn__plan_create_path(s, mask_list(&p), p.n_masks, &opt, path, &plan),
+                SPATTN_OK);
             if (p.n_masks <= 1)
                 ck_assert_msg(spattn__plan_packed(plan), "decode with one mask not packed");
             ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);

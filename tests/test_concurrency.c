@@ -104,7 +104,7 @@ typedef struct worker {
     pthread_t tid;
     pthread_barrier_t *bar;
     const spattn_plan *plan;
-    spattn_options opt;               /* used when plan == NULL */
+    spattn_options opt; /* used when plan == NULL */
     const spattn_mask *const *masks;
     size_t n_masks;
     io x;
@@ -309,8 +309,8 @@ typedef struct asker {
     pthread_t tid;
     pthread_barrier_t *bar;
     spattn_isa selected;
-    int available[8];
-    const char *reasons[8];
+    int available[TU_MAX_ISAS];
+    const char *reasons[TU_MAX_ISAS];
     uint64_t nnz;
 } asker;
 
@@ -319,7 +319,7 @@ static void *run_asker(void *arg)
     asker *a = arg;
     pthread_barrier_wait(a->bar);
     a->selected = spattn_isa_selected();
-    for (int i = 0; i <= SPATTN_ISA_NEON; i++) {
+    for (int i = 0; i < tu_isa_end(); i++) {
         a->available[i] = spattn_isa_available((spattn_isa)i);
         a->reasons[i] = spattn_isa_unavailable_reason((spattn_isa)i);
         (void)spattn_isa_name((spattn_isa)i);
@@ -356,7 +356,7 @@ START_TEST(dispatch_from_many_threads)
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(a[i].selected, spattn_isa_selected());
         ck_assert_uint_eq(a[i].nnz, want);
-        for (int t = 0; t <= SPATTN_ISA_NEON; t++) {
+        for (int t = 0; t < tu_isa_end(); t++) {
             ck_assert_int_eq(a[i].available[t], spattn_isa_available((spattn_isa)t));
             ck_assert_int_eq(a[i].reasons[t] == NULL, a[0].reasons[t] == NULL);
         }

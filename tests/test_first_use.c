@@ -9,16 +9,26 @@
 
 #include "spattn.h"
 
-enum { THREADS = 8, L = 19, D = 7 };
+enum { THREADS = 8, L = 19, D = 7, MAX_ISAS = 16 };
 
 static pthread_barrier_t start;
 
 typedef struct result {
     spattn_isa selected;
-    int available[SPATTN_ISA_NEON + 1];
+    int available[MAX_ISAS];
     spattn_status st;
     float o[L * D];
 } result;
+
+/* Every value of the ISA enum from AUTO on: up to the first that spattn_isa_name does not
+   know (a pure function, so asking it changes no first-use state). */
+static int isa_end(void)
+{
+    int end = SPATTN_ISA_SCALAR;
+    while (end < MAX_ISAS && strcmp(spattn_isa_name((spattn_isa)end), "unknown") != 0)
+        end++;
+    return end;
+}
 
 static void *first_use(void *arg)
 {
@@ -31,7 +41,7 @@ static void *first_use(void *arg)
     }
     pthread_barrier_wait(&start);
     r->selected = spattn_isa_selected();
-    for (int i = 0; i <= SPATTN_ISA_NEON; i++)
+    for (int i = 0; i < isa_end(); i++)
         r->available[i] = spattn_isa_available((spattn_isa)i);
     spattn_args a;
     memset(&a, 0, sizeof a);

@@ -94,8 +94,8 @@ static void expect_forward(fx *f, const spattn_args *a, const spattn_mask *const
                            const char *what)
 {
     spattn_status st = spattn_forward(a, masks, n_masks, opt);
-    ck_assert_msg(st == want, "%s: forward gave %s, expected %s", what,
-                  spattn_status_string(st), spattn_status_string(want));
+    ck_assert_msg(st == want, "%s: forward gave %s, expected %s", what, spattn_status_string(st),
+                  spattn_status_string(want));
     fx_assert_unwritten(f, what);
 
     if (opt == NULL) { /* the reference takes no options */
@@ -191,12 +191,9 @@ START_TEST(bad_shapes)
         {"batch 2^62", {P62, 4, 2, 5, 7, 8, 6}, SPATTN_E_SHAPE},
         {"batch SIZE_MAX", {SIZE_MAX, 1, 1, 5, 7, 8, 6}, SPATTN_E_SHAPE},
         {"heads 2^61", {1, P62 / 2, P62 / 2, 5, 7, 8, 6}, SPATTN_E_SHAPE},
-        {"batch*heads_q 2^64", {(size_t)1 << 32, (size_t)1 << 32, 1, 1, 1, 1, 1},
-         SPATTN_E_SHAPE},
-        {"batch*heads*len*dim 2^64", {1 << 16, 1 << 16, 1, 1 << 16, 1, 1 << 16, 1},
-         SPATTN_E_SHAPE},
-        {"elements fit size_t but not bytes", {1, 1, 1, 1 << 30, 1, P62 >> 30, 1},
-         SPATTN_E_SHAPE},
+        {"batch*heads_q 2^64", {(size_t)1 << 32, (size_t)1 << 32, 1, 1, 1, 1, 1}, SPATTN_E_SHAPE},
+        {"batch*heads*len*dim 2^64", {1 << 16, 1 << 16, 1, 1 << 16, 1, 1 << 16, 1}, SPATTN_E_SHAPE},
+        {"elements fit size_t but not bytes", {1, 1, 1, 1 << 30, 1, P62 >> 30, 1}, SPATTN_E_SHAPE},
         {"dim_qk 2^62", {1, 1, 1, 5, 7, P62, 6}, SPATTN_E_SHAPE},
         {"dim_v SIZE_MAX", {1, 1, 1, 5, 7, 8, SIZE_MAX}, SPATTN_E_SHAPE},
         {"kv heads*len*dim overflow", {1, 1, 1, 1, M, P62 >> 20, 1}, SPATTN_E_SHAPE},
@@ -332,15 +329,15 @@ START_TEST(bad_scalars_and_options)
         expect_forward(&f, &a, m, 1, NULL, SPATTN_E_ARG, what);
     }
     const spattn_options opts[] = {
-        {(spattn_isa)77, 1}, {(spattn_isa)-3, 1}, {SPATTN_ISA_AUTO, -1},
-        {SPATTN_ISA_SCALAR, INT_MIN}, {(spattn_isa)(SPATTN_ISA_NEON + 1), 0},
+        {(spattn_isa)77, 1},          {(spattn_isa)-3, 1},           {SPATTN_ISA_AUTO, -1},
+        {SPATTN_ISA_SCALAR, INT_MIN}, {(spattn_isa)tu_isa_end(), 0},
     };
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
         char what[64];
         snprintf(what, sizeof what, "options {%d, %d}", (int)opts[i].isa, opts[i].num_threads);
         expect_forward(&f, &f.a, m, 1, &opts[i], SPATTN_E_ARG, what);
     }
-    for (int isa = SPATTN_ISA_SCALAR; isa <= SPATTN_ISA_NEON; isa++) {
+    for (int isa = SPATTN_ISA_SCALAR; isa < tu_isa_end(); isa++) {
         if (spattn_isa_available((spattn_isa)isa))
             continue;
         spattn_options o = {(spattn_isa)isa, 1};
@@ -375,7 +372,7 @@ START_TEST(bad_mask_sets)
     const spattn_mask *wq[1] = {f.wrong_q}, *wk[1] = {f.wrong_k};
     expect_forward(&f, &f.a, wq, 1, NULL, SPATTN_E_MASK, "mask len_q + 1");
     expect_forward(&f, &f.a, wk, 1, NULL, SPATTN_E_MASK, "mask len_k - 1");
-    const spattn_mask *one_bad[8] = {f.causal, f.causal, f.causal, f.causal,
+    const spattn_mask *one_bad[8] = {f.causal, f.causal, f.causal,  f.causal,
                                      f.causal, f.causal, f.wrong_k, f.causal};
     expect_forward(&f, &f.a, one_bad, 8, NULL, SPATTN_E_MASK, "one wrong mask of 8");
     expect_forward(&f, &f.a, one_bad + 4, 4, NULL, SPATTN_E_MASK, "one wrong mask of 4");
@@ -403,18 +400,29 @@ static spattn_status build(int which, size_t lq, size_t lk, spattn_mask **out)
     static const int32_t col[1] = {0};
     static const size_t glob[1] = {0};
     switch (which) {
-    case 0: return spattn_mask_causal(lq, lk, out);
-    case 1: return spattn_mask_window(lq, lk, 1, 1, out);
-    case 2: return spattn_mask_from_dense(lq, lk, ones, lk, out);
-    case 3: return spattn_mask_from_csr(lq, lk, rp, col, out); /* rows must be checked
-                                                                   before row_ptr is read */
-    case 4: return spattn_mask_from_blocks(lq, lk, SIZE_MAX, SIZE_MAX, ones, out);
-    case 5: return spattn_mask_strided(lq, lk, 4, out);
-    case 6: return spattn_mask_fixed(lq, lk, 4, 1, out);
-    case 7: return spattn_mask_longformer(lq, lk, 1, 1, lk ? glob : NULL, lk ? 1 : 0, out);
-    case 8: return spattn_mask_bigbird(lq, lk, 4, 1, 1, 1, 7, out);
-    case 9: return spattn_mask_dilated(lq, lk, 2, 2, 2, out);
-    default: return spattn_mask_from_fn(lq, lk, allow_all, NULL, out);
+    case 0:
+        return spattn_mask_causal(lq, lk, out);
+    case 1:
+        return spattn_mask_window(lq, lk, 1, 1, out);
+    case 2:
+        return spattn_mask_from_dense(lq, lk, ones, lk, out);
+    case 3:
+        return spattn_mask_from_csr(lq, lk, rp, col, out); /* rows must be checked
+                                                               before row_ptr is read */
+    case 4:
+        return spattn_mask_from_blocks(lq, lk, SIZE_MAX, SIZE_MAX, ones, out);
+    case 5:
+        return spattn_mask_strided(lq, lk, 4, out);
+    case 6:
+        return spattn_mask_fixed(lq, lk, 4, 1, out);
+    case 7:
+        return spattn_mask_longformer(lq, lk, 1, 1, lk ? glob : NULL, lk ? 1 : 0, out);
+    case 8:
+        return spattn_mask_bigbird(lq, lk, 4, 1, 1, 1, 7, out);
+    case 9:
+        return spattn_mask_dilated(lq, lk, 2, 2, 2, out);
+    default:
+        return spattn_mask_from_fn(lq, lk, allow_all, NULL, out);
     }
 }
 #define N_BUILDERS 11
@@ -423,7 +431,7 @@ START_TEST(mask_bad_lengths)
 {
     /* Lengths the builders must refuse before allocating anything sized by them. The dense
        builder is given a 64-byte array, so only the lengths reach it, never a read. */
-    const size_t lens[][2] = {{0, 4}, {4, 0}, {0, 0}, {BIG_LEN, 4}, {4, BIG_LEN},
+    const size_t lens[][2] = {{0, 4},   {4, 0},   {0, 0},        {BIG_LEN, 4}, {4, BIG_LEN},
                               {P62, 1}, {1, P62}, {SIZE_MAX, 1}, {1, SIZE_MAX}};
     for (int w = 0; w < N_BUILDERS; w++) {
         for (size_t c = 0; c < sizeof lens / sizeof lens[0]; c++) {
@@ -448,11 +456,11 @@ START_TEST(mask_bad_arguments)
 {
     spattn_mask *m = (spattn_mask *)&m;
     uint8_t d[16] = {1};
-#define EXPECT(call, want)                                                                    \
-    do {                                                                                      \
-        m = (spattn_mask *)&m;                                                                \
-        spattn_status st_ = (call);                                                           \
-        ck_assert_msg(st_ == (want) && m == NULL, "%s: %s", #call, spattn_status_string(st_)); \
+#define EXPECT(call, want)                                                                         \
+    do {                                                                                           \
+        m = (spattn_mask *)&m;                                                                     \
+        spattn_status st_ = (call);                                                                \
+        ck_assert_msg(st_ == (want) && m == NULL, "%s: %s", #call, spattn_status_string(st_));     \
     } while (0)
     EXPECT(spattn_mask_from_dense(2, 4, NULL, 4, &m), SPATTN_E_NULL);
     EXPECT(spattn_mask_from_dense(2, 4, d, 3, &m), SPATTN_E_SHAPE);
@@ -597,8 +605,7 @@ START_TEST(pattern_extremes)
                "dilated 2^63 + 1 is the diagonal");
     expect_nnz(spattn_mask_dilated(lq, lk, SIZE_MAX, 0, 1, &m), &m, count_causal(lq, lk),
                "dilated (SIZE_MAX, 0, 1) is causal");
-    expect_nnz(spattn_mask_bigbird(lq, lk, SIZE_MAX, 0, 0, 0, 1, &m), &m, all,
-               "bigbird one block");
+    expect_nnz(spattn_mask_bigbird(lq, lk, SIZE_MAX, 0, 0, 0, 1, &m), &m, all, "bigbird one block");
     expect_nnz(spattn_mask_bigbird(lq, lk, 1, SIZE_MAX, 0, 0, 1, &m), &m, all,
                "bigbird window SIZE_MAX");
     expect_nnz(spattn_mask_bigbird(lq, lk, 3, 0, SIZE_MAX, 0, 1, &m), &m, all,
@@ -665,8 +672,7 @@ START_TEST(near_int32_lengths)
         for (int i = 0; i < 2; i++) {
             for (int d = 0; d < 3; d++)
                 ck_assert_msg(tu_close(o.p[i * 3 + d], v[d], TU_TOL), "%s row %d: %g vs %g",
-                              spattn_isa_name(isas[t]), i, (double)o.p[i * 3 + d],
-                              (double)v[d]);
+                              spattn_isa_name(isas[t]), i, (double)o.p[i * 3 + d], (double)v[d]);
             double sdot = 0;
             for (int d = 0; d < 4; d++)
                 sdot += (double)q[i][d] * k[d];
@@ -718,9 +724,9 @@ START_TEST(softmax_bad_arguments)
     };
     cases[10].y = x.p + 1;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        spattn_status st = spattn_softmax_masked(cases[c].x, cases[c].y, cases[c].rows,
-                                                 cases[c].cols, cases[c].ld, cases[c].m,
-                                                 cases[c].scale, cases[c].opt);
+        spattn_status st =
+            spattn_softmax_masked(cases[c].x, cases[c].y, cases[c].rows, cases[c].cols, cases[c].ld,
+                                  cases[c].m, cases[c].scale, cases[c].opt);
         ck_assert_msg(st == cases[c].want, "%s: %s", cases[c].what, spattn_status_string(st));
         ck_assert_msg(tu_buf_untouched(&y), "%s: y written", cases[c].what);
         for (size_t i = 0; i < x.n; i++)
@@ -790,9 +796,9 @@ static void check_vs_reference(const nprob *p, spattn_isa isa, const char *what)
         a.o = o.p;
         a.lse = l.p;
         spattn_plan *plan = NULL;
-        ck_assert_int_eq(spattn__plan_create_path(&s, nm ? ms : NULL, nm, &opt,
-                                                  (spattn_path)path, &plan),
-                         SPATTN_OK);
+        ck_assert_int_eq(
+            spattn__plan_create_path(&s, nm ? ms : NULL, nm, &opt, (spattn_path)path, &plan),
+            SPATTN_OK);
         ck_assert_int_eq(spattn_plan_execute(plan, &a), SPATTN_OK);
         spattn_plan_free(plan);
         for (size_t i = 0; i < p->lq; i++) {
@@ -846,10 +852,13 @@ START_TEST(huge_scores)
         for (size_t i = 0; i < 20; i++)
             p.q[i * 16] = 100.0f;
         for (size_t j = 0; j < 150; j++)
-            p.k[j * 16] = variant == 0 ? (tu_next(&r) & 1 ? 100.0f : -100.0f)
-                                       : variant == 1 ? 100.0f : -100.0f;
-        check_vs_reference(&p, isa, variant == 0 ? "scores +-1e4"
-                                    : variant == 1 ? "scores all 1e4" : "scores all -1e4");
+            p.k[j * 16] = variant == 0   ? (tu_next(&r) & 1 ? 100.0f : -100.0f)
+                          : variant == 1 ? 100.0f
+                                         : -100.0f;
+        check_vs_reference(&p, isa,
+                           variant == 0   ? "scores +-1e4"
+                           : variant == 1 ? "scores all 1e4"
+                                          : "scores all -1e4");
         p.softcap = 30.0f;
         check_vs_reference(&p, isa, "scores +-1e4 with softcap");
         p.softcap = 0.0f;
@@ -926,14 +935,14 @@ START_TEST(inf_in_allowed_positions)
     spattn_isa isa = tu_isa(_i);
     tu_rng r = {10};
     nprob p = nprob_new(9, 80, 8, &r);
-    p.v[5 * 8 + 0] = INFINITY;          /* column 0 of every row -> +Inf */
-    p.v[6 * 8 + 1] = INFINITY;          /* column 1: +Inf and -Inf -> NaN */
+    p.v[5 * 8 + 0] = INFINITY; /* column 0 of every row -> +Inf */
+    p.v[6 * 8 + 1] = INFINITY; /* column 1: +Inf and -Inf -> NaN */
     p.v[70 * 8 + 1] = -INFINITY;
     check_vs_reference(&p, isa, "Inf in V");
     nprob_free(&p);
 
     p = nprob_new(9, 80, 8, &r);
-    p.q[3 * 8 + 2] = INFINITY; /* row 3's scores are +-Inf or NaN: the reference says which */
+    p.q[3 * 8 + 2] = INFINITY;   /* row 3's scores are +-Inf or NaN: the reference says which */
     p.k[40 * 8 + 5] = -INFINITY; /* key 40's scores for every row */
     /* A -Inf score on the first key visited: a running max that starts at -inf must not
        turn it into exp(-inf - -inf) = NaN. */
@@ -1031,19 +1040,45 @@ static spattn_status nomem_op(nomem_ctx *c, int op, void **made, spattn_options 
     const spattn_mask *ms[8] = {c->a, c->b, c->a, c->b, c->a, c->b, c->a, c->b};
     *made = NULL;
     switch (op) {
-    case 0: st = spattn_mask_causal(70, 200, &m); break;
-    case 1: st = spattn_mask_window(70, 200, 20, 3, &m); break;
-    case 2: st = spattn_mask_from_dense(70, 200, dense, 200, &m); break;
-    case 3: st = spattn_mask_from_csr(70, 200, rp, col, &m); break;
-    case 4: st = spattn_mask_from_blocks(70, 200, 16, 64, dense, &m); break;
-    case 5: st = spattn_mask_and(c->a, c->b, &m); break;
-    case 6: st = spattn_mask_or(c->a, c->b, &m); break;
-    case 7: st = spattn_mask_strided(70, 200, 9, &m); break;
-    case 8: st = spattn_mask_fixed(70, 200, 16, 3, &m); break;
-    case 9: st = spattn_mask_longformer(70, 200, 4, 4, glob, 2, &m); break;
-    case 10: st = spattn_mask_bigbird(70, 200, 16, 1, 1, 2, 5, &m); break;
-    case 11: st = spattn_mask_dilated(70, 200, 5, 5, 3, &m); break;
-    case 12: st = spattn_mask_from_fn(70, 200, fn_half, NULL, &m); break;
+    case 0:
+        st = spattn_mask_causal(70, 200, &m);
+        break;
+    case 1:
+        st = spattn_mask_window(70, 200, 20, 3, &m);
+        break;
+    case 2:
+        st = spattn_mask_from_dense(70, 200, dense, 200, &m);
+        break;
+    case 3:
+        st = spattn_mask_from_csr(70, 200, rp, col, &m);
+        break;
+    case 4:
+        st = spattn_mask_from_blocks(70, 200, 16, 64, dense, &m);
+        break;
+    case 5:
+        st = spattn_mask_and(c->a, c->b, &m);
+        break;
+    case 6:
+        st = spattn_mask_or(c->a, c->b, &m);
+        break;
+    case 7:
+        st = spattn_mask_strided(70, 200, 9, &m);
+        break;
+    case 8:
+        st = spattn_mask_fixed(70, 200, 16, 3, &m);
+        break;
+    case 9:
+        st = spattn_mask_longformer(70, 200, 4, 4, glob, 2, &m);
+        break;
+    case 10:
+        st = spattn_mask_bigbird(70, 200, 16, 1, 1, 2, 5, &m);
+        break;
+    case 11:
+        st = spattn_mask_dilated(70, 200, 5, 5, 3, &m);
+        break;
+    case 12:
+        st = spattn_mask_from_fn(70, 200, fn_half, NULL, &m);
+        break;
     case 13: {
         spattn_shape s = {2, 4, 2, 70, 200, 8, 6};
         st = spattn_plan_create(&s, ms, 4, opt, &p);
@@ -1054,9 +1089,15 @@ static spattn_status nomem_op(nomem_ctx *c, int op, void **made, spattn_options 
         st = spattn__plan_create_path(&s, ms, 8, opt, SPATTN_PATH_GATHER, &p);
         break;
     }
-    case 15: st = spattn_forward(&c->f.a, ms, 8, opt); break;
-    case 16: st = spattn_forward(&c->f.a, NULL, 0, opt); break;
-    case 17: st = spattn_plan_execute(c->plan, &c->f.a); break;
+    case 15:
+        st = spattn_forward(&c->f.a, ms, 8, opt);
+        break;
+    case 16:
+        st = spattn_forward(&c->f.a, NULL, 0, opt);
+        break;
+    case 17:
+        st = spattn_plan_execute(c->plan, &c->f.a);
+        break;
     default: {
         static float x[70 * 200], y[70 * 200];
         st = spattn_softmax_masked(x, y, 70, 200, 200, c->a, 0.5f, opt);

@@ -17,8 +17,7 @@ int main(void)
 {
     const char *env = getenv("SPATTN_ISA");
     const char *expect_bad = getenv("SPATTN_TEST_EXPECT_BAD_ISA");
-    if (env && *env && !(expect_bad && *expect_bad) &&
-        spattn_isa_selected() == SPATTN_ISA_AUTO) {
+    if (env && *env && !(expect_bad && *expect_bad) && spattn_isa_selected() == SPATTN_ISA_AUTO) {
         printf("SPATTN_ISA=%s is not runnable here: %s; skipping\n", env,
                spattn_isa_unavailable_reason(SPATTN_ISA_AUTO));
         return 77;

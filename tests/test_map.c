@@ -68,8 +68,8 @@ static void write_file(const char *path, const bytes *b)
 START_TEST(npy_reads_valid_files)
 {
     const float v[6] = {1.5f, -2.0f, 0.25f, 3.0f, 1e-3f, -0.0f};
-    bytes b = npy_image(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", v,
-                        sizeof v);
+    bytes b =
+        npy_image(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", v, sizeof v);
     npy_array a;
     char err[256];
     ck_assert_int_eq(npy_parse(b.p, b.n, &a, err, sizeof err), 0);
@@ -99,7 +99,7 @@ END_TEST
 typedef struct bad_case {
     int major;
     const char *dict;
-    size_t payload; /* bytes of payload to append */
+    size_t payload;  /* bytes of payload to append */
     const char *why; /* expected in the message */
 } bad_case;
 
@@ -116,8 +116,7 @@ START_TEST(npy_refuses_malformed)
         {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", 8, "shape"},
         {1, "{'descr': '<f4', 'fortran_order': False}", 8, "shape"},
         {1, "{'descr': '<f4', 'shape': (2,)}", 8, "fortran_order"},
-        {1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,)}", 8,
-         "structured"},
+        {1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,)}", 8, "structured"},
         {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'extra': 1}", 8,
          "unexpected header key"},
         {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", 8, "truncated"},
@@ -125,8 +124,8 @@ START_TEST(npy_refuses_malformed)
         {1, "{'descr': '<f4' 'fortran_order': False, 'shape': (2,), }", 8, "malformed"},
         {1, "['descr', '<f4']", 8, "not a dict"},
         {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), } junk", 8, "junk"},
-        {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }",
-         8, "shape"},
+        {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }", 8,
+         "shape"},
         {4, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8, "version 4"},
     };
     unsigned char zeros[16] = {0};
@@ -471,7 +470,7 @@ static void write_f32(const char *path, size_t heads, size_t len, size_t dim, tu
 typedef struct tool_case {
     const char *args; /* %s = the temporary directory */
     int status;
-    const char *why;  /* expected in stderr, or NULL */
+    const char *why; /* expected in stderr, or NULL */
 } tool_case;
 
 START_TEST(tool_accepts_and_refuses)
@@ -492,8 +491,8 @@ START_TEST(tool_accepts_and_refuses)
     unsigned char m[2 * 40 * 50];
     for (size_t i = 0; i < sizeof m; i++)
         m[i] = (i * 7) % 3 == 0;
-    bytes b = npy_image(1, "{'descr': '|b1', 'fortran_order': False, 'shape': (2, 40, 50), }",
-                        m, sizeof m);
+    bytes b = npy_image(1, "{'descr': '|b1', 'fortran_order': False, 'shape': (2, 40, 50), }", m,
+                        sizeof m);
     snprintf(path, sizeof path, "%s/m.npy", tmpdir);
     write_file(path, &b);
     free(b.p);

@@ -16,10 +16,10 @@
 
 /* ck_assert marks a checkpoint (a pipe write) even when it passes: far too slow for checks run
    once per pair, so loops test first and fail only on a mismatch. */
-#define REQUIRE(cond, ...)                                                                      \
-    do {                                                                                        \
-        if (!(cond))                                                                            \
-            ck_abort_msg(__VA_ARGS__);                                                          \
+#define REQUIRE(cond, ...)                                                                         \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            ck_abort_msg(__VA_ARGS__);                                                             \
     } while (0)
 
 /* A non-NULL pointer value an `out` argument holds before a call that must clear it. */
@@ -187,31 +187,32 @@ static void check_tiles(const spattn_mask *m, size_t lq, size_t lk, const uint8_
                     }
             int stored = k < m->qt_ptr[qt + 1] && m->tiles[k].kt == kt;
             if (!stored) {
-                REQUIRE(cnt == 0, "%s: tile (%zu,%zu) with %llu pairs not stored", what,
-                              qt, kt, (unsigned long long)cnt);
+                REQUIRE(cnt == 0, "%s: tile (%zu,%zu) with %llu pairs not stored", what, qt, kt,
+                        (unsigned long long)cnt);
                 continue;
             }
             const spattn_ktile *tile = &m->tiles[k++];
             if (tile->part == SPATTN_FULL) {
-                REQUIRE(cnt == rows * cols, "%s: tile (%zu,%zu) FULL but %llu of %zu", what,
-                              qt, kt, (unsigned long long)cnt, rows * cols);
+                REQUIRE(cnt == rows * cols, "%s: tile (%zu,%zu) FULL but %llu of %zu", what, qt, kt,
+                        (unsigned long long)cnt, rows * cols);
             } else {
                 REQUIRE(tile->part < m->npartial, "%s: part index", what);
-                REQUIRE(cnt > 0 && cnt < rows * cols,
-                              "%s: tile (%zu,%zu) PARTIAL with %llu of %zu", what, qt, kt,
-                              (unsigned long long)cnt, rows * cols);
+                REQUIRE(cnt > 0 && cnt < rows * cols, "%s: tile (%zu,%zu) PARTIAL with %llu of %zu",
+                        what, qt, kt, (unsigned long long)cnt, rows * cols);
                 for (size_t r = 0; r < 16; r++)
                     REQUIRE(m->bits[(size_t)tile->part * 16 + r] == want[r],
-                                  "%s: bits of tile (%zu,%zu) row %zu", what, qt, kt, r);
+                            "%s: bits of tile (%zu,%zu) row %zu", what, qt, kt, r);
                 parts++;
             }
             for (size_t r = 0; r < 16; r++)
                 REQUIRE(spattn__tile_row_bits(m, tile, qt, r) == want[r],
-                              "%s: tile_row_bits (%zu,%zu) row %zu", what, qt, kt, r);
+                        "%s: tile_row_bits (%zu,%zu) row %zu", what, qt, kt, r);
             qsum += cnt;
         }
-        REQUIRE(k == m->qt_ptr[qt + 1], "%s: unsorted, repeated or out-of-range key "
-                      "tiles in query tile %zu", what, qt);
+        REQUIRE(k == m->qt_ptr[qt + 1],
+                "%s: unsorted, repeated or out-of-range key "
+                "tiles in query tile %zu",
+                what, qt);
         REQUIRE(m->qt_nnz[qt] == qsum, "%s: qt_nnz[%zu]", what, qt);
         total += qsum;
     }
@@ -229,7 +230,7 @@ static void check_mask(const spattn_mask *m, size_t lq, size_t lk, const uint8_t
     for (size_t x = 0; x < lq * lk; x++)
         nnz += t[x] != 0;
     REQUIRE(spattn_mask_nnz(m) == nnz, "%s: nnz %llu, want %llu", what,
-                  (unsigned long long)spattn_mask_nnz(m), (unsigned long long)nnz);
+            (unsigned long long)spattn_mask_nnz(m), (unsigned long long)nnz);
     check_tiles(m, lq, lk, t);
 
     size_t ld = lk + 5;
@@ -238,8 +239,8 @@ static void check_mask(const spattn_mask *m, size_t lq, size_t lk, const uint8_t
     ck_assert_int_eq(spattn_mask_to_dense(m, dense, ld), SPATTN_OK);
     for (size_t i = 0; i < lq; i++) {
         for (size_t j = 0; j < lk; j++)
-            REQUIRE(dense[i * ld + j] == (t[i * lk + j] != 0), "%s: to_dense (%zu,%zu)",
-                          what, i, j);
+            REQUIRE(dense[i * ld + j] == (t[i * lk + j] != 0), "%s: to_dense (%zu,%zu)", what, i,
+                    j);
         for (size_t j = lk; j < ld; j++)
             REQUIRE(dense[i * ld + j] == 0xA5, "%s: to_dense wrote padding", what);
     }
@@ -253,8 +254,7 @@ static void check_mask(const spattn_mask *m, size_t lq, size_t lk, const uint8_t
     for (size_t i = 0; i < lq; i++) {
         for (size_t j = 0; j < lk; j++)
             if (t[i * lk + j]) {
-                REQUIRE(k < rp[i + 1] && ci[k] == (int32_t)j, "%s: to_csr row %zu", what,
-                              i);
+                REQUIRE(k < rp[i + 1] && ci[k] == (int32_t)j, "%s: to_csr row %zu", what, i);
                 k++;
             }
         REQUIRE(rp[i + 1] == k, "%s: to_csr row_ptr[%zu]", what, i + 1);
@@ -610,13 +610,11 @@ START_TEST(and_or_random)
             snprintf(what, sizeof what, "%s of %s and %s, %zux%zu", op ? "or" : "and",
                      kind_name[pa.kind], kind_name[pb.kind], lq, lk);
             spattn_mask *m = NOT_SET;
-            ck_assert_int_eq(op ? spattn_mask_or(a, b, &m) : spattn_mask_and(a, b, &m),
-                             SPATTN_OK);
+            ck_assert_int_eq(op ? spattn_mask_or(a, b, &m) : spattn_mask_and(a, b, &m), SPATTN_OK);
             check_mask(m, lq, lk, t);
             spattn_mask_free(m);
             /* with itself: the same set */
-            ck_assert_int_eq(op ? spattn_mask_or(a, a, &m) : spattn_mask_and(a, a, &m),
-                             SPATTN_OK);
+            ck_assert_int_eq(op ? spattn_mask_or(a, a, &m) : spattn_mask_and(a, a, &m), SPATTN_OK);
             check_mask(m, lq, lk, ta);
             spattn_mask_free(m);
         }
@@ -793,14 +791,14 @@ END_TEST
 
 /* ---- errors ----------------------------------------------------------------------------- */
 
-#define EXPECT(call, want)                                                                      \
-    do {                                                                                        \
-        spattn_mask *out_ = NOT_SET;                                                            \
-        spattn_mask **o = &out_;                                                                \
-        spattn_status got_ = (call);                                                            \
-        REQUIRE(got_ == (want), "%s: %s, want %s", #call, spattn_status_string(got_),    \
-                      spattn_status_string(want));                                              \
-        REQUIRE(out_ == NULL, "%s: *out not cleared", #call);                             \
+#define EXPECT(call, want)                                                                         \
+    do {                                                                                           \
+        spattn_mask *out_ = NOT_SET;                                                               \
+        spattn_mask **o = &out_;                                                                   \
+        spattn_status got_ = (call);                                                               \
+        REQUIRE(got_ == (want), "%s: %s, want %s", #call, spattn_status_string(got_),              \
+                spattn_status_string(want));                                                       \
+        REQUIRE(out_ == NULL, "%s: *out not cleared", #call);                                      \
     } while (0)
 
 START_TEST(errors)
@@ -833,8 +831,8 @@ START_TEST(errors)
     EXPECT(spattn_mask_from_fn(4, 4, NULL, NULL, o), SPATTN_E_NULL);
 
     /* lengths 0 and beyond SPATTN_MAX_LEN, each side, for every constructor */
-    static const size_t badlen[][2] = {{0, 4}, {4, 0}, {M + 1, 4}, {4, M + 1}, {0, 0},
-                                       {SIZE_MAX, 4}};
+    static const size_t badlen[][2] = {{0, 4},     {4, 0}, {M + 1, 4},
+                                       {4, M + 1}, {0, 0}, {SIZE_MAX, 4}};
     for (size_t k = 0; k < sizeof badlen / sizeof badlen[0]; k++) {
         size_t q = badlen[k][0], kk = badlen[k][1];
         EXPECT(spattn_mask_causal(q, kk, o), SPATTN_E_SHAPE);
@@ -849,7 +847,7 @@ START_TEST(errors)
         EXPECT(spattn_mask_dilated(q, kk, 1, 1, 2, o), SPATTN_E_SHAPE);
         EXPECT(spattn_mask_from_fn(q, kk, allow_hash, NULL, o), SPATTN_E_SHAPE);
     }
-    EXPECT(spattn_mask_from_dense(4, 4, bytes, 3, o), SPATTN_E_SHAPE);         /* ld < len_k */
+    EXPECT(spattn_mask_from_dense(4, 4, bytes, 3, o), SPATTN_E_SHAPE);            /* ld < len_k */
     EXPECT(spattn_mask_from_dense(3, 4, bytes, SIZE_MAX / 2, o), SPATTN_E_SHAPE); /* overflow */
     EXPECT(spattn_mask_from_blocks(4, 4, 0, 2, bytes, o), SPATTN_E_SHAPE);
     EXPECT(spattn_mask_from_blocks(4, 4, 2, 0, bytes, o), SPATTN_E_SHAPE);
@@ -868,12 +866,12 @@ START_TEST(errors)
 
     /* malformed CSR */
     int32_t ci[4] = {0, 2, 2, 1};
-    int64_t rp0[3] = {1, 1, 2};              /* row_ptr[0] != 0 */
-    int64_t rpdec[3] = {0, 2, 1};            /* decreasing */
-    int64_t rpneg[3] = {0, -1, 0};           /* negative */
-    int64_t rplong[3] = {0, 5, 5};           /* more entries than keys in a row */
-    int64_t rpdup[3] = {0, 1, 3};            /* row 1: 2, 2 not strictly increasing */
-    int64_t rpdown[3] = {0, 2, 4};           /* row 1: 2, 1 decreasing */
+    int64_t rp0[3] = {1, 1, 2};    /* row_ptr[0] != 0 */
+    int64_t rpdec[3] = {0, 2, 1};  /* decreasing */
+    int64_t rpneg[3] = {0, -1, 0}; /* negative */
+    int64_t rplong[3] = {0, 5, 5}; /* more entries than keys in a row */
+    int64_t rpdup[3] = {0, 1, 3};  /* row 1: 2, 2 not strictly increasing */
+    int64_t rpdown[3] = {0, 2, 4}; /* row 1: 2, 1 decreasing */
     int64_t rphuge[3] = {0, INT64_MAX, INT64_MAX};
     EXPECT(spattn_mask_from_csr(2, 4, rp0, ci, o), SPATTN_E_MASK);
     EXPECT(spattn_mask_from_csr(2, 4, rpdec, ci, o), SPATTN_E_MASK);
@@ -1038,11 +1036,21 @@ static spattn_status c_all(spattn_mask **o, void *x)
 }
 
 static const fail_case fail_cases[] = {
-    {"causal", c_causal},         {"window", c_window},   {"dense", c_dense},
-    {"csr", c_csr},               {"blocks", c_blocks},   {"strided", c_strided},
-    {"strided_big", c_strided_big}, {"fixed", c_fixed},   {"fixed_big", c_fixed_big},
-    {"longformer", c_longformer}, {"bigbird", c_bigbird}, {"dilated", c_dilated},
-    {"from_fn", c_fn},            {"and", c_and},         {"or", c_or},
+    {"causal", c_causal},
+    {"window", c_window},
+    {"dense", c_dense},
+    {"csr", c_csr},
+    {"blocks", c_blocks},
+    {"strided", c_strided},
+    {"strided_big", c_strided_big},
+    {"fixed", c_fixed},
+    {"fixed_big", c_fixed_big},
+    {"longformer", c_longformer},
+    {"bigbird", c_bigbird},
+    {"dilated", c_dilated},
+    {"from_fn", c_fn},
+    {"and", c_and},
+    {"or", c_or},
     {"all", c_all},
 };
 
@@ -1075,7 +1083,7 @@ START_TEST(alloc_failures)
             break;
         }
         REQUIRE(st == SPATTN_E_NOMEM, "%s: allocation %ld failed with %s", fc->name, n,
-                      spattn_status_string(st));
+                spattn_status_string(st));
         REQUIRE(m == NULL, "%s: *out set after allocation %ld failed", fc->name, n);
     }
     REQUIRE(n > 1, "%s: no allocation at all?", fc->name);

@@ -48,8 +48,8 @@ static void check_balance(const spattn_shape *sh, const spattn_mask *m, int thre
         const double ideal = (double)total / ((double)threads - 1.0 + slow[k]);
         const double got = makespan(c, n, threads, slow[k]);
         ck_assert_msg(got <= 1.03 * ideal + unit / slow[k],
-                      "%d threads, one at %.2f speed: %zu chunks end at %.0f, ideal %.0f",
-                      threads, slow[k], n, got, ideal);
+                      "%d threads, one at %.2f speed: %zu chunks end at %.0f, ideal %.0f", threads,
+                      slow[k], n, got, ideal);
     }
     free(c);
     spattn_plan_free(p);
@@ -117,8 +117,7 @@ START_TEST(gather_decision)
     ck_assert_int_eq(spattn_plan_create(&sh, ml, 1, &opt, &p), SPATTN_OK);
     ck_assert_uint_eq(spattn__plan_gather_tiles(p), 2 * lq / 16);
     spattn_plan_free(p);
-    ck_assert_int_eq(spattn__plan_create_path(&sh, ml, 1, &opt, SPATTN_PATH_TILES, &p),
-                     SPATTN_OK);
+    ck_assert_int_eq(spattn__plan_create_path(&sh, ml, 1, &opt, SPATTN_PATH_TILES, &p), SPATTN_OK);
     ck_assert_uint_eq(spattn__plan_gather_tiles(p), 0);
     spattn_plan_free(p);
     ck_assert_int_eq(spattn_plan_create(&sh, NULL, 0, &opt, &p), SPATTN_OK);

@@ -61,8 +61,8 @@ static void problem_make(pproblem *p, tu_rng *r, size_t max_len, float amp)
             for (size_t h = 0; h < s->heads_kv; h++)
                 for (size_t j = 0; j < s->len_k; j++)
                     if (!used[j])
-                        p->k[b * (size_t)lk.batch + h * (size_t)lk.head +
-                             j * (size_t)lk.token] = NAN;
+                        p->k[b * (size_t)lk.batch + h * (size_t)lk.head + j * (size_t)lk.token] =
+                            NAN;
         free(used);
         free(d);
     }
@@ -199,8 +199,7 @@ static spattn_plan *make_plan(const pproblem *p, spattn_isa isa, int threads, sp
 {
     spattn_options o = {isa, threads};
     spattn_plan *plan = NULL;
-    ck_assert_int_eq(spattn__plan_create_path(&p->a.shape,
-                                              (const spattn_mask *const *)p->masks,
+    ck_assert_int_eq(spattn__plan_create_path(&p->a.shape, (const spattn_mask *const *)p->masks,
                                               p->n_masks, &o, path, &plan),
                      SPATTN_OK);
     return plan;
@@ -343,10 +342,10 @@ START_TEST(probs_validation)
     size_t nc = p.a.shape.batch * p.a.shape.heads_q * 30;
     tu_buf pb = tu_buf_new(np), cb = tu_buf_new(nc);
 
-#define EXPECT(call, status)                                                                 \
-    do {                                                                                     \
-        ck_assert_int_eq((call), (status));                                                  \
-        ck_assert(tu_buf_untouched(&pb) && tu_buf_untouched(&cb));                           \
+#define EXPECT(call, status)                                                                       \
+    do {                                                                                           \
+        ck_assert_int_eq((call), (status));                                                        \
+        ck_assert(tu_buf_untouched(&pb) && tu_buf_untouched(&cb));                                 \
     } while (0)
 
     spattn_args a = p.a;

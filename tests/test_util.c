@@ -30,7 +30,15 @@ float tu_normal(tu_rng *r)
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
-int tu_isas(spattn_isa out[8])
+int tu_isa_end(void)
+{
+    int end = SPATTN_ISA_SCALAR;
+    while (end < TU_MAX_ISAS && strcmp(spattn_isa_name((spattn_isa)end), "unknown") != 0)
+        end++;
+    return end;
+}
+
+int tu_isas(spattn_isa out[TU_MAX_ISAS])
 {
     int n = 0;
     /* A run with SPATTN_ISA forcing an ISA tests that one only (ctest runs one per ISA). */
@@ -39,7 +47,7 @@ int tu_isas(spattn_isa out[8])
         out[0] = spattn_isa_selected();
         return 1;
     }
-    for (int i = SPATTN_ISA_SCALAR; i <= SPATTN_ISA_NEON; i++)
+    for (int i = SPATTN_ISA_SCALAR; i < tu_isa_end(); i++)
         if (spattn_isa_available((spattn_isa)i))
             out[n++] = (spattn_isa)i;
     return n;
@@ -47,13 +55,13 @@ int tu_isas(spattn_isa out[8])
 
 int tu_n_isas(void)
 {
-    spattn_isa isas[8];
+    spattn_isa isas[TU_MAX_ISAS];
     return tu_isas(isas);
 }
 
 spattn_isa tu_isa(int i)
 {
-    spattn_isa isas[8];
+    spattn_isa isas[TU_MAX_ISAS];
     int n = tu_isas(isas);
     ck_assert_int_lt(i, n);
     return isas[i];

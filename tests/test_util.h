@@ -9,14 +9,22 @@
 #include "spattn.h"
 
 /* Deterministic generator (splitmix64), one per test so tests do not depend on order. */
-typedef struct tu_rng { uint64_t s; } tu_rng;
+typedef struct tu_rng {
+    uint64_t s;
+} tu_rng;
 uint64_t tu_next(tu_rng *r);
-double tu_uniform(tu_rng *r);                 /* [0, 1) */
+double tu_uniform(tu_rng *r);                     /* [0, 1) */
 size_t tu_range(tu_rng *r, size_t lo, size_t hi); /* [lo, hi] */
-float tu_normal(tu_rng *r);                   /* ~N(0, 1) */
+float tu_normal(tu_rng *r);                       /* ~N(0, 1) */
+
+/* One past the last ISA of the public enum (the first value spattn_isa_name does not know),
+   at most TU_MAX_ISAS: loops over every ISA run from SPATTN_ISA_SCALAR (or AUTO) below it, so
+   that an ISA added to the enum needs no edit here. */
+#define TU_MAX_ISAS 8
+int tu_isa_end(void);
 
 /* The ISAs to test: every one this host can run, or only the one SPATTN_ISA forces. */
-int tu_isas(spattn_isa out[8]);
+int tu_isas(spattn_isa out[TU_MAX_ISAS]);
 /* Loop tests run once per tested ISA: tu_n_isas() iterations, iteration i on tu_isa(i). */
 int tu_n_isas(void);
 spattn_isa tu_isa(int i);
@@ -27,7 +35,10 @@ int tu_cases(int base);
 
 /* A float buffer with `guard` canary floats on both sides: tu_buf_check reports whether the
    guards still hold the canary, tu_buf_untouched whether the payload does too. */
-typedef struct tu_buf { float *base, *p; size_t n, guard; } tu_buf;
+typedef struct tu_buf {
+    float *base, *p;
+    size_t n, guard;
+} tu_buf;
 tu_buf tu_buf_new(size_t n);
 void tu_buf_reset(tu_buf *b); /* every float back to the canary */
 int tu_buf_guards_ok(const tu_buf *b);

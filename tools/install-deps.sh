@@ -20,7 +20,8 @@ done
 
 pkgs=()
 [ $want_build = 1 ] && pkgs+=(build-essential cmake pkg-config libsleef-dev libpng-dev)
-[ $want_test = 1 ] && pkgs+=(check clang libomp-14-dev libclang-rt-14-dev valgrind python3)
+[ $want_test = 1 ] && pkgs+=(check clang clang-format libomp-14-dev libclang-rt-14-dev valgrind
+                              python3)
 [ $want_bench = 1 ] && pkgs+=(g++ libbenchmark-dev libopenblas-dev gnuplot-nox python3)
 [ $want_fuzz = 1 ] && pkgs+=(clang libclang-rt-14-dev libomp-14-dev)
 cross_pkgs=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user libsleef-dev:arm64

@@ -72,7 +72,8 @@ static view make_view(fz_in *in, size_t B, size_t H, size_t T, size_t D, int inp
     if (input && (sel & 0x80))
         v.l.head = 0;
     v.n = (size_t)((ptrdiff_t)(B - 1) * v.l.batch + (ptrdiff_t)(H - 1) * v.l.head +
-                   (ptrdiff_t)(T - 1) * v.l.token) + D + 1;
+                   (ptrdiff_t)(T - 1) * v.l.token) +
+          D + 1;
     return v;
 }
 
@@ -154,8 +155,9 @@ static const uint8_t *allowed_of(const problem *p, size_t b, size_t h)
 {
     if (p->n_masks == 0)
         return NULL;
-    size_t idx = p->n_masks == 1 ? 0 : p->n_masks == p->a.shape.heads_q ? h
-                                                                         : b * p->a.shape.heads_q + h;
+    size_t idx = p->n_masks == 1                    ? 0
+                 : p->n_masks == p->a.shape.heads_q ? h
+                                                    : b * p->a.shape.heads_q + h;
     return p->allowed[idx];
 }
 
@@ -404,11 +406,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FZ_CHECK(st == SPATTN_OK, "softmax_masked: %s", spattn_status_string(st));
             for (size_t i = 0; i < rows; i++)
                 for (size_t j = 0; j < ld; j++)
-                    FZ_CHECK(j < cols ? close_to(y[i * ld + j], yr[i * ld + j])
-                                      : y[i * ld + j] == -7.0f,
-                             "%s softmax (%zu,%zu) = %.9g, reference %.9g",
-                             spattn_isa_name(isas[ii]), i, j, (double)y[i * ld + j],
-                             (double)(j < cols ? yr[i * ld + j] : -7.0f));
+                    FZ_CHECK(
+                        j < cols ? close_to(y[i * ld + j], yr[i * ld + j]) : y[i * ld + j] == -7.0f,
+                        "%s softmax (%zu,%zu) = %.9g, reference %.9g", spattn_isa_name(isas[ii]), i,
+                        j, (double)y[i * ld + j], (double)(j < cols ? yr[i * ld + j] : -7.0f));
         }
         free(x);
         free(y);

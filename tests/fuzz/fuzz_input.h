@@ -46,8 +46,20 @@ static inline size_t fz_range(fz_in *in, size_t lo, size_t hi)
 static inline size_t fz_edge_size(fz_in *in, size_t small_max)
 {
     static const size_t edges[] = {
-        0, 1, 2, 63, 64, 65, (size_t)INT32_MAX, (size_t)INT32_MAX + 1, (size_t)UINT32_MAX,
-        (size_t)1 << 62, SIZE_MAX / 2, SIZE_MAX / 2 + 1, SIZE_MAX - 1, SIZE_MAX,
+        0,
+        1,
+        2,
+        63,
+        64,
+        65,
+        (size_t)INT32_MAX,
+        (size_t)INT32_MAX + 1,
+        (size_t)UINT32_MAX,
+        (size_t)1 << 62,
+        SIZE_MAX / 2,
+        SIZE_MAX / 2 + 1,
+        SIZE_MAX - 1,
+        SIZE_MAX,
         ((size_t)1 << 63) + 1,
     };
     uint8_t sel = fz_u8(in);
@@ -56,14 +68,14 @@ static inline size_t fz_edge_size(fz_in *in, size_t small_max)
     return edges[sel % (sizeof edges / sizeof edges[0])];
 }
 
-#define FZ_CHECK(cond, ...)                                                                   \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "%s:%d: check failed: %s\n  ", __FILE__, __LINE__, #cond);       \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fprintf(stderr, "\n");                                                            \
-            abort();                                                                          \
-        }                                                                                     \
+#define FZ_CHECK(cond, ...)                                                                        \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n  ", __FILE__, __LINE__, #cond);             \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #endif

@@ -16,8 +16,8 @@ static inline void fz_check_mask(const spattn_mask *m, size_t len_q, size_t len_
                                  const uint8_t *truth)
 {
     FZ_CHECK(spattn_mask_len_q(m) == len_q && spattn_mask_len_k(m) == len_k,
-             "shape %zux%zu, expected %zux%zu", spattn_mask_len_q(m), spattn_mask_len_k(m),
-             len_q, len_k);
+             "shape %zux%zu, expected %zux%zu", spattn_mask_len_q(m), spattn_mask_len_k(m), len_q,
+             len_k);
     uint64_t nnz = 0;
     for (size_t i = 0; i < len_q * len_k; i++)
         nnz += truth[i] != 0;
@@ -67,8 +67,7 @@ static inline void fz_check_and_or(const spattn_mask *m, const uint8_t *truth,
     for (int op = 0; op < 2; op++) {
         spattn_mask *r = NULL;
         spattn_status st = op ? spattn_mask_or(m, m2, &r) : spattn_mask_and(m, m2, &r);
-        FZ_CHECK(st == SPATTN_OK && r, "mask_%s: %s", op ? "or" : "and",
-                 spattn_status_string(st));
+        FZ_CHECK(st == SPATTN_OK && r, "mask_%s: %s", op ? "or" : "and", spattn_status_string(st));
         for (size_t i = 0; i < len_q * len_k; i++)
             t[i] = op ? (truth[i] || truth2[i]) : (truth[i] && truth2[i]);
         fz_check_mask(r, len_q, len_k, t);

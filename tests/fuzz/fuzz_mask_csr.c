@@ -11,8 +11,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const int64_t rp_edges[] = {INT64_MAX, INT64_MIN, -1, (int64_t)1 << 62,
-                                   (int64_t)UINT32_MAX + 1, INT32_MAX};
+static const int64_t rp_edges[] = {
+    INT64_MAX, INT64_MIN, -1, (int64_t)1 << 62, (int64_t)UINT32_MAX + 1, INT32_MAX};
 static const int32_t col_edges[] = {INT32_MAX, INT32_MIN, -1, 64, 63};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

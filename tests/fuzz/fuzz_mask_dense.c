@@ -63,8 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t t = 0; t < nbq * nbk; t++)
             layout[t] = fz_u8(&in) < bdensity ? 0x80 : 0;
         st = spattn_mask_from_blocks(len_q, len_k, bq, bk, layout, &bm);
-        FZ_CHECK(st == SPATTN_OK && bm, "from_blocks(%zu, %zu, %zu, %zu): %s", len_q, len_k, bq,
-                 bk, spattn_status_string(st));
+        FZ_CHECK(st == SPATTN_OK && bm, "from_blocks(%zu, %zu, %zu, %zu): %s", len_q, len_k, bq, bk,
+                 spattn_status_string(st));
         uint8_t *bt = malloc(len_q * len_k);
         for (size_t i = 0; i < len_q; i++)
             for (size_t j = 0; j < len_k; j++)

@@ -33,9 +33,14 @@ fail=0
 for f in "$here"/tests/fuzz/fuzz_*.c; do
   name=$(basename "$f" .c)
   seeds=$here/tests/fuzz/corpus/$name
+  if [ ! -d "$seeds" ] || [ -z "$(ls -A "$seeds")" ]; then
+    fail=1
+    summary+=("FAIL  $name: no seed corpus at tests/fuzz/corpus/$name")
+    continue
+  fi
   mkdir -p "$work/$name" "$work/$name.artifacts"
   log=$work/$name.log
-  echo "=== $name: $seconds s from $(ls "$seeds" 2>/dev/null | wc -l) seeds"
+  echo "=== $name: $seconds s from $(ls "$seeds" | wc -l) seeds"
   # -rss_limit_mb: the inputs are small by construction, so growth means a leak.
   "$build/tests/fuzz/$name" "$work/$name" "$seeds" -max_total_time="$seconds" -timeout=20 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/$name.artifacts/" \

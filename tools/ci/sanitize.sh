@@ -29,7 +29,7 @@ configure_build() { # configure_build DIR SANITIZERS
   mkdir -p "$1"
   CC=clang cmake -S "$here" -B "$1" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPATTN_WERROR=ON \
     -DSPATTN_SANITIZE="$2" >"$1/configure.log" 2>&1 || { cat "$1/configure.log"; return 1; }
-  cmake --build "$1" -j "$jobs" --target spattn-tests spattn-first-use
+  cmake --build "$1" -j "$jobs" --target spattn-tests spattn-first-use spattn-info
 }
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1
@@ -42,11 +42,16 @@ asan=${ASAN_DIR:-$root/asan}
 step "asan+ubsan build" configure_build "$asan" address,undefined
 if [ $fail = 0 ]; then
   step "asan+ubsan: all suites (AUTO)" env CK_FORK=no "$asan/tests/spattn-tests"
-  for isa in scalar avx2 avx512; do
-    # A forced ISA this host lacks exits 77 (skipped).
-    run_isa() { SPATTN_ISA=$isa CK_FORK=no CK_RUN_SUITE=attn "$asan/tests/spattn-tests"; local rc=$?; [ $rc = 0 ] || [ $rc = 77 ]; }
-    step "asan+ubsan: attn suite, SPATTN_ISA=$isa" run_isa
-  done
+  # Every ISA the build has compiled in, as spattn-info lists them.
+  if isas=$("$asan/tools/spattn-info" --isas) && [ -n "$isas" ]; then
+    for isa in $isas; do
+      # A forced ISA this host lacks exits 77 (skipped).
+      run_isa() { SPATTN_ISA=$isa CK_FORK=no CK_RUN_SUITE=attn "$asan/tests/spattn-tests"; local rc=$?; [ $rc = 0 ] || [ $rc = 77 ]; }
+      step "asan+ubsan: attn suite, SPATTN_ISA=$isa" run_isa
+    done
+  else
+    step "asan+ubsan: spattn-info --isas lists the compiled ISAs" false
+  fi
 fi
 
 tsan=${TSAN_DIR:-$root/tsan}
