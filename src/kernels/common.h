@@ -22,7 +22,10 @@
 #error "the tile path maps the 16 rows of a query tile onto the 16 lanes of a col_t"
 #endif
 
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+static size_t round16(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
 
 /* A row's lse from its max (log2 units) and sum; -inf when nothing was summed. */
 static float row_lse(float m, float l)

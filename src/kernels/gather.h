@@ -33,8 +33,7 @@ static size_t gather_scores(size_t rows, size_t keys)
 
 /* q . K_row, as a vector of partial sums; q may be the caller's row: the dim tail is a masked
    load. */
-SPATTN_ALWAYS_INLINE vec_t qk_dot_vec(const float *q, size_t dq,
-                                                           const float *kp)
+SPATTN_ALWAYS_INLINE vec_t qk_dot_vec(const float *q, size_t dq, const float *kp)
 {
     vec_t acc = vec_zero();
     size_t d = 0;
@@ -51,9 +50,8 @@ SPATTN_ALWAYS_INLINE vec_t qk_dot_vec(const float *q, size_t dq,
    hold a repeat of key n - 1 or 0 (the caller masks them): repeats keep the loop free of
    tests on n, except that rows of at most 4 keys, and half vectors of repeats, are skipped
    (rows of a handful of keys would otherwise pay for 16). */
-SPATTN_ALWAYS_INLINE col_t qk_dots16(const float *q, size_t dq,
-                                                          const float *k, ptrdiff_t k_ts,
-                                                          const uint32_t *keys, size_t n)
+SPATTN_ALWAYS_INLINE col_t qk_dots16(const float *q, size_t dq, const float *k, ptrdiff_t k_ts,
+                                     const uint32_t *keys, size_t n)
 {
     if (n <= 4) {
         vec_t a[4];
@@ -84,9 +82,8 @@ SPATTN_ALWAYS_INLINE col_t qk_dots16(const float *q, size_t dq,
 
 /* Scores (log2 units, softcap applied) of row q against keys[0 .. n), 1 <= n <= 16; -inf in
    the lanes past n. */
-SPATTN_ALWAYS_INLINE col_t row_scores16(const spattn_head_job *job,
-                                                              const float *q, size_t dq,
-                                                              const uint32_t *keys, size_t n)
+SPATTN_ALWAYS_INLINE col_t row_scores16(const spattn_head_job *job, const float *q, size_t dq,
+                                        const uint32_t *keys, size_t n)
 {
     col_t s = col_mul(qk_dots16(q, dq, job->k, job->k_ts, keys, n), col_set1(q_factor(job)));
     if (job->softcap != 0.0f)
@@ -96,9 +93,8 @@ SPATTN_ALWAYS_INLINE col_t row_scores16(const spattn_head_job *job,
 
 /* acc[x] += sum over c < n of p[c] * V[keys[c]][e + x VL ..], x < 4; odd keys go to a second
    set of accumulators (two chains of n/2 FMAs, not one of n), added in at the end. */
-SPATTN_ALWAYS_INLINE void pv_keys_4v(vec_t *acc, const float *v,
-                                                           ptrdiff_t v_ts, const uint32_t *keys,
-                                                           const float *p, size_t n, size_t e)
+SPATTN_ALWAYS_INLINE void pv_keys_4v(vec_t *acc, const float *v, ptrdiff_t v_ts,
+                                     const uint32_t *keys, const float *p, size_t n, size_t e)
 {
     vec_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     vec_t b0 = vec_zero(), b1 = vec_zero(), b2 = vec_zero(), b3 = vec_zero();
@@ -131,10 +127,9 @@ SPATTN_ALWAYS_INLINE void pv_keys_4v(vec_t *acc, const float *v,
 }
 
 /* The same for one vector, the last of the row (masked: V rows are not padded). */
-SPATTN_ALWAYS_INLINE vec_t pv_keys_1v(vec_t a0, const float *v,
-                                                            ptrdiff_t v_ts, const uint32_t *keys,
-                                                            const float *p, size_t n, size_t e,
-                                                            vmask_t mk)
+SPATTN_ALWAYS_INLINE vec_t pv_keys_1v(vec_t a0, const float *v, ptrdiff_t v_ts,
+                                      const uint32_t *keys, const float *p, size_t n, size_t e,
+                                      vmask_t mk)
 {
     for (size_t j = 0; j < n; j++)
         a0 = vec_fma(vec_set1(p[j]), vec_loadu_m(v + (ptrdiff_t)keys[j] * v_ts + e, mk), a0);
@@ -144,10 +139,9 @@ SPATTN_ALWAYS_INLINE vec_t pv_keys_1v(vec_t a0, const float *v,
 /* O = sum over c < n of p[c] V[keys[c]] / l, written to o; exact zeros when l == 0 (no finite
    score: 0 * an infinite V would be NaN). p unnormalised and O scaled once at the end keep
    the sum and its reciprocal off the chain the products wait on. */
-SPATTN_ALWAYS_INLINE void pv_gather_row(const spattn_head_job *job,
-                                                         const size_t dv, const uint32_t *keys,
-                                                         size_t n, const float *p, float l,
-                                                         float *o)
+SPATTN_ALWAYS_INLINE void pv_gather_row(const spattn_head_job *job, const size_t dv,
+                                        const uint32_t *keys, size_t n, const float *p, float l,
+                                        float *o)
 {
     if (l == 0.0f) {
         for (size_t e = 0; e < dv; e += VL)
@@ -172,9 +166,9 @@ SPATTN_ALWAYS_INLINE void pv_gather_row(const spattn_head_job *job,
 /* Rows i0 .. i0 + rows of kr: scores into sb (row after row, n rounded up to 16 floats
    each), turned into probabilities with their sums in lb, then P V. q is read in place and
    the scale applied to the scores. A row with no key gets l = 0, so zeros and lse -inf. */
-SPATTN_ALWAYS_INLINE void gather_passes_d(
-    const spattn_head_job *job, const size_t dq, const size_t dv, const spattn_keyrows *kr,
-    size_t i0, size_t rows, float *sb, float *lb)
+SPATTN_ALWAYS_INLINE void gather_passes_d(const spattn_head_job *job, const size_t dq,
+                                          const size_t dv, const spattn_keyrows *kr, size_t i0,
+                                          size_t rows, float *sb, float *lb)
 {
     size_t n;
     float *s = sb;
@@ -233,7 +227,7 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(
 
 /* Common head dims as constants, so the dot and P V loops unroll completely. */
 static void gather_passes(const spattn_head_job *job, const spattn_keyrows *kr, size_t i0,
-                        size_t rows, float *sb, float *lb)
+                          size_t rows, float *sb, float *lb)
 {
     const size_t dq = job->dim_qk, dv = job->dim_v;
     if (dq == 64 && dv == 64)
@@ -249,8 +243,8 @@ static void gather_passes(const spattn_head_job *job, const spattn_keyrows *kr, 
    sums, sized by the call's rows and longest row (the plan's scratch is for its longest
    call). (Software prefetch of the next rows' K and V measured slower: the passes already
    keep enough loads in flight.) */
-static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
-                       size_t nqt, float *scratch)
+static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt, size_t nqt,
+                       float *scratch)
 {
     size_t i0;
     const size_t i1 = spattn__keyrows_span(kr, qt, nqt, &i0);

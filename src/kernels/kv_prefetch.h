@@ -14,14 +14,13 @@
    with the broadcasts for load slots, so they are off there (docs/kernels.md has both
    measurements). */
 typedef struct tile_prefetch {
-    const char *k, *v;     /* first key of the next tile */
-    size_t n;              /* its keys */
-    ptrdiff_t k_ts, v_ts;  /* bytes */
+    const char *k, *v;    /* first key of the next tile */
+    size_t n;             /* its keys */
+    ptrdiff_t k_ts, v_ts; /* bytes */
     size_t k_bytes, v_bytes;
 } tile_prefetch;
 
-SPATTN_ALWAYS_INLINE void prefetch_keys(const tile_prefetch *pf,
-                                                                size_t j, size_t count)
+SPATTN_ALWAYS_INLINE void prefetch_keys(const tile_prefetch *pf, size_t j, size_t count)
 {
     for (size_t c = j; c < j + count && c < pf->n; c++) {
         const char *k = pf->k + (ptrdiff_t)c * pf->k_ts, *v = pf->v + (ptrdiff_t)c * pf->v_ts;

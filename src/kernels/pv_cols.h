@@ -12,10 +12,9 @@
 /* O^T[e0 .. e0+eb) = alpha * O^T + sum over keys of P^T[j] * V[j][e], the eb output columns
    held in registers across all keys of the tile. `masked` (PARTIAL tiles) keeps each key out
    of the rows its column mask excludes, so a NaN in that key's V row cannot reach them. */
-SPATTN_ALWAYS_INLINE void pv_cols_block(float *ot, size_t e0, const int eb,
-                                                           const int masked, const float *const *vp,
-                                                           const uint32_t *cm, size_t nk,
-                                                           const float *st, col_t alpha)
+SPATTN_ALWAYS_INLINE void pv_cols_block(float *ot, size_t e0, const int eb, const int masked,
+                                        const float *const *vp, const uint32_t *cm, size_t nk,
+                                        const float *st, col_t alpha)
 {
     col_t acc[PV_EB > PV_EBM ? PV_EB : PV_EBM];
     for (int x = 0; x < eb; x++)
@@ -37,8 +36,8 @@ SPATTN_ALWAYS_INLINE void pv_cols_block(float *ot, size_t e0, const int eb,
         col_store(ot + (e0 + (size_t)x) * 16, acc[x]);
 }
 
-static void pv_cols_tile(float *ot, size_t dv, const float *const *vp, const uint32_t *cm, size_t nk,
-                    const float *st, col_t alpha, int masked)
+static void pv_cols_tile(float *ot, size_t dv, const float *const *vp, const uint32_t *cm,
+                         size_t nk, const float *st, col_t alpha, int masked)
 {
     size_t e = 0;
     if (masked) {

@@ -8,18 +8,16 @@
 
 #include "kernels/common.h"
 
-/* Row-major O (AVX-512; AVX2 for tiles of at most PV_ROWS_BELOW rows): O[r][e] += P[r][j] * V[j][e] with V rows loaded as vectors in place
-   and P[r][j] = st[j*16 + r] broadcast, PV_RB rows x nv vectors of O in registers: per key
-   nv + PV_RB loads feed PV_RB * nv FMAs (the transposed form needs one load per FMA). `masked`
-   (PARTIAL tiles) merges each row's FMAs only where its row allows the key (a NaN in a V row
-   must not reach rows that exclude it). O rows are dvp = round16(dv) floats apart. */
-SPATTN_ALWAYS_INLINE void pv_rows_rxv(float *orow, size_t dvp,
-                                                                size_t r0, const int nr,
-                                                                const int nv,
-                                                                vmask_t last, const int masked,
-                                                                const float *const *vp,
-                                                                const vmask_t *km, size_t nk,
-                                                                const float *st, const float *al)
+/* Row-major O (AVX-512; AVX2 for tiles of at most PV_ROWS_BELOW rows): O[r][e] += P[r][j] * V[j][e]
+   with V rows loaded as vectors in place and P[r][j] = st[j*16 + r] broadcast, PV_RB rows x nv
+   vectors of O in registers: per key nv + PV_RB loads feed PV_RB * nv FMAs (the transposed form
+   needs one load per FMA). `masked` (PARTIAL tiles) merges each row's FMAs only where its row
+   allows the key (a NaN in a V row must not reach rows that exclude it). O rows are dvp =
+   round16(dv) floats apart. */
+SPATTN_ALWAYS_INLINE void pv_rows_rxv(float *orow, size_t dvp, size_t r0, const int nr,
+                                      const int nv, vmask_t last, const int masked,
+                                      const float *const *vp, const vmask_t *km, size_t nk,
+                                      const float *st, const float *al)
 {
     vec_t acc[PV_RB][4];
     for (int r = 0; r < nr; r++) {
@@ -55,31 +53,47 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(float *orow, size_t dvp,
 
 /* Constant row and vector counts for each call of the block, so its accumulators stay in
    registers. */
-SPATTN_ALWAYS_INLINE void pv_rows_block(float *oe, size_t dvp, size_t r0,
-                                                             const int nr, int nv, vmask_t last,
-                                                             int masked, const float *const *vpe,
-                                                             const vmask_t *cm, size_t nk,
-                                                             const float *st, const float *al)
+SPATTN_ALWAYS_INLINE void pv_rows_block(float *oe, size_t dvp, size_t r0, const int nr, int nv,
+                                        vmask_t last, int masked, const float *const *vpe,
+                                        const vmask_t *cm, size_t nk, const float *st,
+                                        const float *al)
 {
     if (masked) {
         switch (nv) {
-        case 4: pv_rows_rxv(oe, dvp, r0, nr, 4, last, 1, vpe, cm, nk, st, al); break;
-        case 3: pv_rows_rxv(oe, dvp, r0, nr, 3, last, 1, vpe, cm, nk, st, al); break;
-        case 2: pv_rows_rxv(oe, dvp, r0, nr, 2, last, 1, vpe, cm, nk, st, al); break;
-        default: pv_rows_rxv(oe, dvp, r0, nr, 1, last, 1, vpe, cm, nk, st, al); break;
+        case 4:
+            pv_rows_rxv(oe, dvp, r0, nr, 4, last, 1, vpe, cm, nk, st, al);
+            break;
+        case 3:
+            pv_rows_rxv(oe, dvp, r0, nr, 3, last, 1, vpe, cm, nk, st, al);
+            break;
+        case 2:
+            pv_rows_rxv(oe, dvp, r0, nr, 2, last, 1, vpe, cm, nk, st, al);
+            break;
+        default:
+            pv_rows_rxv(oe, dvp, r0, nr, 1, last, 1, vpe, cm, nk, st, al);
+            break;
         }
     } else {
         switch (nv) {
-        case 4: pv_rows_rxv(oe, dvp, r0, nr, 4, last, 0, vpe, cm, nk, st, al); break;
-        case 3: pv_rows_rxv(oe, dvp, r0, nr, 3, last, 0, vpe, cm, nk, st, al); break;
-        case 2: pv_rows_rxv(oe, dvp, r0, nr, 2, last, 0, vpe, cm, nk, st, al); break;
-        default: pv_rows_rxv(oe, dvp, r0, nr, 1, last, 0, vpe, cm, nk, st, al); break;
+        case 4:
+            pv_rows_rxv(oe, dvp, r0, nr, 4, last, 0, vpe, cm, nk, st, al);
+            break;
+        case 3:
+            pv_rows_rxv(oe, dvp, r0, nr, 3, last, 0, vpe, cm, nk, st, al);
+            break;
+        case 2:
+            pv_rows_rxv(oe, dvp, r0, nr, 2, last, 0, vpe, cm, nk, st, al);
+            break;
+        default:
+            pv_rows_rxv(oe, dvp, r0, nr, 1, last, 0, vpe, cm, nk, st, al);
+            break;
         }
     }
 }
 
 static void pv_rows_tile(float *orow, size_t dv, size_t rows, const float *const *vp,
-                    const uint32_t *cm, size_t nk, const float *st, const float *al, int masked)
+                         const uint32_t *cm, size_t nk, const float *st, const float *al,
+                         int masked)
 {
     const size_t dvp = round16(dv);
     const float *vpe[SPATTN_TK];
@@ -111,9 +125,8 @@ static void pv_rows_tile(float *orow, size_t dv, size_t rows, const float *const
         for (size_t r0 = 0; r0 < rows;) {
             const size_t rl = rows - r0;
             const int nr =
-                16 - r0 < PV_RB || (sb != 0 && (rl <= sb || (rl > PV_RB && rl <= 2 * sb)))
-                    ? (int)sb
-                    : PV_RB;
+                16 - r0 < PV_RB || (sb != 0 && (rl <= sb || (rl > PV_RB && rl <= 2 * sb))) ? (int)sb
+                                                                                           : PV_RB;
             if (nr == PV_RB)
                 pv_rows_block(oe, dvp, r0, PV_RB, nv, last, masked, vq, km, nk, st, al);
             else
@@ -125,7 +138,7 @@ static void pv_rows_tile(float *orow, size_t dv, size_t rows, const float *const
 
 /* Writes rows i0 .. i0+rows from row-major O, m and l (lane r = row r). */
 static void finish_rows(const spattn_head_job *job, size_t i0, size_t rows, const float *orow,
-                           const float *mrow, const float *lrow)
+                        const float *mrow, const float *lrow)
 {
     const size_t dv = job->dim_v, dvp = round16(dv);
     for (size_t r = 0; r < rows; r++) {

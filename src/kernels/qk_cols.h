@@ -35,7 +35,6 @@ static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, floa
     }
 }
 
-
 /* S^T for keys j0 + idx[0..nk) of nq query tiles at once (Qt qt[t], scores to st[t]): NB
    keys at a time, each split into QK_DS chains along dim so that enough independent FMAs
    are in flight. With two query tiles each K element is broadcast once into a register for
@@ -45,10 +44,11 @@ static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, floa
    the max) instead of needing a second code path. Lanes outside cm[] (if given) become
    -inf; mt[t] gets the lane-wise max of tile t's scores, taken as they leave the
    registers. */
-SPATTN_ALWAYS_INLINE void qk_cols_nq(
-    const int nq, const int nb, const int lo, const float *const *qt, size_t dq, const float *kb,
-    ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk, const uint32_t *cm,
-    float *const *st, const tile_prefetch *pf, col_t *mt)
+SPATTN_ALWAYS_INLINE void qk_cols_nq(const int nq, const int nb, const int lo,
+                                     const float *const *qt, size_t dq, const float *kb,
+                                     ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk,
+                                     const uint32_t *cm, float *const *st, const tile_prefetch *pf,
+                                     col_t *mt)
 {
     const col_t ninf = col_set1(K_NINF);
     for (int t = 0; t < nq; t++)
@@ -110,8 +110,8 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(
                 for (int s = 1; s < QK_DS; s++)
                     a = col_add(a, acc[t][s][b]);
                 if (cm != NULL)
-                    a = col_select(cmask_bits(cm[jj + (size_t)b < nk ? jj + (size_t)b : nk - 1]),
-                                   a, ninf);
+                    a = col_select(cmask_bits(cm[jj + (size_t)b < nk ? jj + (size_t)b : nk - 1]), a,
+                                   ninf);
                 col_store(st[t] + (jj + (size_t)b) * 16, a);
                 mt[t] = col_max(mt[t], a);
             }
@@ -136,7 +136,7 @@ static col_t qk_cols(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts
 #ifdef QK_NB2
 /* Two query tiles against the same FULL key tile (keys j0 .. j0 + nk). */
 static void qk_cols_pair(const float *const *qt, size_t dq, const float *kb, ptrdiff_t k_ts,
-                     size_t j0, const uint32_t *idx, size_t nk, float *const *st, col_t *mt)
+                         size_t j0, const uint32_t *idx, size_t nk, float *const *st, col_t *mt)
 {
     qk_cols_nq(2, QK_NB2, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, mt);
 }

@@ -29,7 +29,6 @@ static void pack_q_rows(const spattn_head_job *job, size_t i0, size_t rows, floa
     }
 }
 
-
 /* Tiles of at most QR_MAX rows (decode with GQA groups of up to 8, a head's last rows): the
    column form spends a 16-lane FMA per key and dim on them with half the lanes or fewer of
    use, so here each row's dot product runs along dim instead (dim / VL FMAs per row and key,
@@ -39,10 +38,10 @@ static void pack_q_rows(const spattn_head_job *job, size_t i0, size_t rows, floa
    it. Decode (dim 128): QK 128 FMAs per key -> 32 plus one hsums4 for 4 rows, 64 plus two
    for 8. qr: the rows' pre-scaled Q, row-major dq apart, rows past the tile's zero; ng
    groups of 4 rows, nkeys keys per step. */
-SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(
-    const int ng, const int nkeys, const float *qr, size_t dq, const float *kb, ptrdiff_t k_ts,
-    size_t j0, const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
-    const tile_prefetch *pf)
+SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const float *qr, size_t dq,
+                                       const float *kb, ptrdiff_t k_ts, size_t j0,
+                                       const uint32_t *idx, size_t nk, const uint32_t *cm,
+                                       float *st, const tile_prefetch *pf)
 {
     const col_t ninf = col_set1(K_NINF);
     col_t mt = ninf;
@@ -81,8 +80,8 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(
             }
         }
         for (int b = 0; b < nkeys && jj + (size_t)b < nk; b++) {
-            const col_t a4 = col_from_quarters(
-                vec_hsums4(acc[b]), ng == 1 ? q4_zero() : vec_hsums4(acc[b] + 4));
+            const col_t a4 =
+                col_from_quarters(vec_hsums4(acc[b]), ng == 1 ? q4_zero() : vec_hsums4(acc[b] + 4));
             const col_t a = cm != NULL ? col_select(cmask_bits(cm[jj + (size_t)b]), a4, ninf) : a4;
             col_store(st + (jj + (size_t)b) * 16, a);
             mt = col_max(mt, a);
@@ -91,9 +90,9 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(
     return mt;
 }
 
-SPATTN_ALWAYS_INLINE col_t qk_rowdot(size_t rows, const float *qr, size_t dq, const float *kb, ptrdiff_t k_ts,
-                     size_t j0, const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
-                     const tile_prefetch *pf)
+SPATTN_ALWAYS_INLINE col_t qk_rowdot(size_t rows, const float *qr, size_t dq, const float *kb,
+                                     ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk,
+                                     const uint32_t *cm, float *st, const tile_prefetch *pf)
 {
     if (QR_MAX > 4 && rows > 4)
         return qk_rowdot_g(2, QR_KEYS / 2, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf);

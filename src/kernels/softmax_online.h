@@ -31,8 +31,8 @@ typedef struct tile_state {
     col_t mrun, lrun;
 } tile_state;
 
-static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_mask *m,
-                       size_t qt, float *scratch)
+static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_mask *m, size_t qt,
+                       float *scratch)
 {
     const size_t dq = job->dim_qk, dv = job->dim_v;
     ts->rows = spattn__qt_rows(m, qt);
@@ -56,8 +56,7 @@ static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_
 /* The keys of a stored tile to visit: all of a FULL tile; of a PARTIAL one those some row
    allows (keys no row allows are never loaded), with their column masks. Returns their
    count. */
-static size_t tile_keys(const spattn_mask *m, const spattn_ktile *tile, uint32_t *idx,
-                        uint32_t *cm)
+static size_t tile_keys(const spattn_mask *m, const spattn_ktile *tile, uint32_t *idx, uint32_t *cm)
 {
     const size_t n = spattn__kt_cols(m, tile->kt);
     if (tile->part == SPATTN_FULL) {
@@ -78,8 +77,8 @@ static size_t tile_keys(const spattn_mask *m, const spattn_ktile *tile, uint32_t
 }
 
 /* With the tile's scores in ts->st (mt their lane max): softcap, online softmax, O += P V. */
-static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0,
-                      const uint32_t *idx, const uint32_t *cm, size_t nk, int partial, col_t mt)
+static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, const uint32_t *idx,
+                      const uint32_t *cm, size_t nk, int partial, col_t mt)
 {
     const col_t ninf = col_set1(K_NINF);
     float *st = ts->st;

@@ -44,10 +44,10 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
             pfp = &pf;
         }
         const uint32_t *cmq = partial && job->softcap == 0.0f ? cm : NULL;
-        col_t mt = ts.qk == QK_ROW_DOTS ? qk_rowdot(ts.rows, ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx,
-                                       nk, cmq, ts.st, pfp)
-                             : qk_cols(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk, cmq,
-                                       ts.st, pfp, ts.low_half);
+        col_t mt = ts.qk == QK_ROW_DOTS ? qk_rowdot(ts.rows, ts.qtp, job->dim_qk, job->k, job->k_ts,
+                                                    j0, idx, nk, cmq, ts.st, pfp)
+                                        : qk_cols(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx,
+                                                  nk, cmq, ts.st, pfp, ts.low_half);
         tile_fold(&ts, job, j0, idx, cm, nk, partial, mt);
     }
     tile_end(&ts, job);
@@ -58,8 +58,7 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
    both have is loaded from L2 once for both, and where both are FULL their scores come from
    qk_cols_pair, which loads each K element once for the two. Every row's result is bitwise what
    tpl_tiles gives it (same key order, same arithmetic per lane). */
-static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t qt,
-                       float *scratch)
+static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t qt, float *scratch)
 {
     tile_state ts[2];
     tile_begin(&ts[0], job, m, qt, scratch);
@@ -108,10 +107,11 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
                 if (!take[x])
                     continue;
                 const uint32_t *cmq = partial[x] && job->softcap == 0.0f ? cm[x] : NULL;
-                mt[x] = ts[x].qk == QK_ROW_DOTS ? qk_rowdot(ts[x].rows, ts[x].qtp, job->dim_qk, job->k,
-                                               job->k_ts, j0, idx[x], nk[x], cmq, ts[x].st, NULL)
-                                     : qk_cols(ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0,
-                                               idx[x], nk[x], cmq, ts[x].st, NULL, 0);
+                mt[x] = ts[x].qk == QK_ROW_DOTS
+                            ? qk_rowdot(ts[x].rows, ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0,
+                                        idx[x], nk[x], cmq, ts[x].st, NULL)
+                            : qk_cols(ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0, idx[x], nk[x],
+                                      cmq, ts[x].st, NULL, 0);
             }
         }
         for (int x = 0; x < 2; x++)

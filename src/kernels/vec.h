@@ -98,7 +98,7 @@
 
 /* Each operation with its signature: a missing one is an undeclared name here, a wrong one
    an incompatible initialiser (an error under -Werror). Never called; compiled away. */
-#define SPATTN_VEC_REQUIRES(ret, name, args)                                                      \
+#define SPATTN_VEC_REQUIRES(ret, name, args)                                                       \
     static ret(*const spattn_vec_requires_##name) args __attribute__((unused)) = name;
 SPATTN_VEC_REQUIRES(col_t, col_zero, (void))
 SPATTN_VEC_REQUIRES(col_t, col_set1, (float))

@@ -127,10 +127,10 @@ SPATTN_ALWAYS_INLINE col_idx_t col_row_offsets(int32_t ts)
 SPATTN_ALWAYS_INLINE col_t col_gather_rows(const float *p, col_idx_t ix, size_t rows)
 {
     const __m256i n = _mm256_set1_epi32((int)rows);
-    const __m256 m0 = _mm256_castsi256_ps(
-        _mm256_cmpgt_epi32(n, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
-    const __m256 m1 = _mm256_castsi256_ps(
-        _mm256_cmpgt_epi32(n, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)));
+    const __m256 m0 =
+        _mm256_castsi256_ps(_mm256_cmpgt_epi32(n, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+    const __m256 m1 =
+        _mm256_castsi256_ps(_mm256_cmpgt_epi32(n, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)));
     return col_mk(_mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, ix.lo, m0, 4),
                   _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, ix.hi, m1, 4));
 }
@@ -181,8 +181,14 @@ SPATTN_ALWAYS_INLINE float hmax_ymm(__m256 a)
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
-SPATTN_ALWAYS_INLINE float col_hmax(col_t a) { return hmax_ymm(_mm256_max_ps(a.lo, a.hi)); }
-SPATTN_ALWAYS_INLINE float col_hsum(col_t a) { return hsum_ymm(_mm256_add_ps(a.lo, a.hi)); }
+SPATTN_ALWAYS_INLINE float col_hmax(col_t a)
+{
+    return hmax_ymm(_mm256_max_ps(a.lo, a.hi));
+}
+SPATTN_ALWAYS_INLINE float col_hsum(col_t a)
+{
+    return hsum_ymm(_mm256_add_ps(a.lo, a.hi));
+}
 
 /* Column masks of a PARTIAL tile: cm[j] bit r = bit j of rows[r]. Shifting bit j of every
    row's 32-bit half into the sign bit lets movemask collect 8 rows at once. */
@@ -217,8 +223,8 @@ typedef __m256i vmask_t;
    nonzero. */
 SPATTN_ALWAYS_INLINE vec_t vec_loadu_bf16(const uint16_t *p)
 {
-    return _mm256_castsi256_ps(
-        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)), 16));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)), 16));
 }
 SPATTN_ALWAYS_INLINE vec_t vec_loadu_f16(const uint16_t *p)
 {
@@ -244,13 +250,31 @@ SPATTN_ALWAYS_INLINE vec_t vec_loadu_f16_m(const uint16_t *p, vmask_t m)
 
 /* ---- small things ----------------------------------------------------------------------- */
 typedef __m128 q4_t;
-SPATTN_ALWAYS_INLINE q4_t q4_zero(void) { return _mm_setzero_ps(); }
-SPATTN_ALWAYS_INLINE void vec_prefetch_l1(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
+SPATTN_ALWAYS_INLINE q4_t q4_zero(void)
+{
+    return _mm_setzero_ps();
+}
+SPATTN_ALWAYS_INLINE void vec_prefetch_l1(const void *p)
+{
+    _mm_prefetch((const char *)p, _MM_HINT_T0);
+}
 
-SPATTN_ALWAYS_INLINE vec_t vec_zero(void) { return _mm256_setzero_ps(); }
-SPATTN_ALWAYS_INLINE vec_t vec_set1(float x) { return _mm256_set1_ps(x); }
-SPATTN_ALWAYS_INLINE vec_t vec_loadu(const float *p) { return _mm256_loadu_ps(p); }
-SPATTN_ALWAYS_INLINE void vec_storeu(float *p, vec_t a) { _mm256_storeu_ps(p, a); }
+SPATTN_ALWAYS_INLINE vec_t vec_zero(void)
+{
+    return _mm256_setzero_ps();
+}
+SPATTN_ALWAYS_INLINE vec_t vec_set1(float x)
+{
+    return _mm256_set1_ps(x);
+}
+SPATTN_ALWAYS_INLINE vec_t vec_loadu(const float *p)
+{
+    return _mm256_loadu_ps(p);
+}
+SPATTN_ALWAYS_INLINE void vec_storeu(float *p, vec_t a)
+{
+    _mm256_storeu_ps(p, a);
+}
 SPATTN_ALWAYS_INLINE vmask_t vmask_bits(uint64_t bits)
 {
     const __m256i l = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
@@ -269,10 +293,22 @@ SPATTN_ALWAYS_INLINE void vec_storeu_m(float *p, vmask_t m, vec_t a)
 {
     _mm256_maskstore_ps(p, m, a);
 }
-SPATTN_ALWAYS_INLINE vec_t vec_add(vec_t a, vec_t b) { return _mm256_add_ps(a, b); }
-SPATTN_ALWAYS_INLINE vec_t vec_mul(vec_t a, vec_t b) { return _mm256_mul_ps(a, b); }
-SPATTN_ALWAYS_INLINE vec_t vec_max(vec_t a, vec_t b) { return _mm256_max_ps(a, b); }
-SPATTN_ALWAYS_INLINE vec_t vec_fma(vec_t a, vec_t b, vec_t c) { return _mm256_fmadd_ps(a, b, c); }
+SPATTN_ALWAYS_INLINE vec_t vec_add(vec_t a, vec_t b)
+{
+    return _mm256_add_ps(a, b);
+}
+SPATTN_ALWAYS_INLINE vec_t vec_mul(vec_t a, vec_t b)
+{
+    return _mm256_mul_ps(a, b);
+}
+SPATTN_ALWAYS_INLINE vec_t vec_max(vec_t a, vec_t b)
+{
+    return _mm256_max_ps(a, b);
+}
+SPATTN_ALWAYS_INLINE vec_t vec_fma(vec_t a, vec_t b, vec_t c)
+{
+    return _mm256_fmadd_ps(a, b, c);
+}
 SPATTN_ALWAYS_INLINE vec_t vec_select(vmask_t m, vec_t a, vec_t b)
 {
     return _mm256_blendv_ps(b, a, _mm256_castsi256_ps(m));
@@ -289,11 +325,26 @@ SPATTN_ALWAYS_INLINE void vmask_expand16(vmask_t m[16], uint32_t bits)
     for (int r = 0; r < 16; r++)
         m[r] = _mm256_set1_epi32(-(int)((bits >> r) & 1u));
 }
-SPATTN_ALWAYS_INLINE vmask_t vmask_load(const vmask_t *p) { return *p; }
-SPATTN_ALWAYS_INLINE vec_t vec_exp2(vec_t x) { return spattn__exp2_ymm(x); }
-SPATTN_ALWAYS_INLINE float vec_hsum(vec_t a) { return hsum_ymm(a); }
-SPATTN_ALWAYS_INLINE float vec_hmax(vec_t a) { return hmax_ymm(a); }
-SPATTN_ALWAYS_INLINE float vec_lane0(vec_t a) { return _mm256_cvtss_f32(a); }
+SPATTN_ALWAYS_INLINE vmask_t vmask_load(const vmask_t *p)
+{
+    return *p;
+}
+SPATTN_ALWAYS_INLINE vec_t vec_exp2(vec_t x)
+{
+    return spattn__exp2_ymm(x);
+}
+SPATTN_ALWAYS_INLINE float vec_hsum(vec_t a)
+{
+    return hsum_ymm(a);
+}
+SPATTN_ALWAYS_INLINE float vec_hmax(vec_t a)
+{
+    return hmax_ymm(a);
+}
+SPATTN_ALWAYS_INLINE float vec_lane0(vec_t a)
+{
+    return _mm256_cvtss_f32(a);
+}
 /* Lane i = the sum of a[i]'s lanes, for 8 vectors at once: each level adds pairs of vectors
    after moving their halves (then pairs, then single lanes) side by side. The levels leave
    lane i holding vector perm[i]; perm is its own inverse, so reading the inputs through it
@@ -313,7 +364,10 @@ SPATTN_ALWAYS_INLINE vec_t vec_hsums(const vec_t a[8])
                          _mm256_shuffle_ps(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 /* The 16 / VL results of vec_hsums as one column. */
-SPATTN_ALWAYS_INLINE col_t col_from_vecs(const vec_t *v) { return col_mk(v[0], v[1]); }
+SPATTN_ALWAYS_INLINE col_t col_from_vecs(const vec_t *v)
+{
+    return col_mk(v[0], v[1]);
+}
 /* The same for 4 vectors (lanes 0-3; rows of a handful of keys): one hadd tree. */
 SPATTN_ALWAYS_INLINE q4_t vec_hsums4(const vec_t a[4])
 {
@@ -325,7 +379,8 @@ SPATTN_ALWAYS_INLINE col_t col_from_quarters(q4_t x, q4_t y)
 {
     return col_mk(_mm256_set_m128(y, x), _mm256_setzero_ps());
 }
-/* Peak probe (tpl_fma_probe): 12 independent chains (4-cycle latency, two FMA ports, 16 registers). */
+/* Peak probe (tpl_fma_probe): 12 independent chains (4-cycle latency, two FMA ports, 16 registers).
+ */
 #define PROBE_CHAINS 12
 
 #endif

@@ -37,21 +37,51 @@ typedef __mmask16 cmask_t;
 #define PV_ROWS_BELOW 16
 #define COL_HALVES 0 /* one zmm is one column: nothing to skip */
 
-SPATTN_ALWAYS_INLINE col_t col_zero(void) { return _mm512_setzero_ps(); }
-SPATTN_ALWAYS_INLINE col_t col_set1(float x) { return _mm512_set1_ps(x); }
-SPATTN_ALWAYS_INLINE col_t col_load(const float *p) { return _mm512_load_ps(p); }
-SPATTN_ALWAYS_INLINE void col_store(float *p, col_t a) { _mm512_store_ps(p, a); }
-SPATTN_ALWAYS_INLINE col_t col_add(col_t a, col_t b) { return _mm512_add_ps(a, b); }
-SPATTN_ALWAYS_INLINE col_t col_bcast(const float *p) { return _mm512_set1_ps(*p); }
+SPATTN_ALWAYS_INLINE col_t col_zero(void)
+{
+    return _mm512_setzero_ps();
+}
+SPATTN_ALWAYS_INLINE col_t col_set1(float x)
+{
+    return _mm512_set1_ps(x);
+}
+SPATTN_ALWAYS_INLINE col_t col_load(const float *p)
+{
+    return _mm512_load_ps(p);
+}
+SPATTN_ALWAYS_INLINE void col_store(float *p, col_t a)
+{
+    _mm512_store_ps(p, a);
+}
+SPATTN_ALWAYS_INLINE col_t col_add(col_t a, col_t b)
+{
+    return _mm512_add_ps(a, b);
+}
+SPATTN_ALWAYS_INLINE col_t col_bcast(const float *p)
+{
+    return _mm512_set1_ps(*p);
+}
 SPATTN_ALWAYS_INLINE col_t col_fma_bc_lo(col_t a, const float *p, col_t acc)
 {
     return _mm512_fmadd_ps(a, _mm512_set1_ps(*p), acc);
 }
-SPATTN_ALWAYS_INLINE col_t col_fma(col_t a, col_t b, col_t c) { return _mm512_fmadd_ps(a, b, c); }
-SPATTN_ALWAYS_INLINE col_t col_sub(col_t a, col_t b) { return _mm512_sub_ps(a, b); }
-SPATTN_ALWAYS_INLINE col_t col_mul(col_t a, col_t b) { return _mm512_mul_ps(a, b); }
+SPATTN_ALWAYS_INLINE col_t col_fma(col_t a, col_t b, col_t c)
+{
+    return _mm512_fmadd_ps(a, b, c);
+}
+SPATTN_ALWAYS_INLINE col_t col_sub(col_t a, col_t b)
+{
+    return _mm512_sub_ps(a, b);
+}
+SPATTN_ALWAYS_INLINE col_t col_mul(col_t a, col_t b)
+{
+    return _mm512_mul_ps(a, b);
+}
 /* NaN in b wins (vmaxps returns its second operand when either is NaN). */
-SPATTN_ALWAYS_INLINE col_t col_max(col_t a, col_t b) { return _mm512_max_ps(a, b); }
+SPATTN_ALWAYS_INLINE col_t col_max(col_t a, col_t b)
+{
+    return _mm512_max_ps(a, b);
+}
 /* acc + a * (*p) */
 SPATTN_ALWAYS_INLINE col_t col_fma_bc(col_t a, const float *p, col_t acc)
 {
@@ -62,7 +92,10 @@ SPATTN_ALWAYS_INLINE col_t col_fma_bc_m(col_t a, const float *p, col_t acc, cmas
 {
     return _mm512_mask3_fmadd_ps(a, _mm512_set1_ps(*p), acc, m);
 }
-SPATTN_ALWAYS_INLINE cmask_t cmask_bits(uint32_t bits) { return (cmask_t)bits; }
+SPATTN_ALWAYS_INLINE cmask_t cmask_bits(uint32_t bits)
+{
+    return (cmask_t)bits;
+}
 /* m ? a : b */
 SPATTN_ALWAYS_INLINE col_t col_select(cmask_t m, col_t a, col_t b)
 {
@@ -72,11 +105,26 @@ SPATTN_ALWAYS_INLINE cmask_t col_is_neginf(col_t a)
 {
     return _mm512_cmp_ps_mask(a, _mm512_set1_ps(-__builtin_inff()), _CMP_EQ_OQ);
 }
-SPATTN_ALWAYS_INLINE col_t col_exp2(col_t x) { return spattn__exp2_zmm(x); }
-SPATTN_ALWAYS_INLINE col_t col_exp2_lo(col_t x) { return spattn__exp2_zmm(x); }
-SPATTN_ALWAYS_INLINE col_t col_tanh(col_t x) { return Sleef_tanhf16_u35avx512f(x); }
-SPATTN_ALWAYS_INLINE float col_hmax(col_t a) { return _mm512_reduce_max_ps(a); }
-SPATTN_ALWAYS_INLINE float col_hsum(col_t a) { return _mm512_reduce_add_ps(a); }
+SPATTN_ALWAYS_INLINE col_t col_exp2(col_t x)
+{
+    return spattn__exp2_zmm(x);
+}
+SPATTN_ALWAYS_INLINE col_t col_exp2_lo(col_t x)
+{
+    return spattn__exp2_zmm(x);
+}
+SPATTN_ALWAYS_INLINE col_t col_tanh(col_t x)
+{
+    return Sleef_tanhf16_u35avx512f(x);
+}
+SPATTN_ALWAYS_INLINE float col_hmax(col_t a)
+{
+    return _mm512_reduce_max_ps(a);
+}
+SPATTN_ALWAYS_INLINE float col_hsum(col_t a)
+{
+    return _mm512_reduce_add_ps(a);
+}
 
 /* Rows 0..rows-1 of a column read from memory: lane r = p[r * ts] (offsets from
    col_row_offsets), lanes from `rows` on are 0 and not read. */
@@ -119,8 +167,8 @@ typedef __mmask16 vmask_t;
 /* bf16 is the high half of a float: widening is a shift. */
 SPATTN_ALWAYS_INLINE vec_t vec_loadu_bf16(const uint16_t *p)
 {
-    return _mm512_castsi512_ps(
-        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p)), 16));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p)), 16));
 }
 SPATTN_ALWAYS_INLINE vec_t vec_loadu_bf16_m(const uint16_t *p, vmask_t m)
 {
@@ -138,15 +186,39 @@ SPATTN_ALWAYS_INLINE vec_t vec_loadu_f16_m(const uint16_t *p, vmask_t m)
 
 /* ---- small things ----------------------------------------------------------------------- */
 typedef __m128 q4_t;
-SPATTN_ALWAYS_INLINE q4_t q4_zero(void) { return _mm_setzero_ps(); }
-SPATTN_ALWAYS_INLINE void vec_prefetch_l1(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
+SPATTN_ALWAYS_INLINE q4_t q4_zero(void)
+{
+    return _mm_setzero_ps();
+}
+SPATTN_ALWAYS_INLINE void vec_prefetch_l1(const void *p)
+{
+    _mm_prefetch((const char *)p, _MM_HINT_T0);
+}
 
-SPATTN_ALWAYS_INLINE vec_t vec_zero(void) { return _mm512_setzero_ps(); }
-SPATTN_ALWAYS_INLINE vec_t vec_set1(float x) { return _mm512_set1_ps(x); }
-SPATTN_ALWAYS_INLINE vec_t vec_loadu(const float *p) { return _mm512_loadu_ps(p); }
-SPATTN_ALWAYS_INLINE void vec_storeu(float *p, vec_t a) { _mm512_storeu_ps(p, a); }
-SPATTN_ALWAYS_INLINE vmask_t vmask_bits(uint64_t bits) { return (vmask_t)bits; }
-SPATTN_ALWAYS_INLINE vmask_t vmask_first(size_t n) { return (vmask_t)((1u << n) - 1u); }
+SPATTN_ALWAYS_INLINE vec_t vec_zero(void)
+{
+    return _mm512_setzero_ps();
+}
+SPATTN_ALWAYS_INLINE vec_t vec_set1(float x)
+{
+    return _mm512_set1_ps(x);
+}
+SPATTN_ALWAYS_INLINE vec_t vec_loadu(const float *p)
+{
+    return _mm512_loadu_ps(p);
+}
+SPATTN_ALWAYS_INLINE void vec_storeu(float *p, vec_t a)
+{
+    _mm512_storeu_ps(p, a);
+}
+SPATTN_ALWAYS_INLINE vmask_t vmask_bits(uint64_t bits)
+{
+    return (vmask_t)bits;
+}
+SPATTN_ALWAYS_INLINE vmask_t vmask_first(size_t n)
+{
+    return (vmask_t)((1u << n) - 1u);
+}
 /* Lanes outside m are not read (no fault, no sanitizer report) and come out 0. */
 SPATTN_ALWAYS_INLINE vec_t vec_loadu_m(const float *p, vmask_t m)
 {
@@ -156,10 +228,22 @@ SPATTN_ALWAYS_INLINE void vec_storeu_m(float *p, vmask_t m, vec_t a)
 {
     _mm512_mask_storeu_ps(p, m, a);
 }
-SPATTN_ALWAYS_INLINE vec_t vec_add(vec_t a, vec_t b) { return _mm512_add_ps(a, b); }
-SPATTN_ALWAYS_INLINE vec_t vec_mul(vec_t a, vec_t b) { return _mm512_mul_ps(a, b); }
-SPATTN_ALWAYS_INLINE vec_t vec_max(vec_t a, vec_t b) { return _mm512_max_ps(a, b); }
-SPATTN_ALWAYS_INLINE vec_t vec_fma(vec_t a, vec_t b, vec_t c) { return _mm512_fmadd_ps(a, b, c); }
+SPATTN_ALWAYS_INLINE vec_t vec_add(vec_t a, vec_t b)
+{
+    return _mm512_add_ps(a, b);
+}
+SPATTN_ALWAYS_INLINE vec_t vec_mul(vec_t a, vec_t b)
+{
+    return _mm512_mul_ps(a, b);
+}
+SPATTN_ALWAYS_INLINE vec_t vec_max(vec_t a, vec_t b)
+{
+    return _mm512_max_ps(a, b);
+}
+SPATTN_ALWAYS_INLINE vec_t vec_fma(vec_t a, vec_t b, vec_t c)
+{
+    return _mm512_fmadd_ps(a, b, c);
+}
 /* a * b + c in the lanes of m, c elsewhere (a NaN in a or b cannot reach those). */
 SPATTN_ALWAYS_INLINE vec_t vec_fma_m(vec_t a, vec_t b, vec_t c, vmask_t m)
 {
@@ -182,10 +266,22 @@ SPATTN_ALWAYS_INLINE vec_t vec_select(vmask_t m, vec_t a, vec_t b)
 {
     return _mm512_mask_blend_ps(m, b, a);
 }
-SPATTN_ALWAYS_INLINE vec_t vec_exp2(vec_t x) { return spattn__exp2_zmm(x); }
-SPATTN_ALWAYS_INLINE float vec_hsum(vec_t a) { return _mm512_reduce_add_ps(a); }
-SPATTN_ALWAYS_INLINE float vec_hmax(vec_t a) { return _mm512_reduce_max_ps(a); }
-SPATTN_ALWAYS_INLINE float vec_lane0(vec_t a) { return _mm512_cvtss_f32(a); }
+SPATTN_ALWAYS_INLINE vec_t vec_exp2(vec_t x)
+{
+    return spattn__exp2_zmm(x);
+}
+SPATTN_ALWAYS_INLINE float vec_hsum(vec_t a)
+{
+    return _mm512_reduce_add_ps(a);
+}
+SPATTN_ALWAYS_INLINE float vec_hmax(vec_t a)
+{
+    return _mm512_reduce_max_ps(a);
+}
+SPATTN_ALWAYS_INLINE float vec_lane0(vec_t a)
+{
+    return _mm512_cvtss_f32(a);
+}
 /* Lane i = the sum of a[i]'s lanes, for 16 vectors at once: each level adds pairs of vectors
    after moving their halves (then quarters, pairs, single lanes) side by side: 15 adds and 30
    shuffles or blends in all, where reducing each vector alone takes 4 of each apiece. The
@@ -196,9 +292,9 @@ SPATTN_ALWAYS_INLINE vec_t vec_hsums(const vec_t a[16])
     static const int perm[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
     __m512 h[8], q[4];
     for (int i = 0; i < 8; i++) /* lanes 0-7: a[perm[i]], 8-15: a[perm[i + 8]] */
-        h[i] = _mm512_add_ps(_mm512_mask_blend_ps(0xFF00, a[perm[i]], a[perm[i + 8]]),
-                             _mm512_shuffle_f32x4(a[perm[i]], a[perm[i + 8]],
-                                                  _MM_SHUFFLE(1, 0, 3, 2)));
+        h[i] = _mm512_add_ps(
+            _mm512_mask_blend_ps(0xFF00, a[perm[i]], a[perm[i + 8]]),
+            _mm512_shuffle_f32x4(a[perm[i]], a[perm[i + 8]], _MM_SHUFFLE(1, 0, 3, 2)));
     for (int i = 0; i < 4; i++) /* quarters: h[i] low, h[i] high, h[i + 4] low, h[i + 4] high */
         q[i] = _mm512_add_ps(_mm512_shuffle_f32x4(h[i], h[i + 4], _MM_SHUFFLE(2, 0, 2, 0)),
                              _mm512_shuffle_f32x4(h[i], h[i + 4], _MM_SHUFFLE(3, 1, 3, 1)));
@@ -210,7 +306,10 @@ SPATTN_ALWAYS_INLINE vec_t vec_hsums(const vec_t a[16])
                          _mm512_shuffle_ps(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 /* The 16 / VL results of vec_hsums as one column. */
-SPATTN_ALWAYS_INLINE col_t col_from_vecs(const vec_t *v) { return v[0]; }
+SPATTN_ALWAYS_INLINE col_t col_from_vecs(const vec_t *v)
+{
+    return v[0];
+}
 /* The same for 4 vectors (lanes 0-3; rows of a handful of keys): halves, then quarters side
    by side as above, then each quarter summed in place and its lane 0 moved down. */
 SPATTN_ALWAYS_INLINE q4_t vec_hsums4(const vec_t a[4])
@@ -231,7 +330,8 @@ SPATTN_ALWAYS_INLINE col_t col_from_quarters(q4_t x, q4_t y)
 {
     return _mm512_insertf32x4(_mm512_zextps128_ps512(x), y, 1);
 }
-/* Peak probe (tpl_fma_probe): 24 independent chains cover 4-cycle latency on two FMA ports with room. */
+/* Peak probe (tpl_fma_probe): 24 independent chains cover 4-cycle latency on two FMA ports with
+ * room. */
 #define PROBE_CHAINS 24
 
 #endif
