@@ -25,7 +25,8 @@ typedef struct spattn_cpu_info {
 } spattn_cpu_info;
 
 /* Detected on first call (thread-safe), constant afterwards. Implemented per architecture
-   (cpu_x86.c, cpu_arm.c, cpu_other.c); exactly one of them has code on a given target. */
+   (x86/cpu_x86.c, arm/cpu_arm.c, scalar/cpu_other.c); the architecture's CMakeLists.txt
+   compiles the one for the target. */
 const spattn_cpu_info *spattn__cpu(void);
 
 #endif

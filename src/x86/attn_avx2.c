@@ -3,9 +3,9 @@
 #error "attn_avx2.c must be compiled with -mavx2 -mfma"
 #endif
 
-#include "vec_avx2.h"
+#include "x86/vec_avx2.h"
 
-#include "attn_x86_tpl.h"
+#include "x86/attn_x86_tpl.h"
 
 const spattn_kernel_table spattn_kernels_avx2 = {
     .isa = SPATTN_ISA_AVX2,

@@ -4,9 +4,9 @@
 #error "attn_avx512.c must be compiled with -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma"
 #endif
 
-#include "vec_avx512.h"
+#include "x86/vec_avx512.h"
 
-#include "attn_x86_tpl.h"
+#include "x86/attn_x86_tpl.h"
 
 const spattn_kernel_table spattn_kernels_avx512 = {
     .isa = SPATTN_ISA_AVX512,

@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "kernel.h"
+#include "kernels/kernel.h"
 
 #define X86_LOG2E 1.4426950408889634f
 #define X86_LN2 0.6931471805599453

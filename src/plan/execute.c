@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "plan_internal.h"
+#include "plan/plan_internal.h"
 #include "validate.h"
 
 typedef struct exec_ctx {

@@ -1,7 +1,7 @@
 /* The dispatch table: every kernel table of kernels.inc that this CPU can run, filled once.
    SPATTN_ISA is read at the same time, so no call ever re-reads the environment. */
 #define _POSIX_C_SOURCE 200809L /* pthread_once */
-#include "dispatch.h"
+#include "kernels/dispatch.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +17,7 @@ typedef struct kernel_entry {
 
 static const kernel_entry all_kernels[] = {
 #define SPATTN_KERNEL(isa, table, cpu_bits) {isa, &table, cpu_bits},
-#include "kernels.inc"
+#include "kernels/kernels.inc"
 #undef SPATTN_KERNEL
 };
 #define N_KERNELS (sizeof all_kernels / sizeof all_kernels[0])

@@ -5,8 +5,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "kernel.h"
-#include "plan_impl.h"
+#include "kernels/kernel.h"
+#include "plan/test_hooks.h"
 
 struct spattn_plan {
     spattn_shape shape;

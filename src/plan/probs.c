@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "plan_internal.h"
+#include "plan/plan_internal.h"
 #include "validate.h"
 
 /* The stand-in V row: read by the kernels for every allowed key (token stride 0), never

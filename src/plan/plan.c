@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "dispatch.h"
-#include "plan_internal.h"
+#include "kernels/dispatch.h"
+#include "plan/plan_internal.h"
 #include "validate.h"
 
 /* The work split. Tile-path plans cut guided chunks: each takes 1/GUIDED_DIV of what is left

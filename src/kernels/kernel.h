@@ -20,8 +20,8 @@
 
 #include <stddef.h>
 
-#include "keyrows.h"
-#include "mask_impl.h"
+#include "plan/keyrows.h"
+#include "mask/mask_impl.h"
 #include "spattn.h"
 
 /* One (batch, head) of a problem, pointers already at token 0 of that head. */
@@ -77,7 +77,7 @@ typedef struct spattn_kernel_table {
 } spattn_kernel_table;
 
 #define SPATTN_KERNEL(isa, table, cpu_bits) extern const spattn_kernel_table table;
-#include "kernels.inc"
+#include "kernels/kernels.inc"
 #undef SPATTN_KERNEL
 
 #endif

@@ -2,7 +2,7 @@
    per KV head. Per head, a tile kernel would run 1 row of its 16 and stream all of K and V
    through it; packing the group's heads as rows of one tile streams K and V once per group. */
 #include "alloc.h"
-#include "plan_internal.h"
+#include "plan/plan_internal.h"
 #include "validate.h"
 
 /* The mask of `group` rows that each allow what row 0 of m allows. */
