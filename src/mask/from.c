@@ -32,8 +32,8 @@ static uint64_t bytes_to_bits(const uint8_t *p, size_t n)
     return w;
 }
 
-spattn_status spattn_mask_from_dense(size_t len_q, size_t len_k, const uint8_t *allowed,
-                                     size_t ld, spattn_mask **out)
+spattn_status spattn_mask_from_dense(size_t len_q, size_t len_k, const uint8_t *allowed, size_t ld,
+                                     spattn_mask **out)
 {
     spattn_status s = spattn__mb_check_args(out, !allowed, len_q, len_k);
     if (s)
@@ -157,8 +157,8 @@ static int layout_row_load(layout_row *lr, const uint8_t *layout, size_t row, si
     return 0;
 }
 
-spattn_status spattn_mask_from_blocks(size_t len_q, size_t len_k, size_t block_q,
-                                      size_t block_k, const uint8_t *layout, spattn_mask **out)
+spattn_status spattn_mask_from_blocks(size_t len_q, size_t len_k, size_t block_q, size_t block_k,
+                                      const uint8_t *layout, spattn_mask **out)
 {
     spattn_status s = spattn__mb_check_args(out, !layout, len_q, len_k);
     if (s)
@@ -221,4 +221,3 @@ spattn_status spattn_mask_from_fn(size_t len_q, size_t len_k, spattn_allow_fn al
     }
     return spattn__mb_finish(&b, out);
 }
-

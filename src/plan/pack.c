@@ -1,9 +1,9 @@
-/* The packed decode schedule (see plan_internal.h): one query row per head, several query heads
-   per KV head. Per head, a tile kernel would run 1 row of its 16 and stream all of K and V
-   through it; packing the group's heads as rows of one tile streams K and V once per group. */
+/* The packed decode schedule: one query row per head, several query heads per KV head. Per
+   head, a tile kernel would run 1 row of its 16 and stream all of K and V through it; packing
+   the group's heads as rows of one tile streams K and V once per group. */
+#include "plan/pack.h"
+
 #include "alloc.h"
-#include "plan/plan_internal.h"
-#include "validate.h"
 
 /* The mask of `group` rows that each allow what row 0 of m allows. */
 static spattn_status repeat_row0(const spattn_mask *m, size_t group, spattn_mask **out)
@@ -34,62 +34,40 @@ done:
     return st;
 }
 
-static size_t source_index(const spattn_plan *p, size_t b, size_t hk)
+spattn_status spattn__schedule_pack(const spattn_schedule *plain, const spattn_kernel_table *kt,
+                                    spattn_path path, int nthreads, spattn_schedule *out,
+                                    int *packed)
 {
-    return p->n_masks_arg == 0 ? 0
-                               : spattn__mask_index(&p->shape, p->n_masks_arg, b, hk * p->group);
-}
-
-static uint64_t packed_cost(const spattn_plan *p, size_t u)
-{
-    size_t g = u / p->pk_nqt, qt = u % p->pk_nqt;
-    size_t mi = source_index(p, g / p->shape.heads_kv, g % p->shape.heads_kv);
-    return spattn__unit_cost(p->pk_masks[mi], qt, p->pk_gather[mi * p->pk_nqt + qt]);
-}
-
-spattn_status spattn__plan_pack(spattn_plan *p, spattn_path path)
-{
-    const spattn_shape *s = &p->shape;
-    size_t group = s->heads_q / s->heads_kv;
+    const spattn_shape *s = &plain->shape;
+    const size_t group = s->heads_q / s->heads_kv, nm = plain->n_masks_arg;
+    *packed = 0;
     if (s->len_q != 1 || group < 2)
         return SPATTN_OK;
     /* Every head of a group must use the same mask (trivially so with 0 or 1 masks). */
-    if (p->n_masks_arg > 1)
+    if (nm > 1)
         for (size_t b = 0; b < s->batch; b++)
             for (size_t h = 0; h < s->heads_q; h++)
-                if (p->masks[spattn__mask_index(s, p->n_masks_arg, b, h)] !=
-                    p->masks[spattn__mask_index(s, p->n_masks_arg, b, h - h % group)])
+                if (plain->masks[spattn__mask_index(s, nm, b, h)] !=
+                    plain->masks[spattn__mask_index(s, nm, b, h - h % group)])
                     return SPATTN_OK;
 
-    p->group = group;
-    p->pk_nqt = (group + SPATTN_TQ - 1) / SPATTN_TQ;
-    p->pk_masks = spattn__calloc(p->n_masks, sizeof *p->pk_masks);
-    p->pk_gather = spattn__calloc(p->n_masks, p->pk_nqt);
-    p->pk_keyrows = spattn__calloc(p->n_masks, sizeof *p->pk_keyrows);
-    if (p->pk_masks == NULL || p->pk_gather == NULL || p->pk_keyrows == NULL)
-        return SPATTN_E_NOMEM;
-    p->pk_n_masks = p->n_masks;
-    for (size_t b = 0; b < s->batch; b++)
-        for (size_t hk = 0; hk < s->heads_kv; hk++) {
-            size_t mi = source_index(p, b, hk);
-            if (p->pk_masks[mi] != NULL)
-                continue;
-            spattn_mask *pm;
-            spattn_status st = repeat_row0(p->masks[mi], group, &pm);
-            if (st != SPATTN_OK)
-                return st;
-            p->pk_masks[mi] = pm;
-            for (size_t qt = 0; qt < p->pk_nqt; qt++)
-                p->pk_gather[mi * p->pk_nqt + qt] =
-                    (uint8_t)spattn__choose_gather(p->kt, pm, qt, path);
+    spattn_status st = spattn__schedule_init(out, s, nm, group, plain->n_masks);
+    for (size_t b = 0; b < s->batch && st == SPATTN_OK; b++)
+        for (size_t hk = 0; hk < s->heads_kv && st == SPATTN_OK; hk++) {
+            size_t mi = spattn__mask_index(s, nm, b, hk * group);
+            if (out->masks[mi] == NULL) {
+                spattn_mask *pm;
+                st = repeat_row0(plain->masks[mi], group, &pm);
+                if (st == SPATTN_OK)
+                    out->masks[mi] = pm;
+            }
         }
-    spattn_status st = spattn__plan_keyrows(p->pk_masks, p->pk_n_masks, p->pk_nqt, p->pk_gather,
-                                            p->pk_keyrows);
-    if (st != SPATTN_OK)
+    if (st == SPATTN_OK)
+        st = spattn__schedule_plan(out, kt, path, nthreads);
+    if (st != SPATTN_OK) {
+        spattn__schedule_free(out);
         return st;
-    if (!spattn__split_units(s->batch * s->heads_kv * p->pk_nqt, p->nthreads, packed_cost, p, 0,
-                             0, &p->pk_chunk_start, &p->pk_nchunks))
-        return SPATTN_E_NOMEM;
-    p->packed = 1;
+    }
+    *packed = 1;
     return SPATTN_OK;
 }
