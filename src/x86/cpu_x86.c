@@ -57,12 +57,44 @@ static void detect(void)
     if ((info.bits & SPATTN_CPU_AVX2) && info.os_zmm && info.has_avx512f && info.has_avx512bw &&
         info.has_avx512dq && info.has_avx512vl)
         info.bits |= SPATTN_CPU_AVX512;
+
+    spattn__cpu_feature(&info, "avx2", info.has_avx2_cpuid);
+    spattn__cpu_feature(&info, "fma", info.has_fma_cpuid);
+    spattn__cpu_feature(&info, "os-ymm", info.os_ymm);
+    spattn__cpu_feature(&info, "avx512f", info.has_avx512f);
+    spattn__cpu_feature(&info, "avx512bw", info.has_avx512bw);
+    spattn__cpu_feature(&info, "avx512dq", info.has_avx512dq);
+    spattn__cpu_feature(&info, "avx512vl", info.has_avx512vl);
+    spattn__cpu_feature(&info, "os-zmm", info.os_zmm);
+    spattn__cpu_feature(&info, "avx512bf16", (info.bits & SPATTN_CPU_AVX512_BF16) != 0);
+    spattn__cpu_feature(&info, "avx512fp16", (info.bits & SPATTN_CPU_AVX512_FP16) != 0);
+    spattn__cpu_feature(&info, "amx", (info.bits & SPATTN_CPU_AMX) != 0);
 }
 
 const spattn_cpu_info *spattn__cpu(void)
 {
     pthread_once(&once, detect);
     return &info;
+}
+
+const char *spattn__cpu_lacks(uint32_t bits)
+{
+    const spattn_cpu_info *c = spattn__cpu();
+    if (bits & SPATTN_CPU_AVX512) {
+        if (!c->has_avx512f) return "CPU lacks AVX512F";
+        if (!c->has_avx512bw) return "CPU lacks AVX512BW";
+        if (!c->has_avx512dq) return "CPU lacks AVX512DQ";
+        if (!c->has_avx512vl) return "CPU lacks AVX512VL";
+        if (!c->os_zmm) return "OS has not enabled ZMM and opmask state (XCR0)";
+        if (!(c->bits & SPATTN_CPU_AVX2))
+            return "CPU lacks AVX2+FMA, which the AVX-512 kernels also use";
+    }
+    if (bits & SPATTN_CPU_AVX2) {
+        if (!c->has_avx2_cpuid) return "CPU lacks AVX2";
+        if (!c->has_fma_cpuid) return "CPU lacks FMA";
+        if (!c->os_ymm) return "OS has not enabled YMM state (XCR0)";
+    }
+    return (c->bits & bits) == bits ? NULL : "CPU lacks a feature these kernels need";
 }
 
 #endif
