@@ -5,7 +5,7 @@
 #include "bench_case.h"
 #include "bench_masks.h"
 #include "bench_probe.h"
-#include "plan_impl.h"
+#include "plan/test_hooks.h"
 
 static void skip_status(spb_state *st, const char *what, spattn_status s)
 {

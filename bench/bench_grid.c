@@ -9,12 +9,12 @@
 
 #include "bench_case.h"
 #include "bench_masks.h"
-#include "kernel.h"
-#include "plan_impl.h"
+#include "kernels/kernel.h"
+#include "plan/test_hooks.h"
 
 static const spattn_isa compiled[] = {
 #define SPATTN_KERNEL(isa, table, cpu_bits) isa,
-#include "kernels.inc"
+#include "kernels/kernels.inc"
 #undef SPATTN_KERNEL
 };
 #define NCOMPILED (sizeof compiled / sizeof compiled[0])

@@ -15,11 +15,11 @@
 #include "bench_case.h"
 #include "bench_grid.h"
 #include "bench_probe.h"
-#include "kernel.h"
+#include "kernels/kernel.h"
 
 static const spattn_kernel_table *const tables[] = {
 #define SPATTN_KERNEL(isa, table, cpu_bits) &table,
-#include "kernels.inc"
+#include "kernels/kernels.inc"
 #undef SPATTN_KERNEL
 };
 #define NTABLES (sizeof tables / sizeof tables[0])

@@ -3,7 +3,7 @@
    across the whole run, as the kernels compared with it are. */
 #include "bench_case.h"
 #include "bench_probe.h"
-#include "dispatch.h"
+#include "kernels/dispatch.h"
 
 #define PEAK_CALL_SECONDS 0.01 /* one timed call: long enough for the clock, short enough to
                                   take many samples in a repetition */

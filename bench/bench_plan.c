@@ -6,8 +6,8 @@
 #include "bench_case.h"
 #include "bench_masks.h"
 #include "bench_probe.h"
-#include "mask_impl.h"
-#include "plan_impl.h"
+#include "mask/mask_impl.h"
+#include "plan/test_hooks.h"
 
 static double heap_in_use(void)
 {

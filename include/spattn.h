@@ -101,6 +101,18 @@ SPATTN_API const char *spattn_isa_name(spattn_isa isa);
    to nothing (a bad SPATTN_ISA value), or NULL. */
 SPATTN_API const char *spattn_isa_unavailable_reason(spattn_isa isa);
 
+/* The ISAs this build has kernels for, best first, whether or not this CPU can run them (the
+   last is always SPATTN_ISA_SCALAR). Writes the first min(count, cap) of them to out (which
+   may be NULL when cap is 0) and returns the count. */
+SPATTN_API size_t spattn_isas_compiled(spattn_isa *out, size_t cap);
+
+/* The CPU features the library detected that matter to it, space-separated, for reports; ""
+   when none. The names are those of the OS and vendor manuals: on x86 "avx2", "fma",
+   "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512bf16", "avx512fp16", "amx", and
+   "os-ymm" / "os-zmm" when the OS has enabled YMM / ZMM and opmask state; on AArch64 "neon",
+   "fp16", "bf16", "dotprod", "sve". Valid for the life of the process. */
+SPATTN_API const char *spattn_cpu_features(void);
+
 typedef struct spattn_options {
     spattn_isa isa;  /* 0 = AUTO; an unavailable ISA -> SPATTN_E_UNSUPPORTED */
     int num_threads; /* 0 = all cores; 1 = the calling thread only (no thread is started);

@@ -3,9 +3,10 @@
 #define SPATTN_CPU_H
 
 #include <stdint.h>
+#include <string.h>
 
 /* Bits that gate kernels. */
-#define SPATTN_CPU_AVX2 (1u << 0)    /* AVX2 + FMA, YMM state enabled by the OS */
+#define SPATTN_CPU_AVX2 (1u << 0)    /* AVX2 + FMA + F16C, YMM state enabled by the OS */
 #define SPATTN_CPU_AVX512 (1u << 1)  /* AVX-512 F+BW+DQ+VL, ZMM and opmask state enabled */
 #define SPATTN_CPU_NEON (1u << 2)    /* AArch64 Advanced SIMD */
 /* Bits that are only reported. */
@@ -17,15 +18,44 @@
 #define SPATTN_CPU_ARM_SVE (1u << 13)
 #define SPATTN_CPU_ARM_DOTPROD (1u << 14)
 
+/* Architecture families, for the reason an ISA is not compiled in (isas.inc). */
+#define SPATTN_FAMILY_ANY 0
+#define SPATTN_FAMILY_X86 1
+#define SPATTN_FAMILY_AARCH64 2
+#if defined(__x86_64__) || defined(__i386__)
+#define SPATTN_FAMILY_HERE SPATTN_FAMILY_X86
+#elif defined(__aarch64__)
+#define SPATTN_FAMILY_HERE SPATTN_FAMILY_AARCH64
+#else
+#define SPATTN_FAMILY_HERE SPATTN_FAMILY_ANY
+#endif
+
 typedef struct spattn_cpu_info {
     uint32_t bits;
-    /* Raw findings, for reasons and for spattn-info. */
-    int has_avx2_cpuid, has_fma_cpuid, os_ymm;
+    /* Raw findings, for reasons. */
+    int has_avx2_cpuid, has_fma_cpuid, has_f16c_cpuid, os_ymm;
     int has_avx512f, has_avx512bw, has_avx512dq, has_avx512vl, os_zmm;
+    char features[192]; /* what spattn_cpu_features() returns */
 } spattn_cpu_info;
 
+/* Appends `name` to c->features when `on` (space-separated). */
+static inline void spattn__cpu_feature(spattn_cpu_info *c, const char *name, int on)
+{
+    size_t n = strlen(c->features);
+    if (on && n + 1 + strlen(name) < sizeof c->features) {
+        if (n > 0)
+            c->features[n++] = ' ';
+        strcpy(c->features + n, name);
+    }
+}
+
 /* Detected on first call (thread-safe), constant afterwards. Implemented per architecture
-   (cpu_x86.c, cpu_arm.c, cpu_other.c); exactly one of them has code on a given target. */
+   (x86/cpu_x86.c, arm/cpu_arm.c, scalar/cpu_other.c); the architecture's CMakeLists.txt
+   compiles the one for the target. */
 const spattn_cpu_info *spattn__cpu(void);
+
+/* Why this CPU cannot run kernels that need `bits` (its first missing feature, or the state the
+   OS has not enabled); implemented beside spattn__cpu. */
+const char *spattn__cpu_lacks(uint32_t bits);
 
 #endif

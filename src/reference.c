@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "mask_impl.h"
+#include "mask/mask_impl.h"
 #include "validate.h"
 
 /* Row i of a softmax over the allowed entries of s (n entries, allowed[j] != 0). Returns the

@@ -1,6 +1,6 @@
 #include <omp.h>
 
-#include "dispatch.h"
+#include "kernels/dispatch.h"
 #include "validate.h"
 
 spattn_status spattn_softmax_masked(const float *x, float *y, size_t rows, size_t cols,

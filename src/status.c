@@ -22,18 +22,6 @@ const char *spattn_version(void)
     return STR(SPATTN_VERSION_MAJOR) "." STR(SPATTN_VERSION_MINOR) "." STR(SPATTN_VERSION_PATCH);
 }
 
-const char *spattn_isa_name(spattn_isa isa)
-{
-    switch (isa) {
-    case SPATTN_ISA_AUTO: return "auto";
-    case SPATTN_ISA_SCALAR: return "scalar";
-    case SPATTN_ISA_AVX2: return "avx2";
-    case SPATTN_ISA_AVX512: return "avx512";
-    case SPATTN_ISA_NEON: return "neon";
-    }
-    return "unknown";
-}
-
 spattn_layout spattn_layout_bhtd(size_t heads, size_t len, size_t dim)
 {
     spattn_layout l;

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "mask_impl.h"
+#include "mask/mask_impl.h"
 
 static int mul_ok(size_t a, size_t b, size_t *r)
 {

@@ -56,6 +56,83 @@ START_TEST(isa_queries)
 }
 END_TEST
 
+/* The ISAs compiled in: best first, scalar last, each once, every available one among them, and
+   a short buffer gets only what fits. */
+START_TEST(isas_compiled)
+{
+    spattn_isa isas[8];
+    const size_t n = spattn_isas_compiled(NULL, 0);
+    ck_assert_uint_ge(n, 1);
+    ck_assert_uint_le(n, 8);
+    ck_assert_uint_eq(spattn_isas_compiled(isas, 8), n);
+    ck_assert_int_eq(isas[n - 1], SPATTN_ISA_SCALAR);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_str_ne(spattn_isa_name(isas[i]), "unknown");
+        for (size_t j = 0; j < i; j++)
+            ck_assert_int_ne(isas[i], isas[j]);
+    }
+    for (int i = SPATTN_ISA_SCALAR; i <= SPATTN_ISA_NEON; i++) {
+        int listed = 0;
+        for (size_t j = 0; j < n; j++)
+            listed |= isas[j] == (spattn_isa)i;
+        if (spattn_isa_available((spattn_isa)i))
+            ck_assert_msg(listed, "%s is available but not listed", spattn_isa_name((spattn_isa)i));
+        if (!listed)
+            ck_assert_ptr_nonnull(strstr(spattn_isa_unavailable_reason((spattn_isa)i),
+                                         "not compiled in"));
+    }
+    /* AUTO without SPATTN_ISA picks the first listed ISA this CPU runs. */
+    if (getenv("SPATTN_ISA") == NULL) {
+        size_t first = 0;
+        while (!spattn_isa_available(isas[first]))
+            first++;
+        ck_assert_int_eq(spattn_isa_selected(), isas[first]);
+    }
+    spattn_isa one[2] = {(spattn_isa)99, (spattn_isa)99};
+    ck_assert_uint_eq(spattn_isas_compiled(one, 1), n);
+    ck_assert_int_eq(one[0], isas[0]);
+    ck_assert_int_eq(one[1], (spattn_isa)99);
+}
+END_TEST
+
+/* Whether `word` is one of the space-separated words of `list`. */
+static int has_word(const char *list, const char *word)
+{
+    const size_t n = strlen(word);
+    for (const char *p = strstr(list, word); p != NULL; p = strstr(p + 1, word))
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
+/* The feature list names what each available SIMD ISA stands on. */
+START_TEST(cpu_features)
+{
+    const char *f = spattn_cpu_features();
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_eq(f, spattn_cpu_features());
+    ck_assert(f[0] != ' ');
+    ck_assert(f[0] == '\0' || f[strlen(f) - 1] != ' ');
+    ck_assert_ptr_null(strstr(f, "  "));
+    ck_assert(!has_word("avx512f", "avx2"));
+    ck_assert(has_word("fma avx2 os-ymm", "avx2"));
+    if (spattn_isa_available(SPATTN_ISA_AVX2)) {
+        ck_assert_msg(has_word(f, "avx2"), "features: %s", f);
+        ck_assert_msg(has_word(f, "fma"), "features: %s", f);
+        ck_assert_msg(has_word(f, "os-ymm"), "features: %s", f);
+    }
+    if (spattn_isa_available(SPATTN_ISA_AVX512)) {
+        ck_assert_msg(has_word(f, "avx512f"), "features: %s", f);
+        ck_assert_msg(has_word(f, "avx512bw"), "features: %s", f);
+        ck_assert_msg(has_word(f, "os-zmm"), "features: %s", f);
+    }
+    if (spattn_isa_available(SPATTN_ISA_NEON))
+        ck_assert_msg(has_word(f, "neon"), "features: %s", f);
+    else
+        ck_assert(!has_word(f, "neon"));
+}
+END_TEST
+
 /* AUTO: without SPATTN_ISA the best available; with it, exactly the ISA it names when that is
    runnable, and nothing (UNSUPPORTED) otherwise. ctest runs this under several values. */
 START_TEST(isa_env_override)
@@ -341,6 +418,8 @@ Suite *suite_api(void)
     tcase_add_test(tc, status_strings);
     tcase_add_test(tc, version_format);
     tcase_add_test(tc, isa_queries);
+    tcase_add_test(tc, isas_compiled);
+    tcase_add_test(tc, cpu_features);
     tcase_add_test(tc, layouts);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");

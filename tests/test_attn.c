@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mask_impl.h"
-#include "plan_impl.h"
+#include "mask/mask_impl.h"
+#include "plan/test_hooks.h"
 #include "test_util.h"
 
 /* ---- random problems ------------------------------------------------------------------- */

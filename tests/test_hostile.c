@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "plan_impl.h"
+#include "plan/test_hooks.h"
 #include "test_util.h"
 
 #define BIG_LEN ((size_t)SPATTN_MAX_LEN + 1)

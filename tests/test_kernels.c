@@ -26,9 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatch.h"
-#include "keyrows.h"
-#include "mask_impl.h"
+#include "kernels/dispatch.h"
+#include "plan/keyrows.h"
+#include "mask/mask_impl.h"
 #include "test_util.h"
 
 /* ---- the grid -------------------------------------------------------------------------- */
@@ -457,7 +457,7 @@ typedef struct kentry {
 
 static const kentry kernel_list[] = {
 #define SPATTN_KERNEL(isa, table, cpu_bits) {isa, #table},
-#include "kernels.inc"
+#include "kernels/kernels.inc"
 #undef SPATTN_KERNEL
 };
 #define N_KERNELS (sizeof kernel_list / sizeof kernel_list[0])

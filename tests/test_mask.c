@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "mask_build.h"
-#include "mask_impl.h"
+#include "mask/build.h"
+#include "mask/mask_impl.h"
 #include "test_util.h"
 
 /* ck_assert marks a checkpoint (a pipe write) even when it passes: far too slow for checks run

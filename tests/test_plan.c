@@ -2,7 +2,7 @@
    query tile. Results of both are covered by test_attn.c; this checks the decisions. */
 #include <stdlib.h>
 
-#include "plan_impl.h"
+#include "plan/test_hooks.h"
 #include "test_util.h"
 
 /* Makespan of threads taking chunks c[0..n) in order, each the next one as soon as it is

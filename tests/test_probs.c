@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "plan_impl.h"
+#include "plan/test_hooks.h"
 #include "test_util.h"
 
 /* ---- problems -------------------------------------------------------------------------- */

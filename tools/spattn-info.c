@@ -1,49 +1,40 @@
-/* spattn-info: what this build and this machine can run, and what AUTO picks. */
+/* spattn-info: what this build and this machine can run, and what AUTO picks.
+     spattn-info          the report
+     spattn-info --isas   the ISAs compiled into this build, one per line, best first */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "cpu.h"
 #include "spattn.h"
 
-static void feature(const char *name, int on, int *first)
+static int list_isas(void)
 {
-    if (!on)
-        return;
-    printf("%s%s", *first ? "" : " ", name);
-    *first = 0;
+    spattn_isa isas[16];
+    size_t n = spattn_isas_compiled(isas, sizeof isas / sizeof isas[0]);
+    if (n > sizeof isas / sizeof isas[0]) {
+        fprintf(stderr, "spattn-info: more ISAs than this tool can list\n");
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        printf("%s\n", spattn_isa_name(isas[i]));
+    return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    const spattn_cpu_info *cpu = spattn__cpu();
+    if (argc == 2 && strcmp(argv[1], "--isas") == 0)
+        return list_isas();
+    if (argc != 1) {
+        fprintf(stderr, "usage: spattn-info [--isas]\n");
+        return 2;
+    }
+    const char *features = spattn_cpu_features();
     printf("spattn %s\n", spattn_version());
-    printf("cpu features: ");
-    int first = 1;
-#if defined(__x86_64__) || defined(__i386__)
-    feature("avx2", cpu->has_avx2_cpuid, &first);
-    feature("fma", cpu->has_fma_cpuid, &first);
-    feature("os-ymm", cpu->os_ymm, &first);
-    feature("avx512f", cpu->has_avx512f, &first);
-    feature("avx512bw", cpu->has_avx512bw, &first);
-    feature("avx512dq", cpu->has_avx512dq, &first);
-    feature("avx512vl", cpu->has_avx512vl, &first);
-    feature("os-zmm", cpu->os_zmm, &first);
-    feature("avx512bf16", (cpu->bits & SPATTN_CPU_AVX512_BF16) != 0, &first);
-    feature("avx512fp16", (cpu->bits & SPATTN_CPU_AVX512_FP16) != 0, &first);
-    feature("amx", (cpu->bits & SPATTN_CPU_AMX) != 0, &first);
-#else
-    feature("neon", (cpu->bits & SPATTN_CPU_NEON) != 0, &first);
-    feature("fp16", (cpu->bits & SPATTN_CPU_ARM_FP16) != 0, &first);
-    feature("bf16", (cpu->bits & SPATTN_CPU_ARM_BF16) != 0, &first);
-    feature("dotprod", (cpu->bits & SPATTN_CPU_ARM_DOTPROD) != 0, &first);
-    feature("sve", (cpu->bits & SPATTN_CPU_ARM_SVE) != 0, &first);
-#endif
-    if (first)
-        printf("(none)");
-    printf("\n");
+    printf("cpu features: %s\n", features[0] != '\0' ? features : "(none)");
 
     printf("isa:\n");
-    for (int i = SPATTN_ISA_SCALAR; i <= SPATTN_ISA_NEON; i++) {
+    /* Every ISA the library knows, compiled in or not: the names end at "unknown". */
+    for (int i = SPATTN_ISA_SCALAR; strcmp(spattn_isa_name((spattn_isa)i), "unknown") != 0; i++) {
         spattn_isa isa = (spattn_isa)i;
         const char *why = spattn_isa_unavailable_reason(isa);
         if (why)

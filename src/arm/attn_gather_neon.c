@@ -7,9 +7,9 @@
  * Scratch (a prefix of the tile path's): qs [dq4] scale * q, o [dv4], s [TK] scores then
  * probabilities, zero [dq4].
  */
-#include "neon_kernels.h"
+#include "arm/neon_kernels.h"
 
-#include "neon_math.h"
+#include "arm/neon_math.h"
 
 #define BATCH SPATTN_TK
 #define GROUP 8

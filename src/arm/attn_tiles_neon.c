@@ -11,9 +11,9 @@
  * never loaded; keys some rows allow enter only those rows (masked to -inf in step 2 and
  * skipped per row in step 4, so a NaN in such a K or V row cannot reach the other rows).
  */
-#include "neon_kernels.h"
+#include "arm/neon_kernels.h"
 
-#include "neon_math.h"
+#include "arm/neon_math.h"
 
 typedef struct tiles_ctx {
     const spattn_head_job *job;

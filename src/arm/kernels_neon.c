@@ -1,7 +1,7 @@
 /* The NEON kernel table: scratch sizing, the FMA peak probe, and the entry in kernels.inc. */
-#include "neon_kernels.h"
+#include "arm/neon_kernels.h"
 
-#include "neon_math.h"
+#include "arm/neon_math.h"
 
 spattn_neon_scratch spattn__neon_scratch_split(float *scratch, size_t dim_qk, size_t dim_v)
 {

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "kernel.h"
+#include "kernels/kernel.h"
 
 /* Rows of one register block: the tile path keeps scores and probabilities with these rows
    in the lanes of one vector, so every per-row softmax step is one vector op. */

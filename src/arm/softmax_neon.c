@@ -8,9 +8,9 @@
  */
 #include <string.h>
 
-#include "neon_kernels.h"
+#include "arm/neon_kernels.h"
 
-#include "neon_math.h"
+#include "arm/neon_math.h"
 
 typedef struct row_view {
     const spattn_mask *mask;

@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "kernel.h"
+#include "kernels/kernel.h"
 
 typedef struct row_state {
     float m, l;

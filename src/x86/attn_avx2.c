@@ -3,7 +3,7 @@
 #error "attn_avx2.c must be compiled with -mavx2 -mfma -mf16c"
 #endif
 
-#include "vec_avx2.h"
+#include "x86/vec_avx2.h"
 
 #include "kernels/template.h"
 

@@ -4,7 +4,7 @@
 #error "attn_avx512.c must be compiled with -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma"
 #endif
 
-#include "vec_avx512.h"
+#include "x86/vec_avx512.h"
 
 #include "kernels/template.h"
 

@@ -15,7 +15,7 @@
 #include <sleef.h>
 #include <stdint.h>
 
-#include "x86_math.h"
+#include "x86/x86_math.h"
 
 #define SPATTN_ALWAYS_INLINE static inline __attribute__((always_inline))
 

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "fuzz_input.h"
-#include "plan_impl.h"
+#include "plan/test_hooks.h"
 #include "spattn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

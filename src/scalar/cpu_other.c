@@ -10,6 +10,11 @@ const spattn_cpu_info *spattn__cpu(void)
     return &none;
 }
 
+const char *spattn__cpu_lacks(uint32_t bits)
+{
+    return bits == 0 ? NULL : "no SIMD tier of this library runs on this target";
+}
+
 #endif
 
 /* Keeps the translation unit non-empty on other targets. */

@@ -28,6 +28,7 @@ static void detect(void)
         return;
     int osxsave = (c >> 27) & 1;
     info.has_fma_cpuid = (c >> 12) & 1;
+    info.has_f16c_cpuid = (c >> 29) & 1;
     int avx = (c >> 28) & 1;
     uint64_t xcr0 = osxsave ? read_xcr0() : 0;
     /* XMM (bit 1) and YMM (bit 2) state; opmask, ZMM_Hi256, Hi16_ZMM (bits 5-7). */
@@ -52,17 +53,51 @@ static void detect(void)
         if (info.os_zmm && ((a1 >> 5) & 1))
             info.bits |= SPATTN_CPU_AVX512_BF16;
     }
-    if (info.os_ymm && info.has_avx2_cpuid && info.has_fma_cpuid)
+    if (info.os_ymm && info.has_avx2_cpuid && info.has_fma_cpuid && info.has_f16c_cpuid)
         info.bits |= SPATTN_CPU_AVX2;
     if ((info.bits & SPATTN_CPU_AVX2) && info.os_zmm && info.has_avx512f && info.has_avx512bw &&
         info.has_avx512dq && info.has_avx512vl)
         info.bits |= SPATTN_CPU_AVX512;
+
+    spattn__cpu_feature(&info, "avx2", info.has_avx2_cpuid);
+    spattn__cpu_feature(&info, "fma", info.has_fma_cpuid);
+    spattn__cpu_feature(&info, "f16c", info.has_f16c_cpuid);
+    spattn__cpu_feature(&info, "os-ymm", info.os_ymm);
+    spattn__cpu_feature(&info, "avx512f", info.has_avx512f);
+    spattn__cpu_feature(&info, "avx512bw", info.has_avx512bw);
+    spattn__cpu_feature(&info, "avx512dq", info.has_avx512dq);
+    spattn__cpu_feature(&info, "avx512vl", info.has_avx512vl);
+    spattn__cpu_feature(&info, "os-zmm", info.os_zmm);
+    spattn__cpu_feature(&info, "avx512bf16", (info.bits & SPATTN_CPU_AVX512_BF16) != 0);
+    spattn__cpu_feature(&info, "avx512fp16", (info.bits & SPATTN_CPU_AVX512_FP16) != 0);
+    spattn__cpu_feature(&info, "amx", (info.bits & SPATTN_CPU_AMX) != 0);
 }
 
 const spattn_cpu_info *spattn__cpu(void)
 {
     pthread_once(&once, detect);
     return &info;
+}
+
+const char *spattn__cpu_lacks(uint32_t bits)
+{
+    const spattn_cpu_info *c = spattn__cpu();
+    if (bits & SPATTN_CPU_AVX512) {
+        if (!c->has_avx512f) return "CPU lacks AVX512F";
+        if (!c->has_avx512bw) return "CPU lacks AVX512BW";
+        if (!c->has_avx512dq) return "CPU lacks AVX512DQ";
+        if (!c->has_avx512vl) return "CPU lacks AVX512VL";
+        if (!c->os_zmm) return "OS has not enabled ZMM and opmask state (XCR0)";
+        if (!(c->bits & SPATTN_CPU_AVX2))
+            return "CPU lacks AVX2+FMA+F16C, which the AVX-512 kernels also use";
+    }
+    if (bits & SPATTN_CPU_AVX2) {
+        if (!c->has_avx2_cpuid) return "CPU lacks AVX2";
+        if (!c->has_fma_cpuid) return "CPU lacks FMA";
+        if (!c->has_f16c_cpuid) return "CPU lacks F16C";
+        if (!c->os_ymm) return "OS has not enabled YMM state (XCR0)";
+    }
+    return (c->bits & bits) == bits ? NULL : "CPU lacks a feature these kernels need";
 }
 
 #endif

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "plan_internal.h"
+#include "plan/plan_internal.h"
 #include "validate.h"
 
 /* The stand-in V row: read by the kernels for every allowed key (token stride 0), never
@@ -21,7 +21,7 @@ static alignas(64) const float zero_v[16];
 
 static size_t mask_index_bh(const spattn_plan *p, size_t bh)
 {
-    return spattn__mask_index(&p->shape, p->n_masks_arg, bh / p->shape.heads_q,
+    return spattn__mask_index(&p->shape, p->plain.n_masks_arg, bh / p->shape.heads_q,
                               bh % p->shape.heads_q);
 }
 
@@ -32,7 +32,7 @@ uint64_t spattn_plan_probs_len(const spattn_plan *plan)
     uint64_t n = 0;
     size_t nbh = plan->shape.batch * plan->shape.heads_q;
     for (size_t bh = 0; bh < nbh; bh++)
-        n += plan->masks[mask_index_bh(plan, bh)]->nnz;
+        n += plan->plain.masks[mask_index_bh(plan, bh)]->nnz;
     return n;
 }
 
@@ -42,7 +42,7 @@ uint64_t spattn_plan_probs_offset(const spattn_plan *plan, size_t b, size_t h)
         return UINT64_MAX;
     uint64_t n = 0;
     for (size_t bh = 0; bh < b * plan->shape.heads_q + h; bh++)
-        n += plan->masks[mask_index_bh(plan, bh)]->nnz;
+        n += plan->plain.masks[mask_index_bh(plan, bh)]->nnz;
     return n;
 }
 
@@ -50,7 +50,7 @@ const spattn_mask *spattn_plan_mask(const spattn_plan *plan, size_t b, size_t h)
 {
     if (plan == NULL || b >= plan->shape.batch || h >= plan->shape.heads_q)
         return NULL;
-    return plan->masks[spattn__mask_index(&plan->shape, plan->n_masks_arg, b, h)];
+    return plan->plain.masks[spattn__mask_index(&plan->shape, plan->plain.n_masks_arg, b, h)];
 }
 
 /* ---- validation ------------------------------------------------------------------------ */
@@ -130,8 +130,8 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *col
 {
     const spattn_plan *p = x->p;
     const spattn_shape *s = &p->shape;
-    size_t bh = u / p->nqt, qt = u % p->nqt, mi = mask_index_bh(p, bh);
-    const spattn_mask *m = p->masks[mi];
+    size_t bh = u / p->plain.nqt, qt = u % p->plain.nqt, mi = mask_index_bh(p, bh);
+    const spattn_mask *m = p->plain.masks[mi];
     spattn_head_job job;
     job.q = q_head(x, bh);
     job.k = k_head(x, bh);
@@ -147,8 +147,8 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *col
     job.scale = x->scale;
     job.softcap = x->a->softcap;
     job.stream_kv = 0;
-    if (p->gather[mi * p->nqt + qt]) {
-        p->kt->attn_gather(&job, &p->keyrows[mi], qt, 1, scratch);
+    if (p->plain.gather[mi * p->plain.nqt + qt]) {
+        p->kt->attn_gather(&job, &p->plain.keyrows[mi], qt, 1, scratch);
     } else if (spattn__qt_empty(m, qt)) {
         return; /* no allowed pair: no probabilities, and no lse to compute them from */
     } else {
@@ -157,7 +157,7 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *col
 
     if (x->probs == NULL)
         return;
-    float *out = x->probs + x->bh_off[bh] + x->qt_off[mi * (p->nqt + 1) + qt];
+    float *out = x->probs + x->bh_off[bh] + x->qt_off[mi * (p->plain.nqt + 1) + qt];
     size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
     for (size_t r = 0; r < rows; r++) {
         size_t n = spattn__mask_row_keys(m, qt, r, cols);
@@ -171,7 +171,7 @@ static void run_chunk(const probs_ctx *x, size_t c, int t)
 {
     float *scratch = x->scratch + (size_t)t * x->scratch_per_thread;
     uint32_t *cols = x->cols + (size_t)t * x->p->shape.len_k;
-    for (size_t u = x->p->chunk_start[c]; u < x->p->chunk_start[c + 1]; u++)
+    for (size_t u = x->p->plain.chunk_start[c]; u < x->p->plain.chunk_start[c + 1]; u++)
         run_unit(x, u, scratch, cols);
 }
 
@@ -180,7 +180,7 @@ static void col_sums_head(const probs_ctx *x, size_t bh, int t, float *col_sums)
 {
     const spattn_plan *p = x->p;
     const size_t lk = p->shape.len_k;
-    const spattn_mask *m = p->masks[mask_index_bh(p, bh)];
+    const spattn_mask *m = p->plain.masks[mask_index_bh(p, bh)];
     uint32_t *cols = x->cols + (size_t)t * lk;
     float *vals = x->vals + (size_t)t * lk;
     double *acc = x->acc + (size_t)t * lk;
@@ -188,7 +188,7 @@ static void col_sums_head(const probs_ctx *x, size_t bh, int t, float *col_sums)
     const float *pv = x->probs ? x->probs + x->bh_off[bh] : NULL;
     for (size_t j = 0; j < lk; j++)
         acc[j] = 0.0;
-    for (size_t qt = 0; qt < p->nqt; qt++) {
+    for (size_t qt = 0; qt < p->plain.nqt; qt++) {
         size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
         for (size_t r = 0; r < rows; r++) {
             size_t n = spattn__mask_row_keys(m, qt, r, cols);
@@ -228,9 +228,8 @@ static spattn_status alloc_ctx(probs_ctx *x, int nt, int want_cols)
     size_t nbh = s->batch * s->heads_q, lk = s->len_k;
     x->lse = spattn__calloc(nbh * s->len_q, sizeof(float));
     /* One query tile per call (a tile's rows at most). */
-    x->kernel_scratch = (p->kt->scratch_floats(s->dim_qk, 1, SPATTN_TQ,
-                                               spattn__keyrows_longest(p->keyrows, p->n_masks)) +
-                         15) / 16 * 16;
+    const size_t keys = spattn__keyrows_longest(p->plain.keyrows, p->plain.n_masks);
+    x->kernel_scratch = (p->kt->scratch_floats(s->dim_qk, 1, SPATTN_TQ, keys) + 15) / 16 * 16;
     x->scratch_per_thread = x->kernel_scratch + 16;
     x->scratch = spattn__aligned_alloc(x->scratch_per_thread * sizeof(float) * (size_t)nt);
     x->cols = spattn__calloc((size_t)nt * lk, sizeof(uint32_t));
@@ -238,15 +237,15 @@ static spattn_status alloc_ctx(probs_ctx *x, int nt, int want_cols)
         return SPATTN_E_NOMEM;
     if (x->probs != NULL) {
         x->bh_off = spattn__calloc(nbh + 1, sizeof(uint64_t));
-        x->qt_off = spattn__calloc(p->n_masks * (p->nqt + 1), sizeof(uint64_t));
+        x->qt_off = spattn__calloc(p->plain.n_masks * (p->plain.nqt + 1), sizeof(uint64_t));
         if (x->bh_off == NULL || x->qt_off == NULL)
             return SPATTN_E_NOMEM;
         for (size_t bh = 0; bh < nbh; bh++)
-            x->bh_off[bh + 1] = x->bh_off[bh] + p->masks[mask_index_bh(p, bh)]->nnz;
-        for (size_t mi = 0; mi < p->n_masks; mi++) {
-            uint64_t *o = x->qt_off + mi * (p->nqt + 1);
-            for (size_t qt = 0; qt < p->nqt; qt++)
-                o[qt + 1] = o[qt] + p->masks[mi]->qt_nnz[qt];
+            x->bh_off[bh + 1] = x->bh_off[bh] + p->plain.masks[mask_index_bh(p, bh)]->nnz;
+        for (size_t mi = 0; mi < p->plain.n_masks; mi++) {
+            uint64_t *o = x->qt_off + mi * (p->plain.nqt + 1);
+            for (size_t qt = 0; qt < p->plain.nqt; qt++)
+                o[qt + 1] = o[qt] + p->plain.masks[mi]->qt_nnz[qt];
         }
     }
     if (want_cols) {
@@ -273,7 +272,7 @@ spattn_status spattn_probs(const spattn_plan *plan, const spattn_args *args, flo
     x.probs = probs;
     size_t nbh = plan->shape.batch * plan->shape.heads_q;
     /* Threads that can have work: per chunk in the first pass, per head in the second. */
-    size_t most = col_sums != NULL && nbh > plan->nchunks ? nbh : plan->nchunks;
+    size_t most = col_sums != NULL && nbh > plan->plain.nchunks ? nbh : plan->plain.nchunks;
     int nt = (size_t)plan->nthreads > most ? (int)most : plan->nthreads;
     st = alloc_ctx(&x, nt, col_sums != NULL);
     if (st != SPATTN_OK) {
@@ -281,12 +280,12 @@ spattn_status spattn_probs(const spattn_plan *plan, const spattn_args *args, flo
         return st;
     }
 
-    int nt_units = (size_t)nt > plan->nchunks ? (int)plan->nchunks : nt;
+    int nt_units = (size_t)nt > plan->plain.nchunks ? (int)plan->plain.nchunks : nt;
     if (nt_units <= 1) {
-        for (size_t c = 0; c < plan->nchunks; c++)
+        for (size_t c = 0; c < plan->plain.nchunks; c++)
             run_chunk(&x, c, 0);
     } else {
-        long nchunks = (long)plan->nchunks;
+        long nchunks = (long)plan->plain.nchunks;
 #pragma omp parallel num_threads(nt_units)
         {
             int t = omp_get_thread_num();

@@ -20,8 +20,8 @@
 
 #include <stddef.h>
 
-#include "keyrows.h"
-#include "mask_impl.h"
+#include "plan/keyrows.h"
+#include "mask/mask_impl.h"
 #include "spattn.h"
 
 /* One (batch, head) of a problem, pointers already at token 0 of that head. */
@@ -46,7 +46,7 @@ typedef struct spattn_kernel_table {
     const char *name;
     /* Use the gather path for a query tile whose allowed pairs are fewer than this fraction
        of the area of the PARTIAL key tiles it visits (measured per ISA on scattered keys,
-       where no tile is FULL; see docs/kernels-x86.md). */
+       where no tile is FULL; see docs/kernels.md). */
     double gather_below;
     /* Floats of scratch one thread needs; gather_rows bounds the rows of a head one
        attn_gather call may get (0: the plan has no gather tiles), gather_keys the keys of
@@ -77,7 +77,7 @@ typedef struct spattn_kernel_table {
 } spattn_kernel_table;
 
 #define SPATTN_KERNEL(isa, table, cpu_bits) extern const spattn_kernel_table table;
-#include "kernels.inc"
+#include "kernels/kernels.inc"
 #undef SPATTN_KERNEL
 
 #endif

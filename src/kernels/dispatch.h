@@ -2,7 +2,7 @@
 #ifndef SPATTN_DISPATCH_H
 #define SPATTN_DISPATCH_H
 
-#include "kernel.h"
+#include "kernels/kernel.h"
 #include "spattn.h"
 
 /* The table for `isa` (not AUTO) when it is compiled in and runnable here, else NULL. */

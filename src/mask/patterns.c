@@ -1,8 +1,7 @@
 /*
- * Every mask constructor: from user data (dense, CSR, blocks, callback) and the published
- * patterns. Each validates all arguments first, then feeds the builder one query tile at a
- * time with the widest strokes it can (rectangles, whole-tile words), so that structured
- * patterns cost O(tiles) and sparse inputs O(nnz + tiles).
+ * The published mask patterns (from.c builds masks from user data). Each validates all
+ * arguments first, then feeds the builder one query tile at a time with the widest strokes it
+ * can (rectangles, whole-tile words), so that structured patterns cost O(tiles).
  *
  * Query row i stands at key position i' = i + len_k - len_q (signed: negative when
  * len_q > len_k). Offsets |i' - j| stay below 2^32, so size parameters are clamped to BIG
@@ -12,7 +11,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "mask_build.h"
+#include "mask/build.h"
 
 #define BIG ((int64_t)1 << 40)
 #define TQ SPATTN_TQ
@@ -23,24 +22,10 @@ static int64_t clampz(size_t v)
     return v > (size_t)BIG ? BIG : (int64_t)v;
 }
 
-static int bad_len(size_t n)
-{
-    return n == 0 || n > SPATTN_MAX_LEN;
-}
-
 /* i' of local row 0 of query tile qt. */
 static int64_t pos0(const spattn__mb *b, size_t qt)
 {
     return (int64_t)(qt * TQ) + (int64_t)b->len_k - (int64_t)b->len_q;
-}
-
-/* Bits [a, e) of a word, 0 <= a, e <= 64. */
-static uint64_t bit_range(size_t a, size_t e)
-{
-    if (a >= e)
-        return 0;
-    uint64_t hi = e >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << e) - 1);
-    return hi & ~(((uint64_t)1 << a) - 1);
 }
 
 /* Bits 0, d, 2d, ... of a word (1 <= d <= 64). */
@@ -50,19 +35,6 @@ static uint64_t every_dth(int64_t d)
     for (int64_t k = 0; k < 64; k += d)
         w |= (uint64_t)1 << k;
     return w;
-}
-
-/* The checks every constructor makes first, in this order: NULL pointers, then lengths. */
-static spattn_status check_common(spattn_mask **out, int data_null, size_t len_q, size_t len_k)
-{
-    if (!out)
-        return SPATTN_E_NULL;
-    *out = NULL;
-    if (data_null)
-        return SPATTN_E_NULL;
-    if (bad_len(len_q) || bad_len(len_k))
-        return SPATTN_E_SHAPE;
-    return SPATTN_OK;
 }
 
 /* ---- shared strokes ------------------------------------------------------------------- */
@@ -93,7 +65,7 @@ static void add_progression(spattn__mb *b, uint32_t rows, int64_t a, int64_t las
         for (int64_t kt = a / TK; kt <= last / TK && !b->err; kt++) {
             int64_t c0 = kt * TK;
             int64_t first = a >= c0 ? a : c0 + ((a - c0) % d + d) % d;
-            uint64_t w = (pat << (first - c0)) & bit_range(0, (size_t)(last - c0 + 1));
+            uint64_t w = (pat << (first - c0)) & spattn__mb_bit_range(0, (size_t)(last - c0 + 1));
             spattn__mb_or_word(b, rows, (size_t)kt, w);
         }
         return;
@@ -124,239 +96,22 @@ static spattn_status build_band(size_t len_q, size_t len_k, size_t left, size_t 
 
 spattn_status spattn_mask_causal(size_t len_q, size_t len_k, spattn_mask **out)
 {
-    spattn_status s = check_common(out, 0, len_q, len_k);
+    spattn_status s = spattn__mb_check_args(out, 0, len_q, len_k);
     return s ? s : build_band(len_q, len_k, SIZE_MAX, 0, out);
 }
 
 spattn_status spattn_mask_window(size_t len_q, size_t len_k, size_t left, size_t right,
                                  spattn_mask **out)
 {
-    spattn_status s = check_common(out, 0, len_q, len_k);
+    spattn_status s = spattn__mb_check_args(out, 0, len_q, len_k);
     return s ? s : build_band(len_q, len_k, left, right, out);
-}
-
-/* ---- user data -------------------------------------------------------------------------- */
-
-/* Nonzero bytes of p[0 .. n-1] (n <= 64) as bits. */
-static uint64_t bytes_to_bits(const uint8_t *p, size_t n)
-{
-    uint64_t w = 0;
-    size_t c = 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full, hi1 = 0x8080808080808080ull;
-    for (; c + 8 <= n; c += 8) {
-        uint64_t x;
-        memcpy(&x, p + c, 8);
-        uint64_t t = (((x & lo7) + lo7) | x) & hi1; /* high bit of each nonzero byte */
-        /* gathers the 8 flags (bits 7, 15, ..., 63) into the top byte, byte k to bit 56 + k */
-        w |= (((t >> 7) * 0x0102040810204080ull) >> 56) << c;
-    }
-#endif
-    for (; c < n; c++)
-        w |= (uint64_t)(p[c] != 0) << c;
-    return w;
-}
-
-spattn_status spattn_mask_from_dense(size_t len_q, size_t len_k, const uint8_t *allowed,
-                                     size_t ld, spattn_mask **out)
-{
-    spattn_status s = check_common(out, !allowed, len_q, len_k);
-    if (s)
-        return s;
-    if (ld < len_k || (len_q - 1) > (SIZE_MAX - len_k) / ld)
-        return SPATTN_E_SHAPE;
-    spattn__mb b;
-    if (spattn__mb_init(&b, len_q, len_k))
-        return b.err;
-    for (size_t qt = 0; qt < b.nqt && !b.err; qt++) {
-        spattn__mb_begin(&b, qt);
-        size_t rows = spattn__qt_rows(b.m, qt);
-        for (size_t r = 0; r < rows; r++) {
-            const uint8_t *row = allowed + (qt * TQ + r) * ld;
-            for (size_t kt = 0; kt < b.nkt; kt++) {
-                size_t c0 = kt * TK, n = len_k - c0 < TK ? len_k - c0 : TK;
-                spattn__mb_or_word(&b, 1u << r, kt, bytes_to_bits(row + c0, n));
-            }
-        }
-        spattn__mb_end(&b);
-    }
-    return spattn__mb_finish(&b, out);
-}
-
-/* Row by row, so that a row's columns are read only after its row_ptr pair proved sane. */
-static spattn_status check_csr(size_t len_q, size_t len_k, const int64_t *row_ptr,
-                               const int32_t *col_idx)
-{
-    if (row_ptr[0] != 0)
-        return SPATTN_E_MASK;
-    for (size_t i = 0; i < len_q; i++) {
-        int64_t a = row_ptr[i], e = row_ptr[i + 1];
-        /* strictly increasing columns in [0, len_k) fit at most len_k to a row */
-        if (e < a || e - a > (int64_t)len_k)
-            return SPATTN_E_MASK;
-    }
-    if (!col_idx && row_ptr[len_q] > 0)
-        return SPATTN_E_NULL;
-    for (size_t i = 0; i < len_q; i++) {
-        for (int64_t t = row_ptr[i]; t < row_ptr[i + 1]; t++) {
-            int32_t c = col_idx[t];
-            if (c < 0 || (size_t)c >= len_k || (t > row_ptr[i] && c <= col_idx[t - 1]))
-                return SPATTN_E_MASK;
-        }
-    }
-    return SPATTN_OK;
-}
-
-spattn_status spattn_mask_from_csr(size_t len_q, size_t len_k, const int64_t *row_ptr,
-                                   const int32_t *col_idx, spattn_mask **out)
-{
-    spattn_status s = check_common(out, !row_ptr, len_q, len_k);
-    if (s || (s = check_csr(len_q, len_k, row_ptr, col_idx)))
-        return s;
-    spattn__mb b;
-    if (spattn__mb_init(&b, len_q, len_k))
-        return b.err;
-    for (size_t qt = 0; qt < b.nqt && !b.err; qt++) {
-        size_t i0 = qt * TQ, rows = spattn__qt_rows(b.m, qt);
-        if (row_ptr[i0] == row_ptr[i0 + rows])
-            continue;
-        spattn__mb_begin(&b, qt);
-        for (size_t r = 0; r < rows; r++) {
-            size_t kt = SIZE_MAX;
-            uint64_t w = 0;
-            for (int64_t t = row_ptr[i0 + r]; t < row_ptr[i0 + r + 1]; t++) {
-                size_t c = (size_t)col_idx[t];
-                if (c / TK != kt) {
-                    if (w)
-                        spattn__mb_or_word(&b, 1u << r, kt, w);
-                    kt = c / TK;
-                    w = 0;
-                }
-                w |= (uint64_t)1 << (c % TK);
-            }
-            if (w)
-                spattn__mb_or_word(&b, 1u << r, kt, w);
-        }
-        spattn__mb_end(&b);
-    }
-    return spattn__mb_finish(&b, out);
-}
-
-/* One layout row of from_blocks as (key tile, word) pairs, computed once per layout row. */
-typedef struct kt_word {
-    size_t kt;
-    uint64_t w;
-} kt_word;
-
-typedef struct layout_row {
-    kt_word *p;
-    size_t n, cap;
-    size_t row; /* which layout row p holds, SIZE_MAX for none */
-} layout_row;
-
-static int layout_row_load(layout_row *lr, const uint8_t *layout, size_t row, size_t nbk,
-                           size_t block_k, size_t len_k)
-{
-    lr->n = 0;
-    lr->row = row;
-    const uint8_t *cells = layout + row * nbk;
-    for (size_t c = 0; c < nbk; c++) {
-        if (!cells[c])
-            continue;
-        size_t j0 = c * block_k, j1 = c + 1 == nbk ? len_k : (c + 1) * block_k;
-        for (size_t kt = j0 / TK; kt * TK < j1; kt++) {
-            size_t c0 = kt * TK;
-            uint64_t w = bit_range(j0 > c0 ? j0 - c0 : 0, j1 - c0 < TK ? j1 - c0 : TK);
-            if (lr->n && lr->p[lr->n - 1].kt == kt) {
-                lr->p[lr->n - 1].w |= w;
-                continue;
-            }
-            if (lr->n == lr->cap) {
-                size_t cap = lr->cap ? 2 * lr->cap : 64;
-                kt_word *q = spattn__realloc(lr->p, cap * sizeof *q);
-                if (!q)
-                    return -1;
-                lr->p = q;
-                lr->cap = cap;
-            }
-            lr->p[lr->n].kt = kt;
-            lr->p[lr->n].w = w;
-            lr->n++;
-        }
-    }
-    return 0;
-}
-
-spattn_status spattn_mask_from_blocks(size_t len_q, size_t len_k, size_t block_q,
-                                      size_t block_k, const uint8_t *layout, spattn_mask **out)
-{
-    spattn_status s = check_common(out, !layout, len_q, len_k);
-    if (s)
-        return s;
-    if (block_q == 0 || block_k == 0)
-        return SPATTN_E_SHAPE;
-    size_t nbq = (len_q - 1) / block_q + 1, nbk = (len_k - 1) / block_k + 1;
-    if (nbq > SIZE_MAX / nbk)
-        return SPATTN_E_SHAPE;
-    spattn__mb b;
-    if (spattn__mb_init(&b, len_q, len_k))
-        return b.err;
-    layout_row lr = {NULL, 0, 0, SIZE_MAX};
-    for (size_t qt = 0; qt < b.nqt && !b.err; qt++) {
-        spattn__mb_begin(&b, qt);
-        size_t rows = spattn__qt_rows(b.m, qt);
-        for (size_t r = 0; r < rows && !b.err;) {
-            /* the rows of this tile in one layout row share every word */
-            size_t brow = (qt * TQ + r) / block_q;
-            uint32_t group = 0;
-            for (; r < rows && (qt * TQ + r) / block_q == brow; r++)
-                group |= 1u << r;
-            if (lr.row != brow && layout_row_load(&lr, layout, brow, nbk, block_k, len_k)) {
-                spattn__mb_free(&b);
-                spattn__free(lr.p);
-                return SPATTN_E_NOMEM;
-            }
-            for (size_t k = 0; k < lr.n; k++)
-                spattn__mb_or_word(&b, group, lr.p[k].kt, lr.p[k].w);
-        }
-        spattn__mb_end(&b);
-    }
-    spattn__free(lr.p);
-    return spattn__mb_finish(&b, out);
-}
-
-spattn_status spattn_mask_from_fn(size_t len_q, size_t len_k, spattn_allow_fn allow, void *ctx,
-                                  spattn_mask **out)
-{
-    spattn_status s = check_common(out, !allow, len_q, len_k);
-    if (s)
-        return s;
-    spattn__mb b;
-    if (spattn__mb_init(&b, len_q, len_k))
-        return b.err;
-    for (size_t qt = 0; qt < b.nqt && !b.err; qt++) {
-        spattn__mb_begin(&b, qt);
-        size_t rows = spattn__qt_rows(b.m, qt);
-        for (size_t r = 0; r < rows && !b.err; r++) {
-            size_t i = qt * TQ + r;
-            for (size_t kt = 0; kt < b.nkt && !b.err; kt++) {
-                size_t c0 = kt * TK, n = len_k - c0 < TK ? len_k - c0 : TK;
-                uint64_t w = 0;
-                for (size_t c = 0; c < n; c++)
-                    w |= (uint64_t)(allow(i, c0 + c, ctx) != 0) << c;
-                spattn__mb_or_word(&b, 1u << r, kt, w);
-            }
-        }
-        spattn__mb_end(&b);
-    }
-    return spattn__mb_finish(&b, out);
 }
 
 /* ---- Sparse Transformer ----------------------------------------------------------------- */
 
 spattn_status spattn_mask_strided(size_t len_q, size_t len_k, size_t stride, spattn_mask **out)
 {
-    spattn_status s = check_common(out, 0, len_q, len_k);
+    spattn_status s = spattn__mb_check_args(out, 0, len_q, len_k);
     if (s)
         return s;
     if (stride == 0)
@@ -385,7 +140,7 @@ static uint64_t periodic_word(size_t c0, size_t n, size_t s, size_t res_lo)
     size_t res = c0 % s, at = 0;
     while (at < n) {
         if (res >= res_lo) {
-            w |= bit_range(at, at + (s - res) < n ? at + (s - res) : n);
+            w |= spattn__mb_bit_range(at, at + (s - res) < n ? at + (s - res) : n);
             at += s - res;
             res = 0;
         } else {
@@ -419,7 +174,7 @@ static void add_residues(spattn__mb *b, uint32_t rows, size_t e, size_t s, size_
 spattn_status spattn_mask_fixed(size_t len_q, size_t len_k, size_t stride, size_t summary,
                                 spattn_mask **out)
 {
-    spattn_status s = check_common(out, 0, len_q, len_k);
+    spattn_status s = spattn__mb_check_args(out, 0, len_q, len_k);
     if (s)
         return s;
     if (summary == 0 || summary > stride)
@@ -474,7 +229,7 @@ static int cmp_size(const void *pa, const void *pb)
 spattn_status spattn_mask_longformer(size_t len_q, size_t len_k, size_t left, size_t right,
                                      const size_t *global, size_t n_global, spattn_mask **out)
 {
-    spattn_status s = check_common(out, !global && n_global, len_q, len_k);
+    spattn_status s = spattn__mb_check_args(out, !global && n_global, len_q, len_k);
     if (s)
         return s;
     for (size_t k = 0; k < n_global; k++)
@@ -483,7 +238,7 @@ spattn_status spattn_mask_longformer(size_t len_q, size_t len_k, size_t left, si
 
     /* sorted distinct positions g[0..ng), and the global columns as one word per key tile */
     size_t *g = NULL, ng = 0, nw = 0;
-    kt_word *cols = NULL;
+    spattn__mb_kt_word *cols = NULL;
     if (n_global) {
         if (n_global > SIZE_MAX / sizeof *cols)
             return SPATTN_E_NOMEM;
@@ -578,7 +333,7 @@ spattn_status spattn_mask_bigbird(size_t len_q, size_t len_k, size_t block, size
                                   size_t global, size_t random, uint64_t seed,
                                   spattn_mask **out)
 {
-    spattn_status s = check_common(out, 0, len_q, len_k);
+    spattn_status s = spattn__mb_check_args(out, 0, len_q, len_k);
     if (s)
         return s;
     if (block == 0)
@@ -638,7 +393,7 @@ spattn_status spattn_mask_bigbird(size_t len_q, size_t len_k, size_t block, size
 spattn_status spattn_mask_dilated(size_t len_q, size_t len_k, size_t left, size_t right,
                                   size_t dilation, spattn_mask **out)
 {
-    spattn_status s = check_common(out, 0, len_q, len_k);
+    spattn_status s = spattn__mb_check_args(out, 0, len_q, len_k);
     if (s)
         return s;
     if (dilation == 0)
@@ -672,6 +427,27 @@ spattn_status spattn_mask_dilated(size_t len_q, size_t len_k, size_t left, size_
             }
             add_progression(&b, 1u << r, a, last, d);
         }
+        spattn__mb_end(&b);
+    }
+    return spattn__mb_finish(&b, out);
+}
+
+/* ---- everything ------------------------------------------------------------------------ */
+
+spattn_status spattn__mask_all(size_t len_q, size_t len_k, spattn_mask **out)
+{
+    if (!out)
+        return SPATTN_E_NULL;
+    *out = NULL;
+    if (len_q == 0 || len_k == 0 || len_q > SPATTN_MAX_LEN || len_k > SPATTN_MAX_LEN)
+        return SPATTN_E_SHAPE;
+    spattn__mb b;
+    if (spattn__mb_init(&b, len_q, len_k))
+        return b.err;
+    for (size_t qt = 0; qt < b.nqt && !b.err; qt++) {
+        spattn__mb_begin(&b, qt);
+        for (size_t kt = 0; kt < b.nkt && !b.err; kt++)
+            spattn__mb_full(&b, kt);
         spattn__mb_end(&b);
     }
     return spattn__mb_finish(&b, out);

@@ -85,5 +85,8 @@ spattn_status spattn__mask_all(size_t len_q, size_t len_k, spattn_mask **out);
 
 /* Plans hold masks alive: retain adds a reference, spattn_mask_free drops one. */
 void spattn__mask_retain(const spattn_mask *m);
+/* Frees a mask's arrays and the mask itself, whatever its count: for the last owner and for a
+   builder abandoning a half-built mask. */
+void spattn__mask_destroy(spattn_mask *m);
 
 #endif

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "plan_internal.h"
+#include "plan/plan_internal.h"
 #include "validate.h"
 
 typedef struct exec_ctx {
@@ -81,65 +81,37 @@ void spattn__set_tile_pairs(int on)
     atomic_store(&pairs_off, !on);
 }
 
+/* The units of chunk c of the plan's schedule. A packed decode unit's rows are the query heads
+   h .. of one KV head, so its row stride is the head stride (len_q == 1: lse is one entry per
+   head, and lse + (b * heads_q + h) * len_q points at head h's either way). */
 static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
 {
     const spattn_plan *p = x->p;
+    const spattn_schedule *s = p->run;
     const spattn_args *a = x->a;
-    const spattn_shape *s = &p->shape;
-    size_t group = s->heads_q / s->heads_kv;
-    const int pairs = p->kt->attn_tiles2 != NULL && !atomic_load_explicit(&pairs_off,
-                                                                          memory_order_relaxed);
-    const size_t end = p->chunk_start[c + 1];
-    for (size_t u = p->chunk_start[c]; u < end;) {
-        size_t bh = u / p->nqt, qt = u % p->nqt;
-        size_t b = bh / s->heads_q, h = bh % s->heads_q;
-        size_t mi = spattn__mask_index(s, p->n_masks_arg, b, h);
-        spattn_head_job job = make_job(x, b, h, h / group, a->q_layout.token, a->o_layout.token,
-                                       a->lse ? a->lse + bh * s->len_q : NULL);
-        job.stream_kv = p->nqt == 1;
-        const uint8_t *g = &p->gather[mi * p->nqt + qt];
-        const spattn_mask *m = p->masks[mi];
+    const int pairs = s->pairs && !atomic_load_explicit(&pairs_off, memory_order_relaxed);
+    const ptrdiff_t q_rs = s->rows_are_heads ? a->q_layout.head : a->q_layout.token;
+    const ptrdiff_t o_rs = s->rows_are_heads ? a->o_layout.head : a->o_layout.token;
+    const size_t end = s->chunk_start[c + 1];
+    for (size_t u = s->chunk_start[c]; u < end;) {
+        const spattn_unit n = spattn__schedule_unit(s, u);
+        float *lse = a->lse ? a->lse + (n.b * p->shape.heads_q + n.h) * p->shape.len_q : NULL;
+        spattn_head_job job = make_job(x, n.b, n.h, n.hk, q_rs, o_rs, lse);
+        job.stream_kv = s->nqt == 1;
+        const uint8_t *g = &s->gather[n.mi * s->nqt + n.qt];
+        const spattn_mask *m = s->masks[n.mi];
         /* Two query tiles of a head on the tile path in one call when both are in this chunk
            (each K/V tile loaded once for both); rows get the same bits either way, so where
            chunks are cut does not matter. */
-        if (pairs && qt % 2 == 0 && qt + 1 < p->nqt && u + 1 < end && !g[0] && !g[1] &&
-            !spattn__qt_empty(m, qt)) {
-            p->kt->attn_tiles2(&job, m, qt, scratch);
+        if (pairs && n.qt % 2 == 0 && n.qt + 1 < s->nqt && u + 1 < end && !g[0] && !g[1] &&
+            !spattn__qt_empty(m, n.qt)) {
+            p->kt->attn_tiles2(&job, m, n.qt, scratch);
             u += 2;
             continue;
         }
-        const size_t avail = end - u < p->nqt - qt ? end - u : p->nqt - qt;
-        u += run_units(p, &job, m, &p->keyrows[mi], qt, g, avail, scratch);
+        const size_t avail = end - u < s->nqt - n.qt ? end - u : s->nqt - n.qt;
+        u += run_units(p, &job, m, &s->keyrows[n.mi], n.qt, g, avail, scratch);
     }
-}
-
-/* Packed decode units: the query heads hk*group .. of one KV head are rows 0.. of the packed
-   mask, so the job's row stride is the head stride (len_q == 1: lse is one entry per head). */
-static void run_packed_chunk(const exec_ctx *x, size_t c, float *scratch)
-{
-    const spattn_plan *p = x->p;
-    const spattn_args *a = x->a;
-    const spattn_shape *s = &p->shape;
-    const size_t end = p->pk_chunk_start[c + 1];
-    for (size_t u = p->pk_chunk_start[c]; u < end;) {
-        size_t g = u / p->pk_nqt, qt = u % p->pk_nqt;
-        size_t b = g / s->heads_kv, hk = g % s->heads_kv, h0 = hk * p->group;
-        size_t mi = p->n_masks_arg == 0 ? 0 : spattn__mask_index(s, p->n_masks_arg, b, h0);
-        spattn_head_job job = make_job(x, b, h0, hk, a->q_layout.head, a->o_layout.head,
-                                       a->lse ? a->lse + b * s->heads_q + h0 : NULL);
-        job.stream_kv = p->pk_nqt == 1;
-        const size_t avail = end - u < p->pk_nqt - qt ? end - u : p->pk_nqt - qt;
-        u += run_units(p, &job, p->pk_masks[mi], &p->pk_keyrows[mi], qt,
-                       &p->pk_gather[mi * p->pk_nqt + qt], avail, scratch);
-    }
-}
-
-static void run(const exec_ctx *x, size_t c, float *scratch)
-{
-    if (x->p->packed)
-        run_packed_chunk(x, c, scratch);
-    else
-        run_chunk(x, c, scratch);
 }
 
 spattn_status spattn_plan_execute(const spattn_plan *plan, const spattn_args *args)
@@ -166,13 +138,13 @@ spattn_status spattn_plan_execute(const spattn_plan *plan, const spattn_args *ar
     }
 
     exec_ctx x = {plan, args, spattn__resolve_scale(args->scale, plan->shape.dim_qk)};
-    size_t chunks = plan->packed ? plan->pk_nchunks : plan->nchunks;
+    size_t chunks = plan->run->nchunks;
     int nt = plan->nthreads;
     if ((size_t)nt > chunks)
         nt = (int)chunks;
     if (nt <= 1) {
         for (size_t c = 0; c < chunks; c++)
-            run(&x, c, scratch);
+            run_chunk(&x, c, scratch);
     } else {
         long nchunks = (long)chunks;
 #pragma omp parallel num_threads(nt)
@@ -180,7 +152,7 @@ spattn_status spattn_plan_execute(const spattn_plan *plan, const spattn_args *ar
             float *mine = scratch + (size_t)omp_get_thread_num() * plan->scratch_per_thread;
 #pragma omp for schedule(dynamic, 1)
             for (long c = 0; c < nchunks; c++)
-                run(&x, (size_t)c, mine);
+                run_chunk(&x, (size_t)c, mine);
         }
     }
 

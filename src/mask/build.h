@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mask_impl.h"
+#include "mask/mask_impl.h"
 
 /* One key tile touched by the query tile being built. */
 typedef struct spattn__mb_entry {
@@ -76,7 +76,40 @@ spattn_status spattn__mb_end(spattn__mb *b);
 /* Closes the build: *out gets the mask (refs = 1) on success; the builder is freed either way. */
 spattn_status spattn__mb_finish(spattn__mb *b, spattn_mask **out);
 
-/* Frees a mask's arrays and the mask itself (no reference counting). */
-void spattn__mask_destroy(spattn_mask *m);
+/* ---- helpers for the constructors (from.c, patterns.c) ---- */
+
+/* Key tile kt's bits of one row (bit c = key kt*TK + c). */
+typedef struct spattn__mb_kt_word {
+    size_t kt;
+    uint64_t w;
+} spattn__mb_kt_word;
+
+static inline int spattn__mb_bad_len(size_t n)
+{
+    return n == 0 || n > SPATTN_MAX_LEN;
+}
+
+/* Bits [a, e) of a word, 0 <= a, e <= 64. */
+static inline uint64_t spattn__mb_bit_range(size_t a, size_t e)
+{
+    if (a >= e)
+        return 0;
+    uint64_t hi = e >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << e) - 1);
+    return hi & ~(((uint64_t)1 << a) - 1);
+}
+
+/* The checks every constructor makes first, in this order: NULL pointers, then lengths. */
+static inline spattn_status spattn__mb_check_args(spattn_mask **out, int data_null, size_t len_q,
+                                                 size_t len_k)
+{
+    if (!out)
+        return SPATTN_E_NULL;
+    *out = NULL;
+    if (data_null)
+        return SPATTN_E_NULL;
+    if (spattn__mb_bad_len(len_q) || spattn__mb_bad_len(len_k))
+        return SPATTN_E_SHAPE;
+    return SPATTN_OK;
+}
 
 #endif

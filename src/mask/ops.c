@@ -1,8 +1,8 @@
-/* Mask lifetime, queries, conversions to dense and CSR, and element-wise AND / OR. */
+/* Reading a mask out (row keys, dense, CSR) and combining two (element-wise AND / OR). */
 #include <string.h>
 
-#include "mask_build.h"
-#include "mask_impl.h"
+#include "mask/build.h"
+#include "mask/mask_impl.h"
 
 size_t spattn__mask_row_keys(const spattn_mask *m, size_t qt, size_t row, uint32_t *out)
 {
@@ -13,55 +13,6 @@ size_t spattn__mask_row_keys(const spattn_mask *m, size_t qt, size_t row, uint32
             out[n++] = j0 + (uint32_t)__builtin_ctzll(b);
     }
     return n;
-}
-
-void spattn__mask_retain(const spattn_mask *m)
-{
-    /* refs is the one mutable part of an otherwise immutable mask */
-    atomic_fetch_add_explicit(&((spattn_mask *)m)->refs, 1, memory_order_relaxed);
-}
-
-void spattn_mask_free(spattn_mask *m)
-{
-    if (!m)
-        return;
-    /* release our writes before the last owner frees; that owner acquires them */
-    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
-        spattn__mask_destroy(m);
-}
-
-size_t spattn_mask_len_q(const spattn_mask *m)
-{
-    return m ? m->len_q : 0;
-}
-
-size_t spattn_mask_len_k(const spattn_mask *m)
-{
-    return m ? m->len_k : 0;
-}
-
-uint64_t spattn_mask_nnz(const spattn_mask *m)
-{
-    return m ? m->nnz : 0;
-}
-
-spattn_status spattn__mask_all(size_t len_q, size_t len_k, spattn_mask **out)
-{
-    if (!out)
-        return SPATTN_E_NULL;
-    *out = NULL;
-    if (len_q == 0 || len_k == 0 || len_q > SPATTN_MAX_LEN || len_k > SPATTN_MAX_LEN)
-        return SPATTN_E_SHAPE;
-    spattn__mb b;
-    if (spattn__mb_init(&b, len_q, len_k))
-        return b.err;
-    for (size_t qt = 0; qt < b.nqt && !b.err; qt++) {
-        spattn__mb_begin(&b, qt);
-        for (size_t kt = 0; kt < b.nkt && !b.err; kt++)
-            spattn__mb_full(&b, kt);
-        spattn__mb_end(&b);
-    }
-    return spattn__mb_finish(&b, out);
 }
 
 spattn_status spattn_mask_to_dense(const spattn_mask *m, uint8_t *allowed, size_t ld)

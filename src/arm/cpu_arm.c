@@ -54,12 +54,27 @@ static void detect(void)
         info.bits |= SPATTN_CPU_ARM_SVE;
     if (hw2 & HWCAP2_BF16)
         info.bits |= SPATTN_CPU_ARM_BF16;
+
+    spattn__cpu_feature(&info, "neon", (info.bits & SPATTN_CPU_NEON) != 0);
+    spattn__cpu_feature(&info, "fp16", (info.bits & SPATTN_CPU_ARM_FP16) != 0);
+    spattn__cpu_feature(&info, "bf16", (info.bits & SPATTN_CPU_ARM_BF16) != 0);
+    spattn__cpu_feature(&info, "dotprod", (info.bits & SPATTN_CPU_ARM_DOTPROD) != 0);
+    spattn__cpu_feature(&info, "sve", (info.bits & SPATTN_CPU_ARM_SVE) != 0);
 }
 
 const spattn_cpu_info *spattn__cpu(void)
 {
     pthread_once(&once, detect);
     return &info;
+}
+
+const char *spattn__cpu_lacks(uint32_t bits)
+{
+    if ((spattn__cpu()->bits & bits) == bits)
+        return NULL;
+    return (bits & SPATTN_CPU_NEON) && !(spattn__cpu()->bits & SPATTN_CPU_NEON)
+               ? "CPU lacks Advanced SIMD"
+               : "CPU lacks a feature these kernels need";
 }
 
 #endif

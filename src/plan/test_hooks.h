@@ -1,6 +1,7 @@
-/* Plan internals shared with the tests (which force one path to test both). */
-#ifndef SPATTN_PLAN_IMPL_H
-#define SPATTN_PLAN_IMPL_H
+/* Test hooks: plan internals the tests and benchmarks reach (forcing one path to test both,
+   turning tile pairs off, reading the work split). Not part of the public API. */
+#ifndef SPATTN_PLAN_TEST_HOOKS_H
+#define SPATTN_PLAN_TEST_HOOKS_H
 
 #include "spattn.h"
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mask_impl.h"
+#include "mask/mask_impl.h"
 
 typedef struct spattn_keyrows {
     size_t len_q;

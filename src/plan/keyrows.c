@@ -1,4 +1,4 @@
-#include "keyrows.h"
+#include "plan/keyrows.h"
 
 #include <string.h>
 

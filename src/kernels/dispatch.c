@@ -1,7 +1,7 @@
 /* The dispatch table: every kernel table of kernels.inc that this CPU can run, filled once.
    SPATTN_ISA is read at the same time, so no call ever re-reads the environment. */
 #define _POSIX_C_SOURCE 200809L /* pthread_once */
-#include "dispatch.h"
+#include "kernels/dispatch.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +17,47 @@ typedef struct kernel_entry {
 
 static const kernel_entry all_kernels[] = {
 #define SPATTN_KERNEL(isa, table, cpu_bits) {isa, &table, cpu_bits},
-#include "kernels.inc"
+#include "kernels/kernels.inc"
 #undef SPATTN_KERNEL
 };
 #define N_KERNELS (sizeof all_kernels / sizeof all_kernels[0])
-#define N_ISAS (SPATTN_ISA_NEON + 1)
+
+typedef struct isa_row {
+    spattn_isa isa;
+    const char *name;
+    int family;
+    const char *elsewhere;
+} isa_row;
+
+static const isa_row all_isas[] = {
+#define SPATTN_ISA_ROW(isa, name, family, elsewhere) \
+    {isa, name, family, "not compiled in: " elsewhere},
+#include "kernels/isas.inc"
+#undef SPATTN_ISA_ROW
+};
+/* Enum values 0 (AUTO) .. N_ISAS - 1. */
+#define N_ISAS ((int)(sizeof all_isas / sizeof all_isas[0]) + 1)
+
+static const isa_row *row_of(spattn_isa isa)
+{
+    for (size_t i = 0; i < sizeof all_isas / sizeof all_isas[0]; i++)
+        if (all_isas[i].isa == isa)
+            return &all_isas[i];
+    return NULL;
+}
+
+const char *spattn_isa_name(spattn_isa isa)
+{
+    if (isa == SPATTN_ISA_AUTO)
+        return "auto";
+    const isa_row *r = row_of(isa);
+    return r ? r->name : "unknown";
+}
 
 static struct {
     const spattn_kernel_table *by_isa[N_ISAS]; /* NULL where not runnable */
     spattn_isa auto_isa;                       /* SPATTN_ISA_AUTO when SPATTN_ISA is bad */
-    char env_reason[160];
+    char env_reason[256];
 } state;
 /* pthread_once rather than C11 call_once: glibc runs call_once through an internal entry that
    ThreadSanitizer cannot see, so every first use would be reported as a race. */
@@ -61,8 +92,11 @@ static void fill(void)
         return;
     }
     state.auto_isa = SPATTN_ISA_AUTO;
-    strcpy(state.env_reason,
-           "SPATTN_ISA is not one of auto, scalar, avx2, avx512, neon");
+    strcpy(state.env_reason, "SPATTN_ISA is not one of auto");
+    for (size_t i = 0; i < sizeof all_isas / sizeof all_isas[0]; i++) {
+        strcat(state.env_reason, ", ");
+        strcat(state.env_reason, all_isas[i].name);
+    }
 }
 
 static int isa_in_range(spattn_isa isa)
@@ -108,40 +142,26 @@ const char *spattn_isa_unavailable_reason(spattn_isa isa)
         return state.auto_isa == SPATTN_ISA_AUTO ? state.env_reason : NULL;
     if (state.by_isa[isa] != NULL)
         return NULL;
-    if (!compiled_in(isa)) {
-        switch (isa) {
-        case SPATTN_ISA_AVX2:
-        case SPATTN_ISA_AVX512:
-#if defined(__x86_64__) || defined(__i386__)
-            return "not compiled in: the compiler could not build these kernels";
-#else
-            return "not compiled in: x86 kernels are built only for x86 targets";
-#endif
-        case SPATTN_ISA_NEON:
-#if defined(__aarch64__)
-            return "not compiled in: the compiler could not build these kernels";
-#else
-            return "not compiled in: NEON kernels are built only for AArch64 targets";
-#endif
-        default:
-            return "not compiled in";
-        }
-    }
-    const spattn_cpu_info *cpu = spattn__cpu();
-    if (isa == SPATTN_ISA_AVX2) {
-        if (!cpu->has_avx2_cpuid) return "CPU lacks AVX2";
-        if (!cpu->has_fma_cpuid) return "CPU lacks FMA";
-        return "OS has not enabled YMM state (XCR0)";
-    }
-    if (isa == SPATTN_ISA_AVX512) {
-        if (!cpu->has_avx512f) return "CPU lacks AVX512F";
-        if (!cpu->has_avx512bw) return "CPU lacks AVX512BW";
-        if (!cpu->has_avx512dq) return "CPU lacks AVX512DQ";
-        if (!cpu->has_avx512vl) return "CPU lacks AVX512VL";
-        if (!cpu->os_zmm) return "OS has not enabled ZMM and opmask state (XCR0)";
-        return "CPU lacks AVX2+FMA, which the AVX-512 kernels also use";
-    }
-    return "CPU lacks Advanced SIMD";
+    if (!compiled_in(isa))
+        return row_of(isa)->family == SPATTN_FAMILY_HERE
+                   ? "not compiled in: the compiler could not build these kernels"
+                   : row_of(isa)->elsewhere;
+    for (size_t i = 0; i < N_KERNELS; i++)
+        if (all_kernels[i].isa == isa)
+            return spattn__cpu_lacks(all_kernels[i].cpu_bits);
+    return NULL;
+}
+
+size_t spattn_isas_compiled(spattn_isa *out, size_t cap)
+{
+    for (size_t i = 0; i < N_KERNELS && i < cap; i++)
+        out[i] = all_kernels[i].isa;
+    return N_KERNELS;
+}
+
+const char *spattn_cpu_features(void)
+{
+    return spattn__cpu()->features;
 }
 
 spattn_status spattn__resolve(const spattn_options *opt, const spattn_kernel_table **table,

@@ -1,20 +1,9 @@
-#include "mask_build.h"
+#include "mask/build.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
-
-void spattn__mask_destroy(spattn_mask *m)
-{
-    if (!m)
-        return;
-    spattn__free(m->qt_ptr);
-    spattn__free(m->tiles);
-    spattn__free(m->bits);
-    spattn__free(m->qt_nnz);
-    spattn__free(m);
-}
 
 /* Grows *p to hold at least `need` elements, doubling so appends stay amortized O(1). */
 static int grow(void **p, size_t *cap, size_t need, size_t elem)

@@ -1,0 +1,128 @@
+/* Plans: everything that depends only on shape, masks, ISA and threads, done once: the plain
+   schedule (schedule.h), the packed decode one where it applies (pack.h), and scratch. */
+#include <omp.h>
+#include <stdatomic.h>
+
+#include "alloc.h"
+#include "kernels/dispatch.h"
+#include "plan/pack.h"
+#include "plan/plan_internal.h"
+#include "validate.h"
+
+void spattn_plan_free(spattn_plan *p)
+{
+    if (p == NULL)
+        return;
+    spattn__schedule_free(&p->plain);
+    spattn__schedule_free(&p->packed);
+    spattn__aligned_free(p->scratch);
+    spattn__free(p);
+}
+
+spattn_status spattn__plan_create_path(const spattn_shape *shape, const spattn_mask *const *masks,
+                                       size_t n_masks, const spattn_options *opt, spattn_path path,
+                                       spattn_plan **out)
+{
+    if (out == NULL)
+        return SPATTN_E_NULL;
+    *out = NULL;
+    spattn_status st = spattn__check_shape(shape);
+    if (st == SPATTN_OK)
+        st = spattn__check_masks(shape, masks, n_masks);
+    const spattn_kernel_table *kt = NULL;
+    int nthreads = 1;
+    if (st == SPATTN_OK)
+        st = spattn__resolve(opt, &kt, &nthreads);
+    if (st != SPATTN_OK)
+        return st;
+    if (nthreads == 0)
+        nthreads = omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
+    /* A thread with no unit of its own would only cost scratch memory. */
+    size_t units = shape->batch * shape->heads_q * ((shape->len_q + SPATTN_TQ - 1) / SPATTN_TQ);
+    if ((size_t)nthreads > units)
+        nthreads = (int)units;
+    if (nthreads > SPATTN_MAX_THREADS)
+        nthreads = SPATTN_MAX_THREADS;
+
+    spattn_plan *p = spattn__calloc(1, sizeof *p);
+    if (p == NULL)
+        return SPATTN_E_NOMEM;
+    p->shape = *shape;
+    p->kt = kt;
+    p->nthreads = nthreads;
+    atomic_flag_clear(&p->scratch_busy);
+
+    /* No mask means one all-allowed mask owned by the plan. */
+    if (spattn__schedule_init(&p->plain, shape, n_masks, 1, n_masks == 0 ? 1 : n_masks) !=
+        SPATTN_OK)
+        goto nomem;
+    if (n_masks == 0) {
+        spattn_mask *all;
+        if (spattn__mask_all(shape->len_q, shape->len_k, &all) != SPATTN_OK)
+            goto nomem;
+        p->plain.masks[0] = all;
+    } else {
+        for (size_t i = 0; i < n_masks; i++) {
+            spattn__mask_retain(masks[i]);
+            p->plain.masks[i] = masks[i];
+        }
+    }
+    if (spattn__schedule_plan(&p->plain, kt, path, nthreads) != SPATTN_OK)
+        goto nomem;
+    int packed;
+    if (spattn__schedule_pack(&p->plain, kt, path, nthreads, &p->packed, &packed) != SPATTN_OK)
+        goto nomem;
+    p->run = packed ? &p->packed : &p->plain;
+
+    const size_t gather_keys = spattn__keyrows_longest(p->run->keyrows, p->run->n_masks);
+    size_t per = kt->scratch_floats(shape->dim_qk, shape->dim_v,
+                                    spattn__schedule_gather_rows(p->run), gather_keys);
+    p->scratch_per_thread = (per + 15) / 16 * 16; /* keep each thread's part 64-byte aligned */
+    p->scratch = spattn__aligned_alloc(p->scratch_per_thread * sizeof(float) * (size_t)p->nthreads);
+    if (p->scratch == NULL)
+        goto nomem;
+    *out = p;
+    return SPATTN_OK;
+nomem:
+    spattn_plan_free(p);
+    return SPATTN_E_NOMEM;
+}
+
+spattn_status spattn_plan_create(const spattn_shape *shape, const spattn_mask *const *masks,
+                                 size_t n_masks, const spattn_options *opt, spattn_plan **out)
+{
+    return spattn__plan_create_path(shape, masks, n_masks, opt, SPATTN_PATH_AUTO, out);
+}
+
+spattn_isa spattn_plan_isa(const spattn_plan *plan)
+{
+    return plan ? plan->kt->isa : SPATTN_ISA_AUTO;
+}
+
+int spattn_plan_threads(const spattn_plan *plan)
+{
+    return plan ? plan->nthreads : 0;
+}
+
+size_t spattn__plan_chunks(const spattn_plan *p, uint64_t *costs)
+{
+    if (p == NULL)
+        return 0;
+    const spattn_schedule *s = &p->plain;
+    for (size_t c = 0; costs != NULL && c < s->nchunks; c++) {
+        costs[c] = 0;
+        for (size_t u = s->chunk_start[c]; u < s->chunk_start[c + 1]; u++)
+            costs[c] += spattn__schedule_unit_cost(s, u);
+    }
+    return s->nchunks;
+}
+
+int spattn__plan_packed(const spattn_plan *plan)
+{
+    return plan ? plan->run == &plan->packed : 0;
+}
+
+size_t spattn__plan_gather_tiles(const spattn_plan *plan)
+{
+    return plan ? plan->plain.gather_tiles : 0;
+}

@@ -1,0 +1,27 @@
+/* The plan's fields, shared by plan.c (creation), execute.c and probs.c. */
+#ifndef SPATTN_PLAN_INTERNAL_H
+#define SPATTN_PLAN_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "kernels/kernel.h"
+#include "plan/schedule.h"
+
+struct spattn_plan {
+    spattn_shape shape;
+    const spattn_kernel_table *kt;
+    int nthreads;
+    /* One unit head per query head, over the caller's masks (an all-allowed one owned by the
+       plan when the caller gave none); spattn_probs always uses this one. */
+    spattn_schedule plain;
+    /* For decode with GQA: the group's query heads as the rows of one tile (pack.h); unused
+       (zeroed) otherwise. */
+    spattn_schedule packed;
+    const spattn_schedule *run; /* what execute runs: &plain or &packed */
+    size_t scratch_per_thread;  /* floats */
+    float *scratch;             /* nthreads parts, used by one execute at a time */
+    atomic_flag scratch_busy;   /* a concurrent execute allocates its own scratch instead */
+};
+
+#endif

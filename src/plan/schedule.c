@@ -1,0 +1,174 @@
+/* Building a schedule: path choice per query tile, unit costs, key lists and the work split.
+ *
+ * Units are cut into contiguous chunks by cost (allowed pairs, not rows), long ones first and
+ * short ones last, which threads take dynamically. */
+#include "plan/schedule.h"
+
+#include <string.h>
+
+#include "alloc.h"
+
+/* The work split. Tile-path plans cut guided chunks: each takes 1/GUIDED_DIV of what is left
+   per thread, down to 1/GUIDED_MIN of a thread's share, so the first chunks are long and the
+   last short. Threads take chunks dynamically, and when one of them runs slow (a neighbour on
+   its vCPU, a cost estimate that is off) the other is left waiting only for a short last
+   chunk: with 8 equal chunks per thread, causal 4096 on two threads ended 0.3-2 ms of 19 ms
+   apart. Plans whose cost is mostly gather tiles take GATHER_CHUNKS long equal chunks per
+   thread instead: a gather call covers a run of tiles within one chunk and passes over all
+   their rows together, and the longer the pass the more rows reuse each K and V row from L2
+   (16 random keys per row, len 4096, 2 threads: 0.665 -> 0.537 ms with 2 chunks per thread
+   instead of 8). */
+#define GUIDED_DIV 4
+#define GUIDED_MIN 64
+#define GATHER_CHUNKS 2
+
+spattn_status spattn__schedule_init(spattn_schedule *s, const spattn_shape *shape,
+                                    size_t n_masks_arg, size_t head_step, size_t n_masks)
+{
+    memset(s, 0, sizeof *s);
+    s->shape = *shape;
+    s->n_masks_arg = n_masks_arg;
+    s->head_step = head_step;
+    s->heads = shape->heads_q / head_step;
+    s->rows_are_heads = head_step > 1;
+    s->rows = head_step > 1 ? head_step : shape->len_q;
+    s->nqt = (s->rows + SPATTN_TQ - 1) / SPATTN_TQ;
+    s->n_masks = n_masks;
+    s->masks = spattn__calloc(n_masks, sizeof *s->masks);
+    return s->masks == NULL ? SPATTN_E_NOMEM : SPATTN_OK;
+}
+
+void spattn__schedule_free(spattn_schedule *s)
+{
+    for (size_t i = 0; s->keyrows != NULL && i < s->n_masks; i++)
+        spattn__keyrows_free(&s->keyrows[i]);
+    spattn__free(s->keyrows);
+    for (size_t i = 0; s->masks != NULL && i < s->n_masks; i++)
+        spattn_mask_free((spattn_mask *)s->masks[i]);
+    spattn__free(s->masks);
+    spattn__free(s->gather);
+    spattn__free(s->chunk_start);
+    memset(s, 0, sizeof *s);
+}
+
+/* A tile visit costs its whole 64 x TQ area whatever its bits; a gathered pair costs about
+   two tiled ones (no register blocking). */
+static uint64_t tile_cost(const spattn_mask *m, size_t qt, int gather)
+{
+    size_t nt = m->qt_ptr[qt + 1] - m->qt_ptr[qt];
+    uint64_t c = gather ? 2 * m->qt_nnz[qt] : (uint64_t)nt * SPATTN_TQ * SPATTN_TK;
+    return c + SPATTN_TQ * 16; /* fixed per-tile work: init, normalise, store */
+}
+
+uint64_t spattn__schedule_unit_cost(const spattn_schedule *s, size_t u)
+{
+    const spattn_unit x = spattn__schedule_unit(s, u);
+    return tile_cost(s->masks[x.mi], x.qt, s->gather[x.mi * s->nqt + x.qt]);
+}
+
+static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
+                         spattn_path path)
+{
+    if (path != SPATTN_PATH_AUTO)
+        return path == SPATTN_PATH_GATHER;
+    /* The area of the PARTIAL tiles only: a FULL tile's pairs run at the tile path's best (no
+       per-key mask), so its pairs count against gathering and its area not for it. With no
+       FULL tile this is the plain fill ratio the crossovers were measured with. */
+    size_t partial = 0;
+    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
+        partial += m->tiles[t].part != SPATTN_FULL;
+    double area = (double)partial * SPATTN_TK * (double)spattn__qt_rows(m, qt);
+    return (double)m->qt_nnz[qt] < kt->gather_below * area;
+}
+
+/* Cuts the units into chunks for nthreads: guided (each chunk a fixed fraction of the cost
+   left, the last ones short), or when gather_bound (most of the cost is gather tiles) a few
+   long chunks of equal cost per thread; never between the two query tiles of a pair. */
+static int split(spattn_schedule *s, int nthreads, uint64_t total, int gather_bound)
+{
+    const size_t nunits = spattn__schedule_units(s);
+    const size_t pair_period = s->pairs ? s->nqt : 0;
+    const double n = (double)nthreads;
+    /* Equal chunks: `equal` of them. Guided: a chunk ends once it holds max(left / (DIV n),
+       total / (MIN n)), about DIV n (1 + ln(MIN / DIV)) chunks; every chunk but the last
+       holds at least total / (MIN n), so there are never more than MIN n + 1. */
+    const size_t equal = nthreads == 1 ? 1 : gather_bound ? (size_t)nthreads * GATHER_CHUNKS : 0;
+    const double floor_share = (double)total / (GUIDED_MIN * n);
+    size_t cap = equal ? equal : (size_t)nthreads * GUIDED_MIN + 1;
+    if (cap > nunits)
+        cap = nunits;
+    size_t *cs = spattn__calloc(cap + 1, sizeof *cs);
+    if (cs == NULL)
+        return 0;
+    size_t c = 0;
+    uint64_t acc = 0, done = 0;
+    for (size_t u = 0; u < nunits && c + 1 < cap; u++) {
+        acc += spattn__schedule_unit_cost(s, u);
+        /* Never cut between the two query tiles of a pair (see execute.c). */
+        const size_t q = pair_period ? u % pair_period : 1;
+        if (q % 2 == 0 && q + 1 < pair_period)
+            continue;
+        int cut;
+        if (equal) {
+            cut = (double)acc >= (double)total * (double)(c + 1) / (double)equal;
+        } else {
+            double want = (double)(total - done) / (GUIDED_DIV * n);
+            cut = (double)(acc - done) >= (want > floor_share ? want : floor_share);
+        }
+        if (cut) {
+            cs[++c] = u + 1;
+            done = acc;
+        }
+    }
+    if (cs[c] != nunits)
+        cs[++c] = nunits;
+    s->chunk_start = cs;
+    s->nchunks = c;
+    return 1;
+}
+
+spattn_status spattn__schedule_plan(spattn_schedule *s, const spattn_kernel_table *kt,
+                                    spattn_path path, int nthreads)
+{
+    const size_t nqt = s->nqt;
+    s->gather = spattn__calloc(s->n_masks, nqt);
+    s->keyrows = spattn__calloc(s->n_masks, sizeof *s->keyrows);
+    if (s->gather == NULL || s->keyrows == NULL)
+        return SPATTN_E_NOMEM;
+    for (size_t i = 0; i < s->n_masks; i++) {
+        if (s->masks[i] == NULL)
+            continue;
+        uint8_t *g = s->gather + i * nqt;
+        for (size_t qt = 0; qt < nqt; qt++)
+            g[qt] = (uint8_t)choose_gather(kt, s->masks[i], qt, path);
+        if (memchr(g, 1, nqt) != NULL &&
+            spattn__keyrows_build(s->masks[i], g, &s->keyrows[i]) != SPATTN_OK)
+            return SPATTN_E_NOMEM;
+    }
+
+    /* The packed decode schedule runs no tile pairs and always cuts guided chunks: its units
+       are few (one per KV head and group tile) and that is how it was tuned. */
+    s->pairs = kt->attn_tiles2 != NULL && !s->rows_are_heads;
+    uint64_t cost_all = 0, cost_gather = 0;
+    for (size_t u = 0; u < spattn__schedule_units(s); u++) {
+        const spattn_unit x = spattn__schedule_unit(s, u);
+        const int g = s->gather[x.mi * nqt + x.qt];
+        const uint64_t c = tile_cost(s->masks[x.mi], x.qt, g);
+        s->gather_tiles += (size_t)g;
+        cost_all += c;
+        cost_gather += g ? c : 0;
+    }
+    const int gather_bound = !s->rows_are_heads && 2 * cost_gather > cost_all;
+    return split(s, nthreads, cost_all, gather_bound) ? SPATTN_OK : SPATTN_E_NOMEM;
+}
+
+size_t spattn__schedule_gather_rows(const spattn_schedule *s)
+{
+    if (s->gather_tiles == 0)
+        return 0;
+    size_t tiles = 0; /* query tiles in the longest chunk */
+    for (size_t c = 0; c < s->nchunks; c++)
+        if (s->chunk_start[c + 1] - s->chunk_start[c] > tiles)
+            tiles = s->chunk_start[c + 1] - s->chunk_start[c];
+    return tiles * SPATTN_TQ < s->rows ? tiles * SPATTN_TQ : s->rows;
+}
