@@ -27,10 +27,10 @@ static size_t round16(size_t n)
     return (n + 15) & ~(size_t)15;
 }
 
-/* A row's lse from its max (log2 units) and sum; -inf when nothing was summed. */
+/* A row's lse from its max (log2 units) and sum. */
 static float row_lse(float m, float l)
 {
-    return l != 0.0f ? (float)((double)m * K_LN2 + log((double)l)) : K_NINF;
+    return spattn__row_lse((double)m * K_LN2, (double)l);
 }
 
 /* What multiplies Q before the products, and what multiplies tanh after (softcap only). */

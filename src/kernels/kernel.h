@@ -18,6 +18,7 @@
 #ifndef SPATTN_KERNEL_H
 #define SPATTN_KERNEL_H
 
+#include <math.h>
 #include <stddef.h>
 
 #include "plan/keyrows.h"
@@ -40,6 +41,14 @@ typedef struct spattn_head_job {
        several query tiles re-read are in L2 and prefetches only take load slots. */
     int stream_kv;
 } spattn_head_job;
+
+/* A row's lse from its softmax shift (natural-log units) and its sum of exp(s - shift): the
+   one formula every kernel uses, in double so that a large shift does not swallow log(l);
+   -inf for a row that summed nothing. */
+static inline float spattn__row_lse(double shift, double l)
+{
+    return l != 0.0 ? (float)(shift + log(l)) : -INFINITY;
+}
 
 typedef struct spattn_kernel_table {
     spattn_isa isa;

@@ -67,7 +67,7 @@ static void row_finish(const spattn_head_job *job, size_t i, const row_state *r)
     for (size_t d = 0; d < job->dim_v; d++)
         oi[d] = r->acc[d] * inv;
     if (job->lse)
-        job->lse[i] = (r->m == -INFINITY ? 0.0f : r->m) + logf(r->l);
+        job->lse[i] = spattn__row_lse(r->m == -INFINITY ? 0.0 : (double)r->m, (double)r->l);
 }
 
 /* scratch: TQ row accumulators of dim_v, then one tile row of scores. */
