@@ -29,8 +29,8 @@ double bench_kv_bytes(const bench_case *c, spattn_mask *const *masks, size_t n)
     return keys * (double)c->batch * 2.0 * (double)c->dim * sizeof(float);
 }
 
-void bench_report_attn(const bench_case *c, spb_state *st, const char *impl, double peak,
-                       double t, uint64_t pairs, int threads, double kvb)
+void bench_report_attn(const bench_case *c, spb_state *st, const char *impl, double peak, double t,
+                       uint64_t pairs, int threads, double kvb)
 {
     double gflops = 2.0 * (double)pairs * 2.0 * (double)c->dim / t / 1e9;
     double all = (double)c->len_q * (double)c->len_k * (double)(c->batch * c->heads_q);

@@ -53,7 +53,7 @@ typedef struct blas_problem {
     const spattn_args *a;
     uint8_t **allowed; /* NULL = every pair; else one dense mask per entry of masks */
     size_t n_allowed;
-    float *s;          /* ROW_BLOCK x len_k */
+    float *s; /* ROW_BLOCK x len_k */
 } blas_problem;
 
 static void softmax_row(float *s, const uint8_t *allow, size_t n)

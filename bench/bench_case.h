@@ -9,12 +9,12 @@
 #include "spattn.h"
 
 typedef enum bench_kind {
-    BK_ATTN,   /* spattn_plan_execute on one ISA */
-    BK_BLAS,   /* OpenBLAS sgemm + masked softmax loop + sgemm, everything computed */
-    BK_PLAN,   /* spattn_plan_create time, mask and plan memory */
-    BK_PATH,   /* BK_ATTN with every query tile forced down one path (tiles or gather) */
-    BK_MEMBW,  /* streaming read of a buffer far larger than the caches */
-    BK_PEAK    /* the ISA's FMA probe (one thread) */
+    BK_ATTN,  /* spattn_plan_execute on one ISA */
+    BK_BLAS,  /* OpenBLAS sgemm + masked softmax loop + sgemm, everything computed */
+    BK_PLAN,  /* spattn_plan_create time, mask and plan memory */
+    BK_PATH,  /* BK_ATTN with every query tile forced down one path (tiles or gather) */
+    BK_MEMBW, /* streaming read of a buffer far larger than the caches */
+    BK_PEAK   /* the ISA's FMA probe (one thread) */
 } bench_kind;
 
 typedef enum bench_pattern {
@@ -22,24 +22,24 @@ typedef enum bench_pattern {
     BP_BLOCKS64, /* random 64x64 blocks, diagonal blocks first */
     BP_ELEMENTS, /* random single pairs */
     BP_CAUSAL,
-    BP_WINDOW,   /* causal sliding window */
-    BP_STRIDED,  /* Sparse Transformer strided */
-    BP_BIGBIRD,  /* blocks of 64: window + 1 global + random */
-    BP_FEWKEYS,  /* CSR, each row its own scattered keys (plus itself), distinct per head */
+    BP_WINDOW,  /* causal sliding window */
+    BP_STRIDED, /* Sparse Transformer strided */
+    BP_BIGBIRD, /* blocks of 64: window + 1 global + random */
+    BP_FEWKEYS, /* CSR, each row its own scattered keys (plus itself), distinct per head */
     BP_COUNT
 } bench_pattern;
 
 typedef struct bench_case {
     bench_kind kind;
-    spattn_isa isa;           /* BK_ATTN, BK_PLAN, BK_PATH, BK_PEAK */
+    spattn_isa isa; /* BK_ATTN, BK_PLAN, BK_PATH, BK_PEAK */
     bench_pattern pattern;
-    int level;                /* target sparsity in tenths of a percent: 0, 500, ..., 999 */
+    int level; /* target sparsity in tenths of a percent: 0, 500, ..., 999 */
     size_t batch, heads_q, heads_kv, len_q, len_k, dim;
-    int threads;              /* the number asked for (1 or all cores), never 0 */
-    int path;                 /* BK_PATH: SPATTN_PATH_TILES or SPATTN_PATH_GATHER */
-    size_t param;             /* pattern parameter fitted to the level (window, stride, ...) */
-    size_t param2;            /* second one (BigBird random blocks) */
-    size_t bytes;             /* BK_MEMBW buffer size */
+    int threads;   /* the number asked for (1 or all cores), never 0 */
+    int path;      /* BK_PATH: SPATTN_PATH_TILES or SPATTN_PATH_GATHER */
+    size_t param;  /* pattern parameter fitted to the level (window, stride, ...) */
+    size_t param2; /* second one (BigBird random blocks) */
+    size_t bytes;  /* BK_MEMBW buffer size */
     char name[192];
 } bench_case;
 
@@ -48,13 +48,13 @@ const char *bench_pattern_name(bench_pattern p);
 void bench_level_str(int level, char *buf, size_t n);
 
 /* Measured at start-up (bench_probe.c). */
-double bench_peak_gflops(spattn_isa isa);     /* one core; 0 when unknown */
-double bench_dram_gbps(int threads);          /* read bandwidth; 0 when unknown */
-int bench_all_threads(void);                  /* what num_threads = 0 means here */
+double bench_peak_gflops(spattn_isa isa); /* one core; 0 when unknown */
+double bench_dram_gbps(int threads);      /* read bandwidth; 0 when unknown */
+int bench_all_threads(void);              /* what num_threads = 0 means here */
 
 /* Times of finished runs, so that later runs can report speedups over them. */
 void bench_times_put(const char *key, double seconds);
-double bench_times_get(const char *key);      /* 0 when absent */
+double bench_times_get(const char *key); /* 0 when absent */
 /* The key of c's problem run by `impl` (an ISA name or "openblas"); with dense != 0, of the
    dense problem of the same shape. */
 void bench_time_key(char *buf, size_t n, const char *impl, const bench_case *c, int dense);
@@ -67,8 +67,8 @@ int bench_data_args(const bench_case *c, spattn_args *args);
    GFLOP/s, pct_peak (of `peak` GFLOP/s per thread), sparsity_actual, speedup_dense and
    vs_openblas (against earlier runs of this process), bytes/s and pct_dram for decode.
    `impl` names the implementation in the time table. */
-void bench_report_attn(const bench_case *c, spb_state *st, const char *impl, double peak,
-                       double t, uint64_t pairs, int threads, double kv_bytes);
+void bench_report_attn(const bench_case *c, spb_state *st, const char *impl, double peak, double t,
+                       uint64_t pairs, int threads, double kv_bytes);
 /* K and V bytes the allowed keys of c's masks need (the decode traffic). */
 double bench_kv_bytes(const bench_case *c, spattn_mask *const *masks, size_t n);
 

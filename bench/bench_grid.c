@@ -62,8 +62,8 @@ static void name_case(bench_case *c)
                      impl, pat, lv, c->len_k, c->dim, c->heads_q, c->heads_kv, c->threads);
         else
             snprintf(c->name, sizeof c->name,
-                     "attn/isa:%s/pattern:%s/sparsity:%s/len:%zu/dim:%zu/threads:%d", impl, pat,
-                     lv, c->len_q, c->dim, c->threads);
+                     "attn/isa:%s/pattern:%s/sparsity:%s/len:%zu/dim:%zu/threads:%d", impl, pat, lv,
+                     c->len_q, c->dim, c->threads);
         break;
     case BK_PLAN:
         snprintf(c->name, sizeof c->name,
@@ -103,8 +103,8 @@ static void add(const bench_case *proto)
     registered++;
 }
 
-static bench_case attn_case(bench_kind kind, spattn_isa isa, bench_pattern p, int level,
-                            size_t len, size_t dim, int threads)
+static bench_case attn_case(bench_kind kind, spattn_isa isa, bench_pattern p, int level, size_t len,
+                            size_t dim, int threads)
 {
     bench_case c = {0};
     c.kind = kind;
@@ -188,9 +188,9 @@ static void add_decode(size_t len_k, const bench_pattern *patterns, const int *l
 {
     for (int impl = with_blas ? -1 : 0; impl < (int)NCOMPILED; impl++)
         for (size_t i = 0; i < n; i++) {
-            bench_case c = attn_case(impl < 0 ? BK_BLAS : BK_ATTN,
-                                     impl < 0 ? SPATTN_ISA_AUTO : compiled[impl], patterns[i],
-                                     levels[i], 1, 128, threads);
+            bench_case c =
+                attn_case(impl < 0 ? BK_BLAS : BK_ATTN, impl < 0 ? SPATTN_ISA_AUTO : compiled[impl],
+                          patterns[i], levels[i], 1, 128, threads);
             c.len_k = len_k;
             c.heads_q = 32;
             c.heads_kv = 8;
@@ -253,7 +253,7 @@ static void grid_default(int all)
     group_spec sweep = {4096, 64, 1, blocks, 1, levels, N(levels), 1, 0};
     add_group(&sweep);
     /* the other patterns at their usual sparsities, SIMD ISAs only */
-    static const bench_pattern others[] = {BP_ELEMENTS, BP_CAUSAL, BP_WINDOW,
+    static const bench_pattern others[] = {BP_ELEMENTS, BP_CAUSAL,  BP_WINDOW,
                                            BP_STRIDED,  BP_BIGBIRD, BP_FEWKEYS};
     static const int other_levels[] = {500, 900, 950, 990, 999};
     for (size_t p = 0; p < N(others); p++)
@@ -263,8 +263,8 @@ static void grid_default(int all)
             for (size_t i = 0; i < NCOMPILED; i++) {
                 if (compiled[i] == SPATTN_ISA_SCALAR)
                     continue;
-                bench_case c = attn_case(BK_ATTN, compiled[i], others[p], other_levels[l], 4096,
-                                         64, 1);
+                bench_case c =
+                    attn_case(BK_ATTN, compiled[i], others[p], other_levels[l], 4096, 64, 1);
                 add(&c);
             }
         }
@@ -327,8 +327,8 @@ static void grid_full(int all)
         for (size_t d = 0; d < N(dims); d++)
             for (size_t l = 0; l < N(lens); l++) {
                 /* the scalar tier only up to 4096: beyond it one call takes minutes */
-                group_spec g = {lens[l], dims[d], threads[t], pats, N(pats), all_levels,
-                                N(all_levels), 1, lens[l] > 4096};
+                group_spec g = {lens[l],    dims[d],       threads[t], pats,          N(pats),
+                                all_levels, N(all_levels), 1,          lens[l] > 4096};
                 add_group(&g);
             }
     add_plans(pats, N(pats), all_levels, N(all_levels), 4096);
@@ -338,7 +338,7 @@ static void grid_full(int all)
     add_membw((size_t)1 << 30, 1);
     if (all > 1)
         add_membw((size_t)1 << 30, all);
-    static const bench_pattern dec_pats[] = {BP_DENSE,    BP_WINDOW,   BP_WINDOW,  BP_BLOCKS64,
+    static const bench_pattern dec_pats[] = {BP_DENSE,    BP_WINDOW,  BP_WINDOW,  BP_BLOCKS64,
                                              BP_BLOCKS64, BP_FEWKEYS, BP_FEWKEYS, BP_STRIDED};
     static const int dec_levels[] = {0, 900, 990, 900, 990, 990, 999, 990};
     for (size_t t = 0; t < (all > 1 ? 2u : 1u); t++)

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BB_BLOCK 64  /* BigBird block, the size its paper uses */
-#define BB_GLOBAL 1  /* global blocks */
+#define BB_BLOCK 64 /* BigBird block, the size its paper uses */
+#define BB_GLOBAL 1 /* global blocks */
 #define SEED 0x5eed5a77e57ull
 
 uint64_t bench_rng(uint64_t *s)
@@ -304,8 +304,8 @@ spattn_status bench_masks_build(const bench_case *c, spattn_mask ***masks, size_
             st = spattn_mask_strided(c->len_q, c->len_k, c->param, &m[h]);
             break;
         case BP_BIGBIRD:
-            st = spattn_mask_bigbird(c->len_q, c->len_k, BB_BLOCK, c->param, BB_GLOBAL,
-                                     c->param2, SEED, &m[h]);
+            st = spattn_mask_bigbird(c->len_q, c->len_k, BB_BLOCK, c->param, BB_GLOBAL, c->param2,
+                                     SEED, &m[h]);
             break;
         case BP_FEWKEYS:
             /* the same seed within a GQA group: its heads share keys, as KV-cache selection does */

@@ -5,8 +5,9 @@
 #include "bench_probe.h"
 #include "kernels/dispatch.h"
 
-#define PEAK_CALL_SECONDS 0.01 /* one timed call: long enough for the clock, short enough to
-                                  take many samples in a repetition */
+#define PEAK_CALL_SECONDS                                                                          \
+    0.01 /* one timed call: long enough for the clock, short enough to                             \
+            take many samples in a repetition */
 
 void bench_run_peak(const bench_case *c, spb_state *st)
 {

@@ -20,8 +20,7 @@ static double mask_bytes(const spattn_mask *m)
 {
     return (double)sizeof *m + (double)(m->nqt + 1) * sizeof(size_t) +
            (double)m->ntiles * sizeof(spattn_ktile) +
-           (double)m->npartial * SPATTN_TQ * sizeof(uint64_t) +
-           (double)m->nqt * sizeof(uint64_t);
+           (double)m->npartial * SPATTN_TQ * sizeof(uint64_t) + (double)m->nqt * sizeof(uint64_t);
 }
 
 void bench_run_plan(const bench_case *c, spb_state *st)

@@ -104,7 +104,7 @@ double bench_probe_read(size_t bytes, int threads)
     uint64_t *p = NULL;
     if (posix_memalign((void **)&p, 4096, n * sizeof *p) != 0)
         return 0;
-    /* first touch by the threads that read, so pages sit near them */
+        /* first touch by the threads that read, so pages sit near them */
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (size_t i = 0; i < n; i++)
         p[i] = i;

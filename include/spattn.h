@@ -138,21 +138,19 @@ typedef struct spattn_mask spattn_mask;
 SPATTN_API spattn_status spattn_mask_causal(size_t len_q, size_t len_k, spattn_mask **out);
 
 /* Band, bottom-right aligned: keys j in [i' - left, i' + right] (clipped to [0, len_k)). */
-SPATTN_API spattn_status spattn_mask_window(size_t len_q, size_t len_k, size_t left,
-                                            size_t right, spattn_mask **out);
+SPATTN_API spattn_status spattn_mask_window(size_t len_q, size_t len_k, size_t left, size_t right,
+                                            spattn_mask **out);
 
 /* allowed[i * ld + j] != 0 allows (i, j). ld >= len_k, else SPATTN_E_SHAPE. */
-SPATTN_API spattn_status spattn_mask_from_dense(size_t len_q, size_t len_k,
-                                                const uint8_t *allowed, size_t ld,
-                                                spattn_mask **out);
+SPATTN_API spattn_status spattn_mask_from_dense(size_t len_q, size_t len_k, const uint8_t *allowed,
+                                                size_t ld, spattn_mask **out);
 
 /* Row i allows col_idx[row_ptr[i] .. row_ptr[i+1]-1]: row_ptr has len_q + 1 entries,
    row_ptr[0] == 0, non-decreasing; within a row the columns are strictly increasing and in
    [0, len_k). Anything else -> SPATTN_E_MASK. col_idx may be NULL when row_ptr[len_q] == 0.
    Costs O(nnz + tiles), not O(len_q * len_k). */
-SPATTN_API spattn_status spattn_mask_from_csr(size_t len_q, size_t len_k,
-                                              const int64_t *row_ptr, const int32_t *col_idx,
-                                              spattn_mask **out);
+SPATTN_API spattn_status spattn_mask_from_csr(size_t len_q, size_t len_k, const int64_t *row_ptr,
+                                              const int32_t *col_idx, spattn_mask **out);
 
 /* Block layout: nbq = ceil(len_q / block_q) rows by nbk = ceil(len_k / block_k) columns;
    layout[r * nbk + c] != 0 allows the whole block (edge blocks are clipped).
@@ -173,8 +171,7 @@ SPATTN_API size_t spattn_mask_len_k(const spattn_mask *m);
 SPATTN_API uint64_t spattn_mask_nnz(const spattn_mask *m);
 
 /* Writes allowed[i * ld + j] = 1 or 0 for every pair; ld >= len_k, else SPATTN_E_SHAPE. */
-SPATTN_API spattn_status spattn_mask_to_dense(const spattn_mask *m, uint8_t *allowed,
-                                              size_t ld);
+SPATTN_API spattn_status spattn_mask_to_dense(const spattn_mask *m, uint8_t *allowed, size_t ld);
 
 /* The allowed pairs in CSR form: row_ptr gets len_q + 1 entries, col_idx gets nnz entries
    (columns increasing within a row). Size col_idx with spattn_mask_nnz. */
@@ -203,8 +200,8 @@ SPATTN_API spattn_status spattn_mask_fixed(size_t len_q, size_t len_k, size_t st
    is seen by every query, and the query at position i' == g sees every key.
    A g >= len_k -> SPATTN_E_ARG; global may be NULL when n_global == 0. */
 SPATTN_API spattn_status spattn_mask_longformer(size_t len_q, size_t len_k, size_t left,
-                                                size_t right, const size_t *global,
-                                                size_t n_global, spattn_mask **out);
+                                                size_t right, const size_t *global, size_t n_global,
+                                                spattn_mask **out);
 
 /* BigBird (Zaheer et al. 2020) in blocks of `block` tokens, with qb = i' / block and
    kb = j / block: (i, j) is allowed when
@@ -223,8 +220,8 @@ SPATTN_API spattn_status spattn_mask_bigbird(size_t len_q, size_t len_k, size_t 
 
 /* Dilated window: keys j = i' - t * dilation for t = 0 .. left and j = i' + t * dilation for
    t = 1 .. right (those in [0, len_k)). dilation >= 1, else SPATTN_E_ARG. */
-SPATTN_API spattn_status spattn_mask_dilated(size_t len_q, size_t len_k, size_t left,
-                                             size_t right, size_t dilation, spattn_mask **out);
+SPATTN_API spattn_status spattn_mask_dilated(size_t len_q, size_t len_k, size_t left, size_t right,
+                                             size_t dilation, spattn_mask **out);
 
 /* allow(i, j, ctx) != 0 allows (i, j); called exactly once per pair, rows in order. */
 typedef int (*spattn_allow_fn)(size_t i, size_t j, void *ctx);
@@ -268,9 +265,8 @@ typedef struct spattn_args {
 /* masks: NULL with n_masks == 0 = every pair allowed; otherwise n_masks is 1 (one mask for all),
    heads_q (per head, same for every batch) or batch*heads_q (index b*heads_q + h). Every mask
    must be len_q x len_k. o (and lse) must not overlap q, k, v or each other (SPATTN_E_ARG). */
-SPATTN_API spattn_status spattn_forward(const spattn_args *args,
-                                        const spattn_mask *const *masks, size_t n_masks,
-                                        const spattn_options *opt);
+SPATTN_API spattn_status spattn_forward(const spattn_args *args, const spattn_mask *const *masks,
+                                        size_t n_masks, const spattn_options *opt);
 
 /* The same, split: analyse shape and masks once (tile lists, gather decisions, a work split
    balanced by allowed pairs), execute many times. Execute is thread-safe: several threads may
@@ -292,9 +288,9 @@ SPATTN_API int spattn_plan_threads(const spattn_plan *plan);
    masked entries and rows with none allowed come out 0. x and y are rows x cols with leading
    dimension ld >= cols; scale 0 means 1; y may equal x (in place) but must not otherwise
    overlap it. */
-SPATTN_API spattn_status spattn_softmax_masked(const float *x, float *y, size_t rows,
-                                               size_t cols, size_t ld, const spattn_mask *mask,
-                                               float scale, const spattn_options *opt);
+SPATTN_API spattn_status spattn_softmax_masked(const float *x, float *y, size_t rows, size_t cols,
+                                               size_t ld, const spattn_mask *mask, float scale,
+                                               const spattn_options *opt);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Reference                                                                                   */
@@ -304,8 +300,7 @@ SPATTN_API spattn_status spattn_softmax_masked(const float *x, float *y, size_t 
    same arguments, validation and statuses as spattn_forward (options aside). Slow: it is what
    the kernels are tested against, shipped so that users can test on their own data too. */
 SPATTN_API spattn_status spattn_reference_forward(const spattn_args *args,
-                                                  const spattn_mask *const *masks,
-                                                  size_t n_masks);
+                                                  const spattn_mask *const *masks, size_t n_masks);
 
 /* spattn_softmax_masked computed in float64. */
 SPATTN_API spattn_status spattn_reference_softmax_masked(const float *x, float *y, size_t rows,

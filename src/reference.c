@@ -73,20 +73,20 @@ spattn_status spattn_reference_forward(const spattn_args *args, const spattn_mas
                 have = mi;
             }
             size_t hk = h / group;
-            const float *q = args->q + (ptrdiff_t)b * args->q_layout.batch +
-                             (ptrdiff_t)h * args->q_layout.head;
-            const float *k = args->k + (ptrdiff_t)b * args->k_layout.batch +
-                             (ptrdiff_t)hk * args->k_layout.head;
-            const float *v = args->v + (ptrdiff_t)b * args->v_layout.batch +
-                             (ptrdiff_t)hk * args->v_layout.head;
-            float *o = args->o + (ptrdiff_t)b * args->o_layout.batch +
-                       (ptrdiff_t)h * args->o_layout.head;
+            const float *q =
+                args->q + (ptrdiff_t)b * args->q_layout.batch + (ptrdiff_t)h * args->q_layout.head;
+            const float *k =
+                args->k + (ptrdiff_t)b * args->k_layout.batch + (ptrdiff_t)hk * args->k_layout.head;
+            const float *v =
+                args->v + (ptrdiff_t)b * args->v_layout.batch + (ptrdiff_t)hk * args->v_layout.head;
+            float *o =
+                args->o + (ptrdiff_t)b * args->o_layout.batch + (ptrdiff_t)h * args->o_layout.head;
             for (size_t i = 0; i < lq; i++) {
                 const uint8_t *row = allowed + i * lk;
                 for (size_t j = 0; j < lk; j++)
                     s[j] = row[j] ? score(q + (ptrdiff_t)i * args->q_layout.token,
-                                          k + (ptrdiff_t)j * args->k_layout.token,
-                                          sh->dim_qk, scale, args->softcap)
+                                          k + (ptrdiff_t)j * args->k_layout.token, sh->dim_qk,
+                                          scale, args->softcap)
                                   : 0.0;
                 double l;
                 double shift = row_softmax(s, row, lk, &l);
@@ -116,9 +116,8 @@ spattn_status spattn_reference_forward(const spattn_args *args, const spattn_mas
     return SPATTN_OK;
 }
 
-spattn_status spattn_reference_softmax_masked(const float *x, float *y, size_t rows,
-                                              size_t cols, size_t ld, const spattn_mask *mask,
-                                              float scale)
+spattn_status spattn_reference_softmax_masked(const float *x, float *y, size_t rows, size_t cols,
+                                              size_t ld, const spattn_mask *mask, float scale)
 {
     spattn_status st = spattn__check_softmax(x, y, rows, cols, ld, mask, scale);
     if (st != SPATTN_OK)

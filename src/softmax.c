@@ -3,9 +3,8 @@
 #include "kernels/dispatch.h"
 #include "validate.h"
 
-spattn_status spattn_softmax_masked(const float *x, float *y, size_t rows, size_t cols,
-                                    size_t ld, const spattn_mask *mask, float scale,
-                                    const spattn_options *opt)
+spattn_status spattn_softmax_masked(const float *x, float *y, size_t rows, size_t cols, size_t ld,
+                                    const spattn_mask *mask, float scale, const spattn_options *opt)
 {
     spattn_status st = spattn__check_softmax(x, y, rows, cols, ld, mask, scale);
     const spattn_kernel_table *kt = NULL;

@@ -6,13 +6,20 @@
 const char *spattn_status_string(spattn_status s)
 {
     switch (s) {
-    case SPATTN_OK: return "ok";
-    case SPATTN_E_NULL: return "a required pointer is NULL";
-    case SPATTN_E_SHAPE: return "zero, inconsistent or overflowing size or stride";
-    case SPATTN_E_MASK: return "malformed mask input, or mask shape does not match the problem";
-    case SPATTN_E_ARG: return "invalid argument";
-    case SPATTN_E_UNSUPPORTED: return "ISA or feature not available in this build or on this CPU";
-    case SPATTN_E_NOMEM: return "out of memory";
+    case SPATTN_OK:
+        return "ok";
+    case SPATTN_E_NULL:
+        return "a required pointer is NULL";
+    case SPATTN_E_SHAPE:
+        return "zero, inconsistent or overflowing size or stride";
+    case SPATTN_E_MASK:
+        return "malformed mask input, or mask shape does not match the problem";
+    case SPATTN_E_ARG:
+        return "invalid argument";
+    case SPATTN_E_UNSUPPORTED:
+        return "ISA or feature not available in this build or on this CPU";
+    case SPATTN_E_NOMEM:
+        return "out of memory";
     }
     return "unknown status";
 }

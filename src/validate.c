@@ -17,8 +17,8 @@ spattn_status spattn__check_shape(const spattn_shape *s)
 {
     if (s == NULL)
         return SPATTN_E_NULL;
-    if (s->batch == 0 || s->heads_q == 0 || s->heads_kv == 0 || s->len_q == 0 ||
-        s->len_k == 0 || s->dim_qk == 0 || s->dim_v == 0)
+    if (s->batch == 0 || s->heads_q == 0 || s->heads_kv == 0 || s->len_q == 0 || s->len_k == 0 ||
+        s->dim_qk == 0 || s->dim_v == 0)
         return SPATTN_E_SHAPE;
     if (s->len_q > SPATTN_MAX_LEN || s->len_k > SPATTN_MAX_LEN)
         return SPATTN_E_SHAPE;

@@ -78,8 +78,8 @@ START_TEST(isas_compiled)
         if (spattn_isa_available((spattn_isa)i))
             ck_assert_msg(listed, "%s is available but not listed", spattn_isa_name((spattn_isa)i));
         if (!listed)
-            ck_assert_ptr_nonnull(strstr(spattn_isa_unavailable_reason((spattn_isa)i),
-                                         "not compiled in"));
+            ck_assert_ptr_nonnull(
+                strstr(spattn_isa_unavailable_reason((spattn_isa)i), "not compiled in"));
     }
     /* AUTO without SPATTN_ISA picks the first listed ISA this CPU runs. */
     if (getenv("SPATTN_ISA") == NULL) {

@@ -30,7 +30,7 @@ typedef struct isa_row {
 } isa_row;
 
 static const isa_row all_isas[] = {
-#define SPATTN_ISA_ROW(isa, name, family, elsewhere) \
+#define SPATTN_ISA_ROW(isa, name, family, elsewhere)                                               \
     {isa, name, family, "not compiled in: " elsewhere},
 #include "kernels/isas.inc"
 #undef SPATTN_ISA_ROW

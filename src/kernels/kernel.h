@@ -27,15 +27,15 @@
 
 /* One (batch, head) of a problem, pointers already at token 0 of that head. */
 typedef struct spattn_head_job {
-    const float *q;  /* row i at q + i * q_ts */
-    const float *k;  /* key j at k + j * k_ts */
+    const float *q; /* row i at q + i * q_ts */
+    const float *k; /* key j at k + j * k_ts */
     const float *v;
     float *o;
-    float *lse;      /* NULL, or lse[i] for row i */
+    float *lse; /* NULL, or lse[i] for row i */
     ptrdiff_t q_ts, k_ts, v_ts, o_ts;
     size_t dim_qk, dim_v;
-    float scale;     /* already resolved (never 0) */
-    float softcap;   /* 0 = off */
+    float scale;   /* already resolved (never 0) */
+    float softcap; /* 0 = off */
     /* 1 when this call reads each K/V tile of the head once (a single query tile, as in
        decode): the tiles then come from DRAM and are worth prefetching, while tiles that
        several query tiles re-read are in L2 and prefetches only take load slots. */
@@ -60,8 +60,7 @@ typedef struct spattn_kernel_table {
     /* Floats of scratch one thread needs; gather_rows bounds the rows of a head one
        attn_gather call may get (0: the plan has no gather tiles), gather_keys the keys of
        any one of them. */
-    size_t (*scratch_floats)(size_t dim_qk, size_t dim_v, size_t gather_rows,
-                             size_t gather_keys);
+    size_t (*scratch_floats)(size_t dim_qk, size_t dim_v, size_t gather_rows, size_t gather_keys);
     /* Tile path: every stored key tile of query tile qt, FULL tiles without per-key tests. */
     void (*attn_tiles)(const spattn_head_job *job, const spattn_mask *mask, size_t qt,
                        float *scratch);
@@ -72,13 +71,13 @@ typedef struct spattn_kernel_table {
     /* Gather path: the rows of query tiles qt .. qt + nqt - 1 (all on this path), visiting
        only each row's allowed keys, as the plan listed them in kr. A row's result does not
        depend on nqt: the caller may cut a run of tiles anywhere. */
-    void (*attn_gather)(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt,
-                        size_t nqt, float *scratch);
+    void (*attn_gather)(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt, size_t nqt,
+                        float *scratch);
     /* Masked softmax of the rows of query tile qt: y[i*ld + j] for every j < len_k is
        exp(scale*x - max)/sum over allowed j, 0 elsewhere (and 0 for rows with none allowed).
        x may equal y. */
-    void (*softmax_tile)(const float *x, float *y, size_t ld, const spattn_mask *mask,
-                         size_t qt, float scale);
+    void (*softmax_tile)(const float *x, float *y, size_t ld, const spattn_mask *mask, size_t qt,
+                         float scale);
     /* For the benchmark's peak measurement: `iters` rounds of independent FMA chains in this
        ISA's widest vectors (enough chains to cover FMA latency), returning a value that
        depends on all of them; *flops gets the flops done (2 per lane per FMA). */

@@ -182,8 +182,8 @@ spattn_status spattn__mb_add_range(spattn__mb *b, uint32_t rows, size_t j0, size
         size_t c0 = kt * SPATTN_TK;
         size_t a = j0 > c0 ? j0 - c0 : 0;
         size_t e = j1 - c0 < SPATTN_TK ? j1 - c0 : SPATTN_TK;
-        uint64_t word = (e == 64 ? ~(uint64_t)0 : (((uint64_t)1 << e) - 1)) &
-                        ~(((uint64_t)1 << a) - 1);
+        uint64_t word =
+            (e == 64 ? ~(uint64_t)0 : (((uint64_t)1 << e) - 1)) & ~(((uint64_t)1 << a) - 1);
         if (spattn__mb_or_word(b, rows, kt, word))
             return b->err;
     }
@@ -276,8 +276,7 @@ static spattn_status append_tile(spattn__mb *b, const spattn__mb_entry *e, int f
     t->part = SPATTN_FULL;
     if (!full) {
         if (m->npartial >= b->max_partial ||
-            grow((void **)&m->bits, &b->cap_partial, m->npartial + 1,
-                 sizeof *m->bits * SPATTN_TQ))
+            grow((void **)&m->bits, &b->cap_partial, m->npartial + 1, sizeof *m->bits * SPATTN_TQ))
             return fail(b, SPATTN_E_NOMEM);
         memcpy(m->bits + m->npartial * SPATTN_TQ, e->w, sizeof e->w);
         t->part = (uint32_t)m->npartial++;

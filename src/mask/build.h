@@ -32,12 +32,12 @@ typedef struct spattn__mb {
     spattn_status err;
 
     /* current query tile */
-    size_t qt;           /* SIZE_MAX before the first begin */
+    size_t qt; /* SIZE_MAX before the first begin */
     int open;
-    uint32_t rowmask;    /* rows of the current tile that exist */
-    uint32_t *slot;      /* nkt: 1 + index into ent, or 0 when untouched in this tile */
+    uint32_t rowmask; /* rows of the current tile that exist */
+    uint32_t *slot;   /* nkt: 1 + index into ent, or 0 when untouched in this tile */
     spattn__mb_entry *ent;
-    uint64_t *order;     /* sort scratch, same capacity as ent */
+    uint64_t *order; /* sort scratch, same capacity as ent */
     size_t nent, cap_ent;
 
     /* the result so far */
@@ -100,7 +100,7 @@ static inline uint64_t spattn__mb_bit_range(size_t a, size_t e)
 
 /* The checks every constructor makes first, in this order: NULL pointers, then lengths. */
 static inline spattn_status spattn__mb_check_args(spattn_mask **out, int data_null, size_t len_q,
-                                                 size_t len_k)
+                                                  size_t len_k)
 {
     if (!out)
         return SPATTN_E_NULL;

@@ -32,15 +32,15 @@ typedef struct spattn_ktile {
 
 struct spattn_mask {
     size_t len_q, len_k;
-    size_t nqt, nkt;      /* ceil(len_q / TQ), ceil(len_k / TK) */
+    size_t nqt, nkt; /* ceil(len_q / TQ), ceil(len_k / TK) */
     uint64_t nnz;
-    size_t ntiles;        /* stored (non-empty) tiles */
+    size_t ntiles; /* stored (non-empty) tiles */
     size_t npartial;
-    size_t *qt_ptr;       /* nqt + 1 */
-    spattn_ktile *tiles;  /* ntiles */
-    uint64_t *bits;       /* npartial * TQ */
-    uint64_t *qt_nnz;     /* nqt: allowed pairs per query tile */
-    atomic_size_t refs;   /* the user's reference plus one per plan using it */
+    size_t *qt_ptr;      /* nqt + 1 */
+    spattn_ktile *tiles; /* ntiles */
+    uint64_t *bits;      /* npartial * TQ */
+    uint64_t *qt_nnz;    /* nqt: allowed pairs per query tile */
+    atomic_size_t refs;  /* the user's reference plus one per plan using it */
 };
 
 /* Rows of query tile qt that exist (TQ except at the bottom edge). */
@@ -65,8 +65,8 @@ static inline size_t spattn__kt_cols(const spattn_mask *m, size_t kt)
 }
 
 /* The row-bits of tile row `row` (0..TQ-1) of a stored tile: for FULL tiles the in-range bits. */
-static inline uint64_t spattn__tile_row_bits(const spattn_mask *m, const spattn_ktile *t,
-                                             size_t qt, size_t row)
+static inline uint64_t spattn__tile_row_bits(const spattn_mask *m, const spattn_ktile *t, size_t qt,
+                                             size_t row)
 {
     if (t->part != SPATTN_FULL)
         return m->bits[(size_t)t->part * SPATTN_TQ + row];

@@ -330,8 +330,7 @@ static spattn_status draw_random(size_t nkb, size_t random, uint64_t seed, uint3
 }
 
 spattn_status spattn_mask_bigbird(size_t len_q, size_t len_k, size_t block, size_t window,
-                                  size_t global, size_t random, uint64_t seed,
-                                  spattn_mask **out)
+                                  size_t global, size_t random, uint64_t seed, spattn_mask **out)
 {
     spattn_status s = spattn__mb_check_args(out, 0, len_q, len_k);
     if (s)
@@ -344,7 +343,7 @@ spattn_status spattn_mask_bigbird(size_t len_q, size_t len_k, size_t block, size
         return s;
     size_t ng = global < nkb ? global : nkb;
     /* start of key block k (k <= nkb), clipped to len_k */
-#define KB_START(k) ((k) >= nkb ? len_k : (k) * block)
+#define KB_START(k) ((k) >= nkb ? len_k : (k)*block)
 
     spattn__mb b;
     if (spattn__mb_init(&b, len_q, len_k)) {

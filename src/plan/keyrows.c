@@ -13,8 +13,7 @@ static size_t row_count(const spattn_mask *m, size_t qt, size_t r)
     return n;
 }
 
-spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
-                                    spattn_keyrows *kr)
+spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather, spattn_keyrows *kr)
 {
     memset(kr, 0, sizeof *kr);
     kr->len_q = m->len_q;

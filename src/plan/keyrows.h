@@ -45,8 +45,7 @@ static inline size_t spattn__keyrows_longest(const spattn_keyrows *kr, size_t n)
 }
 
 /* Allowed keys of row i (n of them). */
-static inline const uint32_t *spattn__keyrows_row(const spattn_keyrows *kr, size_t i,
-                                                  size_t *n)
+static inline const uint32_t *spattn__keyrows_row(const spattn_keyrows *kr, size_t i, size_t *n)
 {
     *n = kr->off[i + 1] - kr->off[i];
     return kr->keys + kr->off[i];

@@ -70,16 +70,16 @@ static spattn_status check_call(const spattn_plan *p, const spattn_args *a, cons
 typedef struct probs_ctx {
     const spattn_plan *p;
     const spattn_args *a;
-    float scale;            /* resolved, exactly as the kernels get it */
-    float *lse;             /* [batch * heads_q][len_q], written by the kernels */
-    float *probs;           /* NULL when only column sums are wanted */
-    uint64_t *bh_off;       /* batch * heads_q + 1 offsets into probs */
-    uint64_t *qt_off;       /* per plan mask: nqt + 1 offsets of query tiles within a head */
-    float *scratch;         /* per thread: kernel scratch, then 16 floats of dummy O */
+    float scale;      /* resolved, exactly as the kernels get it */
+    float *lse;       /* [batch * heads_q][len_q], written by the kernels */
+    float *probs;     /* NULL when only column sums are wanted */
+    uint64_t *bh_off; /* batch * heads_q + 1 offsets into probs */
+    uint64_t *qt_off; /* per plan mask: nqt + 1 offsets of query tiles within a head */
+    float *scratch;   /* per thread: kernel scratch, then 16 floats of dummy O */
     size_t scratch_per_thread, kernel_scratch;
-    uint32_t *cols;         /* per thread: len_k column indices of one row */
-    float *vals;            /* per thread: len_k values of one row (column sums only) */
-    double *acc;            /* per thread: len_k column accumulators */
+    uint32_t *cols; /* per thread: len_k column indices of one row */
+    float *vals;    /* per thread: len_k values of one row (column sums only) */
+    double *acc;    /* per thread: len_k column accumulators */
 } probs_ctx;
 
 static const float *q_head(const probs_ctx *x, size_t bh)
@@ -161,8 +161,7 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *col
     size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
     for (size_t r = 0; r < rows; r++) {
         size_t n = spattn__mask_row_keys(m, qt, r, cols);
-        row_vals(x, job.q + (ptrdiff_t)(i0 + r) * job.q_ts, job.k, cols, n, job.lse[i0 + r],
-                 out);
+        row_vals(x, job.q + (ptrdiff_t)(i0 + r) * job.q_ts, job.k, cols, n, job.lse[i0 + r], out);
         out += n;
     }
 }
@@ -197,8 +196,8 @@ static void col_sums_head(const probs_ctx *x, size_t bh, int t, float *col_sums)
                 v = pv; /* already computed by the first pass, same values */
                 pv += n;
             } else {
-                row_vals(x, q + (ptrdiff_t)(i0 + r) * x->a->q_layout.token, k, cols, n,
-                         lse[i0 + r], vals);
+                row_vals(x, q + (ptrdiff_t)(i0 + r) * x->a->q_layout.token, k, cols, n, lse[i0 + r],
+                         vals);
             }
             for (size_t c = 0; c < n; c++)
                 acc[cols[c]] += (double)v[c];

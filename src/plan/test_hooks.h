@@ -11,9 +11,8 @@ typedef enum spattn_path {
     SPATTN_PATH_GATHER
 } spattn_path;
 
-spattn_status spattn__plan_create_path(const spattn_shape *shape,
-                                       const spattn_mask *const *masks, size_t n_masks,
-                                       const spattn_options *opt, spattn_path path,
+spattn_status spattn__plan_create_path(const spattn_shape *shape, const spattn_mask *const *masks,
+                                       size_t n_masks, const spattn_options *opt, spattn_path path,
                                        spattn_plan **out);
 
 /* Whether execute may run two query tiles in one kernel call where the ISA offers it (on by

@@ -21,8 +21,8 @@ static float softcapped(float s, float softcap)
 }
 
 /* One row against n <= TK allowed keys (in increasing order). */
-static void row_block(const spattn_head_job *job, const float *qi, const uint32_t *keys,
-                      size_t n, row_state *r, float *s)
+static void row_block(const spattn_head_job *job, const float *qi, const uint32_t *keys, size_t n,
+                      row_state *r, float *s)
 {
     float mt = -INFINITY;
     for (size_t c = 0; c < n; c++) {
@@ -71,8 +71,7 @@ static void row_finish(const spattn_head_job *job, size_t i, const row_state *r)
 }
 
 /* scratch: TQ row accumulators of dim_v, then one tile row of scores. */
-static size_t scalar_scratch(size_t dim_qk, size_t dim_v, size_t gather_rows,
-                             size_t gather_keys)
+static size_t scalar_scratch(size_t dim_qk, size_t dim_v, size_t gather_rows, size_t gather_keys)
 {
     (void)dim_qk;
     (void)gather_rows; /* the gather path works a row at a time */
@@ -168,8 +167,7 @@ static void scalar_softmax(const float *x, float *y, size_t ld, const spattn_mas
             uint64_t bits = spattn__tile_row_bits(m, &m->tiles[t], qt, r);
             size_t n = spattn__kt_cols(m, m->tiles[t].kt);
             for (size_t c = 0; c < n; c++, j++)
-                yi[j] = (l != 0.0f && ((bits >> c) & 1)) ? expf(scale * xi[j] - shift) * inv
-                                                          : 0.0f;
+                yi[j] = (l != 0.0f && ((bits >> c) & 1)) ? expf(scale * xi[j] - shift) * inv : 0.0f;
         }
     }
 }

@@ -83,19 +83,28 @@ const char *spattn__cpu_lacks(uint32_t bits)
 {
     const spattn_cpu_info *c = spattn__cpu();
     if (bits & SPATTN_CPU_AVX512) {
-        if (!c->has_avx512f) return "CPU lacks AVX512F";
-        if (!c->has_avx512bw) return "CPU lacks AVX512BW";
-        if (!c->has_avx512dq) return "CPU lacks AVX512DQ";
-        if (!c->has_avx512vl) return "CPU lacks AVX512VL";
-        if (!c->os_zmm) return "OS has not enabled ZMM and opmask state (XCR0)";
+        if (!c->has_avx512f)
+            return "CPU lacks AVX512F";
+        if (!c->has_avx512bw)
+            return "CPU lacks AVX512BW";
+        if (!c->has_avx512dq)
+            return "CPU lacks AVX512DQ";
+        if (!c->has_avx512vl)
+            return "CPU lacks AVX512VL";
+        if (!c->os_zmm)
+            return "OS has not enabled ZMM and opmask state (XCR0)";
         if (!(c->bits & SPATTN_CPU_AVX2))
             return "CPU lacks AVX2+FMA+F16C, which the AVX-512 kernels also use";
     }
     if (bits & SPATTN_CPU_AVX2) {
-        if (!c->has_avx2_cpuid) return "CPU lacks AVX2";
-        if (!c->has_fma_cpuid) return "CPU lacks FMA";
-        if (!c->has_f16c_cpuid) return "CPU lacks F16C";
-        if (!c->os_ymm) return "OS has not enabled YMM state (XCR0)";
+        if (!c->has_avx2_cpuid)
+            return "CPU lacks AVX2";
+        if (!c->has_fma_cpuid)
+            return "CPU lacks FMA";
+        if (!c->has_f16c_cpuid)
+            return "CPU lacks F16C";
+        if (!c->os_ymm)
+            return "OS has not enabled YMM state (XCR0)";
     }
     return (c->bits & bits) == bits ? NULL : "CPU lacks a feature these kernels need";
 }

@@ -97,8 +97,7 @@ static void draw_glyph(image *im, size_t x, size_t y, const glyph *g, size_t sca
                 image_fill(im, x + (size_t)col * scale, y + (size_t)r * scale, scale, scale, c);
 }
 
-size_t font_draw(image *im, size_t x, size_t y, const char *s, size_t scale, rgb c,
-                 size_t max_w)
+size_t font_draw(image *im, size_t x, size_t y, const char *s, size_t scale, rgb c, size_t max_w)
 {
     size_t w = 0;
     for (; *s; s++) {

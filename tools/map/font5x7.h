@@ -16,8 +16,7 @@ size_t font_width(const char *s, size_t scale);
 
 /* Draws s with its top-left corner at (x, y); stops before a glyph would pass x + max_w
    (max_w 0 = no limit). Returns the width drawn. */
-size_t font_draw(image *im, size_t x, size_t y, const char *s, size_t scale, rgb c,
-                 size_t max_w);
+size_t font_draw(image *im, size_t x, size_t y, const char *s, size_t scale, rgb c, size_t max_w);
 
 /* Draws s top to bottom, one glyph under the other (for a vertical axis name). */
 void font_draw_down(image *im, size_t x, size_t y, const char *s, size_t scale, rgb c);

@@ -7,11 +7,11 @@
 
 #include "font5x7.h"
 
-#define TS 2           /* text scale: 10 x 14 pixel glyphs */
+#define TS 2 /* text scale: 10 x 14 pixel glyphs */
 #define TEXT_H (FONT_H * TS)
-#define PAD 16         /* outer margin */
-#define GAP 28         /* between panels */
-#define TARGET_PX 320  /* small maps are zoomed up to about this size */
+#define PAD 16        /* outer margin */
+#define GAP 28        /* between panels */
+#define TARGET_PX 320 /* small maps are zoomed up to about this size */
 #define MAX_ZOOM 16
 #define BAR_W 22
 
@@ -69,8 +69,8 @@ static void measure(const map_panel *p, const map_style *st, panel_box *b)
     if (b->zoom > MAX_ZOOM)
         b->zoom = MAX_ZOOM;
     if (b->factor > 1)
-        snprintf(b->sub, sizeof b->sub, "%zu X %zu, MAX OF %zuX%zu", p->len_q, p->len_k,
-                 b->factor, b->factor);
+        snprintf(b->sub, sizeof b->sub, "%zu X %zu, MAX OF %zuX%zu", p->len_q, p->len_k, b->factor,
+                 b->factor);
     else
         snprintf(b->sub, sizeof b->sub, "%zu X %zu", p->len_q, p->len_k);
     snprintf(b->tq0, sizeof b->tq0, "0");
@@ -137,7 +137,7 @@ static void draw_panel(image *im, size_t x0, size_t y0, const map_panel *p, cons
     for (size_t gi = 0; gi < b->gh; gi++)
         for (size_t gj = 0; gj < b->gw; gj++) {
             float v = cells[gi * b->gw + gj];
-            rgb c = v < 0.0f          ? map_masked_rgb
+            rgb c = v < 0.0f         ? map_masked_rgb
                     : p->values == 0 ? map_allowed_rgb
                                      : map_colour(v, scale);
             size_t px = mx + gj * b->zoom, py = my + gi * b->zoom;
@@ -166,8 +166,7 @@ static size_t legend_width(void)
 
 /* Probability bar (top = 1) with three labelled values, then the masked swatch. Or, for
    bare masks, the two swatches. Returns the height used. */
-static size_t draw_legend(image *im, size_t x, size_t y, size_t bar_h, int probs,
-                          map_scale scale)
+static size_t draw_legend(image *im, size_t x, size_t y, size_t bar_h, int probs, map_scale scale)
 {
     if (!probs) {
         swatch(im, x, y, map_allowed_rgb, "ALLOWED");

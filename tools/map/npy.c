@@ -132,8 +132,7 @@ static int read_shape(cur *c, npy_array *a, char *err, size_t errlen)
         a->ndim++;
         int comma = eat(c, ',');
         if (eat(c, ')'))
-            return (a->ndim == 1 && !comma) ? fail(err, errlen, "'shape' (n) is not a tuple")
-                                            : 0;
+            return (a->ndim == 1 && !comma) ? fail(err, errlen, "'shape' (n) is not a tuple") : 0;
         if (!comma)
             return fail(err, errlen, "'shape' tuple is malformed");
     }
@@ -170,15 +169,17 @@ static int parse_header(const char *h, size_t n, npy_array *a, char *err, size_t
             return fail(err, errlen, "header dict is malformed");
         if (strcmp(key, "descr") == 0) {
             if (!read_str(&c, val, sizeof val))
-                return fail(err, errlen, "'descr' is not a simple dtype string (structured "
-                                         "arrays are not supported)");
+                return fail(err, errlen,
+                            "'descr' is not a simple dtype string (structured "
+                            "arrays are not supported)");
             if (parse_descr(val, a, err, errlen) != 0)
                 return -1;
             have_descr = 1;
         } else if (strcmp(key, "fortran_order") == 0) {
             if (read_word(&c, "True"))
-                return fail(err, errlen, "fortran_order is True; save a C-ordered array "
-                                         "(np.ascontiguousarray)");
+                return fail(err, errlen,
+                            "fortran_order is True; save a C-ordered array "
+                            "(np.ascontiguousarray)");
             if (!read_word(&c, "False"))
                 return fail(err, errlen, "'fortran_order' is neither True nor False");
             have_order = 1;
@@ -200,7 +201,9 @@ static int parse_header(const char *h, size_t n, npy_array *a, char *err, size_t
         return fail(err, errlen, "junk after the header dict");
     if (!have_descr || !have_order || !have_shape)
         return fail(err, errlen, "header lacks '%s'",
-                    !have_descr ? "descr" : !have_order ? "fortran_order" : "shape");
+                    !have_descr   ? "descr"
+                    : !have_order ? "fortran_order"
+                                  : "shape");
     return 0;
 }
 
@@ -220,8 +223,7 @@ int npy_parse(const unsigned char *buf, size_t len, npy_array *out, char *err, s
     } else if (major == 2 || major == 3) {
         if (len < 12)
             return fail(err, errlen, "truncated header");
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 |
-               (size_t)buf[11] << 24;
+        hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
         start = 12;
     } else {
         return fail(err, errlen, "unsupported .npy format version %u.%u", major, buf[7]);

@@ -18,8 +18,8 @@ typedef struct npy_array {
     npy_dtype dtype;
     int ndim;
     size_t shape[NPY_MAX_DIMS];
-    size_t count;  /* product of shape (1 for a 0-d array) */
-    void *data;    /* count elements, C order: float for NPY_F32, unsigned char otherwise */
+    size_t count; /* product of shape (1 for a 0-d array) */
+    void *data;   /* count elements, C order: float for NPY_F32, unsigned char otherwise */
 } npy_array;
 
 /* Parses a whole .npy image held in memory. Returns 0 and fills *out (free with npy_free), or

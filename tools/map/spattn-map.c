@@ -116,10 +116,9 @@ static int parse_args(int argc, char **argv, opts *o)
             o->scale = MAP_LOG;
             continue;
         }
-        static const char *const valued[] = {"-o", "--out", "--mask", "--q", "--k", "--len",
-                                             "--len-q", "--len-k", "--head", "--cols",
-                                             "--max-cells", "--attn-scale", "--softcap",
-                                             "--isa"};
+        static const char *const valued[] = {
+            "-o",      "--out",  "--mask", "--q",         "--k",          "--len",     "--len-q",
+            "--len-k", "--head", "--cols", "--max-cells", "--attn-scale", "--softcap", "--isa"};
         int known = 0;
         for (size_t n = 0; n < sizeof valued / sizeof valued[0]; n++)
             known |= strcmp(a, valued[n]) == 0;
@@ -224,7 +223,7 @@ static int parse_spec(const char *spec, char *name, size_t name_cap, size_t *num
             return complain(2, "--mask '%s': too many parameters", spec);
         if (!parse_size(buf, &nums[*count]))
             return complain(2, "--mask '%s': parameter '%s' is not a non-negative integer", spec,
-                               buf);
+                            buf);
         (*count)++;
         if (comma == NULL)
             return 0;
@@ -284,9 +283,10 @@ static int pattern_mask(const char *spec, size_t lq, size_t lk, spattn_mask **ou
         rule = "DILATION >= 1";
         st = spattn_mask_dilated(lq, lk, a[0], a[1], a[2], out);
     } else {
-        return complain(2, "--mask '%s': unknown pattern '%s' (causal, window, strided, fixed, "
-                           "bigbird, longformer, dilated, or a .npy file)",
-                           spec, name);
+        return complain(2,
+                        "--mask '%s': unknown pattern '%s' (causal, window, strided, fixed, "
+                        "bigbird, longformer, dilated, or a .npy file)",
+                        spec, name);
     }
     if (st == SPATTN_E_ARG)
         return complain(2, "--mask '%s': parameters out of range (%s)", spec, rule);
@@ -296,8 +296,7 @@ static int pattern_mask(const char *spec, size_t lq, size_t lk, spattn_mask **ou
 }
 
 /* Masks from a bool/uint8 .npy: one for a 2-D file, one per head for a 3-D file. */
-static int npy_masks(const char *path, spattn_mask ***masks, size_t *n, size_t *lq,
-                     size_t *lk)
+static int npy_masks(const char *path, spattn_mask ***masks, size_t *n, size_t *lq, size_t *lk)
 {
     char err[512];
     npy_array a;
@@ -309,9 +308,10 @@ static int npy_masks(const char *path, spattn_mask ***masks, size_t *n, size_t *
         goto done;
     }
     if (a.ndim != 2 && a.ndim != 3) {
-        r = complain(1, "--mask %s: a mask must be [len_q][len_k] or [heads][len_q][len_k], got %d "
-                 "dimensions",
-                 path, a.ndim);
+        r = complain(1,
+                     "--mask %s: a mask must be [len_q][len_k] or [heads][len_q][len_k], got %d "
+                     "dimensions",
+                     path, a.ndim);
         goto done;
     }
     size_t heads = a.ndim == 3 ? a.shape[0] : 1;
@@ -347,30 +347,31 @@ done:
 /* ---- attention inputs ------------------------------------------------------------------ */
 
 /* A float32 [heads][len][dim] (or [len][dim]) array with finite values. */
-static int load_input(const char *flag, const char *path, npy_array *a, size_t *heads,
-                      size_t *len, size_t *dim)
+static int load_input(const char *flag, const char *path, npy_array *a, size_t *heads, size_t *len,
+                      size_t *dim)
 {
     char err[512];
     if (npy_read(path, a, err, sizeof err) != 0)
         return complain(1, "%s %s", flag, err);
     if (a->dtype != NPY_F32)
         return complain(1, "%s %s: inputs must be float32, not %s", flag, path,
-                    npy_dtype_name(a->dtype));
+                        npy_dtype_name(a->dtype));
     if (a->ndim != 2 && a->ndim != 3)
-        return complain(1, "%s %s: expected [heads][len][dim] or [len][dim], got %d dimensions", flag,
-                    path, a->ndim);
+        return complain(1, "%s %s: expected [heads][len][dim] or [len][dim], got %d dimensions",
+                        flag, path, a->ndim);
     *heads = a->ndim == 3 ? a->shape[0] : 1;
     *len = a->shape[a->ndim - 2];
     *dim = a->shape[a->ndim - 1];
     if (*heads == 0 || *len == 0 || *dim == 0)
         return complain(1, "%s %s: a dimension is 0", flag, path);
     if (*len > MAX_PATTERN_LEN)
-        return complain(1, "%s %s: lengths above %zu are not supported", flag, path, MAX_PATTERN_LEN);
+        return complain(1, "%s %s: lengths above %zu are not supported", flag, path,
+                        MAX_PATTERN_LEN);
     const float *f = a->data;
     for (size_t i = 0; i < a->count; i++)
         if (!isfinite(f[i]))
-            return complain(1, "%s %s: element %zu is %s; the map needs finite inputs", flag, path, i,
-                        isnan(f[i]) ? "NaN" : "infinite");
+            return complain(1, "%s %s: element %zu is %s; the map needs finite inputs", flag, path,
+                            i, isnan(f[i]) ? "NaN" : "infinite");
     return 0;
 }
 
@@ -378,7 +379,7 @@ static int load_input(const char *flag, const char *path, npy_array *a, size_t *
 
 typedef struct job {
     opts o;
-    spattn_mask **masks;   /* owned */
+    spattn_mask **masks; /* owned */
     size_t n_masks, lq, lk, heads;
     npy_array q, k;
     spattn_plan *plan;
@@ -425,7 +426,7 @@ static int build_masks(job *j)
             return r;
         if (o->q != NULL && (lq != j->lq || lk != j->lk))
             return complain(1, "--mask %s is %zu x %zu but Q and K give %zu x %zu", o->mask, lq, lk,
-                        j->lq, j->lk);
+                            j->lq, j->lk);
         j->lq = lq;
         j->lk = lk;
         return 0;
@@ -456,21 +457,23 @@ static int build_masks(job *j)
 static int compute_probs(job *j, size_t hkv, size_t dim)
 {
     if (j->n_masks > 1 && j->n_masks != j->heads)
-        return complain(1, "--mask %s has %zu heads but Q has %zu", j->o.mask, j->n_masks, j->heads);
+        return complain(1, "--mask %s has %zu heads but Q has %zu", j->o.mask, j->n_masks,
+                        j->heads);
     spattn_shape s = {1, j->heads, hkv, j->lq, j->lk, dim, 1};
     spattn_options opt = {j->o.isa, 0};
-    spattn_status st = spattn_plan_create(&s, (const spattn_mask *const *)j->masks, j->n_masks,
-                                          &opt, &j->plan);
+    spattn_status st =
+        spattn_plan_create(&s, (const spattn_mask *const *)j->masks, j->n_masks, &opt, &j->plan);
     if (st == SPATTN_E_UNSUPPORTED)
         return complain(1, "ISA %s: %s", spattn_isa_name(j->o.isa),
-                    spattn_isa_unavailable_reason(j->o.isa));
+                        spattn_isa_unavailable_reason(j->o.isa));
     if (st != SPATTN_OK)
         return complain(1, "cannot plan the attention: %s", spattn_status_string(st));
     uint64_t np = spattn_plan_probs_len(j->plan);
     if (np > MAX_PAIRS)
-        return complain(1, "%llu allowed pairs is more than this tool holds (%llu); use a sparser "
-                    "mask or shorter inputs",
-                    (unsigned long long)np, (unsigned long long)MAX_PAIRS);
+        return complain(1,
+                        "%llu allowed pairs is more than this tool holds (%llu); use a sparser "
+                        "mask or shorter inputs",
+                        (unsigned long long)np, (unsigned long long)MAX_PAIRS);
     j->probs = malloc(np > 0 ? (size_t)np * sizeof(float) : 1);
     if (j->probs == NULL)
         return complain(1, "out of memory for %llu probabilities", (unsigned long long)np);
@@ -494,8 +497,8 @@ static int build_panels(job *j)
     size_t first = j->o.grid ? 0 : j->o.head, count = j->o.grid ? j->heads : 1;
     if (first >= j->heads)
         return complain(2, "--head %zu: there %s %zu head%s (0 .. %zu)", j->o.head,
-                           j->heads == 1 ? "is" : "are", j->heads, j->heads == 1 ? "" : "s",
-                           j->heads - 1);
+                        j->heads == 1 ? "is" : "are", j->heads, j->heads == 1 ? "" : "s",
+                        j->heads - 1);
     j->panels = calloc(count, sizeof *j->panels);
     j->row_ptr = calloc(count, sizeof *j->row_ptr);
     j->col_idx = calloc(count, sizeof *j->col_idx);
@@ -506,14 +509,15 @@ static int build_panels(job *j)
     uint64_t total = 0;
     for (size_t p = 0; p < count; p++) {
         size_t h = first + p;
-        const spattn_mask *m = j->plan ? spattn_plan_mask(j->plan, 0, h)
-                                       : j->masks[j->n_masks == 1 ? 0 : h];
+        const spattn_mask *m =
+            j->plan ? spattn_plan_mask(j->plan, 0, h) : j->masks[j->n_masks == 1 ? 0 : h];
         uint64_t nnz = spattn_mask_nnz(m);
         total += nnz;
         if (total > MAX_PAIRS)
-            return complain(1, "more than %llu allowed pairs to draw; use a sparser mask or fewer "
-                        "heads",
-                        (unsigned long long)MAX_PAIRS);
+            return complain(1,
+                            "more than %llu allowed pairs to draw; use a sparser mask or fewer "
+                            "heads",
+                            (unsigned long long)MAX_PAIRS);
         j->row_ptr[p] = malloc((j->lq + 1) * sizeof(int64_t));
         j->col_idx[p] = malloc(nnz > 0 ? (size_t)nnz * sizeof(int32_t) : 1);
         if (!j->row_ptr[p] || !j->col_idx[p])
@@ -550,7 +554,8 @@ static int run(job *j)
         if (dq != dk)
             return complain(1, "Q has dim %zu but K has dim %zu", dq, dk);
         if (j->heads % hkv != 0)
-            return complain(1, "Q has %zu heads, K has %zu: K's heads must divide Q's", j->heads, hkv);
+            return complain(1, "Q has %zu heads, K has %zu: K's heads must divide Q's", j->heads,
+                            hkv);
         j->lq = lq;
         j->lk = lk;
         dim = dq;
