@@ -150,9 +150,9 @@ static inline __attribute__((always_inline)) void prefetch_keys(const tile_prefe
     for (size_t c = j; c < j + count && c < pf->n; c++) {
         const char *k = pf->k + (ptrdiff_t)c * pf->k_ts, *v = pf->v + (ptrdiff_t)c * pf->v_ts;
         for (size_t b = 0; b < pf->k_bytes; b += 64)
-            _mm_prefetch(k + b, _MM_HINT_T0);
+            vec_prefetch_l1(k + b);
         for (size_t b = 0; b < pf->v_bytes; b += 64)
-            _mm_prefetch(v + b, _MM_HINT_T0);
+            vec_prefetch_l1(v + b);
     }
 }
 
@@ -314,7 +314,7 @@ static inline __attribute__((always_inline)) col_t qk_rows_g(
         }
         for (int b = 0; b < nkeys && jj + (size_t)b < nk; b++) {
             const col_t a4 = col_from_quarters(
-                vec_hsums4(acc[b]), ng == 1 ? _mm_setzero_ps() : vec_hsums4(acc[b] + 4));
+                vec_hsums4(acc[b]), ng == 1 ? q4_zero() : vec_hsums4(acc[b] + 4));
             const col_t a = cm != NULL ? col_select(cmask_bits(cm[jj + (size_t)b]), a4, ninf) : a4;
             col_store(st + (jj + (size_t)b) * 16, a);
             mt = col_max(mt, a);
@@ -812,7 +812,7 @@ static inline __attribute__((always_inline)) col_t dots16(const float *q, size_t
         vec_t a[4];
         for (size_t c = 0; c < 4; c++)
             a[c] = dot_vec(q, dq, k + (ptrdiff_t)keys[c < n ? c : n - 1] * k_ts);
-        return col_from_quarters(vec_hsums4(a), _mm_setzero_ps());
+        return col_from_quarters(vec_hsums4(a), q4_zero());
     }
     vec_t part[16 / VL];
     for (size_t g = 0; g < 16 / VL; g++) {

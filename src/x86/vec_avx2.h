@@ -277,16 +277,23 @@ SPATTN_ALWAYS_INLINE vec_t vec_hsums(const vec_t a[8])
 }
 /* The 16 / VL results of vec_hsums as one column. */
 SPATTN_ALWAYS_INLINE col_t col_from_vecs(const vec_t *v) { return col_mk(v[0], v[1]); }
+typedef __m128 q4_t; /* 4 floats: vec_hsums4's result, a quarter column */
+SPATTN_ALWAYS_INLINE q4_t q4_zero(void) { return _mm_setzero_ps(); }
 /* The same for 4 vectors (lanes 0-3; rows of a handful of keys): one hadd tree. */
-SPATTN_ALWAYS_INLINE __m128 vec_hsums4(const vec_t a[4])
+SPATTN_ALWAYS_INLINE q4_t vec_hsums4(const vec_t a[4])
 {
     __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 /* Lanes 0-3 from x, 4-7 from y, the rest 0. */
-SPATTN_ALWAYS_INLINE col_t col_from_quarters(__m128 x, __m128 y)
+SPATTN_ALWAYS_INLINE col_t col_from_quarters(q4_t x, q4_t y)
 {
     return col_mk(_mm256_set_m128(y, x), _mm256_setzero_ps());
+}
+/* A read of the line at p into L1. */
+SPATTN_ALWAYS_INLINE void vec_prefetch_l1(const void *p)
+{
+    _mm_prefetch((const char *)p, _MM_HINT_T0);
 }
 /* Peak probe (x86_fma_probe): 12 independent chains (4-cycle latency, two FMA ports, 16 registers). */
 #define PROBE_CHAINS 12

@@ -184,9 +184,11 @@ SPATTN_ALWAYS_INLINE vec_t vec_hsums(const vec_t a[16])
 }
 /* The 16 / VL results of vec_hsums as one column. */
 SPATTN_ALWAYS_INLINE col_t col_from_vecs(const vec_t *v) { return v[0]; }
+typedef __m128 q4_t; /* 4 floats: vec_hsums4's result, a quarter column */
+SPATTN_ALWAYS_INLINE q4_t q4_zero(void) { return _mm_setzero_ps(); }
 /* The same for 4 vectors (lanes 0-3; rows of a handful of keys): halves, then quarters side
    by side as above, then each quarter summed in place and its lane 0 moved down. */
-SPATTN_ALWAYS_INLINE __m128 vec_hsums4(const vec_t a[4])
+SPATTN_ALWAYS_INLINE q4_t vec_hsums4(const vec_t a[4])
 {
     __m512 h0 = _mm512_add_ps(_mm512_mask_blend_ps(0xFF00, a[0], a[1]),
                               _mm512_shuffle_f32x4(a[0], a[1], _MM_SHUFFLE(1, 0, 3, 2)));
@@ -200,9 +202,14 @@ SPATTN_ALWAYS_INLINE __m128 vec_hsums4(const vec_t a[4])
     return _mm512_castps512_ps128(_mm512_permutexvar_ps(lane0, q));
 }
 /* Lanes 0-3 from x, 4-7 from y, the rest 0. */
-SPATTN_ALWAYS_INLINE col_t col_from_quarters(__m128 x, __m128 y)
+SPATTN_ALWAYS_INLINE col_t col_from_quarters(q4_t x, q4_t y)
 {
     return _mm512_insertf32x4(_mm512_zextps128_ps512(x), y, 1);
+}
+/* A read of the line at p into L1. */
+SPATTN_ALWAYS_INLINE void vec_prefetch_l1(const void *p)
+{
+    _mm_prefetch((const char *)p, _MM_HINT_T0);
 }
 /* Peak probe (x86_fma_probe): 24 independent chains cover 4-cycle latency on two FMA ports with room. */
 #define PROBE_CHAINS 24
