@@ -7,18 +7,20 @@
 #include "kernels/common.h"
 
 /* PROBE_CHAINS independent FMA chains in vec_t registers (the array is fully unrolled, so it
-   lives in registers: the loop is FMAs and a counter, nothing else). */
+   lives in registers: the loop is FMAs and a counter, nothing else). Each chain is
+   a += x * y, the accumulator as the addend: that is the FMA's destination on every ISA
+   (vfmadd231ps, fmla), so no register copies join the FMAs. a grows by 1e-6 per step. */
 static float tpl_fma_probe(size_t iters, double *flops)
 {
     vec_t a[PROBE_CHAINS];
 #pragma GCC unroll 32
     for (int c = 0; c < PROBE_CHAINS; c++)
         a[c] = vec_set1(1.0f + 0.01f * (float)c);
-    const vec_t x = vec_set1(0.999999f), y = vec_set1(1e-7f);
+    const vec_t x = vec_set1(1e-3f), y = vec_set1(1e-3f);
     for (size_t it = 0; it < iters; it++) {
 #pragma GCC unroll 32
         for (int c = 0; c < PROBE_CHAINS; c++)
-            a[c] = vec_fma(a[c], x, y);
+            a[c] = vec_fma(x, y, a[c]);
     }
     vec_t s = vec_zero();
 #pragma GCC unroll 32

@@ -36,12 +36,11 @@
  *   col_fma_bc(a,p,acc: acc + a * *p) col_fma_bc_lo (COL_HALVES: low half only, high half of
  *   acc kept) col_fma_bc_m(a,p,acc,m: lanes outside m keep acc, and a NaN at *p cannot reach
  *   them) cmask_bits(u32: bit r -> lane r) col_select(m,a,b: m ? a : b) col_is_neginf
- *   col_exp2(x: 2^x, exact 0 below 2^-125, SLEEF 1 ULP) col_exp2_lo (high half 0)
- *   col_tanh col_hmax col_hsum col_masks_from_rows(rows[16], cm[64]: cm[j] bit r = bit j of
- *   rows[r]) col_from_vecs(16/VL vec_t of vec_hsums) col_from_quarters(q4_t lanes 0-3,
- *   q4_t lanes 4-7, zeros above)
- *   vec_zero vec_set1 vec_loadu vec_storeu vec_loadu_m(p,m: lanes outside m are not read
- *   and come out 0) vec_storeu_m(p,m,a: lanes outside m are not written) vec_add vec_mul
+ *   col_exp2(x: 2^x for x <= 0, SLEEF 1 ULP; x86 flushes results below 2^-125 to 0) col_exp2_lo
+ * (high half 0) col_tanh col_hmax col_hsum col_masks_from_rows(rows[16], cm[64]: cm[j] bit r = bit
+ * j of rows[r]) col_from_vecs(16/VL vec_t of vec_hsums) col_from_quarters(q4_t lanes 0-3, q4_t
+ * lanes 4-7, zeros above) vec_zero vec_set1 vec_loadu vec_storeu vec_loadu_m(p,m: lanes outside m
+ * are not read and come out 0) vec_storeu_m(p,m,a: lanes outside m are not written) vec_add vec_mul
  *   vec_max vec_fma vec_fma_m(a,b,c,m: c outside m, NaN in a or b cannot reach it)
  *   vec_select vec_exp2 vec_hsum vec_hmax vec_hsums(a[VL]: lane i = sum of a[i])
  *   vec_hsums4(a[4]: q4_t, lane i = sum of a[i]) vmask_bits(u64: low VL bits)
