@@ -41,8 +41,8 @@ static spattn_head_job make_job(const exec_ctx *x, size_t b, size_t h, size_t hk
 
 /* A query tile with no allowed pair: its rows are zeros and their lse -inf, what every
    kernel gives rows it finds nothing for, written here without a kernel call (which would
-   pack Q and clear its accumulators for nothing: half the query tiles of 64x64 random blocks
-   at 1 % are empty, and so is a decode group whose heads all allow nothing). */
+   pack Q and clear its accumulators for nothing: most query tiles of very sparse block masks
+   are empty, and so is a decode group whose heads all allow nothing). */
 static void empty_tile(const spattn_head_job *job, const spattn_mask *m, size_t qt)
 {
     const size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);

@@ -12,12 +12,11 @@
    per thread, down to 1/GUIDED_MIN of a thread's share, so the first chunks are long and the
    last short. Threads take chunks dynamically, and when one of them runs slow (a neighbour on
    its vCPU, a cost estimate that is off) the other is left waiting only for a short last
-   chunk: with 8 equal chunks per thread, causal 4096 on two threads ended 0.3-2 ms of 19 ms
-   apart. Plans whose cost is mostly gather tiles take GATHER_CHUNKS long equal chunks per
+   chunk, where equal chunks leave the two threads ending far apart (docs/design.md has the
+   measurements). Plans whose cost is mostly gather tiles take GATHER_CHUNKS long equal chunks per
    thread instead: a gather call covers a run of tiles within one chunk and passes over all
-   their rows together, and the longer the pass the more rows reuse each K and V row from L2
-   (16 random keys per row, len 4096, 2 threads: 0.665 -> 0.537 ms with 2 chunks per thread
-   instead of 8). */
+   their rows together, and the longer the pass the more rows reuse each K and V row from
+   L2. */
 #define GUIDED_DIV 4
 #define GUIDED_MIN 64
 #define GATHER_CHUNKS 2
