@@ -17,9 +17,8 @@
 #include <sleef.h>
 #include <stdint.h>
 
+#include "x86/vec_x86.h"
 #include "x86/x86_math.h"
-
-#define SPATTN_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* ---- col_t: 16 lanes ------------------------------------------------------------------- */
 typedef __m512 col_t;
@@ -182,17 +181,6 @@ SPATTN_ALWAYS_INLINE vec_t vec_loadu_f16(const uint16_t *p)
 SPATTN_ALWAYS_INLINE vec_t vec_loadu_f16_m(const uint16_t *p, vmask_t m)
 {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
-}
-
-/* ---- small things ----------------------------------------------------------------------- */
-typedef __m128 q4_t;
-SPATTN_ALWAYS_INLINE q4_t q4_zero(void)
-{
-    return _mm_setzero_ps();
-}
-SPATTN_ALWAYS_INLINE void vec_prefetch_l1(const void *p)
-{
-    _mm_prefetch((const char *)p, _MM_HINT_T0);
 }
 
 SPATTN_ALWAYS_INLINE vec_t vec_zero(void)
