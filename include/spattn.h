@@ -260,6 +260,14 @@ typedef struct spattn_args {
     float *lse;    /* optional, NULL or [batch][heads_q][len_q] contiguous */
     float scale;   /* 0 = 1/sqrt(dim_qk); negative or non-finite -> SPATTN_E_ARG */
     float softcap; /* 0 = off; negative or non-finite -> SPATTN_E_ARG */
+    /* Score modifiers (0.2). With i' = i + (len_k - len_q) + pos_offset, an allowed pair's
+       score is softcap(scale * dot(Q_i, K_j)) - alibi_slopes[h] * |i' - j|. With sinks, each
+       row's softmax gains the logit sinks[h], which has no value row: a row with no allowed
+       key gives O = 0 and lse = sinks[h]. A slope must be finite, a sink finite or -INFINITY
+       (no sink for that head), else SPATTN_E_ARG. */
+    const float *alibi_slopes; /* NULL, or heads_q floats */
+    const float *sinks;        /* NULL, or heads_q floats */
+    ptrdiff_t pos_offset;      /* 0 for a whole sequence; for a key shard, see the 0.2 docs */
 } spattn_args;
 
 /* masks: NULL with n_masks == 0 = every pair allowed; otherwise n_masks is 1 (one mask for all),

@@ -268,6 +268,10 @@ static spattn_head_job make_job(const kdata *d, tu_buf *o, tu_buf *lse)
     job.scale = k->scale;
     job.softcap = k->softcap;
     job.stream_kv = k->stream_kv;
+    job.slopes = job.sinks = NULL;
+    job.mod_step = 0;
+    job.pos0 = (ptrdiff_t)k->len_k - (ptrdiff_t)k->len_q;
+    job.pos_step = 1;
     return job;
 }
 

@@ -39,6 +39,18 @@ static float q_factor(const spattn_head_job *job)
     return job->softcap != 0.0f ? job->scale / job->softcap : job->scale * K_LOG2E;
 }
 
+/* Whether scores get a pass after QK (softcap, ALiBi), which then also applies the mask. */
+static int scores_modified(const spattn_head_job *job)
+{
+    return job->softcap != 0.0f || job->slopes != NULL;
+}
+
+/* Row i's value of a per-row modifier of the job (its slope or its sink). */
+static float mod_row(const spattn_head_job *job, const float *v, size_t i)
+{
+    return v[(ptrdiff_t)i * job->mod_step];
+}
+
 /* Hides a pointer's value from the optimiser at this point: otherwise it rewrites p + k for
    several constant k as one base plus an index register each (running out of registers, or
    splitting each load-FMA into two uops at issue), where [p + imm] is what we want. */

@@ -80,14 +80,24 @@ SPATTN_ALWAYS_INLINE col_t qk_dots16(const float *q, size_t dq, const float *k, 
     return col_from_vecs(part);
 }
 
-/* Scores (log2 units, softcap applied) of row q against keys[0 .. n), 1 <= n <= 16; -inf in
-   the lanes past n. */
+/* Scores (log2 units, softcap and ALiBi applied) of row i (q) against keys[0 .. n),
+   1 <= n <= 16; -inf in the lanes past n. */
 SPATTN_ALWAYS_INLINE col_t row_scores16(const spattn_head_job *job, const float *q, size_t dq,
-                                        const uint32_t *keys, size_t n)
+                                        const uint32_t *keys, size_t n, size_t i)
 {
     col_t s = col_mul(qk_dots16(q, dq, job->k, job->k_ts, keys, n), col_set1(q_factor(job)));
     if (job->softcap != 0.0f)
         s = col_mul(col_tanh(s), col_set1(job->softcap * K_LOG2E));
+    if (job->slopes != NULL) {
+        /* |i' - j| as exact integers, then to float (exact below 2^24). */
+        float dist[16] __attribute__((aligned(64)));
+        const ptrdiff_t pos = job->pos0 + (ptrdiff_t)i * job->pos_step;
+        for (size_t c = 0; c < 16; c++) {
+            const ptrdiff_t d = pos - (ptrdiff_t)keys[c < n ? c : n - 1];
+            dist[c] = (float)(d < 0 ? -d : d);
+        }
+        s = col_fma(col_set1(-mod_row(job, job->slopes, i) * K_LOG2E), col_load(dist), s);
+    }
     return col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(K_NINF));
 }
 
@@ -178,27 +188,29 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const spattn_head_job *job, const size
             continue;
         const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
         if (n <= 16) {
-            col_store(s, row_scores16(job, q, dq, keys, n));
+            col_store(s, row_scores16(job, q, dq, keys, n, i0 + r));
             s += 16;
             continue;
         }
         for (size_t c = 0; c < n; c += 16, s += 16)
-            col_store(s, row_scores16(job, q, dq, keys + c, n - c < 16 ? n - c : 16));
+            col_store(s, row_scores16(job, q, dq, keys + c, n - c < 16 ? n - c : 16, i0 + r));
     }
     s = sb;
     for (size_t r = 0; r < rows; r++) {
         spattn__keyrows_row(kr, i0 + r, &n);
+        /* A sink joins the row's max and sum as one more score with no value row. */
+        const float sink = job->sinks ? mod_row(job, job->sinks, i0 + r) * K_LOG2E : K_NINF;
         if (n == 0) {
             lb[r] = 0.0f;
             if (job->lse)
-                job->lse[i0 + r] = K_NINF;
+                job->lse[i0 + r] = job->sinks ? mod_row(job, job->sinks, i0 + r) : K_NINF;
             continue;
         }
         const size_t w = round16(n);
         col_t mx = col_load(s);
         for (size_t c = 16; c < w; c += 16)
             mx = col_max(mx, col_load(s + c));
-        const float mt = col_hmax(mx), shift = mt == K_NINF ? 0.0f : mt;
+        const float mk = col_hmax(mx), mt = sink > mk ? sink : mk, shift = mt == K_NINF ? 0.0f : mt;
         col_t sum;
         if (w == 16) { /* one block, the common case: mx is its scores, no loop */
             sum = col_exp2(col_sub(mx, col_set1(shift)));
@@ -211,7 +223,7 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const spattn_head_job *job, const size
                 sum = col_add(sum, p);
             }
         }
-        const float l = col_hsum(sum);
+        const float l = col_hsum(sum) + (sink != K_NINF ? exp2f(sink - shift) : 0.0f);
         lb[r] = l;
         if (job->lse)
             job->lse[i0 + r] = row_lse(mt, l);

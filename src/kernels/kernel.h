@@ -8,7 +8,8 @@
  * which rows a thread gets never changes what a row computes, so output is bitwise the same for
  * any thread count. A kernel must:
  *  - write every row of the tile: O rows, and lse entries when lse != NULL;
- *  - give O = 0 and lse = -INFINITY for a row with no allowed key;
+ *  - give O = 0 and lse = -INFINITY for a row with no allowed key (lse = its sink when the job
+ *    has sinks);
  *  - never read a key (K or V row) that no allowed pair of that row touches into that row's
  *    result (a NaN there must not propagate), and never load past key len_k - 1;
  *  - use only the scratch it was given (scratch_floats(...) floats, 64-byte aligned);
@@ -40,6 +41,14 @@ typedef struct spattn_head_job {
        decode): the tiles then come from DRAM and are worth prefetching, while tiles that
        several query tiles re-read are in L2 and prefetches only take load slots. */
     int stream_kv;
+    /* Score modifiers. Row r of the job has slope slopes[r * mod_step] (NULL: no ALiBi), sink
+       sinks[r * mod_step] (NULL: no sinks; -inf: none for that row) and query position
+       i' = pos0 + r * pos_step; mod_step is 0 when every row is of one head and 1 when the rows
+       are consecutive heads (packed decode, pos_step 0). */
+    const float *slopes;
+    const float *sinks;
+    ptrdiff_t mod_step;
+    ptrdiff_t pos0, pos_step;
 } spattn_head_job;
 
 /* A row's lse from its softmax shift (natural-log units) and its sum of exp(s - shift): the

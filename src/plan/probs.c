@@ -147,6 +147,12 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *col
     job.scale = x->scale;
     job.softcap = x->a->softcap;
     job.stream_kv = 0;
+    const size_t h = bh % s->heads_q;
+    job.slopes = x->a->alibi_slopes ? x->a->alibi_slopes + h : NULL;
+    job.sinks = x->a->sinks ? x->a->sinks + h : NULL;
+    job.mod_step = 0;
+    job.pos0 = (ptrdiff_t)s->len_k - (ptrdiff_t)s->len_q + x->a->pos_offset;
+    job.pos_step = 1;
     if (p->plain.gather[mi * p->plain.nqt + qt]) {
         p->kt->attn_gather(&job, &p->plain.keyrows[mi], qt, 1, scratch);
     } else if (spattn__qt_empty(m, qt)) {
