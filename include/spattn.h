@@ -223,6 +223,39 @@ SPATTN_API spattn_status spattn_mask_bigbird(size_t len_q, size_t len_k, size_t 
 SPATTN_API spattn_status spattn_mask_dilated(size_t len_q, size_t len_k, size_t left, size_t right,
                                              size_t dilation, spattn_mask **out);
 
+/* StreamingLLM (Xiao et al. 2023): sink tokens beside a causal window. Key j is allowed when
+     j <= i'  and  (j < n_sink  or  j > i' - window),
+   i.e. the first n_sink keys plus the `window` most recent ones up to i' itself. window 0
+   leaves the sinks only (and with n_sink 0 too, an empty mask); n_sink >= len_k or
+   window >= len_k make it spattn_mask_causal. As there, rows with i' < 0 (len_q > len_k) see
+   nothing. No parameter value is invalid. Costs O(tiles). */
+SPATTN_API spattn_status spattn_mask_streaming(size_t len_q, size_t len_k, size_t n_sink,
+                                               size_t window, spattn_mask **out);
+
+/* --- Packed sequences: documents laid end to end in one sequence, each attending only to
+       itself (block diagonal). Both cost O(n_docs + tiles), never O(len_q * len_k). ------- */
+
+/* len_q = len_k = L = doc_lens[0] + ... + doc_lens[n_docs-1]. Document d holds the positions
+   [s_d, s_d + doc_lens[d]), s_d = the sum of the lengths before it. Query i of document d may
+   see key j of document d only, and with causal != 0 only j <= i.
+   A zero length is allowed and contributes nothing. L == 0 (n_docs 0, every length 0) or
+   L > SPATTN_MAX_LEN -> SPATTN_E_SHAPE; doc_lens NULL with n_docs > 0 -> SPATTN_E_NULL. */
+SPATTN_API spattn_status spattn_mask_documents(const size_t *doc_lens, size_t n_docs, int causal,
+                                               spattn_mask **out);
+
+/* The same with queries against KV caches of other lengths (a batch of prefills or decodes of
+   different lengths in one call): len_q = sum of q_lens, len_k = sum of k_lens; document d
+   holds query rows [qs_d, qs_d + q_lens[d]) and keys [ks_d, ks_d + k_lens[d]) (qs_d, ks_d the
+   sums before d). Local query r of document d (row qs_d + r) may see the keys of document d
+   only, and with causal != 0 only local keys t <= r + k_lens[d] - q_lens[d] (key ks_d + t):
+   bottom-right aligned within the document. So with q_lens[d] > k_lens[d] and causal, the
+   first q_lens[d] - k_lens[d] rows of d see nothing; with k_lens[d] == 0 none of its rows
+   do. Zero lengths are allowed. len_q or len_k == 0 or > SPATTN_MAX_LEN -> SPATTN_E_SHAPE;
+   q_lens or k_lens NULL with n_docs > 0 -> SPATTN_E_NULL.
+   spattn_mask_documents(lens, n, c) == spattn_mask_documents_kv(lens, lens, n, c). */
+SPATTN_API spattn_status spattn_mask_documents_kv(const size_t *q_lens, const size_t *k_lens,
+                                                  size_t n_docs, int causal, spattn_mask **out);
+
 /* allow(i, j, ctx) != 0 allows (i, j); called exactly once per pair, rows in order. */
 typedef int (*spattn_allow_fn)(size_t i, size_t j, void *ctx);
 SPATTN_API spattn_status spattn_mask_from_fn(size_t len_q, size_t len_k, spattn_allow_fn allow,
