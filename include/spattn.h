@@ -303,6 +303,16 @@ typedef struct spattn_args {
     ptrdiff_t pos_offset;      /* 0 for a whole sequence; for a key shard, see the 0.2 docs */
 } spattn_args;
 
+/* The standard ALiBi slopes (Press et al. 2022, "Train Short, Test Long") for `heads` heads,
+   into slopes[0 .. heads-1], for spattn_args.alibi_slopes. For heads = 2^m: slope k (1-based)
+   is 2^(-8k / 2^m), so 8 heads get 1/2, 1/4, ..., 1/256. Otherwise, with p the largest power
+   of two below heads: the p slopes of p heads, then slopes 1, 3, 5, ... of the 2p-head list
+   until there are `heads` (12 heads: the 8-head list, then 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5).
+   Slopes that are powers of two are exact; the others are within one float ulp of the exact
+   value. Writes nothing else; costs O(heads).
+   slopes NULL -> SPATTN_E_NULL; heads 0 -> SPATTN_E_SHAPE. */
+SPATTN_API spattn_status spattn_alibi_slopes(size_t heads, float *slopes);
+
 /* masks: NULL with n_masks == 0 = every pair allowed; otherwise n_masks is 1 (one mask for all),
    heads_q (per head, same for every batch) or batch*heads_q (index b*heads_q + h). Every mask
    must be len_q x len_k. o (and lse) must not overlap q, k, v or each other (SPATTN_E_ARG). */
