@@ -296,8 +296,12 @@ typedef struct spattn_args {
     /* Score modifiers (0.2). With i' = i + (len_k - len_q) + pos_offset, an allowed pair's
        score is softcap(scale * dot(Q_i, K_j)) - alibi_slopes[h] * |i' - j|. With sinks, each
        row's softmax gains the logit sinks[h], which has no value row: a row with no allowed
-       key gives O = 0 and lse = sinks[h]. A slope must be finite, a sink finite or -INFINITY
-       (no sink for that head), else SPATTN_E_ARG. */
+       key gives O = 0 and lse = sinks[h]. A slope must be finite (any sign), a sink finite or
+       -INFINITY (no sink for that head), else SPATTN_E_ARG. With alibi_slopes, every |i' - j|
+       of the shape must be at most 2^24 (distances are exact floats up to there), that is
+       len_q - 1 - 2^24 <= pos_offset <= 2^24 - (len_k - 1), else SPATTN_E_ARG; without
+       slopes pos_offset has no effect and any value is accepted. The two arrays must not
+       overlap an output (SPATTN_E_ARG). */
     const float *alibi_slopes; /* NULL, or heads_q floats */
     const float *sinks;        /* NULL, or heads_q floats */
     ptrdiff_t pos_offset;      /* 0 for a whole sequence; for a key shard, see the 0.2 docs */
@@ -390,10 +394,12 @@ SPATTN_API const spattn_mask *spattn_plan_mask(const spattn_plan *plan, size_t b
                of p[i,j] (0 for a key no row may see); the per-key attention mass that
                KV-cache eviction methods rank keys by. Needs no probs buffer.
    At least one of probs and col_sums must be non-NULL (else SPATTN_E_NULL).
-   Of args, shape (must equal the plan's, else SPATTN_E_SHAPE), q, k, their layouts, scale and
-   softcap are used, with the same meaning and checks as in spattn_forward; v, o and lse are
-   neither read nor written and may be NULL. probs and col_sums must not overlap q, k or each
-   other (SPATTN_E_ARG). Rows with no allowed key contribute nothing. Accuracy as in the header
+   Of args, shape (must equal the plan's, else SPATTN_E_SHAPE), q, k, their layouts, scale,
+   softcap, alibi_slopes, sinks and pos_offset are used, with the same meaning and checks as in
+   spattn_forward; v, o and lse are neither read nor written and may be NULL. probs and
+   col_sums must not overlap q, k, the slopes, the sinks or each other (SPATTN_E_ARG). With a
+   sink, a row's probabilities sum to 1 - exp(sinks[h] - lse) (the sink's share has no key).
+   Rows with no allowed key contribute nothing. Accuracy as in the header
    comment (2e-5 * (1 + |ref|) against float64 for unit-scale inputs); results are bitwise
    identical for any number of threads. Thread-safe like spattn_plan_execute. */
 SPATTN_API spattn_status spattn_probs(const spattn_plan *plan, const spattn_args *args,

@@ -96,7 +96,7 @@ SPATTN_ALWAYS_INLINE col_t row_scores16(const spattn_head_job *job, const float 
             const ptrdiff_t d = pos - (ptrdiff_t)keys[c < n ? c : n - 1];
             dist[c] = (float)(d < 0 ? -d : d);
         }
-        s = col_fma(col_set1(-mod_row(job, job->slopes, i) * K_LOG2E), col_load(dist), s);
+        s = col_fma(col_set1(alibi_factor(job, i)), col_load(dist), s);
     }
     return col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(K_NINF));
 }
@@ -146,19 +146,20 @@ SPATTN_ALWAYS_INLINE vec_t pv_keys_1v(vec_t a0, const float *v, ptrdiff_t v_ts,
     return a0;
 }
 
-/* O = sum over c < n of p[c] V[keys[c]] / l, written to o; exact zeros when l == 0 (no finite
-   score: 0 * an infinite V would be NaN). p unnormalised and O scaled once at the end keep
-   the sum and its reciprocal off the chain the products wait on. */
+/* O = sum over c < n of p[c] V[keys[c]] * f, written to o (f: 1 / l, see row_scale); exact
+   zeros when f == 0 (no finite score, l == 0: 0 * an infinite V would be NaN). p unnormalised
+   and O scaled once at the end keep the sum and its reciprocal off the chain the products
+   wait on. */
 SPATTN_ALWAYS_INLINE void pv_gather_row(const spattn_head_job *job, const size_t dv,
-                                        const uint32_t *keys, size_t n, const float *p, float l,
+                                        const uint32_t *keys, size_t n, const float *p, float f,
                                         float *o)
 {
-    if (l == 0.0f) {
+    if (f == 0.0f) {
         for (size_t e = 0; e < dv; e += VL)
             vec_storeu_m(o + e, vmask_first(dv - e < VL ? dv - e : VL), vec_zero());
         return;
     }
-    const vec_t inv = vec_set1(1.0f / l);
+    const vec_t inv = vec_set1(f);
     size_t e = 0;
     for (; e + 4 * VL <= dv; e += 4 * VL) {
         vec_t acc[4] = {vec_zero(), vec_zero(), vec_zero(), vec_zero()};
@@ -174,8 +175,9 @@ SPATTN_ALWAYS_INLINE void pv_gather_row(const spattn_head_job *job, const size_t
 }
 
 /* Rows i0 .. i0 + rows of kr: scores into sb (row after row, n rounded up to 16 floats
-   each), turned into probabilities with their sums in lb, then P V. q is read in place and
-   the scale applied to the scores. A row with no key gets l = 0, so zeros and lse -inf. */
+   each), turned into probabilities with the factors of their O in lb, then P V. q is read in
+   place and the scale applied to the scores. A row with no key gets factor 0, so zeros, and
+   lse -inf (or its sink). */
 SPATTN_ALWAYS_INLINE void gather_passes_d(const spattn_head_job *job, const size_t dq,
                                           const size_t dv, const spattn_keyrows *kr, size_t i0,
                                           size_t rows, float *sb, float *lb)
@@ -198,19 +200,18 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const spattn_head_job *job, const size
     s = sb;
     for (size_t r = 0; r < rows; r++) {
         spattn__keyrows_row(kr, i0 + r, &n);
-        /* A sink joins the row's max and sum as one more score with no value row. */
-        const float sink = job->sinks ? mod_row(job, job->sinks, i0 + r) * K_LOG2E : K_NINF;
+        float lse;
         if (n == 0) {
-            lb[r] = 0.0f;
+            lb[r] = row_scale(job, i0 + r, K_NINF, 0.0f, &lse);
             if (job->lse)
-                job->lse[i0 + r] = job->sinks ? mod_row(job, job->sinks, i0 + r) : K_NINF;
+                job->lse[i0 + r] = lse;
             continue;
         }
         const size_t w = round16(n);
         col_t mx = col_load(s);
         for (size_t c = 16; c < w; c += 16)
             mx = col_max(mx, col_load(s + c));
-        const float mk = col_hmax(mx), mt = sink > mk ? sink : mk, shift = mt == K_NINF ? 0.0f : mt;
+        const float mt = col_hmax(mx), shift = mt == K_NINF ? 0.0f : mt;
         col_t sum;
         if (w == 16) { /* one block, the common case: mx is its scores, no loop */
             sum = col_exp2(col_sub(mx, col_set1(shift)));
@@ -223,10 +224,10 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const spattn_head_job *job, const size
                 sum = col_add(sum, p);
             }
         }
-        const float l = col_hsum(sum) + (sink != K_NINF ? exp2f(sink - shift) : 0.0f);
-        lb[r] = l;
+        /* lb: the row's factor for O (1 / l, and the sink's share when it has one). */
+        lb[r] = row_scale(job, i0 + r, mt, col_hsum(sum), &lse);
         if (job->lse)
-            job->lse[i0 + r] = row_lse(mt, l);
+            job->lse[i0 + r] = lse;
         s += w;
     }
     s = sb;

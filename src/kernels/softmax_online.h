@@ -36,33 +36,23 @@ typedef struct tile_state {
     ptrdiff_t pos;
 } tile_state;
 
-/* ALiBi and sinks, set up per query tile: a sink starts its row's running max and sum as if
-   it were one more score whose value row is 0, so it enters the max and the denominator once
-   per row, whatever the key tiles. */
+/* ALiBi, set up per query tile. (A sink joins each row's softmax once, when the row is
+   finished: row_scale.) */
 static void tile_begin_modifiers(tile_state *ts, const spattn_head_job *job)
 {
     float a[16] __attribute__((aligned(64))), b[16] __attribute__((aligned(64)));
     ts->alibi = job->slopes != NULL;
     ts->nslope = ts->row_pos = col_zero();
     ts->pos = 0;
-    if (ts->alibi) {
-        for (size_t r = 0; r < 16; r++) {
-            a[r] = r < ts->rows ? -mod_row(job, job->slopes, ts->i0 + r) * K_LOG2E : 0.0f;
-            b[r] = (float)((ptrdiff_t)r * job->pos_step);
-        }
-        ts->nslope = col_load(a);
-        ts->row_pos = col_load(b);
-        ts->pos = job->pos0 + (ptrdiff_t)ts->i0 * job->pos_step;
+    if (!ts->alibi)
+        return;
+    for (size_t r = 0; r < 16; r++) {
+        a[r] = r < ts->rows ? alibi_factor(job, ts->i0 + r) : 0.0f;
+        b[r] = (float)((ptrdiff_t)r * job->pos_step);
     }
-    if (job->sinks != NULL) {
-        for (size_t r = 0; r < 16; r++) {
-            const float s = r < ts->rows ? mod_row(job, job->sinks, ts->i0 + r) : K_NINF;
-            a[r] = s * K_LOG2E;
-            b[r] = s == K_NINF ? 0.0f : 1.0f;
-        }
-        ts->mrun = col_load(a);
-        ts->lrun = col_load(b);
-    }
+    ts->nslope = col_load(a);
+    ts->row_pos = col_load(b);
+    ts->pos = job->pos0 + (ptrdiff_t)ts->i0 * job->pos_step;
 }
 
 static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_mask *m, size_t qt,

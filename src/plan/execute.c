@@ -39,7 +39,10 @@ static spattn_head_job make_job(const exec_ctx *x, size_t b, size_t h, size_t hk
     job.slopes = a->alibi_slopes ? a->alibi_slopes + h : NULL;
     job.sinks = a->sinks ? a->sinks + h : NULL;
     job.mod_step = 0;
-    job.pos0 = (ptrdiff_t)x->p->shape.len_k - (ptrdiff_t)x->p->shape.len_q + a->pos_offset;
+    /* Formed only with ALiBi: validation bounds pos_offset then, and only then. */
+    job.pos0 = a->alibi_slopes
+                   ? (ptrdiff_t)x->p->shape.len_k - (ptrdiff_t)x->p->shape.len_q + a->pos_offset
+                   : 0;
     job.pos_step = 1;
     return job;
 }
