@@ -165,6 +165,16 @@ SPATTN_API spattn_status spattn_mask_and(const spattn_mask *a, const spattn_mask
 SPATTN_API spattn_status spattn_mask_or(const spattn_mask *a, const spattn_mask *b,
                                         spattn_mask **out);
 
+/* The rectangle [q0, q1) x [k0, k1) of m as a (q1-q0) x (k1-k0) mask: pair (i, j) of the
+   slice is pair (q0 + i, k0 + j) of m. 0 <= q0 < q1 <= len_q and 0 <= k0 < k1 <= len_k, else
+   SPATTN_E_SHAPE; m or out NULL -> SPATTN_E_NULL (*out is NULL on every error). Costs
+   O(rows + tiles of the slice), never O(area): it is built from m's 16 x 64 tiles, shifted
+   when q0 or k0 is not on a tile boundary. A slice may allow no pair at all (a key shard a
+   query block does not see); spattn_forward then gives its rows O = 0 and lse = -inf, which
+   spattn_merge ignores. For attention over key shards, see spattn_merge. */
+SPATTN_API spattn_status spattn_mask_slice(const spattn_mask *m, size_t q0, size_t q1, size_t k0,
+                                           size_t k1, spattn_mask **out);
+
 /* Shape and number of allowed pairs; 0 for a NULL mask. */
 SPATTN_API size_t spattn_mask_len_q(const spattn_mask *m);
 SPATTN_API size_t spattn_mask_len_k(const spattn_mask *m);
