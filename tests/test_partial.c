@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "kernels/dispatch.h"
 #include "mask_check.h"
 #include "test_util.h"
@@ -209,6 +210,39 @@ START_TEST(slice_errors)
     ck_assert_int_eq(spattn_mask_slice(m, 0, 1, 61, 100, &out), SPATTN_OK);
     ck_assert_uint_eq(spattn_mask_nnz(out), 0); /* row 0 sees keys 0..60 */
     spattn_mask_free(out);
+    spattn_mask_free(m);
+}
+END_TEST
+
+/* Each allocation of a slice failing in turn: SPATTN_E_NOMEM with *out NULL (the sanitizer job
+   checks nothing leaks), until the slice succeeds and is right. */
+START_TEST(slice_alloc_failures)
+{
+    spattn_mask *m, *want;
+    ck_assert_int_eq(spattn_mask_window(300, 300, 70, 3, &m), SPATTN_OK);
+    ck_assert_int_eq(spattn_mask_slice(m, 5, 250, 33, 290, &want), SPATTN_OK);
+    uint8_t *dw = malloc(245 * 257), *dg = malloc(245 * 257);
+    ck_assert_int_eq(spattn_mask_to_dense(want, dw, 257), SPATTN_OK);
+    long n = 1;
+    for (;; n++) {
+        ck_assert_int_lt(n, 10000);
+        spattn__test_fail_alloc_at(n);
+        spattn_mask *s = m;
+        spattn_status st = spattn_mask_slice(m, 5, 250, 33, 290, &s);
+        spattn__test_fail_alloc_at(0);
+        if (st == SPATTN_OK) {
+            ck_assert_int_eq(spattn_mask_to_dense(s, dg, 257), SPATTN_OK);
+            ck_assert_mem_eq(dw, dg, 245 * 257);
+            spattn_mask_free(s);
+            break;
+        }
+        ck_assert_int_eq(st, SPATTN_E_NOMEM);
+        ck_assert_ptr_null(s);
+    }
+    ck_assert_int_gt(n, 1);
+    free(dw);
+    free(dg);
+    spattn_mask_free(want);
     spattn_mask_free(m);
 }
 END_TEST
@@ -691,6 +725,7 @@ Suite *suite_partial(void)
     tcase_add_test(tc, slice_every_shift);
     tcase_add_test(tc, slice_long_window);
     tcase_add_test(tc, slice_errors);
+    tcase_add_test(tc, slice_alloc_failures);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("merge");
