@@ -165,6 +165,16 @@ SPATTN_API spattn_status spattn_mask_and(const spattn_mask *a, const spattn_mask
 SPATTN_API spattn_status spattn_mask_or(const spattn_mask *a, const spattn_mask *b,
                                         spattn_mask **out);
 
+/* The rectangle [q0, q1) x [k0, k1) of m as a (q1-q0) x (k1-k0) mask: pair (i, j) of the
+   slice is pair (q0 + i, k0 + j) of m. 0 <= q0 < q1 <= len_q and 0 <= k0 < k1 <= len_k, else
+   SPATTN_E_SHAPE; m or out NULL -> SPATTN_E_NULL (*out is NULL on every error). Costs
+   O(rows + tiles of the slice), never O(area): it is built from m's 16 x 64 tiles, shifted
+   when q0 or k0 is not on a tile boundary. A slice may allow no pair at all (a key shard a
+   query block does not see); spattn_forward then gives its rows O = 0 and lse = -inf, which
+   spattn_merge ignores. For attention over key shards, see spattn_merge. */
+SPATTN_API spattn_status spattn_mask_slice(const spattn_mask *m, size_t q0, size_t q1, size_t k0,
+                                           size_t k1, spattn_mask **out);
+
 /* Shape and number of allowed pairs; 0 for a NULL mask. */
 SPATTN_API size_t spattn_mask_len_q(const spattn_mask *m);
 SPATTN_API size_t spattn_mask_len_k(const spattn_mask *m);
@@ -322,6 +332,31 @@ SPATTN_API spattn_status spattn_alibi_slopes(size_t heads, float *slopes);
    must be len_q x len_k. o (and lse) must not overlap q, k, v or each other (SPATTN_E_ARG). */
 SPATTN_API spattn_status spattn_forward(const spattn_args *args, const spattn_mask *const *masks,
                                         size_t n_masks, const spattn_options *opt);
+
+/* Combines results of the same rows over disjoint sets of keys (o_s with its lse_s):
+     lse = log(sum_s exp(lse_s)),   o = sum_s exp(lse_s - lse) * o_s,
+   summed in the order s = 0, 1, ..., n_parts-1, so the result is reproducible bit for bit
+   (also across ISAs: the weights are computed alike on each, the sum as one fma chain).
+   o_parts[s] and o are rows x dim floats, contiguous; lse_parts[s] and lse are rows floats.
+   A row whose every lse_s is -inf gives o = 0 and lse = -inf; a part whose lse_s is -inf adds
+   nothing to its row and its o_s row is not read. o and lse may be o_parts[0] and
+   lse_parts[0] (accumulating in place); no other overlap of an output with an input or with
+   the other output is allowed (SPATTN_E_ARG). Inputs may overlap each other.
+   Checks, first failing wins: o_parts, lse_parts, o or lse NULL -> SPATTN_E_NULL; n_parts,
+   rows or dim == 0, or rows * dim floats above PTRDIFF_MAX bytes -> SPATTN_E_SHAPE; a NULL
+   o_parts[s] or lse_parts[s] -> SPATTN_E_NULL; overlap -> SPATTN_E_ARG; SPATTN_ISA naming an
+   ISA that is not runnable -> SPATTN_E_UNSUPPORTED. Nothing is written on error.
+   Runs on the calling thread with the AUTO ISA.
+
+   Attention over key shards (ring / sequence-parallel attention): for query rows [q0, q1) of a
+   problem with lengths Lq, Lk and a shard [k0, k1) of its keys, call spattn_forward with
+   len_q = q1 - q0, len_k = k1 - k0, the shard's Q, K, V, the mask
+   spattn_mask_slice(m, q0, q1, k0, k1), an lse buffer and pos_offset = (Lk - k1) - (Lq - q1),
+   passing sinks in exactly one shard's call; merging the shards' (o, lse) gives the unsharded
+   result within the accuracy of spattn_forward. */
+SPATTN_API spattn_status spattn_merge(size_t n_parts, size_t rows, size_t dim,
+                                      const float *const *o_parts, const float *const *lse_parts,
+                                      float *o, float *lse);
 
 /* The same, split: analyse shape and masks once (tile lists, gather decisions, a work split
    balanced by allowed pairs), execute many times. Execute is thread-safe: several threads may

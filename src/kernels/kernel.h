@@ -91,6 +91,10 @@ typedef struct spattn_kernel_table {
        ISA's widest vectors (enough chains to cover FMA latency), returning a value that
        depends on all of them; *flops gets the flops done (2 per lane per FMA). */
     float (*fma_probe)(size_t iters, double *flops);
+    /* spattn_merge on validated arguments (include/spattn.h): rows x dim, o and lse possibly
+       o_parts[0] and lse_parts[0]. Bitwise the same on every ISA (kernels/merge_rows.h). */
+    void (*merge_rows)(size_t n_parts, size_t rows, size_t dim, const float *const *o_parts,
+                       const float *const *lse_parts, float *o, float *lse);
 } spattn_kernel_table;
 
 #define SPATTN_KERNEL(isa, table, cpu_bits) extern const spattn_kernel_table table;

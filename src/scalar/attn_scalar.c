@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels/kernel.h"
+#include "scalar/merge_scalar.h"
 
 typedef struct row_state {
     float m, l;
@@ -221,4 +222,5 @@ const spattn_kernel_table spattn_kernels_scalar = {
     .attn_gather = scalar_gather,
     .softmax_tile = scalar_softmax,
     .fma_probe = scalar_fma_probe,
+    .merge_rows = spattn__merge_rows_scalar,
 };
