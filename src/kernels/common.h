@@ -65,19 +65,22 @@ static float alibi_factor(const spattn_head_job *job, size_t i)
    double: lse = log(exp(lse of the keys) + exp(sink)) and O = O_keys * exp(lse_keys - lse)
    is the contract's softmax with the sink as one more logit, and a row with no key gets
    exactly lse = sink (in log2 units in float, a sink beyond 2.4e38 would overflow). The
-   factor is 0 when l is 0; such a row's O is written as zeros. */
+   factor is 0 when l is 0; such a row's O is written as zeros. The lse goes to *lse unless
+   lse is NULL (without a sink it then costs no log). */
 static float row_scale(const spattn_head_job *job, size_t i, float m, float l, float *lse)
 {
     const float sink = job->sinks != NULL ? mod_row(job, job->sinks, i) : K_NINF;
     if (sink == K_NINF) {
-        *lse = row_lse(m, l);
+        if (lse != NULL)
+            *lse = row_lse(m, l);
         return l != 0.0f ? 1.0f / l : 0.0f;
     }
     const double mk = (double)m * K_LN2, sk = sink;
     const double lk = l != 0.0f ? mk + log((double)l) : -INFINITY;
     const double hi = lk > sk ? lk : sk, d = lk > sk ? sk - lk : lk - sk;
     const double all = hi + log1p(exp(d)); /* NaN from lk stays NaN */
-    *lse = (float)all;
+    if (lse != NULL)
+        *lse = (float)all;
     return l != 0.0f ? (float)exp(mk - all) : 0.0f;
 }
 

@@ -200,11 +200,9 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const spattn_head_job *job, const size
     s = sb;
     for (size_t r = 0; r < rows; r++) {
         spattn__keyrows_row(kr, i0 + r, &n);
-        float lse;
+        float *lse = job->lse ? job->lse + i0 + r : NULL;
         if (n == 0) {
-            lb[r] = row_scale(job, i0 + r, K_NINF, 0.0f, &lse);
-            if (job->lse)
-                job->lse[i0 + r] = lse;
+            lb[r] = row_scale(job, i0 + r, K_NINF, 0.0f, lse);
             continue;
         }
         const size_t w = round16(n);
@@ -225,9 +223,7 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const spattn_head_job *job, const size
             }
         }
         /* lb: the row's factor for O (1 / l, and the sink's share when it has one). */
-        lb[r] = row_scale(job, i0 + r, mt, col_hsum(sum), &lse);
-        if (job->lse)
-            job->lse[i0 + r] = lse;
+        lb[r] = row_scale(job, i0 + r, mt, col_hsum(sum), lse);
         s += w;
     }
     s = sb;
