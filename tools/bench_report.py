@@ -150,8 +150,9 @@ def modifier_rows(results):
     """(modifier rows, long-mask rows) of docs/benchmarks.md's "Score modifiers" entries:
     [(name, ms, base name, base ms, ratio)] for each `mod:` entry against the same name
     without it, and [(name, ms, density, dense ms, efficiency)] for the streaming and
-    documents patterns against the dense entry of their ISA and length. Figures are None
-    where an entry is absent or failed."""
+    documents patterns against the dense entry of their ISA and length, each sorted by name
+    (interleaved repetitions leave the run's order random). Figures are None where an entry
+    is absent or failed."""
     by_name = {r["name"]: r for r in results}
 
     def ms(name):
@@ -173,7 +174,7 @@ def modifier_rows(results):
             t, td = ms(r["name"]), ms(dense)
             dens = 1.0 - r["c"]["sparsity_actual"] / 100.0 if t else None
             longs.append((r["name"], t, dens, td, td * dens / t if t and td else None))
-    return mods, longs
+    return sorted(mods), sorted(longs)
 
 
 def write_modifiers(results, w):
