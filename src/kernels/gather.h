@@ -80,25 +80,39 @@ SPATTN_ALWAYS_INLINE col_t qk_dots16(const float *q, size_t dq, const float *k, 
     return col_from_vecs(part);
 }
 
-/* Scores (log2 units, softcap and ALiBi applied) of row i (q) against keys[0 .. n),
-   1 <= n <= 16; -inf in the lanes past n. */
+/* Scores (log2 units, softcap applied) of row q against keys[0 .. n), 1 <= n <= 16; -inf in
+   the lanes past n. */
 SPATTN_ALWAYS_INLINE col_t row_scores16(const spattn_head_job *job, const float *q, size_t dq,
-                                        const uint32_t *keys, size_t n, size_t i)
+                                        const uint32_t *keys, size_t n)
 {
     col_t s = col_mul(qk_dots16(q, dq, job->k, job->k_ts, keys, n), col_set1(q_factor(job)));
     if (job->softcap != 0.0f)
         s = col_mul(col_tanh(s), col_set1(job->softcap * K_LOG2E));
-    if (job->slopes != NULL) {
-        /* |i' - j| as exact integers, then to float (exact below 2^24). */
-        float dist[16] __attribute__((aligned(64)));
-        const ptrdiff_t pos = job->pos0 + (ptrdiff_t)i * job->pos_step;
-        for (size_t c = 0; c < 16; c++) {
-            const ptrdiff_t d = pos - (ptrdiff_t)keys[c < n ? c : n - 1];
-            dist[c] = (float)(d < 0 ? -d : d);
-        }
-        s = col_fma(col_set1(alibi_factor(job, i)), col_load(dist), s);
-    }
     return col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(K_NINF));
+}
+
+/* ALiBi over the scores the first pass stored for rows i0 .. i0 + rows (laid out as there),
+   a pass of its own so that the score loop of the common case stays as it is. |i' - j| is
+   formed as an exact integer, then converted (exact below 2^24); lanes past a row's keys are
+   -inf and stay so. */
+static void gather_alibi(const spattn_head_job *job, const spattn_keyrows *kr, size_t i0,
+                         size_t rows, float *sb)
+{
+    float dist[16] __attribute__((aligned(64)));
+    float *s = sb;
+    for (size_t r = 0; r < rows; r++) {
+        size_t n;
+        const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
+        const ptrdiff_t pos = job->pos0 + (ptrdiff_t)(i0 + r) * job->pos_step;
+        const col_t f = col_set1(alibi_factor(job, i0 + r));
+        for (size_t c0 = 0; c0 < n; c0 += 16, s += 16) {
+            for (size_t c = 0; c < 16; c++) {
+                const ptrdiff_t d = pos - (ptrdiff_t)keys[c0 + c < n ? c0 + c : n - 1];
+                dist[c] = (float)(d < 0 ? -d : d);
+            }
+            col_store(s, col_fma(f, col_load(dist), col_load(s)));
+        }
+    }
 }
 
 /* acc[x] += sum over c < n of p[c] * V[keys[c]][e + x VL ..], x < 4; odd keys go to a second
@@ -190,13 +204,15 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const spattn_head_job *job, const size
             continue;
         const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
         if (n <= 16) {
-            col_store(s, row_scores16(job, q, dq, keys, n, i0 + r));
+            col_store(s, row_scores16(job, q, dq, keys, n));
             s += 16;
             continue;
         }
         for (size_t c = 0; c < n; c += 16, s += 16)
-            col_store(s, row_scores16(job, q, dq, keys + c, n - c < 16 ? n - c : 16, i0 + r));
+            col_store(s, row_scores16(job, q, dq, keys + c, n - c < 16 ? n - c : 16));
     }
+    if (job->slopes != NULL)
+        gather_alibi(job, kr, i0, rows, sb);
     s = sb;
     for (size_t r = 0; r < rows; r++) {
         spattn__keyrows_row(kr, i0 + r, &n);
