@@ -66,6 +66,27 @@ void bench_report_attn(const bench_case *c, spb_state *st, const char *impl, dou
     }
 }
 
+/* Points args at c's modifier values (in vals, heads_q floats). Returns 0 when it cannot. */
+static int set_mods(const bench_case *c, spattn_args *args, float *vals, size_t cap)
+{
+    if (c->mod == BMOD_NONE)
+        return 1;
+    if (c->heads_q > cap)
+        return 0;
+    if (c->mod == BMOD_ALIBI) {
+        if (spattn_alibi_slopes(c->heads_q, vals) != SPATTN_OK)
+            return 0;
+        args->alibi_slopes = vals;
+        return 1;
+    }
+    /* logits of the size of a row's largest scores (inputs in [-1, 1), dim 64): the sink
+       takes a real share of each row, as a learned one does */
+    for (size_t h = 0; h < c->heads_q; h++)
+        vals[h] = 0.5f + 0.25f * (float)h;
+    args->sinks = vals;
+    return 1;
+}
+
 void bench_run_attn(const bench_case *c, spb_state *st)
 {
     if (!spattn_isa_available(c->isa)) {
@@ -84,6 +105,12 @@ void bench_run_attn(const bench_case *c, spb_state *st)
     if (!bench_data_args(c, &args)) {
         bench_masks_free(masks, n);
         spb_skip(st, "out of memory for Q, K, V, O");
+        return;
+    }
+    float mod_vals[64];
+    if (!set_mods(c, &args, mod_vals, sizeof mod_vals / sizeof mod_vals[0])) {
+        bench_masks_free(masks, n);
+        spb_skip(st, "score modifiers: too many heads");
         return;
     }
     spattn_options opt = {c->isa, c->threads};

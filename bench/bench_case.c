@@ -7,9 +7,16 @@
 
 const char *bench_pattern_name(bench_pattern p)
 {
-    static const char *const names[BP_COUNT] = {"dense",  "blocks64", "elements", "causal",
-                                                "window", "strided",  "bigbird",  "fewkeys"};
+    static const char *const names[BP_COUNT] = {"dense",     "blocks64", "elements", "causal",
+                                                "window",    "strided",  "bigbird",  "fewkeys",
+                                                "streaming", "documents"};
     return (unsigned)p < BP_COUNT ? names[p] : "unknown";
+}
+
+const char *bench_mod_name(bench_mod m)
+{
+    static const char *const names[BMOD_COUNT] = {"", "sinks", "alibi"};
+    return (unsigned)m < BMOD_COUNT ? names[m] : "unknown";
 }
 
 void bench_level_str(int level, char *buf, size_t n)
@@ -59,7 +66,8 @@ double bench_times_get(const char *key)
 
 void bench_time_key(char *buf, size_t n, const char *impl, const bench_case *c, int dense)
 {
-    snprintf(buf, n, "%s|%s/%d/%zu/%zu/%zu/%zu/%zu/%zu/%d", impl,
+    snprintf(buf, n, "%s|%s/%d/%zu/%zu/%zu/%zu/%zu/%zu/%d/%s", impl,
              bench_pattern_name(dense ? BP_DENSE : c->pattern), dense ? 0 : c->level, c->len_q,
-             c->len_k, c->dim, c->heads_q, c->heads_kv, c->batch, c->threads);
+             c->len_k, c->dim, c->heads_q, c->heads_kv, c->batch, c->threads,
+             bench_mod_name(c->mod));
 }

@@ -22,12 +22,22 @@ typedef enum bench_pattern {
     BP_BLOCKS64, /* random 64x64 blocks, diagonal blocks first */
     BP_ELEMENTS, /* random single pairs */
     BP_CAUSAL,
-    BP_WINDOW,  /* causal sliding window */
-    BP_STRIDED, /* Sparse Transformer strided */
-    BP_BIGBIRD, /* blocks of 64: window + 1 global + random */
-    BP_FEWKEYS, /* CSR, each row its own scattered keys (plus itself), distinct per head */
+    BP_WINDOW,    /* causal sliding window */
+    BP_STRIDED,   /* Sparse Transformer strided */
+    BP_BIGBIRD,   /* blocks of 64: window + 1 global + random */
+    BP_FEWKEYS,   /* CSR, each row its own scattered keys (plus itself), distinct per head */
+    BP_STREAMING, /* StreamingLLM: param sink tokens plus a causal window of param2 keys */
+    BP_DOCUMENTS, /* a packed batch of param documents of seeded random lengths, causal */
     BP_COUNT
 } bench_pattern;
+
+/* Score modifiers of spattn_args; entries without one keep the names they always had. */
+typedef enum bench_mod {
+    BMOD_NONE,
+    BMOD_SINKS, /* a learned sink logit per head (gpt-oss) */
+    BMOD_ALIBI, /* the standard ALiBi slopes of heads_q heads */
+    BMOD_COUNT
+} bench_mod;
 
 typedef struct bench_case {
     bench_kind kind;
@@ -39,11 +49,14 @@ typedef struct bench_case {
     int path;      /* BK_PATH: SPATTN_PATH_TILES or SPATTN_PATH_GATHER */
     size_t param;  /* pattern parameter fitted to the level (window, stride, ...) */
     size_t param2; /* second one (BigBird random blocks) */
-    size_t bytes;  /* BK_MEMBW buffer size */
+    int fixed;     /* param and param2 given: the level is computed from them, not fitted */
+    bench_mod mod;
+    size_t bytes; /* BK_MEMBW buffer size */
     char name[192];
 } bench_case;
 
 const char *bench_pattern_name(bench_pattern p);
+const char *bench_mod_name(bench_mod m); /* "" for BMOD_NONE */
 /* "90", "99.9", ... */
 void bench_level_str(int level, char *buf, size_t n);
 
@@ -56,7 +69,7 @@ int bench_all_threads(void);              /* what num_threads = 0 means here */
 void bench_times_put(const char *key, double seconds);
 double bench_times_get(const char *key); /* 0 when absent */
 /* The key of c's problem run by `impl` (an ISA name or "openblas"); with dense != 0, of the
-   dense problem of the same shape. */
+   dense problem of the same shape and modifiers. */
 void bench_time_key(char *buf, size_t n, const char *impl, const bench_case *c, int dense);
 
 /* Q, K, V, O of c's shape (BHTD, uniform in [-1, 1)) in *args, reused while consecutive cases

@@ -52,6 +52,10 @@ static void name_case(bench_case *c)
     bench_level_str(c->level, lv, sizeof lv);
     const char *impl = c->kind == BK_BLAS ? "openblas" : spattn_isa_name(c->isa);
     const char *pat = bench_pattern_name(c->pattern);
+    /* a modifier is one more component after the pattern; without one the name is as ever */
+    char mod[32] = "";
+    if (c->mod != BMOD_NONE)
+        snprintf(mod, sizeof mod, "/mod:%s", bench_mod_name(c->mod));
     switch (c->kind) {
     case BK_ATTN:
     case BK_BLAS:
@@ -62,8 +66,8 @@ static void name_case(bench_case *c)
                      impl, pat, lv, c->len_k, c->dim, c->heads_q, c->heads_kv, c->threads);
         else
             snprintf(c->name, sizeof c->name,
-                     "attn/isa:%s/pattern:%s/sparsity:%s/len:%zu/dim:%zu/threads:%d", impl, pat, lv,
-                     c->len_q, c->dim, c->threads);
+                     "attn/isa:%s/pattern:%s%s/sparsity:%s/len:%zu/dim:%zu/threads:%d", impl, pat,
+                     mod, lv, c->len_q, c->dim, c->threads);
         break;
     case BK_PLAN:
         snprintf(c->name, sizeof c->name,
@@ -223,6 +227,52 @@ static void add_peaks(void)
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Score modifiers beside the same problems without them (the plain dense and causal runs are
+   in the grid already): dense and causal with sinks and with ALiBi, and the gpt-oss layer, a
+   causal window of 128 keys with sinks, next to the window alone. */
+static void add_mods(size_t len, int simd_only, int with_window)
+{
+    static const bench_pattern pats[] = {BP_DENSE, BP_CAUSAL};
+    static const int levels[] = {0, 500};
+    for (size_t i = 0; i < NCOMPILED; i++) {
+        if (simd_only && compiled[i] == SPATTN_ISA_SCALAR)
+            continue;
+        for (size_t p = 0; p < N(pats); p++)
+            for (int m = BMOD_SINKS; m <= BMOD_ALIBI; m++) {
+                bench_case c = attn_case(BK_ATTN, compiled[i], pats[p], levels[p], len, 64, 1);
+                c.mod = (bench_mod)m;
+                add(&c);
+            }
+        for (int m = BMOD_NONE; with_window && m <= BMOD_SINKS; m++) {
+            bench_case c = attn_case(BK_ATTN, compiled[i], BP_WINDOW, 0, len, 64, 1);
+            c.fixed = 1;
+            c.param = 127; /* the key itself and 127 before it: gpt-oss's window of 128 */
+            c.mod = (bench_mod)m;
+            add(&c);
+        }
+    }
+}
+
+/* The StreamingLLM mask (4 sinks + a window of 1024) and a packed batch of 16 causal
+   documents, whose efficiency the suite compares with dense x density at the same length. */
+static void add_long_masks(size_t len, int simd_only, int with_streaming)
+{
+    for (size_t i = 0; i < NCOMPILED; i++) {
+        if (simd_only && compiled[i] == SPATTN_ISA_SCALAR)
+            continue;
+        bench_case c = attn_case(BK_ATTN, compiled[i], BP_STREAMING, 0, len, 64, 1);
+        c.fixed = 1;
+        c.param = 4;
+        c.param2 = 1024;
+        if (with_streaming)
+            add(&c);
+        c.pattern = BP_DOCUMENTS;
+        c.param = 16;
+        c.param2 = 0;
+        add(&c);
+    }
+}
+
 static void grid_quick(int all)
 {
     static const bench_pattern pats[] = {BP_BLOCKS64, BP_CAUSAL, BP_FEWKEYS};
@@ -237,6 +287,9 @@ static void grid_quick(int all)
     static const bench_pattern dec_pats[] = {BP_DENSE, BP_WINDOW};
     static const int dec_levels[] = {0, 900};
     add_decode(4096, dec_pats, dec_levels, N(dec_pats), 1, 1);
+    /* smoke-tests the modifiers and the document mask beside the len 512 dense and causal */
+    add_mods(512, 0, 0);
+    add_long_masks(512, 0, 0);
     if (all > 1) {
         group_spec g2 = {512, 64, all, pats, 1, levels + 1, 1, 0, 1};
         add_group(&g2);
@@ -275,6 +328,7 @@ static void grid_default(int all)
         bench_case c = attn_case(BK_ATTN, compiled[i], BP_FEWKEYS, 996, 4096, 64, 1);
         add(&c);
     }
+    add_mods(4096, 1, 1);
     /* dim 128, and all threads */
     group_spec d128 = {4096, 128, 1, blocks, 1, few_levels, N(few_levels), 2, 1};
     add_group(&d128);
@@ -296,6 +350,7 @@ static void grid_default(int all)
         group_spec gl = {lens[i], 64, 1, blocks, 1, few_levels, N(few_levels), 2, 1};
         add_group(&gl);
     }
+    add_long_masks(16384, 1, 1);
     /* analysis cost per pattern */
     static const bench_pattern plan_pats[] = {BP_BLOCKS64, BP_ELEMENTS, BP_CAUSAL, BP_WINDOW,
                                               BP_STRIDED,  BP_BIGBIRD,  BP_FEWKEYS};

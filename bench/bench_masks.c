@@ -69,6 +69,59 @@ static double bigbird_density(const bench_case *c, size_t window, size_t random)
     return blocks / ((double)nqb * (double)nkb);
 }
 
+/* StreamingLLM: per row the min(p + 1, window) most recent keys, plus the sinks left of them. */
+static double streaming_density(const bench_case *c, size_t n_sink, size_t window)
+{
+    double pairs = 0;
+    for (size_t i = 0; i < c->len_q; i++) {
+        size_t p = row_pos(c, i), recent = p + 1 < window ? p + 1 : window;
+        size_t before = p + 1 - recent;
+        pairs += (double)recent + (double)(before < n_sink ? before : n_sink);
+    }
+    return pairs / ((double)c->len_q * (double)c->len_k);
+}
+
+void bench_doc_lens(const bench_case *c, size_t *lens)
+{
+    /* seeded weights of 1..1000 each, scaled to sum to len_q: lengths vary ~1:1000 at most */
+    size_t n = c->param, *w = lens;
+    uint64_t s = SEED ^ 0xd0c5ull, total = 0;
+    for (size_t d = 0; d < n; d++) {
+        w[d] = 1 + (size_t)(bench_rng(&s) % 1000);
+        total += w[d];
+    }
+    size_t prev = 0;
+    uint64_t acc = 0;
+    for (size_t d = 0; d < n; d++) {
+        acc += w[d];
+        size_t end = (size_t)(acc * c->len_q / total);
+        lens[d] = end - prev;
+        prev = end;
+    }
+}
+
+static double documents_density(const bench_case *c)
+{
+    size_t *lens = malloc(c->param * sizeof *lens);
+    if (!lens)
+        return -1;
+    bench_doc_lens(c, lens);
+    double pairs = 0;
+    for (size_t d = 0; d < c->param; d++)
+        pairs += (double)lens[d] * ((double)lens[d] + 1.0) / 2.0;
+    free(lens);
+    return pairs / ((double)c->len_q * (double)c->len_k);
+}
+
+/* A pattern of given parameters: its level is what they give, to a tenth of a percent. */
+static int fixed_level(bench_case *c, double density)
+{
+    if (density < 0)
+        return 0;
+    c->level = (int)lround(1000.0 * (1.0 - density));
+    return 1;
+}
+
 static int close_enough(double got, double want)
 {
     return fabs(got - want) <= 0.25 * want;
@@ -76,6 +129,18 @@ static int close_enough(double got, double want)
 
 int bench_masks_fit(bench_case *c)
 {
+    if (c->fixed) {
+        switch (c->pattern) {
+        case BP_WINDOW:
+            return fixed_level(c, window_density(c, c->param));
+        case BP_STREAMING:
+            return fixed_level(c, streaming_density(c, c->param, c->param2));
+        case BP_DOCUMENTS:
+            return c->len_q == c->len_k && c->param > 0 && fixed_level(c, documents_density(c));
+        default:
+            return 0;
+        }
+    }
     double d = target_density(c);
     c->param = c->param2 = 0;
     switch (c->pattern) {
@@ -135,6 +200,8 @@ int bench_masks_fit(bench_case *c)
             }
         return close_enough(bigbird_density(c, c->param, c->param2), d);
     }
+    case BP_STREAMING:
+    case BP_DOCUMENTS: /* only with given parameters */
     case BP_COUNT:
         break;
     }
@@ -311,6 +378,20 @@ spattn_status bench_masks_build(const bench_case *c, spattn_mask ***masks, size_
             /* the same seed within a GQA group: its heads share keys, as KV-cache selection does */
             st = build_fewkeys(c, SEED + 7919 * (h / group), &m[h]);
             break;
+        case BP_STREAMING:
+            st = spattn_mask_streaming(c->len_q, c->len_k, c->param, c->param2, &m[h]);
+            break;
+        case BP_DOCUMENTS: {
+            size_t *lens = malloc(c->param * sizeof *lens);
+            if (!lens) {
+                st = SPATTN_E_NOMEM;
+                break;
+            }
+            bench_doc_lens(c, lens);
+            st = spattn_mask_documents(lens, c->param, 1, &m[h]);
+            free(lens);
+            break;
+        }
         default:
             st = SPATTN_E_ARG;
         }

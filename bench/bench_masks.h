@@ -18,6 +18,9 @@ int bench_masks_fit(bench_case *c);
 spattn_status bench_masks_build(const bench_case *c, spattn_mask ***masks, size_t *n);
 void bench_masks_free(spattn_mask **masks, size_t n);
 
+/* BP_DOCUMENTS: the c->param document lengths (seeded, summing to len_q) into lens. */
+void bench_doc_lens(const bench_case *c, size_t *lens);
+
 /* Allowed pairs summed over every (batch, head). */
 uint64_t bench_masks_pairs(const bench_case *c, spattn_mask *const *masks, size_t n);
 

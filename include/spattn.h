@@ -165,6 +165,16 @@ SPATTN_API spattn_status spattn_mask_and(const spattn_mask *a, const spattn_mask
 SPATTN_API spattn_status spattn_mask_or(const spattn_mask *a, const spattn_mask *b,
                                         spattn_mask **out);
 
+/* The rectangle [q0, q1) x [k0, k1) of m as a (q1-q0) x (k1-k0) mask: pair (i, j) of the
+   slice is pair (q0 + i, k0 + j) of m. 0 <= q0 < q1 <= len_q and 0 <= k0 < k1 <= len_k, else
+   SPATTN_E_SHAPE; m or out NULL -> SPATTN_E_NULL (*out is NULL on every error). Costs
+   O(rows + tiles of the slice), never O(area): it is built from m's 16 x 64 tiles, shifted
+   when q0 or k0 is not on a tile boundary. A slice may allow no pair at all (a key shard a
+   query block does not see); spattn_forward then gives its rows O = 0 and lse = -inf, which
+   spattn_merge ignores. For attention over key shards, see spattn_merge. */
+SPATTN_API spattn_status spattn_mask_slice(const spattn_mask *m, size_t q0, size_t q1, size_t k0,
+                                           size_t k1, spattn_mask **out);
+
 /* Shape and number of allowed pairs; 0 for a NULL mask. */
 SPATTN_API size_t spattn_mask_len_q(const spattn_mask *m);
 SPATTN_API size_t spattn_mask_len_k(const spattn_mask *m);
@@ -223,6 +233,39 @@ SPATTN_API spattn_status spattn_mask_bigbird(size_t len_q, size_t len_k, size_t 
 SPATTN_API spattn_status spattn_mask_dilated(size_t len_q, size_t len_k, size_t left, size_t right,
                                              size_t dilation, spattn_mask **out);
 
+/* StreamingLLM (Xiao et al. 2023): sink tokens beside a causal window. Key j is allowed when
+     j <= i'  and  (j < n_sink  or  j > i' - window),
+   i.e. the first n_sink keys plus the `window` most recent ones up to i' itself. window 0
+   leaves the sinks only (and with n_sink 0 too, an empty mask); n_sink >= len_k or
+   window >= len_k make it spattn_mask_causal. As there, rows with i' < 0 (len_q > len_k) see
+   nothing. No parameter value is invalid. Costs O(tiles). */
+SPATTN_API spattn_status spattn_mask_streaming(size_t len_q, size_t len_k, size_t n_sink,
+                                               size_t window, spattn_mask **out);
+
+/* --- Packed sequences: documents laid end to end in one sequence, each attending only to
+       itself (block diagonal). Both cost O(n_docs + tiles), never O(len_q * len_k). ------- */
+
+/* len_q = len_k = L = doc_lens[0] + ... + doc_lens[n_docs-1]. Document d holds the positions
+   [s_d, s_d + doc_lens[d]), s_d = the sum of the lengths before it. Query i of document d may
+   see key j of document d only, and with causal != 0 only j <= i.
+   A zero length is allowed and contributes nothing. L == 0 (n_docs 0, every length 0) or
+   L > SPATTN_MAX_LEN -> SPATTN_E_SHAPE; doc_lens NULL with n_docs > 0 -> SPATTN_E_NULL. */
+SPATTN_API spattn_status spattn_mask_documents(const size_t *doc_lens, size_t n_docs, int causal,
+                                               spattn_mask **out);
+
+/* The same with queries against KV caches of other lengths (a batch of prefills or decodes of
+   different lengths in one call): len_q = sum of q_lens, len_k = sum of k_lens; document d
+   holds query rows [qs_d, qs_d + q_lens[d]) and keys [ks_d, ks_d + k_lens[d]) (qs_d, ks_d the
+   sums before d). Local query r of document d (row qs_d + r) may see the keys of document d
+   only, and with causal != 0 only local keys t <= r + k_lens[d] - q_lens[d] (key ks_d + t):
+   bottom-right aligned within the document. So with q_lens[d] > k_lens[d] and causal, the
+   first q_lens[d] - k_lens[d] rows of d see nothing; with k_lens[d] == 0 none of its rows
+   do. Zero lengths are allowed. len_q or len_k == 0 or > SPATTN_MAX_LEN -> SPATTN_E_SHAPE;
+   q_lens or k_lens NULL with n_docs > 0 -> SPATTN_E_NULL.
+   spattn_mask_documents(lens, n, c) == spattn_mask_documents_kv(lens, lens, n, c). */
+SPATTN_API spattn_status spattn_mask_documents_kv(const size_t *q_lens, const size_t *k_lens,
+                                                  size_t n_docs, int causal, spattn_mask **out);
+
 /* allow(i, j, ctx) != 0 allows (i, j); called exactly once per pair, rows in order. */
 typedef int (*spattn_allow_fn)(size_t i, size_t j, void *ctx);
 SPATTN_API spattn_status spattn_mask_from_fn(size_t len_q, size_t len_k, spattn_allow_fn allow,
@@ -260,13 +303,60 @@ typedef struct spattn_args {
     float *lse;    /* optional, NULL or [batch][heads_q][len_q] contiguous */
     float scale;   /* 0 = 1/sqrt(dim_qk); negative or non-finite -> SPATTN_E_ARG */
     float softcap; /* 0 = off; negative or non-finite -> SPATTN_E_ARG */
+    /* Score modifiers (0.2). With i' = i + (len_k - len_q) + pos_offset, an allowed pair's
+       score is softcap(scale * dot(Q_i, K_j)) - alibi_slopes[h] * |i' - j|. With sinks, each
+       row's softmax gains the logit sinks[h], which has no value row: a row with no allowed
+       key gives O = 0 and lse = sinks[h]. A slope must be finite (any sign), a sink finite or
+       -INFINITY (no sink for that head), else SPATTN_E_ARG. With alibi_slopes, every |i' - j|
+       of the shape must be at most 2^24 (distances are exact floats up to there), that is
+       len_q - 1 - 2^24 <= pos_offset <= 2^24 - (len_k - 1), else SPATTN_E_ARG; without
+       slopes pos_offset has no effect and any value is accepted. The two arrays must not
+       overlap an output (SPATTN_E_ARG). */
+    const float *alibi_slopes; /* NULL, or heads_q floats */
+    const float *sinks;        /* NULL, or heads_q floats */
+    ptrdiff_t pos_offset;      /* 0 for a whole sequence; for a key shard, see the 0.2 docs */
 } spattn_args;
+
+/* The standard ALiBi slopes (Press et al. 2022, "Train Short, Test Long") for `heads` heads,
+   into slopes[0 .. heads-1], for spattn_args.alibi_slopes. For heads = 2^m: slope k (1-based)
+   is 2^(-8k / 2^m), so 8 heads get 1/2, 1/4, ..., 1/256. Otherwise, with p the largest power
+   of two below heads: the p slopes of p heads, then slopes 1, 3, 5, ... of the 2p-head list
+   until there are `heads` (12 heads: the 8-head list, then 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5).
+   Slopes that are powers of two are exact; the others are within one float ulp of the exact
+   value. Writes nothing else; costs O(heads).
+   slopes NULL -> SPATTN_E_NULL; heads 0 -> SPATTN_E_SHAPE. */
+SPATTN_API spattn_status spattn_alibi_slopes(size_t heads, float *slopes);
 
 /* masks: NULL with n_masks == 0 = every pair allowed; otherwise n_masks is 1 (one mask for all),
    heads_q (per head, same for every batch) or batch*heads_q (index b*heads_q + h). Every mask
    must be len_q x len_k. o (and lse) must not overlap q, k, v or each other (SPATTN_E_ARG). */
 SPATTN_API spattn_status spattn_forward(const spattn_args *args, const spattn_mask *const *masks,
                                         size_t n_masks, const spattn_options *opt);
+
+/* Combines results of the same rows over disjoint sets of keys (o_s with its lse_s):
+     lse = log(sum_s exp(lse_s)),   o = sum_s exp(lse_s - lse) * o_s,
+   summed in the order s = 0, 1, ..., n_parts-1, so the result is reproducible bit for bit
+   (also across ISAs: the weights are computed alike on each, the sum as one fma chain).
+   o_parts[s] and o are rows x dim floats, contiguous; lse_parts[s] and lse are rows floats.
+   A row whose every lse_s is -inf gives o = 0 and lse = -inf; a part whose lse_s is -inf adds
+   nothing to its row and its o_s row is not read. o and lse may be o_parts[0] and
+   lse_parts[0] (accumulating in place); no other overlap of an output with an input or with
+   the other output is allowed (SPATTN_E_ARG). Inputs may overlap each other.
+   Checks, first failing wins: o_parts, lse_parts, o or lse NULL -> SPATTN_E_NULL; n_parts,
+   rows or dim == 0, or rows * dim floats above PTRDIFF_MAX bytes -> SPATTN_E_SHAPE; a NULL
+   o_parts[s] or lse_parts[s] -> SPATTN_E_NULL; overlap -> SPATTN_E_ARG; SPATTN_ISA naming an
+   ISA that is not runnable -> SPATTN_E_UNSUPPORTED. Nothing is written on error.
+   Runs on the calling thread with the AUTO ISA.
+
+   Attention over key shards (ring / sequence-parallel attention): for query rows [q0, q1) of a
+   problem with lengths Lq, Lk and a shard [k0, k1) of its keys, call spattn_forward with
+   len_q = q1 - q0, len_k = k1 - k0, the shard's Q, K, V, the mask
+   spattn_mask_slice(m, q0, q1, k0, k1), an lse buffer and pos_offset = (Lk - k1) - (Lq - q1),
+   passing sinks in exactly one shard's call; merging the shards' (o, lse) gives the unsharded
+   result within the accuracy of spattn_forward. */
+SPATTN_API spattn_status spattn_merge(size_t n_parts, size_t rows, size_t dim,
+                                      const float *const *o_parts, const float *const *lse_parts,
+                                      float *o, float *lse);
 
 /* The same, split: analyse shape and masks once (tile lists, gather decisions, a work split
    balanced by allowed pairs), execute many times. Execute is thread-safe: several threads may
@@ -339,10 +429,12 @@ SPATTN_API const spattn_mask *spattn_plan_mask(const spattn_plan *plan, size_t b
                of p[i,j] (0 for a key no row may see); the per-key attention mass that
                KV-cache eviction methods rank keys by. Needs no probs buffer.
    At least one of probs and col_sums must be non-NULL (else SPATTN_E_NULL).
-   Of args, shape (must equal the plan's, else SPATTN_E_SHAPE), q, k, their layouts, scale and
-   softcap are used, with the same meaning and checks as in spattn_forward; v, o and lse are
-   neither read nor written and may be NULL. probs and col_sums must not overlap q, k or each
-   other (SPATTN_E_ARG). Rows with no allowed key contribute nothing. Accuracy as in the header
+   Of args, shape (must equal the plan's, else SPATTN_E_SHAPE), q, k, their layouts, scale,
+   softcap, alibi_slopes, sinks and pos_offset are used, with the same meaning and checks as in
+   spattn_forward; v, o and lse are neither read nor written and may be NULL. probs and
+   col_sums must not overlap q, k, the slopes, the sinks or each other (SPATTN_E_ARG). With a
+   sink, a row's probabilities sum to 1 - exp(sinks[h] - lse) (the sink's share has no key).
+   Rows with no allowed key contribute nothing. Accuracy as in the header
    comment (2e-5 * (1 + |ref|) against float64 for unit-scale inputs); results are bitwise
    identical for any number of threads. Thread-safe like spattn_plan_execute. */
 SPATTN_API spattn_status spattn_probs(const spattn_plan *plan, const spattn_args *args,

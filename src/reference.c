@@ -7,17 +7,18 @@
 #include "mask/mask_impl.h"
 #include "validate.h"
 
-/* Row i of a softmax over the allowed entries of s (n entries, allowed[j] != 0). Returns the
-   shift used and stores the sum in *l. A row whose allowed scores are all -inf counts as having
-   none (l = 0); NaN scores make l NaN. */
-static double row_softmax(const double *s, const uint8_t *allowed, size_t n, double *l)
+/* Row i of a softmax over the allowed entries of s (n entries, allowed[j] != 0) and the logit
+   `sink` (-inf: none), which has no value row. Returns the shift used and stores the sum in *l.
+   A row whose allowed scores and sink are all -inf counts as having none (l = 0); NaN scores
+   make l NaN. */
+static double row_softmax(const double *s, const uint8_t *allowed, size_t n, double sink, double *l)
 {
-    double m = -INFINITY;
+    double m = sink;
     for (size_t j = 0; j < n; j++)
         if (allowed[j] && s[j] > m)
             m = s[j];
     double shift = m == -INFINITY ? 0.0 : m;
-    double sum = 0.0;
+    double sum = sink == -INFINITY ? 0.0 : exp(sink - shift);
     for (size_t j = 0; j < n; j++)
         if (allowed[j])
             sum += exp(s[j] - shift);
@@ -62,6 +63,9 @@ spattn_status spattn_reference_forward(const spattn_args *args, const spattn_mas
     }
     double scale = spattn__resolve_scale(args->scale, sh->dim_qk);
     size_t group = sh->heads_q / sh->heads_kv;
+    /* i' = i + pos0 (only formed with ALiBi, where validation bounds it). */
+    const ptrdiff_t pos0 =
+        args->alibi_slopes ? (ptrdiff_t)lk - (ptrdiff_t)lq + args->pos_offset : 0;
     size_t have = (size_t)-1; /* the mask whose dense form `allowed` holds */
     if (n_masks == 0)
         memset(allowed, 1, lq * lk);
@@ -81,6 +85,7 @@ spattn_status spattn_reference_forward(const spattn_args *args, const spattn_mas
                 args->v + (ptrdiff_t)b * args->v_layout.batch + (ptrdiff_t)hk * args->v_layout.head;
             float *o =
                 args->o + (ptrdiff_t)b * args->o_layout.batch + (ptrdiff_t)h * args->o_layout.head;
+            const double sink = args->sinks != NULL ? args->sinks[h] : -INFINITY;
             for (size_t i = 0; i < lq; i++) {
                 const uint8_t *row = allowed + i * lk;
                 for (size_t j = 0; j < lk; j++)
@@ -88,8 +93,18 @@ spattn_status spattn_reference_forward(const spattn_args *args, const spattn_mas
                                           k + (ptrdiff_t)j * args->k_layout.token, sh->dim_qk,
                                           scale, args->softcap)
                                   : 0.0;
+                /* ALiBi: i' - j as exact integers (validation bounds them). */
+                if (args->alibi_slopes != NULL) {
+                    const double slope = args->alibi_slopes[h];
+                    const ptrdiff_t ip = (ptrdiff_t)i + pos0;
+                    for (size_t j = 0; j < lk; j++) {
+                        const ptrdiff_t d = ip - (ptrdiff_t)j;
+                        if (row[j])
+                            s[j] -= slope * (double)(d < 0 ? -d : d);
+                    }
+                }
                 double l;
-                double shift = row_softmax(s, row, lk, &l);
+                double shift = row_softmax(s, row, lk, sink, &l);
                 for (size_t d = 0; d < sh->dim_v; d++)
                     acc[d] = 0.0;
                 if (l != 0.0) {
@@ -138,7 +153,7 @@ spattn_status spattn_reference_softmax_masked(const float *x, float *y, size_t r
         for (size_t j = 0; j < cols; j++)
             s[j] = allowed[j] ? sc * (double)x[i * ld + j] : 0.0;
         double l;
-        double shift = row_softmax(s, allowed, cols, &l);
+        double shift = row_softmax(s, allowed, cols, -INFINITY, &l);
         for (size_t j = 0; j < cols; j++)
             y[i * ld + j] = (allowed[j] && l != 0.0) ? (float)(exp(s[j] - shift) / l) : 0.0f;
     }

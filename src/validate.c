@@ -135,6 +135,40 @@ static int overlap(range a, range b)
     return a.lo < b.hi && b.lo < a.hi;
 }
 
+/* ALiBi slopes finite, sinks finite or -inf, and with slopes every |i' - j| of the shape at
+   most 2^24 (the kernels form distances in float, exact up to there). i' - j ranges over
+   [pos0 - (len_k - 1), pos0 + len_q - 1] with pos0 = len_k - len_q + pos_offset, so the bound
+   is len_q - 1 - 2^24 <= pos_offset <= 2^24 - (len_k - 1), written here without forming a sum
+   that could overflow. The arrays must not overlap out0 or out1 (the call's outputs). */
+static spattn_status check_modifiers(const spattn_args *a, range out0, range out1)
+{
+    const size_t nh = a->shape.heads_q;
+    const int64_t lim = (int64_t)1 << 24;
+    if (a->alibi_slopes != NULL) {
+        for (size_t h = 0; h < nh; h++)
+            if (!isfinite(a->alibi_slopes[h]))
+                return SPATTN_E_ARG;
+        const int64_t lo = (int64_t)a->shape.len_q - 1 - lim,
+                      hi = lim - ((int64_t)a->shape.len_k - 1);
+        if ((int64_t)a->pos_offset < lo || (int64_t)a->pos_offset > hi)
+            return SPATTN_E_ARG;
+        range r = make_range(a->alibi_slopes, nh);
+        if ((uintptr_t)a->alibi_slopes > UINTPTR_MAX - nh * sizeof(float) || overlap(r, out0) ||
+            overlap(r, out1))
+            return SPATTN_E_ARG;
+    }
+    if (a->sinks != NULL) {
+        for (size_t h = 0; h < nh; h++)
+            if (isnan(a->sinks[h]) || a->sinks[h] == INFINITY)
+                return SPATTN_E_ARG;
+        range r = make_range(a->sinks, nh);
+        if ((uintptr_t)a->sinks > UINTPTR_MAX - nh * sizeof(float) || overlap(r, out0) ||
+            overlap(r, out1))
+            return SPATTN_E_ARG;
+    }
+    return SPATTN_OK;
+}
+
 spattn_status spattn__check_tensors(const spattn_args *a)
 {
     if (a->q == NULL || a->k == NULL || a->v == NULL || a->o == NULL)
@@ -174,7 +208,9 @@ spattn_status spattn__check_tensors(const spattn_args *a)
         return SPATTN_E_ARG;
     if (!isfinite(a->softcap) || a->softcap < 0.0f)
         return SPATTN_E_ARG;
-    return SPATTN_OK;
+    const range none = {0, 0};
+    return check_modifiers(
+        a, ro, a->lse != NULL ? make_range(a->lse, s->batch * s->heads_q * s->len_q) : none);
 }
 
 int spattn__same_shape(const spattn_shape *a, const spattn_shape *b)
@@ -220,7 +256,9 @@ spattn_status spattn__check_probs(const spattn_args *a, const float *probs, uint
         return SPATTN_E_ARG;
     if (!isfinite(a->scale) || a->scale < 0.0f || !isfinite(a->softcap) || a->softcap < 0.0f)
         return SPATTN_E_ARG;
-    return SPATTN_OK;
+    const range none = {0, 0};
+    return check_modifiers(a, probs != NULL && np > 0 ? make_range(probs, (size_t)np) : none,
+                           col_sums != NULL ? make_range(col_sums, nc) : none);
 }
 
 float spattn__resolve_scale(float scale, size_t dim_qk)

@@ -151,6 +151,9 @@ START_TEST(isa_env_override)
                      spattn_layout_bhtd(1, 1, 4),
                      NULL,
                      0,
+                     0,
+                     NULL,
+                     NULL,
                      0};
     if (env == NULL || *env == '\0' || strcmp(env, "auto") == 0) {
         ck_assert_int_ne(sel, SPATTN_ISA_AUTO);
@@ -236,6 +239,9 @@ static void small_init(small *s)
                      spattn_layout_bhtd(HQ, LQ, D),
                      s->lse.p,
                      0,
+                     0,
+                     NULL,
+                     NULL,
                      0};
     s->a = a;
     ck_assert_int_eq(spattn_mask_causal(LQ, LK, &s->m), SPATTN_OK);

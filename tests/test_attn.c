@@ -657,7 +657,10 @@ START_TEST(fully_masked_rows)
                      spattn_layout_bhtd(1, lq, d),
                      lse,
                      0.0f,
-                     0.0f};
+                     0.0f,
+                     NULL,
+                     NULL,
+                     0};
     for (int path = SPATTN_PATH_TILES; path <= SPATTN_PATH_GATHER; path++) {
         spattn_options opt = {isa, 1};
         spattn_plan *plan;
@@ -824,7 +827,10 @@ START_TEST(reference_by_hand)
                      {1, 1, 1},
                      lse,
                      1.0f,
-                     0.0f};
+                     0.0f,
+                     NULL,
+                     NULL,
+                     0};
     ck_assert_int_eq(spattn_reference_forward(&a, NULL, 0), SPATTN_OK);
     ck_assert(fabsf(o[0] - 7.0f) < 1e-6f);
     ck_assert(fabsf(lse[0] - (float)log(4.0)) < 1e-6f);
@@ -851,7 +857,10 @@ START_TEST(reference_by_hand)
                      spattn_layout_bhtd(1, 2, 2),
                      l2,
                      0.0f,
-                     0.0f};
+                     0.0f,
+                     NULL,
+                     NULL,
+                     0};
     const spattn_mask *ml[1] = {m};
     ck_assert_int_eq(spattn_reference_forward(&b, ml, 1), SPATTN_OK);
     ck_assert(o2[0] == 1.0f && o2[1] == 2.0f);
@@ -887,7 +896,10 @@ START_TEST(gqa_head_mapping)
                      spattn_layout_bhtd(hq, 1, d),
                      NULL,
                      0.0f,
-                     0.0f};
+                     0.0f,
+                     NULL,
+                     NULL,
+                     0};
     spattn_options opt = {isa, 1};
     ck_assert_int_eq(spattn_forward(&a, NULL, 0, &opt), SPATTN_OK);
     for (size_t h = 0; h < hq; h++)

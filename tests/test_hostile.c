@@ -356,6 +356,124 @@ START_TEST(bad_scalars_and_options)
 }
 END_TEST
 
+/* spattn_probs on a plan of f's causal mask must give `want` for a and, on failure, write
+   neither output. */
+static void expect_probs(fx *f, const spattn_args *a, spattn_status want, const char *what)
+{
+    const spattn_mask *m[1] = {f->causal};
+    spattn_plan *plan;
+    ck_assert_int_eq(spattn_plan_create(&a->shape, m, 1, NULL, &plan), SPATTN_OK);
+    tu_buf pr = tu_buf_new((size_t)spattn_plan_probs_len(plan));
+    tu_buf cs = tu_buf_new(a->shape.batch * a->shape.heads_q * a->shape.len_k);
+    spattn_status st = spattn_probs(plan, a, pr.p, cs.p);
+    ck_assert_msg(st == want, "%s: probs gave %s, expected %s", what, spattn_status_string(st),
+                  spattn_status_string(want));
+    if (want != SPATTN_OK)
+        ck_assert_msg(tu_buf_untouched(&pr) && tu_buf_untouched(&cs), "%s: probs written", what);
+    tu_buf_free(&pr);
+    tu_buf_free(&cs);
+    spattn_plan_free(plan);
+}
+
+/* Score modifiers: a slope NaN or +-Inf, a sink NaN or +Inf (in any one head), ALiBi
+   distances past 2^24 from pos_offset, and the arrays overlapping an output are E_ARG with
+   nothing written, for forward, the reference, plan_execute and probs; a sink of -inf, any
+   finite slope or sink and any pos_offset without slopes are accepted. */
+START_TEST(bad_modifiers)
+{
+    fx f;
+    fx_init(&f);
+    const spattn_mask *m[1] = {f.causal};
+    const size_t hq = f.a.shape.heads_q;
+    float vals[4];
+    char what[96];
+    const float bad_slopes[] = {NAN, INFINITY, -INFINITY}, bad_sinks[] = {NAN, INFINITY};
+    for (size_t h = 0; h < hq; h += hq - 1) {
+        for (size_t i = 0; i < sizeof bad_slopes / sizeof bad_slopes[0]; i++) {
+            spattn_args a = f.a;
+            for (size_t t = 0; t < hq; t++)
+                vals[t] = t == h ? bad_slopes[i] : 0.5f;
+            a.alibi_slopes = vals;
+            snprintf(what, sizeof what, "slope %g at head %zu", (double)bad_slopes[i], h);
+            expect_forward(&f, &a, m, 1, NULL, SPATTN_E_ARG, what);
+            expect_probs(&f, &a, SPATTN_E_ARG, what);
+        }
+        for (size_t i = 0; i < sizeof bad_sinks / sizeof bad_sinks[0]; i++) {
+            spattn_args a = f.a;
+            for (size_t t = 0; t < hq; t++)
+                vals[t] = t == h ? bad_sinks[i] : 0.5f;
+            a.sinks = vals;
+            snprintf(what, sizeof what, "sink %g at head %zu", (double)bad_sinks[i], h);
+            expect_forward(&f, &a, m, 1, NULL, SPATTN_E_ARG, what);
+            expect_probs(&f, &a, SPATTN_E_ARG, what);
+        }
+    }
+    /* With slopes, |i' - j| <= 2^24: pos_offset in [len_q - 1 - 2^24, 2^24 - (len_k - 1)]. */
+    const ptrdiff_t lim = (ptrdiff_t)1 << 24, lq = (ptrdiff_t)f.a.shape.len_q;
+    const ptrdiff_t lk = (ptrdiff_t)f.a.shape.len_k;
+    const ptrdiff_t far[] = {lim - (lk - 1) + 1, lq - 1 - lim - 1, PTRDIFF_MAX, PTRDIFF_MIN};
+    const ptrdiff_t near[] = {lim - (lk - 1), lq - 1 - lim, 0, -1000, 1000};
+    for (size_t t = 0; t < hq; t++)
+        vals[t] = 0.25f;
+    for (size_t i = 0; i < sizeof far / sizeof far[0]; i++) {
+        spattn_args a = f.a;
+        a.alibi_slopes = vals;
+        a.pos_offset = far[i];
+        snprintf(what, sizeof what, "slopes with pos_offset %td", far[i]);
+        expect_forward(&f, &a, m, 1, NULL, SPATTN_E_ARG, what);
+        expect_probs(&f, &a, SPATTN_E_ARG, what);
+        a.alibi_slopes = NULL; /* no effect without slopes: accepted */
+        ck_assert_int_eq(spattn_forward(&a, m, 1, NULL), SPATTN_OK);
+        ck_assert_int_eq(spattn_reference_forward(&a, m, 1), SPATTN_OK);
+        expect_probs(&f, &a, SPATTN_OK, what);
+        tu_buf_reset(&f.o); /* for the next case's check that nothing is written */
+        tu_buf_reset(&f.lse);
+    }
+    for (size_t i = 0; i < sizeof near / sizeof near[0]; i++) {
+        spattn_args a = f.a;
+        a.alibi_slopes = vals;
+        a.pos_offset = near[i];
+        ck_assert_int_eq(spattn_forward(&a, m, 1, NULL), SPATTN_OK);
+        ck_assert_int_eq(spattn_reference_forward(&a, m, 1), SPATTN_OK);
+        expect_probs(&f, &a, SPATTN_OK, "pos_offset at a bound");
+    }
+    tu_buf_reset(&f.o);
+    tu_buf_reset(&f.lse);
+    /* Finite extremes and -inf sinks are valid. */
+    const float ok_slopes[4] = {FLT_MAX, -FLT_MAX, 0.0f, -0.5f};
+    const float ok_sinks[4] = {-INFINITY, FLT_MAX, -FLT_MAX, 0.0f};
+    spattn_args a = f.a;
+    a.alibi_slopes = ok_slopes;
+    a.sinks = ok_sinks;
+    ck_assert_int_eq(spattn_forward(&a, m, 1, NULL), SPATTN_OK);
+    ck_assert_int_eq(spattn_reference_forward(&a, m, 1), SPATTN_OK);
+    expect_probs(&f, &a, SPATTN_OK, "extreme finite modifiers");
+    tu_buf_reset(&f.o);
+    tu_buf_reset(&f.lse);
+    /* The arrays inside an output (valid values there: zeros). */
+    const size_t no = f.o.n;
+    float *ob = calloc(no + f.lse.n, sizeof(float));
+    ck_assert_ptr_nonnull(ob);
+    for (int which = 0; which < 4; which++) {
+        a = f.a;
+        a.o = ob;
+        a.lse = ob + no;
+        const float *in = which % 2 ? ob + no + 1 : ob + 3; /* in lse, in o */
+        if (which < 2)
+            a.sinks = in;
+        else
+            a.alibi_slopes = in;
+        snprintf(what, sizeof what, "%s overlapping %s", which < 2 ? "sinks" : "slopes",
+                 which % 2 ? "lse" : "o");
+        expect_forward(&f, &a, m, 1, NULL, SPATTN_E_ARG, what);
+        for (size_t i = 0; i < no + f.lse.n; i++)
+            ck_assert_msg(ob[i] == 0.0f, "%s: output written", what);
+    }
+    free(ob);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(bad_mask_sets)
 {
     fx f;
@@ -1293,6 +1411,7 @@ Suite *suite_hostile(void)
     tcase_add_test(tc, bad_strides);
     tcase_add_test(tc, aliasing);
     tcase_add_test(tc, bad_scalars_and_options);
+    tcase_add_test(tc, bad_modifiers);
     tcase_add_test(tc, bad_mask_sets);
     tcase_add_test(tc, softmax_bad_arguments);
     tcase_add_test(tc, enum_edges);

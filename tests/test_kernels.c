@@ -3,7 +3,8 @@
  * a kernel is reached on purpose: every row count 1..16 of a query tile (the last tile of a
  * head, or a single decode tile), head dims 1..17 and around 32, 64 and 128 for both dim_qk
  * and dim_v, key counts on and off multiples of 64, FULL, PARTIAL and empty key tiles, empty
- * rows and whole empty query tiles, softcap and lse on and off, stream_kv on and off.
+ * rows and whole empty query tiles, softcap and lse on and off, stream_kv on and off, and the
+ * score modifiers: none, an ALiBi slope (with pos_offset), a sink (some -inf), or both.
  *
  * Case c of the grid has a = c % 16 (the rows of the head's last tile are a + 1) and
  * b = c / 16; its dim pair is (17 b + a) % 52, so that the first cases already cover every
@@ -12,7 +13,8 @@
  *
  * Each case checks, per ISA, against the float64 reference and the contract of kernel.h:
  *  - attn_tiles on every query tile: O and lse close to the reference, O = 0 and
- *    lse = -inf for rows with no allowed key, the padding between O rows left alone;
+ *    lse = -inf (or exactly the sink) for rows with no allowed key, the padding between O
+ *    rows left alone;
  *  - attn_tiles2 (where offered) on each even tile that has a successor: each row bitwise
  *    what attn_tiles gave it;
  *  - attn_gather over all tiles of the head in one call against the reference, and one call
@@ -53,6 +55,9 @@ typedef struct kcase {
     int poison;    /* 0: none; 1: one K row some rows allow gets a NaN; 2: the same in V */
     int full_pair; /* key tile 0 FULL for every query tile, and no rows emptied in tiles 0, 1:
                       the pair path's shared-FULL code (qk_tile2 on x86) is reached */
+    int mods;      /* bit 0: ALiBi slope `slope` at pos_offset; bit 1: sink `sink` */
+    float slope, sink;
+    ptrdiff_t pos_offset;
 } kcase;
 
 static kcase grid_case(size_t c)
@@ -73,6 +78,13 @@ static kcase grid_case(size_t c)
     k.scale = (b / 2) % 2 ? 0.3f : (float)(1.0 / sqrt((double)k.dim_qk));
     k.poison = (int)((a + 2 * b) % 3);
     k.full_pair = b % 2 == 0;
+    /* Slopes of either sign with slope * |i' - j| up to ~60; sinks below, around and far above
+       the scores, or -inf (no sink). */
+    static const float sinks[] = {-INFINITY, 0.5f, -2.0f, 3.0f, 12.0f};
+    k.mods = (int)((a + b / 3) % 4);
+    k.slope = b % 4 == 3 ? -0.02f : 0.05f * (float)(1 + (a + b) % 4);
+    k.sink = sinks[(a + 2 * b) % 5];
+    k.pos_offset = ((ptrdiff_t)((a * 5 + b) % 7) - 3) * 19;
     return k;
 }
 
@@ -219,6 +231,9 @@ static void kdata_make(kdata *d, size_t c)
     a.lse = d->rlse.p;
     a.scale = k->scale;
     a.softcap = k->softcap;
+    a.alibi_slopes = k->mods & 1 ? &k->slope : NULL;
+    a.sinks = k->mods & 2 ? &k->sink : NULL;
+    a.pos_offset = k->pos_offset;
     const spattn_mask *ml[1] = {d->mask};
     ck_assert_int_eq(spattn_reference_forward(&a, ml, 1), SPATTN_OK);
 
@@ -268,6 +283,11 @@ static spattn_head_job make_job(const kdata *d, tu_buf *o, tu_buf *lse)
     job.scale = k->scale;
     job.softcap = k->softcap;
     job.stream_kv = k->stream_kv;
+    job.slopes = k->mods & 1 ? &k->slope : NULL;
+    job.sinks = k->mods & 2 ? &k->sink : NULL;
+    job.mod_step = 0;
+    job.pos0 = (ptrdiff_t)k->len_k - (ptrdiff_t)k->len_q + k->pos_offset;
+    job.pos_step = 1;
     return job;
 }
 
@@ -286,9 +306,11 @@ static void describe(char *buf, size_t n, const char *isa, const char *what, siz
 {
     snprintf(buf, n,
              "%s %s, case %zu: len_q %zu len_k %zu dim_qk %zu dim_v %zu pad %zu scale %g "
-             "softcap %g lse %d stream_kv %d poison %d",
+             "softcap %g lse %d stream_kv %d poison %d slope %g sink %g pos_offset %td",
              isa, what, c, k->len_q, k->len_k, k->dim_qk, k->dim_v, k->pad, (double)k->scale,
-             (double)k->softcap, k->lse, k->stream_kv, k->poison);
+             (double)k->softcap, k->lse, k->stream_kv, k->poison,
+             k->mods & 1 ? (double)k->slope : 0.0, k->mods & 2 ? (double)k->sink : -INFINITY,
+             k->pos_offset);
 }
 
 /* Rows [i0, i1) of o/lse against the reference; the rest of the buffers untouched. */
@@ -297,6 +319,7 @@ static void check_rows(const kdata *d, const tu_buf *o, const tu_buf *lse, size_
 {
     const kcase *k = &d->k;
     const size_t ts = k->dim_v + k->pad;
+    const float sink = k->mods & 2 ? k->sink : -INFINITY; /* a row's lse without keys */
     if (!tu_buf_guards_ok(o))
         ck_abort_msg("%s: wrote outside O", what);
     for (size_t i = 0; i < k->len_q; i++) {
@@ -322,7 +345,7 @@ static void check_rows(const kdata *d, const tu_buf *o, const tu_buf *lse, size_
         if (!mine) {
             if (!tu_is_canary(got))
                 ck_abort_msg("%s: lse[%zu] written (not this call's)", what, i);
-        } else if (empty ? !(isinf(got) && got < 0) : !tu_close(got, d->rlse.p[i], TU_TOL)) {
+        } else if (empty ? got != sink : !tu_close(got, d->rlse.p[i], TU_TOL)) {
             ck_abort_msg("%s: lse[%zu] = %.9g, reference %.9g", what, i, got, d->rlse.p[i]);
         }
     }
@@ -510,6 +533,7 @@ START_TEST(grid_covers)
 {
     int rows[SPATTN_TQ + 1] = {0}, dqk[N_DIMS] = {0}, dv[N_DIMS] = {0}, keys[N_KEYS] = {0};
     int tiles[4] = {0}, flags[5][2] = {{0}}, poison[3] = {0}, pair16[N_DIMS] = {0};
+    int mods[4][SPATTN_TQ] = {{0}}, mods_dims[4][N_DIMS] = {{0}};
     for (size_t c = 0; c < N_CASES; c++) {
         kcase k = grid_case(c);
         rows[(k.len_q - 1) % SPATTN_TQ + 1] = 1;
@@ -527,6 +551,18 @@ START_TEST(grid_covers)
         for (size_t i = 0; i < N_DIMS; i++)
             pair16[i] |= k.full_pair && k.len_q > 2 * SPATTN_TQ && k.dim_qk == dims[i];
         poison[k.poison] = 1;
+        mods[k.mods][(k.len_q - 1) % SPATTN_TQ] = 1;
+        for (size_t i = 0; i < N_DIMS; i++)
+            mods_dims[k.mods][i] |= k.dim_qk == dims[i];
+    }
+    /* Each modifier setting meets every row count of a tile, and half the dims at least. */
+    for (int x = 0; x < 4; x++) {
+        int nd = 0;
+        for (size_t r = 0; r < SPATTN_TQ; r++)
+            ck_assert_msg(mods[x][r], "modifiers %d never with %zu rows", x, r + 1);
+        for (size_t i = 0; i < N_DIMS; i++)
+            nd += mods_dims[x][i];
+        ck_assert_msg(nd >= (int)N_DIMS / 2, "modifiers %d with only %d dims", x, nd);
     }
     for (size_t r = 1; r <= SPATTN_TQ; r++)
         ck_assert_msg(rows[r], "no case has %zu rows in its last tile", r);

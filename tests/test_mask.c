@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "mask/build.h"
 #include "mask/mask_impl.h"
+#include "mask_check.h"
 #include "test_util.h"
 
 /* ck_assert marks a checkpoint (a pipe write) even when it passes: far too slow for checks run
@@ -1094,6 +1095,13 @@ START_TEST(alloc_failures)
     free(dg);
 }
 END_TEST
+
+void tm_check_mask(const spattn_mask *m, size_t lq, size_t lk, const uint8_t *truth,
+                   const char *desc)
+{
+    snprintf(what, sizeof what, "%s", desc);
+    check_mask(m, lq, lk, truth);
+}
 
 Suite *suite_mask(void);
 Suite *suite_mask(void)

@@ -142,6 +142,72 @@ def target_rows(ctx, by_name, pick, pick_best):
     return rows
 
 
+MOD_NEED = 1.05  # a modifier may cost this much over the same problem without it
+LONG_MASK_NEED = 0.85  # streaming and document masks: efficiency against dense x density
+
+
+def modifier_rows(results):
+    """(modifier rows, long-mask rows) of docs/benchmarks.md's "Score modifiers" entries:
+    [(name, ms, base name, base ms, ratio)] for each `mod:` entry against the same name
+    without it, and [(name, ms, density, dense ms, efficiency)] for the streaming and
+    documents patterns against the dense entry of their ISA and length, each sorted by name
+    (interleaved repetitions leave the run's order random). Figures are None where an entry
+    is absent or failed."""
+    by_name = {r["name"]: r for r in results}
+
+    def ms(name):
+        r = by_name.get(name)
+        return r["ms"] if r is not None and "ms" in r else None
+
+    mods, longs = [], []
+    for r in results:
+        f = r["fields"]
+        if r["family"] != "attn":
+            continue
+        if "mod" in f:
+            base = r["name"].replace("/mod:%s" % f["mod"], "", 1)
+            t, tb = ms(r["name"]), ms(base)
+            mods.append((r["name"], t, base, tb, t / tb if t and tb else None))
+        elif f.get("pattern") in ("streaming", "documents"):
+            dense = re.sub(r"/pattern:[^/]+/sparsity:[^/]+/", "/pattern:dense/sparsity:0/",
+                           r["name"], 1)
+            t, td = ms(r["name"]), ms(dense)
+            dens = 1.0 - r["c"]["sparsity_actual"] / 100.0 if t else None
+            longs.append((r["name"], t, dens, td, td * dens / t if t and td else None))
+    return sorted(mods), sorted(longs)
+
+
+def write_modifiers(results, w):
+    mods, longs = modifier_rows(results)
+    if not mods and not longs:
+        return
+    w("## Score modifiers and packed sequences\n")
+    if mods:
+        w("Each modifier entry against the same problem without it (medians of this run); "
+          "the aim is a ratio of at most %.2f.\n" % MOD_NEED)
+        w("| benchmark | ms | without | ratio |")
+        w("|---|---|---|---|")
+        for name, t, _, tb, v in mods:
+            w("| %s | %s | %s | %s |" % (name, fmt(t, 4) if t else "absent",
+                                         fmt(tb, 4) if tb else "absent",
+                                         "" if v is None else "%.3f %s" % (
+                                             v, "met" if v <= MOD_NEED else "**missed**")))
+        w("")
+    if longs:
+        w("Efficiency = dense time x density / time, the dense entry of the same ISA and length; "
+          "the aim is at least %.2f.\n" % LONG_MASK_NEED)
+        w("| benchmark | ms | density | dense ms | efficiency |")
+        w("|---|---|---|---|---|")
+        for name, t, d, td, v in longs:
+            w("| %s | %s | %s | %s | %s |" % (name, fmt(t, 4) if t else "absent",
+                                              "" if d is None else "%.4f" % d,
+                                              fmt(td, 4) if td else "absent",
+                                              "" if v is None else "%.3f %s" % (
+                                                  v, "met" if v >= LONG_MASK_NEED
+                                                  else "**missed**")))
+        w("")
+
+
 def target_entries():
     """The names of every entry target_rows reads, in order, found by running it on a run
     that holds nothing: the --targets run's filter, so the list lives in one place."""
@@ -315,6 +381,7 @@ def write_report(ctx, results, out, commit):
       "repetition of a few.\n")
 
     write_targets(ctx, results, w)
+    write_modifiers(results, w)
 
     for key, rs in sweep_groups(results).items():
         impls = sorted({r["fields"].get("isa") for r in rs}, key=impl_key)

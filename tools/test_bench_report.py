@@ -162,6 +162,53 @@ class Targets(unittest.TestCase):
         self.assertIsNone(bench_report.targets_text(self.ctx, only_membw))
 
 
+class Modifiers(unittest.TestCase):
+    """The "Score modifiers and packed sequences" section: ratios against the entry without
+    the modifier, efficiencies against dense x density."""
+    CAUSAL = ATTN % ("avx512", "causal", "50", 1)
+    SINKS = "attn/isa:avx512/pattern:causal/mod:sinks/sparsity:50/len:4096/dim:64/threads:1"
+    ALIBI = "attn/isa:avx2/pattern:dense/mod:alibi/sparsity:0/len:4096/dim:64/threads:1"
+    DENSE16K = "attn/isa:avx512/pattern:dense/sparsity:0/len:16384/dim:64/threads:1"
+    DOCS = "attn/isa:avx512/pattern:documents/sparsity:94.1/len:16384/dim:64/threads:1"
+
+    def setUp(self):
+        bms = reps(self.CAUSAL, [50.0, 40.0, 60.0], sparsity_actual=50.0)
+        bms += reps(self.SINKS, [52.0, 53.0, 51.0], sparsity_actual=50.0)
+        bms += reps(self.ALIBI, [10.0, 10.0, 10.0], sparsity_actual=0.0)  # no plain twin
+        bms += reps(self.DENSE16K, [1000.0, 1000.0, 1000.0], sparsity_actual=0.0)
+        bms += reps(self.DOCS, [80.0, 75.0, 70.0], sparsity_actual=94.0)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "results.json")
+            with open(path, "w") as f:
+                json.dump({"context": {}, "benchmarks": bms}, f)
+            _, self.results = bench_report.load(path)
+
+    def test_rows(self):
+        mods, longs = bench_report.modifier_rows(self.results)
+        # sorted by name: avx2 before avx512
+        self.assertEqual([(m[0], m[2]) for m in mods],
+                         [(self.ALIBI, self.ALIBI.replace("/mod:alibi", "")),
+                          (self.SINKS, self.CAUSAL)])
+        self.assertIsNone(mods[0][4])
+        self.assertAlmostEqual(mods[1][4], 52.0 / 50.0)
+        self.assertEqual(len(longs), 1)
+        name, t, dens, td, eff = longs[0]
+        self.assertEqual((name, t, td), (self.DOCS, 75.0, 1000.0))
+        self.assertAlmostEqual(eff, 1000.0 * 0.06 / 75.0)
+
+    def test_section(self):
+        lines = []
+        bench_report.write_modifiers(self.results, lines.append)
+        text = "\n".join(lines)
+        self.assertIn("| %s | 52 | 50 | 1.040 met |" % self.SINKS, text)
+        self.assertIn("| %s | 10 | absent |  |" % self.ALIBI, text)
+        self.assertIn("| 0.0600 | 1000 | 0.800 **missed** |", text)
+        lines = []
+        bench_report.write_modifiers([r for r in self.results if r["name"] == self.CAUSAL],
+                                     lines.append)
+        self.assertEqual(lines, [])
+
+
 class BuildTypes(unittest.TestCase):
     def report(self, ctx):
         with tempfile.TemporaryDirectory() as d:

@@ -99,6 +99,10 @@ SPATTN_ALWAYS_INLINE col_t col_max(col_t x, col_t y)
     return col_mk(vmaxq_f32(x.a, y.a), vmaxq_f32(x.b, y.b), vmaxq_f32(x.c, y.c),
                   vmaxq_f32(x.d, y.d));
 }
+SPATTN_ALWAYS_INLINE col_t col_abs(col_t x)
+{
+    return col_mk(vabsq_f32(x.a), vabsq_f32(x.b), vabsq_f32(x.c), vabsq_f32(x.d));
+}
 /* The broadcast is a scalar load (ldr s accepts an immediate offset, ld1r does not); the
    FMAs take it by element, so no dup is issued. */
 SPATTN_ALWAYS_INLINE col_t col_bcast(const float *p)

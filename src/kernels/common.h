@@ -6,6 +6,7 @@
 #ifndef SPATTN_KERNELS_COMMON_H
 #define SPATTN_KERNELS_COMMON_H
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,50 @@ static float row_lse(float m, float l)
 static float q_factor(const spattn_head_job *job)
 {
     return job->softcap != 0.0f ? job->scale / job->softcap : job->scale * K_LOG2E;
+}
+
+/* Whether scores get a pass after QK (softcap, ALiBi), which then also applies the mask. */
+static int scores_modified(const spattn_head_job *job)
+{
+    return job->softcap != 0.0f || job->slopes != NULL;
+}
+
+/* Row i's value of a per-row modifier of the job (its slope or its sink). */
+static float mod_row(const spattn_head_job *job, const float *v, size_t i)
+{
+    return v[(ptrdiff_t)i * job->mod_step];
+}
+
+/* Row i's ALiBi slope as the factor of |i' - j| in log2 units, kept finite: a finite slope
+   beyond 2.4e38 would otherwise become an infinite factor, and inf * 0 at distance 0 NaN. */
+static float alibi_factor(const spattn_head_job *job, size_t i)
+{
+    const float f = -mod_row(job, job->slopes, i) * K_LOG2E;
+    return f < -FLT_MAX ? -FLT_MAX : f > FLT_MAX ? FLT_MAX : f;
+}
+
+/* Row i's lse, and the factor its unnormalised O is multiplied by, from its max m (log2
+   units) and its sum l of exp2(s - m) over its keys. A sink joins here, once per row and in
+   double: lse = log(exp(lse of the keys) + exp(sink)) and O = O_keys * exp(lse_keys - lse)
+   is the contract's softmax with the sink as one more logit, and a row with no key gets
+   exactly lse = sink (in log2 units in float, a sink beyond 2.4e38 would overflow). The
+   factor is 0 when l is 0; such a row's O is written as zeros. The lse goes to *lse unless
+   lse is NULL (without a sink it then costs no log). */
+static float row_scale(const spattn_head_job *job, size_t i, float m, float l, float *lse)
+{
+    const float sink = job->sinks != NULL ? mod_row(job, job->sinks, i) : K_NINF;
+    if (sink == K_NINF) {
+        if (lse != NULL)
+            *lse = row_lse(m, l);
+        return l != 0.0f ? 1.0f / l : 0.0f;
+    }
+    const double mk = (double)m * K_LN2, sk = sink;
+    const double lk = l != 0.0f ? mk + log((double)l) : -INFINITY;
+    const double hi = lk > sk ? lk : sk, d = lk > sk ? sk - lk : lk - sk;
+    const double all = hi + log1p(exp(d)); /* NaN from lk stays NaN */
+    if (lse != NULL)
+        *lse = (float)all;
+    return l != 0.0f ? (float)exp(mk - all) : 0.0f;
 }
 
 /* Hides a pointer's value from the optimiser at this point: otherwise it rewrites p + k for

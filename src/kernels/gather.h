@@ -91,6 +91,30 @@ SPATTN_ALWAYS_INLINE col_t row_scores16(const spattn_head_job *job, const float 
     return col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(K_NINF));
 }
 
+/* ALiBi over the scores the first pass stored for rows i0 .. i0 + rows (laid out as there),
+   a pass of its own so that the score loop of the common case stays as it is. |i' - j| is
+   formed as an exact integer, then converted (exact below 2^24); lanes past a row's keys are
+   -inf and stay so. */
+static void gather_alibi(const spattn_head_job *job, const spattn_keyrows *kr, size_t i0,
+                         size_t rows, float *sb)
+{
+    float dist[16] __attribute__((aligned(64)));
+    float *s = sb;
+    for (size_t r = 0; r < rows; r++) {
+        size_t n;
+        const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
+        const ptrdiff_t pos = job->pos0 + (ptrdiff_t)(i0 + r) * job->pos_step;
+        const col_t f = col_set1(alibi_factor(job, i0 + r));
+        for (size_t c0 = 0; c0 < n; c0 += 16, s += 16) {
+            for (size_t c = 0; c < 16; c++) {
+                const ptrdiff_t d = pos - (ptrdiff_t)keys[c0 + c < n ? c0 + c : n - 1];
+                dist[c] = (float)(d < 0 ? -d : d);
+            }
+            col_store(s, col_fma(f, col_load(dist), col_load(s)));
+        }
+    }
+}
+
 /* acc[x] += sum over c < n of p[c] * V[keys[c]][e + x VL ..], x < 4; odd keys go to a second
    set of accumulators (two chains of n/2 FMAs, not one of n), added in at the end. */
 SPATTN_ALWAYS_INLINE void pv_keys_4v(vec_t *acc, const float *v, ptrdiff_t v_ts,
@@ -136,19 +160,20 @@ SPATTN_ALWAYS_INLINE vec_t pv_keys_1v(vec_t a0, const float *v, ptrdiff_t v_ts,
     return a0;
 }
 
-/* O = sum over c < n of p[c] V[keys[c]] / l, written to o; exact zeros when l == 0 (no finite
-   score: 0 * an infinite V would be NaN). p unnormalised and O scaled once at the end keep
-   the sum and its reciprocal off the chain the products wait on. */
+/* O = sum over c < n of p[c] V[keys[c]] * f, written to o (f: 1 / l, see row_scale); exact
+   zeros when f == 0 (no finite score, l == 0: 0 * an infinite V would be NaN). p unnormalised
+   and O scaled once at the end keep the sum and its reciprocal off the chain the products
+   wait on. */
 SPATTN_ALWAYS_INLINE void pv_gather_row(const spattn_head_job *job, const size_t dv,
-                                        const uint32_t *keys, size_t n, const float *p, float l,
+                                        const uint32_t *keys, size_t n, const float *p, float f,
                                         float *o)
 {
-    if (l == 0.0f) {
+    if (f == 0.0f) {
         for (size_t e = 0; e < dv; e += VL)
             vec_storeu_m(o + e, vmask_first(dv - e < VL ? dv - e : VL), vec_zero());
         return;
     }
-    const vec_t inv = vec_set1(1.0f / l);
+    const vec_t inv = vec_set1(f);
     size_t e = 0;
     for (; e + 4 * VL <= dv; e += 4 * VL) {
         vec_t acc[4] = {vec_zero(), vec_zero(), vec_zero(), vec_zero()};
@@ -164,8 +189,9 @@ SPATTN_ALWAYS_INLINE void pv_gather_row(const spattn_head_job *job, const size_t
 }
 
 /* Rows i0 .. i0 + rows of kr: scores into sb (row after row, n rounded up to 16 floats
-   each), turned into probabilities with their sums in lb, then P V. q is read in place and
-   the scale applied to the scores. A row with no key gets l = 0, so zeros and lse -inf. */
+   each), turned into probabilities with the factors of their O in lb, then P V. q is read in
+   place and the scale applied to the scores. A row with no key gets factor 0, so zeros, and
+   lse -inf (or its sink). */
 SPATTN_ALWAYS_INLINE void gather_passes_d(const spattn_head_job *job, const size_t dq,
                                           const size_t dv, const spattn_keyrows *kr, size_t i0,
                                           size_t rows, float *sb, float *lb)
@@ -185,13 +211,14 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const spattn_head_job *job, const size
         for (size_t c = 0; c < n; c += 16, s += 16)
             col_store(s, row_scores16(job, q, dq, keys + c, n - c < 16 ? n - c : 16));
     }
+    if (job->slopes != NULL)
+        gather_alibi(job, kr, i0, rows, sb);
     s = sb;
     for (size_t r = 0; r < rows; r++) {
         spattn__keyrows_row(kr, i0 + r, &n);
+        float *lse = job->lse ? job->lse + i0 + r : NULL;
         if (n == 0) {
-            lb[r] = 0.0f;
-            if (job->lse)
-                job->lse[i0 + r] = K_NINF;
+            lb[r] = row_scale(job, i0 + r, K_NINF, 0.0f, lse);
             continue;
         }
         const size_t w = round16(n);
@@ -211,10 +238,8 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const spattn_head_job *job, const size
                 sum = col_add(sum, p);
             }
         }
-        const float l = col_hsum(sum);
-        lb[r] = l;
-        if (job->lse)
-            job->lse[i0 + r] = row_lse(mt, l);
+        /* lb: the row's factor for O (1 / l, and the sink's share when it has one). */
+        lb[r] = row_scale(job, i0 + r, mt, col_hsum(sum), lse);
         s += w;
     }
     s = sb;

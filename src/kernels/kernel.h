@@ -8,7 +8,8 @@
  * which rows a thread gets never changes what a row computes, so output is bitwise the same for
  * any thread count. A kernel must:
  *  - write every row of the tile: O rows, and lse entries when lse != NULL;
- *  - give O = 0 and lse = -INFINITY for a row with no allowed key;
+ *  - give O = 0 and lse = -INFINITY for a row with no allowed key (lse = its sink when the job
+ *    has sinks);
  *  - never read a key (K or V row) that no allowed pair of that row touches into that row's
  *    result (a NaN there must not propagate), and never load past key len_k - 1;
  *  - use only the scratch it was given (scratch_floats(...) floats, 64-byte aligned);
@@ -40,6 +41,14 @@ typedef struct spattn_head_job {
        decode): the tiles then come from DRAM and are worth prefetching, while tiles that
        several query tiles re-read are in L2 and prefetches only take load slots. */
     int stream_kv;
+    /* Score modifiers. Row r of the job has slope slopes[r * mod_step] (NULL: no ALiBi), sink
+       sinks[r * mod_step] (NULL: no sinks; -inf: none for that row) and query position
+       i' = pos0 + r * pos_step; mod_step is 0 when every row is of one head and 1 when the rows
+       are consecutive heads (packed decode, pos_step 0). */
+    const float *slopes;
+    const float *sinks;
+    ptrdiff_t mod_step;
+    ptrdiff_t pos0, pos_step;
 } spattn_head_job;
 
 /* A row's lse from its softmax shift (natural-log units) and its sum of exp(s - shift): the
@@ -82,6 +91,10 @@ typedef struct spattn_kernel_table {
        ISA's widest vectors (enough chains to cover FMA latency), returning a value that
        depends on all of them; *flops gets the flops done (2 per lane per FMA). */
     float (*fma_probe)(size_t iters, double *flops);
+    /* spattn_merge on validated arguments (include/spattn.h): rows x dim, o and lse possibly
+       o_parts[0] and lse_parts[0]. Bitwise the same on every ISA (kernels/merge_rows.h). */
+    void (*merge_rows)(size_t n_parts, size_t rows, size_t dim, const float *const *o_parts,
+                       const float *const *lse_parts, float *o, float *lse);
 } spattn_kernel_table;
 
 #define SPATTN_KERNEL(isa, table, cpu_bits) extern const spattn_kernel_table table;

@@ -64,11 +64,9 @@ static void finish_cols(const spattn_head_job *job, size_t i0, size_t rows, cons
     for (size_t r = 0; r < rows; r++) {
         float *o = job->o + (ptrdiff_t)(i0 + r) * job->o_ts;
         float l = lrow[r];
-        float inv = l != 0.0f ? 1.0f / l : 0.0f;
+        float inv = row_scale(job, i0 + r, mrow[r], l, job->lse ? job->lse + i0 + r : NULL);
         for (size_t e = 0; e < job->dim_v; e++)
             o[e] = l != 0.0f ? ot[e * 16 + r] * inv : 0.0f;
-        if (job->lse)
-            job->lse[i0 + r] = row_lse(mrow[r], l);
     }
 }
 

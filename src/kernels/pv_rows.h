@@ -144,14 +144,13 @@ static void finish_rows(const spattn_head_job *job, size_t i0, size_t rows, cons
     for (size_t r = 0; r < rows; r++) {
         float *o = job->o + (ptrdiff_t)(i0 + r) * job->o_ts;
         const float l = lrow[r];
-        const vec_t inv = vec_set1(l != 0.0f ? 1.0f / l : 0.0f);
+        const vec_t inv =
+            vec_set1(row_scale(job, i0 + r, mrow[r], l, job->lse ? job->lse + i0 + r : NULL));
         for (size_t e = 0; e < dv; e += VL) {
             vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
             vec_t x = l != 0.0f ? vec_mul(vec_loadu(orow + r * dvp + e), inv) : vec_zero();
             vec_storeu_m(o + e, mk, x);
         }
-        if (job->lse)
-            job->lse[i0 + r] = row_lse(mrow[r], l);
     }
 }
 

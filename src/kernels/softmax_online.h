@@ -29,7 +29,31 @@ typedef struct tile_state {
     /* COL_HALVES: the rows fit the low half of a col_t, whose high half QK and exp2 skip. */
     int low_half;
     col_t mrun, lrun;
+    /* ALiBi (job->slopes): -slope * log2(e) per row, the rows' offsets from the tile's first
+       query position, and that position. */
+    int alibi;
+    col_t nslope, row_pos;
+    ptrdiff_t pos;
 } tile_state;
+
+/* ALiBi, set up per query tile. (A sink joins each row's softmax once, when the row is
+   finished: row_scale.) */
+static void tile_begin_modifiers(tile_state *ts, const spattn_head_job *job)
+{
+    float a[16] __attribute__((aligned(64))), b[16] __attribute__((aligned(64)));
+    ts->alibi = job->slopes != NULL;
+    ts->nslope = ts->row_pos = col_zero();
+    ts->pos = 0;
+    if (!ts->alibi)
+        return;
+    for (size_t r = 0; r < 16; r++) {
+        a[r] = r < ts->rows ? alibi_factor(job, ts->i0 + r) : 0.0f;
+        b[r] = (float)((ptrdiff_t)r * job->pos_step);
+    }
+    ts->nslope = col_load(a);
+    ts->row_pos = col_load(b);
+    ts->pos = job->pos0 + (ptrdiff_t)ts->i0 * job->pos_step;
+}
 
 static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_mask *m, size_t qt,
                        float *scratch)
@@ -51,6 +75,7 @@ static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_
     memset(ts->ot, 0, 16 * round16(dv) * sizeof(float));
     ts->mrun = col_set1(K_NINF);
     ts->lrun = col_zero();
+    tile_begin_modifiers(ts, job);
 }
 
 /* The keys of a stored tile to visit: all of a FULL tile; of a PARTIAL one those some row
@@ -82,12 +107,22 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
 {
     const col_t ninf = col_set1(K_NINF);
     float *st = ts->st;
-    if (job->softcap != 0.0f) {
-        /* tanh comes before the mask and the max; it is a call, so not in qk_cols_nq. */
+    if (job->softcap != 0.0f || ts->alibi) {
+        /* tanh and the ALiBi term come before the mask and the max; tanh is a call, so not in
+           qk_cols_nq, and with either the QK kernels leave the mask to this pass. The ALiBi
+           distance is exact: the positions are integers below 2^24. */
+        const int cap = job->softcap != 0.0f;
         const col_t post = col_set1(job->softcap * K_LOG2E);
+        const col_t pos = ts->alibi
+                              ? col_add(col_set1((float)(ts->pos - (ptrdiff_t)j0)), ts->row_pos)
+                              : col_zero();
         mt = ninf;
         for (size_t jj = 0; jj < nk; jj++) {
-            col_t s = col_mul(col_tanh(col_load(st + jj * 16)), post);
+            col_t s = col_load(st + jj * 16);
+            if (cap)
+                s = col_mul(col_tanh(s), post);
+            if (ts->alibi)
+                s = col_fma(ts->nslope, col_abs(col_sub(pos, col_set1((float)idx[jj]))), s);
             if (partial)
                 s = col_select(cmask_bits(cm[jj]), s, ninf);
             col_store(st + jj * 16, s);

@@ -14,6 +14,7 @@
  *   gather.h           attn_gather: rows through their listed keys
  *   masked_softmax.h   softmax_tile
  *   fma_probe.h        fma_probe
+ *   merge.h            merge_rows
  */
 #ifndef SPATTN_KERNELS_TEMPLATE_H
 #define SPATTN_KERNELS_TEMPLATE_H
@@ -21,6 +22,7 @@
 #include "kernels/fma_probe.h"
 #include "kernels/gather.h"
 #include "kernels/masked_softmax.h"
+#include "kernels/merge.h"
 #include "kernels/tile_walk.h"
 
 /* Tile path, per query tile (two for tpl_tiles2): see tile_state_floats. Gather path: see
@@ -56,6 +58,7 @@ static size_t tpl_scratch_floats(size_t dim_qk, size_t dim_v, size_t gather_rows
         .attn_gather = tpl_gather,                                                                 \
         .softmax_tile = tpl_softmax,                                                               \
         .fma_probe = tpl_fma_probe,                                                                \
+        .merge_rows = tpl_merge_rows,                                                              \
     }
 
 #endif

@@ -43,7 +43,7 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
             pf.v_bytes = job->dim_v * sizeof(float);
             pfp = &pf;
         }
-        const uint32_t *cmq = partial && job->softcap == 0.0f ? cm : NULL;
+        const uint32_t *cmq = partial && !scores_modified(job) ? cm : NULL;
         col_t mt = ts.qk == QK_ROW_DOTS ? qk_rowdot(ts.rows, ts.qtp, job->dim_qk, job->k, job->k_ts,
                                                     j0, idx, nk, cmq, ts.st, pfp)
                                         : qk_cols(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx,
@@ -106,7 +106,7 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
             for (int x = 0; x < 2; x++) {
                 if (!take[x])
                     continue;
-                const uint32_t *cmq = partial[x] && job->softcap == 0.0f ? cm[x] : NULL;
+                const uint32_t *cmq = partial[x] && !scores_modified(job) ? cm[x] : NULL;
                 mt[x] = ts[x].qk == QK_ROW_DOTS
                             ? qk_rowdot(ts[x].rows, ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0,
                                         idx[x], nk[x], cmq, ts[x].st, NULL)

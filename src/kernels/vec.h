@@ -32,7 +32,7 @@
  *
  * Operations (p: float pointer; a, b, c: values of the shape named):
  *   col_zero col_set1(x) col_load(p, 64-byte aligned) col_store col_bcast(p: *p in all lanes)
- *   col_add col_sub col_mul col_max(NaN in b wins) col_fma(a,b,c: a*b+c)
+ *   col_add col_sub col_mul col_max(NaN in b wins) col_abs col_fma(a,b,c: a*b+c)
  *   col_fma_bc(a,p,acc: acc + a * *p) col_fma_bc_lo (COL_HALVES: low half only, high half of
  *   acc kept) col_fma_bc_m(a,p,acc,m: lanes outside m keep acc, and a NaN at *p cannot reach
  *   them) cmask_bits(u32: bit r -> lane r) col_select(m,a,b: m ? a : b) col_is_neginf
@@ -108,6 +108,7 @@ SPATTN_VEC_REQUIRES(col_t, col_add, (col_t, col_t))
 SPATTN_VEC_REQUIRES(col_t, col_sub, (col_t, col_t))
 SPATTN_VEC_REQUIRES(col_t, col_mul, (col_t, col_t))
 SPATTN_VEC_REQUIRES(col_t, col_max, (col_t, col_t))
+SPATTN_VEC_REQUIRES(col_t, col_abs, (col_t))
 SPATTN_VEC_REQUIRES(col_t, col_fma, (col_t, col_t, col_t))
 SPATTN_VEC_REQUIRES(col_t, col_fma_bc, (col_t, const float *, col_t))
 SPATTN_VEC_REQUIRES(col_t, col_fma_bc_lo, (col_t, const float *, col_t))

@@ -36,20 +36,29 @@ static spattn_head_job make_job(const exec_ctx *x, size_t b, size_t h, size_t hk
     job.scale = x->scale;
     job.softcap = a->softcap;
     job.stream_kv = 0;
+    job.slopes = a->alibi_slopes ? a->alibi_slopes + h : NULL;
+    job.sinks = a->sinks ? a->sinks + h : NULL;
+    job.mod_step = 0;
+    /* Formed only with ALiBi: validation bounds pos_offset then, and only then. */
+    job.pos0 = a->alibi_slopes
+                   ? (ptrdiff_t)x->p->shape.len_k - (ptrdiff_t)x->p->shape.len_q + a->pos_offset
+                   : 0;
+    job.pos_step = 1;
     return job;
 }
 
-/* A query tile with no allowed pair: its rows are zeros and their lse -inf, what every
-   kernel gives rows it finds nothing for, written here without a kernel call (which would
-   pack Q and clear its accumulators for nothing: most query tiles of very sparse block masks
-   are empty, and so is a decode group whose heads all allow nothing). */
+/* A query tile with no allowed pair: its rows are zeros and their lse -inf (or their sink),
+   what every kernel gives rows it finds nothing for, written here without a kernel call
+   (which would pack Q and clear its accumulators for nothing: most query tiles of very sparse
+   block masks are empty, and so is a decode group whose heads all allow nothing). */
 static void empty_tile(const spattn_head_job *job, const spattn_mask *m, size_t qt)
 {
     const size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
     for (size_t r = 0; r < rows; r++) {
         memset(job->o + (ptrdiff_t)(i0 + r) * job->o_ts, 0, job->dim_v * sizeof(float));
         if (job->lse)
-            job->lse[i0 + r] = -INFINITY;
+            job->lse[i0 + r] =
+                job->sinks ? job->sinks[(ptrdiff_t)(i0 + r) * job->mod_step] : -INFINITY;
     }
 }
 
@@ -98,6 +107,10 @@ static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
         float *lse = a->lse ? a->lse + (n.b * p->shape.heads_q + n.h) * p->shape.len_q : NULL;
         spattn_head_job job = make_job(x, n.b, n.h, n.hk, q_rs, o_rs, lse);
         job.stream_kv = s->nqt == 1;
+        if (s->rows_are_heads) {
+            job.mod_step = 1;
+            job.pos_step = 0;
+        }
         const uint8_t *g = &s->gather[n.mi * s->nqt + n.qt];
         const spattn_mask *m = s->masks[n.mi];
         /* Two query tiles of a head on the tile path in one call when both are in this chunk

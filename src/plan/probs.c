@@ -71,6 +71,7 @@ typedef struct probs_ctx {
     const spattn_plan *p;
     const spattn_args *a;
     float scale;      /* resolved, exactly as the kernels get it */
+    ptrdiff_t pos0;   /* i' = i + pos0 (ALiBi only; see spattn_args) */
     float *lse;       /* [batch * heads_q][len_q], written by the kernels */
     float *probs;     /* NULL when only column sums are wanted */
     uint64_t *bh_off; /* batch * heads_q + 1 offsets into probs */
@@ -97,14 +98,17 @@ static const float *k_head(const probs_ctx *x, size_t bh)
     return a->k + (ptrdiff_t)b * a->k_layout.batch + (ptrdiff_t)hk * a->k_layout.head;
 }
 
-/* p = exp(s - lse) of one row for the given keys, s formed in float64 as the reference does;
-   the kernel's float lse keeps the row sum at 1 to float precision. */
-static void row_vals(const probs_ctx *x, const float *qi, const float *k, const uint32_t *cols,
-                     size_t n, float lse, float *out)
+/* p = exp(s - lse) of row i of head h for the given keys, s formed in float64 as the
+   reference does; the kernel's float lse (which includes the row's sink) keeps the row sum at
+   1 (less the sink's share) to float precision. */
+static void row_vals(const probs_ctx *x, size_t h, size_t i, const float *qi, const float *k,
+                     const uint32_t *cols, size_t n, float lse, float *out)
 {
     const size_t d = x->a->shape.dim_qk;
     const ptrdiff_t kts = x->a->k_layout.token;
     const double scale = x->scale, cap = x->a->softcap;
+    const double slope = x->a->alibi_slopes ? x->a->alibi_slopes[h] : 0.0;
+    const ptrdiff_t pos = x->a->alibi_slopes ? x->pos0 + (ptrdiff_t)i : 0;
     for (size_t c = 0; c < n; c++) {
         const float *kj = k + (ptrdiff_t)cols[c] * kts;
         /* Independent partial sums: the float64 adds are latency-bound otherwise (and the
@@ -120,6 +124,10 @@ static void row_vals(const probs_ctx *x, const float *qi, const float *k, const 
                             ((acc[2] + acc[6]) + (acc[3] + acc[7])));
         if (cap != 0.0)
             s = cap * tanh(s / cap);
+        if (slope != 0.0) {
+            const ptrdiff_t dist = pos - (ptrdiff_t)cols[c];
+            s -= slope * (double)(dist < 0 ? -dist : dist);
+        }
         /* s - lse <= ~0 and small in magnitude: rounding it to float before expf costs
            far less than the 2e-5 budget. */
         out[c] = expf((float)(s - (double)lse));
@@ -147,6 +155,12 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *col
     job.scale = x->scale;
     job.softcap = x->a->softcap;
     job.stream_kv = 0;
+    const size_t h = bh % s->heads_q;
+    job.slopes = x->a->alibi_slopes ? x->a->alibi_slopes + h : NULL;
+    job.sinks = x->a->sinks ? x->a->sinks + h : NULL;
+    job.mod_step = 0;
+    job.pos0 = x->pos0;
+    job.pos_step = 1;
     if (p->plain.gather[mi * p->plain.nqt + qt]) {
         p->kt->attn_gather(&job, &p->plain.keyrows[mi], qt, 1, scratch);
     } else if (spattn__qt_empty(m, qt)) {
@@ -161,7 +175,8 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *col
     size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
     for (size_t r = 0; r < rows; r++) {
         size_t n = spattn__mask_row_keys(m, qt, r, cols);
-        row_vals(x, job.q + (ptrdiff_t)(i0 + r) * job.q_ts, job.k, cols, n, job.lse[i0 + r], out);
+        row_vals(x, h, i0 + r, job.q + (ptrdiff_t)(i0 + r) * job.q_ts, job.k, cols, n,
+                 job.lse[i0 + r], out);
         out += n;
     }
 }
@@ -196,7 +211,8 @@ static void col_sums_head(const probs_ctx *x, size_t bh, int t, float *col_sums)
                 v = pv; /* already computed by the first pass, same values */
                 pv += n;
             } else {
-                row_vals(x, q + (ptrdiff_t)(i0 + r) * x->a->q_layout.token, k, cols, n, lse[i0 + r],
+                row_vals(x, bh % p->shape.heads_q, i0 + r,
+                         q + (ptrdiff_t)(i0 + r) * x->a->q_layout.token, k, cols, n, lse[i0 + r],
                          vals);
             }
             for (size_t c = 0; c < n; c++)
@@ -268,6 +284,9 @@ spattn_status spattn_probs(const spattn_plan *plan, const spattn_args *args, flo
     x.p = plan;
     x.a = args;
     x.scale = spattn__resolve_scale(args->scale, plan->shape.dim_qk);
+    x.pos0 = args->alibi_slopes
+                 ? (ptrdiff_t)plan->shape.len_k - (ptrdiff_t)plan->shape.len_q + args->pos_offset
+                 : 0;
     x.probs = probs;
     size_t nbh = plan->shape.batch * plan->shape.heads_q;
     /* Threads that can have work: per chunk in the first pass, per head in the second. */

@@ -9,10 +9,14 @@
 #include <string.h>
 
 #include "kernels/kernel.h"
+#include "scalar/merge_scalar.h"
 
 typedef struct row_state {
     float m, l;
     float *acc; /* dim_v */
+    /* ALiBi: the row's slope (0 without) and query position i' (see kernel.h). */
+    float slope;
+    ptrdiff_t pos;
 } row_state;
 
 static float softcapped(float s, float softcap)
@@ -31,6 +35,11 @@ static void row_block(const spattn_head_job *job, const float *qi, const uint32_
         for (size_t d = 0; d < job->dim_qk; d++)
             dot += qi[d] * kj[d];
         s[c] = softcapped(job->scale * dot, job->softcap);
+        if (job->slopes != NULL) {
+            /* |i' - j| is exact in float: validation keeps it at most 2^24. */
+            const ptrdiff_t dist = r->pos - (ptrdiff_t)keys[c];
+            s[c] -= r->slope * (float)(dist < 0 ? -dist : dist);
+        }
         if (s[c] > mt)
             mt = s[c];
     }
@@ -54,20 +63,31 @@ static void row_block(const spattn_head_job *job, const float *qi, const uint32_
     r->m = m_new;
 }
 
+/* A sink joins the row here, once, in double: lse = log(exp(lse of the keys) + exp(sink)) and
+   O = O_keys * exp(lse_keys - lse), which is the softmax with the sink as one more logit; a
+   row with no key gets O = 0 and lse = the sink exactly. */
 static void row_finish(const spattn_head_job *job, size_t i, const row_state *r)
 {
     float *oi = job->o + (ptrdiff_t)i * job->o_ts;
+    const float sink = job->sinks ? job->sinks[(ptrdiff_t)i * job->mod_step] : -INFINITY;
+    /* What spattn__row_lse gives, before its rounding to float. */
+    double lse =
+        r->l == 0.0f ? -INFINITY : (r->m == -INFINITY ? 0.0 : (double)r->m) + log((double)r->l);
+    float inv = r->l != 0.0f ? 1.0f / r->l : 0.0f;
+    if (sink != -INFINITY) {
+        const double keys = lse, hi = keys > sink ? keys : sink;
+        lse = hi + log1p(exp(keys > sink ? sink - keys : keys - sink));
+        if (r->l != 0.0f)
+            inv = (float)(exp(keys - lse) / (double)r->l);
+    }
+    if (job->lse)
+        job->lse[i] = (float)lse;
     if (r->l == 0.0f) {
         memset(oi, 0, job->dim_v * sizeof(float));
-        if (job->lse)
-            job->lse[i] = -INFINITY;
         return;
     }
-    float inv = 1.0f / r->l;
     for (size_t d = 0; d < job->dim_v; d++)
         oi[d] = r->acc[d] * inv;
-    if (job->lse)
-        job->lse[i] = spattn__row_lse(r->m == -INFINITY ? 0.0 : (double)r->m, (double)r->l);
 }
 
 /* scratch: TQ row accumulators of dim_v, then one tile row of scores. */
@@ -79,13 +99,18 @@ static size_t scalar_scratch(size_t dim_qk, size_t dim_v, size_t gather_rows, si
     return SPATTN_TQ * dim_v + SPATTN_TK;
 }
 
-static void init_rows(const spattn_head_job *job, size_t rows, float *scratch, row_state *st)
+/* Rows i0 .. i0 + rows of the job, their accumulators at scratch. */
+static void init_rows(const spattn_head_job *job, size_t i0, size_t rows, float *scratch,
+                      row_state *st)
 {
     for (size_t r = 0; r < rows; r++) {
+        const ptrdiff_t i = (ptrdiff_t)(i0 + r);
         st[r].m = -INFINITY;
         st[r].l = 0.0f;
         st[r].acc = scratch + r * job->dim_v;
         memset(st[r].acc, 0, job->dim_v * sizeof(float));
+        st[r].slope = job->slopes ? job->slopes[i * job->mod_step] : 0.0f;
+        st[r].pos = job->slopes ? job->pos0 + i * job->pos_step : 0;
     }
 }
 
@@ -96,7 +121,7 @@ static void scalar_tiles(const spattn_head_job *job, const spattn_mask *m, size_
 {
     size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
     row_state st[SPATTN_TQ];
-    init_rows(job, rows, scratch, st);
+    init_rows(job, i0, rows, scratch, st);
     float *s = scratch + SPATTN_TQ * job->dim_v;
     for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
         const spattn_ktile *kt = &m->tiles[t];
@@ -122,7 +147,7 @@ static void scalar_gather(const spattn_head_job *job, const spattn_keyrows *kr, 
     row_state st;
     float *s = scratch + SPATTN_TQ * job->dim_v;
     for (size_t i = i0; i < i1; i++) {
-        init_rows(job, 1, scratch, &st);
+        init_rows(job, i, 1, scratch, &st);
         const float *qi = job->q + (ptrdiff_t)i * job->q_ts;
         size_t n;
         const uint32_t *keys = spattn__keyrows_row(kr, i, &n);
@@ -197,4 +222,5 @@ const spattn_kernel_table spattn_kernels_scalar = {
     .attn_gather = scalar_gather,
     .softmax_tile = scalar_softmax,
     .fma_probe = scalar_fma_probe,
+    .merge_rows = spattn__merge_rows_scalar,
 };

@@ -79,6 +79,11 @@ SPATTN_ALWAYS_INLINE col_t col_max(col_t a, col_t b)
 {
     return col_mk(_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi));
 }
+SPATTN_ALWAYS_INLINE col_t col_abs(col_t a)
+{
+    const __m256 m = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    return col_mk(_mm256_and_ps(a.lo, m), _mm256_and_ps(a.hi, m));
+}
 /* (The template's two-query-tile form; AVX2 does not use it: its col_fma_bc already feeds
    one broadcast to two FMAs, the halves.) */
 SPATTN_ALWAYS_INLINE col_t col_bcast(const float *p)

@@ -81,6 +81,10 @@ SPATTN_ALWAYS_INLINE col_t col_max(col_t a, col_t b)
 {
     return _mm512_max_ps(a, b);
 }
+SPATTN_ALWAYS_INLINE col_t col_abs(col_t a)
+{
+    return _mm512_abs_ps(a);
+}
 /* acc + a * (*p) */
 SPATTN_ALWAYS_INLINE col_t col_fma_bc(col_t a, const float *p, col_t acc)
 {

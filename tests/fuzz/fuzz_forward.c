@@ -5,7 +5,8 @@
  * spattn_reference_forward. Also checked: results are bitwise identical for 1 and 2 threads;
  * nothing outside the output views is written; NaN placed where no allowed pair reads
  * (layout padding, unreferenced K/V rows, Q rows with no allowed key) never reaches a result;
- * spattn_softmax_masked against its reference.
+ * spattn_softmax_masked against its reference. Score modifiers (ALiBi slopes, sinks,
+ * pos_offset) come from the bytes after the masks' (none when they have run out).
  *
  * Inputs are multiples of 1/64 in [-1, 1] and scales keep |scores| <= 20, so every dot
  * product is exact in float and the documented tolerance 2e-5 * (1 + |ref|) applies.
@@ -145,6 +146,7 @@ static spattn_mask *make_mask(fz_in *in, uint64_t *rs, size_t lq, size_t lk)
 
 typedef struct problem {
     spattn_args a;
+    float slopes[9], sinks[9]; /* heads_q <= 9 */
     view qv, kv, vv, ov;
     const spattn_mask *masks[MAX_MASKS];
     size_t n_masks;
@@ -159,6 +161,42 @@ static const uint8_t *allowed_of(const problem *p, size_t b, size_t h)
                  : p->n_masks == p->a.shape.heads_q ? h
                                                     : b * p->a.shape.heads_q + h;
     return p->allowed[idx];
+}
+
+/* Score modifiers from one selector byte, zero (as when the input has run out) for none:
+   bit 0 slopes, bit 1 sinks, the others pos_offset. Offsets reach both ends validation accepts
+   with slopes. Slopes are 8 / span over a power of two, some zero or negative, so that
+   |slope| * |i' - j| stays within 8: the kernels form that term in float, and at unit size its
+   rounding stays far inside the tolerance. Sinks are -inf (no sink), dominating, or moderate. */
+static void draw_mods(problem *p, fz_in *in)
+{
+    const spattn_shape *s = &p->a.shape;
+    uint8_t sel = fz_u8(in);
+    static const ptrdiff_t offs[] = {0, 1, -1, 7, -13, 100, -100, 1000, -3000};
+    const ptrdiff_t lim = (ptrdiff_t)1 << 24;
+    const size_t k = (size_t)(sel >> 2) % 12;
+    p->a.pos_offset = k < 9     ? offs[k]
+                      : k == 9  ? lim - (ptrdiff_t)(s->len_k - 1)
+                      : k == 10 ? (ptrdiff_t)s->len_q - 1 - lim
+                                : lim / 2;
+    if (sel & 1) {
+        double span = (double)(s->len_q + s->len_k) + fabs((double)p->a.pos_offset);
+        for (size_t h = 0; h < s->heads_q; h++) {
+            uint8_t b = fz_u8(in);
+            double mag = 8.0 / span * exp2(-(double)(b >> 3 & 7));
+            p->slopes[h] = (b & 7) == 0 ? 0.0f : (float)(b & 0x80 ? -mag : mag);
+        }
+        p->a.alibi_slopes = p->slopes;
+    }
+    if (sel & 2) {
+        for (size_t h = 0; h < s->heads_q; h++) {
+            uint8_t b = fz_u8(in);
+            p->sinks[h] = b < 64   ? -INFINITY
+                          : b < 96 ? 8.0f + (float)(b & 31) / 8.0f
+                                   : (float)((int)b - 176) / 16.0f;
+        }
+        p->a.sinks = p->sinks;
+    }
 }
 
 /* Runs one configuration into fresh canary-filled outputs and checks everything but the
@@ -331,6 +369,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         p.allowed[t] = malloc(s->len_q * s->len_k);
         FZ_CHECK(spattn_mask_to_dense(m, p.allowed[t], s->len_k) == SPATTN_OK, "to_dense");
     }
+    draw_mods(&p, &in);
 
     float *q = nan_buf(p.qv.n), *k = nan_buf(p.kv.n), *v = nan_buf(p.vv.n);
     p.a.q = q;

@@ -1,7 +1,7 @@
 /*
  * The pattern builders (causal, window, strided, fixed, Longformer, BigBird, dilated,
- * callback) with extreme parameters, each checked against its documented set computed pair by
- * pair here, then and/or of two of them.
+ * callback, streaming, packed documents) with extreme parameters, each checked against its
+ * documented set computed pair by pair here, then and/or of two of them.
  */
 #include <stdint.h>
 #include <string.h>
@@ -10,7 +10,21 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-enum { P_CAUSAL, P_WINDOW, P_STRIDED, P_FIXED, P_LONGFORMER, P_BIGBIRD, P_DILATED, P_FN, P_COUNT };
+enum {
+    P_CAUSAL,
+    P_WINDOW,
+    P_STRIDED,
+    P_FIXED,
+    P_LONGFORMER,
+    P_BIGBIRD,
+    P_DILATED,
+    P_FN,
+    P_STREAMING,
+    P_DOCS, /* spattn_mask_documents when len_q == len_k, else spattn_mask_documents_kv */
+    P_COUNT
+};
+
+#define FZ_MAX_DOCS 6
 
 typedef struct pattern {
     int kind;
@@ -19,7 +33,19 @@ typedef struct pattern {
     size_t global[6];
     size_t n_global;
     uint8_t fn_bits[64];
+    size_t q_lens[FZ_MAX_DOCS], k_lens[FZ_MAX_DOCS], n_docs; /* P_DOCS */
+    int causal, same;                                        /* P_DOCS */
 } pattern;
+
+/* Document of row i (of lens, summing to more than i) and its index inside it. */
+static size_t doc_of(const size_t *lens, size_t n, size_t i, size_t *local)
+{
+    size_t d = 0;
+    while (d + 1 < n && i >= lens[d])
+        i -= lens[d++];
+    *local = i;
+    return d;
+}
 
 /* |d| within `lim` on its side of the diagonal: the band test without size_t overflow. */
 static int in_band(int64_t d, size_t left, size_t right)
@@ -102,6 +128,17 @@ static void truth_of(const pattern *p, size_t len_q, size_t len_k, uint8_t *t)
             case P_FN:
                 on = p->fn_bits[(i * 7 + j) % 64] & 1;
                 break;
+            case P_STREAMING:
+                on = causal && (j < p->a || (uint64_t)(ip - jj) < p->b);
+                break;
+            case P_DOCS: {
+                size_t qr, kr, doc = doc_of(p->q_lens, p->n_docs, i, &qr);
+                on = doc_of(p->k_lens, p->n_docs, j, &kr) == doc;
+                if (on && p->causal)
+                    on = (int64_t)kr <=
+                         (int64_t)qr + (int64_t)p->k_lens[doc] - (int64_t)p->q_lens[doc];
+                break;
+            }
             }
             t[i * len_k + j] = (uint8_t)on;
         }
@@ -170,6 +207,23 @@ static spattn_mask *build(const pattern *p, size_t len_q, size_t len_k)
         FZ_CHECK(st != SPATTN_OK || (ctx.in_order && ctx.next_i == len_q),
                  "from_fn: callback not called once per pair in row order");
         break;
+    case P_STREAMING:
+        st = spattn_mask_streaming(len_q, len_k, p->a, p->b, &m);
+        break;
+    case P_DOCS: {
+        size_t sq = 0, sk = 0;
+        for (size_t d = 0; d < p->n_docs; d++) {
+            sq += p->q_lens[d] < SPATTN_MAX_LEN ? p->q_lens[d] : SPATTN_MAX_LEN + 1;
+            sk += p->k_lens[d] < SPATTN_MAX_LEN ? p->k_lens[d] : SPATTN_MAX_LEN + 1;
+        }
+        if (sq != len_q || sk != len_k)
+            want = SPATTN_E_SHAPE; /* a length made invalid, or no documents */
+        if (p->same)
+            st = spattn_mask_documents(p->q_lens, p->n_docs, p->causal, &m);
+        else
+            st = spattn_mask_documents_kv(p->q_lens, p->k_lens, p->n_docs, p->causal, &m);
+        break;
+    }
     }
     FZ_CHECK(st == want, "pattern %d (%zu, %zu, %zu, %zu) on %zux%zu: %s, expected %s", p->kind,
              p->a, p->b, p->c, p->d, len_q, len_k, spattn_status_string(st),
@@ -178,7 +232,51 @@ static spattn_mask *build(const pattern *p, size_t len_q, size_t len_k)
     return m;
 }
 
-static void read_pattern(fz_in *in, pattern *p, size_t len_k)
+/* n lengths summing to len, zeros among them: the gaps between sorted cut points. */
+static void read_split(fz_in *in, size_t len, size_t n, size_t *lens)
+{
+    size_t cut[FZ_MAX_DOCS + 1];
+    cut[0] = 0;
+    for (size_t d = 1; d < n; d++) {
+        size_t c = fz_u8(in) & 1 ? fz_range(in, 0, len) : cut[d - 1]; /* often empty */
+        size_t at = d;
+        while (at > 1 && cut[at - 1] > c) {
+            cut[at] = cut[at - 1];
+            at--;
+        }
+        cut[at] = c;
+    }
+    cut[n] = len;
+    for (size_t d = 0; d < n; d++)
+        lens[d] = cut[d + 1] - cut[d];
+}
+
+static void read_docs(fz_in *in, pattern *p, size_t len_q, size_t len_k)
+{
+    uint8_t how = fz_u8(in);
+    p->n_docs = 1 + how % FZ_MAX_DOCS;
+    p->causal = (how >> 3) & 1 ? 1 + (how >> 4) : 0;
+    p->same = len_q == len_k && (how & 0x80);
+    read_split(in, len_k, p->n_docs, p->k_lens);
+    if (p->same)
+        memcpy(p->q_lens, p->k_lens, sizeof p->q_lens);
+    else
+        read_split(in, len_q, p->n_docs, p->q_lens);
+    uint8_t bad = fz_u8(in);
+    if (bad >= 240) { /* lengths beyond SPATTN_MAX_LEN, sums that wrap, or no document */
+        size_t v = fz_edge_size(in, 0), d = fz_u8(in) % p->n_docs;
+        if (bad >= 254) {
+            p->n_docs = 0;
+        } else if (v > SPATTN_MAX_LEN) {
+            if (p->same || !(bad & 1))
+                p->q_lens[d] = v;
+            if (p->same || (bad & 1))
+                p->k_lens[d] = v;
+        }
+    }
+}
+
+static void read_pattern(fz_in *in, pattern *p, size_t len_q, size_t len_k)
 {
     memset(p, 0, sizeof *p);
     p->kind = fz_u8(in) % P_COUNT;
@@ -200,6 +298,8 @@ static void read_pattern(fz_in *in, pattern *p, size_t len_k)
     }
     for (size_t t = 0; t < 64; t++)
         p->fn_bits[t] = fz_u8(in);
+    if (p->kind == P_DOCS)
+        read_docs(in, p, len_q, len_k);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -208,8 +308,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len_q = fz_range(&in, 1, 100);
     size_t len_k = fz_range(&in, 1, 200);
     pattern p1, p2;
-    read_pattern(&in, &p1, len_k);
-    read_pattern(&in, &p2, len_k);
+    read_pattern(&in, &p1, len_q, len_k);
+    read_pattern(&in, &p2, len_q, len_k);
 
     uint8_t *t1 = malloc(len_q * len_k), *t2 = malloc(len_q * len_k);
     spattn_mask *m1 = build(&p1, len_q, len_k);
