@@ -2,22 +2,8 @@
 #include <stdint.h>
 
 #include "kernels/dispatch.h"
+#include "validate.h"
 #include "spattn.h"
-
-typedef struct span {
-    uintptr_t lo, hi;
-} span;
-
-static span span_of(const float *p, size_t n)
-{
-    span r = {(uintptr_t)p, (uintptr_t)p + n * sizeof(float)};
-    return r;
-}
-
-static int overlaps(span a, span b)
-{
-    return a.lo < b.hi && b.lo < a.hi;
-}
 
 /* Whether n floats from p fit the address space. */
 static int fits(const float *p, size_t n)
@@ -43,14 +29,14 @@ static spattn_status check(size_t n_parts, size_t rows, size_t dim, const float 
     for (size_t s = 0; s < n_parts; s++)
         if (!fits(o_parts[s], n) || !fits(lse_parts[s], rows))
             return SPATTN_E_SHAPE;
-    span so = span_of(o, n), sl = span_of(lse, rows);
-    if (overlaps(so, sl))
+    spattn_range so = spattn__range(o, n), sl = spattn__range(lse, rows);
+    if (spattn__overlap(so, sl))
         return SPATTN_E_ARG;
     for (size_t s = 0; s < n_parts; s++) {
-        span po = span_of(o_parts[s], n), pl = span_of(lse_parts[s], rows);
+        spattn_range po = spattn__range(o_parts[s], n), pl = spattn__range(lse_parts[s], rows);
         int same_o = s == 0 && o_parts[0] == o, same_l = s == 0 && lse_parts[0] == lse;
-        if ((!same_o && overlaps(so, po)) || (!same_l && overlaps(sl, pl)) || overlaps(so, pl) ||
-            overlaps(sl, po))
+        if ((!same_o && spattn__overlap(so, po)) || (!same_l && spattn__overlap(sl, pl)) ||
+            spattn__overlap(so, pl) || spattn__overlap(sl, po))
             return SPATTN_E_ARG;
     }
     return SPATTN_OK;

@@ -120,27 +120,12 @@ static view make_view(size_t b, size_t h, size_t t, size_t d, spattn_layout l)
     return v;
 }
 
-typedef struct range {
-    uintptr_t lo, hi; /* [lo, hi) in bytes */
-} range;
-
-static range make_range(const void *p, size_t elems)
-{
-    range r = {(uintptr_t)p, (uintptr_t)p + elems * sizeof(float)};
-    return r;
-}
-
-static int overlap(range a, range b)
-{
-    return a.lo < b.hi && b.lo < a.hi;
-}
-
 /* ALiBi slopes finite, sinks finite or -inf, and with slopes every |i' - j| of the shape at
    most 2^24 (the kernels form distances in float, exact up to there). i' - j ranges over
    [pos0 - (len_k - 1), pos0 + len_q - 1] with pos0 = len_k - len_q + pos_offset, so the bound
    is len_q - 1 - 2^24 <= pos_offset <= 2^24 - (len_k - 1), written here without forming a sum
    that could overflow. The arrays must not overlap out0 or out1 (the call's outputs). */
-static spattn_status check_modifiers(const spattn_args *a, range out0, range out1)
+static spattn_status check_modifiers(const spattn_args *a, spattn_range out0, spattn_range out1)
 {
     const size_t nh = a->shape.heads_q;
     const int64_t lim = (int64_t)1 << 24;
@@ -152,18 +137,18 @@ static spattn_status check_modifiers(const spattn_args *a, range out0, range out
                       hi = lim - ((int64_t)a->shape.len_k - 1);
         if ((int64_t)a->pos_offset < lo || (int64_t)a->pos_offset > hi)
             return SPATTN_E_ARG;
-        range r = make_range(a->alibi_slopes, nh);
-        if ((uintptr_t)a->alibi_slopes > UINTPTR_MAX - nh * sizeof(float) || overlap(r, out0) ||
-            overlap(r, out1))
+        spattn_range r = spattn__range(a->alibi_slopes, nh);
+        if ((uintptr_t)a->alibi_slopes > UINTPTR_MAX - nh * sizeof(float) ||
+            spattn__overlap(r, out0) || spattn__overlap(r, out1))
             return SPATTN_E_ARG;
     }
     if (a->sinks != NULL) {
         for (size_t h = 0; h < nh; h++)
             if (isnan(a->sinks[h]) || a->sinks[h] == INFINITY)
                 return SPATTN_E_ARG;
-        range r = make_range(a->sinks, nh);
-        if ((uintptr_t)a->sinks > UINTPTR_MAX - nh * sizeof(float) || overlap(r, out0) ||
-            overlap(r, out1))
+        spattn_range r = spattn__range(a->sinks, nh);
+        if ((uintptr_t)a->sinks > UINTPTR_MAX - nh * sizeof(float) || spattn__overlap(r, out0) ||
+            spattn__overlap(r, out1))
             return SPATTN_E_ARG;
     }
     return SPATTN_OK;
@@ -191,26 +176,28 @@ spattn_status spattn__check_tensors(const spattn_args *a)
         if ((uintptr_t)ptrs[i] > UINTPTR_MAX - spans[i] * sizeof(float))
             return SPATTN_E_SHAPE;
 
-    range ro = make_range(a->o, no);
-    if (overlap(ro, make_range(a->q, nq)) || overlap(ro, make_range(a->k, nk)) ||
-        overlap(ro, make_range(a->v, nv)))
+    spattn_range ro = spattn__range(a->o, no);
+    if (spattn__overlap(ro, spattn__range(a->q, nq)) ||
+        spattn__overlap(ro, spattn__range(a->k, nk)) ||
+        spattn__overlap(ro, spattn__range(a->v, nv)))
         return SPATTN_E_ARG;
     if (a->lse != NULL) {
         size_t nl = s->batch * s->heads_q * s->len_q; /* checked by check_shape */
         if ((uintptr_t)a->lse > UINTPTR_MAX - nl * sizeof(float))
             return SPATTN_E_SHAPE;
-        range rl = make_range(a->lse, nl);
-        if (overlap(rl, ro) || overlap(rl, make_range(a->q, nq)) ||
-            overlap(rl, make_range(a->k, nk)) || overlap(rl, make_range(a->v, nv)))
+        spattn_range rl = spattn__range(a->lse, nl);
+        if (spattn__overlap(rl, ro) || spattn__overlap(rl, spattn__range(a->q, nq)) ||
+            spattn__overlap(rl, spattn__range(a->k, nk)) ||
+            spattn__overlap(rl, spattn__range(a->v, nv)))
             return SPATTN_E_ARG;
     }
     if (!isfinite(a->scale) || a->scale < 0.0f)
         return SPATTN_E_ARG;
     if (!isfinite(a->softcap) || a->softcap < 0.0f)
         return SPATTN_E_ARG;
-    const range none = {0, 0};
+    const spattn_range none = {0, 0};
     return check_modifiers(
-        a, ro, a->lse != NULL ? make_range(a->lse, s->batch * s->heads_q * s->len_q) : none);
+        a, ro, a->lse != NULL ? spattn__range(a->lse, s->batch * s->heads_q * s->len_q) : none);
 }
 
 int spattn__same_shape(const spattn_shape *a, const spattn_shape *b)
@@ -244,21 +231,21 @@ spattn_status spattn__check_probs(const spattn_args *a, const float *probs, uint
         if ((uintptr_t)col_sums > UINTPTR_MAX - nc * sizeof(float))
             return SPATTN_E_SHAPE;
     }
-    range rq = make_range(a->q, nq), rk = make_range(a->k, nk);
+    spattn_range rq = spattn__range(a->q, nq), rk = spattn__range(a->k, nk);
     if (probs != NULL && np > 0) {
-        range rp = make_range(probs, (size_t)np);
-        if (overlap(rp, rq) || overlap(rp, rk) ||
-            (col_sums != NULL && overlap(rp, make_range(col_sums, nc))))
+        spattn_range rp = spattn__range(probs, (size_t)np);
+        if (spattn__overlap(rp, rq) || spattn__overlap(rp, rk) ||
+            (col_sums != NULL && spattn__overlap(rp, spattn__range(col_sums, nc))))
             return SPATTN_E_ARG;
     }
-    if (col_sums != NULL &&
-        (overlap(make_range(col_sums, nc), rq) || overlap(make_range(col_sums, nc), rk)))
+    if (col_sums != NULL && (spattn__overlap(spattn__range(col_sums, nc), rq) ||
+                             spattn__overlap(spattn__range(col_sums, nc), rk)))
         return SPATTN_E_ARG;
     if (!isfinite(a->scale) || a->scale < 0.0f || !isfinite(a->softcap) || a->softcap < 0.0f)
         return SPATTN_E_ARG;
-    const range none = {0, 0};
-    return check_modifiers(a, probs != NULL && np > 0 ? make_range(probs, (size_t)np) : none,
-                           col_sums != NULL ? make_range(col_sums, nc) : none);
+    const spattn_range none = {0, 0};
+    return check_modifiers(a, probs != NULL && np > 0 ? spattn__range(probs, (size_t)np) : none,
+                           col_sums != NULL ? spattn__range(col_sums, nc) : none);
 }
 
 float spattn__resolve_scale(float scale, size_t dim_qk)
@@ -284,7 +271,7 @@ spattn_status spattn__check_softmax(const float *x, const float *y, size_t rows,
         return SPATTN_E_MASK;
     if (!isfinite(scale) || scale < 0.0f)
         return SPATTN_E_ARG;
-    if (x != y && overlap(make_range(x, n), make_range(y, n)))
+    if (x != y && spattn__overlap(spattn__range(x, n), spattn__range(y, n)))
         return SPATTN_E_ARG;
     return SPATTN_OK;
 }

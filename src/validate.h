@@ -24,6 +24,20 @@ float spattn__resolve_scale(float scale, size_t dim_qk);
 /* Index of the mask of (b, h) among n_masks (0 when n_masks <= 1). */
 size_t spattn__mask_index(const spattn_shape *s, size_t n_masks, size_t b, size_t h);
 
+/* The bytes of n floats from p, [lo, hi), for overlap checks. */
+typedef struct spattn_range {
+    uintptr_t lo, hi;
+} spattn_range;
+static inline spattn_range spattn__range(const void *p, size_t n)
+{
+    spattn_range r = {(uintptr_t)p, (uintptr_t)p + n * sizeof(float)};
+    return r;
+}
+static inline int spattn__overlap(spattn_range a, spattn_range b)
+{
+    return a.lo < b.hi && b.lo < a.hi;
+}
+
 /* Softmax arguments (all but options). */
 spattn_status spattn__check_softmax(const float *x, const float *y, size_t rows, size_t cols,
                                     size_t ld, const spattn_mask *mask, float scale);

@@ -15,17 +15,6 @@
 #include "mask_check.h"
 #include "test_util.h"
 
-/* ck_assert marks a checkpoint (a pipe write) even when it passes: far too slow for checks run
-   once per pair, so loops test first and fail only on a mismatch. */
-#define REQUIRE(cond, ...)                                                                         \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            ck_abort_msg(__VA_ARGS__);                                                             \
-    } while (0)
-
-/* A non-NULL pointer value an `out` argument holds before a call that must clear it. */
-#define NOT_SET ((spattn_mask *)(uintptr_t)0x1)
-
 /* Describes the case being checked, for failure messages. */
 static char what[256];
 
@@ -791,16 +780,6 @@ START_TEST(refcount)
 END_TEST
 
 /* ---- errors ----------------------------------------------------------------------------- */
-
-#define EXPECT(call, want)                                                                         \
-    do {                                                                                           \
-        spattn_mask *out_ = NOT_SET;                                                               \
-        spattn_mask **o = &out_;                                                                   \
-        spattn_status got_ = (call);                                                               \
-        REQUIRE(got_ == (want), "%s: %s, want %s", #call, spattn_status_string(got_),              \
-                spattn_status_string(want));                                                       \
-        REQUIRE(out_ == NULL, "%s: *out not cleared", #call);                                      \
-    } while (0)
 
 START_TEST(errors)
 {

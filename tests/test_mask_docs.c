@@ -13,13 +13,6 @@
 #include "mask_check.h"
 #include "test_util.h"
 
-#define REQUIRE(cond, ...)                                                                         \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            ck_abort_msg(__VA_ARGS__);                                                             \
-    } while (0)
-
-#define NOT_SET ((spattn_mask *)(uintptr_t)0x1)
 #define MAX_DOCS 16
 
 /* ---- truth ------------------------------------------------------------------------------ */
@@ -332,16 +325,6 @@ START_TEST(large_shapes)
 END_TEST
 
 /* ---- errors and allocation failures ------------------------------------------------------ */
-
-#define EXPECT(call, want)                                                                         \
-    do {                                                                                           \
-        spattn_mask *out_ = NOT_SET;                                                               \
-        spattn_mask **o = &out_;                                                                   \
-        spattn_status got_ = (call);                                                               \
-        REQUIRE(got_ == (want), "%s: %s, want %s", #call, spattn_status_string(got_),              \
-                spattn_status_string(want));                                                       \
-        REQUIRE(out_ == NULL, "%s: *out not cleared", #call);                                      \
-    } while (0)
 
 START_TEST(errors)
 {

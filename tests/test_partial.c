@@ -443,36 +443,37 @@ START_TEST(merge_errors)
     float *in = calloc(4 * N + 4 * R, sizeof(float)); /* o parts, then lse parts */
     const float *op[2] = {in, in + N}, *lp[2] = {in + 4 * N, in + 4 * N + R};
     tu_buf o = tu_buf_new(N), lse = tu_buf_new(R);
-#define EXPECT(st, call)                                                                           \
+#define EXPECT_MERGE(st, call)                                                                     \
     do {                                                                                           \
         tu_buf_reset(&o);                                                                          \
         tu_buf_reset(&lse);                                                                        \
         ck_assert_int_eq(call, st);                                                                \
         ck_assert(tu_buf_untouched(&o) && tu_buf_untouched(&lse));                                 \
     } while (0)
-    EXPECT(SPATTN_E_NULL, spattn_merge(2, R, D, NULL, lp, o.p, lse.p));
-    EXPECT(SPATTN_E_NULL, spattn_merge(2, R, D, op, NULL, o.p, lse.p));
-    EXPECT(SPATTN_E_NULL, spattn_merge(2, R, D, op, lp, NULL, lse.p));
-    EXPECT(SPATTN_E_NULL, spattn_merge(2, R, D, op, lp, o.p, NULL));
-    EXPECT(SPATTN_E_SHAPE, spattn_merge(0, R, D, op, lp, o.p, lse.p));
-    EXPECT(SPATTN_E_SHAPE, spattn_merge(2, 0, D, op, lp, o.p, lse.p));
-    EXPECT(SPATTN_E_SHAPE, spattn_merge(2, R, 0, op, lp, o.p, lse.p));
-    EXPECT(SPATTN_E_SHAPE, spattn_merge(2, SIZE_MAX / 2, 4, op, lp, o.p, lse.p));
-    EXPECT(SPATTN_E_SHAPE, spattn_merge(2, (size_t)1 << 40, (size_t)1 << 30, op, lp, o.p, lse.p));
+    EXPECT_MERGE(SPATTN_E_NULL, spattn_merge(2, R, D, NULL, lp, o.p, lse.p));
+    EXPECT_MERGE(SPATTN_E_NULL, spattn_merge(2, R, D, op, NULL, o.p, lse.p));
+    EXPECT_MERGE(SPATTN_E_NULL, spattn_merge(2, R, D, op, lp, NULL, lse.p));
+    EXPECT_MERGE(SPATTN_E_NULL, spattn_merge(2, R, D, op, lp, o.p, NULL));
+    EXPECT_MERGE(SPATTN_E_SHAPE, spattn_merge(0, R, D, op, lp, o.p, lse.p));
+    EXPECT_MERGE(SPATTN_E_SHAPE, spattn_merge(2, 0, D, op, lp, o.p, lse.p));
+    EXPECT_MERGE(SPATTN_E_SHAPE, spattn_merge(2, R, 0, op, lp, o.p, lse.p));
+    EXPECT_MERGE(SPATTN_E_SHAPE, spattn_merge(2, SIZE_MAX / 2, 4, op, lp, o.p, lse.p));
+    EXPECT_MERGE(SPATTN_E_SHAPE,
+                 spattn_merge(2, (size_t)1 << 40, (size_t)1 << 30, op, lp, o.p, lse.p));
     const float *op_null[2] = {in, NULL}, *lp_null[2] = {NULL, in + 4 * N};
-    EXPECT(SPATTN_E_NULL, spattn_merge(2, R, D, op_null, lp, o.p, lse.p));
-    EXPECT(SPATTN_E_NULL, spattn_merge(2, R, D, op, lp_null, o.p, lse.p));
+    EXPECT_MERGE(SPATTN_E_NULL, spattn_merge(2, R, D, op_null, lp, o.p, lse.p));
+    EXPECT_MERGE(SPATTN_E_NULL, spattn_merge(2, R, D, op, lp_null, o.p, lse.p));
     /* outputs overlapping each other or an input other than part 0 itself */
-    EXPECT(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, o.p, o.p + N - 1));
-    EXPECT(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, (float *)op[1], lse.p));
-    EXPECT(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, (float *)op[1] + N - 1, lse.p));
-    EXPECT(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, (float *)op[0] + 1, lse.p));
-    EXPECT(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, o.p, (float *)lp[1]));
-    EXPECT(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, o.p, (float *)lp[0] + 1));
-    EXPECT(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, o.p, (float *)op[0] + 2));
-    EXPECT(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, (float *)lp[1] - N + 1, lse.p));
+    EXPECT_MERGE(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, o.p, o.p + N - 1));
+    EXPECT_MERGE(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, (float *)op[1], lse.p));
+    EXPECT_MERGE(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, (float *)op[1] + N - 1, lse.p));
+    EXPECT_MERGE(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, (float *)op[0] + 1, lse.p));
+    EXPECT_MERGE(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, o.p, (float *)lp[1]));
+    EXPECT_MERGE(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, o.p, (float *)lp[0] + 1));
+    EXPECT_MERGE(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, o.p, (float *)op[0] + 2));
+    EXPECT_MERGE(SPATTN_E_ARG, spattn_merge(2, R, D, op, lp, (float *)lp[1] - N + 1, lse.p));
     const float *op_same[2] = {in, in};
-    EXPECT(SPATTN_E_ARG, spattn_merge(2, R, D, op_same, lp, (float *)in, lse.p));
+    EXPECT_MERGE(SPATTN_E_ARG, spattn_merge(2, R, D, op_same, lp, (float *)in, lse.p));
 #undef EXPECT
     /* inputs may share memory; outputs may be part 0 exactly */
     ck_assert_int_eq(spattn_merge(2, R, D, op_same, lp, o.p, lse.p), SPATTN_OK);
