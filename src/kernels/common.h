@@ -61,12 +61,13 @@ static float alibi_factor(const spattn_head_job *job, size_t i)
 }
 
 /* Row i's lse, and the factor its unnormalised O is multiplied by, from its max m (log2
-   units) and its sum l of exp2(s - m) over its keys. A sink joins here, once per row and in
-   double: lse = log(exp(lse of the keys) + exp(sink)) and O = O_keys * exp(lse_keys - lse)
-   is the contract's softmax with the sink as one more logit, and a row with no key gets
-   exactly lse = sink (in log2 units in float, a sink beyond 2.4e38 would overflow). The
-   factor is 0 when l is 0; such a row's O is written as zeros. The lse goes to *lse unless
-   lse is NULL (without a sink it then costs no log). */
+   units) and its sum l of exp2(s - m) over its keys. A sink joins here, once per row, as the
+   contract's one more logit: in units of 2^m it adds e = 2^(sink log2(e) - m) to the sum, so
+   O = O_keys / (l + e) and lse = m ln 2 + log(l + e), one exp2 per row (in double, where
+   sink log2(e) cannot overflow). A sink so far above the keys that e is infinite gives O = 0
+   and lse = sink + log1p(l 2^(m - sink log2(e))); a row with no key gets exactly lse = sink.
+   The factor is 0 when l is 0; such a row's O is written as zeros. The lse goes to *lse
+   unless lse is NULL (without a sink it then costs no log). NaN in m or l stays NaN. */
 static float row_scale(const spattn_head_job *job, size_t i, float m, float l, float *lse)
 {
     const float sink = job->sinks != NULL ? mod_row(job, job->sinks, i) : K_NINF;
@@ -75,13 +76,17 @@ static float row_scale(const spattn_head_job *job, size_t i, float m, float l, f
             *lse = row_lse(m, l);
         return l != 0.0f ? 1.0f / l : 0.0f;
     }
-    const double mk = (double)m * K_LN2, sk = sink;
-    const double lk = l != 0.0f ? mk + log((double)l) : -INFINITY;
-    const double hi = lk > sk ? lk : sk, d = lk > sk ? sk - lk : lk - sk;
-    const double all = hi + log1p(exp(d)); /* NaN from lk stays NaN */
+    if (l == 0.0f) {
+        if (lse != NULL)
+            *lse = sink;
+        return 0.0f;
+    }
+    const double s2 = (double)sink * 1.4426950408889634, e = exp2(s2 - (double)m);
+    const double sum = (double)l + e;
     if (lse != NULL)
-        *lse = (float)all;
-    return l != 0.0f ? (float)exp(mk - all) : 0.0f;
+        *lse = isinf(sum) ? (float)((double)sink + log1p((double)l * exp2((double)m - s2)))
+                          : (float)((double)m * K_LN2 + log(sum));
+    return (float)(1.0 / sum);
 }
 
 /* Hides a pointer's value from the optimiser at this point: otherwise it rewrites p + k for
