@@ -473,32 +473,10 @@ static void check_softmax(const spattn_kernel_table *kt, const kdata *d, size_t 
 
 /* ---- the tests --------------------------------------------------------------------------- */
 
-typedef struct kentry {
-    spattn_isa isa;
-    const char *name;
-} kentry;
-
-static const kentry kernel_list[] = {
-#define SPATTN_KERNEL(isa, table, cpu_bits) {isa, #table},
-#include "kernels/kernels.inc"
-#undef SPATTN_KERNEL
-};
-#define N_KERNELS (sizeof kernel_list / sizeof kernel_list[0])
-
-/* The table of kernels.inc entry _i, or NULL (with a message) when this host cannot run it. */
-static const spattn_kernel_table *entry_table(int i)
-{
-    const spattn_kernel_table *kt = spattn__kernels_for(kernel_list[i].isa);
-    if (kt == NULL)
-        printf("kernels: %s skipped, %s\n", kernel_list[i].name,
-               spattn_isa_unavailable_reason(kernel_list[i].isa));
-    return kt;
-}
-
 /* Each kernels.inc entry over the grid (its first tu_cases(N_CASES) cases). */
 START_TEST(kernels_on_grid)
 {
-    const spattn_kernel_table *kt = entry_table(_i);
+    const spattn_kernel_table *kt = tu_kernel_table((size_t)_i, "kernels");
     if (kt == NULL)
         return;
     const size_t n = (size_t)tu_cases((int)N_CASES);
@@ -586,7 +564,7 @@ Suite *suite_kernels(void)
     TCase *tc = tcase_create("grid");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, grid_covers);
-    tcase_add_loop_test(tc, kernels_on_grid, 0, (int)N_KERNELS);
+    tcase_add_loop_test(tc, kernels_on_grid, 0, (int)tu_n_kernels());
     suite_add_tcase(s, tc);
     return s;
 }

@@ -348,18 +348,6 @@ START_TEST(merge_formula)
 }
 END_TEST
 
-typedef struct kentry {
-    spattn_isa isa;
-    const char *name;
-} kentry;
-
-static const kentry kernel_list[] = {
-#define SPATTN_KERNEL(isa, table, cpu_bits) {isa, #table},
-#include "kernels/kernels.inc"
-#undef SPATTN_KERNEL
-};
-#define N_KERNELS (sizeof kernel_list / sizeof kernel_list[0])
-
 /* Every kernel table's merge_rows gives the scalar tier's bits (the weights are computed alike
    and each lane is one fma chain), out of place and in place into part 0; spattn_merge too. */
 START_TEST(merge_isas_bitwise)
@@ -376,10 +364,10 @@ START_TEST(merge_isas_bitwise)
         float *got = malloc(no * sizeof(float)), *gl = malloc(rows * sizeof(float));
         float *o0 = malloc(no * sizeof(float)), *l0 = malloc(rows * sizeof(float));
         sc->merge_rows(np, rows, dim, CPARTS(p), want, wl);
-        for (size_t k = 0; k < N_KERNELS + 1; k++) {
-            const char *name = k < N_KERNELS ? kernel_list[k].name : "spattn_merge";
+        for (size_t k = 0; k < tu_n_kernels() + 1; k++) {
+            const char *name = k < tu_n_kernels() ? tu_kernel_name(k) : "spattn_merge";
             const spattn_kernel_table *kt = NULL;
-            if (k < N_KERNELS && !(kt = spattn__kernels_for(kernel_list[k].isa)))
+            if (k < tu_n_kernels() && !(kt = tu_kernel_table(k, "partial")))
                 continue;
             for (int in_place = 0; in_place < 2; in_place++) {
                 float *oo = got, *ll = gl;

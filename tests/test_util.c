@@ -1,8 +1,11 @@
 #include "test_util.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "kernels/dispatch.h"
 
 uint64_t tu_next(tu_rng *r)
 {
@@ -217,4 +220,34 @@ spattn_mask *tu_random_mask(tu_rng *r, size_t lq, size_t lk)
     }
     ck_assert_int_eq(st, SPATTN_OK);
     return m;
+}
+
+typedef struct tu_kentry {
+    spattn_isa isa;
+    const char *name;
+} tu_kentry;
+
+static const tu_kentry kernel_list[] = {
+#define SPATTN_KERNEL(isa, table, cpu_bits) {isa, #table},
+#include "kernels/kernels.inc"
+#undef SPATTN_KERNEL
+};
+
+size_t tu_n_kernels(void)
+{
+    return sizeof kernel_list / sizeof kernel_list[0];
+}
+
+const char *tu_kernel_name(size_t i)
+{
+    return kernel_list[i].name;
+}
+
+const spattn_kernel_table *tu_kernel_table(size_t i, const char *suite)
+{
+    const spattn_kernel_table *kt = spattn__kernels_for(kernel_list[i].isa);
+    if (kt == NULL)
+        printf("%s: %s skipped, %s\n", suite, kernel_list[i].name,
+               spattn_isa_unavailable_reason(kernel_list[i].isa));
+    return kt;
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/kernel.h"
 #include "spattn.h"
 
 /* Deterministic generator (splitmix64), one per test so tests do not depend on order. */
@@ -32,6 +33,13 @@ spattn_isa tu_isa(int i);
 /* Number of random cases for sweeps: the environment variable SPATTN_TEST_SCALE (a float,
    default 1) multiplies `base`; sanitizer and emulated runs set it below 1. At least 1. */
 int tu_cases(int base);
+
+/* The kernel tables of kernels.inc, in its order: tu_n_kernels() of them. tu_kernel_table(i)
+   is entry i's table, or NULL (with a line saying why, prefixed by `suite`) when this host
+   cannot run it. */
+size_t tu_n_kernels(void);
+const char *tu_kernel_name(size_t i);
+const spattn_kernel_table *tu_kernel_table(size_t i, const char *suite);
 
 /* A float buffer with `guard` canary floats on both sides: tu_buf_check reports whether the
    guards still hold the canary, tu_buf_untouched whether the payload does too. */
