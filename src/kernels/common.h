@@ -40,10 +40,25 @@ static float q_factor(const spattn_head_job *job)
     return job->softcap != 0.0f ? job->scale / job->softcap : job->scale * K_LOG2E;
 }
 
-/* Whether scores get a pass after QK (softcap, ALiBi), which then also applies the mask. */
-static int scores_modified(const spattn_head_job *job)
+/* Whether scores get a pass after QK (softcap: tanh is a call, kept out of the QK registers),
+   which then also applies ALiBi and the mask. Without softcap both happen in the QK kernels'
+   store. */
+static int scores_pass(const spattn_head_job *job)
 {
-    return job->softcap != 0.0f || job->slopes != NULL;
+    return job->softcap != 0.0f;
+}
+
+/* The ALiBi term of one query tile against one key tile, added as scores leave the QK
+   registers: s += nslope * |pos - j| per lane, with pos the lane's query position minus the
+   key tile's first key and j the key's index in the tile. The distance is exact: positions
+   are integers below 2^24. */
+typedef struct qk_alibi {
+    col_t nslope, pos;
+} qk_alibi;
+
+static inline col_t qk_alibi_add(const qk_alibi *al, uint32_t j, col_t s)
+{
+    return col_fma(al->nslope, col_abs(col_sub(al->pos, col_set1((float)j))), s);
 }
 
 /* Row i's value of a per-row modifier of the job (its slope or its sink). */

@@ -42,13 +42,13 @@ static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, floa
    any nq and NB, so pairing query tiles never changes a bit of the result. A short last
    block repeats its last key (in bounds; stored past nk, and its duplicate does not change
    the max) instead of needing a second code path. Lanes outside cm[] (if given) become
-   -inf; mt[t] gets the lane-wise max of tile t's scores, taken as they leave the
-   registers. */
-SPATTN_ALWAYS_INLINE void qk_cols_nq(const int nq, const int nb, const int lo,
+   -inf, after the ALiBi term al[t] (when `alibi`) is added; mt[t] gets the lane-wise max of
+   tile t's scores, taken as they leave the registers. */
+SPATTN_ALWAYS_INLINE void qk_cols_nq(const int nq, const int nb, const int lo, const int alibi,
                                      const float *const *qt, size_t dq, const float *kb,
                                      ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk,
                                      const uint32_t *cm, float *const *st, const tile_prefetch *pf,
-                                     col_t *mt)
+                                     const qk_alibi *al, col_t *mt)
 {
     const col_t ninf = col_set1(K_NINF);
     for (int t = 0; t < nq; t++)
@@ -106,12 +106,14 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int nq, const int nb, const int lo,
         }
         for (int t = 0; t < nq; t++)
             for (int b = 0; b < nb; b++) {
+                const size_t jb = jj + (size_t)b < nk ? jj + (size_t)b : nk - 1;
                 col_t a = acc[t][0][b];
                 for (int s = 1; s < QK_DS; s++)
                     a = col_add(a, acc[t][s][b]);
+                if (alibi)
+                    a = qk_alibi_add(&al[t], idx[jb], a);
                 if (cm != NULL)
-                    a = col_select(cmask_bits(cm[jj + (size_t)b < nk ? jj + (size_t)b : nk - 1]), a,
-                                   ninf);
+                    a = col_select(cmask_bits(cm[jb]), a, ninf);
                 col_store(st[t] + (jj + (size_t)b) * 16, a);
                 mt[t] = col_max(mt[t], a);
             }
@@ -120,25 +122,36 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int nq, const int nb, const int lo,
 
 /* One query tile. `lo` (AVX2, tiles of at most 8 rows): the high half of each column is
    padding (Qt there is 0), so its FMAs are skipped and its scores stay 0 (finite; never
-   written back). */
+   written back). al: the ALiBi term, or NULL. */
 static col_t qk_cols(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts, size_t j0,
                      const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
-                     const tile_prefetch *pf, int lo)
+                     const tile_prefetch *pf, int lo, const qk_alibi *al)
 {
     col_t mt;
-    if (COL_HALVES && lo)
-        qk_cols_nq(1, QK_NB, 1, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, &mt);
-    else
-        qk_cols_nq(1, QK_NB, 0, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, &mt);
+    if (al != NULL) {
+        if (COL_HALVES && lo)
+            qk_cols_nq(1, QK_NB, 1, 1, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, al, &mt);
+        else
+            qk_cols_nq(1, QK_NB, 0, 1, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, al, &mt);
+    } else if (COL_HALVES && lo) {
+        qk_cols_nq(1, QK_NB, 1, 0, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, NULL, &mt);
+    } else {
+        qk_cols_nq(1, QK_NB, 0, 0, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, NULL, &mt);
+    }
     return mt;
 }
 
 #ifdef QK_NB2
-/* Two query tiles against the same FULL key tile (keys j0 .. j0 + nk). */
+/* Two query tiles against the same FULL key tile (keys j0 .. j0 + nk); al: their ALiBi
+   terms, or NULL. */
 static void qk_cols_pair(const float *const *qt, size_t dq, const float *kb, ptrdiff_t k_ts,
-                         size_t j0, const uint32_t *idx, size_t nk, float *const *st, col_t *mt)
+                         size_t j0, const uint32_t *idx, size_t nk, float *const *st,
+                         const qk_alibi *al, col_t *mt)
 {
-    qk_cols_nq(2, QK_NB2, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, mt);
+    if (al != NULL)
+        qk_cols_nq(2, QK_NB2, 0, 1, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, al, mt);
+    else
+        qk_cols_nq(2, QK_NB2, 0, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, NULL, mt);
 }
 #endif
 

@@ -37,11 +37,12 @@ static void pack_q_rows(const spattn_head_job *job, size_t i0, size_t rows, floa
    zero Q of padding rows gives them in the column form), masked and stored as qk_cols_nq stores
    it. Decode (dim 128): QK 128 FMAs per key -> 32 plus one hsums4 for 4 rows, 64 plus two
    for 8. qr: the rows' pre-scaled Q, row-major dq apart, rows past the tile's zero; ng
-   groups of 4 rows, nkeys keys per step. */
-SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const float *qr, size_t dq,
-                                       const float *kb, ptrdiff_t k_ts, size_t j0,
-                                       const uint32_t *idx, size_t nk, const uint32_t *cm,
-                                       float *st, const tile_prefetch *pf)
+   groups of 4 rows, nkeys keys per step; the ALiBi term al added when `alibi`. */
+SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const int alibi,
+                                       const float *qr, size_t dq, const float *kb, ptrdiff_t k_ts,
+                                       size_t j0, const uint32_t *idx, size_t nk,
+                                       const uint32_t *cm, float *st, const tile_prefetch *pf,
+                                       const qk_alibi *al)
 {
     const col_t ninf = col_set1(K_NINF);
     col_t mt = ninf;
@@ -80,8 +81,10 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const floa
             }
         }
         for (int b = 0; b < nkeys && jj + (size_t)b < nk; b++) {
-            const col_t a4 =
+            col_t a4 =
                 col_from_quarters(vec_hsums4(acc[b]), ng == 1 ? q4_zero() : vec_hsums4(acc[b] + 4));
+            if (alibi)
+                a4 = qk_alibi_add(al, idx[jj + (size_t)b], a4);
             const col_t a = cm != NULL ? col_select(cmask_bits(cm[jj + (size_t)b]), a4, ninf) : a4;
             col_store(st + (jj + (size_t)b) * 16, a);
             mt = col_max(mt, a);
@@ -92,11 +95,17 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const floa
 
 SPATTN_ALWAYS_INLINE col_t qk_rowdot(size_t rows, const float *qr, size_t dq, const float *kb,
                                      ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk,
-                                     const uint32_t *cm, float *st, const tile_prefetch *pf)
+                                     const uint32_t *cm, float *st, const tile_prefetch *pf,
+                                     const qk_alibi *al)
 {
+    if (al != NULL) {
+        if (QR_MAX > 4 && rows > 4)
+            return qk_rowdot_g(2, QR_KEYS / 2, 1, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, al);
+        return qk_rowdot_g(1, QR_KEYS, 1, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, al);
+    }
     if (QR_MAX > 4 && rows > 4)
-        return qk_rowdot_g(2, QR_KEYS / 2, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf);
-    return qk_rowdot_g(1, QR_KEYS, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf);
+        return qk_rowdot_g(2, QR_KEYS / 2, 0, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, NULL);
+    return qk_rowdot_g(1, QR_KEYS, 0, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, NULL);
 }
 
 #endif

@@ -78,6 +78,18 @@ static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_
     tile_begin_modifiers(ts, job);
 }
 
+/* The ALiBi term of the tile's rows against the key tile at j0, for the QK kernels to add
+   (NULL when they add none: no ALiBi, or softcap, whose pass adds it after tanh). */
+static const qk_alibi *tile_alibi(const tile_state *ts, const spattn_head_job *job, size_t j0,
+                                  qk_alibi *al)
+{
+    if (!ts->alibi || scores_pass(job))
+        return NULL;
+    al->nslope = ts->nslope;
+    al->pos = col_add(col_set1((float)(ts->pos - (ptrdiff_t)j0)), ts->row_pos);
+    return al;
+}
+
 /* The keys of a stored tile to visit: all of a FULL tile; of a PARTIAL one those some row
    allows (keys no row allows are never loaded), with their column masks. Returns their
    count. */
@@ -101,28 +113,25 @@ static size_t tile_keys(const spattn_mask *m, const spattn_ktile *tile, uint32_t
     return nk;
 }
 
-/* With the tile's scores in ts->st (mt their lane max): softcap, online softmax, O += P V. */
+/* With the tile's scores in ts->st (mt their lane max): softcap (with ALiBi and the mask
+   after it), online softmax, O += P V. */
 static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, const uint32_t *idx,
                       const uint32_t *cm, size_t nk, int partial, col_t mt)
 {
     const col_t ninf = col_set1(K_NINF);
     float *st = ts->st;
-    if (job->softcap != 0.0f || ts->alibi) {
-        /* tanh and the ALiBi term come before the mask and the max; tanh is a call, so not in
-           qk_cols_nq, and with either the QK kernels leave the mask to this pass. The ALiBi
-           distance is exact: the positions are integers below 2^24. */
-        const int cap = job->softcap != 0.0f;
+    if (scores_pass(job)) {
+        /* tanh and the ALiBi term come before the mask and the max, so with softcap the QK
+           kernels leave both to this pass. */
         const col_t post = col_set1(job->softcap * K_LOG2E);
-        const col_t pos = ts->alibi
-                              ? col_add(col_set1((float)(ts->pos - (ptrdiff_t)j0)), ts->row_pos)
-                              : col_zero();
+        qk_alibi al = {ts->nslope, col_zero()};
+        if (ts->alibi)
+            al.pos = col_add(col_set1((float)(ts->pos - (ptrdiff_t)j0)), ts->row_pos);
         mt = ninf;
         for (size_t jj = 0; jj < nk; jj++) {
-            col_t s = col_load(st + jj * 16);
-            if (cap)
-                s = col_mul(col_tanh(s), post);
+            col_t s = col_mul(col_tanh(col_load(st + jj * 16)), post);
             if (ts->alibi)
-                s = col_fma(ts->nslope, col_abs(col_sub(pos, col_set1((float)idx[jj]))), s);
+                s = qk_alibi_add(&al, idx[jj], s);
             if (partial)
                 s = col_select(cmask_bits(cm[jj]), s, ninf);
             col_store(st + jj * 16, s);

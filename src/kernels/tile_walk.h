@@ -43,11 +43,13 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
             pf.v_bytes = job->dim_v * sizeof(float);
             pfp = &pf;
         }
-        const uint32_t *cmq = partial && !scores_modified(job) ? cm : NULL;
+        const uint32_t *cmq = partial && !scores_pass(job) ? cm : NULL;
+        qk_alibi al;
+        const qk_alibi *alp = tile_alibi(&ts, job, j0, &al);
         col_t mt = ts.qk == QK_ROW_DOTS ? qk_rowdot(ts.rows, ts.qtp, job->dim_qk, job->k, job->k_ts,
-                                                    j0, idx, nk, cmq, ts.st, pfp)
+                                                    j0, idx, nk, cmq, ts.st, pfp, alp)
                                         : qk_cols(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx,
-                                                  nk, cmq, ts.st, pfp, ts.low_half);
+                                                  nk, cmq, ts.st, pfp, ts.low_half, alp);
         tile_fold(&ts, job, j0, idx, cm, nk, partial, mt);
     }
     tile_end(&ts, job);
@@ -92,8 +94,11 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
         size_t nk[2] = {0, 0};
         int partial[2] = {0, 0};
         col_t mt[2];
+        qk_alibi al[2];
+        const qk_alibi *alp[2] = {NULL, NULL};
         for (int x = 0; x < 2; x++)
             if (take[x]) {
+                alp[x] = tile_alibi(&ts[x], job, j0, &al[x]);
                 partial[x] = tile[x]->part != SPATTN_FULL;
                 nk[x] = tile_keys(m, tile[x], idx[x], cm[x]);
             }
@@ -101,17 +106,18 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
             ts[1].qk == QK_COLUMNS) {
             const float *qts[2] = {ts[0].qtp, ts[1].qtp};
             float *sts[2] = {ts[0].st, ts[1].st};
-            qk_cols_pair(qts, job->dim_qk, job->k, job->k_ts, j0, idx[0], nk[0], sts, mt);
+            qk_cols_pair(qts, job->dim_qk, job->k, job->k_ts, j0, idx[0], nk[0], sts,
+                         alp[0] != NULL ? al : NULL, mt);
         } else {
             for (int x = 0; x < 2; x++) {
                 if (!take[x])
                     continue;
-                const uint32_t *cmq = partial[x] && !scores_modified(job) ? cm[x] : NULL;
+                const uint32_t *cmq = partial[x] && !scores_pass(job) ? cm[x] : NULL;
                 mt[x] = ts[x].qk == QK_ROW_DOTS
                             ? qk_rowdot(ts[x].rows, ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0,
-                                        idx[x], nk[x], cmq, ts[x].st, NULL)
+                                        idx[x], nk[x], cmq, ts[x].st, NULL, alp[x])
                             : qk_cols(ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0, idx[x], nk[x],
-                                      cmq, ts[x].st, NULL, 0);
+                                      cmq, ts[x].st, NULL, 0, alp[x]);
             }
         }
         for (int x = 0; x < 2; x++)
