@@ -19,8 +19,8 @@ flags=(--oversubscribe)
 for np in 1 2 4; do
   echo "--- $np rank(s)"
   mpirun "${flags[@]}" -np "$np" "$build/examples/spattn-ring-attention"
-  # Lengths that do not divide evenly among the ranks, MQA.
-  mpirun "${flags[@]}" -np "$np" "$build/examples/spattn-ring-attention" --len 1001 \
-    --heads 6 --kv-heads 1 --dim 40 --reps 1
+  # One contiguous chunk per rank, a length that does not divide evenly, MQA.
+  mpirun "${flags[@]}" -np "$np" "$build/examples/spattn-ring-attention" --layout contiguous \
+    --len 1001 --heads 6 --kv-heads 1 --dim 40 --reps 1
 done
 echo "mpi.sh: PASS"
