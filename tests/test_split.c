@@ -111,8 +111,8 @@ static void check_problem(const sproblem *p, size_t min_segs, const char *what)
         size_t b1[66], bn[66], n1, nn;
         run_plan(p, isa, 1, min_segs, o1, l1, b1, &n1);
         for (size_t x = 0; x < rows; x++) {
-            ck_assert_msg(tu_close(l1[x], ref_lse[x], TU_TOL), "%s %s: lse %zu %.9g ref %.9g",
-                          what, spattn_isa_name(isa), x, l1[x], ref_lse[x]);
+            ck_assert_msg(tu_close(l1[x], ref_lse[x], TU_TOL), "%s %s: lse %zu %.9g ref %.9g", what,
+                          spattn_isa_name(isa), x, l1[x], ref_lse[x]);
             for (size_t d = 0; d < s->dim_v; d++)
                 ck_assert_msg(tu_close(o1[x * s->dim_v + d], ref[x * s->dim_v + d], TU_TOL),
                               "%s %s: o row %zu dim %zu %.9g ref %.9g", what, spattn_isa_name(isa),

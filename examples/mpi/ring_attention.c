@@ -495,7 +495,10 @@ static int run(const config *c, const world *w, const char *kind, int mods)
                w->size, w->size == 1 ? "" : "s", c->zigzag ? "zigzag" : "contiguous", kind,
                mods ? " + sinks, ALiBi, softcap" : "", c->len, c->heads, c->kv_heads, c->dim,
                c->threads, c->threads == 1 ? "" : "s", best * 1e3,
-               err ? ", FAILED" : !c->check ? "" : bad ? ", check FAILED" : ", check passed");
+               err         ? ", FAILED"
+               : !c->check ? ""
+               : bad       ? ", check FAILED"
+                           : ", check passed");
     free(q[0]);
     free(q[1]);
     free(kv);
@@ -527,7 +530,10 @@ static int parse(int argc, char **argv, config *c)
         else if (strcmp(a, "--mask") == 0)
             c->mask = v;
         else if (strcmp(a, "--mods") == 0)
-            c->mods = strcmp(v, "off") == 0 ? 0 : strcmp(v, "on") == 0 ? 1 : strcmp(v, "both") == 0 ? 2 : -1;
+            c->mods = strcmp(v, "off") == 0    ? 0
+                      : strcmp(v, "on") == 0   ? 1
+                      : strcmp(v, "both") == 0 ? 2
+                                               : -1;
         else if (strcmp(a, "--layout") == 0)
             c->zigzag = strcmp(v, "zigzag") == 0 ? 1 : strcmp(v, "contiguous") == 0 ? 0 : -1;
         else if (strcmp(a, "--threads") == 0)
@@ -537,8 +543,9 @@ static int parse(int argc, char **argv, config *c)
         else
             return 1;
     }
-    return c->mods < 0 || c->zigzag < 0 || c->len == 0 || c->heads == 0 || c->heads > 256 || c->kv_heads == 0 ||
-           c->heads % c->kv_heads != 0 || c->dim == 0 || c->threads < 0 || c->reps < 1;
+    return c->mods < 0 || c->zigzag < 0 || c->len == 0 || c->heads == 0 || c->heads > 256 ||
+           c->kv_heads == 0 || c->heads % c->kv_heads != 0 || c->dim == 0 || c->threads < 0 ||
+           c->reps < 1;
 }
 
 int main(int argc, char **argv)
@@ -550,9 +557,10 @@ int main(int argc, char **argv)
     config c;
     if (parse(argc, argv, &c)) {
         if (w.rank == 0)
-            fprintf(stderr, "usage: %s [--len N] [--heads H] [--kv-heads H] [--dim D] "
-                            "[--mask causal|window|bigbird|blocks|all] [--mods off|on|both] "
-                            "[--layout zigzag|contiguous] [--threads T] [--reps R] [--no-check]\n",
+            fprintf(stderr,
+                    "usage: %s [--len N] [--heads H] [--kv-heads H] [--dim D] "
+                    "[--mask causal|window|bigbird|blocks|all] [--mods off|on|both] "
+                    "[--layout zigzag|contiguous] [--threads T] [--reps R] [--no-check]\n",
                     argv[0]);
         MPI_Finalize();
         return 2;

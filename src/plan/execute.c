@@ -207,8 +207,8 @@ static void merge_unit(const exec_ctx *x, size_t u, const float *out)
     const size_t rows = run->rows, dv = p->shape.dim_v, i0 = n.qt * SPATTN_TQ;
     const size_t here = rows - i0 < SPATTN_TQ ? rows - i0 : SPATTN_TQ;
     const ptrdiff_t o_rs = run->rows_are_heads ? a->o_layout.head : a->o_layout.token;
-    float *o = (float *)a->o + (ptrdiff_t)n.b * a->o_layout.batch +
-               (ptrdiff_t)n.h * a->o_layout.head;
+    float *o =
+        (float *)a->o + (ptrdiff_t)n.b * a->o_layout.batch + (ptrdiff_t)n.h * a->o_layout.head;
     float *lse = a->lse ? a->lse + (n.b * p->shape.heads_q + n.h) * p->shape.len_q : NULL;
     const float *slot = out + sp->slot[g];
     const float *op[SPATTN_SPLIT_MAX_SEGS], *lp[SPATTN_SPLIT_MAX_SEGS];
@@ -239,10 +239,10 @@ static void run_split(const exec_ctx *x, int nt, float *scratch)
 #pragma omp parallel num_threads(nt)
     {
         float *mine = scratch + (size_t)omp_get_thread_num() * p->scratch_per_thread;
+        /* The first loop's implied barrier: every segment is written before a merge reads it. */
 #pragma omp for schedule(dynamic, 1)
         for (long c = 0; c < nchunks; c++)
             run_items(x, (size_t)c, mine, out);
-        /* The implied barrier above: every segment is written before any merge reads it. */
 #pragma omp for schedule(static)
         for (long k = 0; k < nmerge; k++)
             merge_unit(x, sp->merges[k], out);

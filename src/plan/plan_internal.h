@@ -25,7 +25,7 @@ struct spattn_plan {
     size_t scratch_per_thread; /* floats */
     size_t scratch_floats;     /* nthreads parts, then split.scratch_floats */
     float *scratch;            /* used by one execute at a time */
-    atomic_flag scratch_busy;   /* a concurrent execute allocates its own scratch instead */
+    atomic_flag scratch_busy;  /* a concurrent execute allocates its own scratch instead */
 };
 
 #endif

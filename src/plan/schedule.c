@@ -183,8 +183,7 @@ spattn_status spattn__schedule_plan(spattn_schedule *s, const spattn_kernel_tabl
     const int gather_bound = !s->rows_are_heads && 2 * cost_gather > cost_all;
     const spattn_cut_src src = {unit_cost_cb, s->pairs ? pair_first_cb : NULL, s,
                                 spattn__schedule_units(s)};
-    return spattn__cut_chunks(&src, nthreads, cost_all, gather_bound, &s->chunk_start,
-                              &s->nchunks)
+    return spattn__cut_chunks(&src, nthreads, cost_all, gather_bound, &s->chunk_start, &s->nchunks)
                ? SPATTN_OK
                : SPATTN_E_NOMEM;
 }

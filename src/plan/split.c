@@ -96,8 +96,8 @@ static spattn_status cut_all(const spattn_schedule *run, size_t most, spattn_spl
 static spattn_status segment_masks(const spattn_schedule *run, const spattn_kernel_table *kt,
                                    spattn_path path, spattn_split *sp)
 {
-    spattn_status st = spattn__schedule_init(&sp->segs, &run->shape, run->n_masks_arg,
-                                             run->head_step, sp->nseg);
+    spattn_status st =
+        spattn__schedule_init(&sp->segs, &run->shape, run->n_masks_arg, run->head_step, sp->nseg);
     for (size_t mi = 0; mi < run->n_masks && st == SPATTN_OK; mi++) {
         const spattn_mask *m = run->masks[mi];
         const size_t f = sp->first[mi], n = sp->first[mi + 1] - f;
@@ -197,7 +197,7 @@ static spattn_status cut_items(spattn_split *sp, int nthreads)
     for (size_t c = 0; c < s->nchunks; c++)
         if (s->chunk_start[c + 1] - s->chunk_start[c] > tiles)
             tiles = s->chunk_start[c + 1] - s->chunk_start[c];
-    sp->gather_rows = s->gather_tiles == 0             ? 0
+    sp->gather_rows = s->gather_tiles == 0          ? 0
                       : tiles * SPATTN_TQ < s->rows ? tiles * SPATTN_TQ
                                                     : s->rows;
     return SPATTN_OK;

@@ -24,9 +24,9 @@ typedef struct spattn_split_item {
 } spattn_split_item;
 
 typedef struct spattn_split {
-    size_t nseg;       /* segments over all masks; 0: the plan does not split */
-    size_t *first;     /* n_masks + 1: mask mi's segments are first[mi] .. first[mi + 1] - 1 */
-    size_t *k0, *k1;   /* nseg: segment i covers keys [k0[i], k1[i]) of its mask */
+    size_t nseg;     /* segments over all masks; 0: the plan does not split */
+    size_t *first;   /* n_masks + 1: mask mi's segments are first[mi] .. first[mi + 1] - 1 */
+    size_t *k0, *k1; /* nseg: segment i covers keys [k0[i], k1[i]) of its mask */
     /* masks[i]: segment i's mask (its mask sliced to its keys, or the mask itself when it has
        one segment), with each query tile's path and key lists; chunks cut over the items. */
     spattn_schedule segs;
@@ -40,7 +40,7 @@ typedef struct spattn_split {
     size_t scratch_floats; /* the segment results of one execute */
     size_t merge_units;    /* units (unit head, query tile) that merge: listed in merges */
     size_t *merges;
-    size_t gather_rows;    /* as spattn__schedule_gather_rows, for the items' chunks */
+    size_t gather_rows; /* as spattn__schedule_gather_rows, for the items' chunks */
 } spattn_split;
 
 /* Decides whether the run schedule `run` splits and, when it does, builds *sp (left zeroed
