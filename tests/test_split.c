@@ -17,6 +17,9 @@ typedef struct sproblem {
     float *q, *k, *v;
     float slopes[64], sinks[64];
     spattn_mask *m; /* NULL: every pair allowed */
+    /* when n_heads_masks > 0, one mask per query head instead of m */
+    spattn_mask *head_masks[8];
+    size_t n_head_masks;
     int alibi, sink;
     float softcap;
     ptrdiff_t pos_offset;
@@ -48,6 +51,19 @@ static void problem_free(sproblem *p)
     free(p->k);
     free(p->v);
     spattn_mask_free(p->m);
+    for (size_t h = 0; h < p->n_head_masks; h++)
+        spattn_mask_free(p->head_masks[h]);
+}
+
+/* The masks argument of p's calls: returns n_masks and fills ms. */
+static size_t masks_of(const sproblem *p, const spattn_mask **ms)
+{
+    for (size_t h = 0; h < p->n_head_masks; h++)
+        ms[h] = p->head_masks[h];
+    if (p->n_head_masks > 0)
+        return p->n_head_masks;
+    ms[0] = p->m;
+    return p->m ? 1 : 0;
 }
 
 static spattn_args args_of(const sproblem *p, float *o, float *lse)
@@ -78,10 +94,10 @@ static void run_plan(const sproblem *p, spattn_isa isa, int threads, size_t min_
                      float *lse, size_t *bounds, size_t *nseg)
 {
     spattn_options opt = {isa, threads};
-    const spattn_mask *ms[1] = {p->m};
+    const spattn_mask *ms[8];
+    const size_t nm = masks_of(p, ms);
     spattn_plan *plan;
-    ck_assert_int_eq(spattn_plan_create(&p->sh, p->m ? ms : NULL, p->m ? 1 : 0, &opt, &plan),
-                     SPATTN_OK);
+    ck_assert_int_eq(spattn_plan_create(&p->sh, nm ? ms : NULL, nm, &opt, &plan), SPATTN_OK);
     *nseg = spattn_plan_kv_segments(plan, 0, 0, bounds, 65);
     ck_assert_uint_ge(*nseg, min_segs);
     ck_assert_uint_eq(bounds[0], 0);
@@ -103,8 +119,9 @@ static void check_problem(const sproblem *p, size_t min_segs, const char *what)
     float *o1 = malloc(no * sizeof(float)), *l1 = malloc(rows * sizeof(float));
     float *on = malloc(no * sizeof(float)), *ln = malloc(rows * sizeof(float));
     spattn_args a = args_of(p, ref, ref_lse);
-    const spattn_mask *ms[1] = {p->m};
-    ck_assert_int_eq(spattn_reference_forward(&a, p->m ? ms : NULL, p->m ? 1 : 0), SPATTN_OK);
+    const spattn_mask *ms[8];
+    const size_t nm = masks_of(p, ms);
+    ck_assert_int_eq(spattn_reference_forward(&a, nm ? ms : NULL, nm), SPATTN_OK);
     static const int threads[] = {2, 3, 8};
     for (int t = 0; t < tu_n_isas(); t++) {
         const spattn_isa isa = tu_isa(t);
@@ -228,6 +245,46 @@ START_TEST(fully_masked_rows)
 }
 END_TEST
 
+/* A mask per query head, GQA decode (no packing then): a long causal cache and a long window
+   split into different segments, a short window and an empty mask not at all, so merged and
+   direct heads run side by side. */
+START_TEST(per_head_masks)
+{
+    tu_rng r = {0x5b1174u};
+    const size_t lk = 6000;
+    sproblem p;
+    problem_init(&p, &r, (spattn_shape){1, 4, 2, 1, lk, 32, 32});
+    ck_assert_int_eq(spattn_mask_causal(1, lk, &p.head_masks[0]), SPATTN_OK);
+    ck_assert_int_eq(spattn_mask_window(1, lk, 2500, 0, &p.head_masks[1]), SPATTN_OK);
+    ck_assert_int_eq(spattn_mask_window(1, lk, 100, 0, &p.head_masks[2]), SPATTN_OK);
+    uint8_t *none = calloc(lk, 1);
+    ck_assert_int_eq(spattn_mask_from_dense(1, lk, none, lk, &p.head_masks[3]), SPATTN_OK);
+    free(none);
+    p.n_head_masks = 4;
+    const spattn_mask *ms[4];
+    masks_of(&p, ms);
+    spattn_options opt = {SPATTN_ISA_AUTO, 2};
+    spattn_plan *plan;
+    ck_assert_int_eq(spattn_plan_create(&p.sh, ms, 4, &opt, &plan), SPATTN_OK);
+    size_t b0[66], b1[66];
+    const size_t n0 = spattn_plan_kv_segments(plan, 0, 0, b0, 66);
+    const size_t n1 = spattn_plan_kv_segments(plan, 0, 1, b1, 66);
+    ck_assert_uint_ge(n0, 2);
+    ck_assert_uint_ge(n1, 2);
+    /* the window's segments hold its keys only: its first bound past 0 lies beyond the
+       keys the window does not see */
+    ck_assert_uint_gt(b1[1], lk - 2501);
+    ck_assert_uint_eq(spattn_plan_kv_segments(plan, 0, 2, NULL, 0), 1);
+    ck_assert_uint_eq(spattn_plan_kv_segments(plan, 0, 3, NULL, 0), 1);
+    spattn_plan_free(plan);
+    for (int mods = 0; mods < 2; mods++) {
+        p.sink = p.alibi = mods;
+        check_problem(&p, 2, mods ? "per-head masks, sinks, ALiBi" : "per-head masks");
+    }
+    problem_free(&p);
+}
+END_TEST
+
 /* What spattn_plan_kv_segments reports: no split where units are many or keys few, the same
    segments whatever the thread count, bounds on key tiles, and nothing written on a short
    buffer or bad arguments. */
@@ -326,6 +383,7 @@ Suite *suite_split(void)
     tcase_add_loop_test(tc, decode_matches_reference, 0, 3);
     tcase_add_test(tc, short_prefill_matches_reference);
     tcase_add_test(tc, fully_masked_rows);
+    tcase_add_test(tc, per_head_masks);
     tcase_add_test(tc, segments_reported);
     tcase_add_test(tc, split_plan_shared_by_threads);
     suite_add_tcase(s, tc);
