@@ -145,6 +145,10 @@ void bench_run_attn(const bench_case *c, spb_state *st)
         bench_report_attn(c, st, spattn_isa_name(c->isa), bench_peak_gflops(c->isa),
                           total / (double)iters, bench_masks_pairs(c, masks, n),
                           spattn_plan_threads(plan), bench_kv_bytes(c, masks, n));
+    /* whether the plan split the keys of decode (split-KV), and in how many segments */
+    if (iters > 0 && c->len_q == 1)
+        spb_counter(st, "kv_segments", (double)spattn_plan_kv_segments(plan, 0, 0, NULL, 0),
+                    SPB_PLAIN);
     spattn_plan_free(plan);
     bench_masks_free(masks, n);
 }

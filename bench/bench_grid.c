@@ -43,6 +43,9 @@ static void trampoline(spb_state *st, void *user)
     case BK_PEAK:
         bench_run_peak(c, st);
         break;
+    case BK_MERGE:
+        bench_run_merge(c, st);
+        break;
     }
 }
 
@@ -87,6 +90,10 @@ static void name_case(bench_case *c)
     case BK_PEAK:
         snprintf(c->name, sizeof c->name, "peak/isa:%s/threads:1", impl);
         break;
+    case BK_MERGE:
+        snprintf(c->name, sizeof c->name, "merge/parts:%zu/rows:%zu/dim:%zu/threads:1", c->param,
+                 c->len_q, c->dim);
+        break;
     }
 }
 
@@ -97,7 +104,7 @@ static void add(const bench_case *proto)
     if (!c)
         return;
     *c = *proto;
-    if (c->kind != BK_MEMBW && c->kind != BK_PEAK && !bench_masks_fit(c)) {
+    if (c->kind != BK_MEMBW && c->kind != BK_PEAK && c->kind != BK_MERGE && !bench_masks_fit(c)) {
         free(c);
         return;
     }
@@ -227,6 +234,35 @@ static void add_peaks(void)
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Decode that cannot fill the threads without split-KV: MQA, 8 query heads on one KV head,
+   dense over a long cache, with 1 thread and all. */
+static void add_decode_mqa(size_t len_k, int all)
+{
+    for (size_t i = 0; i < NCOMPILED; i++) {
+        if (compiled[i] == SPATTN_ISA_SCALAR)
+            continue;
+        for (int t = 0; t < (all > 1 ? 2 : 1); t++) {
+            bench_case c = attn_case(BK_ATTN, compiled[i], BP_DENSE, 0, 1, 128, t ? all : 1);
+            c.len_k = len_k;
+            c.heads_q = 8;
+            c.heads_kv = 1;
+            add(&c);
+        }
+    }
+}
+
+/* spattn_merge of `parts` parts of rows x dim. */
+static void add_merge(size_t parts, size_t rows, size_t dim)
+{
+    bench_case c = {0};
+    c.kind = BK_MERGE;
+    c.param = parts;
+    c.len_q = rows;
+    c.dim = dim;
+    c.threads = 1;
+    add(&c);
+}
+
 /* Score modifiers beside the same problems without them (the plain dense and causal runs are
    in the grid already): dense and causal with sinks and with ALiBi, and the gpt-oss layer, a
    causal window of 128 keys with sinks, next to the window alone. */
@@ -295,6 +331,7 @@ static void grid_quick(int all)
         add_group(&g2);
     }
     add_membw((size_t)64 << 20, 1);
+    add_merge(4, 4096, 128);
 }
 
 static void grid_default(int all)
@@ -369,6 +406,9 @@ static void grid_default(int all)
     add_decode(32768, dec_pats, dec_levels, N(dec_pats), 1, 1);
     if (all > 1)
         add_decode(32768, dec_pats, dec_levels, N(dec_pats), all, 1);
+    /* split-KV decode, and the merge it and ring attention rest on (4 parts of 32 MiB) */
+    add_decode_mqa(131072, all);
+    add_merge(4, 65536, 128);
 }
 
 static void grid_full(int all)

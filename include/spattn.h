@@ -358,6 +358,20 @@ SPATTN_API spattn_status spattn_merge(size_t n_parts, size_t rows, size_t dim,
                                       const float *const *o_parts, const float *const *lse_parts,
                                       float *o, float *lse);
 
+/* --- Split-KV (0.2 extension). A plan whose units (one query tile of one head, or of one KV
+   head's query heads in decode) cannot keep threads busy, with long rows of keys, cuts each
+   head's keys into segments, runs them as pieces of work of their own and merges them in
+   segment order as spattn_merge does. The segments depend on the shape and the masks only,
+   never on num_threads, so the result stays bitwise the same for any thread count.
+   spattn_plan_kv_segments gives the number of key segments of head h of batch b (1: not
+   split), or 0 when plan is NULL or b or h is out of range. When bounds is not NULL and cap is
+   at least that number plus one, it also writes their bounds: segment s is the keys
+   [bounds[s], bounds[s + 1]), bounds[0] = 0 and the last bound is len_k; otherwise it writes
+   nothing. */
+struct spattn_plan;
+SPATTN_API size_t spattn_plan_kv_segments(const struct spattn_plan *plan, size_t b, size_t h,
+                                          size_t *bounds, size_t cap);
+
 /* The same, split: analyse shape and masks once (tile lists, gather decisions, a work split
    balanced by allowed pairs), execute many times. Execute is thread-safe: several threads may
    execute one plan at once with different arguments. */

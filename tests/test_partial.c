@@ -511,6 +511,10 @@ typedef struct problem {
     spattn_shape sh;
     float *q, *k, *v;
     spattn_mask *m;
+    /* Score modifiers of the whole problem (NULL: none), which may itself stand at pos0. */
+    const float *slopes, *sinks;
+    ptrdiff_t pos0;
+    float softcap;
 } problem;
 
 static spattn_args args_of(const problem *p, size_t q0, size_t q1, size_t k0, size_t k1, float *o,
@@ -531,16 +535,20 @@ static spattn_args args_of(const problem *p, size_t q0, size_t q1, size_t k0, si
     a.o = o;
     a.o_layout = spattn_layout_bhtd(s->heads_q, q1 - q0, s->dim_v);
     a.lse = lse;
-    a.pos_offset = (ptrdiff_t)(s->len_k - k1) - (ptrdiff_t)(s->len_q - q1);
+    a.pos_offset = p->pos0 + (ptrdiff_t)(s->len_k - k1) - (ptrdiff_t)(s->len_q - q1);
+    a.alibi_slopes = p->slopes;
+    a.sinks = p->sinks;
+    a.softcap = p->softcap;
     return a;
 }
 
-/* The query block [q0, q1) through key shards cuts[0..n]: forward per shard on the sliced mask,
-   then merge; checks the result against the unsharded o_full / lse_full and the float64
-   reference, and that leaving out the shards whose slice allows nothing changes no bit. */
+/* The query block [q0, q1) through key shards cuts[0..n]: forward per shard on the sliced mask
+   (the sinks, if any, in shard sink_shard's call only), then merge; checks the result against
+   the unsharded o_full / lse_full and the float64 reference, and that leaving out the shards
+   whose slice allows nothing (but the sinks' shard) changes no bit. */
 static void run_block(const problem *p, size_t q0, size_t q1, const size_t *cuts, size_t n,
-                      const spattn_options *opt, const float *o_full, const float *lse_full,
-                      const float *o_ref, const float *lse_ref)
+                      size_t sink_shard, const spattn_options *opt, const float *o_full,
+                      const float *lse_full, const float *o_ref, const float *lse_ref)
 {
     const spattn_shape *s = &p->sh;
     size_t bh = s->batch * s->heads_q, ql = q1 - q0, rows = bh * ql, dv = s->dim_v;
@@ -554,9 +562,11 @@ static void run_block(const problem *p, size_t q0, size_t q1, const size_t *cuts
         o[sh] = malloc(rows * dv * sizeof(float));
         lse[sh] = malloc(rows * sizeof(float));
         spattn_args a = args_of(p, q0, q1, k0, k1, o[sh], lse[sh]);
+        if (sh != sink_shard)
+            a.sinks = NULL;
         const spattn_mask *ms[1] = {sm};
         ck_assert_int_eq(spattn_forward(&a, ms, 1, opt), SPATTN_OK);
-        if (spattn_mask_nnz(sm) > 0) {
+        if (spattn_mask_nnz(sm) > 0 || (p->sinks != NULL && sh == sink_shard)) {
             ko[kept] = o[sh];
             kl[kept++] = lse[sh];
         }
@@ -601,7 +611,9 @@ static void run_block(const problem *p, size_t q0, size_t q1, const size_t *cuts
 }
 
 /* Random problems (GQA, causal / window / random masks, len_q above and below len_k) split
-   into 1..3 query blocks and 1..5 key shards, on every ISA this host runs. */
+   into 1..3 query blocks and 1..5 key shards, on every ISA this host runs; in half of them
+   with ALiBi (the problem itself at a random pos_offset, each shard's moved as the recipe
+   says), sinks (some heads -inf) passed in one random shard's call, and softcap. */
 START_TEST(shards_match_unsharded)
 {
     tu_rng r = {0x54a2d000u + (uint64_t)_i};
@@ -628,6 +640,19 @@ START_TEST(shards_match_unsharded)
         default:
             p.m = tu_random_mask(&r, lq, lk);
         }
+        float slopes[6], sinks[6];
+        p.slopes = p.sinks = NULL;
+        p.pos0 = 0;
+        p.softcap = 0.0f;
+        if (_i >= 3) {
+            p.softcap = 15.0f;
+            ck_assert_int_eq(spattn_alibi_slopes(s->heads_q, slopes), SPATTN_OK);
+            for (size_t h = 0; h < s->heads_q; h++)
+                sinks[h] = h % 3 == 1 ? -INFINITY : tu_normal(&r);
+            p.slopes = slopes;
+            p.sinks = sinks;
+            p.pos0 = (ptrdiff_t)tu_range(&r, 0, 300) - 150;
+        }
         size_t bq = s->batch * s->heads_q, bk = s->batch * s->heads_kv;
         p.q = randn(&r, bq * lq * s->dim_qk);
         p.k = randn(&r, bk * lk * s->dim_qk);
@@ -640,12 +665,14 @@ START_TEST(shards_match_unsharded)
         size_t qcuts[4], kcuts[6];
         size_t nqb = rand_cuts(&r, lq, tu_range(&r, 1, 3), qcuts);
         size_t nks = rand_cuts(&r, lk, tu_range(&r, 1, 5), kcuts);
+        size_t sink_shard = tu_range(&r, 0, nks - 1);
         for (int t = 0; t < tu_n_isas(); t++) {
             spattn_options opt = {tu_isa(t), 0};
             a = args_of(&p, 0, lq, 0, lk, of, lf);
             ck_assert_int_eq(spattn_forward(&a, ms, 1, &opt), SPATTN_OK);
             for (size_t b = 0; b < nqb; b++)
-                run_block(&p, qcuts[b], qcuts[b + 1], kcuts, nks, &opt, of, lf, orf, lrf);
+                run_block(&p, qcuts[b], qcuts[b + 1], kcuts, nks, sink_shard, &opt, of, lf, orf,
+                          lrf);
         }
         free(of);
         free(lf);
@@ -664,7 +691,7 @@ END_TEST
 START_TEST(empty_slice_forward)
 {
     tu_rng r = {0xe3};
-    problem p = {{1, 2, 1, 32, 200, 8, 8}, NULL, NULL, NULL, NULL};
+    problem p = {{1, 2, 1, 32, 200, 8, 8}, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0.0f};
     ck_assert_int_eq(spattn_mask_causal(32, 200, &p.m), SPATTN_OK);
     p.q = randn(&r, 2 * 32 * 8);
     p.k = randn(&r, 200 * 8);

@@ -435,7 +435,8 @@ def write_report(ctx, results, out, commit):
             w("")
 
     for fam, title in [("plan", "Plan building and memory"), ("path", "Tiles versus gather path"),
-                       ("membw", "Read bandwidth"), ("peak", "FMA peak, sampled over the run")]:
+                       ("membw", "Read bandwidth"), ("merge", "Merging partial results (spattn_merge)"),
+                       ("peak", "FMA peak, sampled over the run")]:
         rs = [r for r in results if r["family"] == fam]
         if not rs:
             continue

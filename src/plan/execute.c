@@ -1,5 +1,6 @@
 /* Running a plan: validate the call's tensors, then hand each unit (one query tile of one
-   batch/head) to the plan's kernel table. */
+   batch/head) to the plan's kernel table; a split plan runs each unit's key segments and
+   merges them (split.h). */
 #include <math.h>
 #include <omp.h>
 #include <stdatomic.h>
@@ -127,6 +128,127 @@ static void run_chunk(const exec_ctx *x, size_t c, float *scratch)
     }
 }
 
+/* The job of item i of the split (split.h): unit head g's query tile qt on segment seg. A
+   segment of a mask cut in several reads its keys from K and V advanced to its first key
+   k0, so an ALiBi position moves back by k0; only the first segment has the sinks; its rows
+   go to the segment's slot in out. */
+static spattn_head_job item_job(const exec_ctx *x, const spattn_split_item *it, float *out,
+                                spattn_unit *unit)
+{
+    const spattn_plan *p = x->p;
+    const spattn_split *sp = &p->split;
+    const spattn_schedule *run = p->run;
+    const spattn_args *a = x->a;
+    const spattn_unit n = spattn__schedule_unit(run, it->g * run->nqt + it->qt);
+    const ptrdiff_t q_rs = run->rows_are_heads ? a->q_layout.head : a->q_layout.token;
+    const ptrdiff_t o_rs = run->rows_are_heads ? a->o_layout.head : a->o_layout.token;
+    float *lse = a->lse ? a->lse + (n.b * p->shape.heads_q + n.h) * p->shape.len_q : NULL;
+    spattn_head_job job = make_job(x, n.b, n.h, n.hk, q_rs, o_rs, lse);
+    job.stream_kv = run->nqt == 1;
+    if (run->rows_are_heads) {
+        job.mod_step = 1;
+        job.pos_step = 0;
+    }
+    *unit = n;
+    const size_t f = sp->first[n.mi], nseg = sp->first[n.mi + 1] - f, s = it->seg - f;
+    if (nseg == 1)
+        return job;
+    const size_t k0 = sp->k0[it->seg], rows = run->rows, dv = p->shape.dim_v;
+    job.k = (const float *)job.k + (ptrdiff_t)k0 * job.k_ts;
+    job.v = (const float *)job.v + (ptrdiff_t)k0 * job.v_ts;
+    if (job.slopes != NULL)
+        job.pos0 -= (ptrdiff_t)k0;
+    if (s > 0)
+        job.sinks = NULL;
+    float *slot = out + sp->slot[it->g];
+    job.o = slot + s * rows * dv;
+    job.o_ts = (ptrdiff_t)dv;
+    job.lse = slot + nseg * rows * dv + s * rows;
+    return job;
+}
+
+/* The items of chunk c of the split, as run_chunk runs units. */
+static void run_items(const exec_ctx *x, size_t c, float *scratch, float *out)
+{
+    const spattn_plan *p = x->p;
+    const spattn_split *sp = &p->split;
+    const spattn_schedule *s = &sp->segs;
+    const int pairs = s->pairs && !atomic_load_explicit(&pairs_off, memory_order_relaxed);
+    const size_t end = s->chunk_start[c + 1];
+    for (size_t i = s->chunk_start[c]; i < end;) {
+        const spattn_split_item *it = &sp->items[i];
+        spattn_unit n;
+        const spattn_head_job job = item_job(x, it, out, &n);
+        const uint8_t *g = &s->gather[it->seg * s->nqt + it->qt];
+        const spattn_mask *m = s->masks[it->seg];
+        /* Items i and i + 1 are tiles qt and qt + 1 of one segment when qt is even (split.c
+           lists them so). */
+        if (pairs && it->qt % 2 == 0 && it->qt + 1 < s->nqt && i + 1 < end && !g[0] && !g[1] &&
+            !spattn__qt_empty(m, it->qt)) {
+            p->kt->attn_tiles2(&job, m, it->qt, scratch);
+            i += 2;
+            continue;
+        }
+        const size_t avail = end - i < s->nqt - it->qt ? end - i : s->nqt - it->qt;
+        i += run_units(p, &job, m, &s->keyrows[it->seg], it->qt, g, avail, scratch);
+    }
+}
+
+/* Merges the segments of unit u of the run schedule (its mask cut in several) into o and lse,
+   row by row, in segment order. */
+static void merge_unit(const exec_ctx *x, size_t u, const float *out)
+{
+    const spattn_plan *p = x->p;
+    const spattn_split *sp = &p->split;
+    const spattn_schedule *run = p->run;
+    const spattn_args *a = x->a;
+    const spattn_unit n = spattn__schedule_unit(run, u);
+    const size_t g = u / run->nqt, nseg = spattn__split_nseg(sp, n.mi);
+    const size_t rows = run->rows, dv = p->shape.dim_v, i0 = n.qt * SPATTN_TQ;
+    const size_t here = rows - i0 < SPATTN_TQ ? rows - i0 : SPATTN_TQ;
+    const ptrdiff_t o_rs = run->rows_are_heads ? a->o_layout.head : a->o_layout.token;
+    float *o =
+        (float *)a->o + (ptrdiff_t)n.b * a->o_layout.batch + (ptrdiff_t)n.h * a->o_layout.head;
+    float *lse = a->lse ? a->lse + (n.b * p->shape.heads_q + n.h) * p->shape.len_q : NULL;
+    const float *slot = out + sp->slot[g];
+    const float *op[SPATTN_SPLIT_MAX_SEGS], *lp[SPATTN_SPLIT_MAX_SEGS];
+    for (size_t i = i0; i < i0 + here; i++) {
+        for (size_t s = 0; s < nseg; s++) {
+            op[s] = slot + (s * rows + i) * dv;
+            lp[s] = slot + nseg * rows * dv + s * rows + i;
+        }
+        float row_lse;
+        p->kt->merge_rows(nseg, 1, dv, op, lp, o + (ptrdiff_t)i * o_rs, lse ? lse + i : &row_lse);
+    }
+}
+
+/* A split plan: every item, then (once all are done) every merge. */
+static void run_split(const exec_ctx *x, int nt, float *scratch)
+{
+    const spattn_plan *p = x->p;
+    const spattn_split *sp = &p->split;
+    float *out = scratch + p->scratch_per_thread * (size_t)p->nthreads;
+    if (nt <= 1) {
+        for (size_t c = 0; c < sp->segs.nchunks; c++)
+            run_items(x, c, scratch, out);
+        for (size_t k = 0; k < sp->merge_units; k++)
+            merge_unit(x, sp->merges[k], out);
+        return;
+    }
+    const long nchunks = (long)sp->segs.nchunks, nmerge = (long)sp->merge_units;
+#pragma omp parallel num_threads(nt)
+    {
+        float *mine = scratch + (size_t)omp_get_thread_num() * p->scratch_per_thread;
+        /* The first loop's implied barrier: every segment is written before a merge reads it. */
+#pragma omp for schedule(dynamic, 1)
+        for (long c = 0; c < nchunks; c++)
+            run_items(x, (size_t)c, mine, out);
+#pragma omp for schedule(static)
+        for (long k = 0; k < nmerge; k++)
+            merge_unit(x, sp->merges[k], out);
+    }
+}
+
 spattn_status spattn_plan_execute(const spattn_plan *plan, const spattn_args *args)
 {
     if (plan == NULL || args == NULL)
@@ -143,19 +265,20 @@ spattn_status spattn_plan_execute(const spattn_plan *plan, const spattn_args *ar
     float *scratch = plan->scratch;
     int own = 0;
     if (atomic_flag_test_and_set(&mp->scratch_busy)) {
-        scratch = spattn__aligned_alloc(plan->scratch_per_thread * sizeof(float) *
-                                        (size_t)plan->nthreads);
+        scratch = spattn__aligned_alloc(plan->scratch_floats * sizeof(float));
         if (scratch == NULL)
             return SPATTN_E_NOMEM;
         own = 1;
     }
 
     exec_ctx x = {plan, args, spattn__resolve_scale(args->scale, plan->shape.dim_qk)};
-    size_t chunks = plan->run->nchunks;
+    size_t chunks = plan->split.nseg ? plan->split.segs.nchunks : plan->run->nchunks;
     int nt = plan->nthreads;
     if ((size_t)nt > chunks)
         nt = (int)chunks;
-    if (nt <= 1) {
+    if (plan->split.nseg) {
+        run_split(&x, nt, scratch);
+    } else if (nt <= 1) {
         for (size_t c = 0; c < chunks; c++)
             run_chunk(&x, c, scratch);
     } else {

@@ -1,5 +1,6 @@
 /* Plans: everything that depends only on shape, masks, ISA and threads, done once: the plain
-   schedule (schedule.h), the packed decode one where it applies (pack.h), and scratch. */
+   schedule (schedule.h), the packed decode one where it applies (pack.h), the split-KV
+   segments where the units are few (split.h), and scratch. */
 #include <omp.h>
 #include <stdatomic.h>
 
@@ -15,6 +16,7 @@ void spattn_plan_free(spattn_plan *p)
         return;
     spattn__schedule_free(&p->plain);
     spattn__schedule_free(&p->packed);
+    spattn__split_free(&p->split);
     spattn__aligned_free(p->scratch);
     spattn__free(p);
 }
@@ -37,10 +39,6 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape, const spattn_m
         return st;
     if (nthreads == 0)
         nthreads = omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
-    /* A thread with no unit of its own would only cost scratch memory. */
-    size_t units = shape->batch * shape->heads_q * ((shape->len_q + SPATTN_TQ - 1) / SPATTN_TQ);
-    if ((size_t)nthreads > units)
-        nthreads = (int)units;
     if (nthreads > SPATTN_MAX_THREADS)
         nthreads = SPATTN_MAX_THREADS;
 
@@ -73,12 +71,25 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape, const spattn_m
     if (spattn__schedule_pack(&p->plain, kt, path, nthreads, &p->packed, &packed) != SPATTN_OK)
         goto nomem;
     p->run = packed ? &p->packed : &p->plain;
+    if (spattn__split_build(p->run, kt, path, nthreads, &p->split) != SPATTN_OK)
+        goto nomem;
+    /* A thread with no chunk of its own would only cost scratch memory. */
+    const size_t chunks = p->split.nseg ? p->split.segs.nchunks : p->run->nchunks;
+    if ((size_t)p->nthreads > chunks)
+        p->nthreads = (int)chunks;
 
     const size_t gather_keys = spattn__keyrows_longest(p->run->keyrows, p->run->n_masks);
     size_t per = kt->scratch_floats(shape->dim_qk, shape->dim_v,
                                     spattn__schedule_gather_rows(p->run), gather_keys);
+    if (p->split.nseg) {
+        const spattn_schedule *sg = &p->split.segs;
+        size_t seg = kt->scratch_floats(shape->dim_qk, shape->dim_v, p->split.gather_rows,
+                                        spattn__keyrows_longest(sg->keyrows, sg->n_masks));
+        per = seg > per ? seg : per;
+    }
     p->scratch_per_thread = (per + 15) / 16 * 16; /* keep each thread's part 64-byte aligned */
-    p->scratch = spattn__aligned_alloc(p->scratch_per_thread * sizeof(float) * (size_t)p->nthreads);
+    p->scratch_floats = p->scratch_per_thread * (size_t)p->nthreads + p->split.scratch_floats;
+    p->scratch = spattn__aligned_alloc(p->scratch_floats * sizeof(float));
     if (p->scratch == NULL)
         goto nomem;
     *out = p;
@@ -125,4 +136,23 @@ int spattn__plan_packed(const spattn_plan *plan)
 size_t spattn__plan_gather_tiles(const spattn_plan *plan)
 {
     return plan ? plan->plain.gather_tiles : 0;
+}
+
+size_t spattn_plan_kv_segments(const spattn_plan *plan, size_t b, size_t h, size_t *bounds,
+                               size_t cap)
+{
+    if (plan == NULL || b >= plan->shape.batch || h >= plan->shape.heads_q)
+        return 0;
+    const spattn_schedule *run = plan->run;
+    const spattn_split *sp = &plan->split;
+    /* The unit head of (b, h): a packed schedule runs a KV group under its first head's mask. */
+    const size_t hh = h / run->head_step;
+    const size_t mi = spattn__schedule_unit(run, (b * run->heads + hh) * run->nqt).mi;
+    const size_t n = spattn__split_nseg(sp, mi);
+    if (bounds != NULL && cap >= n + 1) {
+        bounds[0] = 0;
+        for (size_t s = 0; s < n; s++)
+            bounds[s + 1] = sp->nseg ? sp->k1[sp->first[mi] + s] : plan->shape.len_k;
+    }
+    return n;
 }

@@ -7,6 +7,7 @@
 
 #include "kernels/kernel.h"
 #include "plan/schedule.h"
+#include "plan/split.h"
 
 struct spattn_plan {
     spattn_shape shape;
@@ -19,9 +20,12 @@ struct spattn_plan {
        (zeroed) otherwise. */
     spattn_schedule packed;
     const spattn_schedule *run; /* what execute runs: &plain or &packed */
-    size_t scratch_per_thread;  /* floats */
-    float *scratch;             /* nthreads parts, used by one execute at a time */
-    atomic_flag scratch_busy;   /* a concurrent execute allocates its own scratch instead */
+    /* Split-KV over run's units (split.h); split.nseg == 0 when the plan does not split. */
+    spattn_split split;
+    size_t scratch_per_thread; /* floats */
+    size_t scratch_floats;     /* nthreads parts, then split.scratch_floats */
+    float *scratch;            /* used by one execute at a time */
+    atomic_flag scratch_busy;  /* a concurrent execute allocates its own scratch instead */
 };
 
 #endif

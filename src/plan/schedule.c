@@ -52,7 +52,7 @@ void spattn__schedule_free(spattn_schedule *s)
 
 /* A tile visit costs its whole 64 x TQ area whatever its bits; a gathered pair costs about
    two tiled ones (no register blocking). */
-static uint64_t tile_cost(const spattn_mask *m, size_t qt, int gather)
+uint64_t spattn__tile_cost(const spattn_mask *m, size_t qt, int gather)
 {
     size_t nt = m->qt_ptr[qt + 1] - m->qt_ptr[qt];
     uint64_t c = gather ? 2 * m->qt_nnz[qt] : (uint64_t)nt * SPATTN_TQ * SPATTN_TK;
@@ -62,7 +62,7 @@ static uint64_t tile_cost(const spattn_mask *m, size_t qt, int gather)
 uint64_t spattn__schedule_unit_cost(const spattn_schedule *s, size_t u)
 {
     const spattn_unit x = spattn__schedule_unit(s, u);
-    return tile_cost(s->masks[x.mi], x.qt, s->gather[x.mi * s->nqt + x.qt]);
+    return spattn__tile_cost(s->masks[x.mi], x.qt, s->gather[x.mi * s->nqt + x.qt]);
 }
 
 static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
@@ -80,18 +80,19 @@ static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, si
     return (double)m->qt_nnz[qt] < kt->gather_below * area;
 }
 
-/* Cuts the units into chunks for nthreads: guided (each chunk a fixed fraction of the cost
-   left, the last ones short), or when gather_bound (most of the cost is gather tiles) a few
-   long chunks of equal cost per thread; never between the two query tiles of a pair. */
-static int split(spattn_schedule *s, int nthreads, uint64_t total, int gather_bound)
+/* Cuts items 0 .. n-1 into chunks for nthreads: guided (each chunk a fixed fraction of the
+   cost left, the last ones short), or when equal_mode (most of the cost is gather tiles) a
+   few long chunks of equal cost per thread; never right after an item that src keeps with
+   the next one. */
+int spattn__cut_chunks(const spattn_cut_src *src, int nthreads, uint64_t total, int equal_mode,
+                       size_t **chunk_start, size_t *nchunks)
 {
-    const size_t nunits = spattn__schedule_units(s);
-    const size_t pair_period = s->pairs ? s->nqt : 0;
+    const size_t nunits = src->n;
     const double n = (double)nthreads;
     /* Equal chunks: `equal` of them. Guided: a chunk ends once it holds max(left / (DIV n),
        total / (MIN n)), about DIV n (1 + ln(MIN / DIV)) chunks; every chunk but the last
        holds at least total / (MIN n), so there are never more than MIN n + 1. */
-    const size_t equal = nthreads == 1 ? 1 : gather_bound ? (size_t)nthreads * GATHER_CHUNKS : 0;
+    const size_t equal = nthreads == 1 ? 1 : equal_mode ? (size_t)nthreads * GATHER_CHUNKS : 0;
     const double floor_share = (double)total / (GUIDED_MIN * n);
     size_t cap = equal ? equal : (size_t)nthreads * GUIDED_MIN + 1;
     if (cap > nunits)
@@ -102,10 +103,8 @@ static int split(spattn_schedule *s, int nthreads, uint64_t total, int gather_bo
     size_t c = 0;
     uint64_t acc = 0, done = 0;
     for (size_t u = 0; u < nunits && c + 1 < cap; u++) {
-        acc += spattn__schedule_unit_cost(s, u);
-        /* Never cut between the two query tiles of a pair (see execute.c). */
-        const size_t q = pair_period ? u % pair_period : 1;
-        if (q % 2 == 0 && q + 1 < pair_period)
+        acc += src->cost(src->ctx, u);
+        if (src->keep_with_next != NULL && src->keep_with_next(src->ctx, u))
             continue;
         int cut;
         if (equal) {
@@ -121,13 +120,26 @@ static int split(spattn_schedule *s, int nthreads, uint64_t total, int gather_bo
     }
     if (cs[c] != nunits)
         cs[++c] = nunits;
-    s->chunk_start = cs;
-    s->nchunks = c;
+    *chunk_start = cs;
+    *nchunks = c;
     return 1;
 }
 
-spattn_status spattn__schedule_plan(spattn_schedule *s, const spattn_kernel_table *kt,
-                                    spattn_path path, int nthreads)
+static uint64_t unit_cost_cb(const void *ctx, size_t u)
+{
+    return spattn__schedule_unit_cost(ctx, u);
+}
+
+/* Never cut between the two query tiles of a pair (see execute.c). */
+static int pair_first_cb(const void *ctx, size_t u)
+{
+    const spattn_schedule *s = ctx;
+    const size_t q = u % s->nqt;
+    return q % 2 == 0 && q + 1 < s->nqt;
+}
+
+spattn_status spattn__schedule_paths(spattn_schedule *s, const spattn_kernel_table *kt,
+                                     spattn_path path)
 {
     const size_t nqt = s->nqt;
     s->gather = spattn__calloc(s->n_masks, nqt);
@@ -144,21 +156,36 @@ spattn_status spattn__schedule_plan(spattn_schedule *s, const spattn_kernel_tabl
             spattn__keyrows_build(s->masks[i], g, &s->keyrows[i]) != SPATTN_OK)
             return SPATTN_E_NOMEM;
     }
-
-    /* The packed decode schedule runs no tile pairs and always cuts guided chunks: its units
-       are few (one per KV head and group tile) and that is how it was tuned. */
+    /* The packed decode schedule runs no tile pairs: its units are one query tile per KV head
+       (rows = the group's heads). */
     s->pairs = kt->attn_tiles2 != NULL && !s->rows_are_heads;
+    return SPATTN_OK;
+}
+
+spattn_status spattn__schedule_plan(spattn_schedule *s, const spattn_kernel_table *kt,
+                                    spattn_path path, int nthreads)
+{
+    const size_t nqt = s->nqt;
+    spattn_status st = spattn__schedule_paths(s, kt, path);
+    if (st != SPATTN_OK)
+        return st;
+    /* The packed decode schedule always cuts guided chunks: its units are few and that is how
+       it was tuned. */
     uint64_t cost_all = 0, cost_gather = 0;
     for (size_t u = 0; u < spattn__schedule_units(s); u++) {
         const spattn_unit x = spattn__schedule_unit(s, u);
         const int g = s->gather[x.mi * nqt + x.qt];
-        const uint64_t c = tile_cost(s->masks[x.mi], x.qt, g);
+        const uint64_t c = spattn__tile_cost(s->masks[x.mi], x.qt, g);
         s->gather_tiles += (size_t)g;
         cost_all += c;
         cost_gather += g ? c : 0;
     }
     const int gather_bound = !s->rows_are_heads && 2 * cost_gather > cost_all;
-    return split(s, nthreads, cost_all, gather_bound) ? SPATTN_OK : SPATTN_E_NOMEM;
+    const spattn_cut_src src = {unit_cost_cb, s->pairs ? pair_first_cb : NULL, s,
+                                spattn__schedule_units(s)};
+    return spattn__cut_chunks(&src, nthreads, cost_all, gather_bound, &s->chunk_start, &s->nchunks)
+               ? SPATTN_OK
+               : SPATTN_E_NOMEM;
 }
 
 size_t spattn__schedule_gather_rows(const spattn_schedule *s)

@@ -70,6 +70,29 @@ spattn_status spattn__schedule_init(spattn_schedule *s, const spattn_shape *shap
 spattn_status spattn__schedule_plan(spattn_schedule *s, const spattn_kernel_table *kt,
                                     spattn_path path, int nthreads);
 
+/* The first half of spattn__schedule_plan: the path of every query tile of every mask, the key
+   lists of the gathered ones, and whether tile pairs may run. SPATTN_E_NOMEM on failure. */
+spattn_status spattn__schedule_paths(spattn_schedule *s, const spattn_kernel_table *kt,
+                                     spattn_path path);
+
+/* Items to cut into chunks: cost(ctx, i) of item i (i < n); keep_with_next (NULL: none) says
+   that no chunk may end right after item i. */
+typedef struct spattn_cut_src {
+    uint64_t (*cost)(const void *ctx, size_t i);
+    int (*keep_with_next)(const void *ctx, size_t i);
+    const void *ctx;
+    size_t n;
+} spattn_cut_src;
+
+/* The work split of n >= 1 items of cost `total` for nthreads (schedule.c explains it): chunk c
+   is items (*chunk_start)[c] .. (*chunk_start)[c + 1] - 1, *nchunks of them. Returns 0 when
+   out of memory. */
+int spattn__cut_chunks(const spattn_cut_src *src, int nthreads, uint64_t total, int equal_mode,
+                       size_t **chunk_start, size_t *nchunks);
+
+/* Estimated cost of query tile qt of m on the gather path or not, in pair-operations. */
+uint64_t spattn__tile_cost(const spattn_mask *m, size_t qt, int gather);
+
 /* Estimated cost of unit u, in pair-operations. */
 uint64_t spattn__schedule_unit_cost(const spattn_schedule *s, size_t u);
 

@@ -3,9 +3,9 @@
 #   1. clang, ASan + UBSan (+ LSan): the whole Check suite, every test in one process so that
 #      LeakSanitizer sees every allocation at exit (forked test children would each exit on
 #      their own). gcc does not instrument AVX-512 masked loads; clang does.
-#   2. clang, TSan: the concurrency suite, with libomp's Archer tool so that TSan understands
-#      OpenMP's synchronisation, and libomp's own (uninstrumented) internals ignored as Archer
-#      asks.
+#   2. clang, TSan: the concurrency and split-KV suites, with libomp's Archer tool so that TSan
+#      understands OpenMP's synchronisation, and libomp's own (uninstrumented) internals
+#      ignored as Archer asks.
 # Usage: tools/ci/sanitize.sh [build-root]   (default: build-sanitize under the repository;
 #        ASAN_DIR / TSAN_DIR override the two build directories)
 set -uo pipefail
@@ -60,6 +60,11 @@ step "tsan build" configure_build "$tsan" thread
 if [ -x "$tsan/tests/spattn-tests" ]; then
   step "tsan: concurrency suite" env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1" \
     ${archer:+OMP_TOOL_LIBRARIES=$archer} CK_FORK=no CK_RUN_SUITE=concurrency \
+    "$tsan/tests/spattn-tests"
+  # Split-KV plans: segments run on 2, 3 and 8 threads and merged after a barrier, one plan
+  # executed from several threads at once.
+  step "tsan: split suite" env TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1" \
+    ${archer:+OMP_TOOL_LIBRARIES=$archer} CK_FORK=no CK_RUN_SUITE=split \
     "$tsan/tests/spattn-tests"
   step "tsan: first use from 8 threads" env TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1" \
     ${archer:+OMP_TOOL_LIBRARIES=$archer} "$tsan/tests/spattn-first-use"
