@@ -288,6 +288,7 @@ static spattn_head_job make_job(const kdata *d, tu_buf *o, tu_buf *lse)
     job.mod_step = 0;
     job.pos0 = (ptrdiff_t)k->len_k - (ptrdiff_t)k->len_q + k->pos_offset;
     job.pos_step = 1;
+    job.q_dtype = job.kv_dtype = job.o_dtype = SPATTN_DTYPE_F32;
     return job;
 }
 

@@ -5,7 +5,9 @@
 #ifndef SPATTN_KERNELS_QK_ROWS_H
 #define SPATTN_KERNELS_QK_ROWS_H
 
+#include "convert.h"
 #include "kernels/common.h"
+#include "kernels/kv_load.h"
 #include "kernels/kv_prefetch.h"
 
 /* Query tiles of at most QR_MAX rows take their QK along dim (qk_rowdot, see there), in groups
@@ -16,16 +18,23 @@
 #define QR_MAX (VL == 16 ? 8 : 4)
 
 /* The rows of a query tile row-major for qk_rowdot: 4 or 8 rows of dim_qk (within the 16 *
-   dim_qk floats a packed Q takes), the rows past `rows` zero. */
+   dim_qk floats a packed Q takes), the rows past `rows` zero; 16-bit Q widened here. */
 static void pack_q_rows(const spattn_head_job *job, size_t i0, size_t rows, float *qr)
 {
     const float c = q_factor(job);
     const size_t dq = job->dim_qk;
     memset(qr, 0, (rows <= 4 ? 4 : 8) * dq * sizeof(float));
+    const ptrdiff_t qs = (ptrdiff_t)spattn__dtype_size(job->q_dtype);
     for (size_t r = 0; r < rows; r++) {
-        const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
-        for (size_t d = 0; d < dq; d++)
-            qr[r * dq + d] = q[d] * c;
+        const void *qv = (const char *)job->q + (ptrdiff_t)(i0 + r) * job->q_ts * qs;
+        if (job->q_dtype == SPATTN_DTYPE_F32) {
+            const float *q = qv;
+            for (size_t d = 0; d < dq; d++)
+                qr[r * dq + d] = q[d] * c;
+        } else {
+            for (size_t d = 0; d < dq; d++)
+                qr[r * dq + d] = spattn__load_f32(qv, (ptrdiff_t)d, job->q_dtype) * c;
+        }
     }
 }
 
@@ -37,21 +46,21 @@ static void pack_q_rows(const spattn_head_job *job, size_t i0, size_t rows, floa
    zero Q of padding rows gives them in the column form), masked and stored as qk_cols_nq stores
    it. Decode (dim 128): QK 128 FMAs per key -> 32 plus one hsums4 for 4 rows, 64 plus two
    for 8. qr: the rows' pre-scaled Q, row-major dq apart, rows past the tile's zero; ng
-   groups of 4 rows, nkeys keys per step. */
-SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const float *qr, size_t dq,
-                                       const float *kb, ptrdiff_t k_ts, size_t j0,
-                                       const uint32_t *idx, size_t nk, const uint32_t *cm,
-                                       float *st, const tile_prefetch *pf)
+   groups of 4 rows, nkeys keys per step; K of type kvt (kv_load.h). */
+SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int kvt, const int ng, const int nkeys,
+                                       const float *qr, size_t dq, const char *kb, ptrdiff_t k_ts,
+                                       size_t j0, const uint32_t *idx, size_t nk,
+                                       const uint32_t *cm, float *st, const tile_prefetch *pf)
 {
     const col_t ninf = col_set1(K_NINF);
     col_t mt = ninf;
     for (size_t jj = 0; jj < nk; jj += (size_t)nkeys) {
         if (pf != NULL)
             prefetch_keys(pf, jj, (size_t)nkeys);
-        const float *kp[QR_KEYS];
+        const char *kp[QR_KEYS];
         for (int b = 0; b < nkeys; b++) {
             const size_t jb = jj + (size_t)b < nk ? jj + (size_t)b : nk - 1;
-            kp[b] = kb + (ptrdiff_t)(j0 + idx[jb]) * k_ts;
+            kp[b] = kv_row(kvt, kb, (ptrdiff_t)(j0 + idx[jb]), k_ts);
         }
         vec_t acc[QR_KEYS][8];
         for (int b = 0; b < nkeys; b++)
@@ -63,7 +72,7 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const floa
             for (int r = 0; r < 4 * ng; r++)
                 q[r] = vec_loadu(qr + (size_t)r * dq + d);
             for (int b = 0; b < nkeys; b++) {
-                const vec_t k = vec_loadu(kp[b] + d);
+                const vec_t k = kv_loadu(kvt, kp[b], d);
                 for (int r = 0; r < 4 * ng; r++)
                     acc[b][r] = vec_fma(q[r], k, acc[b][r]);
             }
@@ -74,7 +83,7 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const floa
             for (int r = 0; r < 4 * ng; r++)
                 q[r] = vec_loadu_m(qr + (size_t)r * dq + d, mk);
             for (int b = 0; b < nkeys; b++) {
-                const vec_t k = vec_loadu_m(kp[b] + d, mk);
+                const vec_t k = kv_loadu_m(kvt, kp[b], d, mk);
                 for (int r = 0; r < 4 * ng; r++)
                     acc[b][r] = vec_fma(q[r], k, acc[b][r]);
             }
@@ -90,13 +99,25 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const floa
     return mt;
 }
 
-SPATTN_ALWAYS_INLINE col_t qk_rowdot(size_t rows, const float *qr, size_t dq, const float *kb,
-                                     ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk,
-                                     const uint32_t *cm, float *st, const tile_prefetch *pf)
+SPATTN_ALWAYS_INLINE col_t qk_rowdot_t(const int kvt, size_t rows, const float *qr, size_t dq,
+                                       const char *kb, ptrdiff_t k_ts, size_t j0,
+                                       const uint32_t *idx, size_t nk, const uint32_t *cm,
+                                       float *st, const tile_prefetch *pf)
 {
     if (QR_MAX > 4 && rows > 4)
-        return qk_rowdot_g(2, QR_KEYS / 2, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf);
-    return qk_rowdot_g(1, QR_KEYS, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf);
+        return qk_rowdot_g(kvt, 2, QR_KEYS / 2, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf);
+    return qk_rowdot_g(kvt, 1, QR_KEYS, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf);
+}
+
+/* K of type kvt (the job's kv_dtype), kb a pointer to its key 0. */
+SPATTN_ALWAYS_INLINE col_t qk_rowdot(int kvt, size_t rows, const float *qr, size_t dq,
+                                     const void *kb, ptrdiff_t k_ts, size_t j0, const uint32_t *idx,
+                                     size_t nk, const uint32_t *cm, float *st,
+                                     const tile_prefetch *pf)
+{
+    col_t mt;
+    KV_DISPATCH(kvt, mt = qk_rowdot_t(KVT, rows, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf));
+    return mt;
 }
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "convert.h"
 #include "plan/plan_internal.h"
 #include "validate.h"
 
@@ -22,10 +23,21 @@ static spattn_head_job make_job(const exec_ctx *x, size_t b, size_t h, size_t hk
 {
     const spattn_args *a = x->a;
     spattn_head_job job;
-    job.q = a->q + (ptrdiff_t)b * a->q_layout.batch + (ptrdiff_t)h * a->q_layout.head;
-    job.k = a->k + (ptrdiff_t)b * a->k_layout.batch + (ptrdiff_t)hk * a->k_layout.head;
-    job.v = a->v + (ptrdiff_t)b * a->v_layout.batch + (ptrdiff_t)hk * a->v_layout.head;
-    job.o = a->o + (ptrdiff_t)b * a->o_layout.batch + (ptrdiff_t)h * a->o_layout.head;
+    /* Byte offsets: strides count elements of each tensor's own type. */
+    const ptrdiff_t qs = (ptrdiff_t)spattn__dtype_size(a->q_dtype),
+                    kvs = (ptrdiff_t)spattn__dtype_size(a->kv_dtype),
+                    os = (ptrdiff_t)spattn__dtype_size(a->o_dtype);
+    job.q = (const char *)a->q +
+            ((ptrdiff_t)b * a->q_layout.batch + (ptrdiff_t)h * a->q_layout.head) * qs;
+    job.k = (const char *)a->k +
+            ((ptrdiff_t)b * a->k_layout.batch + (ptrdiff_t)hk * a->k_layout.head) * kvs;
+    job.v = (const char *)a->v +
+            ((ptrdiff_t)b * a->v_layout.batch + (ptrdiff_t)hk * a->v_layout.head) * kvs;
+    job.o =
+        (char *)a->o + ((ptrdiff_t)b * a->o_layout.batch + (ptrdiff_t)h * a->o_layout.head) * os;
+    job.q_dtype = a->q_dtype;
+    job.kv_dtype = a->kv_dtype;
+    job.o_dtype = a->o_dtype;
     job.lse = lse;
     job.q_ts = q_row_stride;
     job.k_ts = a->k_layout.token;
@@ -55,7 +67,9 @@ static void empty_tile(const spattn_head_job *job, const spattn_mask *m, size_t 
 {
     const size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
     for (size_t r = 0; r < rows; r++) {
-        memset(job->o + (ptrdiff_t)(i0 + r) * job->o_ts, 0, job->dim_v * sizeof(float));
+        const size_t es = spattn__dtype_size(job->o_dtype); /* zero bits are +0 in every type */
+        memset((char *)job->o + (ptrdiff_t)(i0 + r) * job->o_ts * (ptrdiff_t)es, 0,
+               job->dim_v * es);
         if (job->lse)
             job->lse[i0 + r] =
                 job->sinks ? job->sinks[(ptrdiff_t)(i0 + r) * job->mod_step] : -INFINITY;

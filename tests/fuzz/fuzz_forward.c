@@ -307,8 +307,8 @@ static void tame_scores(problem *p)
                 for (size_t j = 0; j < s->len_k; j++) {
                     double dot = 0;
                     for (size_t d = 0; d < s->dim_qk; d++)
-                        dot += (double)p->a.q[at(&p->qv, b, h, i) + d] *
-                               p->a.k[at(&p->kv, b, h / g, j) + d];
+                        dot += (double)((const float *)p->a.q)[at(&p->qv, b, h, i) + d] *
+                               ((const float *)p->a.k)[at(&p->kv, b, h / g, j) + d];
                     if (fabs(dot * scale) > smax)
                         smax = fabs(dot * scale);
                 }
