@@ -26,7 +26,10 @@ double bench_kv_bytes(const bench_case *c, spattn_mask *const *masks, size_t n)
         else
             keys += (double)spattn_mask_nnz(masks[n == 1 ? 0 : h * group]);
     }
-    return keys * (double)c->batch * 2.0 * (double)c->dim * sizeof(float);
+    spattn_dtype tq, tkv, to;
+    bench_dtypes(c->dtype, &tq, &tkv, &to);
+    return keys * (double)c->batch * 2.0 * (double)c->dim *
+           (tkv == SPATTN_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t));
 }
 
 void bench_report_attn(const bench_case *c, spb_state *st, const char *impl, double peak, double t,

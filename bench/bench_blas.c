@@ -85,10 +85,12 @@ static void blas_forward(const blas_problem *p)
     float scale = 1.0f / sqrtf((float)d);
     for (size_t b = 0; b < c->batch; b++)
         for (size_t h = 0; h < c->heads_q; h++) {
-            const float *q = a->q + b * a->q_layout.batch + h * a->q_layout.head;
-            const float *k = a->k + b * a->k_layout.batch + (h / group) * a->k_layout.head;
-            const float *v = a->v + b * a->v_layout.batch + (h / group) * a->v_layout.head;
-            float *o = a->o + b * a->o_layout.batch + h * a->o_layout.head;
+            const float *q = (const float *)a->q + b * a->q_layout.batch + h * a->q_layout.head;
+            const float *k =
+                (const float *)a->k + b * a->k_layout.batch + (h / group) * a->k_layout.head;
+            const float *v =
+                (const float *)a->v + b * a->v_layout.batch + (h / group) * a->v_layout.head;
+            float *o = (float *)a->o + b * a->o_layout.batch + h * a->o_layout.head;
             const uint8_t *mask = p->allowed ? p->allowed[p->n_allowed == 1 ? 0 : h] : NULL;
             for (size_t r0 = 0; r0 < c->len_q; r0 += ROW_BLOCK) {
                 size_t rb = c->len_q - r0 < ROW_BLOCK ? c->len_q - r0 : ROW_BLOCK;

@@ -19,6 +19,23 @@ const char *bench_mod_name(bench_mod m)
     return (unsigned)m < BMOD_COUNT ? names[m] : "unknown";
 }
 
+const char *bench_dtype_name(bench_dtype d)
+{
+    static const char *const names[BD_COUNT] = {"f32", "bf16", "f16", "f32-f16kv"};
+    return (unsigned)d < BD_COUNT ? names[d] : "unknown";
+}
+
+void bench_dtypes(bench_dtype d, spattn_dtype *q, spattn_dtype *kv, spattn_dtype *o)
+{
+    *q = *kv = *o = SPATTN_DTYPE_F32;
+    if (d == BD_BF16)
+        *q = *kv = *o = SPATTN_DTYPE_BF16;
+    else if (d == BD_F16)
+        *q = *kv = *o = SPATTN_DTYPE_F16;
+    else if (d == BD_F32_F16KV)
+        *kv = SPATTN_DTYPE_F16;
+}
+
 void bench_level_str(int level, char *buf, size_t n)
 {
     if (level % 10 == 0)
@@ -66,8 +83,8 @@ double bench_times_get(const char *key)
 
 void bench_time_key(char *buf, size_t n, const char *impl, const bench_case *c, int dense)
 {
-    snprintf(buf, n, "%s|%s/%d/%zu/%zu/%zu/%zu/%zu/%zu/%d/%s", impl,
+    snprintf(buf, n, "%s|%s/%d/%zu/%zu/%zu/%zu/%zu/%zu/%d/%s/%s", impl,
              bench_pattern_name(dense ? BP_DENSE : c->pattern), dense ? 0 : c->level, c->len_q,
              c->len_k, c->dim, c->heads_q, c->heads_kv, c->batch, c->threads,
-             bench_mod_name(c->mod));
+             bench_mod_name(c->mod), bench_dtype_name(c->dtype));
 }

@@ -40,6 +40,16 @@ typedef enum bench_mod {
     BMOD_COUNT
 } bench_mod;
 
+/* Element types of Q, K/V and O (spattn_dtype); entries in F32 keep the names they always
+   had. */
+typedef enum bench_dtype {
+    BD_F32,
+    BD_BF16,      /* Q, K, V and O in bf16 */
+    BD_F16,       /* Q, K, V and O in f16 */
+    BD_F32_F16KV, /* f32 Q and O over an f16 KV cache (llama.cpp's case) */
+    BD_COUNT
+} bench_dtype;
+
 typedef struct bench_case {
     bench_kind kind;
     spattn_isa isa; /* BK_ATTN, BK_PLAN, BK_PATH, BK_PEAK */
@@ -52,12 +62,16 @@ typedef struct bench_case {
     size_t param2; /* second one (BigBird random blocks) */
     int fixed;     /* param and param2 given: the level is computed from them, not fitted */
     bench_mod mod;
-    size_t bytes; /* BK_MEMBW buffer size */
+    bench_dtype dtype; /* BK_ATTN, BK_PATH */
+    size_t bytes;      /* BK_MEMBW buffer size */
     char name[192];
 } bench_case;
 
 const char *bench_pattern_name(bench_pattern p);
-const char *bench_mod_name(bench_mod m); /* "" for BMOD_NONE */
+const char *bench_mod_name(bench_mod m);     /* "" for BMOD_NONE */
+const char *bench_dtype_name(bench_dtype d); /* "f32", "bf16", "f16", "f32-f16kv" */
+/* The spattn_dtype of q, of k and v, and of o in a case of type d. */
+void bench_dtypes(bench_dtype d, spattn_dtype *q, spattn_dtype *kv, spattn_dtype *o);
 /* "90", "99.9", ... */
 void bench_level_str(int level, char *buf, size_t n);
 
@@ -73,8 +87,8 @@ double bench_times_get(const char *key); /* 0 when absent */
    dense problem of the same shape and modifiers. */
 void bench_time_key(char *buf, size_t n, const char *impl, const bench_case *c, int dense);
 
-/* Q, K, V, O of c's shape (BHTD, uniform in [-1, 1)) in *args, reused while consecutive cases
-   share a shape. Returns 0 when memory runs out. */
+/* Q, K, V, O of c's shape (BHTD, uniform in [-1, 1)) in *args, in c's element types, reused
+   while consecutive cases share a shape and types. Returns 0 when memory runs out. */
 int bench_data_args(const bench_case *c, spattn_args *args);
 
 /* Counters of an attention run (spattn or a baseline) that took t seconds per call:

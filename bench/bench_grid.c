@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench_case.h"
 #include "bench_masks.h"
@@ -56,17 +57,21 @@ static void name_case(bench_case *c)
     const char *impl = c->kind == BK_BLAS ? "openblas" : spattn_isa_name(c->isa);
     const char *pat = bench_pattern_name(c->pattern);
     /* a modifier is one more component after the pattern; without one the name is as ever */
-    char mod[32] = "";
+    char mod[64] = "";
     if (c->mod != BMOD_NONE)
         snprintf(mod, sizeof mod, "/mod:%s", bench_mod_name(c->mod));
+    /* the element types likewise, after the modifier */
+    if (c->dtype != BD_F32)
+        snprintf(mod + strlen(mod), sizeof mod - strlen(mod), "/dtype:%s",
+                 bench_dtype_name(c->dtype));
     switch (c->kind) {
     case BK_ATTN:
     case BK_BLAS:
         if (c->len_q == 1)
             snprintf(c->name, sizeof c->name,
-                     "decode/isa:%s/pattern:%s/sparsity:%s/lenk:%zu/dim:%zu/heads:%zux%zu/"
+                     "decode/isa:%s/pattern:%s%s/sparsity:%s/lenk:%zu/dim:%zu/heads:%zux%zu/"
                      "threads:%d",
-                     impl, pat, lv, c->len_k, c->dim, c->heads_q, c->heads_kv, c->threads);
+                     impl, pat, mod, lv, c->len_k, c->dim, c->heads_q, c->heads_kv, c->threads);
         else
             snprintf(c->name, sizeof c->name,
                      "attn/isa:%s/pattern:%s%s/sparsity:%s/len:%zu/dim:%zu/threads:%d", impl, pat,
@@ -309,6 +314,32 @@ static void add_long_masks(size_t len, int simd_only, int with_streaming)
     }
 }
 
+/* Element types (spattn_dtype) beside the F32 entries of the same problems: decode over a
+   16-bit KV cache (what halving the bytes buys) and prefill, dense and causal, in every
+   type set. */
+static void add_dtypes(size_t len, size_t len_k, int simd_only)
+{
+    static const bench_pattern pats[] = {BP_DENSE, BP_CAUSAL};
+    static const int levels[] = {0, 500};
+    for (size_t i = 0; i < NCOMPILED; i++) {
+        if (simd_only && compiled[i] == SPATTN_ISA_SCALAR)
+            continue;
+        for (int d = BD_BF16; d < BD_COUNT; d++) {
+            for (size_t p = 0; p < N(pats); p++) {
+                bench_case c = attn_case(BK_ATTN, compiled[i], pats[p], levels[p], len, 64, 1);
+                c.dtype = (bench_dtype)d;
+                add(&c);
+            }
+            bench_case c = attn_case(BK_ATTN, compiled[i], BP_DENSE, 0, 1, 128, 1);
+            c.len_k = len_k;
+            c.heads_q = 32;
+            c.heads_kv = 8;
+            c.dtype = (bench_dtype)d;
+            add(&c);
+        }
+    }
+}
+
 static void grid_quick(int all)
 {
     static const bench_pattern pats[] = {BP_BLOCKS64, BP_CAUSAL, BP_FEWKEYS};
@@ -326,6 +357,7 @@ static void grid_quick(int all)
     /* smoke-tests the modifiers and the document mask beside the len 512 dense and causal */
     add_mods(512, 0, 0);
     add_long_masks(512, 0, 0);
+    add_dtypes(512, 4096, 0);
     if (all > 1) {
         group_spec g2 = {512, 64, all, pats, 1, levels + 1, 1, 0, 1};
         add_group(&g2);
@@ -409,6 +441,7 @@ static void grid_default(int all)
     /* split-KV decode, and the merge it and ring attention rest on (4 parts of 32 MiB) */
     add_decode_mqa(131072, all);
     add_merge(4, 65536, 128);
+    add_dtypes(4096, 32768, 1);
 }
 
 static void grid_full(int all)

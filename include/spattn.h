@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 #define SPATTN_VERSION_MAJOR 0
-#define SPATTN_VERSION_MINOR 1
+#define SPATTN_VERSION_MINOR 2
 #define SPATTN_VERSION_PATCH 0
 
 /* Most threads one call uses (a larger num_threads is capped). */
@@ -290,15 +290,40 @@ typedef struct spattn_layout {
 SPATTN_API spattn_layout spattn_layout_bhtd(size_t heads, size_t len, size_t dim);
 SPATTN_API spattn_layout spattn_layout_bthd(size_t heads, size_t len, size_t dim);
 
+/* Element types (0.2). Each of q, k/v and o has its own; strides count elements of the
+   tensor's own type. Every combination works everywhere (spattn_forward, spattn_plan_execute,
+   spattn_reference_forward, spattn_probs); a value outside the enum is SPATTN_E_ARG. Scores,
+   the softmax and the accumulation are float32 or better: what is computed is the formula
+   above on the inputs' exact values (every bf16 and f16 value is exactly a float), with o
+   rounded to nearest even into o_dtype. Accuracy against the float64 reference on the same
+   inputs, for unit-scale inputs: every output within (t_in + t_out) * (1 + |ref|), with t_in
+   2e-5 when q and kv are both F32, 2e-3 when the narrowest of them is F16, 1e-2 when one is
+   BF16, and t_out 0 for F32, 2^-8 for BF16 and 2^-11 for F16 outputs. lse is always float.
+   The fully-masked-row, NaN-isolation and thread-count guarantees hold for every type. */
+typedef enum spattn_dtype {
+    SPATTN_DTYPE_F32 = 0, /* IEEE binary32 */
+    SPATTN_DTYPE_BF16,    /* bfloat16: the high 16 bits of a binary32, as uint16_t */
+    SPATTN_DTYPE_F16      /* IEEE binary16, as uint16_t */
+} spattn_dtype;
+
+/* Conversions users need to prepare inputs and read outputs: n elements from x to y, which
+   must not overlap. Rounding is to nearest, ties to even; NaN stays NaN (quiet, sign kept);
+   a float beyond the f16 range gives +-Inf (bf16 has the float range: only a float that
+   rounds past its largest finite value does). Widening to float is exact. */
+SPATTN_API void spattn_f32_to_bf16(const float *x, uint16_t *y, size_t n);
+SPATTN_API void spattn_bf16_to_f32(const uint16_t *x, float *y, size_t n);
+SPATTN_API void spattn_f32_to_f16(const float *x, uint16_t *y, size_t n);
+SPATTN_API void spattn_f16_to_f32(const uint16_t *x, float *y, size_t n);
+
 typedef struct spattn_args {
     spattn_shape shape;
-    const float *q;
+    const void *q; /* elements of q_dtype; a float * converts implicitly (likewise k, v, o) */
     spattn_layout q_layout;
-    const float *k;
+    const void *k; /* elements of kv_dtype */
     spattn_layout k_layout;
-    const float *v;
+    const void *v; /* elements of kv_dtype */
     spattn_layout v_layout;
-    float *o;
+    void *o; /* elements of o_dtype */
     spattn_layout o_layout;
     float *lse;    /* optional, NULL or [batch][heads_q][len_q] contiguous */
     float scale;   /* 0 = 1/sqrt(dim_qk); negative or non-finite -> SPATTN_E_ARG */
@@ -315,6 +340,9 @@ typedef struct spattn_args {
     const float *alibi_slopes; /* NULL, or heads_q floats */
     const float *sinks;        /* NULL, or heads_q floats */
     ptrdiff_t pos_offset;      /* 0 for a whole sequence; for a key shard, see the 0.2 docs */
+    spattn_dtype q_dtype;      /* element type of q (0.2; 0 = F32, see spattn_dtype) */
+    spattn_dtype kv_dtype;     /* element type of k and v (the same for both) */
+    spattn_dtype o_dtype;      /* element type of o; lse is always float */
 } spattn_args;
 
 /* The standard ALiBi slopes (Press et al. 2022, "Train Short, Test Long") for `heads` heads,

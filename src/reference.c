@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "convert.h"
 #include "mask/mask_impl.h"
 #include "validate.h"
 
@@ -26,11 +27,49 @@ static double row_softmax(const double *s, const uint8_t *allowed, size_t n, dou
     return shift;
 }
 
-static double score(const float *q, const float *k, size_t d, double scale, double softcap)
+/* Element i of a tensor of type t, exactly. */
+static double elem(const void *p, ptrdiff_t i, spattn_dtype t)
+{
+    return (double)spattn__load_f32(p, i, t);
+}
+
+/* x rounded to nearest even into a binary format of p significand bits whose smallest normal
+   is 2^emin and largest finite value max (Inf beyond), as a double: x / quantum is exact (a
+   power-of-two scaling) and nearbyint rounds it ties-to-even in the default rounding mode.
+   One rounding from float64, where float64 -> float -> half would round twice. */
+static double round_to_format(double x, int p, int emin, double max)
+{
+    if (x == 0.0 || !isfinite(x))
+        return x;
+    int e = ilogb(x);
+    if (e < emin)
+        e = emin;
+    const double r = ldexp(nearbyint(ldexp(x, p - 1 - e)), e - (p - 1));
+    return fabs(r) > max ? copysign(INFINITY, x) : r;
+}
+
+/* Element i of o, of type t, set to x (nearest even). */
+static void store_elem(void *o, ptrdiff_t i, spattn_dtype t, double x)
+{
+    switch (t) {
+    case SPATTN_DTYPE_BF16: /* bf16 values are floats: the conversion below is exact */
+        ((uint16_t *)o)[i] = spattn__f32_to_bf16_1((float)round_to_format(x, 8, -126, 0x1.fcp127));
+        break;
+    case SPATTN_DTYPE_F16: /* likewise */
+        ((uint16_t *)o)[i] = spattn__f32_to_f16_1((float)round_to_format(x, 11, -14, 65504.0));
+        break;
+    default:
+        ((float *)o)[i] = (float)x;
+        break;
+    }
+}
+
+static double score(const void *q, spattn_dtype qt, const void *k, spattn_dtype kt, size_t d,
+                    double scale, double softcap)
 {
     double dot = 0.0;
     for (size_t t = 0; t < d; t++)
-        dot += (double)q[t] * (double)k[t];
+        dot += elem(q, (ptrdiff_t)t, qt) * elem(k, (ptrdiff_t)t, kt);
     double s = scale * dot;
     if (softcap != 0.0)
         s = softcap * tanh(s / softcap);
@@ -63,6 +102,9 @@ spattn_status spattn_reference_forward(const spattn_args *args, const spattn_mas
     }
     double scale = spattn__resolve_scale(args->scale, sh->dim_qk);
     size_t group = sh->heads_q / sh->heads_kv;
+    const ptrdiff_t eq = (ptrdiff_t)spattn__dtype_size(args->q_dtype),
+                    ekv = (ptrdiff_t)spattn__dtype_size(args->kv_dtype),
+                    eo = (ptrdiff_t)spattn__dtype_size(args->o_dtype);
     /* i' = i + pos0 (only formed with ALiBi, where validation bounds it). */
     const ptrdiff_t pos0 =
         args->alibi_slopes ? (ptrdiff_t)lk - (ptrdiff_t)lq + args->pos_offset : 0;
@@ -77,22 +119,28 @@ spattn_status spattn_reference_forward(const spattn_args *args, const spattn_mas
                 have = mi;
             }
             size_t hk = h / group;
-            const float *q =
-                args->q + (ptrdiff_t)b * args->q_layout.batch + (ptrdiff_t)h * args->q_layout.head;
-            const float *k =
-                args->k + (ptrdiff_t)b * args->k_layout.batch + (ptrdiff_t)hk * args->k_layout.head;
-            const float *v =
-                args->v + (ptrdiff_t)b * args->v_layout.batch + (ptrdiff_t)hk * args->v_layout.head;
-            float *o =
-                args->o + (ptrdiff_t)b * args->o_layout.batch + (ptrdiff_t)h * args->o_layout.head;
+            /* Byte pointers; strides count elements of each tensor's type. */
+            const char *q =
+                (const char *)args->q +
+                ((ptrdiff_t)b * args->q_layout.batch + (ptrdiff_t)h * args->q_layout.head) * eq;
+            const char *k =
+                (const char *)args->k +
+                ((ptrdiff_t)b * args->k_layout.batch + (ptrdiff_t)hk * args->k_layout.head) * ekv;
+            const char *v =
+                (const char *)args->v +
+                ((ptrdiff_t)b * args->v_layout.batch + (ptrdiff_t)hk * args->v_layout.head) * ekv;
+            char *o =
+                (char *)args->o +
+                ((ptrdiff_t)b * args->o_layout.batch + (ptrdiff_t)h * args->o_layout.head) * eo;
             const double sink = args->sinks != NULL ? args->sinks[h] : -INFINITY;
             for (size_t i = 0; i < lq; i++) {
                 const uint8_t *row = allowed + i * lk;
                 for (size_t j = 0; j < lk; j++)
-                    s[j] = row[j] ? score(q + (ptrdiff_t)i * args->q_layout.token,
-                                          k + (ptrdiff_t)j * args->k_layout.token, sh->dim_qk,
-                                          scale, args->softcap)
-                                  : 0.0;
+                    s[j] = row[j]
+                               ? score(q + (ptrdiff_t)i * args->q_layout.token * eq, args->q_dtype,
+                                       k + (ptrdiff_t)j * args->k_layout.token * ekv,
+                                       args->kv_dtype, sh->dim_qk, scale, args->softcap)
+                               : 0.0;
                 /* ALiBi: i' - j as exact integers (validation bounds them). */
                 if (args->alibi_slopes != NULL) {
                     const double slope = args->alibi_slopes[h];
@@ -112,14 +160,14 @@ spattn_status spattn_reference_forward(const spattn_args *args, const spattn_mas
                         if (!row[j])
                             continue;
                         double p = exp(s[j] - shift);
-                        const float *vj = v + (ptrdiff_t)j * args->v_layout.token;
+                        const char *vj = v + (ptrdiff_t)j * args->v_layout.token * ekv;
                         for (size_t d = 0; d < sh->dim_v; d++)
-                            acc[d] += p * (double)vj[d];
+                            acc[d] += p * elem(vj, (ptrdiff_t)d, args->kv_dtype);
                     }
                 }
-                float *oi = o + (ptrdiff_t)i * args->o_layout.token;
+                char *oi = o + (ptrdiff_t)i * args->o_layout.token * eo;
                 for (size_t d = 0; d < sh->dim_v; d++)
-                    oi[d] = l != 0.0 ? (float)(acc[d] / l) : 0.0f;
+                    store_elem(oi, (ptrdiff_t)d, args->o_dtype, l != 0.0 ? acc[d] / l : 0.0);
                 if (args->lse)
                     args->lse[(b * sh->heads_q + h) * lq + i] =
                         l != 0.0 ? (float)(shift + log(l)) : -INFINITY;

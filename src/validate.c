@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "convert.h"
 #include "mask/mask_impl.h"
 
 static int mul_ok(size_t a, size_t b, size_t *r)
@@ -73,7 +74,8 @@ typedef struct view {
     ptrdiff_t st[4];
 } view;
 
-static size_t view_span(const view *v)
+/* Also 0 when the span's bytes (es each) exceed PTRDIFF_MAX. */
+static size_t view_span(const view *v, size_t es)
 {
     size_t span = 1; /* last offset + 1 */
     for (int i = 0; i < 4; i++) {
@@ -84,7 +86,7 @@ static size_t view_span(const view *v)
             return 0;
         span += off;
     }
-    if (span > (size_t)PTRDIFF_MAX / sizeof(float))
+    if (span > (size_t)PTRDIFF_MAX / es)
         return 0;
     return span;
 }
@@ -158,12 +160,18 @@ spattn_status spattn__check_tensors(const spattn_args *a)
 {
     if (a->q == NULL || a->k == NULL || a->v == NULL || a->o == NULL)
         return SPATTN_E_NULL;
+    /* Element sizes first: every span below is in elements of its tensor's type. */
+    const size_t eq = spattn__dtype_size(a->q_dtype), ekv = spattn__dtype_size(a->kv_dtype),
+                 eo = spattn__dtype_size(a->o_dtype);
+    if (eq == 0 || ekv == 0 || eo == 0)
+        return SPATTN_E_ARG;
     const spattn_shape *s = &a->shape;
     view vq = make_view(s->batch, s->heads_q, s->len_q, s->dim_qk, a->q_layout);
     view vk = make_view(s->batch, s->heads_kv, s->len_k, s->dim_qk, a->k_layout);
     view vv = make_view(s->batch, s->heads_kv, s->len_k, s->dim_v, a->v_layout);
     view vo = make_view(s->batch, s->heads_q, s->len_q, s->dim_v, a->o_layout);
-    size_t nq = view_span(&vq), nk = view_span(&vk), nv = view_span(&vv), no = view_span(&vo);
+    size_t nq = view_span(&vq, eq), nk = view_span(&vk, ekv), nv = view_span(&vv, ekv),
+           no = view_span(&vo, eo);
     if (nq == 0 || nk == 0 || nv == 0 || no == 0)
         return SPATTN_E_SHAPE;
     /* The dim axis is contiguous, so a token stride below the row length overlaps rows. */
@@ -171,24 +179,22 @@ spattn_status spattn__check_tensors(const spattn_args *a)
         return SPATTN_E_SHAPE;
     /* The address arithmetic of the spans must not wrap. */
     const void *ptrs[] = {a->q, a->k, a->v, a->o};
-    const size_t spans[] = {nq, nk, nv, no};
+    const size_t spans[] = {nq, nk, nv, no}, sizes[] = {eq, ekv, ekv, eo};
     for (int i = 0; i < 4; i++)
-        if ((uintptr_t)ptrs[i] > UINTPTR_MAX - spans[i] * sizeof(float))
+        if ((uintptr_t)ptrs[i] > UINTPTR_MAX - spans[i] * sizes[i])
             return SPATTN_E_SHAPE;
 
-    spattn_range ro = spattn__range(a->o, no);
-    if (spattn__overlap(ro, spattn__range(a->q, nq)) ||
-        spattn__overlap(ro, spattn__range(a->k, nk)) ||
-        spattn__overlap(ro, spattn__range(a->v, nv)))
+    spattn_range ro = spattn__range_of(a->o, no, eo), rq = spattn__range_of(a->q, nq, eq),
+                 rk = spattn__range_of(a->k, nk, ekv), rv = spattn__range_of(a->v, nv, ekv);
+    if (spattn__overlap(ro, rq) || spattn__overlap(ro, rk) || spattn__overlap(ro, rv))
         return SPATTN_E_ARG;
     if (a->lse != NULL) {
         size_t nl = s->batch * s->heads_q * s->len_q; /* checked by check_shape */
         if ((uintptr_t)a->lse > UINTPTR_MAX - nl * sizeof(float))
             return SPATTN_E_SHAPE;
         spattn_range rl = spattn__range(a->lse, nl);
-        if (spattn__overlap(rl, ro) || spattn__overlap(rl, spattn__range(a->q, nq)) ||
-            spattn__overlap(rl, spattn__range(a->k, nk)) ||
-            spattn__overlap(rl, spattn__range(a->v, nv)))
+        if (spattn__overlap(rl, ro) || spattn__overlap(rl, rq) || spattn__overlap(rl, rk) ||
+            spattn__overlap(rl, rv))
             return SPATTN_E_ARG;
     }
     if (!isfinite(a->scale) || a->scale < 0.0f)
@@ -212,12 +218,16 @@ spattn_status spattn__check_probs(const spattn_args *a, const float *probs, uint
 {
     if (a->q == NULL || a->k == NULL)
         return SPATTN_E_NULL;
+    /* v and o are not read, so only the types of q and k matter. */
+    const size_t eq = spattn__dtype_size(a->q_dtype), ek = spattn__dtype_size(a->kv_dtype);
+    if (eq == 0 || ek == 0)
+        return SPATTN_E_ARG;
     const spattn_shape *s = &a->shape;
     view vq = make_view(s->batch, s->heads_q, s->len_q, s->dim_qk, a->q_layout);
     view vk = make_view(s->batch, s->heads_kv, s->len_k, s->dim_qk, a->k_layout);
-    size_t nq = view_span(&vq), nk = view_span(&vk);
-    if (nq == 0 || nk == 0 || (uintptr_t)a->q > UINTPTR_MAX - nq * sizeof(float) ||
-        (uintptr_t)a->k > UINTPTR_MAX - nk * sizeof(float))
+    size_t nq = view_span(&vq, eq), nk = view_span(&vk, ek);
+    if (nq == 0 || nk == 0 || (uintptr_t)a->q > UINTPTR_MAX - nq * eq ||
+        (uintptr_t)a->k > UINTPTR_MAX - nk * ek)
         return SPATTN_E_SHAPE;
     const size_t limit = (size_t)PTRDIFF_MAX / sizeof(float);
     if (probs != NULL && (np > limit || (uintptr_t)probs > UINTPTR_MAX - np * sizeof(float)))
@@ -231,7 +241,7 @@ spattn_status spattn__check_probs(const spattn_args *a, const float *probs, uint
         if ((uintptr_t)col_sums > UINTPTR_MAX - nc * sizeof(float))
             return SPATTN_E_SHAPE;
     }
-    spattn_range rq = spattn__range(a->q, nq), rk = spattn__range(a->k, nk);
+    spattn_range rq = spattn__range_of(a->q, nq, eq), rk = spattn__range_of(a->k, nk, ek);
     if (probs != NULL && np > 0) {
         spattn_range rp = spattn__range(probs, (size_t)np);
         if (spattn__overlap(rp, rq) || spattn__overlap(rp, rk) ||

@@ -10,11 +10,13 @@
 spattn_status spattn__check_shape(const spattn_shape *s);
 spattn_status spattn__check_masks(const spattn_shape *s, const spattn_mask *const *masks,
                                   size_t n_masks);
-/* Pointers, layouts, aliasing, scale and softcap of args (its shape already checked). */
+/* Pointers, element types, layouts, aliasing, scale and softcap of args (its shape already
+   checked). */
 spattn_status spattn__check_tensors(const spattn_args *a);
 /* The inputs and outputs of spattn_probs (shape already equal to the plan's): q and k
-   (NULL -> E_NULL), their views and the np floats of probs / the column sums (E_SHAPE),
-   outputs overlapping the inputs or each other (E_ARG), scale and softcap. */
+   (NULL -> E_NULL), their element types (E_ARG), their views and the np floats of probs / the
+   column sums (E_SHAPE), outputs overlapping the inputs or each other (E_ARG), scale and softcap.
+ */
 spattn_status spattn__check_probs(const spattn_args *a, const float *probs, uint64_t np,
                                   const float *col_sums);
 /* 1 when the two shapes are equal in every field. */
@@ -31,6 +33,12 @@ typedef struct spattn_range {
 static inline spattn_range spattn__range(const void *p, size_t n)
 {
     spattn_range r = {(uintptr_t)p, (uintptr_t)p + n * sizeof(float)};
+    return r;
+}
+/* The bytes of n elements of es bytes each from p. */
+static inline spattn_range spattn__range_of(const void *p, size_t n, size_t es)
+{
+    spattn_range r = {(uintptr_t)p, (uintptr_t)p + n * es};
     return r;
 }
 static inline int spattn__overlap(spattn_range a, spattn_range b)

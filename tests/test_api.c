@@ -154,7 +154,10 @@ START_TEST(isa_env_override)
                      0,
                      NULL,
                      NULL,
-                     0};
+                     0,
+                     SPATTN_DTYPE_F32,
+                     SPATTN_DTYPE_F32,
+                     SPATTN_DTYPE_F32};
     if (env == NULL || *env == '\0' || strcmp(env, "auto") == 0) {
         ck_assert_int_ne(sel, SPATTN_ISA_AUTO);
         spattn_isa isas[8];
@@ -242,7 +245,10 @@ static void small_init(small *s)
                      0,
                      NULL,
                      NULL,
-                     0};
+                     0,
+                     SPATTN_DTYPE_F32,
+                     SPATTN_DTYPE_F32,
+                     SPATTN_DTYPE_F32};
     s->a = a;
     ck_assert_int_eq(spattn_mask_causal(LQ, LK, &s->m), SPATTN_OK);
 }
@@ -322,7 +328,7 @@ START_TEST(forward_errors)
     CASE(a.o_layout.head = 0, NULL, 0, NULL, SPATTN_E_SHAPE);
     CASE(a.o = (float *)a.q, NULL, 0, NULL, SPATTN_E_ARG);
     CASE(a.o = (float *)a.v + 1, NULL, 0, NULL, SPATTN_E_ARG);
-    CASE(a.lse = a.o + 3, NULL, 0, NULL, SPATTN_E_ARG);
+    CASE(a.lse = (float *)a.o + 3, NULL, 0, NULL, SPATTN_E_ARG);
     CASE(a.lse = (float *)a.k, NULL, 0, NULL, SPATTN_E_ARG);
     CASE(a.scale = NAN, NULL, 0, NULL, SPATTN_E_ARG);
     CASE(a.scale = INFINITY, NULL, 0, NULL, SPATTN_E_ARG);

@@ -660,7 +660,10 @@ START_TEST(fully_masked_rows)
                      0.0f,
                      NULL,
                      NULL,
-                     0};
+                     0,
+                     SPATTN_DTYPE_F32,
+                     SPATTN_DTYPE_F32,
+                     SPATTN_DTYPE_F32};
     for (int path = SPATTN_PATH_TILES; path <= SPATTN_PATH_GATHER; path++) {
         spattn_options opt = {isa, 1};
         spattn_plan *plan;
@@ -830,7 +833,10 @@ START_TEST(reference_by_hand)
                      0.0f,
                      NULL,
                      NULL,
-                     0};
+                     0,
+                     SPATTN_DTYPE_F32,
+                     SPATTN_DTYPE_F32,
+                     SPATTN_DTYPE_F32};
     ck_assert_int_eq(spattn_reference_forward(&a, NULL, 0), SPATTN_OK);
     ck_assert(fabsf(o[0] - 7.0f) < 1e-6f);
     ck_assert(fabsf(lse[0] - (float)log(4.0)) < 1e-6f);
@@ -860,7 +866,10 @@ START_TEST(reference_by_hand)
                      0.0f,
                      NULL,
                      NULL,
-                     0};
+                     0,
+                     SPATTN_DTYPE_F32,
+                     SPATTN_DTYPE_F32,
+                     SPATTN_DTYPE_F32};
     const spattn_mask *ml[1] = {m};
     ck_assert_int_eq(spattn_reference_forward(&b, ml, 1), SPATTN_OK);
     ck_assert(o2[0] == 1.0f && o2[1] == 2.0f);
@@ -899,7 +908,10 @@ START_TEST(gqa_head_mapping)
                      0.0f,
                      NULL,
                      NULL,
-                     0};
+                     0,
+                     SPATTN_DTYPE_F32,
+                     SPATTN_DTYPE_F32,
+                     SPATTN_DTYPE_F32};
     spattn_options opt = {isa, 1};
     ck_assert_int_eq(spattn_forward(&a, NULL, 0, &opt), SPATTN_OK);
     for (size_t h = 0; h < hq; h++)

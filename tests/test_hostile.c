@@ -474,6 +474,81 @@ START_TEST(bad_modifiers)
 }
 END_TEST
 
+/* Element types: a value outside spattn_dtype in any of the three fields is E_ARG with
+   nothing written, for forward, the reference, plan_execute and (q and kv, which it reads)
+   probs. Overlap is judged in each tensor's own element size: 16-bit o right after 16-bit q
+   is fine, one element into it is not. */
+START_TEST(bad_dtypes)
+{
+    fx f;
+    fx_init(&f);
+    const spattn_mask *m[1] = {f.causal};
+    const int bad[] = {3, 4, -1, 255, INT_MAX, INT_MIN};
+    char what[96];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        for (int field = 0; field < 3; field++) {
+            spattn_args a = f.a;
+            spattn_dtype *d[3] = {&a.q_dtype, &a.kv_dtype, &a.o_dtype};
+            *d[field] = (spattn_dtype)bad[i];
+            snprintf(what, sizeof what, "%s %d",
+                     field == 0   ? "q_dtype"
+                     : field == 1 ? "kv_dtype"
+                                  : "o_dtype",
+                     bad[i]);
+            expect_forward(&f, &a, m, 1, NULL, SPATTN_E_ARG, what);
+            if (field < 2)
+                expect_probs(&f, &a, SPATTN_E_ARG, what);
+        }
+    /* Every valid triple is accepted (the values are f's floats read as 16-bit patterns:
+       finite or not, they are valid inputs). */
+    for (int t = 0; t < 27; t++) {
+        spattn_args a = f.a;
+        a.q_dtype = (spattn_dtype)(t / 9);
+        a.kv_dtype = (spattn_dtype)(t / 3 % 3);
+        a.o_dtype = (spattn_dtype)(t % 3);
+        ck_assert_int_eq(spattn_forward(&a, m, 1, NULL), SPATTN_OK);
+    }
+    tu_buf_reset(&f.o);
+    tu_buf_reset(&f.lse);
+
+    /* q and o as bf16 in one buffer: o one element before the end of q's span, then
+       exactly at its end. */
+    const spattn_shape *s = &f.a.shape;
+    const size_t nq = s->batch * s->heads_q * s->len_q * s->dim_qk,
+                 no = s->batch * s->heads_q * s->len_q * s->dim_v;
+    uint16_t *buf = calloc(nq + no, sizeof(uint16_t));
+    ck_assert_ptr_nonnull(buf);
+    spattn_args a = f.a;
+    a.q = buf;
+    a.q_dtype = SPATTN_DTYPE_BF16;
+    a.o_dtype = SPATTN_DTYPE_BF16;
+    a.lse = NULL;
+    a.o = buf + nq - 1;
+    ck_assert_int_eq(spattn_forward(&a, m, 1, NULL), SPATTN_E_ARG);
+    ck_assert_int_eq(spattn_reference_forward(&a, m, 1), SPATTN_E_ARG);
+    for (size_t i = 0; i < nq + no; i++)
+        ck_assert_msg(buf[i] == 0, "overlapping bf16 o: written");
+    a.o = buf + nq;
+    ck_assert_int_eq(spattn_forward(&a, m, 1, NULL), SPATTN_OK);
+    ck_assert_int_eq(spattn_reference_forward(&a, m, 1), SPATTN_OK);
+    /* lse right after a 16-bit k: no overlap in bytes, though in floats there would be. */
+    uint16_t *kb = calloc(f.k.n + 2 * f.lse.n + 2, sizeof(uint16_t));
+    ck_assert_ptr_nonnull(kb);
+    a = f.a;
+    a.k = kb;
+    a.kv_dtype = SPATTN_DTYPE_F16;
+    a.lse = (float *)(void *)(kb + f.k.n); /* 4-byte aligned: k.n is even */
+    ck_assert_int_eq(f.k.n % 2, 0);
+    ck_assert_int_eq(spattn_forward(&a, m, 1, NULL), SPATTN_OK);
+    a.lse = (float *)(void *)(kb + f.k.n - 2);
+    tu_buf_reset(&f.o);
+    expect_forward(&f, &a, m, 1, NULL, SPATTN_E_ARG, "lse over the last f16 elements of k");
+    free(kb);
+    free(buf);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(bad_mask_sets)
 {
     fx f;
@@ -1412,6 +1487,7 @@ Suite *suite_hostile(void)
     tcase_add_test(tc, aliasing);
     tcase_add_test(tc, bad_scalars_and_options);
     tcase_add_test(tc, bad_modifiers);
+    tcase_add_test(tc, bad_dtypes);
     tcase_add_test(tc, bad_mask_sets);
     tcase_add_test(tc, softmax_bad_arguments);
     tcase_add_test(tc, enum_edges);

@@ -22,6 +22,12 @@
  *  - softmax_tile on every query tile against the reference masked softmax;
  * with NaN in every K/V row no row allows, in the padding of Q, K and V rows, and (in some
  * cases) in one K or V row that only some rows allow: rows that do not allow it stay finite.
+ *
+ * Element types: each case also has a (q, kv, o) type triple (all 27 in turn); its inputs are
+ * rounded to those types, and attn_tiles, attn_tiles2 and attn_gather on typed copies of them
+ * must give bit for bit the F32 call's lse and its O rounded to nearest even into o's type
+ * (the kernels widen Q, K and V exactly and round O once, when it is stored), leaving the
+ * padding after each typed O row alone.
  */
 #include <math.h>
 #include <stdio.h>
@@ -58,6 +64,7 @@ typedef struct kcase {
     int mods;      /* bit 0: ALiBi slope `slope` at pos_offset; bit 1: sink `sink` */
     float slope, sink;
     ptrdiff_t pos_offset;
+    spattn_dtype qt, kvt, ot; /* the typed run's element types */
 } kcase;
 
 static kcase grid_case(size_t c)
@@ -85,6 +92,10 @@ static kcase grid_case(size_t c)
     k.slope = b % 4 == 3 ? -0.02f : 0.05f * (float)(1 + (a + b) % 4);
     k.sink = sinks[(a + 2 * b) % 5];
     k.pos_offset = ((ptrdiff_t)((a * 5 + b) % 7) - 3) * 19;
+    const size_t tri = (c * 7 + b) % 27;
+    k.qt = (spattn_dtype)(tri / 9);
+    k.kvt = (spattn_dtype)(tri / 3 % 3);
+    k.ot = (spattn_dtype)(tri % 3);
     return k;
 }
 
@@ -201,6 +212,21 @@ static void poison_keys(tu_rng *r, kdata *d)
         d->v[partial * (k->dim_v + k->pad) + tu_range(r, 0, k->dim_v - 1)] = NAN;
 }
 
+/* x rounded through type t in place. */
+static void round_to(float *x, size_t n, spattn_dtype t)
+{
+    uint16_t h;
+    for (size_t i = 0; i < n && t != SPATTN_DTYPE_F32; i++) {
+        if (t == SPATTN_DTYPE_BF16) {
+            spattn_f32_to_bf16(&x[i], &h, 1);
+            spattn_bf16_to_f32(&h, &x[i], 1);
+        } else {
+            spattn_f32_to_f16(&x[i], &h, 1);
+            spattn_f16_to_f32(&h, &x[i], 1);
+        }
+    }
+}
+
 static void kdata_make(kdata *d, size_t c)
 {
     memset(d, 0, sizeof *d);
@@ -214,6 +240,11 @@ static void kdata_make(kdata *d, size_t c)
     d->kk = rows_with_nan_pad(&r, k->len_k, k->dim_qk, k->pad);
     d->v = rows_with_nan_pad(&r, k->len_k, k->dim_v, k->pad);
     poison_keys(&r, d);
+    /* The values of the typed run's types (NaN stays NaN), so that the F32 run computes on
+       exactly what the typed one reads. */
+    round_to(d->q, k->len_q * (k->dim_qk + k->pad), k->qt);
+    round_to(d->kk, k->len_k * (k->dim_qk + k->pad), k->kvt);
+    round_to(d->v, k->len_k * (k->dim_v + k->pad), k->kvt);
 
     spattn_args a;
     memset(&a, 0, sizeof a);
@@ -288,6 +319,7 @@ static spattn_head_job make_job(const kdata *d, tu_buf *o, tu_buf *lse)
     job.mod_step = 0;
     job.pos0 = (ptrdiff_t)k->len_k - (ptrdiff_t)k->len_q + k->pos_offset;
     job.pos_step = 1;
+    job.q_dtype = job.kv_dtype = job.o_dtype = SPATTN_DTYPE_F32;
     return job;
 }
 
@@ -471,6 +503,155 @@ static void check_softmax(const spattn_kernel_table *kt, const kdata *d, size_t 
     tu_buf_free(&y);
 }
 
+/* ---- element types ---------------------------------------------------------------------- */
+
+static size_t esize(spattn_dtype t)
+{
+    return t == SPATTN_DTYPE_F32 ? 4 : 2;
+}
+
+/* n floats as a new buffer of type t (+ 64 bytes, so that a buffer is never empty). */
+static void *typed_copy(const float *x, size_t n, spattn_dtype t)
+{
+    unsigned char *p = malloc(n * esize(t) + 64);
+    ck_assert_ptr_nonnull(p);
+    if (t == SPATTN_DTYPE_F32)
+        memcpy(p, x, n * sizeof(float));
+    else if (t == SPATTN_DTYPE_BF16)
+        spattn_f32_to_bf16(x, (uint16_t *)(void *)p, n);
+    else
+        spattn_f32_to_f16(x, (uint16_t *)(void *)p, n);
+    return p;
+}
+
+#define O_CANARY 0xa5
+
+/* The typed job of a case: typed Q, K, V and an O of canary bytes. */
+static spattn_head_job typed_job(const kdata *d, void *q, void *k, void *v, void *o, float *lse)
+{
+    tu_buf dummy = {0};
+    spattn_head_job job = make_job(d, &dummy, &dummy);
+    job.q = q;
+    job.k = k;
+    job.v = v;
+    job.o = o;
+    job.lse = d->k.lse ? lse : NULL;
+    job.q_dtype = d->k.qt;
+    job.kv_dtype = d->k.kvt;
+    job.o_dtype = d->k.ot;
+    return job;
+}
+
+/* Rows [i0, i1) of the typed O and lse against the F32 run's (o32, l32), bitwise; every other
+   byte of o untouched. */
+static void typed_rows(const kdata *d, const unsigned char *o, const float *lse, const tu_buf *o32,
+                       const tu_buf *l32, size_t i0, size_t i1, const char *what)
+{
+    const kcase *k = &d->k;
+    const size_t ts = k->dim_v + k->pad, es = esize(k->ot);
+    for (size_t i = 0; i < k->len_q; i++)
+        for (size_t t = 0; t < ts; t++) {
+            const unsigned char *got = o + (i * ts + t) * es;
+            if (i < i0 || i >= i1 || t >= k->dim_v) {
+                for (size_t b = 0; b < es; b++)
+                    if (got[b] != O_CANARY)
+                        ck_abort_msg("%s: typed O[%zu][%zu] written (not this call's)", what, i, t);
+                continue;
+            }
+            unsigned char want[4];
+            const float x = o32->p[i * ts + t];
+            if (k->ot == SPATTN_DTYPE_F32)
+                memcpy(want, &x, 4);
+            else if (k->ot == SPATTN_DTYPE_BF16)
+                spattn_f32_to_bf16(&x, (uint16_t *)(void *)want, 1);
+            else
+                spattn_f32_to_f16(&x, (uint16_t *)(void *)want, 1);
+            /* A NaN may come out with another payload; it must stay NaN. */
+            uint16_t gh;
+            float gw = x;
+            memcpy(&gh, got, sizeof gh);
+            if (k->ot == SPATTN_DTYPE_BF16)
+                spattn_bf16_to_f32(&gh, &gw, 1);
+            else if (k->ot == SPATTN_DTYPE_F16)
+                spattn_f16_to_f32(&gh, &gw, 1);
+            else
+                memcpy(&gw, got, sizeof gw);
+            if (isnan(x) ? !isnan(gw) : memcmp(got, want, es) != 0)
+                ck_abort_msg("%s: typed O[%zu][%zu] is not the F32 value %.9g rounded", what, i, t,
+                             (double)x);
+        }
+    for (size_t i = i0; i < i1 && k->lse; i++)
+        if (memcmp(&lse[i], &l32->p[i], sizeof(float)) != 0)
+            ck_abort_msg("%s: typed lse[%zu] = %.9g, F32 %.9g", what, i, (double)lse[i],
+                         (double)l32->p[i]);
+}
+
+/* attn_tiles per tile, attn_tiles2 per pair and attn_gather over all tiles on typed copies,
+   each against the same call in F32. */
+static void check_typed(const spattn_kernel_table *kt, const kdata *d, size_t c)
+{
+    const kcase *k = &d->k;
+    const spattn_mask *m = d->mask;
+    char what[300], label[64];
+    const size_t nq = k->len_q * (k->dim_qk + k->pad), nk = k->len_k * (k->dim_qk + k->pad),
+                 nv = k->len_k * (k->dim_v + k->pad), no = k->len_q * (k->dim_v + k->pad);
+    void *q = typed_copy(d->q, nq, k->qt), *kk = typed_copy(d->kk, nk, k->kvt),
+         *v = typed_copy(d->v, nv, k->kvt);
+    unsigned char *o = malloc(no * esize(k->ot) + 1);
+    float *lse = malloc((k->len_q + 1) * sizeof(float));
+    ck_assert(o != NULL && lse != NULL);
+    tu_buf o32 = tu_buf_new(no), l32 = tu_buf_new(k->len_q);
+    spattn_keyrows kr;
+    uint8_t *all = malloc(m->nqt);
+    ck_assert_ptr_nonnull(all);
+    memset(all, 1, m->nqt);
+    ck_assert_int_eq(spattn__keyrows_build(m, all, &kr), SPATTN_OK);
+    free(all);
+    float *scratch = scratch_new(kt->scratch_floats(k->dim_qk, k->dim_v, k->len_q, kr.longest));
+    spattn_head_job job = typed_job(d, q, kk, v, o, lse);
+    spattn_head_job j32 = make_job(d, &o32, &l32);
+    for (int call = 0; call < 3; call++) {
+        const size_t nqt = call == 2 ? 1 : m->nqt;
+        for (size_t qt = 0; qt < nqt; qt++) {
+            if (call == 1 && (kt->attn_tiles2 == NULL || qt % 2 != 0 || qt + 1 >= m->nqt))
+                continue;
+            memset(o, O_CANARY, no * esize(k->ot));
+            tu_buf_reset(&o32);
+            tu_buf_reset(&l32);
+            size_t i0 = qt * SPATTN_TQ, i1 = i0 + spattn__qt_rows(m, qt);
+            if (call == 0) {
+                kt->attn_tiles(&job, m, qt, scratch);
+                kt->attn_tiles(&j32, m, qt, scratch);
+            } else if (call == 1) {
+                kt->attn_tiles2(&job, m, qt, scratch);
+                kt->attn_tiles2(&j32, m, qt, scratch);
+                i1 = i0 + SPATTN_TQ + spattn__qt_rows(m, qt + 1);
+            } else {
+                kt->attn_gather(&job, &kr, 0, m->nqt, scratch);
+                kt->attn_gather(&j32, &kr, 0, m->nqt, scratch);
+                i0 = 0;
+                i1 = k->len_q;
+            }
+            snprintf(label, sizeof label, "%s qt %zu, types q %d kv %d o %d",
+                     call == 0   ? "typed attn_tiles"
+                     : call == 1 ? "typed attn_tiles2"
+                                 : "typed attn_gather",
+                     qt, (int)k->qt, (int)k->kvt, (int)k->ot);
+            describe(what, sizeof what, kt->name, label, c, k);
+            typed_rows(d, o, lse, &o32, &l32, i0, i1, what);
+        }
+    }
+    free(scratch);
+    spattn__keyrows_free(&kr);
+    tu_buf_free(&o32);
+    tu_buf_free(&l32);
+    free(q);
+    free(kk);
+    free(v);
+    free(o);
+    free(lse);
+}
+
 /* ---- the tests --------------------------------------------------------------------------- */
 
 /* Each kernels.inc entry over the grid (its first tu_cases(N_CASES) cases). */
@@ -488,6 +669,7 @@ START_TEST(kernels_on_grid)
         check_tiles(kt, &d, c);
         check_gather(kt, &d, c);
         check_softmax(kt, &d, c);
+        check_typed(kt, &d, c);
         kdata_free(&d);
     }
     /* The whole grid reaches each kind of tile and row many times (about a third of what it

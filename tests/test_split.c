@@ -338,6 +338,84 @@ START_TEST(segments_reported)
 }
 END_TEST
 
+/* Split plans with 16-bit K/V and O: K and V read in their own type at each segment's first
+   key, segments merged in float and O rounded once: bitwise the F32 call on the widened values,
+   rounded to nearest even, for 1 and 3 threads, with sinks and ALiBi. */
+START_TEST(typed_segments)
+{
+    static const spattn_dtype kvts[] = {SPATTN_DTYPE_BF16, SPATTN_DTYPE_F16};
+    static const spattn_dtype ots[] = {SPATTN_DTYPE_F32, SPATTN_DTYPE_BF16, SPATTN_DTYPE_F16};
+    tu_rng r = {0x5e9d7e};
+    sproblem p;
+    problem_init(&p, &r, (spattn_shape){1, 4, 1, 1, 5000, 40, 24});
+    p.alibi = p.sink = 1;
+    p.pos_offset = 7;
+    ck_assert_int_eq(spattn_mask_window(1, 5000, 4000, 0, &p.m), SPATTN_OK);
+    const size_t nk = 5000 * 40, nv = 5000 * 24, no = 4 * 24;
+    uint16_t *k16 = malloc(nk * 2), *v16 = malloc(nv * 2), *o16 = malloc(no * 2);
+    float *kw = malloc(nk * 4), *vw = malloc(nv * 4), *o32 = malloc(no * 4), *ot = malloc(no * 4);
+    float l32[4], lt[4];
+    ck_assert(k16 && v16 && o16 && kw && vw && o32 && ot);
+    for (size_t x = 0; x < 2; x++) {
+        const spattn_dtype kvt = kvts[x];
+        if (kvt == SPATTN_DTYPE_BF16) {
+            spattn_f32_to_bf16(p.k, k16, nk);
+            spattn_f32_to_bf16(p.v, v16, nv);
+            spattn_bf16_to_f32(k16, kw, nk);
+            spattn_bf16_to_f32(v16, vw, nv);
+        } else {
+            spattn_f32_to_f16(p.k, k16, nk);
+            spattn_f32_to_f16(p.v, v16, nv);
+            spattn_f16_to_f32(k16, kw, nk);
+            spattn_f16_to_f32(v16, vw, nv);
+        }
+        for (int t = 0; t < tu_n_isas(); t++)
+            for (size_t y = 0; y < 3; y++)
+                for (int threads = 1; threads <= 3; threads += 2) {
+                    spattn_options opt = {tu_isa(t), threads};
+                    const spattn_mask *ms[1] = {p.m};
+                    spattn_plan *plan;
+                    ck_assert_int_eq(spattn_plan_create(&p.sh, ms, 1, &opt, &plan), SPATTN_OK);
+                    ck_assert_uint_ge(spattn_plan_kv_segments(plan, 0, 0, NULL, 0), 2);
+                    spattn_args a = args_of(&p, o32, l32);
+                    a.k = kw;
+                    a.v = vw;
+                    ck_assert_int_eq(spattn_plan_execute(plan, &a), SPATTN_OK);
+                    void *out = ots[y] == SPATTN_DTYPE_F32 ? (void *)ot : (void *)o16;
+                    a = args_of(&p, NULL, lt);
+                    a.o = out;
+                    a.k = k16;
+                    a.v = v16;
+                    a.kv_dtype = kvt;
+                    a.o_dtype = ots[y];
+                    ck_assert_int_eq(spattn_plan_execute(plan, &a), SPATTN_OK);
+                    spattn_plan_free(plan);
+                    ck_assert(memcmp(lt, l32, sizeof lt) == 0);
+                    if (ots[y] == SPATTN_DTYPE_F32) {
+                        ck_assert(memcmp(ot, o32, no * 4) == 0);
+                        continue;
+                    }
+                    uint16_t want[4 * 24];
+                    if (ots[y] == SPATTN_DTYPE_BF16)
+                        spattn_f32_to_bf16(o32, want, no);
+                    else
+                        spattn_f32_to_f16(o32, want, no);
+                    ck_assert_msg(memcmp(o16, want, no * 2) == 0,
+                                  "%s kv %d o %d threads %d: O is not the F32 result rounded",
+                                  spattn_isa_name(tu_isa(t)), (int)kvt, (int)ots[y], threads);
+                }
+    }
+    free(k16);
+    free(v16);
+    free(o16);
+    free(kw);
+    free(vw);
+    free(o32);
+    free(ot);
+    problem_free(&p);
+}
+END_TEST
+
 /* One split plan executed by four threads at once, each with its own inputs: each result is
    the bits a lone execute gives (the plan's scratch serves one execute, the others bring
    their own). */
@@ -386,6 +464,7 @@ Suite *suite_split(void)
     tcase_add_test(tc, per_head_masks);
     tcase_add_test(tc, segments_reported);
     tcase_add_test(tc, split_plan_shared_by_threads);
+    tcase_add_test(tc, typed_segments);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -115,6 +115,23 @@ SPATTN_ALWAYS_INLINE col_t col_fma(col_t x, col_t y, col_t acc)
     return col_mk(vfmaq_f32(acc.a, x.a, y.a), vfmaq_f32(acc.b, x.b, y.b),
                   vfmaq_f32(acc.c, x.c, y.c), vfmaq_f32(acc.d, x.d, y.d));
 }
+/* 16-bit elements widened into every lane: bf16 as the high half of a float, f16 through
+   fcvtl. */
+SPATTN_ALWAYS_INLINE col_t col_bcast_bf16(const uint16_t *p)
+{
+    const float32x4_t v = vreinterpretq_f32_u32(vdupq_n_u32((uint32_t)*p << 16));
+    return col_mk(v, v, v, v);
+}
+SPATTN_ALWAYS_INLINE col_t col_bcast_f16(const uint16_t *p)
+{
+    const float32x4_t v = vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(*p)));
+    return col_mk(v, v, v, v);
+}
+/* Registers a and b only (c and d of acc pass through; see col_fma_bc_lo). */
+SPATTN_ALWAYS_INLINE col_t col_fma_lo(col_t x, col_t y, col_t acc)
+{
+    return col_mk(vfmaq_f32(acc.a, x.a, y.a), vfmaq_f32(acc.b, x.b, y.b), acc.c, acc.d);
+}
 /* acc + x * (*p) */
 SPATTN_ALWAYS_INLINE col_t col_fma_bc(col_t x, const float *p, col_t acc)
 {

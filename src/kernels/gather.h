@@ -5,7 +5,10 @@
 #ifndef SPATTN_KERNELS_GATHER_H
 #define SPATTN_KERNELS_GATHER_H
 
+#include "convert.h"
 #include "kernels/common.h"
+#include "kernels/kv_load.h"
+#include "kernels/o_store.h"
 
 /* The gather path's passes (see there) take at most GATHER_BATCH rows at a time: their
    scores (16 floats per started 16 keys) and sums stay in scratch between passes. */
@@ -32,16 +35,16 @@ static size_t gather_scores(size_t rows, size_t keys)
    products) has the rows beside it to overlap with. */
 
 /* q . K_row, as a vector of partial sums; q may be the caller's row: the dim tail is a masked
-   load. */
-SPATTN_ALWAYS_INLINE vec_t qk_dot_vec(const float *q, size_t dq, const float *kp)
+   load. K of type kvt (kv_load.h), kp a byte pointer to the row. */
+SPATTN_ALWAYS_INLINE vec_t qk_dot_vec(const int kvt, const float *q, size_t dq, const char *kp)
 {
     vec_t acc = vec_zero();
     size_t d = 0;
     for (; d + VL <= dq; d += VL)
-        acc = vec_fma(vec_loadu(q + d), vec_loadu(kp + d), acc);
+        acc = vec_fma(vec_loadu(q + d), kv_loadu(kvt, kp, d), acc);
     if (d < dq) {
         const vmask_t mk = vmask_first(dq - d);
-        acc = vec_fma(vec_loadu_m(q + d, mk), vec_loadu_m(kp + d, mk), acc);
+        acc = vec_fma(vec_loadu_m(q + d, mk), kv_loadu_m(kvt, kp, d, mk), acc);
     }
     return acc;
 }
@@ -50,13 +53,13 @@ SPATTN_ALWAYS_INLINE vec_t qk_dot_vec(const float *q, size_t dq, const float *kp
    hold a repeat of key n - 1 or 0 (the caller masks them): repeats keep the loop free of
    tests on n, except that rows of at most 4 keys, and half vectors of repeats, are skipped
    (rows of a handful of keys would otherwise pay for 16). */
-SPATTN_ALWAYS_INLINE col_t qk_dots16(const float *q, size_t dq, const float *k, ptrdiff_t k_ts,
-                                     const uint32_t *keys, size_t n)
+SPATTN_ALWAYS_INLINE col_t qk_dots16(const int kvt, const float *q, size_t dq, const void *k,
+                                     ptrdiff_t k_ts, const uint32_t *keys, size_t n)
 {
     if (n <= 4) {
         vec_t a[4];
         for (size_t c = 0; c < 4; c++)
-            a[c] = qk_dot_vec(q, dq, k + (ptrdiff_t)keys[c < n ? c : n - 1] * k_ts);
+            a[c] = qk_dot_vec(kvt, q, dq, kv_row(kvt, k, (ptrdiff_t)keys[c < n ? c : n - 1], k_ts));
         return col_from_quarters(vec_hsums4(a), q4_zero());
     }
     vec_t part[16 / VL];
@@ -68,10 +71,12 @@ SPATTN_ALWAYS_INLINE col_t qk_dots16(const float *q, size_t dq, const float *k, 
             continue;
         }
         for (size_t c = 0; c < VL / 2; c++)
-            a[c] = qk_dot_vec(q, dq, k + (ptrdiff_t)keys[c0 + c < n ? c0 + c : n - 1] * k_ts);
+            a[c] = qk_dot_vec(kvt, q, dq,
+                              kv_row(kvt, k, (ptrdiff_t)keys[c0 + c < n ? c0 + c : n - 1], k_ts));
         if (n - c0 > VL / 2)
             for (size_t c = VL / 2; c < VL; c++)
-                a[c] = qk_dot_vec(q, dq, k + (ptrdiff_t)keys[c0 + c < n ? c0 + c : n - 1] * k_ts);
+                a[c] = qk_dot_vec(
+                    kvt, q, dq, kv_row(kvt, k, (ptrdiff_t)keys[c0 + c < n ? c0 + c : n - 1], k_ts));
         else
             for (size_t c = VL / 2; c < VL; c++)
                 a[c] = vec_zero();
@@ -82,10 +87,10 @@ SPATTN_ALWAYS_INLINE col_t qk_dots16(const float *q, size_t dq, const float *k, 
 
 /* Scores (log2 units, softcap applied) of row q against keys[0 .. n), 1 <= n <= 16; -inf in
    the lanes past n. */
-SPATTN_ALWAYS_INLINE col_t row_scores16(const spattn_head_job *job, const float *q, size_t dq,
-                                        const uint32_t *keys, size_t n)
+SPATTN_ALWAYS_INLINE col_t row_scores16(const int kvt, const spattn_head_job *job, const float *q,
+                                        size_t dq, const uint32_t *keys, size_t n)
 {
-    col_t s = col_mul(qk_dots16(q, dq, job->k, job->k_ts, keys, n), col_set1(q_factor(job)));
+    col_t s = col_mul(qk_dots16(kvt, q, dq, job->k, job->k_ts, keys, n), col_set1(q_factor(job)));
     if (job->softcap != 0.0f)
         s = col_mul(col_tanh(s), col_set1(job->softcap * K_LOG2E));
     return col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(K_NINF));
@@ -117,7 +122,7 @@ static void gather_alibi(const spattn_head_job *job, const spattn_keyrows *kr, s
 
 /* acc[x] += sum over c < n of p[c] * V[keys[c]][e + x VL ..], x < 4; odd keys go to a second
    set of accumulators (two chains of n/2 FMAs, not one of n), added in at the end. */
-SPATTN_ALWAYS_INLINE void pv_keys_4v(vec_t *acc, const float *v, ptrdiff_t v_ts,
+SPATTN_ALWAYS_INLINE void pv_keys_4v(const int kvt, vec_t *acc, const void *v, ptrdiff_t v_ts,
                                      const uint32_t *keys, const float *p, size_t n, size_t e)
 {
     vec_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
@@ -125,24 +130,24 @@ SPATTN_ALWAYS_INLINE void pv_keys_4v(vec_t *acc, const float *v, ptrdiff_t v_ts,
     size_t j = 0;
     for (; j + 2 <= n; j += 2) {
         const vec_t pj = vec_set1(p[j]), pk = vec_set1(p[j + 1]);
-        const float *x = v + (ptrdiff_t)keys[j] * v_ts + e;
-        const float *y = v + (ptrdiff_t)keys[j + 1] * v_ts + e;
-        a0 = vec_fma(pj, vec_loadu(x), a0);
-        a1 = vec_fma(pj, vec_loadu(x + VL), a1);
-        a2 = vec_fma(pj, vec_loadu(x + 2 * VL), a2);
-        a3 = vec_fma(pj, vec_loadu(x + 3 * VL), a3);
-        b0 = vec_fma(pk, vec_loadu(y), b0);
-        b1 = vec_fma(pk, vec_loadu(y + VL), b1);
-        b2 = vec_fma(pk, vec_loadu(y + 2 * VL), b2);
-        b3 = vec_fma(pk, vec_loadu(y + 3 * VL), b3);
+        const char *x = kv_row(kvt, v, (ptrdiff_t)keys[j], v_ts);
+        const char *y = kv_row(kvt, v, (ptrdiff_t)keys[j + 1], v_ts);
+        a0 = vec_fma(pj, kv_loadu(kvt, x, e), a0);
+        a1 = vec_fma(pj, kv_loadu(kvt, x, e + VL), a1);
+        a2 = vec_fma(pj, kv_loadu(kvt, x, e + 2 * VL), a2);
+        a3 = vec_fma(pj, kv_loadu(kvt, x, e + 3 * VL), a3);
+        b0 = vec_fma(pk, kv_loadu(kvt, y, e), b0);
+        b1 = vec_fma(pk, kv_loadu(kvt, y, e + VL), b1);
+        b2 = vec_fma(pk, kv_loadu(kvt, y, e + 2 * VL), b2);
+        b3 = vec_fma(pk, kv_loadu(kvt, y, e + 3 * VL), b3);
     }
     if (j < n) {
         const vec_t pj = vec_set1(p[j]);
-        const float *x = v + (ptrdiff_t)keys[j] * v_ts + e;
-        a0 = vec_fma(pj, vec_loadu(x), a0);
-        a1 = vec_fma(pj, vec_loadu(x + VL), a1);
-        a2 = vec_fma(pj, vec_loadu(x + 2 * VL), a2);
-        a3 = vec_fma(pj, vec_loadu(x + 3 * VL), a3);
+        const char *x = kv_row(kvt, v, (ptrdiff_t)keys[j], v_ts);
+        a0 = vec_fma(pj, kv_loadu(kvt, x, e), a0);
+        a1 = vec_fma(pj, kv_loadu(kvt, x, e + VL), a1);
+        a2 = vec_fma(pj, kv_loadu(kvt, x, e + 2 * VL), a2);
+        a3 = vec_fma(pj, kv_loadu(kvt, x, e + 3 * VL), a3);
     }
     acc[0] = vec_add(a0, b0);
     acc[1] = vec_add(a1, b1);
@@ -151,65 +156,74 @@ SPATTN_ALWAYS_INLINE void pv_keys_4v(vec_t *acc, const float *v, ptrdiff_t v_ts,
 }
 
 /* The same for one vector, the last of the row (masked: V rows are not padded). */
-SPATTN_ALWAYS_INLINE vec_t pv_keys_1v(vec_t a0, const float *v, ptrdiff_t v_ts,
+SPATTN_ALWAYS_INLINE vec_t pv_keys_1v(const int kvt, vec_t a0, const void *v, ptrdiff_t v_ts,
                                       const uint32_t *keys, const float *p, size_t n, size_t e,
                                       vmask_t mk)
 {
     for (size_t j = 0; j < n; j++)
-        a0 = vec_fma(vec_set1(p[j]), vec_loadu_m(v + (ptrdiff_t)keys[j] * v_ts + e, mk), a0);
+        a0 = vec_fma(vec_set1(p[j]),
+                     kv_loadu_m(kvt, kv_row(kvt, v, (ptrdiff_t)keys[j], v_ts), e, mk), a0);
     return a0;
 }
 
 /* O = sum over c < n of p[c] V[keys[c]] * f, written to o (f: 1 / l, see row_scale); exact
    zeros when f == 0 (no finite score, l == 0: 0 * an infinite V would be NaN). p unnormalised
    and O scaled once at the end keep the sum and its reciprocal off the chain the products
-   wait on. */
-SPATTN_ALWAYS_INLINE void pv_gather_row(const spattn_head_job *job, const size_t dv,
+   wait on. V of type kvt; o is the row in the job's o_dtype. */
+SPATTN_ALWAYS_INLINE void pv_gather_row(const int kvt, const spattn_head_job *job, const size_t dv,
                                         const uint32_t *keys, size_t n, const float *p, float f,
-                                        float *o)
+                                        void *o)
 {
     if (f == 0.0f) {
         for (size_t e = 0; e < dv; e += VL)
-            vec_storeu_m(o + e, vmask_first(dv - e < VL ? dv - e : VL), vec_zero());
+            o_store(job, o, e, dv - e < VL ? dv - e : VL, vec_zero());
         return;
     }
     const vec_t inv = vec_set1(f);
     size_t e = 0;
     for (; e + 4 * VL <= dv; e += 4 * VL) {
         vec_t acc[4] = {vec_zero(), vec_zero(), vec_zero(), vec_zero()};
-        pv_keys_4v(acc, job->v, job->v_ts, keys, p, n, e);
+        pv_keys_4v(kvt, acc, job->v, job->v_ts, keys, p, n, e);
         for (int x = 0; x < 4; x++)
-            vec_storeu(o + e + (size_t)x * VL, vec_mul(acc[x], inv));
+            o_store(job, o, e + (size_t)x * VL, VL, vec_mul(acc[x], inv));
     }
     for (; e < dv; e += VL) {
         const vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
-        vec_storeu_m(o + e, mk,
-                     vec_mul(pv_keys_1v(vec_zero(), job->v, job->v_ts, keys, p, n, e, mk), inv));
+        o_store(job, o, e, dv - e < VL ? dv - e : VL,
+                vec_mul(pv_keys_1v(kvt, vec_zero(), job->v, job->v_ts, keys, p, n, e, mk), inv));
     }
 }
 
 /* Rows i0 .. i0 + rows of kr: scores into sb (row after row, n rounded up to 16 floats
    each), turned into probabilities with the factors of their O in lb, then P V. q is read in
    place and the scale applied to the scores. A row with no key gets factor 0, so zeros, and
-   lse -inf (or its sink). */
-SPATTN_ALWAYS_INLINE void gather_passes_d(const spattn_head_job *job, const size_t dq,
-                                          const size_t dv, const spattn_keyrows *kr, size_t i0,
-                                          size_t rows, float *sb, float *lb)
+   lse -inf (or its sink). K and V of type kvt; a 16-bit Q row is widened into qb (dim_qk
+   floats) first. */
+SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *job,
+                                          const size_t dq, const size_t dv,
+                                          const spattn_keyrows *kr, size_t i0, size_t rows,
+                                          float *sb, float *lb, float *qb)
 {
     size_t n;
     float *s = sb;
+    const ptrdiff_t qs = (ptrdiff_t)spattn__dtype_size(job->q_dtype);
     for (size_t r = 0; r < rows; r++) {
         const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
         if (n == 0)
             continue;
-        const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
+        const void *qv = (const char *)job->q + (ptrdiff_t)(i0 + r) * job->q_ts * qs;
+        const float *q = qv;
+        if (job->q_dtype != SPATTN_DTYPE_F32) {
+            spattn__load_row(qv, job->q_dtype, qb, dq);
+            q = qb;
+        }
         if (n <= 16) {
-            col_store(s, row_scores16(job, q, dq, keys, n));
+            col_store(s, row_scores16(kvt, job, q, dq, keys, n));
             s += 16;
             continue;
         }
         for (size_t c = 0; c < n; c += 16, s += 16)
-            col_store(s, row_scores16(job, q, dq, keys + c, n - c < 16 ? n - c : 16));
+            col_store(s, row_scores16(kvt, job, q, dq, keys + c, n - c < 16 ? n - c : 16));
     }
     if (job->slopes != NULL)
         gather_alibi(job, kr, i0, rows, sb);
@@ -245,29 +259,37 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const spattn_head_job *job, const size
     s = sb;
     for (size_t r = 0; r < rows; r++) {
         const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
-        pv_gather_row(job, dv, keys, n, s, lb[r], job->o + (ptrdiff_t)(i0 + r) * job->o_ts);
+        pv_gather_row(kvt, job, dv, keys, n, s, lb[r], o_row(job, i0 + r));
         s += round16(n);
     }
 }
 
-/* Common head dims as constants, so the dot and P V loops unroll completely. */
-static void gather_passes(const spattn_head_job *job, const spattn_keyrows *kr, size_t i0,
-                          size_t rows, float *sb, float *lb)
+/* Common head dims as constants, so the dot and P V loops unroll completely; each for every
+   K/V type. */
+SPATTN_ALWAYS_INLINE void gather_passes_t(const int kvt, const spattn_head_job *job,
+                                          const spattn_keyrows *kr, size_t i0, size_t rows,
+                                          float *sb, float *lb, float *qb)
 {
     const size_t dq = job->dim_qk, dv = job->dim_v;
     if (dq == 64 && dv == 64)
-        gather_passes_d(job, 64, 64, kr, i0, rows, sb, lb);
+        gather_passes_d(kvt, job, 64, 64, kr, i0, rows, sb, lb, qb);
     else if (dq == 128 && dv == 128)
-        gather_passes_d(job, 128, 128, kr, i0, rows, sb, lb);
+        gather_passes_d(kvt, job, 128, 128, kr, i0, rows, sb, lb, qb);
     else
-        gather_passes_d(job, dq, dv, kr, i0, rows, sb, lb);
+        gather_passes_d(kvt, job, dq, dv, kr, i0, rows, sb, lb, qb);
+}
+
+static void gather_passes(const spattn_head_job *job, const spattn_keyrows *kr, size_t i0,
+                          size_t rows, float *sb, float *lb, float *qb)
+{
+    KV_DISPATCH(job->kv_dtype, gather_passes_t(KVT, job, kr, i0, rows, sb, lb, qb));
 }
 
 /* Query tiles qt .. qt + nqt - 1 through the keys the plan listed for their rows, in batches
    of rows whose scores fit the scratch: gather_scores floats of scores, then gather_sums
    sums, sized by the call's rows and longest row (the plan's scratch is for its longest
-   call). (Software prefetch of the next rows' K and V measured slower: the passes already
-   keep enough loads in flight.) */
+   call), then round16(dim_qk) floats for a widened 16-bit Q row. (Software prefetch of the next
+   rows' K and V measured slower: the passes already keep enough loads in flight.) */
 static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt, size_t nqt,
                        float *scratch)
 {
@@ -275,7 +297,7 @@ static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, siz
     const size_t i1 = spattn__keyrows_span(kr, qt, nqt, &i0);
     const size_t max_rows = gather_sums(i1 - i0);
     const size_t max_scores = gather_scores(i1 - i0, kr->longest);
-    float *sb = scratch, *lb = sb + max_scores;
+    float *sb = scratch, *lb = sb + max_scores, *qb = lb + max_rows;
     for (size_t b = i0, e; b < i1; b = e) {
         size_t used = 0, n;
         for (e = b; e < i1 && e - b < max_rows; e++) {
@@ -284,7 +306,7 @@ static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, siz
                 break;
             used += round16(n);
         }
-        gather_passes(job, kr, b, e - b, sb, lb);
+        gather_passes(job, kr, b, e - b, sb, lb, qb);
     }
 }
 

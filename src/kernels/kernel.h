@@ -28,12 +28,17 @@
 
 /* One (batch, head) of a problem, pointers already at token 0 of that head. */
 typedef struct spattn_head_job {
-    const float *q; /* row i at q + i * q_ts */
-    const float *k; /* key j at k + j * k_ts */
-    const float *v;
-    float *o;
+    /* Element types: q of q_dtype, k and v of kv_dtype, o of o_dtype. Strides count elements
+       of each tensor's own type. A kernel reads K and V in their own type (widened in
+       registers, never copied), may widen Q where it packs a query tile, accumulates O in
+       float and rounds each O row to o_dtype (nearest even) when it writes it. */
+    const void *q; /* row i at element i * q_ts */
+    const void *k; /* key j at element j * k_ts */
+    const void *v;
+    void *o;
     float *lse; /* NULL, or lse[i] for row i */
     ptrdiff_t q_ts, k_ts, v_ts, o_ts;
+    spattn_dtype q_dtype, kv_dtype, o_dtype;
     size_t dim_qk, dim_v;
     float scale;   /* already resolved (never 0) */
     float softcap; /* 0 = off */

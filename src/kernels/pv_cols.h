@@ -7,66 +7,89 @@
 #define SPATTN_KERNELS_PV_COLS_H
 
 #include "kernels/common.h"
+#include "kernels/kv_load.h"
+#include "kernels/o_store.h"
 
 #if !PV_ROWS
 /* O^T[e0 .. e0+eb) = alpha * O^T + sum over keys of P^T[j] * V[j][e], the eb output columns
    held in registers across all keys of the tile. `masked` (PARTIAL tiles) keeps each key out
-   of the rows its column mask excludes, so a NaN in that key's V row cannot reach them. */
-SPATTN_ALWAYS_INLINE void pv_cols_block(float *ot, size_t e0, const int eb, const int masked,
-                                        const float *const *vp, const uint32_t *cm, size_t nk,
-                                        const float *st, col_t alpha)
+   of the rows its column mask excludes, so a NaN in that key's V row cannot reach them. V of
+   type kvt (kv_load.h). */
+SPATTN_ALWAYS_INLINE void pv_cols_block(const int kvt, float *ot, size_t e0, const int eb,
+                                        const int masked, const char *const *vp, const uint32_t *cm,
+                                        size_t nk, const float *st, col_t alpha)
 {
     col_t acc[PV_EB > PV_EBM ? PV_EB : PV_EBM];
     for (int x = 0; x < eb; x++)
         acc[x] = col_mul(col_load(ot + (e0 + (size_t)x) * 16), alpha);
     for (size_t jj = 0; jj < nk; jj++) {
         col_t p = col_load(st + jj * 16);
-        const float *v = vp[jj] + e0;
+        const char *v = vp[jj] + (ptrdiff_t)e0 * kv_size(kvt);
         OPAQUE_PTR(v); /* v + x as an immediate offset, not e0 + x in a register per x */
         if (masked) {
             cmask_t mk = cmask_bits(cm[jj]);
             for (int x = 0; x < eb; x++)
-                acc[x] = col_fma_bc_m(p, v + x, acc[x], mk);
+                acc[x] = kv_fma_bc_m(kvt, p, v, (size_t)x, acc[x], mk);
         } else {
             for (int x = 0; x < eb; x++)
-                acc[x] = col_fma_bc(p, v + x, acc[x]);
+                acc[x] = kv_fma_bc(kvt, p, v, (size_t)x, acc[x]);
         }
     }
     for (int x = 0; x < eb; x++)
         col_store(ot + (e0 + (size_t)x) * 16, acc[x]);
 }
 
-static void pv_cols_tile(float *ot, size_t dv, const float *const *vp, const uint32_t *cm,
-                         size_t nk, const float *st, col_t alpha, int masked)
+SPATTN_ALWAYS_INLINE void pv_cols_tile_t(const int kvt, float *ot, size_t dv, const char *const *vp,
+                                         const uint32_t *cm, size_t nk, const float *st,
+                                         col_t alpha, int masked)
 {
     size_t e = 0;
     if (masked) {
         for (; e + PV_EBM <= dv; e += PV_EBM)
-            pv_cols_block(ot, e, PV_EBM, 1, vp, cm, nk, st, alpha);
+            pv_cols_block(kvt, ot, e, PV_EBM, 1, vp, cm, nk, st, alpha);
         for (; e + 2 <= dv; e += 2)
-            pv_cols_block(ot, e, 2, 1, vp, cm, nk, st, alpha);
+            pv_cols_block(kvt, ot, e, 2, 1, vp, cm, nk, st, alpha);
         for (; e < dv; e++)
-            pv_cols_block(ot, e, 1, 1, vp, cm, nk, st, alpha);
+            pv_cols_block(kvt, ot, e, 1, 1, vp, cm, nk, st, alpha);
     } else {
         for (; e + PV_EB <= dv; e += PV_EB)
-            pv_cols_block(ot, e, PV_EB, 0, vp, cm, nk, st, alpha);
+            pv_cols_block(kvt, ot, e, PV_EB, 0, vp, cm, nk, st, alpha);
         for (; e + 4 <= dv; e += 4)
-            pv_cols_block(ot, e, 4, 0, vp, cm, nk, st, alpha);
+            pv_cols_block(kvt, ot, e, 4, 0, vp, cm, nk, st, alpha);
         for (; e < dv; e++)
-            pv_cols_block(ot, e, 1, 0, vp, cm, nk, st, alpha);
+            pv_cols_block(kvt, ot, e, 1, 0, vp, cm, nk, st, alpha);
     }
 }
 
-/* Writes rows i0 .. i0+rows from O^T, m and l (lane r = row r). */
+/* V of type kvt (the job's kv_dtype), vp[] pointers to the tile's V rows. */
+static void pv_cols_tile(int kvt, float *ot, size_t dv, const char *const *vp, const uint32_t *cm,
+                         size_t nk, const float *st, col_t alpha, int masked)
+{
+    KV_DISPATCH(kvt, pv_cols_tile_t(KVT, ot, dv, vp, cm, nk, st, alpha, masked));
+}
+
+/* Writes rows i0 .. i0+rows from O^T, m and l (lane r = row r); 16-bit O rows are rounded
+   64 elements at a time as they are stored. */
 static void finish_cols(const spattn_head_job *job, size_t i0, size_t rows, const float *ot,
                         const float *mrow, const float *lrow)
 {
     for (size_t r = 0; r < rows; r++) {
-        float *o = job->o + (ptrdiff_t)(i0 + r) * job->o_ts;
+        void *ov = o_row(job, i0 + r);
         float l = lrow[r];
         float inv = row_scale(job, i0 + r, mrow[r], l, job->lse ? job->lse + i0 + r : NULL);
-        for (size_t e = 0; e < job->dim_v; e++)
-            o[e] = l != 0.0f ? ot[e * 16 + r] * inv : 0.0f;
+        if (job->o_dtype == SPATTN_DTYPE_F32) {
+            float *o = ov;
+            for (size_t e = 0; e < job->dim_v; e++)
+                o[e] = l != 0.0f ? ot[e * 16 + r] * inv : 0.0f;
+            continue;
+        }
+        float part[64];
+        for (size_t e0 = 0; e0 < job->dim_v; e0 += 64) {
+            const size_t n = job->dim_v - e0 < 64 ? job->dim_v - e0 : 64;
+            for (size_t e = 0; e < n; e++)
+                part[e] = l != 0.0f ? ot[(e0 + e) * 16 + r] * inv : 0.0f;
+            spattn__store_row((uint16_t *)ov + e0, job->o_dtype, part, n);
+        }
     }
 }
 

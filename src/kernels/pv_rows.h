@@ -7,16 +7,18 @@
 #define SPATTN_KERNELS_PV_ROWS_H
 
 #include "kernels/common.h"
+#include "kernels/kv_load.h"
+#include "kernels/o_store.h"
 
 /* Row-major O (AVX-512; AVX2 for tiles of at most PV_ROWS_BELOW rows): O[r][e] += P[r][j] * V[j][e]
    with V rows loaded as vectors in place and P[r][j] = st[j*16 + r] broadcast, PV_RB rows x nv
    vectors of O in registers: per key nv + PV_RB loads feed PV_RB * nv FMAs (the transposed form
    needs one load per FMA). `masked` (PARTIAL tiles) merges each row's FMAs only where its row
    allows the key (a NaN in a V row must not reach rows that exclude it). O rows are dvp =
-   round16(dv) floats apart. */
-SPATTN_ALWAYS_INLINE void pv_rows_rxv(float *orow, size_t dvp, size_t r0, const int nr,
-                                      const int nv, vmask_t last, const int masked,
-                                      const float *const *vp, const vmask_t *km, size_t nk,
+   round16(dv) floats apart. V rows vp[] are byte pointers to elements of type kvt. */
+SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, size_t r0,
+                                      const int nr, const int nv, vmask_t last, const int masked,
+                                      const char *const *vp, const vmask_t *km, size_t nk,
                                       const float *st, const float *al)
 {
     vec_t acc[PV_RB][4];
@@ -27,10 +29,11 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(float *orow, size_t dvp, size_t r0, const 
     }
     const float *sp = st + r0;
     for (size_t jj = 0; jj < nk; jj++, sp += 16) {
-        const float *v = vp[jj];
+        const char *v = vp[jj];
         vec_t vv[4];
         for (int x = 0; x < nv; x++)
-            vv[x] = x == nv - 1 ? vec_loadu_m(v + x * VL, last) : vec_loadu(v + x * VL);
+            vv[x] = x == nv - 1 ? kv_loadu_m(kvt, v, (size_t)x * VL, last)
+                                : kv_loadu(kvt, v, (size_t)x * VL);
         if (masked) {
             for (int r = 0; r < nr; r++) {
                 const vec_t pr = vec_set1(sp[r]);
@@ -53,50 +56,50 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(float *orow, size_t dvp, size_t r0, const 
 
 /* Constant row and vector counts for each call of the block, so its accumulators stay in
    registers. */
-SPATTN_ALWAYS_INLINE void pv_rows_block(float *oe, size_t dvp, size_t r0, const int nr, int nv,
-                                        vmask_t last, int masked, const float *const *vpe,
-                                        const vmask_t *cm, size_t nk, const float *st,
-                                        const float *al)
+SPATTN_ALWAYS_INLINE void pv_rows_block(const int kvt, float *oe, size_t dvp, size_t r0,
+                                        const int nr, int nv, vmask_t last, int masked,
+                                        const char *const *vpe, const vmask_t *cm, size_t nk,
+                                        const float *st, const float *al)
 {
     if (masked) {
         switch (nv) {
         case 4:
-            pv_rows_rxv(oe, dvp, r0, nr, 4, last, 1, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 4, last, 1, vpe, cm, nk, st, al);
             break;
         case 3:
-            pv_rows_rxv(oe, dvp, r0, nr, 3, last, 1, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 3, last, 1, vpe, cm, nk, st, al);
             break;
         case 2:
-            pv_rows_rxv(oe, dvp, r0, nr, 2, last, 1, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 2, last, 1, vpe, cm, nk, st, al);
             break;
         default:
-            pv_rows_rxv(oe, dvp, r0, nr, 1, last, 1, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 1, last, 1, vpe, cm, nk, st, al);
             break;
         }
     } else {
         switch (nv) {
         case 4:
-            pv_rows_rxv(oe, dvp, r0, nr, 4, last, 0, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 4, last, 0, vpe, cm, nk, st, al);
             break;
         case 3:
-            pv_rows_rxv(oe, dvp, r0, nr, 3, last, 0, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 3, last, 0, vpe, cm, nk, st, al);
             break;
         case 2:
-            pv_rows_rxv(oe, dvp, r0, nr, 2, last, 0, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 2, last, 0, vpe, cm, nk, st, al);
             break;
         default:
-            pv_rows_rxv(oe, dvp, r0, nr, 1, last, 0, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 1, last, 0, vpe, cm, nk, st, al);
             break;
         }
     }
 }
 
-static void pv_rows_tile(float *orow, size_t dv, size_t rows, const float *const *vp,
-                         const uint32_t *cm, size_t nk, const float *st, const float *al,
-                         int masked)
+SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, float *orow, size_t dv, size_t rows,
+                                         const char *const *vp, const uint32_t *cm, size_t nk,
+                                         const float *st, const float *al, int masked)
 {
     const size_t dvp = round16(dv);
-    const float *vpe[SPATTN_TK];
+    const char *vpe[SPATTN_TK];
     /* PARTIAL tiles: km[j*16 + r] is all lanes when row r allows key j, else none, built once
        per tile so that the FMAs take their masks from memory (a mask made from the bits in
        a general register costs a port-5 move per row and key, a port the FMAs need). */
@@ -110,10 +113,10 @@ static void pv_rows_tile(float *orow, size_t dv, size_t rows, const float *const
         const size_t tail = left - (size_t)(nv - 1) * VL;
         const vmask_t last = vmask_first(tail < VL ? tail : VL);
         /* The first (for dim_v <= 64 the only) pass uses vp itself. */
-        const float *const *vq = vp;
+        const char *const *vq = vp;
         if (e != 0) {
             for (size_t jj = 0; jj < nk; jj++)
-                vpe[jj] = vp[jj] + e;
+                vpe[jj] = vp[jj] + (ptrdiff_t)e * kv_size(kvt);
             vq = vpe;
         }
         float *oe = orow + e;
@@ -128,12 +131,20 @@ static void pv_rows_tile(float *orow, size_t dv, size_t rows, const float *const
                 16 - r0 < PV_RB || (sb != 0 && (rl <= sb || (rl > PV_RB && rl <= 2 * sb))) ? (int)sb
                                                                                            : PV_RB;
             if (nr == PV_RB)
-                pv_rows_block(oe, dvp, r0, PV_RB, nv, last, masked, vq, km, nk, st, al);
+                pv_rows_block(kvt, oe, dvp, r0, PV_RB, nv, last, masked, vq, km, nk, st, al);
             else
-                pv_rows_block(oe, dvp, r0, 16 % PV_RB, nv, last, masked, vq, km, nk, st, al);
+                pv_rows_block(kvt, oe, dvp, r0, 16 % PV_RB, nv, last, masked, vq, km, nk, st, al);
             r0 += (size_t)nr;
         }
     }
+}
+
+/* V of type kvt (the job's kv_dtype), vp[] pointers to the tile's V rows. */
+static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const char *const *vp,
+                         const uint32_t *cm, size_t nk, const float *st, const float *al,
+                         int masked)
+{
+    KV_DISPATCH(kvt, pv_rows_tile_t(KVT, orow, dv, rows, vp, cm, nk, st, al, masked));
 }
 
 /* Writes rows i0 .. i0+rows from row-major O, m and l (lane r = row r). */
@@ -142,14 +153,13 @@ static void finish_rows(const spattn_head_job *job, size_t i0, size_t rows, cons
 {
     const size_t dv = job->dim_v, dvp = round16(dv);
     for (size_t r = 0; r < rows; r++) {
-        float *o = job->o + (ptrdiff_t)(i0 + r) * job->o_ts;
+        void *o = o_row(job, i0 + r);
         const float l = lrow[r];
         const vec_t inv =
             vec_set1(row_scale(job, i0 + r, mrow[r], l, job->lse ? job->lse + i0 + r : NULL));
         for (size_t e = 0; e < dv; e += VL) {
-            vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
             vec_t x = l != 0.0f ? vec_mul(vec_loadu(orow + r * dvp + e), inv) : vec_zero();
-            vec_storeu_m(o + e, mk, x);
+            o_store(job, o, e, dv - e < VL ? dv - e : VL, x);
         }
     }
 }

@@ -7,7 +7,9 @@
 #ifndef SPATTN_KERNELS_QK_COLS_H
 #define SPATTN_KERNELS_QK_COLS_H
 
+#include "convert.h"
 #include "kernels/common.h"
+#include "kernels/kv_load.h"
 #include "kernels/kv_prefetch.h"
 
 static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, float *qt)
@@ -17,8 +19,8 @@ static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, floa
     /* One gather per dim collects the 16 rows' element (a scalar transposition costs a load,
        multiply and store per element, which tiny query tiles with one or two key tiles
        notice). The lane offsets are 32-bit, so huge row strides take the scalar loop. */
-    if (job->q_ts >= 0 && job->q_ts <= INT32_MAX / 16) {
-        const float *q = job->q + (ptrdiff_t)i0 * job->q_ts;
+    if (job->q_dtype == SPATTN_DTYPE_F32 && job->q_ts >= 0 && job->q_ts <= INT32_MAX / 16) {
+        const float *q = (const float *)job->q + (ptrdiff_t)i0 * job->q_ts;
         const col_t vc = col_set1(c);
         const col_idx_t ix = col_row_offsets((int32_t)job->q_ts);
         for (size_t d = 0; d < job->dim_qk; d++)
@@ -26,12 +28,20 @@ static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, floa
         return;
     }
 #endif
-    /* Lanes of rows past len_q stay 0: finite scores, never written back. */
+    /* Lanes of rows past len_q stay 0: finite scores, never written back. 16-bit Q is
+       widened here, once per query tile. */
     memset(qt, 0, 16 * job->dim_qk * sizeof(float));
+    const ptrdiff_t qs = (ptrdiff_t)spattn__dtype_size(job->q_dtype);
     for (size_t r = 0; r < rows; r++) {
-        const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
-        for (size_t d = 0; d < job->dim_qk; d++)
-            qt[d * 16 + r] = q[d] * c;
+        const void *qv = (const char *)job->q + (ptrdiff_t)(i0 + r) * job->q_ts * qs;
+        if (job->q_dtype == SPATTN_DTYPE_F32) {
+            const float *q = qv;
+            for (size_t d = 0; d < job->dim_qk; d++)
+                qt[d * 16 + r] = q[d] * c;
+        } else {
+            for (size_t d = 0; d < job->dim_qk; d++)
+                qt[d * 16 + r] = spattn__load_f32(qv, (ptrdiff_t)d, job->q_dtype) * c;
+        }
     }
 }
 
@@ -42,10 +52,11 @@ static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, floa
    any nq and NB, so pairing query tiles never changes a bit of the result. A short last
    block repeats its last key (in bounds; stored past nk, and its duplicate does not change
    the max) instead of needing a second code path. Lanes outside cm[] (if given) become
-   -inf, after the ALiBi term al[t] (when `alibi`) is added; mt[t] gets the lane-wise max of
-   tile t's scores, taken as they leave the registers. */
-SPATTN_ALWAYS_INLINE void qk_cols_nq(const int nq, const int nb, const int lo, const int alibi,
-                                     const float *const *qt, size_t dq, const float *kb,
+   -inf, after the ALiBi term al[t] (if al is given) is added; mt[t] gets the lane-wise max
+   of tile t's scores, taken as they leave the registers. K is of type kvt (kv_load.h), kb a
+   byte pointer. */
+SPATTN_ALWAYS_INLINE void qk_cols_nq(const int kvt, const int nq, const int nb, const int lo,
+                                     const float *const *qt, size_t dq, const char *kb,
                                      ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk,
                                      const uint32_t *cm, float *const *st, const tile_prefetch *pf,
                                      const qk_alibi *al, col_t *mt)
@@ -56,10 +67,10 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int nq, const int nb, const int lo, c
     for (size_t jj = 0; jj < nk; jj += (size_t)nb) {
         if (pf != NULL)
             prefetch_keys(pf, jj, (size_t)nb);
-        const float *kp[QK_NB];
+        const char *kp[QK_NB];
         for (int b = 0; b < nb; b++) {
             size_t jb = jj + (size_t)b < nk ? jj + (size_t)b : nk - 1;
-            kp[b] = kb + (ptrdiff_t)(j0 + idx[jb]) * k_ts;
+            kp[b] = kv_row(kvt, kb, (ptrdiff_t)(j0 + idx[jb]), k_ts);
         }
         col_t acc[2][QK_DS][QK_NB];
         for (int t = 0; t < nq; t++)
@@ -77,13 +88,14 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int nq, const int nb, const int lo, c
                     if (nq == 1) {
                         col_t q = col_load(qt[0] + qo + (size_t)(u + s) * 16);
                         for (int b = 0; b < nb; b++)
-                            acc[0][s][b] = lo ? col_fma_bc_lo(q, kp[b] + u + s, acc[0][s][b])
-                                              : col_fma_bc(q, kp[b] + u + s, acc[0][s][b]);
+                            acc[0][s][b] =
+                                lo ? kv_fma_bc_lo(kvt, q, kp[b], (size_t)(u + s), acc[0][s][b])
+                                   : kv_fma_bc(kvt, q, kp[b], (size_t)(u + s), acc[0][s][b]);
                     } else {
                         col_t q0 = col_load(qt[0] + qo + (size_t)(u + s) * 16);
                         col_t q1 = col_load(qt[1] + qo + (size_t)(u + s) * 16);
                         for (int b = 0; b < nb; b++) {
-                            col_t kv = col_bcast(kp[b] + u + s);
+                            col_t kv = kv_bcast(kvt, kp[b], (size_t)(u + s));
                             acc[0][s][b] = col_fma(q0, kv, acc[0][s][b]);
                             acc[1][s][b] = col_fma(q1, kv, acc[1][s][b]);
                         }
@@ -91,7 +103,7 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int nq, const int nb, const int lo, c
                 }
             }
             for (int b = 0; b < nb; b++) {
-                kp[b] += QK_DU;
+                kp[b] += QK_DU * kv_size(kvt);
                 OPAQUE_PTR(kp[b]);
             }
         }
@@ -99,10 +111,10 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int nq, const int nb, const int lo, c
             for (int t = 0; t < nq; t++) {
                 col_t q = col_load(qt[t] + qo);
                 for (int b = 0; b < nb; b++)
-                    acc[t][0][b] = col_fma_bc(q, kp[b], acc[t][0][b]);
+                    acc[t][0][b] = kv_fma_bc(kvt, q, kp[b], 0, acc[t][0][b]);
             }
             for (int b = 0; b < nb; b++)
-                kp[b]++;
+                kp[b] += kv_size(kvt);
         }
         for (int t = 0; t < nq; t++)
             for (int b = 0; b < nb; b++) {
@@ -110,7 +122,7 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int nq, const int nb, const int lo, c
                 col_t a = acc[t][0][b];
                 for (int s = 1; s < QK_DS; s++)
                     a = col_add(a, acc[t][s][b]);
-                if (alibi)
+                if (al != NULL)
                     a = qk_alibi_add(&al[t], idx[jb], a);
                 if (cm != NULL)
                     a = col_select(cmask_bits(cm[jb]), a, ninf);
@@ -122,36 +134,30 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int nq, const int nb, const int lo, c
 
 /* One query tile. `lo` (AVX2, tiles of at most 8 rows): the high half of each column is
    padding (Qt there is 0), so its FMAs are skipped and its scores stay 0 (finite; never
-   written back). al: the ALiBi term, or NULL. */
-static col_t qk_cols(const float *qt, size_t dq, const float *kb, ptrdiff_t k_ts, size_t j0,
+   written back). K of type kvt (the job's kv_dtype); al: the ALiBi term, or NULL. */
+static col_t qk_cols(int kvt, const float *qt, size_t dq, const void *kb, ptrdiff_t k_ts, size_t j0,
                      const uint32_t *idx, size_t nk, const uint32_t *cm, float *st,
                      const tile_prefetch *pf, int lo, const qk_alibi *al)
 {
     col_t mt;
-    if (al != NULL) {
-        if (COL_HALVES && lo)
-            qk_cols_nq(1, QK_NB, 1, 1, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, al, &mt);
-        else
-            qk_cols_nq(1, QK_NB, 0, 1, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, al, &mt);
-    } else if (COL_HALVES && lo) {
-        qk_cols_nq(1, QK_NB, 1, 0, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, NULL, &mt);
-    } else {
-        qk_cols_nq(1, QK_NB, 0, 0, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, NULL, &mt);
-    }
+    if (COL_HALVES && lo)
+        KV_DISPATCH(kvt, qk_cols_nq(KVT, 1, QK_NB, 1, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf,
+                                    al, &mt));
+    else
+        KV_DISPATCH(kvt, qk_cols_nq(KVT, 1, QK_NB, 0, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf,
+                                    al, &mt));
     return mt;
 }
 
 #ifdef QK_NB2
 /* Two query tiles against the same FULL key tile (keys j0 .. j0 + nk); al: their ALiBi
    terms, or NULL. */
-static void qk_cols_pair(const float *const *qt, size_t dq, const float *kb, ptrdiff_t k_ts,
+static void qk_cols_pair(int kvt, const float *const *qt, size_t dq, const void *kb, ptrdiff_t k_ts,
                          size_t j0, const uint32_t *idx, size_t nk, float *const *st,
                          const qk_alibi *al, col_t *mt)
 {
-    if (al != NULL)
-        qk_cols_nq(2, QK_NB2, 0, 1, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, al, mt);
-    else
-        qk_cols_nq(2, QK_NB2, 0, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, NULL, mt);
+    KV_DISPATCH(
+        kvt, qk_cols_nq(KVT, 2, QK_NB2, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, al, mt));
 }
 #endif
 

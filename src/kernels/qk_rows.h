@@ -5,7 +5,9 @@
 #ifndef SPATTN_KERNELS_QK_ROWS_H
 #define SPATTN_KERNELS_QK_ROWS_H
 
+#include "convert.h"
 #include "kernels/common.h"
+#include "kernels/kv_load.h"
 #include "kernels/kv_prefetch.h"
 
 /* Query tiles of at most QR_MAX rows take their QK along dim (qk_rowdot, see there), in groups
@@ -16,16 +18,23 @@
 #define QR_MAX (VL == 16 ? 8 : 4)
 
 /* The rows of a query tile row-major for qk_rowdot: 4 or 8 rows of dim_qk (within the 16 *
-   dim_qk floats a packed Q takes), the rows past `rows` zero. */
+   dim_qk floats a packed Q takes), the rows past `rows` zero; 16-bit Q widened here. */
 static void pack_q_rows(const spattn_head_job *job, size_t i0, size_t rows, float *qr)
 {
     const float c = q_factor(job);
     const size_t dq = job->dim_qk;
     memset(qr, 0, (rows <= 4 ? 4 : 8) * dq * sizeof(float));
+    const ptrdiff_t qs = (ptrdiff_t)spattn__dtype_size(job->q_dtype);
     for (size_t r = 0; r < rows; r++) {
-        const float *q = job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
-        for (size_t d = 0; d < dq; d++)
-            qr[r * dq + d] = q[d] * c;
+        const void *qv = (const char *)job->q + (ptrdiff_t)(i0 + r) * job->q_ts * qs;
+        if (job->q_dtype == SPATTN_DTYPE_F32) {
+            const float *q = qv;
+            for (size_t d = 0; d < dq; d++)
+                qr[r * dq + d] = q[d] * c;
+        } else {
+            for (size_t d = 0; d < dq; d++)
+                qr[r * dq + d] = spattn__load_f32(qv, (ptrdiff_t)d, job->q_dtype) * c;
+        }
     }
 }
 
@@ -37,9 +46,10 @@ static void pack_q_rows(const spattn_head_job *job, size_t i0, size_t rows, floa
    zero Q of padding rows gives them in the column form), masked and stored as qk_cols_nq stores
    it. Decode (dim 128): QK 128 FMAs per key -> 32 plus one hsums4 for 4 rows, 64 plus two
    for 8. qr: the rows' pre-scaled Q, row-major dq apart, rows past the tile's zero; ng
-   groups of 4 rows, nkeys keys per step; the ALiBi term al added when `alibi`. */
-SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const int alibi,
-                                       const float *qr, size_t dq, const float *kb, ptrdiff_t k_ts,
+   groups of 4 rows, nkeys keys per step; K of type kvt (kv_load.h); the ALiBi term al added
+   when given. */
+SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int kvt, const int ng, const int nkeys,
+                                       const float *qr, size_t dq, const char *kb, ptrdiff_t k_ts,
                                        size_t j0, const uint32_t *idx, size_t nk,
                                        const uint32_t *cm, float *st, const tile_prefetch *pf,
                                        const qk_alibi *al)
@@ -49,10 +59,10 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const int 
     for (size_t jj = 0; jj < nk; jj += (size_t)nkeys) {
         if (pf != NULL)
             prefetch_keys(pf, jj, (size_t)nkeys);
-        const float *kp[QR_KEYS];
+        const char *kp[QR_KEYS];
         for (int b = 0; b < nkeys; b++) {
             const size_t jb = jj + (size_t)b < nk ? jj + (size_t)b : nk - 1;
-            kp[b] = kb + (ptrdiff_t)(j0 + idx[jb]) * k_ts;
+            kp[b] = kv_row(kvt, kb, (ptrdiff_t)(j0 + idx[jb]), k_ts);
         }
         vec_t acc[QR_KEYS][8];
         for (int b = 0; b < nkeys; b++)
@@ -64,7 +74,7 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const int 
             for (int r = 0; r < 4 * ng; r++)
                 q[r] = vec_loadu(qr + (size_t)r * dq + d);
             for (int b = 0; b < nkeys; b++) {
-                const vec_t k = vec_loadu(kp[b] + d);
+                const vec_t k = kv_loadu(kvt, kp[b], d);
                 for (int r = 0; r < 4 * ng; r++)
                     acc[b][r] = vec_fma(q[r], k, acc[b][r]);
             }
@@ -75,7 +85,7 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const int 
             for (int r = 0; r < 4 * ng; r++)
                 q[r] = vec_loadu_m(qr + (size_t)r * dq + d, mk);
             for (int b = 0; b < nkeys; b++) {
-                const vec_t k = vec_loadu_m(kp[b] + d, mk);
+                const vec_t k = kv_loadu_m(kvt, kp[b], d, mk);
                 for (int r = 0; r < 4 * ng; r++)
                     acc[b][r] = vec_fma(q[r], k, acc[b][r]);
             }
@@ -83,7 +93,7 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const int 
         for (int b = 0; b < nkeys && jj + (size_t)b < nk; b++) {
             col_t a4 =
                 col_from_quarters(vec_hsums4(acc[b]), ng == 1 ? q4_zero() : vec_hsums4(acc[b] + 4));
-            if (alibi)
+            if (al != NULL)
                 a4 = qk_alibi_add(al, idx[jj + (size_t)b], a4);
             const col_t a = cm != NULL ? col_select(cmask_bits(cm[jj + (size_t)b]), a4, ninf) : a4;
             col_store(st + (jj + (size_t)b) * 16, a);
@@ -93,19 +103,26 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int ng, const int nkeys, const int 
     return mt;
 }
 
-SPATTN_ALWAYS_INLINE col_t qk_rowdot(size_t rows, const float *qr, size_t dq, const float *kb,
-                                     ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk,
-                                     const uint32_t *cm, float *st, const tile_prefetch *pf,
-                                     const qk_alibi *al)
+SPATTN_ALWAYS_INLINE col_t qk_rowdot_t(const int kvt, size_t rows, const float *qr, size_t dq,
+                                       const char *kb, ptrdiff_t k_ts, size_t j0,
+                                       const uint32_t *idx, size_t nk, const uint32_t *cm,
+                                       float *st, const tile_prefetch *pf, const qk_alibi *al)
 {
-    if (al != NULL) {
-        if (QR_MAX > 4 && rows > 4)
-            return qk_rowdot_g(2, QR_KEYS / 2, 1, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, al);
-        return qk_rowdot_g(1, QR_KEYS, 1, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, al);
-    }
     if (QR_MAX > 4 && rows > 4)
-        return qk_rowdot_g(2, QR_KEYS / 2, 0, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, NULL);
-    return qk_rowdot_g(1, QR_KEYS, 0, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, NULL);
+        return qk_rowdot_g(kvt, 2, QR_KEYS / 2, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, al);
+    return qk_rowdot_g(kvt, 1, QR_KEYS, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, al);
+}
+
+/* K of type kvt (the job's kv_dtype), kb a pointer to its key 0; al: the ALiBi term, or
+   NULL. */
+SPATTN_ALWAYS_INLINE col_t qk_rowdot(int kvt, size_t rows, const float *qr, size_t dq,
+                                     const void *kb, ptrdiff_t k_ts, size_t j0, const uint32_t *idx,
+                                     size_t nk, const uint32_t *cm, float *st,
+                                     const tile_prefetch *pf, const qk_alibi *al)
+{
+    col_t mt;
+    KV_DISPATCH(kvt, mt = qk_rowdot_t(KVT, rows, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, al));
+    return mt;
 }
 
 #endif

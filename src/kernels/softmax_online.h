@@ -161,16 +161,18 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
     ts->lrun = col_add(col_mul(ts->lrun, alpha), psum);
     ts->mrun = mnew;
 
-    const float *vp[SPATTN_TK];
+    const char *vp[SPATTN_TK];
+    const ptrdiff_t v_row = job->v_ts * (ptrdiff_t)spattn__dtype_size(job->kv_dtype);
     for (size_t jj = 0; jj < nk; jj++)
-        vp[jj] = job->v + (ptrdiff_t)(j0 + idx[jj]) * job->v_ts;
+        vp[jj] = (const char *)job->v + (ptrdiff_t)(j0 + idx[jj]) * v_row;
     if (ts->o == O_ROWS) {
         col_store(ts->ml + 32, alpha);
-        pv_rows_tile(ts->ot, job->dim_v, ts->rows, vp, cm, nk, st, ts->ml + 32, partial);
+        pv_rows_tile(job->kv_dtype, ts->ot, job->dim_v, ts->rows, vp, cm, nk, st, ts->ml + 32,
+                     partial);
         return;
     }
 #if !PV_ROWS
-    pv_cols_tile(ts->ot, job->dim_v, vp, cm, nk, st, alpha, partial);
+    pv_cols_tile(job->kv_dtype, ts->ot, job->dim_v, vp, cm, nk, st, alpha, partial);
 #endif
 }
 

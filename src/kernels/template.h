@@ -35,7 +35,8 @@ static size_t tpl_scratch_floats(size_t dim_qk, size_t dim_v, size_t gather_rows
 #else
     size_t tile = tile_state_floats(dim_qk, dim_v);
 #endif
-    size_t gather = gather_scores(gather_rows, gather_keys) + gather_sums(gather_rows);
+    size_t gather =
+        gather_scores(gather_rows, gather_keys) + gather_sums(gather_rows) + round16(dim_qk);
     return tile > gather ? tile : gather;
 }
 

@@ -34,22 +34,24 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
         if (job->stream_kv && ti + 1 < nt) {
             const spattn_ktile *next = &m->tiles[t_first + (backward ? nt - 2 - ti : ti + 1)];
             const size_t nj0 = (size_t)next->kt * SPATTN_TK;
-            pf.k = (const char *)(job->k + (ptrdiff_t)nj0 * job->k_ts);
-            pf.v = (const char *)(job->v + (ptrdiff_t)nj0 * job->v_ts);
+            const size_t es = spattn__dtype_size(job->kv_dtype);
+            pf.k_ts = job->k_ts * (ptrdiff_t)es;
+            pf.v_ts = job->v_ts * (ptrdiff_t)es;
+            pf.k = (const char *)job->k + (ptrdiff_t)nj0 * pf.k_ts;
+            pf.v = (const char *)job->v + (ptrdiff_t)nj0 * pf.v_ts;
             pf.n = spattn__kt_cols(m, next->kt);
-            pf.k_ts = job->k_ts * (ptrdiff_t)sizeof(float);
-            pf.v_ts = job->v_ts * (ptrdiff_t)sizeof(float);
-            pf.k_bytes = job->dim_qk * sizeof(float);
-            pf.v_bytes = job->dim_v * sizeof(float);
+            pf.k_bytes = job->dim_qk * es;
+            pf.v_bytes = job->dim_v * es;
             pfp = &pf;
         }
         const uint32_t *cmq = partial && !scores_pass(job) ? cm : NULL;
         qk_alibi al;
         const qk_alibi *alp = tile_alibi(&ts, job, j0, &al);
-        col_t mt = ts.qk == QK_ROW_DOTS ? qk_rowdot(ts.rows, ts.qtp, job->dim_qk, job->k, job->k_ts,
-                                                    j0, idx, nk, cmq, ts.st, pfp, alp)
-                                        : qk_cols(ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx,
-                                                  nk, cmq, ts.st, pfp, ts.low_half, alp);
+        col_t mt = ts.qk == QK_ROW_DOTS
+                       ? qk_rowdot(job->kv_dtype, ts.rows, ts.qtp, job->dim_qk, job->k, job->k_ts,
+                                   j0, idx, nk, cmq, ts.st, pfp, alp)
+                       : qk_cols(job->kv_dtype, ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
+                                 cmq, ts.st, pfp, ts.low_half, alp);
         tile_fold(&ts, job, j0, idx, cm, nk, partial, mt);
     }
     tile_end(&ts, job);
@@ -106,7 +108,7 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
             ts[1].qk == QK_COLUMNS) {
             const float *qts[2] = {ts[0].qtp, ts[1].qtp};
             float *sts[2] = {ts[0].st, ts[1].st};
-            qk_cols_pair(qts, job->dim_qk, job->k, job->k_ts, j0, idx[0], nk[0], sts,
+            qk_cols_pair(job->kv_dtype, qts, job->dim_qk, job->k, job->k_ts, j0, idx[0], nk[0], sts,
                          alp[0] != NULL ? al : NULL, mt);
         } else {
             for (int x = 0; x < 2; x++) {
@@ -114,10 +116,10 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
                     continue;
                 const uint32_t *cmq = partial[x] && !scores_pass(job) ? cm[x] : NULL;
                 mt[x] = ts[x].qk == QK_ROW_DOTS
-                            ? qk_rowdot(ts[x].rows, ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0,
-                                        idx[x], nk[x], cmq, ts[x].st, NULL, alp[x])
-                            : qk_cols(ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0, idx[x], nk[x],
-                                      cmq, ts[x].st, NULL, 0, alp[x]);
+                            ? qk_rowdot(job->kv_dtype, ts[x].rows, ts[x].qtp, job->dim_qk, job->k,
+                                        job->k_ts, j0, idx[x], nk[x], cmq, ts[x].st, NULL, alp[x])
+                            : qk_cols(job->kv_dtype, ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0,
+                                      idx[x], nk[x], cmq, ts[x].st, NULL, 0, alp[x]);
             }
         }
         for (int x = 0; x < 2; x++)

@@ -48,6 +48,8 @@
  *   vmask_load(p) vec_prefetch_l1(p: a hint, never faults) q4_zero
  *   vec_loadu_bf16(p: VL bfloat16 values widened to float) vec_loadu_f16(p: VL IEEE
  *   binary16 values widened exactly), and their _m forms (lanes outside m not read, 0)
+ *   col_bcast_bf16(p) col_bcast_f16(p) (*p widened, in all lanes) col_fma_lo(a,b,c: a*b+c in
+ *   the low half, c kept in the high half when COL_HALVES; col_fma otherwise)
  */
 #ifndef SPATTN_KERNELS_VEC_H
 #define SPATTN_KERNELS_VEC_H
@@ -104,6 +106,9 @@ SPATTN_VEC_REQUIRES(col_t, col_set1, (float))
 SPATTN_VEC_REQUIRES(col_t, col_load, (const float *))
 SPATTN_VEC_REQUIRES(void, col_store, (float *, col_t))
 SPATTN_VEC_REQUIRES(col_t, col_bcast, (const float *))
+SPATTN_VEC_REQUIRES(col_t, col_bcast_bf16, (const uint16_t *))
+SPATTN_VEC_REQUIRES(col_t, col_bcast_f16, (const uint16_t *))
+SPATTN_VEC_REQUIRES(col_t, col_fma_lo, (col_t, col_t, col_t))
 SPATTN_VEC_REQUIRES(col_t, col_add, (col_t, col_t))
 SPATTN_VEC_REQUIRES(col_t, col_sub, (col_t, col_t))
 SPATTN_VEC_REQUIRES(col_t, col_mul, (col_t, col_t))

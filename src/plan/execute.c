@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "convert.h"
 #include "plan/plan_internal.h"
 #include "validate.h"
 
@@ -23,10 +24,21 @@ static spattn_head_job make_job(const exec_ctx *x, size_t b, size_t h, size_t hk
 {
     const spattn_args *a = x->a;
     spattn_head_job job;
-    job.q = a->q + (ptrdiff_t)b * a->q_layout.batch + (ptrdiff_t)h * a->q_layout.head;
-    job.k = a->k + (ptrdiff_t)b * a->k_layout.batch + (ptrdiff_t)hk * a->k_layout.head;
-    job.v = a->v + (ptrdiff_t)b * a->v_layout.batch + (ptrdiff_t)hk * a->v_layout.head;
-    job.o = a->o + (ptrdiff_t)b * a->o_layout.batch + (ptrdiff_t)h * a->o_layout.head;
+    /* Byte offsets: strides count elements of each tensor's own type. */
+    const ptrdiff_t qs = (ptrdiff_t)spattn__dtype_size(a->q_dtype),
+                    kvs = (ptrdiff_t)spattn__dtype_size(a->kv_dtype),
+                    os = (ptrdiff_t)spattn__dtype_size(a->o_dtype);
+    job.q = (const char *)a->q +
+            ((ptrdiff_t)b * a->q_layout.batch + (ptrdiff_t)h * a->q_layout.head) * qs;
+    job.k = (const char *)a->k +
+            ((ptrdiff_t)b * a->k_layout.batch + (ptrdiff_t)hk * a->k_layout.head) * kvs;
+    job.v = (const char *)a->v +
+            ((ptrdiff_t)b * a->v_layout.batch + (ptrdiff_t)hk * a->v_layout.head) * kvs;
+    job.o =
+        (char *)a->o + ((ptrdiff_t)b * a->o_layout.batch + (ptrdiff_t)h * a->o_layout.head) * os;
+    job.q_dtype = a->q_dtype;
+    job.kv_dtype = a->kv_dtype;
+    job.o_dtype = a->o_dtype;
     job.lse = lse;
     job.q_ts = q_row_stride;
     job.k_ts = a->k_layout.token;
@@ -56,7 +68,9 @@ static void empty_tile(const spattn_head_job *job, const spattn_mask *m, size_t 
 {
     const size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
     for (size_t r = 0; r < rows; r++) {
-        memset(job->o + (ptrdiff_t)(i0 + r) * job->o_ts, 0, job->dim_v * sizeof(float));
+        const size_t es = spattn__dtype_size(job->o_dtype); /* zero bits are +0 in every type */
+        memset((char *)job->o + (ptrdiff_t)(i0 + r) * job->o_ts * (ptrdiff_t)es, 0,
+               job->dim_v * es);
         if (job->lse)
             job->lse[i0 + r] =
                 job->sinks ? job->sinks[(ptrdiff_t)(i0 + r) * job->mod_step] : -INFINITY;
@@ -154,8 +168,9 @@ static spattn_head_job item_job(const exec_ctx *x, const spattn_split_item *it, 
     if (nseg == 1)
         return job;
     const size_t k0 = sp->k0[it->seg], rows = run->rows, dv = p->shape.dim_v;
-    job.k = (const float *)job.k + (ptrdiff_t)k0 * job.k_ts;
-    job.v = (const float *)job.v + (ptrdiff_t)k0 * job.v_ts;
+    const ptrdiff_t es = (ptrdiff_t)spattn__dtype_size(job.kv_dtype);
+    job.k = (const char *)job.k + (ptrdiff_t)k0 * job.k_ts * es;
+    job.v = (const char *)job.v + (ptrdiff_t)k0 * job.v_ts * es;
     if (job.slopes != NULL)
         job.pos0 -= (ptrdiff_t)k0;
     if (s > 0)
@@ -163,6 +178,7 @@ static spattn_head_job item_job(const exec_ctx *x, const spattn_split_item *it, 
     float *slot = out + sp->slot[it->g];
     job.o = slot + s * rows * dv;
     job.o_ts = (ptrdiff_t)dv;
+    job.o_dtype = SPATTN_DTYPE_F32; /* rounded to o_dtype once, at the merge */
     job.lse = slot + nseg * rows * dv + s * rows;
     return job;
 }
@@ -195,8 +211,9 @@ static void run_items(const exec_ctx *x, size_t c, float *scratch, float *out)
 }
 
 /* Merges the segments of unit u of the run schedule (its mask cut in several) into o and lse,
-   row by row, in segment order. */
-static void merge_unit(const exec_ctx *x, size_t u, const float *out)
+   row by row, in segment order; a row of a 16-bit o is merged into tmp (dim_v floats) and
+   rounded once as it is stored. */
+static void merge_unit(const exec_ctx *x, size_t u, const float *out, float *tmp)
 {
     const spattn_plan *p = x->p;
     const spattn_split *sp = &p->split;
@@ -207,8 +224,9 @@ static void merge_unit(const exec_ctx *x, size_t u, const float *out)
     const size_t rows = run->rows, dv = p->shape.dim_v, i0 = n.qt * SPATTN_TQ;
     const size_t here = rows - i0 < SPATTN_TQ ? rows - i0 : SPATTN_TQ;
     const ptrdiff_t o_rs = run->rows_are_heads ? a->o_layout.head : a->o_layout.token;
-    float *o =
-        (float *)a->o + (ptrdiff_t)n.b * a->o_layout.batch + (ptrdiff_t)n.h * a->o_layout.head;
+    const ptrdiff_t os = (ptrdiff_t)spattn__dtype_size(a->o_dtype);
+    char *o = (char *)a->o +
+              ((ptrdiff_t)n.b * a->o_layout.batch + (ptrdiff_t)n.h * a->o_layout.head) * os;
     float *lse = a->lse ? a->lse + (n.b * p->shape.heads_q + n.h) * p->shape.len_q : NULL;
     const float *slot = out + sp->slot[g];
     const float *op[SPATTN_SPLIT_MAX_SEGS], *lp[SPATTN_SPLIT_MAX_SEGS];
@@ -218,7 +236,11 @@ static void merge_unit(const exec_ctx *x, size_t u, const float *out)
             lp[s] = slot + nseg * rows * dv + s * rows + i;
         }
         float row_lse;
-        p->kt->merge_rows(nseg, 1, dv, op, lp, o + (ptrdiff_t)i * o_rs, lse ? lse + i : &row_lse);
+        char *orow = o + (ptrdiff_t)i * o_rs * os;
+        float *dst = a->o_dtype == SPATTN_DTYPE_F32 ? (float *)orow : tmp;
+        p->kt->merge_rows(nseg, 1, dv, op, lp, dst, lse ? lse + i : &row_lse);
+        if (dst == tmp)
+            spattn__store_row(orow, a->o_dtype, tmp, dv);
     }
 }
 
@@ -232,7 +254,7 @@ static void run_split(const exec_ctx *x, int nt, float *scratch)
         for (size_t c = 0; c < sp->segs.nchunks; c++)
             run_items(x, c, scratch, out);
         for (size_t k = 0; k < sp->merge_units; k++)
-            merge_unit(x, sp->merges[k], out);
+            merge_unit(x, sp->merges[k], out, scratch);
         return;
     }
     const long nchunks = (long)sp->segs.nchunks, nmerge = (long)sp->merge_units;
@@ -245,7 +267,7 @@ static void run_split(const exec_ctx *x, int nt, float *scratch)
             run_items(x, (size_t)c, mine, out);
 #pragma omp for schedule(static)
         for (long k = 0; k < nmerge; k++)
-            merge_unit(x, sp->merges[k], out);
+            merge_unit(x, sp->merges[k], out, mine);
     }
 }
 

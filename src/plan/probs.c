@@ -12,11 +12,13 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "convert.h"
 #include "plan/plan_internal.h"
 #include "validate.h"
 
 /* The stand-in V row: read by the kernels for every allowed key (token stride 0), never
-   written. Padded so that a kernel loading a full vector from a row of dim 1 stays inside. */
+   written. Padded so that a kernel loading a full vector from a row of dim 1 stays inside.
+   All-zero bits are +0 in every element type, so it serves as V of the call's kv_dtype. */
 static alignas(64) const float zero_v[16];
 
 static size_t mask_index_bh(const spattn_plan *p, size_t bh)
@@ -83,43 +85,57 @@ typedef struct probs_ctx {
     double *acc;    /* per thread: len_k column accumulators */
 } probs_ctx;
 
-static const float *q_head(const probs_ctx *x, size_t bh)
+/* Byte pointers to head bh's Q and K (strides count elements of each one's type). */
+static const char *q_head(const probs_ctx *x, size_t bh)
 {
     const spattn_args *a = x->a;
     size_t b = bh / a->shape.heads_q, h = bh % a->shape.heads_q;
-    return a->q + (ptrdiff_t)b * a->q_layout.batch + (ptrdiff_t)h * a->q_layout.head;
+    return (const char *)a->q +
+           ((ptrdiff_t)b * a->q_layout.batch + (ptrdiff_t)h * a->q_layout.head) *
+               (ptrdiff_t)spattn__dtype_size(a->q_dtype);
 }
 
-static const float *k_head(const probs_ctx *x, size_t bh)
+static const char *k_head(const probs_ctx *x, size_t bh)
 {
     const spattn_args *a = x->a;
     size_t b = bh / a->shape.heads_q, h = bh % a->shape.heads_q;
     size_t hk = h / (a->shape.heads_q / a->shape.heads_kv);
-    return a->k + (ptrdiff_t)b * a->k_layout.batch + (ptrdiff_t)hk * a->k_layout.head;
+    return (const char *)a->k +
+           ((ptrdiff_t)b * a->k_layout.batch + (ptrdiff_t)hk * a->k_layout.head) *
+               (ptrdiff_t)spattn__dtype_size(a->kv_dtype);
+}
+
+/* Q row i of a head as a byte pointer. */
+static const char *q_row_of(const probs_ctx *x, const char *qh, size_t i)
+{
+    return qh + (ptrdiff_t)i * x->a->q_layout.token * (ptrdiff_t)spattn__dtype_size(x->a->q_dtype);
 }
 
 /* p = exp(s - lse) of row i of head h for the given keys, s formed in float64 as the
    reference does; the kernel's float lse (which includes the row's sink) keeps the row sum at
    1 (less the sink's share) to float precision. */
-static void row_vals(const probs_ctx *x, size_t h, size_t i, const float *qi, const float *k,
+static void row_vals(const probs_ctx *x, size_t h, size_t i, const char *qi, const char *k,
                      const uint32_t *cols, size_t n, float lse, float *out)
 {
     const size_t d = x->a->shape.dim_qk;
-    const ptrdiff_t kts = x->a->k_layout.token;
+    const spattn_dtype qt = x->a->q_dtype, kt = x->a->kv_dtype;
+    const ptrdiff_t kts = x->a->k_layout.token * (ptrdiff_t)spattn__dtype_size(kt);
     const double scale = x->scale, cap = x->a->softcap;
     const double slope = x->a->alibi_slopes ? x->a->alibi_slopes[h] : 0.0;
     const ptrdiff_t pos = x->a->alibi_slopes ? x->pos0 + (ptrdiff_t)i : 0;
     for (size_t c = 0; c < n; c++) {
-        const float *kj = k + (ptrdiff_t)cols[c] * kts;
+        const char *kj = k + (ptrdiff_t)cols[c] * kts;
         /* Independent partial sums: the float64 adds are latency-bound otherwise (and the
            compiler may pair them into vectors). */
         double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
         size_t t = 0;
         for (; t + 8 <= d; t += 8)
             for (int u = 0; u < 8; u++)
-                acc[u] += (double)qi[t + (size_t)u] * (double)kj[t + (size_t)u];
+                acc[u] += (double)spattn__load_f32(qi, (ptrdiff_t)(t + (size_t)u), qt) *
+                          (double)spattn__load_f32(kj, (ptrdiff_t)(t + (size_t)u), kt);
         for (; t < d; t++)
-            acc[0] += (double)qi[t] * (double)kj[t];
+            acc[0] += (double)spattn__load_f32(qi, (ptrdiff_t)t, qt) *
+                      (double)spattn__load_f32(kj, (ptrdiff_t)t, kt);
         double s = scale * (((acc[0] + acc[4]) + (acc[1] + acc[5])) +
                             ((acc[2] + acc[6]) + (acc[3] + acc[7])));
         if (cap != 0.0)
@@ -145,6 +161,9 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *col
     job.k = k_head(x, bh);
     job.v = zero_v;
     job.o = scratch + x->kernel_scratch; /* every row lands on one dummy row (token stride 0) */
+    job.q_dtype = x->a->q_dtype;
+    job.kv_dtype = x->a->kv_dtype;
+    job.o_dtype = SPATTN_DTYPE_F32;
     job.lse = x->lse + bh * s->len_q;
     job.q_ts = x->a->q_layout.token;
     job.k_ts = x->a->k_layout.token;
@@ -175,8 +194,7 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *col
     size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
     for (size_t r = 0; r < rows; r++) {
         size_t n = spattn__mask_row_keys(m, qt, r, cols);
-        row_vals(x, h, i0 + r, job.q + (ptrdiff_t)(i0 + r) * job.q_ts, job.k, cols, n,
-                 job.lse[i0 + r], out);
+        row_vals(x, h, i0 + r, q_row_of(x, job.q, i0 + r), job.k, cols, n, job.lse[i0 + r], out);
         out += n;
     }
 }
@@ -198,7 +216,8 @@ static void col_sums_head(const probs_ctx *x, size_t bh, int t, float *col_sums)
     uint32_t *cols = x->cols + (size_t)t * lk;
     float *vals = x->vals + (size_t)t * lk;
     double *acc = x->acc + (size_t)t * lk;
-    const float *q = q_head(x, bh), *k = k_head(x, bh), *lse = x->lse + bh * p->shape.len_q;
+    const char *q = q_head(x, bh), *k = k_head(x, bh);
+    const float *lse = x->lse + bh * p->shape.len_q;
     const float *pv = x->probs ? x->probs + x->bh_off[bh] : NULL;
     for (size_t j = 0; j < lk; j++)
         acc[j] = 0.0;
@@ -211,9 +230,8 @@ static void col_sums_head(const probs_ctx *x, size_t bh, int t, float *col_sums)
                 v = pv; /* already computed by the first pass, same values */
                 pv += n;
             } else {
-                row_vals(x, bh % p->shape.heads_q, i0 + r,
-                         q + (ptrdiff_t)(i0 + r) * x->a->q_layout.token, k, cols, n, lse[i0 + r],
-                         vals);
+                row_vals(x, bh % p->shape.heads_q, i0 + r, q_row_of(x, q, i0 + r), k, cols, n,
+                         lse[i0 + r], vals);
             }
             for (size_t c = 0; c < n; c++)
                 acc[cols[c]] += (double)v[c];

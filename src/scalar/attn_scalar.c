@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "convert.h"
 #include "kernels/kernel.h"
 #include "scalar/merge_scalar.h"
 
@@ -24,16 +25,30 @@ static float softcapped(float s, float softcap)
     return softcap != 0.0f ? softcap * tanhf(s / softcap) : s;
 }
 
-/* One row against n <= TK allowed keys (in increasing order). */
-static void row_block(const spattn_head_job *job, const float *qi, const uint32_t *keys, size_t n,
-                      row_state *r, float *s)
+/* Element d of a K or V row of type kvt (a constant wherever row_block_t is inlined). */
+static inline float kv_elem(const int kvt, const void *row, size_t d)
 {
+    if (kvt == SPATTN_DTYPE_BF16)
+        return spattn__bf16_to_f32_1(((const uint16_t *)row)[d]);
+    if (kvt == SPATTN_DTYPE_F16)
+        return spattn__f16_to_f32_1(((const uint16_t *)row)[d]);
+    return ((const float *)row)[d];
+}
+
+/* One row against n <= TK allowed keys (in increasing order), K and V of type kvt; qi is the
+   row's Q as floats. */
+static inline __attribute__((always_inline)) void row_block_t(const int kvt,
+                                                              const spattn_head_job *job,
+                                                              const float *qi, const uint32_t *keys,
+                                                              size_t n, row_state *r, float *s)
+{
+    const ptrdiff_t es = kvt == SPATTN_DTYPE_F32 ? 4 : 2;
     float mt = -INFINITY;
     for (size_t c = 0; c < n; c++) {
-        const float *kj = job->k + (ptrdiff_t)keys[c] * job->k_ts;
+        const char *kj = (const char *)job->k + (ptrdiff_t)keys[c] * job->k_ts * es;
         float dot = 0.0f;
         for (size_t d = 0; d < job->dim_qk; d++)
-            dot += qi[d] * kj[d];
+            dot += qi[d] * kv_elem(kvt, kj, d);
         s[c] = softcapped(job->scale * dot, job->softcap);
         if (job->slopes != NULL) {
             /* |i' - j| is exact in float: validation keeps it at most 2^24. */
@@ -55,12 +70,40 @@ static void row_block(const spattn_head_job *job, const float *qi, const uint32_
     }
     for (size_t c = 0; c < n; c++) {
         float p = expf(s[c] - shift);
-        const float *vj = job->v + (ptrdiff_t)keys[c] * job->v_ts;
+        const char *vj = (const char *)job->v + (ptrdiff_t)keys[c] * job->v_ts * es;
         r->l += p;
         for (size_t d = 0; d < job->dim_v; d++)
-            r->acc[d] += p * vj[d];
+            r->acc[d] += p * kv_elem(kvt, vj, d);
     }
     r->m = m_new;
+}
+
+/* The K/V type is chosen once per row block. */
+static void row_block(const spattn_head_job *job, const float *qi, const uint32_t *keys, size_t n,
+                      row_state *r, float *s)
+{
+    switch (job->kv_dtype) {
+    case SPATTN_DTYPE_BF16:
+        row_block_t(SPATTN_DTYPE_BF16, job, qi, keys, n, r, s);
+        break;
+    case SPATTN_DTYPE_F16:
+        row_block_t(SPATTN_DTYPE_F16, job, qi, keys, n, r, s);
+        break;
+    default:
+        row_block_t(SPATTN_DTYPE_F32, job, qi, keys, n, r, s);
+        break;
+    }
+}
+
+/* Row i of the job's Q as floats: in place for F32, else widened into buf (dim_qk floats). */
+static const float *q_row(const spattn_head_job *job, size_t i, float *buf)
+{
+    const ptrdiff_t es = (ptrdiff_t)spattn__dtype_size(job->q_dtype);
+    const void *q = (const char *)job->q + (ptrdiff_t)i * job->q_ts * es;
+    if (job->q_dtype == SPATTN_DTYPE_F32)
+        return q;
+    spattn__load_row(q, job->q_dtype, buf, job->dim_qk);
+    return buf;
 }
 
 /* A sink joins the row here, once, in double: lse = log(exp(lse of the keys) + exp(sink)) and
@@ -68,7 +111,8 @@ static void row_block(const spattn_head_job *job, const float *qi, const uint32_
    row with no key gets O = 0 and lse = the sink exactly. */
 static void row_finish(const spattn_head_job *job, size_t i, const row_state *r)
 {
-    float *oi = job->o + (ptrdiff_t)i * job->o_ts;
+    const size_t os = spattn__dtype_size(job->o_dtype);
+    void *oi = (char *)job->o + (ptrdiff_t)i * job->o_ts * (ptrdiff_t)os;
     const float sink = job->sinks ? job->sinks[(ptrdiff_t)i * job->mod_step] : -INFINITY;
     /* What spattn__row_lse gives, before its rounding to float. */
     double lse =
@@ -83,20 +127,22 @@ static void row_finish(const spattn_head_job *job, size_t i, const row_state *r)
     if (job->lse)
         job->lse[i] = (float)lse;
     if (r->l == 0.0f) {
-        memset(oi, 0, job->dim_v * sizeof(float));
+        memset(oi, 0, job->dim_v * os); /* +0 in every type */
         return;
     }
+    /* Scaled in place (the accumulator is not used again), then stored in o's type. */
     for (size_t d = 0; d < job->dim_v; d++)
-        oi[d] = r->acc[d] * inv;
+        r->acc[d] *= inv;
+    spattn__store_row(oi, job->o_dtype, r->acc, job->dim_v);
 }
 
-/* scratch: TQ row accumulators of dim_v, then one tile row of scores. */
+/* scratch: TQ row accumulators of dim_v, one tile row of scores, then TQ rows of Q widened
+   from a 16-bit type. */
 static size_t scalar_scratch(size_t dim_qk, size_t dim_v, size_t gather_rows, size_t gather_keys)
 {
-    (void)dim_qk;
     (void)gather_rows; /* the gather path works a row at a time */
     (void)gather_keys;
-    return SPATTN_TQ * dim_v + SPATTN_TK;
+    return SPATTN_TQ * dim_v + SPATTN_TK + SPATTN_TQ * dim_qk;
 }
 
 /* Rows i0 .. i0 + rows of the job, their accumulators at scratch. */
@@ -123,6 +169,9 @@ static void scalar_tiles(const spattn_head_job *job, const spattn_mask *m, size_
     row_state st[SPATTN_TQ];
     init_rows(job, i0, rows, scratch, st);
     float *s = scratch + SPATTN_TQ * job->dim_v;
+    const float *qrow[SPATTN_TQ];
+    for (size_t r = 0; r < rows; r++)
+        qrow[r] = q_row(job, i0 + r, s + SPATTN_TK + r * job->dim_qk);
     for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
         const spattn_ktile *kt = &m->tiles[t];
         for (size_t r = 0; r < rows; r++) {
@@ -131,7 +180,7 @@ static void scalar_tiles(const spattn_head_job *job, const spattn_mask *m, size_
             for (uint64_t b = spattn__tile_row_bits(m, kt, qt, r); b != 0; b &= b - 1)
                 keys[n++] = kt->kt * (uint32_t)SPATTN_TK + (uint32_t)__builtin_ctzll(b);
             if (n != 0)
-                row_block(job, job->q + (ptrdiff_t)(i0 + r) * job->q_ts, keys, n, &st[r], s);
+                row_block(job, qrow[r], keys, n, &st[r], s);
         }
     }
     for (size_t r = 0; r < rows; r++)
@@ -148,7 +197,7 @@ static void scalar_gather(const spattn_head_job *job, const spattn_keyrows *kr, 
     float *s = scratch + SPATTN_TQ * job->dim_v;
     for (size_t i = i0; i < i1; i++) {
         init_rows(job, i, 1, scratch, &st);
-        const float *qi = job->q + (ptrdiff_t)i * job->q_ts;
+        const float *qi = q_row(job, i, s + SPATTN_TK);
         size_t n;
         const uint32_t *keys = spattn__keyrows_row(kr, i, &n);
         for (size_t c = 0; c < n; c += SPATTN_TK)

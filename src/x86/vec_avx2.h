@@ -95,6 +95,23 @@ SPATTN_ALWAYS_INLINE col_t col_fma(col_t a, col_t b, col_t acc)
 {
     return col_mk(_mm256_fmadd_ps(a.lo, b.lo, acc.lo), _mm256_fmadd_ps(a.hi, b.hi, acc.hi));
 }
+/* 16-bit elements widened into every lane: bf16 as the high half of a float, f16 through
+   F16C. */
+SPATTN_ALWAYS_INLINE col_t col_bcast_bf16(const uint16_t *p)
+{
+    const __m256 b = _mm256_castsi256_ps(_mm256_set1_epi32((int)((uint32_t)*p << 16)));
+    return col_mk(b, b);
+}
+SPATTN_ALWAYS_INLINE col_t col_bcast_f16(const uint16_t *p)
+{
+    const __m256 b = _mm256_cvtph_ps(_mm_set1_epi16((short)*p));
+    return col_mk(b, b);
+}
+/* Rows 0-7 only, the high half of acc passes through (see col_fma_bc_lo). */
+SPATTN_ALWAYS_INLINE col_t col_fma_lo(col_t a, col_t b, col_t acc)
+{
+    return col_mk(_mm256_fmadd_ps(a.lo, b.lo, acc.lo), acc.hi);
+}
 /* Rows 0-7 only (the high half of acc passes through): for query tiles of at most 8 rows,
    whose high half is padding. */
 #define COL_HALVES 1

@@ -60,6 +60,20 @@ SPATTN_ALWAYS_INLINE col_t col_bcast(const float *p)
 {
     return _mm512_set1_ps(*p);
 }
+/* 16-bit elements widened into every lane: bf16 as the high half of a float, f16 through
+   vcvtph2ps. */
+SPATTN_ALWAYS_INLINE col_t col_bcast_bf16(const uint16_t *p)
+{
+    return _mm512_castsi512_ps(_mm512_set1_epi32((int)((uint32_t)*p << 16)));
+}
+SPATTN_ALWAYS_INLINE col_t col_bcast_f16(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_set1_epi16((short)*p));
+}
+SPATTN_ALWAYS_INLINE col_t col_fma_lo(col_t a, col_t b, col_t acc)
+{
+    return _mm512_fmadd_ps(a, b, acc);
+}
 SPATTN_ALWAYS_INLINE col_t col_fma_bc_lo(col_t a, const float *p, col_t acc)
 {
     return _mm512_fmadd_ps(a, _mm512_set1_ps(*p), acc);

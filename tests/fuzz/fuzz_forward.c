@@ -6,10 +6,12 @@
  * nothing outside the output views is written; NaN placed where no allowed pair reads
  * (layout padding, unreferenced K/V rows, Q rows with no allowed key) never reaches a result;
  * spattn_softmax_masked against its reference. Score modifiers (ALiBi slopes, sinks,
- * pos_offset) come from the bytes after the masks' (none when they have run out).
+ * pos_offset) come from the bytes after the masks', then the element types of q, kv and o
+ * (all F32 when the input has run out, so older corpus entries keep their meaning).
  *
- * Inputs are multiples of 1/64 in [-1, 1] and scales keep |scores| <= 20, so every dot
- * product is exact in float and the documented tolerance 2e-5 * (1 + |ref|) applies.
+ * Inputs are multiples of 1/64 in [-1, 1] (exact in bf16 and f16 too) and scales keep
+ * |scores| <= 20, so every dot product is exact in float and the documented tolerance
+ * (t_in + t_out) * (1 + |ref|) of the types applies (2e-5 * (1 + |ref|) for F32).
  */
 #include <math.h>
 #include <stdint.h>
@@ -21,8 +23,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define TOL 2e-5
 #define MAX_MASKS 27
+
+/* The tolerance of the call's types (spattn.h): set once per input. */
+static double tol = 2e-5;
 
 typedef struct view {
     spattn_layout l;
@@ -98,7 +102,43 @@ static int close_to(float got, double ref)
         return isnan(got);
     if (isinf(ref))
         return isinf(got) && (got > 0) == (ref > 0);
-    return fabs((double)got - ref) <= TOL * (1.0 + fabs(ref));
+    return fabs((double)got - ref) <= tol * (1.0 + fabs(ref));
+}
+
+static size_t esize(spattn_dtype t)
+{
+    return t == SPATTN_DTYPE_F32 ? 4 : 2;
+}
+
+/* Element i of a buffer of type t, widened; and x stored there (nearest even). */
+static float get(const void *p, size_t i, spattn_dtype t)
+{
+    float y;
+    if (t == SPATTN_DTYPE_F32)
+        memcpy(&y, (const char *)p + 4 * i, sizeof y);
+    else if (t == SPATTN_DTYPE_BF16)
+        spattn_bf16_to_f32((const uint16_t *)p + i, &y, 1);
+    else
+        spattn_f16_to_f32((const uint16_t *)p + i, &y, 1);
+    return y;
+}
+static void put(void *p, size_t i, spattn_dtype t, float x)
+{
+    if (t == SPATTN_DTYPE_F32)
+        memcpy((char *)p + 4 * i, &x, sizeof x);
+    else if (t == SPATTN_DTYPE_BF16)
+        spattn_f32_to_bf16(&x, (uint16_t *)p + i, 1);
+    else
+        spattn_f32_to_f16(&x, (uint16_t *)p + i, 1);
+}
+
+/* n floats as a new buffer of type t (the values here are exact in every type). */
+static void *typed_copy(const float *x, size_t n, spattn_dtype t)
+{
+    void *p = malloc(n * esize(t));
+    for (size_t i = 0; i < n; i++)
+        put(p, i, t, x[i]);
+    return p;
 }
 
 static spattn_mask *make_mask(fz_in *in, uint64_t *rs, size_t lq, size_t lk)
@@ -199,13 +239,14 @@ static void draw_mods(problem *p, fz_in *in)
     }
 }
 
-/* Runs one configuration into fresh canary-filled outputs and checks everything but the
-   reference comparison, which the caller does. */
-static void run(const problem *p, const spattn_options *opt, int path, float *o, float *lse,
+/* Runs one configuration into fresh canary-filled outputs (o of p->a.o_dtype) and checks
+   everything but the reference comparison, which the caller does. */
+static void run(const problem *p, const spattn_options *opt, int path, void *o, float *lse,
                 size_t o_n, size_t lse_n)
 {
+    const spattn_dtype ot = p->a.o_dtype;
     for (size_t i = 0; i < o_n; i++)
-        o[i] = -7.0f;
+        put(o, i, ot, -7.0f);
     for (size_t i = 0; i < lse_n; i++)
         lse[i] = -7.0f;
     spattn_args a = p->a;
@@ -232,7 +273,7 @@ static void run(const problem *p, const spattn_options *opt, int path, float *o,
             for (size_t i = 0; i < s->len_q; i++)
                 memset(in_view + at(&p->ov, b, h, i), 1, s->dim_v);
     for (size_t i = 0; i < o_n; i++)
-        FZ_CHECK(in_view[i] || o[i] == -7.0f, "%s wrote outside the output view at %zu",
+        FZ_CHECK(in_view[i] || get(o, i, ot) == -7.0f, "%s wrote outside the output view at %zu",
                  spattn_isa_name(opt->isa), i);
     free(in_view);
     if (!p->a.lse)
@@ -307,8 +348,8 @@ static void tame_scores(problem *p)
                 for (size_t j = 0; j < s->len_k; j++) {
                     double dot = 0;
                     for (size_t d = 0; d < s->dim_qk; d++)
-                        dot += (double)p->a.q[at(&p->qv, b, h, i) + d] *
-                               p->a.k[at(&p->kv, b, h / g, j) + d];
+                        dot += (double)((const float *)p->a.q)[at(&p->qv, b, h, i) + d] *
+                               ((const float *)p->a.k)[at(&p->kv, b, h / g, j) + d];
                     if (fabs(dot * scale) > smax)
                         smax = fabs(dot * scale);
                 }
@@ -371,21 +412,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     draw_mods(&p, &in);
 
+    /* Element types (after the modifiers' bytes): 9 q + 3 kv + o. */
+    const uint8_t tsel = fz_u8(&in) % 27;
+    const spattn_dtype qt = (spattn_dtype)(tsel / 9), kvt = (spattn_dtype)(tsel / 3 % 3),
+                       ot = (spattn_dtype)(tsel % 3);
+    tol = (qt == SPATTN_DTYPE_BF16 || kvt == SPATTN_DTYPE_BF16) ? 1e-2
+          : (qt == SPATTN_DTYPE_F16 || kvt == SPATTN_DTYPE_F16) ? 2e-3
+                                                                : 2e-5;
+    tol += ot == SPATTN_DTYPE_BF16 ? 0x1p-8 : ot == SPATTN_DTYPE_F16 ? 0x1p-11 : 0.0;
+
     float *q = nan_buf(p.qv.n), *k = nan_buf(p.kv.n), *v = nan_buf(p.vv.n);
     p.a.q = q;
     p.a.k = k;
     p.a.v = v;
     fill(&p, &rs, nan_unread);
     tame_scores(&p);
+    void *tq = typed_copy(q, p.qv.n, qt), *tk = typed_copy(k, p.kv.n, kvt),
+         *tv = typed_copy(v, p.vv.n, kvt);
+    p.a.q = tq;
+    p.a.k = tk;
+    p.a.v = tv;
+    p.a.q_dtype = qt;
+    p.a.kv_dtype = kvt;
 
     size_t lse_n = s->batch * s->heads_q * s->len_q;
+    const size_t ob = p.ov.n * esize(ot);
     float *ref_o = malloc(p.ov.n * sizeof(float)), *ref_lse = malloc(lse_n * sizeof(float));
-    float *o1 = malloc(p.ov.n * sizeof(float)), *l1 = malloc(lse_n * sizeof(float));
-    float *o2 = malloc(p.ov.n * sizeof(float)), *l2 = malloc(lse_n * sizeof(float));
+    void *o1 = malloc(ob), *o2 = malloc(ob);
+    float *l1 = malloc(lse_n * sizeof(float)), *l2 = malloc(lse_n * sizeof(float));
     p.a.lse = want_lse ? ref_lse : NULL;
-    p.a.o = ref_o;
+    p.a.o = ref_o; /* the reference's O in float */
     spattn_status st = spattn_reference_forward(&p.a, p.n_masks ? p.masks : NULL, p.n_masks);
     FZ_CHECK(st == SPATTN_OK, "reference: %s", spattn_status_string(st));
+    p.a.o_dtype = ot;
 
     static const spattn_isa isas[] = {SPATTN_ISA_SCALAR, SPATTN_ISA_AVX2, SPATTN_ISA_AVX512,
                                       SPATTN_ISA_NEON};
@@ -400,8 +459,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (path < 0) { /* threads must not change a bit */
                 opt.num_threads = 2;
                 run(&p, &opt, path, o2, l2, p.ov.n, lse_n);
-                FZ_CHECK(memcmp(o1, o2, p.ov.n * sizeof(float)) == 0 &&
-                             memcmp(l1, l2, lse_n * sizeof(float)) == 0,
+                FZ_CHECK(memcmp(o1, o2, ob) == 0 && memcmp(l1, l2, lse_n * sizeof(float)) == 0,
                          "%s: 1 and 2 threads differ", spattn_isa_name(isas[ii]));
             }
             for (size_t b = 0; b < s->batch; b++)
@@ -409,10 +467,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     for (size_t i = 0; i < s->len_q; i++) {
                         size_t base = at(&p.ov, b, h, i);
                         for (size_t d = 0; d < s->dim_v; d++)
-                            FZ_CHECK(close_to(o1[base + d], ref_o[base + d]),
-                                     "%s path %d: O[%zu,%zu,%zu,%zu] = %.9g, reference %.9g",
-                                     spattn_isa_name(isas[ii]), path, b, h, i, d,
-                                     (double)o1[base + d], (double)ref_o[base + d]);
+                            FZ_CHECK(close_to(get(o1, base + d, ot), ref_o[base + d]),
+                                     "%s path %d types %u: O[%zu,%zu,%zu,%zu] = %.9g, "
+                                     "reference %.9g",
+                                     spattn_isa_name(isas[ii]), path, (unsigned)tsel, b, h, i, d,
+                                     (double)get(o1, base + d, ot), (double)ref_o[base + d]);
                         size_t li = (b * s->heads_q + h) * s->len_q + i;
                         FZ_CHECK(!want_lse || close_to(l1[li], ref_lse[li]),
                                  "%s path %d: lse[%zu,%zu,%zu] = %.9g, reference %.9g",
@@ -424,6 +483,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* Masked softmax of q's first head viewed as a len_q x dim_qk matrix is too narrow to be
        interesting; use fresh scores of the mask's shape instead. */
+    tol = 2e-5; /* float in, float out */
     if (p.n_masks > 0) {
         size_t rows = s->len_q, cols = s->len_k, ld = cols + fz_u8(&in) % 3;
         float *x = nan_buf(rows * ld), *y = malloc(rows * ld * sizeof(float));
@@ -462,6 +522,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(q);
     free(k);
     free(v);
+    free(tq);
+    free(tk);
+    free(tv);
     free(ref_o);
     free(ref_lse);
     free(o1);

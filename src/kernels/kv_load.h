@@ -1,0 +1,100 @@
+/*
+ * K and V in their own element type (job->kv_dtype), widened to float in registers as they
+ * are loaded: bf16 by a shift, f16 by the ISA's conversion (vcvtph2ps, fcvtl). A K or V
+ * pointer here is a byte pointer and `kvt` a spattn_dtype that is a compile-time constant at
+ * every use: the hot loops are always-inline functions taking it as a constant argument, and
+ * the static function above each switches on the job's type once per call, so every loop is
+ * compiled once per type and the F32 one is the code it was before types existed.
+ */
+#ifndef SPATTN_KERNELS_KV_LOAD_H
+#define SPATTN_KERNELS_KV_LOAD_H
+
+#include "kernels/common.h"
+
+#define KV_F32 ((int)SPATTN_DTYPE_F32)
+#define KV_BF16 ((int)SPATTN_DTYPE_BF16)
+#define KV_F16 ((int)SPATTN_DTYPE_F16)
+
+/* Bytes of one element. */
+SPATTN_ALWAYS_INLINE ptrdiff_t kv_size(const int kvt)
+{
+    return kvt == KV_F32 ? 4 : 2;
+}
+
+/* Element i of row p as a column broadcast. */
+SPATTN_ALWAYS_INLINE col_t kv_bcast(const int kvt, const char *p, size_t i)
+{
+    if (kvt == KV_BF16)
+        return col_bcast_bf16((const uint16_t *)(const void *)p + i);
+    if (kvt == KV_F16)
+        return col_bcast_f16((const uint16_t *)(const void *)p + i);
+    return col_bcast((const float *)(const void *)p + i);
+}
+
+/* acc + a * element i of p, as col_fma_bc (and _lo, _m: see vec.h). */
+SPATTN_ALWAYS_INLINE col_t kv_fma_bc(const int kvt, col_t a, const char *p, size_t i, col_t acc)
+{
+    if (kvt == KV_F32)
+        return col_fma_bc(a, (const float *)(const void *)p + i, acc);
+    return col_fma(a, kv_bcast(kvt, p, i), acc);
+}
+SPATTN_ALWAYS_INLINE col_t kv_fma_bc_lo(const int kvt, col_t a, const char *p, size_t i, col_t acc)
+{
+    if (kvt == KV_F32)
+        return col_fma_bc_lo(a, (const float *)(const void *)p + i, acc);
+    return col_fma_lo(a, kv_bcast(kvt, p, i), acc);
+}
+/* Lanes outside m keep acc exactly, so a NaN in the element cannot reach them. */
+SPATTN_ALWAYS_INLINE col_t kv_fma_bc_m(const int kvt, col_t a, const char *p, size_t i, col_t acc,
+                                       cmask_t m)
+{
+    if (kvt == KV_F32)
+        return col_fma_bc_m(a, (const float *)(const void *)p + i, acc, m);
+    return col_select(m, col_fma(a, kv_bcast(kvt, p, i), acc), acc);
+}
+
+/* VL elements of p from element i, and the masked form (lanes outside m not read, 0). */
+SPATTN_ALWAYS_INLINE vec_t kv_loadu(const int kvt, const char *p, size_t i)
+{
+    if (kvt == KV_BF16)
+        return vec_loadu_bf16((const uint16_t *)(const void *)p + i);
+    if (kvt == KV_F16)
+        return vec_loadu_f16((const uint16_t *)(const void *)p + i);
+    return vec_loadu((const float *)(const void *)p + i);
+}
+SPATTN_ALWAYS_INLINE vec_t kv_loadu_m(const int kvt, const char *p, size_t i, vmask_t m)
+{
+    if (kvt == KV_BF16)
+        return vec_loadu_bf16_m((const uint16_t *)(const void *)p + i, m);
+    if (kvt == KV_F16)
+        return vec_loadu_f16_m((const uint16_t *)(const void *)p + i, m);
+    return vec_loadu_m((const float *)(const void *)p + i, m);
+}
+
+/* Row j of a K or V head whose rows are ts elements apart. */
+SPATTN_ALWAYS_INLINE const char *kv_row(const int kvt, const void *base, ptrdiff_t j, ptrdiff_t ts)
+{
+    return (const char *)base + j * ts * kv_size(kvt);
+}
+
+/* Runs `call` with KVT, an integer constant, the type kvt_rt names: the one switch a static
+   function above the hot loops makes. */
+#define KV_DISPATCH(kvt_rt, call)                                                                  \
+    do {                                                                                           \
+        switch (kvt_rt) {                                                                          \
+        case SPATTN_DTYPE_BF16: {                                                                  \
+            enum { KVT = KV_BF16 };                                                                \
+            call;                                                                                  \
+        } break;                                                                                   \
+        case SPATTN_DTYPE_F16: {                                                                   \
+            enum { KVT = KV_F16 };                                                                 \
+            call;                                                                                  \
+        } break;                                                                                   \
+        default: {                                                                                 \
+            enum { KVT = KV_F32 };                                                                 \
+            call;                                                                                  \
+        } break;                                                                                   \
+        }                                                                                          \
+    } while (0)
+
+#endif
