@@ -375,6 +375,37 @@ START_TEST(mask_kinds_and_threads)
 }
 END_TEST
 
+/* NaN in the K row of a key that only later rows see (causal), and in the V row of another:
+   the rows before them, and the keys they do not reach, keep finite gradients equal to the
+   reference's (which gives NaN exactly where a gradient depends on them). */
+START_TEST(nan_stays_with_its_pairs)
+{
+    const spattn_kernel_table *kt = tu_kernel_table((size_t)_i, "backward");
+    if (kt == NULL)
+        return;
+    tu_rng r = {0x0a0a5eedull};
+    const spattn_shape s = {1, 2, 1, 70, 70, 20, 12};
+    bproblem p;
+    bp_make(&p, &r, s, 0, 0);
+    ck_assert_int_eq(spattn_mask_causal(s.len_q, s.len_k, &p.masks[0]), SPATTN_OK);
+    p.n_masks = 1;
+    p.k.p[40 * (size_t)p.a.k_layout.token] = NAN;
+    p.v.p[50 * (size_t)p.a.v_layout.token + 3] = NAN;
+    ck_assert_int_eq(spattn_reference_forward(&p.a, mlist(&p), 1), SPATTN_OK);
+    clear_grads(&p);
+    ck_assert_int_eq(spattn_reference_backward(&p.a, mlist(&p), 1, &p.g), SPATTN_OK);
+    memcpy(p.ref_dq, p.dq.p, p.dq.n * sizeof(float));
+    memcpy(p.ref_dk, p.dk.p, p.dk.n * sizeof(float));
+    memcpy(p.ref_dv, p.dv.p, p.dv.n * sizeof(float));
+    /* The reference itself: rows before 40 finite, row 45 NaN. */
+    ck_assert(isfinite(p.ref_dq[39 * (size_t)p.a.q_layout.token]));
+    ck_assert(isnan(p.ref_dq[45 * (size_t)p.a.q_layout.token]));
+    run_plan(&p, kt->isa, 1);
+    compare_all(&p, kt->name);
+    bp_free(&p);
+}
+END_TEST
+
 Suite *suite_backward(void);
 Suite *suite_backward(void)
 {
@@ -383,6 +414,7 @@ Suite *suite_backward(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_isa_matches_reference, 0, (int)tu_n_kernels());
     tcase_add_loop_test(tc, mask_kinds_and_threads, 0, 5);
+    tcase_add_loop_test(tc, nan_stays_with_its_pairs, 0, (int)tu_n_kernels());
     suite_add_tcase(s, tc);
     return s;
 }
