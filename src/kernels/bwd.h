@@ -76,6 +76,33 @@ static size_t bwd_keys(const spattn_mask *m, const spattn_ktile *t, size_t qt, u
     return k;
 }
 
+/* acc[b] = the columns' dot products with row p[b] (moved past the row): xt holds dim
+   columns of 16 lanes. QK_DU dims per step with each row pointer advanced once per step and
+   hidden from the optimiser (OPAQUE_PTR, as in qk_cols.h), so that every broadcast FMA
+   addresses [p + imm] rather than base + index, which splits it in two at issue. */
+SPATTN_ALWAYS_INLINE void bwd_dots(const int nb, const float *xt, size_t dim, const float **p,
+                                   col_t *acc)
+{
+    size_t d = 0;
+    for (; d + QK_DU <= dim; d += QK_DU) {
+#pragma GCC unroll 16
+        for (int u = 0; u < QK_DU; u++) {
+            const col_t x = col_load(xt + (d + (size_t)u) * 16);
+            for (int b = 0; b < nb; b++)
+                acc[b] = col_fma_bc(x, p[b] + u, acc[b]);
+        }
+        for (int b = 0; b < nb; b++) {
+            p[b] += QK_DU;
+            OPAQUE_PTR(p[b]);
+        }
+    }
+    for (; d < dim; d++) {
+        const col_t x = col_load(xt + d * 16);
+        for (int b = 0; b < nb; b++)
+            acc[b] = col_fma_bc(x, p[b]++, acc[b]);
+    }
+}
+
 /* P and dS columns of keys idx[jj .. jj + nb) (a short last block repeats its last key, in
    bounds, and stores only the real ones) into pc / dsc at 16 floats per key. */
 SPATTN_ALWAYS_INLINE void bwd_cols_nb(const int nb, const spattn_head_job *job, const bwd_rows *br,
@@ -92,16 +119,8 @@ SPATTN_ALWAYS_INLINE void bwd_cols_nb(const int nb, const spattn_head_job *job, 
         s[b] = col_zero();
         dp[b] = col_zero();
     }
-    for (size_t d = 0; d < job->dim_qk; d++) {
-        const col_t q = col_load(br->qt + d * 16);
-        for (int b = 0; b < nb; b++)
-            s[b] = col_fma_bc(q, kp[b] + d, s[b]);
-    }
-    for (size_t d = 0; d < job->dim_v; d++) {
-        const col_t o = col_load(br->dot + d * 16);
-        for (int b = 0; b < nb; b++)
-            dp[b] = col_fma_bc(o, vp[b] + d, dp[b]);
-    }
+    bwd_dots(nb, br->qt, job->dim_qk, kp, s);
+    bwd_dots(nb, br->dot, job->dim_v, vp, dp);
     const col_t zero = col_zero(), one = col_set1(1.0f);
     for (int b = 0; b < nb && jj + (size_t)b < nk; b++) {
         const size_t c = idx[jj + (size_t)b];
@@ -175,6 +194,58 @@ static void bwd_acc_keys(const uint32_t *idx, size_t nk, const uint32_t *cm, con
     }
 }
 
+/* Keys per register block of a FULL tile's dK/dV (x 4 vectors along dim): as many
+   accumulators as the register file holds beside the four row vectors. */
+#if VL == 8
+#define BWD_KB 2
+#else
+#define BWD_KB 4
+#endif
+
+/* A FULL tile of 16 rows: keys c0 .. c0 + kb (w and dst at key c0), nv vectors of dims from
+   src and dst: each row's vectors are loaded once for kb keys. */
+SPATTN_ALWAYS_INLINE void bwd_acc_full_block(const int kb, const int nv, const float *w,
+                                             const float *src, size_t ld, float *dst)
+{
+    vec_t acc[BWD_KB][4];
+    for (int k = 0; k < kb; k++)
+        for (int v = 0; v < nv; v++)
+            acc[k][v] = vec_loadu(dst + (size_t)k * ld + (size_t)v * VL);
+    for (size_t r = 0; r < 16; r++) {
+        vec_t x[4];
+        for (int v = 0; v < nv; v++)
+            x[v] = vec_loadu(src + r * ld + (size_t)v * VL);
+        for (int k = 0; k < kb; k++) {
+            const vec_t wv = vec_set1(w[(size_t)k * 16 + r]);
+            for (int v = 0; v < nv; v++)
+                acc[k][v] = vec_fma(wv, x[v], acc[k][v]);
+        }
+    }
+    for (int k = 0; k < kb; k++)
+        for (int v = 0; v < nv; v++)
+            vec_storeu(dst + (size_t)k * ld + (size_t)v * VL, acc[k][v]);
+}
+
+SPATTN_ALWAYS_INLINE void bwd_acc_full_keys(const int kb, size_t c, const float *w,
+                                            const float *src, size_t ld, float *dst)
+{
+    size_t d0 = 0;
+    for (; d0 + 4 * VL <= ld; d0 += 4 * VL)
+        bwd_acc_full_block(kb, 4, w + c * 16, src + d0, ld, dst + c * ld + d0);
+    for (; d0 < ld; d0 += VL)
+        bwd_acc_full_block(kb, 1, w + c * 16, src + d0, ld, dst + c * ld + d0);
+}
+
+/* bwd_acc_keys for a FULL tile of 16 rows: keys 0 .. nk, every row. */
+static void bwd_acc_full(size_t nk, const float *w, const float *src, size_t ld, float *dst)
+{
+    size_t c = 0;
+    for (; c + BWD_KB <= nk; c += BWD_KB)
+        bwd_acc_full_keys(BWD_KB, c, w, src, ld, dst);
+    for (; c < nk; c++)
+        bwd_acc_full_keys(1, c, w, src, ld, dst);
+}
+
 /* dQ^T[d0 .. d0 + nd) += dS K over the keys idx[0 .. nk). */
 SPATTN_ALWAYS_INLINE void bwd_dq_block(const int nd, const uint32_t *idx, size_t nk,
                                        const uint32_t *cm, int full, const float *dsc,
@@ -224,8 +295,13 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
         if (nk == 0)
             continue;
         bwd_cols(job, &br, kt, idx, nk, cm, full, pc, dsc);
-        bwd_acc_keys(idx, nk, cm, dsc, br.qr, ldq, dk);
-        bwd_acc_keys(idx, nk, cm, pc, br.dor, ldv, dv);
+        if (full) {
+            bwd_acc_full(nk, dsc, br.qr, ldq, dk);
+            bwd_acc_full(nk, pc, br.dor, ldv, dv);
+        } else {
+            bwd_acc_keys(idx, nk, cm, dsc, br.qr, ldq, dk);
+            bwd_acc_keys(idx, nk, cm, pc, br.dor, ldv, dv);
+        }
     }
 }
 
