@@ -3,9 +3,12 @@
  * the contract's 1e-4 * (1 + |ref|): random shapes and mask kinds (with rows and whole query
  * tiles that see nothing and keys no row sees, whose K and V rows hold NaN), MHA/GQA/MQA,
  * padded layouts (NaN in the padding), softcap, ALiBi and sinks; bitwise equality across 1, 2
- * and 3 threads; and every bad argument, with canaries showing nothing is written.
+ * and 3 threads; NaN kept to the pairs that read it; and concurrent calls sharing one plan
+ * (its first backward builds the key-tile lists). Bad arguments: test_backward_hostile.c.
  */
+#define _POSIX_C_SOURCE 200809L /* pthread barriers */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,7 +332,9 @@ START_TEST(mask_kinds_and_threads)
 {
     tu_rng r = {0x7a11ed00ull + (uint64_t)_i};
     const int kind = _i;
-    spattn_shape s = {2, 4, 2, 150, 200, 40, 24};
+    /* smaller under sanitizers and emulation (SPATTN_TEST_SCALE below 1) */
+    const int small = tu_cases(10) < 10;
+    spattn_shape s = {2, 4, 2, small ? 40 : 150, small ? 140 : 200, 40, 24};
     bproblem p;
     memset(&p, 0, sizeof p);
     bp_make(&p, &r, s, 0, 7);
@@ -406,6 +411,83 @@ START_TEST(nan_stays_with_its_pairs)
 }
 END_TEST
 
+/* Several threads making the first backward calls of one plan at once (each builds the key
+   tile lists; one publishes) and more after: every result bitwise the single-threaded one. */
+typedef struct bw_worker {
+    pthread_t tid;
+    pthread_barrier_t *bar;
+    const spattn_plan *plan;
+    spattn_args a;
+    spattn_grads g;
+    float *dq, *dk, *dv, ds[MAX_HEADS];
+    spattn_status st[3];
+} bw_worker;
+
+static void *bw_run(void *arg)
+{
+    bw_worker *w = arg;
+    w->g.d_q = w->dq;
+    w->g.d_k = w->dk;
+    w->g.d_v = w->dv;
+    w->g.d_sinks = w->ds;
+    pthread_barrier_wait(w->bar);
+    for (int i = 0; i < 3; i++)
+        w->st[i] = spattn_plan_backward(w->plan, &w->a, &w->g);
+    return NULL;
+}
+
+START_TEST(concurrent_calls)
+{
+    tu_rng r = {0xc0c0a11eull};
+    const spattn_shape s = {1, 4, 2, 70, 130, 24, 16};
+    bproblem p;
+    bp_make(&p, &r, s, 4, 7);
+    spattn_options opt = {SPATTN_ISA_AUTO, 1};
+    spattn_plan *plan = NULL;
+    ck_assert_int_eq(spattn_plan_create(&s, mlist(&p), p.n_masks, &opt, &plan), SPATTN_OK);
+    ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);
+    enum { NW = 4 };
+    bw_worker w[NW];
+    pthread_barrier_t bar;
+    ck_assert_int_eq(pthread_barrier_init(&bar, NULL, NW), 0);
+    for (int i = 0; i < NW; i++) {
+        w[i].bar = &bar;
+        w[i].plan = plan;
+        w[i].a = p.a;
+        w[i].g = p.g;
+        w[i].dq = malloc(p.dq.n * sizeof(float));
+        w[i].dk = malloc(p.dk.n * sizeof(float));
+        w[i].dv = malloc(p.dv.n * sizeof(float));
+        ck_assert(w[i].dq && w[i].dk && w[i].dv);
+        memcpy(w[i].dq, p.dq.p, p.dq.n * sizeof(float)); /* the padding's canaries */
+        memcpy(w[i].dk, p.dk.p, p.dk.n * sizeof(float));
+        memcpy(w[i].dv, p.dv.p, p.dv.n * sizeof(float));
+        ck_assert_int_eq(pthread_create(&w[i].tid, NULL, bw_run, &w[i]), 0);
+    }
+    for (int i = 0; i < NW; i++)
+        ck_assert_int_eq(pthread_join(w[i].tid, NULL), 0);
+    pthread_barrier_destroy(&bar);
+    /* The single-threaded call after them, on the same plan, is the reference bits. */
+    clear_grads(&p);
+    ck_assert_int_eq(spattn_plan_backward(plan, &p.a, &p.g), SPATTN_OK);
+    compare_all(&p, "concurrent");
+    for (int i = 0; i < NW; i++) {
+        for (int c = 0; c < 3; c++)
+            ck_assert_int_eq(w[i].st[c], SPATTN_OK);
+        for (size_t x = 0; x < p.dq.n; x++)
+            ck_assert(memcmp(&w[i].dq[x], &p.dq.p[x], sizeof(float)) == 0);
+        ck_assert(memcmp(w[i].dk, p.dk.p, p.dk.n * sizeof(float)) == 0);
+        ck_assert(memcmp(w[i].dv, p.dv.p, p.dv.n * sizeof(float)) == 0);
+        ck_assert(memcmp(w[i].ds, p.dsinks.p, s.heads_q * sizeof(float)) == 0);
+        free(w[i].dq);
+        free(w[i].dk);
+        free(w[i].dv);
+    }
+    spattn_plan_free(plan);
+    bp_free(&p);
+}
+END_TEST
+
 Suite *suite_backward(void);
 Suite *suite_backward(void)
 {
@@ -415,6 +497,7 @@ Suite *suite_backward(void)
     tcase_add_loop_test(tc, every_isa_matches_reference, 0, (int)tu_n_kernels());
     tcase_add_loop_test(tc, mask_kinds_and_threads, 0, 5);
     tcase_add_loop_test(tc, nan_stays_with_its_pairs, 0, (int)tu_n_kernels());
+    tcase_add_test(tc, concurrent_calls);
     suite_add_tcase(s, tc);
     return s;
 }
