@@ -478,8 +478,8 @@ SPATTN_API spattn_status spattn_plan_backward(const spattn_plan *plan, const spa
    itself, reading neither o nor lse (which must still be valid arguments, lse non-NULL).
    Masks as for spattn_forward. */
 SPATTN_API spattn_status spattn_reference_backward(const spattn_args *args,
-                                                   const spattn_mask *const *masks,
-                                                   size_t n_masks, const spattn_grads *g);
+                                                   const spattn_mask *const *masks, size_t n_masks,
+                                                   const spattn_grads *g);
 
 #ifdef __cplusplus
 }
