@@ -47,6 +47,9 @@ static void trampoline(spb_state *st, void *user)
     case BK_MERGE:
         bench_run_merge(c, st);
         break;
+    case BK_BWD:
+        bench_run_bwd(c, st);
+        break;
     }
 }
 
@@ -98,6 +101,11 @@ static void name_case(bench_case *c)
     case BK_MERGE:
         snprintf(c->name, sizeof c->name, "merge/parts:%zu/rows:%zu/dim:%zu/threads:1", c->param,
                  c->len_q, c->dim);
+        break;
+    case BK_BWD:
+        snprintf(c->name, sizeof c->name,
+                 "backward/isa:%s/pattern:%s/sparsity:%s/len:%zu/dim:%zu/threads:%d", impl, pat, lv,
+                 c->len_q, c->dim, c->threads);
         break;
     }
 }
@@ -340,6 +348,27 @@ static void add_dtypes(size_t len, size_t len_k, int simd_only)
     }
 }
 
+/* The backward by sparsity, each ISA's dense run first (the efficiency reference): dense,
+   causal, 64x64 blocks at 10 % and 1 %, 16 keys per row; `threads` > 1 adds dense and causal
+   on that many threads. */
+static void add_backward(size_t len, int simd_only, int threads)
+{
+    static const bench_pattern pats[] = {BP_DENSE, BP_CAUSAL, BP_BLOCKS64, BP_BLOCKS64, BP_FEWKEYS};
+    static const int levels[] = {0, 500, 900, 990, 996};
+    for (size_t i = 0; i < NCOMPILED; i++) {
+        if (simd_only && compiled[i] == SPATTN_ISA_SCALAR)
+            continue;
+        for (size_t p = 0; p < N(pats); p++) {
+            bench_case c = attn_case(BK_BWD, compiled[i], pats[p], levels[p], len, 64, 1);
+            add(&c);
+        }
+        for (size_t p = 0; threads > 1 && p < 2; p++) {
+            bench_case c = attn_case(BK_BWD, compiled[i], pats[p], levels[p], len, 64, threads);
+            add(&c);
+        }
+    }
+}
+
 static void grid_quick(int all)
 {
     static const bench_pattern pats[] = {BP_BLOCKS64, BP_CAUSAL, BP_FEWKEYS};
@@ -364,6 +393,7 @@ static void grid_quick(int all)
     }
     add_membw((size_t)64 << 20, 1);
     add_merge(4, 4096, 128);
+    add_backward(512, 0, 1);
 }
 
 static void grid_default(int all)
@@ -442,6 +472,7 @@ static void grid_default(int all)
     add_decode_mqa(131072, all);
     add_merge(4, 65536, 128);
     add_dtypes(4096, 32768, 1);
+    add_backward(4096, 1, all);
 }
 
 static void grid_full(int all)
@@ -471,6 +502,8 @@ static void grid_full(int all)
     static const int dec_levels[] = {0, 900, 990, 900, 990, 990, 999, 990};
     for (size_t t = 0; t < (all > 1 ? 2u : 1u); t++)
         add_decode(32768, dec_pats, dec_levels, N(dec_pats), threads[t], 1);
+    add_backward(1024, 0, all);
+    add_backward(4096, 1, all);
 }
 
 int bench_grid_register(bench_mode mode)

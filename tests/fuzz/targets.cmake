@@ -2,4 +2,5 @@
 # tests/fuzz/corpus/<name>/ each. Read by tests/fuzz/CMakeLists.txt (the libFuzzer builds) and
 # tests/CMakeLists.txt (the corpus replays of every normal build).
 set(SPATTN_FUZZ_TARGETS fuzz_mask_csr fuzz_mask_dense fuzz_mask_patterns fuzz_forward
-    fuzz_mask_slice fuzz_merge)
+    fuzz_mask_slice fuzz_merge
+    fuzz_backward)
