@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The one list of Debian packages spattn needs. The README's commands and CI both call this.
-#   tools/install-deps.sh [build] [test] [bench] [cross] [fuzz] [all]
+#   tools/install-deps.sh [build] [test] [bench] [cross] [fuzz] [python] [all]
 # Without arguments: build + test. Needs root (or sudo) and Debian 12's package archive.
 set -euo pipefail
 
 want_build=0 want_test=0 want_bench=0 want_cross=0 want_fuzz=0
+want_python=0
 [ $# -eq 0 ] && set -- build test
 for a in "$@"; do
   case "$a" in
@@ -13,6 +14,7 @@ for a in "$@"; do
     bench) want_build=1; want_bench=1 ;;
     cross) want_cross=1 ;;
     fuzz) want_fuzz=1 ;;
+    python) want_build=1; want_python=1 ;;
     all) want_build=1; want_test=1; want_bench=1; want_cross=1; want_fuzz=1 ;;
     *) echo "install-deps.sh: unknown group '$a'" >&2; exit 2 ;;
   esac
@@ -24,6 +26,8 @@ pkgs=()
                               python3)
 [ $want_bench = 1 ] && pkgs+=(g++ libbenchmark-dev libopenblas-dev gnuplot-nox python3)
 [ $want_fuzz = 1 ] && pkgs+=(clang libclang-rt-14-dev libomp-14-dev)
+# The Python package: pip install ./python in a virtual environment of Debian's python3.
+[ $want_python = 1 ] && pkgs+=(python3 python3-venv python3-dev)
 cross_pkgs=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user libsleef-dev:arm64
             check:arm64 libc6:arm64 pkgconf:arm64 libgomp1:arm64)
 
