@@ -31,14 +31,14 @@ def attention64(q, k, v, allowed=None, *, scale=None, softcap=None, slopes=None,
         m = np.maximum(m, sk)
     m_safe = np.where(np.isfinite(m), m, 0.0)
     p = np.exp(s - m_safe[..., None])
-    l = p.sum(axis=-1)
+    den = p.sum(axis=-1)
     if sinks is not None:
-        l = l + np.exp(sk - m_safe)
+        den = den + np.exp(sk - m_safe)
     with np.errstate(divide="ignore", invalid="ignore"):
-        o = np.einsum("bhij,bhjd->bhid", p, v) / l[..., None]
-        lse = m_safe + np.log(l)
-    o = np.where(l[..., None] > 0, o, 0.0)
-    lse = np.where(l > 0, lse, -np.inf)
+        o = np.einsum("bhij,bhjd->bhid", p, v) / den[..., None]
+        lse = m_safe + np.log(den)
+    o = np.where(den[..., None] > 0, o, 0.0)
+    lse = np.where(den > 0, lse, -np.inf)
     return o, lse
 
 
@@ -118,7 +118,10 @@ def grads64(q, k, v, d_o, allowed=None, *, scale=None, softcap=None, sinks=None)
     dx = ds * (1.0 - np.tanh(x / softcap) ** 2) if softcap else ds
     d_q = scale * np.einsum("bhij,bhjd->bhid", dx, kr)
     d_k = scale * np.einsum("bhij,bhid->bhjd", dx, q)
-    fold = lambda t: t.reshape(b, hkv, g, lk, t.shape[-1]).sum(axis=2)  # noqa: E731
+
+    def fold(t):  # the query heads of one kv head share its gradient
+        return t.reshape(b, hkv, g, lk, t.shape[-1]).sum(axis=2)
+
     d_sinks = None
     if sinks is not None:
         sk = np.asarray(sinks, np.float64)[None, :, None]

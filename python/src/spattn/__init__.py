@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 
-
 def has_backward():
     """Whether the loaded library exports spattn_plan_backward (0.2 backward)."""
     return _has("spattn_plan_backward")

@@ -7,6 +7,7 @@ tells, and the callers raise NotImplementedError naming the missing symbol.
 """
 
 import ctypes
+import functools
 import os
 from ctypes import POINTER, c_char_p, c_int, c_size_t, c_uint64, c_void_p
 
@@ -144,6 +145,7 @@ def check(status, function):
         raise Error(status, lib.spattn_status_string(status).decode(), function)
 
 
+@functools.lru_cache(maxsize=None)
 def has_dtypes():
     """Whether the library reads the element-type fields of spattn_args (0.2 and later)."""
     return has("spattn_f32_to_bf16") and tuple(int(x) for x in version().split(".")[:2]) >= (0, 2)

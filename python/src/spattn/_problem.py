@@ -105,4 +105,3 @@ class Problem:
             self.lse = np.empty(o_shape[:3], dtype=np.float32)
             self.args.lse = self.lse.ctypes.data
         return out
-
