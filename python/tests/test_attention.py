@@ -88,3 +88,11 @@ def test_results_do_not_depend_on_threads(rng):
     m = spattn.Mask.bigbird(96, 96, 16, 1, 1, 2, seed=5)
     np.testing.assert_array_equal(spattn.attention(q, k, v, m, threads=1),
                                   spattn.attention(q, k, v, m, threads=2))
+
+
+def test_length_one_axes_take_any_stride(rng):
+    q0, k, v = rand(rng, 1, 1, 16, 8), rand(rng, 1, 1, 16, 8), rand(rng, 1, 1, 16, 8)
+    # A batch and head stride no layout could express, on axes never stepped along.
+    q = np.lib.stride_tricks.as_strided(q0, strides=(3, 5) + q0.strides[2:])
+    np.testing.assert_array_equal(q, q0)
+    assert_close(spattn.attention(q, k, v), attention64(q0, k, v)[0])
