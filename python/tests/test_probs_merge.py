@@ -61,3 +61,19 @@ def test_merge_checks_its_parts():
         except (ValueError, TypeError):
             continue
         raise AssertionError("merge accepted bad parts")
+
+
+def test_probs_without_mask_and_col_sums_alone():
+    rng = np.random.default_rng(13)
+    q = rng.standard_normal((1, 1, 6, 8)).astype(np.float32)
+    k = rng.standard_normal((1, 1, 9, 8)).astype(np.float32)
+    p = spattn.probs(q, k)
+    dense = p.to_dense()
+    assert p.values.size == 6 * 9
+    assert_close(dense.sum(axis=-1), np.ones((1, 1, 6)))
+    s = (q[0, 0].astype(np.float64) @ k[0, 0].T.astype(np.float64)) / np.sqrt(8)
+    want = np.exp(s - s.max(axis=1, keepdims=True))
+    assert_close(dense[0, 0], want / want.sum(axis=1, keepdims=True))
+    sums = spattn.probs(q, k, values=False, col_sums=True)
+    assert sums.values is None
+    assert_close(sums.col_sums, dense.sum(axis=2))
