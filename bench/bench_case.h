@@ -14,7 +14,8 @@ typedef enum bench_kind {
     BK_PLAN,  /* spattn_plan_create time, mask and plan memory */
     BK_PATH,  /* BK_ATTN with every query tile forced down one path (tiles or gather) */
     BK_MEMBW, /* streaming read of a buffer far larger than the caches */
-    BK_PEAK   /* the ISA's FMA probe (one thread) */
+    BK_PEAK,  /* the ISA's FMA probe (one thread) */
+    BK_BWD    /* spattn_plan_backward on one ISA */
 } bench_kind;
 
 typedef enum bench_pattern {
@@ -98,5 +99,6 @@ void bench_run_blas(const bench_case *c, spb_state *st);
 void bench_run_plan(const bench_case *c, spb_state *st);
 void bench_run_membw(const bench_case *c, spb_state *st);
 void bench_run_peak(const bench_case *c, spb_state *st);
+void bench_run_bwd(const bench_case *c, spb_state *st);
 
 #endif

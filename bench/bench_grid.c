@@ -43,6 +43,9 @@ static void trampoline(spb_state *st, void *user)
     case BK_PEAK:
         bench_run_peak(c, st);
         break;
+    case BK_BWD:
+        bench_run_bwd(c, st);
+        break;
     }
 }
 
@@ -86,6 +89,11 @@ static void name_case(bench_case *c)
         break;
     case BK_PEAK:
         snprintf(c->name, sizeof c->name, "peak/isa:%s/threads:1", impl);
+        break;
+    case BK_BWD:
+        snprintf(c->name, sizeof c->name,
+                 "backward/isa:%s/pattern:%s/sparsity:%s/len:%zu/dim:%zu/threads:%d", impl, pat, lv,
+                 c->len_q, c->dim, c->threads);
         break;
     }
 }
@@ -273,6 +281,27 @@ static void add_long_masks(size_t len, int simd_only, int with_streaming)
     }
 }
 
+/* The backward by sparsity, each ISA's dense run first (the efficiency reference): dense,
+   causal, 64x64 blocks at 10 % and 1 %, 16 keys per row; `threads` > 1 adds dense and causal
+   on that many threads. */
+static void add_backward(size_t len, int simd_only, int threads)
+{
+    static const bench_pattern pats[] = {BP_DENSE, BP_CAUSAL, BP_BLOCKS64, BP_BLOCKS64, BP_FEWKEYS};
+    static const int levels[] = {0, 500, 900, 990, 996};
+    for (size_t i = 0; i < NCOMPILED; i++) {
+        if (simd_only && compiled[i] == SPATTN_ISA_SCALAR)
+            continue;
+        for (size_t p = 0; p < N(pats); p++) {
+            bench_case c = attn_case(BK_BWD, compiled[i], pats[p], levels[p], len, 64, 1);
+            add(&c);
+        }
+        for (size_t p = 0; threads > 1 && p < 2; p++) {
+            bench_case c = attn_case(BK_BWD, compiled[i], pats[p], levels[p], len, 64, threads);
+            add(&c);
+        }
+    }
+}
+
 static void grid_quick(int all)
 {
     static const bench_pattern pats[] = {BP_BLOCKS64, BP_CAUSAL, BP_FEWKEYS};
@@ -295,6 +324,7 @@ static void grid_quick(int all)
         add_group(&g2);
     }
     add_membw((size_t)64 << 20, 1);
+    add_backward(512, 0, 1);
 }
 
 static void grid_default(int all)
@@ -369,6 +399,7 @@ static void grid_default(int all)
     add_decode(32768, dec_pats, dec_levels, N(dec_pats), 1, 1);
     if (all > 1)
         add_decode(32768, dec_pats, dec_levels, N(dec_pats), all, 1);
+    add_backward(4096, 1, all);
 }
 
 static void grid_full(int all)
@@ -398,6 +429,8 @@ static void grid_full(int all)
     static const int dec_levels[] = {0, 900, 990, 900, 990, 990, 999, 990};
     for (size_t t = 0; t < (all > 1 ? 2u : 1u); t++)
         add_decode(32768, dec_pats, dec_levels, N(dec_pats), threads[t], 1);
+    add_backward(1024, 0, all);
+    add_backward(4096, 1, all);
 }
 
 int bench_grid_register(bench_mode mode)

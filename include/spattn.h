@@ -440,6 +440,47 @@ SPATTN_API const spattn_mask *spattn_plan_mask(const spattn_plan *plan, size_t b
 SPATTN_API spattn_status spattn_probs(const spattn_plan *plan, const spattn_args *args,
                                       float *probs, float *col_sums);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Backward                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Gradients of a loss L with respect to the inputs of one forward call. Layouts as in
+   spattn_args (element strides, dim contiguous); outputs must map no two elements to one
+   address. */
+typedef struct spattn_grads {
+    const float *d_o;
+    spattn_layout d_o_layout; /* dL/dO, the shape of o */
+    float *d_q;
+    spattn_layout d_q_layout; /* written: dL/dQ, the shape of q */
+    float *d_k;
+    spattn_layout d_k_layout; /* written: dL/dK, the shape of k */
+    float *d_v;
+    spattn_layout d_v_layout; /* written: dL/dV, the shape of v */
+    float *d_sinks;           /* NULL, or heads_q floats: written, dL/dsinks, when args->sinks
+                                 is given (0 for a head whose sink is -INFINITY) */
+} spattn_grads;
+
+/* Gradients through spattn_plan_execute(plan, args): args is the forward call's, with o and
+   lse holding what that call wrote (lse is required here: NULL -> SPATTN_E_NULL). F32 tensors
+   only. d_k and d_v of a KV head sum over the query heads that share it; keys no allowed pair
+   touches get 0, and NaN in their K or V rows reaches no gradient. Softcap, ALiBi (no slope
+   gradient) and sinks are differentiated through. Validation and statuses as for execute;
+   d_o, d_q, d_k, d_v NULL -> SPATTN_E_NULL; a bad gradient view -> SPATTN_E_SHAPE; an output
+   (d_q, d_k, d_v, d_sinks when written) overlapping an input (q, k, v, o, lse, d_o, the slopes,
+   the sinks) or another output -> SPATTN_E_ARG. Nothing is written on error. Accuracy: for
+   unit-scale inputs and len_q, len_k <= 1024, every gradient within 1e-4 * (1 + |ref|) of
+   spattn_reference_backward. Results are bitwise identical for any num_threads; thread-safe
+   like execute. Cost follows the allowed pairs (about 2.5 times the forward's flops). */
+SPATTN_API spattn_status spattn_plan_backward(const spattn_plan *plan, const spattn_args *args,
+                                              const spattn_grads *g);
+
+/* The same in float64, pair by pair (the test oracle; slow): it recomputes O and the softmax
+   itself, reading neither o nor lse (which must still be valid arguments, lse non-NULL).
+   Masks as for spattn_forward. */
+SPATTN_API spattn_status spattn_reference_backward(const spattn_args *args,
+                                                   const spattn_mask *const *masks, size_t n_masks,
+                                                   const spattn_grads *g);
+
 #ifdef __cplusplus
 }
 #endif

@@ -95,6 +95,22 @@ typedef struct spattn_kernel_table {
        o_parts[0] and lse_parts[0]. Bitwise the same on every ISA (kernels/merge_rows.h). */
     void (*merge_rows)(size_t n_parts, size_t rows, size_t dim, const float *const *o_parts,
                        const float *const *lse_parts, float *o, float *lse);
+    /* Backward (F32; plan/backward.c drives it, kernels/bwd.h implements it). The plan lays
+       out each query tile's Q, dO, D and lse once per call (kernels/bwd_pack.h), for the
+       head's query tiles in order from `packs`. Both kernels visit only stored tiles and
+       only their allowed pairs (never reading into a result a K or V row no allowed pair
+       touches); dS carries softcap's derivative; the job's q, o, lse and sinks are unused.
+       bwd_kv: key tile kt against query tiles list_qt[0 .. n) (increasing) through their
+       stored tiles m->tiles[list_tile[e]]: adds P^T dO into dv and dS^T Q (not yet times
+       scale) into dk, whose row c (key kt*TK + c) has round16(dim) floats.
+       bwd_q: every stored tile of query tile qt; writes its rows' dQ = scale dS K at
+       dq + i * dq_ts (rows with no allowed key get 0). Scratch: bwd_scratch_floats. */
+    size_t (*bwd_scratch_floats)(size_t dim_qk, size_t dim_v);
+    void (*bwd_kv)(const spattn_head_job *job, const spattn_mask *m, const float *packs,
+                   const uint32_t *list_qt, const uint32_t *list_tile, size_t n, size_t kt,
+                   float *dk, float *dv, float *scratch);
+    void (*bwd_q)(const spattn_head_job *job, const spattn_mask *m, size_t qt, const float *pack,
+                  float *dq, ptrdiff_t dq_ts, float *scratch);
 } spattn_kernel_table;
 
 #define SPATTN_KERNEL(isa, table, cpu_bits) extern const spattn_kernel_table table;

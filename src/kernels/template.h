@@ -15,10 +15,12 @@
  *   masked_softmax.h   softmax_tile
  *   fma_probe.h        fma_probe
  *   merge.h            merge_rows
+ *   bwd.h              the backward: bwd_kv, bwd_q
  */
 #ifndef SPATTN_KERNELS_TEMPLATE_H
 #define SPATTN_KERNELS_TEMPLATE_H
 
+#include "kernels/bwd.h"
 #include "kernels/fma_probe.h"
 #include "kernels/gather.h"
 #include "kernels/masked_softmax.h"
@@ -59,6 +61,9 @@ static size_t tpl_scratch_floats(size_t dim_qk, size_t dim_v, size_t gather_rows
         .softmax_tile = tpl_softmax,                                                               \
         .fma_probe = tpl_fma_probe,                                                                \
         .merge_rows = tpl_merge_rows,                                                              \
+        .bwd_scratch_floats = tpl_bwd_scratch_floats,                                              \
+        .bwd_kv = tpl_bwd_kv,                                                                      \
+        .bwd_q = tpl_bwd_q,                                                                        \
     }
 
 #endif

@@ -15,6 +15,7 @@ void spattn_plan_free(spattn_plan *p)
         return;
     spattn__schedule_free(&p->plain);
     spattn__schedule_free(&p->packed);
+    spattn__bwd_index_free(atomic_load(&p->bwd));
     spattn__aligned_free(p->scratch);
     spattn__free(p);
 }

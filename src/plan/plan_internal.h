@@ -7,6 +7,7 @@
 
 #include "kernels/kernel.h"
 #include "plan/schedule.h"
+#include "plan/tiles_by_key.h"
 
 struct spattn_plan {
     spattn_shape shape;
@@ -22,6 +23,9 @@ struct spattn_plan {
     size_t scratch_per_thread;  /* floats */
     float *scratch;             /* nthreads parts, used by one execute at a time */
     atomic_flag scratch_busy;   /* a concurrent execute allocates its own scratch instead */
+    /* The backward's key-tile lists of plain's masks, built by the first backward call (the
+       first to finish publishes; a concurrent builder frees its copy). */
+    _Atomic(spattn_bwd_index *) bwd;
 };
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels/kernel.h"
+#include "scalar/bwd_scalar.h"
 #include "scalar/merge_scalar.h"
 
 typedef struct row_state {
@@ -223,4 +224,7 @@ const spattn_kernel_table spattn_kernels_scalar = {
     .softmax_tile = scalar_softmax,
     .fma_probe = scalar_fma_probe,
     .merge_rows = spattn__merge_rows_scalar,
+    .bwd_scratch_floats = spattn__bwd_scratch_scalar,
+    .bwd_kv = spattn__bwd_kv_scalar,
+    .bwd_q = spattn__bwd_q_scalar,
 };

@@ -1,0 +1,86 @@
+/*
+ * The backward kernels of the table (kernel.h: bwd_scratch_floats, bwd_kv, bwd_q) over the
+ * vector vocabulary: each stored tile of a query tile / key tile pair goes down the column
+ * path (bwd_cols.h), or pair by pair when its keys are seen by few rows (bwd_pairs.h).
+ */
+#ifndef SPATTN_KERNELS_BWD_H
+#define SPATTN_KERNELS_BWD_H
+
+#include "kernels/bwd_cols.h"
+#include "kernels/bwd_pairs.h"
+
+/* scratch: P and dS columns of one key tile, then dQ^T of one query tile and its rows'
+   pair-path part, row-major. */
+static size_t tpl_bwd_scratch_floats(size_t dim_qk, size_t dim_v)
+{
+    (void)dim_v;
+    return 2 * SPATTN_TK * 16 + 16 * dim_qk + 16 * spattn__bwd_round16(dim_qk);
+}
+
+static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const float *packs,
+                       const uint32_t *list_qt, const uint32_t *list_tile, size_t n, size_t kt,
+                       float *dk, float *dv, float *scratch)
+{
+    const size_t pf = spattn__bwd_pack_floats(job->dim_qk, job->dim_v);
+    const size_t ldq = spattn__bwd_round16(job->dim_qk), ldv = spattn__bwd_round16(job->dim_v);
+    float *pc = scratch, *dsc = scratch + SPATTN_TK * 16;
+    uint32_t cm[SPATTN_TK], idx[SPATTN_TK];
+    for (size_t e = 0; e < n; e++) {
+        const size_t qt = list_qt[e];
+        bwd_rows br;
+        bwd_rows_init(job, m, qt, packs + qt * pf, &br);
+        int full;
+        const size_t nk = bwd_keys(m, &m->tiles[list_tile[e]], qt, cm, idx, &full);
+        if (nk == 0)
+            continue;
+        if (!full && bwd_use_pairs(idx, nk, cm)) {
+            bwd_pairs_kv(job, &br, kt, idx, nk, cm, dk, dv);
+            continue;
+        }
+        bwd_cols(job, &br, kt, idx, nk, cm, full, pc, dsc);
+        if (full) {
+            bwd_acc_full(nk, dsc, br.qr, ldq, dk);
+            bwd_acc_full(nk, pc, br.dor, ldv, dv);
+        } else {
+            bwd_acc_keys(idx, nk, cm, dsc, br.qr, ldq, dk);
+            bwd_acc_keys(idx, nk, cm, pc, br.dor, ldv, dv);
+        }
+    }
+}
+
+static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t qt,
+                      const float *pack, float *dq, ptrdiff_t dq_ts, float *scratch)
+{
+    const size_t dqk = job->dim_qk, ldq = spattn__bwd_round16(dqk);
+    float *pc = scratch, *dsc = scratch + SPATTN_TK * 16, *dqt = scratch + 2 * SPATTN_TK * 16;
+    float *dqr = dqt + 16 * dqk;
+    memset(dqt, 0, 16 * (dqk + ldq) * sizeof(float));
+    bwd_rows br;
+    bwd_rows_init(job, m, qt, pack, &br);
+    uint32_t cm[SPATTN_TK], idx[SPATTN_TK];
+    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
+        const spattn_ktile *tile = &m->tiles[t];
+        int full;
+        const size_t nk = bwd_keys(m, tile, qt, cm, idx, &full);
+        if (nk == 0)
+            continue;
+        if (!full && bwd_use_pairs(idx, nk, cm)) {
+            bwd_pairs_q(job, &br, tile->kt, idx, nk, cm, dqr);
+            continue;
+        }
+        bwd_cols(job, &br, tile->kt, idx, nk, cm, full, pc, dsc);
+        const float *kb = job->k + (ptrdiff_t)tile->kt * SPATTN_TK * job->k_ts;
+        size_t d0 = 0;
+        for (; d0 + QK_NB <= dqk; d0 += QK_NB)
+            bwd_dq_block(QK_NB, idx, nk, cm, full, dsc, kb, job->k_ts, d0, dqt);
+        for (; d0 < dqk; d0++)
+            bwd_dq_block(1, idx, nk, cm, full, dsc, kb, job->k_ts, d0, dqt);
+    }
+    for (size_t r = 0; r < br.rows; r++) {
+        float *out = dq + (ptrdiff_t)(br.i0 + r) * dq_ts;
+        for (size_t d = 0; d < dqk; d++)
+            out[d] = (dqt[d * 16 + r] + dqr[r * ldq + d]) * job->scale;
+    }
+}
+
+#endif

@@ -1,0 +1,263 @@
+/* spattn_plan_backward: validate, lay out every query tile's pack (kernels/bwd_pack.h), then
+   two passes over the plan's plain schedule and its masks' key-tile lists:
+     dK, dV  one unit per (batch, KV head, key tile): the group's query heads in order, each
+             through the query tiles that store a tile in that key column, increasing;
+     dQ      one unit per (batch, query head, query tile), over its stored key tiles;
+   and dL/dsinks last, on the calling thread. A unit is computed by one thread and writes only
+   its own rows, and what it computes never depends on which thread runs it or what else that
+   thread runs: results are bitwise the same for any thread count, with no atomics. */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "kernels/bwd_pack.h"
+#include "plan/plan_internal.h"
+#include "validate.h"
+#include "validate_bwd.h"
+
+typedef struct bwd_ctx {
+    const spattn_plan *p;
+    const spattn_args *a;
+    const spattn_grads *g;
+    const spattn_bwd_index *ix;
+    float scale;
+    size_t nqt, nkt, pf, ldq, ldv;
+    float *packs; /* [batch][heads_q][nqt] packs of pf floats */
+    float *scratch;
+    size_t kernel_scratch, per_thread; /* floats */
+} bwd_ctx;
+
+static const float *at(const float *base, spattn_layout l, size_t b, size_t h, size_t t)
+{
+    return base + (ptrdiff_t)b * l.batch + (ptrdiff_t)h * l.head + (ptrdiff_t)t * l.token;
+}
+
+static float *at_w(float *base, spattn_layout l, size_t b, size_t h, size_t t)
+{
+    return base + (ptrdiff_t)b * l.batch + (ptrdiff_t)h * l.head + (ptrdiff_t)t * l.token;
+}
+
+/* The job of query head h of batch b (kernel.h): the kernels read k, v, the dims, scale,
+   softcap and ALiBi of it. */
+static spattn_head_job bwd_job(const bwd_ctx *x, size_t b, size_t h)
+{
+    const spattn_args *a = x->a;
+    const spattn_shape *s = &x->p->shape;
+    const size_t hk = h / (s->heads_q / s->heads_kv);
+    spattn_head_job job;
+    memset(&job, 0, sizeof job);
+    job.q = at((const float *)a->q, a->q_layout, b, h, 0);
+    job.k = at((const float *)a->k, a->k_layout, b, hk, 0);
+    job.v = at((const float *)a->v, a->v_layout, b, hk, 0);
+    job.q_ts = a->q_layout.token;
+    job.k_ts = a->k_layout.token;
+    job.v_ts = a->v_layout.token;
+    job.dim_qk = s->dim_qk;
+    job.dim_v = s->dim_v;
+    job.scale = x->scale;
+    job.softcap = a->softcap;
+    job.slopes = a->alibi_slopes ? a->alibi_slopes + h : NULL;
+    job.mod_step = 0;
+    /* Formed only with ALiBi: validation bounds pos_offset then, and only then. */
+    job.pos0 = a->alibi_slopes ? (ptrdiff_t)s->len_k - (ptrdiff_t)s->len_q + a->pos_offset : 0;
+    job.pos_step = 1;
+    return job;
+}
+
+static float *pack_of(const bwd_ctx *x, size_t b, size_t h, size_t qt)
+{
+    return x->packs + ((b * x->p->shape.heads_q + h) * x->nqt + qt) * x->pf;
+}
+
+static const spattn_mask *mask_of(const bwd_ctx *x, size_t b, size_t h, size_t *mi)
+{
+    const spattn_schedule *s = &x->p->plain;
+    *mi = spattn__mask_index(&x->p->shape, s->n_masks_arg, b, h);
+    return s->masks[*mi];
+}
+
+/* Unit u of the pack pass: query tile qt of (b, h). */
+static void pack_unit(const bwd_ctx *x, size_t u)
+{
+    const spattn_shape *s = &x->p->shape;
+    const spattn_args *a = x->a;
+    const size_t qt = u % x->nqt, h = u / x->nqt % s->heads_q, b = u / x->nqt / s->heads_q;
+    const size_t dq = s->dim_qk, dv = s->dim_v, i0 = qt * SPATTN_TQ;
+    const size_t rows = s->len_q - i0 < SPATTN_TQ ? s->len_q - i0 : SPATTN_TQ;
+    float *pk = pack_of(x, b, h, qt);
+    memset(pk, 0, x->pf * sizeof(float));
+    float *qr = pk + spattn__bwd_pack_qr(dq, dv), *dor = pk + spattn__bwd_pack_dor(dq, dv);
+    float *D = pk + spattn__bwd_pack_d(dq, dv), *l2 = pk + spattn__bwd_pack_l2(dq, dv);
+    const float *lse = a->lse + (b * s->heads_q + h) * s->len_q + i0;
+    for (size_t r = 0; r < rows; r++) {
+        const float *q = at((const float *)a->q, a->q_layout, b, h, i0 + r);
+        const float *o = at((const float *)a->o, a->o_layout, b, h, i0 + r);
+        const float *d_o = at(x->g->d_o, x->g->d_o_layout, b, h, i0 + r);
+        for (size_t d = 0; d < dq; d++) {
+            pk[d * 16 + r] = q[d];
+            qr[r * x->ldq + d] = q[d];
+        }
+        double sum = 0.0;
+        for (size_t d = 0; d < dv; d++) {
+            pk[16 * dq + d * 16 + r] = d_o[d];
+            dor[r * x->ldv + d] = d_o[d];
+            sum += (double)d_o[d] * (double)o[d];
+        }
+        D[r] = (float)sum;
+        l2[r] = (float)((double)lse[r] * 1.4426950408889634);
+    }
+}
+
+/* Unit u of the dK/dV pass: key tile kt of KV head hk of batch b. */
+static void kv_unit(const bwd_ctx *x, size_t u, float *scratch)
+{
+    const spattn_shape *s = &x->p->shape;
+    const size_t kt = u % x->nkt, hk = u / x->nkt % s->heads_kv, b = u / x->nkt / s->heads_kv;
+    const size_t group = s->heads_q / s->heads_kv;
+    float *dk = scratch + x->kernel_scratch, *dv = dk + SPATTN_TK * x->ldq;
+    memset(dk, 0, SPATTN_TK * (x->ldq + x->ldv) * sizeof(float));
+    for (size_t h = hk * group; h < (hk + 1) * group; h++) {
+        size_t mi;
+        const spattn_mask *m = mask_of(x, b, h, &mi);
+        const spattn_keytiles *kl = &x->ix->by_mask[mi];
+        const size_t e0 = kl->kt_ptr[kt], e1 = kl->kt_ptr[kt + 1];
+        if (e1 == e0)
+            continue;
+        const spattn_head_job job = bwd_job(x, b, h);
+        x->p->kt->bwd_kv(&job, m, pack_of(x, b, h, 0), kl->qt + e0, kl->tile + e0, e1 - e0, kt, dk,
+                         dv, scratch);
+    }
+    const size_t j0 = kt * SPATTN_TK, cols = s->len_k - j0 < SPATTN_TK ? s->len_k - j0 : SPATTN_TK;
+    for (size_t c = 0; c < cols; c++) {
+        float *ok = at_w(x->g->d_k, x->g->d_k_layout, b, hk, j0 + c);
+        float *ov = at_w(x->g->d_v, x->g->d_v_layout, b, hk, j0 + c);
+        for (size_t d = 0; d < s->dim_qk; d++)
+            ok[d] = dk[c * x->ldq + d] * x->scale;
+        memcpy(ov, dv + c * x->ldv, s->dim_v * sizeof(float));
+    }
+}
+
+/* Unit u of the dQ pass: query tile qt of (b, h). */
+static void q_unit(const bwd_ctx *x, size_t u, float *scratch)
+{
+    const spattn_shape *s = &x->p->shape;
+    const size_t qt = u % x->nqt, h = u / x->nqt % s->heads_q, b = u / x->nqt / s->heads_q;
+    float *dq = at_w(x->g->d_q, x->g->d_q_layout, b, h, 0);
+    const ptrdiff_t dq_ts = x->g->d_q_layout.token;
+    size_t mi;
+    const spattn_mask *m = mask_of(x, b, h, &mi);
+    if (spattn__qt_empty(m, qt)) {
+        const size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
+        for (size_t r = 0; r < rows; r++)
+            memset(dq + (ptrdiff_t)(i0 + r) * dq_ts, 0, s->dim_qk * sizeof(float));
+        return;
+    }
+    const spattn_head_job job = bwd_job(x, b, h);
+    x->p->kt->bwd_q(&job, m, qt, pack_of(x, b, h, qt), dq, dq_ts, scratch);
+}
+
+/* dL/dsink_h = -sum over the head's rows of p_sink D, p_sink = exp(sink - lse), in double in
+   a fixed order. */
+static void sink_grads(const bwd_ctx *x)
+{
+    const spattn_shape *s = &x->p->shape;
+    const spattn_args *a = x->a;
+    for (size_t h = 0; h < s->heads_q; h++) {
+        const double sink = a->sinks[h];
+        double sum = 0.0;
+        for (size_t b = 0; b < s->batch && sink != -INFINITY; b++)
+            for (size_t i = 0; i < s->len_q; i++) {
+                const float *pk = pack_of(x, b, h, i / SPATTN_TQ);
+                const double D = pk[spattn__bwd_pack_d(s->dim_qk, s->dim_v) + i % SPATTN_TQ];
+                const double lse = a->lse[(b * s->heads_q + h) * s->len_q + i];
+                sum -= exp(sink - lse) * D;
+            }
+        x->g->d_sinks[h] = (float)sum;
+    }
+}
+
+/* The plan's key-tile lists, built on first use (lock-free: the first to publish wins). */
+static const spattn_bwd_index *bwd_index(const spattn_plan *plan)
+{
+    spattn_plan *mp = (spattn_plan *)plan; /* only the atomic pointer is touched */
+    spattn_bwd_index *have = atomic_load(&mp->bwd);
+    if (have != NULL)
+        return have;
+    spattn_bwd_index *mine =
+        spattn__bwd_index_build((const spattn_mask *const *)plan->plain.masks, plan->plain.n_masks);
+    if (mine == NULL)
+        return NULL;
+    if (atomic_compare_exchange_strong(&mp->bwd, &have, mine))
+        return mine;
+    spattn__bwd_index_free(mine);
+    return have;
+}
+
+static void run_passes(const bwd_ctx *x, int nt)
+{
+    const spattn_shape *s = &x->p->shape;
+    const long nq = (long)(s->batch * s->heads_q * x->nqt);
+    const long nkv = (long)(s->batch * s->heads_kv * x->nkt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *mine = x->scratch + (size_t)omp_get_thread_num() * x->per_thread;
+#pragma omp for schedule(static)
+        for (long u = 0; u < nq; u++)
+            pack_unit(x, (size_t)u);
+#pragma omp for schedule(dynamic, 1)
+        for (long u = 0; u < nkv; u++)
+            kv_unit(x, (size_t)u, mine);
+#pragma omp for schedule(dynamic, 1)
+        for (long u = 0; u < nq; u++)
+            q_unit(x, (size_t)u, mine);
+    }
+}
+
+spattn_status spattn_plan_backward(const spattn_plan *plan, const spattn_args *args,
+                                   const spattn_grads *g)
+{
+    if (plan == NULL || args == NULL || g == NULL)
+        return SPATTN_E_NULL;
+    if (!spattn__same_shape(&plan->shape, &args->shape))
+        return SPATTN_E_SHAPE;
+    spattn_status st = spattn__check_backward(args, g);
+    if (st != SPATTN_OK)
+        return st;
+
+    const spattn_shape *s = &plan->shape;
+    bwd_ctx x;
+    memset(&x, 0, sizeof x);
+    x.p = plan;
+    x.a = args;
+    x.g = g;
+    x.scale = spattn__resolve_scale(args->scale, s->dim_qk);
+    x.nqt = (s->len_q + SPATTN_TQ - 1) / SPATTN_TQ;
+    x.nkt = (s->len_k + SPATTN_TK - 1) / SPATTN_TK;
+    x.pf = spattn__bwd_pack_floats(s->dim_qk, s->dim_v);
+    x.ldq = spattn__bwd_round16(s->dim_qk);
+    x.ldv = spattn__bwd_round16(s->dim_v);
+    x.ix = bwd_index(plan);
+    if (x.ix == NULL)
+        return SPATTN_E_NOMEM;
+    const int nt = plan->nthreads > 0 ? plan->nthreads : 1;
+    x.kernel_scratch = spattn__bwd_round16(plan->kt->bwd_scratch_floats(s->dim_qk, s->dim_v));
+    x.per_thread = x.kernel_scratch + SPATTN_TK * (x.ldq + x.ldv);
+    /* Sizes: the packs are a few times the size of Q and dO, which check_shape bounds. */
+    const size_t units = s->batch * s->heads_q * x.nqt;
+    if (units > SIZE_MAX / sizeof(float) / x.pf)
+        return SPATTN_E_NOMEM;
+    x.packs = spattn__aligned_alloc(units * x.pf * sizeof(float));
+    x.scratch = spattn__aligned_alloc((size_t)nt * x.per_thread * sizeof(float));
+    if (x.packs == NULL || x.scratch == NULL) {
+        spattn__aligned_free(x.packs);
+        spattn__aligned_free(x.scratch);
+        return SPATTN_E_NOMEM;
+    }
+    run_passes(&x, nt);
+    if (args->sinks != NULL && g->d_sinks != NULL)
+        sink_grads(&x);
+    spattn__aligned_free(x.packs);
+    spattn__aligned_free(x.scratch);
+    return SPATTN_OK;
+}
