@@ -4,12 +4,12 @@
 # runs each for a bounded time from its committed seed corpus. Any crash, sanitizer report,
 # failed check (the fuzzers abort on a wrong answer), timeout or OOM fails the step.
 # New corpus entries go to a scratch directory, never into the repository.
-# Usage: tools/ci/fuzz.sh [build-dir]     FUZZ_SECONDS (default 50) per target.
+# Usage: tools/ci/fuzz.sh [build-dir]     FUZZ_SECONDS (default 30) per target.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$here/build-fuzz}
-seconds=${FUZZ_SECONDS:-50}
+seconds=${FUZZ_SECONDS:-30}
 jobs=${JOBS:-2}
 "$here/tools/install-deps.sh" build fuzz || exit 1
 

@@ -51,8 +51,20 @@ auto_falls_back() {
 }
 step "spattn-info under valgrind: AUTO picks the best ISA valgrind runs" auto_falls_back
 # The whole suite with AUTO: its per-ISA loops cover every ISA valgrind can run, and the
-# hostile and concurrency suites run too.
-step "memcheck: all suites, AUTO" "${vg[@]}" "$build/tests/spattn-tests"
+# hostile and concurrency suites run too. One memcheck process per suite, two at a time
+# (memcheck runs one thread at a time, so a process per core halves the wall time).
+all_suites() {
+  local suites
+  suites=$(sed -n 's/^SPATTN_SUITE(suite_\(.*\))$/\1/p' "$here/tests/suites.inc")
+  [ -n "$suites" ] || { echo "no suites found in tests/suites.inc"; return 1; }
+  export build
+  # shellcheck disable=SC2016
+  printf '%s\n' $suites | xargs -P "$jobs" -I{} bash -c \
+    'out=$(CK_RUN_SUITE={} "$@" "$build/tests/spattn-tests" 2>&1); rc=$?;
+     if [ $rc = 0 ]; then printf "%s\n" "$out" | tail -n 2; else printf "%s\n" "$out"; fi
+     echo "suite {}: exit $rc"; exit $((rc != 0))' _ "${vg[@]}"
+}
+step "memcheck: every suite, AUTO" all_suites
 
 echo
 echo "=== valgrind summary"
