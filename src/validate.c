@@ -67,15 +67,7 @@ size_t spattn__mask_index(const spattn_shape *s, size_t n_masks, size_t b, size_
     return b * s->heads_q + h;
 }
 
-/* A strided [batch][head][token][dim] view: its span in elements, or 0 if a stride is
-   negative or the span overflows. */
-typedef struct view {
-    size_t n[4];
-    ptrdiff_t st[4];
-} view;
-
-/* Also 0 when the span's bytes (es each) exceed PTRDIFF_MAX. */
-static size_t view_span(const view *v, size_t es)
+size_t spattn__view_span(const spattn_view *v, size_t es)
 {
     size_t span = 1; /* last offset + 1 */
     for (int i = 0; i < 4; i++) {
@@ -91,10 +83,9 @@ static size_t view_span(const view *v, size_t es)
     return span;
 }
 
-/* Sufficient for no two elements sharing an address: ordered by stride, each axis of size > 1
-   steps past everything the smaller axes reach. Exotic interleavings that are still injective
-   are refused too; outputs in such layouts are not worth the risk of a silent race. */
-static int view_injective(const view *v)
+/* Exotic interleavings that are still injective are refused too; outputs in such layouts are
+   not worth the risk of a silent race. */
+int spattn__view_injective(const spattn_view *v)
 {
     int idx[4], n = 0;
     for (int i = 0; i < 4; i++)
@@ -111,14 +102,14 @@ static int view_injective(const view *v)
         size_t st = (size_t)v->st[idx[a]];
         if (st <= reach)
             return 0;
-        reach += (v->n[idx[a]] - 1) * st; /* no overflow: view_span passed */
+        reach += (v->n[idx[a]] - 1) * st; /* no overflow: spattn__view_span passed */
     }
     return 1;
 }
 
-static view make_view(size_t b, size_t h, size_t t, size_t d, spattn_layout l)
+spattn_view spattn__view(size_t b, size_t h, size_t t, size_t d, spattn_layout l)
 {
-    view v = {{b, h, t, d}, {l.batch, l.head, l.token, 1}};
+    spattn_view v = {{b, h, t, d}, {l.batch, l.head, l.token, 1}};
     return v;
 }
 
@@ -166,16 +157,16 @@ spattn_status spattn__check_tensors(const spattn_args *a)
     if (eq == 0 || ekv == 0 || eo == 0)
         return SPATTN_E_ARG;
     const spattn_shape *s = &a->shape;
-    view vq = make_view(s->batch, s->heads_q, s->len_q, s->dim_qk, a->q_layout);
-    view vk = make_view(s->batch, s->heads_kv, s->len_k, s->dim_qk, a->k_layout);
-    view vv = make_view(s->batch, s->heads_kv, s->len_k, s->dim_v, a->v_layout);
-    view vo = make_view(s->batch, s->heads_q, s->len_q, s->dim_v, a->o_layout);
-    size_t nq = view_span(&vq, eq), nk = view_span(&vk, ekv), nv = view_span(&vv, ekv),
-           no = view_span(&vo, eo);
+    spattn_view vq = spattn__view(s->batch, s->heads_q, s->len_q, s->dim_qk, a->q_layout);
+    spattn_view vk = spattn__view(s->batch, s->heads_kv, s->len_k, s->dim_qk, a->k_layout);
+    spattn_view vv = spattn__view(s->batch, s->heads_kv, s->len_k, s->dim_v, a->v_layout);
+    spattn_view vo = spattn__view(s->batch, s->heads_q, s->len_q, s->dim_v, a->o_layout);
+    size_t nq = spattn__view_span(&vq, eq), nk = spattn__view_span(&vk, ekv),
+           nv = spattn__view_span(&vv, ekv), no = spattn__view_span(&vo, eo);
     if (nq == 0 || nk == 0 || nv == 0 || no == 0)
         return SPATTN_E_SHAPE;
     /* The dim axis is contiguous, so a token stride below the row length overlaps rows. */
-    if (!view_injective(&vo))
+    if (!spattn__view_injective(&vo))
         return SPATTN_E_SHAPE;
     /* The address arithmetic of the spans must not wrap. */
     const void *ptrs[] = {a->q, a->k, a->v, a->o};
@@ -223,9 +214,9 @@ spattn_status spattn__check_probs(const spattn_args *a, const float *probs, uint
     if (eq == 0 || ek == 0)
         return SPATTN_E_ARG;
     const spattn_shape *s = &a->shape;
-    view vq = make_view(s->batch, s->heads_q, s->len_q, s->dim_qk, a->q_layout);
-    view vk = make_view(s->batch, s->heads_kv, s->len_k, s->dim_qk, a->k_layout);
-    size_t nq = view_span(&vq, eq), nk = view_span(&vk, ek);
+    spattn_view vq = spattn__view(s->batch, s->heads_q, s->len_q, s->dim_qk, a->q_layout);
+    spattn_view vk = spattn__view(s->batch, s->heads_kv, s->len_k, s->dim_qk, a->k_layout);
+    size_t nq = spattn__view_span(&vq, eq), nk = spattn__view_span(&vk, ek);
     if (nq == 0 || nk == 0 || (uintptr_t)a->q > UINTPTR_MAX - nq * eq ||
         (uintptr_t)a->k > UINTPTR_MAX - nk * ek)
         return SPATTN_E_SHAPE;

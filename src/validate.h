@@ -26,6 +26,20 @@ float spattn__resolve_scale(float scale, size_t dim_qk);
 /* Index of the mask of (b, h) among n_masks (0 when n_masks <= 1). */
 size_t spattn__mask_index(const spattn_shape *s, size_t n_masks, size_t b, size_t h);
 
+/* A strided [batch][head][token][dim] view (dim contiguous), for the checks of every entry
+   point that takes tensors. */
+typedef struct spattn_view {
+    size_t n[4];
+    ptrdiff_t st[4];
+} spattn_view;
+spattn_view spattn__view(size_t b, size_t h, size_t t, size_t d, spattn_layout l);
+/* Its span in elements (last offset + 1), or 0 when a stride is negative, the span overflows
+   or its bytes (es each) exceed PTRDIFF_MAX. */
+size_t spattn__view_span(const spattn_view *v, size_t es);
+/* Sufficient for no two elements sharing an address: ordered by stride, each axis of size > 1
+   steps past everything the smaller axes reach (the view's span already checked). */
+int spattn__view_injective(const spattn_view *v);
+
 /* The bytes of n floats from p, [lo, hi), for overlap checks. */
 typedef struct spattn_range {
     uintptr_t lo, hi;
