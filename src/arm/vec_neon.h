@@ -416,10 +416,10 @@ SPATTN_ALWAYS_INLINE col_t col_from_quarters(q4_t x, q4_t y)
     return col_mk(x, y, vdupq_n_f32(0.0f), vdupq_n_f32(0.0f));
 }
 
-/* A read of the line at p into L1 (PRFM PLDL1KEEP). */
-SPATTN_ALWAYS_INLINE void vec_prefetch_l1(const void *p)
+/* A read of the line at p into L2 (PRFM PLDL2KEEP). */
+SPATTN_ALWAYS_INLINE void vec_prefetch_l2(const void *p)
 {
-    __builtin_prefetch(p, 0, 3);
+    __builtin_prefetch(p, 0, 2);
 }
 
 /* Peak probe: 16 chains cover a 4-cycle FMA latency on cores with four 128-bit FMA pipes
