@@ -208,6 +208,49 @@ def write_modifiers(results, w):
         w("")
 
 
+DTYPE_ORDER = ["bf16", "f16", "f32-f16kv"]
+
+
+def dtype_rows(results):
+    """[(problem, isa, dtype, ms, f32 ms, speedup, GB/s, pct_dram)] for every `dtype:` entry
+    against the float32 entry of the same name without it, sorted by problem, ISA and type.
+    The problem is the name without isa and dtype; GB/s and pct_dram are the decode entries'
+    counters (K/V bytes of the entry's own type), None elsewhere or where absent."""
+    by_name = {r["name"]: r for r in results}
+    rows = []
+    for r in results:
+        f = r["fields"]
+        if "dtype" not in f or r["family"] not in ("attn", "decode"):
+            continue
+        base = by_name.get(r["name"].replace("/dtype:%s" % f["dtype"], "", 1))
+        t = r.get("ms")
+        tb = base.get("ms") if base is not None else None
+        problem = re.sub(r"/dtype:[^/]+", "", re.sub(r"/isa:[^/]+", "", r["name"], 1), 1)
+        c = r.get("c", {})
+        bw = c.get("bytes/s")
+        rows.append((problem, f.get("isa"), f["dtype"], t, tb, tb / t if t and tb else None,
+                     bw / 1e9 if bw else None, c.get("pct_dram")))
+    return sorted(rows, key=lambda x: (x[0], impl_key(x[1]), DTYPE_ORDER.index(x[2])
+                                       if x[2] in DTYPE_ORDER else len(DTYPE_ORDER)))
+
+
+def write_dtypes(results, w):
+    rows = dtype_rows(results)
+    if not rows:
+        return
+    w("## Element types\n")
+    w("Each 16-bit entry against the float32 entry of the same problem and ISA (medians of "
+      "this run): `x f32` is the float32 time over this time. Decode rows add the K/V read "
+      "rate and its share of the run's one-thread DRAM read figure.\n")
+    w("| problem | isa | dtype | ms | f32 ms | x f32 | GB/s | %DRAM |")
+    w("|---|---|---|---|---|---|---|---|")
+    for problem, isa, dt, t, tb, x, bw, pd in rows:
+        w("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            problem, isa, dt, fmt(t, 4) if t else "absent", fmt(tb, 4) if tb else "absent",
+            fmt(x), fmt(bw), fmt(pd)))
+    w("")
+
+
 def target_entries():
     """The names of every entry target_rows reads, in order, found by running it on a run
     that holds nothing: the --targets run's filter, so the list lives in one place."""
@@ -382,6 +425,7 @@ def write_report(ctx, results, out, commit):
 
     write_targets(ctx, results, w)
     write_modifiers(results, w)
+    write_dtypes(results, w)
 
     for key, rs in sweep_groups(results).items():
         impls = sorted({r["fields"].get("isa") for r in rs}, key=impl_key)
@@ -502,9 +546,39 @@ def write_plots(results, out):
                 gp.append("plot " + ", ".join("'%s' using 1:%d with linespoints lw 2 title '%s'" % (fn, col, i)
                                               for i, fn in series))
                 made.append(png)
+    made += dtype_plot(results, pdir, gp)
     with open(os.path.join(pdir, "plots.gp"), "w") as f:
         f.write("\n".join(gp) + "\n")
     return made
+
+
+def dtype_plot(results, pdir, gp):
+    """A histogram of each problem and ISA's speed-up over float32 per 16-bit type."""
+    rows = [r for r in dtype_rows(results) if r[5] is not None]
+    if not rows:
+        return []
+    types = [t for t in DTYPE_ORDER if any(r[2] == t for r in rows)]
+    types += sorted({r[2] for r in rows} - set(types))
+    groups = OrderedDict()
+    for problem, isa, dt, _, _, x, _, _ in rows:
+        fam, f = parse_name(problem)
+        label = " ".join([{"attn": "prefill"}.get(fam, fam), f.get("pattern", "")] +
+                         [f[k] for k in ("len", "lenk", "heads") if k in f] + [isa])
+        groups.setdefault(label, {})[dt] = x
+    with open(os.path.join(pdir, "dtypes.dat"), "w") as f:
+        f.write("# problem " + " ".join(types) + "\n")
+        for label, xs in groups.items():
+            f.write('"%s" %s\n' % (label, " ".join("%g" % xs[t] if t in xs else "NaN"
+                                                   for t in types)))
+    png = "dtypes.png"
+    gp += ["set output '%s'" % png, "unset logscale x", "unset logscale y", "set xrange [*:*]",
+           "set yrange [0:*]", "set xtics autofreq rotate by -30", "set xlabel ''",
+           "set title 'time of float32 over time of each 16-bit type (higher is faster)'",
+           "set ylabel 'x float32'", "set style data histograms",
+           "set style histogram clustered gap 1", "set style fill solid 0.8 border -1",
+           "plot " + ", ".join("'dtypes.dat' using %d:xtic(1) title '%s'" % (i + 2, t)
+                               for i, t in enumerate(types))]
+    return [png]
 
 
 def main():

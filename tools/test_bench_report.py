@@ -209,6 +209,62 @@ class Modifiers(unittest.TestCase):
         self.assertEqual(lines, [])
 
 
+class Dtypes(unittest.TestCase):
+    DEC = "decode/isa:avx512/pattern:dense/sparsity:0/lenk:32768/dim:128/heads:32x8/threads:1"
+    DEC16 = DEC.replace("/sparsity:", "/dtype:bf16/sparsity:")
+    PRE = ATTN % ("avx2", "dense", "0", 1)
+    PRE16 = PRE.replace("/sparsity:", "/dtype:f16/sparsity:")
+    PRE_KV = PRE.replace("/sparsity:", "/dtype:f32-f16kv/sparsity:")
+
+    def setUp(self):
+        bms = []
+        bms += reps(self.DEC, [30.0, 20.0, 40.0], **{"bytes/s": 9e9, "pct_dram": 40.0})
+        bms += reps(self.DEC16, [16.0, 15.0, 14.0], **{"bytes/s": [8e9, 9e9, 10e9],
+                                                      "pct_dram": [30.0, 35.0, 40.0]})
+        bms += reps(self.PRE, [100.0, 100.0, 100.0])
+        bms += reps(self.PRE16, [125.0, 125.0, 125.0])
+        bms += reps(self.PRE_KV, [50.0, 50.0, 50.0])
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "results.json")
+            with open(path, "w") as f:
+                json.dump({"context": {}, "benchmarks": bms}, f)
+            _, self.results = bench_report.load(path)
+
+    def test_rows(self):
+        rows = bench_report.dtype_rows(self.results)
+        self.assertEqual(len(rows), 3)
+        # attn before decode; within a problem bf16, f16, f32-f16kv
+        self.assertEqual([(r[1], r[2]) for r in rows],
+                         [("avx2", "f16"), ("avx2", "f32-f16kv"), ("avx512", "bf16")])
+        self.assertEqual(rows[0][0], "attn/pattern:dense/sparsity:0/len:4096/dim:64/threads:1")
+        self.assertAlmostEqual(rows[0][5], 100.0 / 125.0)
+        self.assertAlmostEqual(rows[1][5], 2.0)
+        self.assertIsNone(rows[0][6])
+        problem, isa, dt, t, tb, x, bw, pd = rows[2]
+        self.assertEqual((t, tb), (15.0, 30.0))
+        self.assertAlmostEqual(x, 2.0)
+        self.assertAlmostEqual(bw, 9.0)
+        self.assertAlmostEqual(pd, 35.0)
+
+    def test_section_and_plot(self):
+        lines = []
+        bench_report.write_dtypes(self.results, lines.append)
+        text = "\n".join(lines)
+        self.assertIn("| avx512 | bf16 | 15 | 30 | 2 | 9 | 35 |", text)
+        self.assertIn("| avx2 | f16 | 125 | 100 | 0.8 |  |  |", text)
+        with tempfile.TemporaryDirectory() as d:
+            made = bench_report.write_plots(self.results, d)
+            self.assertIn("dtypes.png", made)
+            with open(os.path.join(d, "plots", "dtypes.dat")) as f:
+                dat = f.read().split("\n")
+            self.assertEqual(dat[0], "# problem bf16 f16 f32-f16kv")
+            self.assertIn('"prefill dense 4096 avx2" NaN 0.8 2', dat)
+        lines = []
+        bench_report.write_dtypes([r for r in self.results if "dtype" not in r["fields"]],
+                                  lines.append)
+        self.assertEqual(lines, [])
+
+
 class BuildTypes(unittest.TestCase):
     def report(self, ctx):
         with tempfile.TemporaryDirectory() as d:
