@@ -34,3 +34,15 @@ def test_bench_against_sdpa_and_flex_attention():
     for row in rows:
         assert row.count("-") == 0
         assert float(row[-1]) < 1e-3  # max |diff| against SDPA and FlexAttention
+
+
+def test_overhead_times_every_entry_point():
+    r = subprocess.run([sys.executable, "-m", "spattn.bench", "--overhead", "--len", "16",
+                        "--dim", "8", "--calls", "3"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.endswith(" us")]
+    names = [row.rsplit(None, 2)[0].strip() for row in rows]
+    assert names[:2] == ["spattn.Plan(q, k, v, out=o)", "spattn.attention(q, k, v, m)"]
+    assert len(names) == (4 if importlib.util.find_spec("torch") else 2)
+    assert all(float(row.split()[-2]) > 0 for row in rows)

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from . import Mask, Plan, isa_selected, version
+from . import Mask, Plan, attention, isa_selected, version
 
 
 def _block_layout(rng, nb, density):
@@ -90,10 +90,60 @@ class NumpyRunners:
         return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
 
 
+def median_call_us(fn, calls=2000, rounds=15):
+    """Median over rounds of the time of one call of fn, in microseconds."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        times.append((time.perf_counter() - t0) / calls * 1e6)
+    return sorted(times)[rounds // 2]
+
+
+def overhead(a):
+    """Per-call times of the Python entry points on one small causal problem (compare with
+    python/bench/call_overhead.c, the same problem from C)."""
+    rng = np.random.default_rng(a.seed)
+    q, k, v = (rng.standard_normal((1, a.heads, a.len, a.dim)).astype(np.float32)
+               for _ in range(3))
+    m = Mask.causal(a.len)
+    plan = Plan.like(q, k, v, m, threads=1)
+    o = np.empty_like(q)
+    rows = [("spattn.Plan(q, k, v, out=o)", lambda: plan(q, k, v, out=o)),
+            ("spattn.attention(q, k, v, m)", lambda: attention(q, k, v, m, threads=1))]
+    if a.torch == "auto":
+        try:
+            import torch
+
+            from . import torch as st
+        except ImportError:
+            pass
+        else:
+            torch.set_num_threads(1)
+            tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
+            rows.append(("spattn.torch.attention(q, k, v, m)",
+                         lambda: st.attention(tq, tk, tv, m)))
+            with torch.no_grad():
+                st.attention(tq, tk, tv, m)
+            rows.append(("  the same under torch.no_grad()", None))
+    print(f"spattn {version} on {isa_selected()}: one call, batch 1, {a.heads} head(s), len "
+          f"{a.len}, dim {a.dim}, causal, float32, 1 thread; median of 15 rounds of "
+          f"{a.calls} calls")
+    for name, fn in rows:
+        if fn is None:
+            with torch.no_grad():
+                t = median_call_us(lambda: st.attention(tq, tk, tv, m), a.calls)
+        else:
+            fn()
+            t = median_call_us(fn, a.calls)
+        print(f"{name:<36} {t:>9.2f} us")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m spattn.bench",
                                  description=__doc__.split("\n")[0])
-    ap.add_argument("--len", type=int, default=4096, help="len_q = len_k (default 4096)")
+    ap.add_argument("--len", type=int, default=None, help="len_q = len_k (default 4096)")
     ap.add_argument("--heads", type=int, default=1, help="heads (default 1)")
     ap.add_argument("--dim", type=int, default=64, help="dim_qk = dim_v (default 64)")
     ap.add_argument("--threads", type=int, default=1,
@@ -105,10 +155,19 @@ def main(argv=None):
     ap.add_argument("--flex", choices=("compiled", "eager", "off"), default=None,
                     help="FlexAttention under torch.compile (default), eager (unfused, "
                          "for checks) or not at all")
+    ap.add_argument("--overhead", action="store_true",
+                    help="time one call of each Python entry point on a small problem "
+                         "(len 128, one head, unless given) instead of the table")
+    ap.add_argument("--calls", type=int, default=2000, help="calls per round of --overhead")
     ap.add_argument("--quick", action="store_true",
                     help="a small check run: len 256, 2 heads, dim 16, one repeat, eager "
                          "FlexAttention")
     a = ap.parse_args(argv)
+    if a.overhead:
+        a.len = a.len or 128
+        overhead(a)
+        return
+    a.len = a.len or 4096
     if a.quick:
         a.len, a.heads, a.dim, a.repeat = 256, 2, 16, 1
         a.flex = a.flex or "eager"
