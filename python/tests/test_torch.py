@@ -273,3 +273,21 @@ def test_half_backward_raises_and_collected_masks_are_named():
     gc.collect()
     with pytest.raises(ValueError, match="collected"):
         torch.ops.spattn.attention(q, k, v, [serial], None, None, None, None, 0, 1, "auto")
+
+
+def test_from_block_mask_per_batch_needs_heads():
+    fa = _flex()
+    lens = torch.tensor([40, 64])
+
+    def padded(b, h, qi, ki):
+        return (ki <= qi) & (ki < lens[b])
+
+    bm = fa.create_block_mask(padded, 2, None, 64, 64, device="cpu", BLOCK_SIZE=16)
+    with pytest.raises(ValueError, match="heads="):
+        st.from_block_mask(bm)
+    masks = st.from_block_mask(bm, heads=3)
+    assert len(masks) == 6
+    allowed = fa.create_mask(padded, 2, 1, 64, 64, device="cpu")
+    for i, m in enumerate(masks):
+        np.testing.assert_array_equal(m.to_dense(), allowed[i // 3, 0].numpy())
+    assert len(st.from_mask_mod(padded, 2, None, 64, 64, heads=3)) == 6
