@@ -90,28 +90,37 @@ class NumpyRunners:
         return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
 
 
-def call_us(fn, calls=2000, rounds=15):
-    """The time of one call of fn in microseconds: in the fastest round and the median one."""
-    times = []
+def call_us(rows, calls, rounds):
+    """The time of one call of each row's function in microseconds, in its fastest round and
+    its median one. The rows take turns round by round, so that a neighbour's burst on a
+    shared machine falls on all of them alike."""
+    times = [[] for _ in rows]
     for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        times.append((time.perf_counter() - t0) / calls * 1e6)
-    times.sort()
-    return times[0], times[rounds // 2]
+        for t, (_name, fn) in zip(times, rows):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            t.append((time.perf_counter() - t0) / calls * 1e6)
+    return [(min(t), sorted(t)[rounds // 2]) for t in times]
 
 
 def overhead(a):
-    """Per-call times of the Python entry points on one small causal problem (compare with
-    python/bench/call_overhead.c, the same problem from C)."""
+    """Per-call times of the Python entry points on one small causal problem, beside the
+    library call itself (spattn_plan_execute through ctypes with its arguments made once;
+    python/bench/call_overhead.c times the same problem from C)."""
+    from ._lib import lib
+
     rng = np.random.default_rng(a.seed)
     q, k, v = (rng.standard_normal((1, a.heads, a.len, a.dim)).astype(np.float32)
                for _ in range(3))
     m = Mask.causal(a.len)
     plan = Plan.like(q, k, v, m, threads=1)
     o = np.empty_like(q)
-    rows = [("spattn.Plan(q, k, v, out=o)", lambda: plan(q, k, v, out=o)),
+    p = plan._problem(q, k, v, {})
+    p.outputs(out=o)
+    execute, plan_ptr, args = lib.spattn_plan_execute, plan.ptr, p.args
+    rows = [("spattn_plan_execute (ctypes, C call)", lambda: execute(plan_ptr, args)),
+            ("spattn.Plan(q, k, v, out=o)", lambda: plan(q, k, v, out=o)),
             ("spattn.attention(q, k, v, m)", lambda: attention(q, k, v, m, threads=1))]
     if a.torch == "auto":
         try:
@@ -123,22 +132,22 @@ def overhead(a):
         else:
             torch.set_num_threads(1)
             tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
-            rows.append(("spattn.torch.attention(q, k, v, m)",
-                         lambda: st.attention(tq, tk, tv, m)))
-            with torch.no_grad():
-                st.attention(tq, tk, tv, m)
-            rows.append(("  the same under torch.no_grad()", None))
+
+            def no_grad():
+                with torch.no_grad():
+                    st.attention(tq, tk, tv, m)
+
+            rows += [("spattn.torch.attention(q, k, v, m)", lambda: st.attention(tq, tk, tv, m)),
+                     ("  the same under torch.no_grad()", no_grad)]
+    for _name, fn in rows:
+        fn()
+    rounds = 15
     print(f"spattn {version} on {isa_selected()}: batch 1, {a.heads} head(s), len {a.len}, "
-          f"dim {a.dim}, causal, float32, 1 thread; us per call, fastest / median of 15 rounds "
-          f"of {a.calls} calls")
-    for name, fn in rows:
-        if fn is None:
-            with torch.no_grad():
-                t = call_us(lambda: st.attention(tq, tk, tv, m), a.calls)
-        else:
-            fn()
-            t = call_us(fn, a.calls)
-        print(f"{name:<36} {t[0]:>9.2f} {t[1]:>9.2f} us")
+          f"dim {a.dim}, causal, float32, 1 thread; us per call in the fastest / median of "
+          f"{rounds} rounds of {a.calls} calls, and the fastest less the C call's")
+    times = call_us(rows, a.calls, rounds)
+    for (name, _fn), (fast, med) in zip(rows, times):
+        print(f"{name:<36} {fast:>9.2f} {med:>9.2f} {fast - times[0][0]:>+9.2f} us")
 
 
 def main(argv=None):
