@@ -52,6 +52,9 @@ def attention(q, k, v, mask=None, *, scale=None, softcap=None, alibi_slopes=None
     Differentiable in float32 (spattn_plan_backward) for q, k, v and sinks; a torch.library
     operator (spattn::attention), so torch.compile treats it as one node. Returns o of q's
     dtype, and with return_lse also lse [B, Hq, Lq] float32 (not differentiable).
+    torch.autograd.gradcheck needs float64, which spattn does not compute: the tests compare
+    the gradients with torch autograd of the dense formula in float64 instead (within 1e-4).
+    The masks must stay alive until the backward has run (or their plan be cached).
     """
     for t, name in ((q, "q"), (k, "k"), (v, "v")):
         check(t, name)
