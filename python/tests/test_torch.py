@@ -291,3 +291,19 @@ def test_from_block_mask_per_batch_needs_heads():
     for i, m in enumerate(masks):
         np.testing.assert_array_equal(m.to_dense(), allowed[i // 3, 0].numpy())
     assert len(st.from_mask_mod(padded, 2, None, 64, 64, heads=3)) == 6
+
+
+def test_the_operator_checks_its_inputs_itself():
+    # torch.ops.spattn.attention is public too: it must not let the library read past a tensor.
+    q, k, v = qkv()
+    m = spattn.Mask.causal(40, 56)
+    s = [m.serial]
+    op = torch.ops.spattn.attention
+    with pytest.raises(ValueError, match="batch"):
+        op(q, k[:1], v[:1], s, None, None, None, None, 0, 1, "auto")
+    with pytest.raises(ValueError, match="multiple"):
+        op(q[:, :3], k, v, s, None, None, None, None, 0, 1, "auto")
+    with pytest.raises(ValueError, match="sinks"):
+        op(q, k, v, s, None, None, None, torch.zeros(2), 0, 1, "auto")
+    with pytest.raises(ValueError, match="alibi_slopes"):
+        op(q, k, v, s, None, None, torch.zeros(8), None, 0, 1, "auto")

@@ -4,7 +4,7 @@ import torch
 
 from ..mask import Mask
 from ._ops import attention_op
-from ._views import check
+from ._views import check_problem
 
 
 def mask_serials(mask, batch, heads_q):
@@ -56,21 +56,8 @@ def attention(q, k, v, mask=None, *, scale=None, softcap=None, alibi_slopes=None
     the gradients with torch autograd of the dense formula in float64 instead (within 1e-4).
     The masks must stay alive until the backward has run (or their plan be cached).
     """
-    for t, name in ((q, "q"), (k, "k"), (v, "v")):
-        check(t, name)
+    check_problem(q, k, v)
     b, hq = q.shape[0], q.shape[1]
-    if k.shape[0] != b or v.shape[0] != b:
-        raise ValueError(f"q has batch {b}, k {k.shape[0]}, v {v.shape[0]} (expand() shares "
-                         "one K/V without a copy)")
-    if k.shape[3] != q.shape[3]:
-        raise ValueError(f"q has dim {q.shape[3]}, k {k.shape[3]}")
-    if v.shape[:3] != k.shape[:3]:
-        raise ValueError(f"v has shape {tuple(v.shape)}, k {tuple(k.shape)}: batch, heads and "
-                         "length must match")
-    if hq % k.shape[1]:
-        raise ValueError(f"heads_q = {hq} is not a multiple of heads_kv = {k.shape[1]}")
-    if k.dtype != v.dtype:
-        raise TypeError(f"k and v must have one dtype, have {k.dtype} and {v.dtype}")
     if scale is not None and scale <= 0:
         raise ValueError("scale must be positive (None means 1/sqrt(dim_qk))")
     o, lse = attention_op(q, k, v, mask_serials(mask, b, hq),

@@ -10,8 +10,10 @@ from typing import List, Optional, Tuple
 
 import torch
 
+from .._lib import check, lib
 from . import _plans
 from . import _views as V
+from ._args import forward_args
 
 
 def _threads(threads):
@@ -34,13 +36,14 @@ def attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, masks: List[
                  scale: Optional[float], softcap: Optional[float],
                  alibi_slopes: Optional[torch.Tensor], sinks: Optional[torch.Tensor],
                  pos_offset: int, threads: int, isa: str) -> Tuple[torch.Tensor, torch.Tensor]:
-    for t, name in ((q, "q"), (k, "k"), (v, "v")):
-        V.check(t, name)
+    V.check_problem(q, k, v)
     plan = _plans.get(masks, _shape(q, k, v), _threads(threads), isa)
     o = torch.empty(q.shape[:3] + (v.shape[3],), dtype=q.dtype)
-    _o, lse = plan(V.numpy(q), V.numpy(k), V.numpy(v), out=V.numpy(o), return_lse=True,
-                   **_options(scale, softcap, alibi_slopes, sinks, pos_offset))
-    return o, torch.from_numpy(lse)
+    lse = torch.empty(q.shape[:3], dtype=torch.float32)
+    args, _keep = forward_args(plan._shape, q, k, v, o, lse, scale, softcap, alibi_slopes,
+                               sinks, pos_offset)
+    check(lib.spattn_plan_execute(plan.ptr, args), "spattn_plan_execute")
+    return o, lse
 
 
 @attention_op.register_fake

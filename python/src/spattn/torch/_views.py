@@ -32,6 +32,25 @@ def check(t, what):
             f"{what}.contiguous() if a copy is meant")
 
 
+def check_problem(q, k, v):
+    """check() for each of q, k, v, and their shapes and types against each other."""
+    for t, name in ((q, "q"), (k, "k"), (v, "v")):
+        check(t, name)
+    b, hq = q.shape[0], q.shape[1]
+    if k.shape[0] != b or v.shape[0] != b:
+        raise ValueError(f"q has batch {b}, k {k.shape[0]}, v {v.shape[0]} (expand() shares "
+                         "one K/V without a copy)")
+    if k.shape[3] != q.shape[3]:
+        raise ValueError(f"q has dim {q.shape[3]}, k {k.shape[3]}")
+    if v.shape[:3] != k.shape[:3]:
+        raise ValueError(f"v has shape {tuple(v.shape)}, k {tuple(k.shape)}: batch, heads and "
+                         "length must match")
+    if hq % k.shape[1]:
+        raise ValueError(f"heads_q = {hq} is not a multiple of heads_kv = {k.shape[1]}")
+    if k.dtype != v.dtype:
+        raise TypeError(f"k and v must have one dtype, have {k.dtype} and {v.dtype}")
+
+
 def numpy(t):
     """A NumPy array over t's memory (no copy); bfloat16 through ml_dtypes."""
     if t.dtype == torch.bfloat16:
