@@ -1,16 +1,49 @@
-"""python -m spattn.bench runs, agrees with the dense formula, and prints every pattern."""
+"""python -m spattn.bench runs, agrees with its baselines, and prints every pattern."""
 
+import importlib.util
 import subprocess
 import sys
 
+import pytest
 
-def test_bench_small_run():
-    r = subprocess.run([sys.executable, "-m", "spattn.bench", "--len", "128", "--heads", "2",
-                        "--dim", "16", "--repeat", "1", "--threads", "1"],
-                       capture_output=True, text=True, timeout=120)
+PATTERNS = ["dense", "causal", "window", "blocks", "blocks", "strided", "16"]
+
+
+def run(*args):
+    r = subprocess.run([sys.executable, "-m", "spattn.bench", "--quick", *args],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    rows = r.stdout.splitlines()[3:]
-    assert [row.split()[0] for row in rows] == ["causal", "window", "strided", "bigbird",
-                                                "blocks", "16"]
+    lines = r.stdout.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("---"))
+    return lines[rule - 1].split(), [row.split() for row in lines[rule + 1:]]
+
+
+def test_bench_against_numpy():
+    head, rows = run("--torch", "off")
+    assert [row[0] for row in rows] == PATTERNS
+    assert "numpy" in head
     for row in rows:
-        assert float(row.split()[-1]) < 1e-3  # max |diff| against NumPy
+        assert float(row[-1]) < 1e-3  # max |diff| against the dense formula
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_bench_against_sdpa_and_flex_attention():
+    head, rows = run()
+    assert [row[0] for row in rows] == PATTERNS
+    assert "sdpa" in head and "flex" in head
+    for row in rows:
+        assert row.count("-") == 0
+        assert float(row[-1]) < 1e-3  # max |diff| against SDPA and FlexAttention
+
+
+def test_overhead_times_every_entry_point():
+    r = subprocess.run([sys.executable, "-m", "spattn.bench", "--overhead", "--len", "16",
+                        "--dim", "8", "--calls", "3"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.endswith(" us")]
+    names = [row.rsplit(None, 4)[0].strip() for row in rows]
+    assert names[:3] == ["spattn_plan_execute (ctypes, C call)", "spattn.Plan(q, k, v, out=o)",
+                         "spattn.attention(q, k, v, m)"]
+    assert len(names) == (5 if importlib.util.find_spec("torch") else 3)
+    assert all(0 < float(row.split()[-4]) <= float(row.split()[-3]) for row in rows)

@@ -1,6 +1,8 @@
 """spattn.Mask: which (query, key) pairs of one len_q x len_k head are allowed."""
 
 import ctypes
+import itertools
+import weakref
 
 import numpy as np
 
@@ -46,11 +48,15 @@ class Mask:
     is released when the object is collected, or at once by ``close()`` / ``with``.
     """
 
-    __slots__ = ("_ptr",)
+    __slots__ = ("_ptr", "_serial", "__weakref__")
 
     def __init__(self, _ptr):
         # Internal: masks are made by the class methods.
         self._ptr = _ptr
+        # A number never reused, unlike the C pointer: spattn.torch names masks by it in its
+        # operator's schema and caches plans under it.
+        self._serial = next(_SERIALS)
+        _LIVE[self._serial] = self
 
     @classmethod
     def _make(cls, fn_name, *args):
@@ -236,6 +242,11 @@ class Mask:
             bounds += [start, stop]
         return self.slice(*bounds)
 
+    @staticmethod
+    def by_serial(serial):
+        """The live mask whose `serial` this is, or None once it was collected."""
+        return _LIVE.get(serial)
+
     # --- queries --------------------------------------------------------------------------
 
     @property
@@ -244,6 +255,11 @@ class Mask:
         if self._ptr is None:
             raise ValueError("the mask is closed")
         return self._ptr
+
+    @property
+    def serial(self):
+        """A number naming this mask for the life of the process (never reused)."""
+        return self._serial
 
     @property
     def len_q(self):
@@ -297,4 +313,6 @@ class Mask:
         return f"<spattn.Mask {self.len_q} x {self.len_k}, {self.nnz} allowed pairs>"
 
 
+_SERIALS = itertools.count(1)
+_LIVE = weakref.WeakValueDictionary()
 _ALLOW_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p)
