@@ -19,11 +19,11 @@ static size_t tpl_bwd_scratch_floats(size_t dim_qk, size_t dim_v)
 
 static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const float *packs,
                        const uint32_t *list_qt, const uint32_t *list_tile, size_t n, size_t kt,
-                       float *dk, float *dv, float *scratch)
+                       float *dk, float *dv, float *ds, size_t tile0, float *scratch)
 {
     const size_t pf = spattn__bwd_pack_floats(job->dim_qk, job->dim_v);
     const size_t ldq = spattn__bwd_round16(job->dim_qk), ldv = spattn__bwd_round16(job->dim_v);
-    float *pc = scratch, *dsc = scratch + SPATTN_TK * 16;
+    float *pc = scratch;
     uint32_t cm[SPATTN_TK], idx[SPATTN_TK];
     for (size_t e = 0; e < n; e++) {
         const size_t qt = list_qt[e];
@@ -37,6 +37,9 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
             bwd_pairs_kv(job, &br, kt, idx, nk, cm, dk, dv);
             continue;
         }
+        /* dS goes where bwd_q will read it back (column-path tiles only). */
+        float *dsc = ds != NULL ? ds + (list_tile[e] - tile0) * SPATTN_TQ * SPATTN_TK
+                                : scratch + SPATTN_TK * 16;
         bwd_cols(job, &br, kt, idx, nk, cm, full, pc, dsc);
         if (full) {
             bwd_acc_full(nk, dsc, br.qr, ldq, dk);
@@ -49,10 +52,11 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
 }
 
 static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t qt,
-                      const float *pack, float *dq, ptrdiff_t dq_ts, float *scratch)
+                      const float *pack, float *dq, ptrdiff_t dq_ts, const float *ds, size_t tile0,
+                      float *scratch)
 {
     const size_t dqk = job->dim_qk, ldq = spattn__bwd_round16(dqk);
-    float *pc = scratch, *dsc = scratch + SPATTN_TK * 16, *dqt = scratch + 2 * SPATTN_TK * 16;
+    float *pc = scratch, *dss = scratch + SPATTN_TK * 16, *dqt = scratch + 2 * SPATTN_TK * 16;
     float *dqr = dqt + 16 * dqk;
     memset(dqt, 0, 16 * (dqk + ldq) * sizeof(float));
     bwd_rows br;
@@ -68,7 +72,11 @@ static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t q
             bwd_pairs_q(job, &br, tile->kt, idx, nk, cm, dqr);
             continue;
         }
-        bwd_cols(job, &br, tile->kt, idx, nk, cm, full, pc, dsc);
+        const float *dsc = dss;
+        if (ds != NULL)
+            dsc = ds + (t - tile0) * SPATTN_TQ * SPATTN_TK;
+        else
+            bwd_cols(job, &br, tile->kt, idx, nk, cm, full, pc, dss);
         const float *kb = (const float *)job->k + (ptrdiff_t)tile->kt * SPATTN_TK * job->k_ts;
         size_t d0 = 0;
         for (; d0 + QK_NB <= dqk; d0 += QK_NB)
