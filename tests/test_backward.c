@@ -424,13 +424,13 @@ START_TEST(bands_of_kept_ds)
         return;
     tu_rng r = {0xba4d5eedull};
     const spattn_shape shapes[2] = {{2, 3, 3, 90, 200, 24, 20}, {1, 4, 2, 70, 150, 33, 16}};
-    const size_t caps[3] = {1, 5, 0};
+    const size_t caps[3] = {1, 5000, 0};
     for (int sh = 0; sh < 2; sh++) {
         bproblem p;
         bp_make(&p, &r, shapes[sh], sh == 0 ? shapes[0].heads_q : 1, 7);
         float *finest[3] = {NULL, NULL, NULL}; /* cap 1's gradients */
         for (int c = 0; c < 3; c++) {
-            spattn__bwd_set_band_slots(caps[c]);
+            spattn__bwd_set_band_floats(caps[c]);
             float *first[3] = {NULL, NULL, NULL};
             for (int threads = 1; threads <= 2; threads++) {
                 run_plan(&p, kt->isa, threads);
@@ -461,7 +461,7 @@ START_TEST(bands_of_kept_ds)
                 free(first[t]);
             }
         }
-        spattn__bwd_set_band_slots(0);
+        spattn__bwd_set_band_floats(0);
         for (int t = 0; t < 3; t++)
             free(finest[t]);
         bp_free(&p);

@@ -19,7 +19,8 @@ static size_t tpl_bwd_scratch_floats(size_t dim_qk, size_t dim_v)
 
 static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const float *packs,
                        const uint32_t *list_qt, const uint32_t *list_tile, size_t n, size_t kt,
-                       float *dk, float *dv, float *ds, size_t tile0, float *scratch)
+                       float *dk, float *dv, float *ds, const size_t *ds_off, size_t tile0,
+                       float *scratch)
 {
     const size_t pf = spattn__bwd_pack_floats(job->dim_qk, job->dim_v);
     const size_t ldq = spattn__bwd_round16(job->dim_qk), ldv = spattn__bwd_round16(job->dim_v);
@@ -27,19 +28,20 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
     uint32_t cm[SPATTN_TK], idx[SPATTN_TK];
     for (size_t e = 0; e < n; e++) {
         const size_t qt = list_qt[e];
+        const spattn_ktile *tile = &m->tiles[list_tile[e]];
+        /* dS goes where bwd_q will read it back. */
+        float *dsk = ds != NULL ? ds + (ds_off[list_tile[e]] - ds_off[tile0]) : NULL;
         bwd_rows br;
         bwd_rows_init(job, m, qt, packs + qt * pf, &br);
-        int full;
-        const size_t nk = bwd_keys(m, &m->tiles[list_tile[e]], qt, cm, idx, &full);
-        if (nk == 0)
-            continue;
-        if (!full && bwd_use_pairs(idx, nk, cm)) {
-            bwd_pairs_kv(job, &br, kt, idx, nk, cm, dk, dv);
+        uint64_t rb[16];
+        size_t pairs;
+        if (spattn__bwd_tile_pairs(m, tile, qt, rb, &pairs)) {
+            bwd_pairs_kv(job, &br, kt, rb, dk, dv, dsk);
             continue;
         }
-        /* dS goes where bwd_q will read it back (column-path tiles only). */
-        float *dsc = ds != NULL ? ds + (list_tile[e] - tile0) * SPATTN_TQ * SPATTN_TK
-                                : scratch + SPATTN_TK * 16;
+        int full;
+        const size_t nk = bwd_keys(m, tile, qt, cm, idx, &full);
+        float *dsc = dsk != NULL ? dsk : scratch + SPATTN_TK * 16;
         bwd_cols(job, &br, kt, idx, nk, cm, full, pc, dsc);
         if (full) {
             bwd_acc_full(nk, dsc, br.qr, ldq, dk);
@@ -52,8 +54,8 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
 }
 
 static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t qt,
-                      const float *pack, float *dq, ptrdiff_t dq_ts, const float *ds, size_t tile0,
-                      float *scratch)
+                      const float *pack, float *dq, ptrdiff_t dq_ts, const float *ds,
+                      const size_t *ds_off, size_t tile0, float *scratch)
 {
     const size_t dqk = job->dim_qk, ldq = spattn__bwd_round16(dqk);
     float *pc = scratch, *dss = scratch + SPATTN_TK * 16, *dqt = scratch + 2 * SPATTN_TK * 16;
@@ -64,19 +66,20 @@ static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t q
     uint32_t cm[SPATTN_TK], idx[SPATTN_TK];
     for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
         const spattn_ktile *tile = &m->tiles[t];
-        int full;
-        const size_t nk = bwd_keys(m, tile, qt, cm, idx, &full);
-        if (nk == 0)
-            continue;
-        if (!full && bwd_use_pairs(idx, nk, cm)) {
-            bwd_pairs_q(job, &br, tile->kt, idx, nk, cm, dqr);
+        const float *dsk = ds != NULL ? ds + (ds_off[t] - ds_off[tile0]) : NULL;
+        uint64_t rb[16];
+        size_t pairs;
+        if (spattn__bwd_tile_pairs(m, tile, qt, rb, &pairs)) {
+            bwd_pairs_q(job, &br, tile->kt, rb, dsk, dqr);
             continue;
         }
-        const float *dsc = dss;
-        if (ds != NULL)
-            dsc = ds + (t - tile0) * SPATTN_TQ * SPATTN_TK;
-        else
+        int full;
+        const size_t nk = bwd_keys(m, tile, qt, cm, idx, &full);
+        const float *dsc = dsk;
+        if (dsc == NULL) {
             bwd_cols(job, &br, tile->kt, idx, nk, cm, full, pc, dss);
+            dsc = dss;
+        }
         const float *kb = (const float *)job->k + (ptrdiff_t)tile->kt * SPATTN_TK * job->k_ts;
         size_t d0 = 0;
         for (; d0 + QK_NB <= dqk; d0 += QK_NB)

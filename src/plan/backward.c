@@ -30,10 +30,10 @@ typedef struct bwd_ctx {
     size_t nqt, nkt, pf, ldq, ldv;
     float *packs; /* [batch][heads_q][nqt] packs of pf floats */
     float *dkv;   /* [batch][heads_kv][nkt]: dK then dV accumulators, TK rows of ldq / ldv */
-    float *ds;    /* dS slots of one band, TQ x TK floats each */
+    float *ds;    /* the dS kept of one band's tiles (kernels/bwd_slots.h) */
     size_t nbands;
-    size_t *band_q; /* nbands + 1: band n is query tiles [band_q[n], band_q[n + 1]) */
-    size_t *band_off; /* [nbands][batch * heads_q]: first slot of each (b, h) in its band */
+    size_t *band_q;   /* nbands + 1: band n is query tiles [band_q[n], band_q[n + 1]) */
+    size_t *band_off; /* [nbands][batch * heads_q]: where each (b, h) starts in ds */
     float *scratch;
     size_t per_thread; /* floats */
 } bwd_ctx;
@@ -122,17 +122,17 @@ static void pack_unit(const bwd_ctx *x, size_t u)
 /* Query tile band q of the bands' cut (see plan_bands). */
 typedef struct bwd_band {
     size_t q0, q1;     /* query tiles [q0, q1) */
-    const size_t *off; /* [batch * heads_q]: first dS slot of each (b, h) in the band */
+    const size_t *off; /* [batch * heads_q]: where each (b, h) starts in ds */
 } bwd_band;
 
-/* dS slots of (b, h) in the band, and the index of its first tile in the mask. */
+/* The dS kept of (b, h) in the band, and the index of its first tile in the mask. */
 static float *band_ds(const bwd_ctx *x, const bwd_band *bd, size_t b, size_t h,
                       const spattn_mask *m, size_t *tile0)
 {
     *tile0 = m->qt_ptr[bd->q0];
     if (x->ds == NULL)
         return NULL;
-    return x->ds + bd->off[b * x->p->shape.heads_q + h] * SPATTN_TQ * SPATTN_TK;
+    return x->ds + bd->off[b * x->p->shape.heads_q + h];
 }
 
 static size_t lower_qt(const uint32_t *qt, size_t lo, size_t hi, size_t want)
@@ -152,14 +152,19 @@ static float *dkv_of(const bwd_ctx *x, size_t u)
     return x->dkv + u * SPATTN_TK * (x->ldq + x->ldv);
 }
 
+static void kv_out(const bwd_ctx *x, size_t u);
+
 /* Unit u of the dK/dV pass of a band: key tile kt of KV head hk of batch b, against the band's
-   query tiles, adding into the unit's accumulators (which keep it across bands). */
+   query tiles, adding into the unit's accumulators (which keep it across bands): zeroed in
+   the first band and written out in the last, while they are in cache. */
 static void kv_unit(const bwd_ctx *x, const bwd_band *bd, size_t u, float *scratch)
 {
     const spattn_shape *s = &x->p->shape;
     const size_t kt = u % x->nkt, hk = u / x->nkt % s->heads_kv, b = u / x->nkt / s->heads_kv;
     const size_t group = s->heads_q / s->heads_kv;
     float *dk = dkv_of(x, u), *dv = dk + SPATTN_TK * x->ldq;
+    if (bd->q0 == 0)
+        memset(dk, 0, SPATTN_TK * (x->ldq + x->ldv) * sizeof(float));
     for (size_t h = hk * group; h < (hk + 1) * group; h++) {
         size_t mi;
         const spattn_mask *m = mask_of(x, b, h, &mi);
@@ -172,8 +177,10 @@ static void kv_unit(const bwd_ctx *x, const bwd_band *bd, size_t u, float *scrat
         size_t tile0;
         float *ds = band_ds(x, bd, b, h, m, &tile0);
         x->p->kt->bwd_kv(&job, m, pack_of(x, b, h, 0), kl->qt + e0, kl->tile + e0, e1 - e0, kt, dk,
-                         dv, ds, tile0, scratch);
+                         dv, ds, kl->ds_off, tile0, scratch);
     }
+    if (bd->q1 == x->nqt)
+        kv_out(x, u);
 }
 
 /* dK and dV rows of unit u from its accumulators, once every band is done. */
@@ -211,7 +218,8 @@ static void q_unit(const bwd_ctx *x, const bwd_band *bd, size_t u, float *scratc
     const spattn_head_job job = bwd_job(x, b, h);
     size_t tile0;
     const float *ds = band_ds(x, bd, b, h, m, &tile0);
-    x->p->kt->bwd_q(&job, m, qt, pack_of(x, b, h, qt), dq, dq_ts, ds, tile0, scratch);
+    x->p->kt->bwd_q(&job, m, qt, pack_of(x, b, h, qt), dq, dq_ts, ds,
+                    x->ix->by_mask[mi].ds_off, tile0, scratch);
 }
 
 /* dL/dsink_h = -sum over the head's rows of p_sink D, p_sink = exp(sink - lse), in double in
@@ -251,18 +259,19 @@ static const spattn_bwd_index *bwd_index(const spattn_plan *plan)
     return have;
 }
 
-/* dS slots per band: 16 MiB, which keeps a band's dS in the last-level cache of the machines
-   measured and bounds the memory the backward takes beyond its pack (docs/backward.md). */
-static size_t band_slots_cap = 4096;
+/* Kept dS per band: 16 MiB, which bounds the memory the backward takes beyond its packs and
+   accumulators (docs/backward.md). */
+#define BAND_FLOATS_DEFAULT ((size_t)4 << 20)
+static size_t band_floats_cap = BAND_FLOATS_DEFAULT;
 
-void spattn__bwd_set_band_slots(size_t slots)
+void spattn__bwd_set_band_floats(size_t floats)
 {
-    band_slots_cap = slots > 0 ? slots : 4096;
+    band_floats_cap = floats > 0 ? floats : BAND_FLOATS_DEFAULT;
 }
 
-/* Cut the query tiles into bands of at most band_slots_cap stored tiles over every (b, h)
-   (at least one query tile each), with each (b, h)'s first slot; returns the slots of the
-   largest band, or SIZE_MAX when out of memory. */
+/* Cut the query tiles into bands of at most band_floats_cap floats of kept dS over every
+   (b, h) (at least one query tile each), with where each (b, h) starts; returns the floats of
+   the largest band, or SIZE_MAX when out of memory. */
 static size_t plan_bands(bwd_ctx *x)
 {
     const spattn_shape *s = &x->p->shape;
@@ -279,17 +288,19 @@ static size_t plan_bands(bwd_ctx *x)
             for (size_t u = 0; u < bh; u++) {
                 size_t mi;
                 const spattn_mask *m = mask_of(x, u / s->heads_q, u % s->heads_q, &mi);
-                add += m->qt_ptr[q1 + 1] - m->qt_ptr[q1];
+                const size_t *f = x->ix->by_mask[mi].ds_off;
+                add += f[m->qt_ptr[q1 + 1]] - f[m->qt_ptr[q1]];
             }
-            if (q1 > q && used + add > band_slots_cap)
+            if (q1 > q && used + add > band_floats_cap)
                 break;
             used += add;
         }
         for (size_t u = 0, o = 0; u < bh; u++) {
             size_t mi;
             const spattn_mask *m = mask_of(x, u / s->heads_q, u % s->heads_q, &mi);
+            const size_t *f = x->ix->by_mask[mi].ds_off;
             off[u] = o;
-            o += m->qt_ptr[q1] - m->qt_ptr[q];
+            o += f[m->qt_ptr[q1]] - f[m->qt_ptr[q]];
         }
         x->band_q[n++] = q;
         most = used > most ? used : most;
@@ -312,9 +323,6 @@ static void run_passes(const bwd_ctx *x, int nt)
 #pragma omp for schedule(static)
         for (long u = 0; u < nq; u++)
             pack_unit(x, (size_t)u);
-#pragma omp for schedule(static)
-        for (long u = 0; u < nkv; u++)
-            memset(dkv_of(x, (size_t)u), 0, SPATTN_TK * (x->ldq + x->ldv) * sizeof(float));
         for (size_t n = 0; n < x->nbands; n++) {
             const bwd_band bd = {x->band_q[n], x->band_q[n + 1], x->band_off + n * bh};
             const long nqb = (long)(bh * (bd.q1 - bd.q0));
@@ -325,9 +333,6 @@ static void run_passes(const bwd_ctx *x, int nt)
             for (long u = 0; u < nqb; u++)
                 q_unit(x, &bd, (size_t)u, mine);
         }
-#pragma omp for schedule(static)
-        for (long u = 0; u < nkv; u++)
-            kv_out(x, (size_t)u);
     }
 }
 
@@ -370,18 +375,18 @@ spattn_status spattn_plan_backward(const spattn_plan *plan, const spattn_args *a
     const int nt = plan->nthreads > 0 ? plan->nthreads : 1;
     x.per_thread = spattn__bwd_round16(plan->kt->bwd_scratch_floats(s->dim_qk, s->dim_v));
     /* Sizes: the packs are a few times the size of Q and dO, the accumulators twice K and V
-       rounded to whole key tiles, which check_shape bounds; the slots are capped per band. */
+       rounded to whole key tiles, which check_shape bounds; the kept dS is capped per band. */
     const size_t units = s->batch * s->heads_q * x.nqt;
     const size_t kv_floats = s->batch * s->heads_kv * x.nkt * SPATTN_TK * (x.ldq + x.ldv);
     if (units > SIZE_MAX / sizeof(float) / x.pf)
         return SPATTN_E_NOMEM;
-    const size_t slots = plan_bands(&x);
-    if (slots != SIZE_MAX && slots > 0)
-        x.ds = spattn__aligned_alloc(slots * SPATTN_TQ * SPATTN_TK * sizeof(float));
+    const size_t kept = plan_bands(&x);
+    if (kept != SIZE_MAX && kept > 0)
+        x.ds = spattn__aligned_alloc(kept * sizeof(float));
     x.packs = spattn__aligned_alloc(units * x.pf * sizeof(float));
     x.dkv = spattn__aligned_alloc((kv_floats ? kv_floats : 1) * sizeof(float));
     x.scratch = spattn__aligned_alloc((size_t)nt * x.per_thread * sizeof(float));
-    if (slots == SIZE_MAX || (slots > 0 && x.ds == NULL) || x.packs == NULL || x.dkv == NULL ||
+    if (kept == SIZE_MAX || (kept > 0 && x.ds == NULL) || x.packs == NULL || x.dkv == NULL ||
         x.scratch == NULL) {
         free_ctx(&x);
         return SPATTN_E_NOMEM;

@@ -4,8 +4,8 @@
 
 #include <stddef.h>
 
-/* dS slots (stored tiles) per band of query tiles; 0 restores the default. Tests make it
-   small to cut even small problems into several bands. Process-wide. */
-void spattn__bwd_set_band_slots(size_t slots);
+/* Floats of kept dS per band of query tiles; 0 restores the default. Tests make it small to
+   cut even small problems into several bands. Process-wide. */
+void spattn__bwd_set_band_floats(size_t floats);
 
 #endif
