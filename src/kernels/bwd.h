@@ -9,12 +9,12 @@
 #include "kernels/bwd_cols.h"
 #include "kernels/bwd_pairs.h"
 
-/* scratch: P and dS columns of one key tile, then dQ^T of one query tile and its rows'
-   pair-path part, row-major. */
+/* scratch: P and dS columns of BWD_GROUP key tiles, then dQ^T of one query tile and its
+   rows' pair-path part, row-major. */
 static size_t tpl_bwd_scratch_floats(size_t dim_qk, size_t dim_v)
 {
     (void)dim_v;
-    return 2 * SPATTN_TK * 16 + 16 * dim_qk + 16 * spattn__bwd_round16(dim_qk);
+    return 2 * BWD_GROUP * SPATTN_TK * 16 + 16 * dim_qk + 16 * spattn__bwd_round16(dim_qk);
 }
 
 static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const float *packs,
@@ -24,8 +24,10 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
 {
     const size_t pf = spattn__bwd_pack_floats(job->dim_qk, job->dim_v);
     const size_t ldq = spattn__bwd_round16(job->dim_qk), ldv = spattn__bwd_round16(job->dim_v);
-    float *pc = scratch;
     uint32_t cm[SPATTN_TK], idx[SPATTN_TK];
+    /* FULL tiles waiting for bwd_acc_full: P and dS columns, pack rows of Q and dO */
+    const float *gp[BWD_GROUP], *gds[BWD_GROUP], *gq[BWD_GROUP], *gdo[BWD_GROUP];
+    size_t ng = 0, nkg = 0;
     for (size_t e = 0; e < n; e++) {
         const size_t qt = list_qt[e];
         const spattn_ktile *tile = &m->tiles[list_tile[e]];
@@ -35,20 +37,36 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
         bwd_rows_init(job, m, qt, packs + qt * pf, &br);
         uint64_t rb[16];
         size_t pairs;
-        if (spattn__bwd_tile_pairs(m, tile, qt, rb, &pairs)) {
+        const int pair_path = spattn__bwd_tile_pairs(m, tile, qt, rb, &pairs);
+        int full = 0;
+        const size_t nk = pair_path ? 0 : bwd_keys(m, tile, qt, cm, idx, &full);
+        if (ng > 0 && !full) { /* the waiting tiles' rows come first */
+            bwd_acc_full(nkg, ng, gds, gq, ldq, dk);
+            bwd_acc_full(nkg, ng, gp, gdo, ldv, dv);
+            ng = 0;
+        }
+        if (pair_path) {
             bwd_pairs_kv(job, &br, kt, rb, dk, dv, dsk);
             continue;
         }
-        int full;
-        const size_t nk = bwd_keys(m, tile, qt, cm, idx, &full);
-        float *dsc = dsk != NULL ? dsk : scratch + SPATTN_TK * 16;
+        float *pc = scratch + ng * SPATTN_TK * 16;
+        float *dsc = dsk != NULL ? dsk : scratch + (BWD_GROUP + ng) * SPATTN_TK * 16;
         bwd_cols(job, &br, kt, idx, nk, cm, full, pc, dsc);
-        if (full) {
-            bwd_acc_full(nk, dsc, br.qr, ldq, dk);
-            bwd_acc_full(nk, pc, br.dor, ldv, dv);
-        } else {
+        if (!full) {
             bwd_acc_keys(idx, nk, cm, dsc, br.qr, ldq, dk);
             bwd_acc_keys(idx, nk, cm, pc, br.dor, ldv, dv);
+            continue;
+        }
+        /* Every FULL tile of a key tile has the same keys. */
+        gp[ng] = pc;
+        gds[ng] = dsc;
+        gq[ng] = br.qr;
+        gdo[ng] = br.dor;
+        nkg = nk;
+        if (++ng == BWD_GROUP || e + 1 == n) {
+            bwd_acc_full(nkg, ng, gds, gq, ldq, dk);
+            bwd_acc_full(nkg, ng, gp, gdo, ldv, dv);
+            ng = 0;
         }
     }
 }
