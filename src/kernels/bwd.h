@@ -97,6 +97,12 @@ static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t q
         if (dsc == NULL) {
             bwd_cols(job, &br, tile->kt, idx, nk, cm, full, pc, dss);
             dsc = dss;
+        } else if (t + 1 < m->qt_ptr[qt + 1]) {
+            /* The kept dS was written a band's work ago: fetch the next tile's while this
+               one's FMAs run, rather than wait for it column by column. */
+            const size_t nf = ds_off[t + 2] - ds_off[t + 1];
+            for (size_t f = 0; f < nf; f += 16)
+                vec_prefetch_l1(dsk + (ds_off[t + 1] - ds_off[t]) + f);
         }
         const float *kb = (const float *)job->k + (ptrdiff_t)tile->kt * SPATTN_TK * job->k_ts;
         size_t d0 = 0;
