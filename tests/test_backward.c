@@ -456,8 +456,8 @@ START_TEST(bands_of_kept_ds)
                 }
                 if (sh == 0)
                     ck_assert_msg(memcmp(finest[t], got[t]->p, got[t]->n * sizeof(float)) == 0,
-                                  "%s: cap %zu differs from cap 1 (gradient %d)", kt->name,
-                                  caps[c], t);
+                                  "%s: cap %zu differs from cap 1 (gradient %d)", kt->name, caps[c],
+                                  t);
                 free(first[t]);
             }
         }

@@ -31,6 +31,19 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
     for (size_t e = 0; e < n; e++) {
         const size_t qt = list_qt[e];
         const spattn_ktile *tile = &m->tiles[list_tile[e]];
+        /* A key tile's entries are far apart in the mask and the packs: on sparse masks the
+           walk would wait on each one's bits and row constants in turn. */
+        if (e + 2 < n)
+            vec_prefetch_l1(&m->tiles[list_tile[e + 2]]);
+        if (e + 1 < n) {
+            const spattn_ktile *t1 = &m->tiles[list_tile[e + 1]];
+            if (t1->part != SPATTN_FULL) {
+                vec_prefetch_l1(m->bits + (size_t)t1->part * SPATTN_TQ);
+                vec_prefetch_l1(m->bits + (size_t)t1->part * SPATTN_TQ + 8);
+            }
+            vec_prefetch_l1(packs + list_qt[e + 1] * pf +
+                            spattn__bwd_pack_d(job->dim_qk, job->dim_v));
+        }
         /* dS goes where bwd_q will read it back. */
         float *dsk = ds != NULL ? ds + (ds_off[list_tile[e]] - ds_off[tile0]) : NULL;
         bwd_rows br;

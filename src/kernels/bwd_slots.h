@@ -4,8 +4,8 @@
  * that the plan can lay the slots out from the masks alone. A tile that is not FULL over 16
  * rows goes pair by pair (kernels/bwd_pairs.h) when its keys average at most
  * BWD_PAIRS_PER_KEY allowed rows, and keeps one float per allowed pair, row by row and each
- * row's keys increasing (rounded up to 16 floats); every other tile goes down the column path and keeps TQ x TK floats,
- * 16 per key (lane r = row r).
+ * row's keys increasing (rounded up to 16 floats); every other tile goes down the column path and
+ * keeps TQ x TK floats, 16 per key (lane r = row r).
  */
 #ifndef SPATTN_KERNELS_BWD_SLOTS_H
 #define SPATTN_KERNELS_BWD_SLOTS_H

@@ -218,8 +218,8 @@ static void q_unit(const bwd_ctx *x, const bwd_band *bd, size_t u, float *scratc
     const spattn_head_job job = bwd_job(x, b, h);
     size_t tile0;
     const float *ds = band_ds(x, bd, b, h, m, &tile0);
-    x->p->kt->bwd_q(&job, m, qt, pack_of(x, b, h, qt), dq, dq_ts, ds,
-                    x->ix->by_mask[mi].ds_off, tile0, scratch);
+    x->p->kt->bwd_q(&job, m, qt, pack_of(x, b, h, qt), dq, dq_ts, ds, x->ix->by_mask[mi].ds_off,
+                    tile0, scratch);
 }
 
 /* dL/dsink_h = -sum over the head's rows of p_sink D, p_sink = exp(sink - lse), in double in

@@ -48,8 +48,8 @@ size_t spattn__bwd_scratch_scalar(size_t dim_qk, size_t dim_v)
 
 void spattn__bwd_kv_scalar(const spattn_head_job *job, const spattn_mask *m, const float *packs,
                            const uint32_t *list_qt, const uint32_t *list_tile, size_t n, size_t kt,
-                           float *dk, float *dv, float *ds_keep, const size_t *ds_off,
-                           size_t tile0, float *scratch)
+                           float *dk, float *dv, float *ds_keep, const size_t *ds_off, size_t tile0,
+                           float *scratch)
 {
     /* Keeps no dS: bwd_q recomputes every pair. */
     (void)ds_keep;
