@@ -3,13 +3,14 @@
    band in two passes over the plan's plain schedule and its masks' key-tile lists:
      dK, dV  one unit per (batch, KV head, key tile): the group's query heads in order, each
              through the band's query tiles that store a tile in that key column, increasing,
-             into the unit's own accumulators; dS of each tile is kept in the band's slots;
+             into the unit's own accumulators (written out in the last band); dS of each
+             tile is kept in the band's store (kernels/bwd_slots.h);
      dQ      one unit per (batch, query head, query tile of the band), over its stored key
              tiles, from the kept dS (S and dP are computed once per pair);
-   then dK and dV are written out, and dL/dsinks last, on the calling thread. A unit is
-   computed by one thread and writes only its own rows or slots, and what it computes never
-   depends on which thread runs it or what else that thread runs: results are bitwise the
-   same for any thread count, with no atomics. */
+   and dL/dsinks last, on the calling thread. A unit is computed by one thread and writes only
+   its own rows or kept dS, and what it computes never depends on which thread runs it or
+   what else that thread runs: results are bitwise the same for any thread count, with no
+   atomics. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
