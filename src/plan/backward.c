@@ -272,7 +272,7 @@ void spattn__bwd_set_band_floats(size_t floats)
 
 /* Cut the query tiles into bands of at most band_floats_cap floats of kept dS over every
    (b, h) (at least one query tile each), with where each (b, h) starts; returns the floats of
-   the largest band, or SIZE_MAX when out of memory. */
+   the largest band (0: nothing is kept), or SIZE_MAX when out of memory. */
 static size_t plan_bands(bwd_ctx *x)
 {
     const spattn_shape *s = &x->p->shape;
@@ -309,6 +309,15 @@ static size_t plan_bands(bwd_ctx *x)
     }
     x->band_q[n] = x->nqt;
     x->nbands = n;
+    if (most > 4 * band_floats_cap) {
+        /* One query tile over every (b, h) alone keeps far more than a band should (long
+           keys, many heads): keep nothing and let the dQ pass recompute S and dP, in one
+           band; the kernels compute the same dS either way. */
+        x->band_q[1] = x->nqt;
+        x->nbands = 1;
+        memset(x->band_off, 0, bh * sizeof(size_t));
+        return 0;
+    }
     return most;
 }
 
