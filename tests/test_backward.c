@@ -4,7 +4,8 @@
  * tiles that see nothing and keys no row sees, whose K and V rows hold NaN), MHA/GQA/MQA,
  * padded layouts (NaN in the padding), softcap, ALiBi and sinks; bitwise equality across 1, 2
  * and 3 threads; NaN kept to the pairs that read it; and concurrent calls sharing one plan
- * (its first backward builds the key-tile lists). Bad arguments: test_backward_hostile.c.
+ * (its first backward builds the key-tile lists); query tiles cut into several bands of kept
+ * dS. Bad arguments: test_backward_hostile.c.
  */
 #define _POSIX_C_SOURCE 200809L /* pthread barriers */
 #include <math.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plan/backward_hooks.h"
 #include "test_util.h"
 
 #define BW_TOL 1e-4
@@ -411,6 +413,63 @@ START_TEST(nan_stays_with_its_pairs)
 }
 END_TEST
 
+/* Query tiles cut into bands of a few kept dS tiles (one query tile per band at the least),
+   or keeping none (a cap of 1 float: every query tile keeps more than four times that, and
+   the dQ pass recomputes dS), on every ISA, 1 and 2 threads: gradients within the
+   tolerance, 2 threads bitwise 1; with one query head per KV head the sums keep their order
+   whatever the cut, so every cut gives the bits of keeping nothing. */
+START_TEST(bands_of_kept_ds)
+{
+    const spattn_kernel_table *kt = tu_kernel_table((size_t)_i, "backward");
+    if (kt == NULL)
+        return;
+    tu_rng r = {0xba4d5eedull};
+    const spattn_shape shapes[2] = {{2, 3, 3, 90, 200, 24, 20}, {1, 4, 2, 70, 150, 33, 16}};
+    const size_t caps[3] = {1, 20000, 0};
+    for (int sh = 0; sh < 2; sh++) {
+        bproblem p;
+        bp_make(&p, &r, shapes[sh], sh == 0 ? shapes[0].heads_q : 1, 7);
+        float *finest[3] = {NULL, NULL, NULL}; /* cap 1's gradients: nothing kept */
+        for (int c = 0; c < 3; c++) {
+            spattn__bwd_set_band_floats(caps[c]);
+            float *first[3] = {NULL, NULL, NULL};
+            for (int threads = 1; threads <= 2; threads++) {
+                run_plan(&p, kt->isa, threads);
+                compare_all(&p, kt->name);
+                const tu_buf *got[3] = {&p.dq, &p.dk, &p.dv};
+                for (int t = 0; t < 3; t++) {
+                    if (threads == 1) {
+                        first[t] = malloc(got[t]->n * sizeof(float));
+                        ck_assert_ptr_nonnull(first[t]);
+                        memcpy(first[t], got[t]->p, got[t]->n * sizeof(float));
+                    } else {
+                        ck_assert_msg(memcmp(first[t], got[t]->p, got[t]->n * sizeof(float)) == 0,
+                                      "%s: cap %zu, 2 threads differ from 1 (gradient %d)",
+                                      kt->name, caps[c], t);
+                    }
+                }
+            }
+            const tu_buf *got[3] = {&p.dq, &p.dk, &p.dv};
+            for (int t = 0; t < 3; t++) {
+                if (sh == 0 && c == 0) {
+                    finest[t] = first[t];
+                    continue;
+                }
+                if (sh == 0)
+                    ck_assert_msg(memcmp(finest[t], got[t]->p, got[t]->n * sizeof(float)) == 0,
+                                  "%s: cap %zu differs from keeping none (gradient %d)", kt->name,
+                                  caps[c], t);
+                free(first[t]);
+            }
+        }
+        spattn__bwd_set_band_floats(0);
+        for (int t = 0; t < 3; t++)
+            free(finest[t]);
+        bp_free(&p);
+    }
+}
+END_TEST
+
 /* Several threads making the first backward calls of one plan at once (each builds the key
    tile lists; one publishes) and more after: every result bitwise the single-threaded one. */
 typedef struct bw_worker {
@@ -497,6 +556,7 @@ Suite *suite_backward(void)
     tcase_add_loop_test(tc, every_isa_matches_reference, 0, (int)tu_n_kernels());
     tcase_add_loop_test(tc, mask_kinds_and_threads, 0, 5);
     tcase_add_loop_test(tc, nan_stays_with_its_pairs, 0, (int)tu_n_kernels());
+    tcase_add_loop_test(tc, bands_of_kept_ds, 0, (int)tu_n_kernels());
     tcase_add_test(tc, concurrent_calls);
     suite_add_tcase(s, tc);
     return s;

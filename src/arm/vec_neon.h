@@ -416,6 +416,12 @@ SPATTN_ALWAYS_INLINE col_t col_from_quarters(q4_t x, q4_t y)
     return col_mk(x, y, vdupq_n_f32(0.0f), vdupq_n_f32(0.0f));
 }
 
+/* A read of the line at p into L1 (PRFM PLDL1KEEP). */
+SPATTN_ALWAYS_INLINE void vec_prefetch_l1(const void *p)
+{
+    __builtin_prefetch(p, 0, 3);
+}
+
 /* A read of the line at p into L2 (PRFM PLDL2KEEP). */
 SPATTN_ALWAYS_INLINE void vec_prefetch_l2(const void *p)
 {

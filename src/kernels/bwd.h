@@ -9,50 +9,87 @@
 #include "kernels/bwd_cols.h"
 #include "kernels/bwd_pairs.h"
 
-/* scratch: P and dS columns of one key tile, then dQ^T of one query tile and its rows'
-   pair-path part, row-major. */
+/* scratch: P and dS columns of BWD_GROUP key tiles, then dQ^T of one query tile and its
+   rows' pair-path part, row-major. */
 static size_t tpl_bwd_scratch_floats(size_t dim_qk, size_t dim_v)
 {
     (void)dim_v;
-    return 2 * SPATTN_TK * 16 + 16 * dim_qk + 16 * spattn__bwd_round16(dim_qk);
+    return 2 * BWD_GROUP * SPATTN_TK * 16 + 16 * dim_qk + 16 * spattn__bwd_round16(dim_qk);
 }
 
 static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const float *packs,
                        const uint32_t *list_qt, const uint32_t *list_tile, size_t n, size_t kt,
-                       float *dk, float *dv, float *scratch)
+                       float *dk, float *dv, float *ds, const size_t *ds_off, size_t tile0,
+                       float *scratch)
 {
     const size_t pf = spattn__bwd_pack_floats(job->dim_qk, job->dim_v);
     const size_t ldq = spattn__bwd_round16(job->dim_qk), ldv = spattn__bwd_round16(job->dim_v);
-    float *pc = scratch, *dsc = scratch + SPATTN_TK * 16;
     uint32_t cm[SPATTN_TK], idx[SPATTN_TK];
+    /* FULL tiles waiting for bwd_acc_full: P and dS columns, pack rows of Q and dO */
+    const float *gp[BWD_GROUP], *gds[BWD_GROUP], *gq[BWD_GROUP], *gdo[BWD_GROUP];
+    size_t ng = 0, nkg = 0;
     for (size_t e = 0; e < n; e++) {
         const size_t qt = list_qt[e];
+        const spattn_ktile *tile = &m->tiles[list_tile[e]];
+        /* A key tile's entries are far apart in the mask and the packs: on sparse masks the
+           walk would wait on each one's bits and row constants in turn. */
+        if (e + 2 < n)
+            vec_prefetch_l1(&m->tiles[list_tile[e + 2]]);
+        if (e + 1 < n) {
+            const spattn_ktile *t1 = &m->tiles[list_tile[e + 1]];
+            if (t1->part != SPATTN_FULL) {
+                vec_prefetch_l1(m->bits + (size_t)t1->part * SPATTN_TQ);
+                vec_prefetch_l1(m->bits + (size_t)t1->part * SPATTN_TQ + 8);
+            }
+            vec_prefetch_l1(packs + list_qt[e + 1] * pf +
+                            spattn__bwd_pack_d(job->dim_qk, job->dim_v));
+        }
+        /* dS goes where bwd_q will read it back. */
+        float *dsk = ds != NULL ? ds + (ds_off[list_tile[e]] - ds_off[tile0]) : NULL;
         bwd_rows br;
         bwd_rows_init(job, m, qt, packs + qt * pf, &br);
-        int full;
-        const size_t nk = bwd_keys(m, &m->tiles[list_tile[e]], qt, cm, idx, &full);
-        if (nk == 0)
-            continue;
-        if (!full && bwd_use_pairs(idx, nk, cm)) {
-            bwd_pairs_kv(job, &br, kt, idx, nk, cm, dk, dv);
+        uint64_t rb[16];
+        size_t pairs;
+        const int pair_path = spattn__bwd_tile_pairs(m, tile, qt, rb, &pairs);
+        int full = 0;
+        const size_t nk = pair_path ? 0 : bwd_keys(m, tile, qt, cm, idx, &full);
+        if (ng > 0 && !full) { /* the waiting tiles' rows come first */
+            bwd_acc_full(nkg, ng, gds, gq, ldq, dk);
+            bwd_acc_full(nkg, ng, gp, gdo, ldv, dv);
+            ng = 0;
+        }
+        if (pair_path) {
+            bwd_pairs_kv(job, &br, kt, rb, dk, dv, dsk);
             continue;
         }
+        float *pc = scratch + ng * SPATTN_TK * 16;
+        float *dsc = dsk != NULL ? dsk : scratch + (BWD_GROUP + ng) * SPATTN_TK * 16;
         bwd_cols(job, &br, kt, idx, nk, cm, full, pc, dsc);
-        if (full) {
-            bwd_acc_full(nk, dsc, br.qr, ldq, dk);
-            bwd_acc_full(nk, pc, br.dor, ldv, dv);
-        } else {
+        if (!full) {
             bwd_acc_keys(idx, nk, cm, dsc, br.qr, ldq, dk);
             bwd_acc_keys(idx, nk, cm, pc, br.dor, ldv, dv);
+            continue;
+        }
+        /* Every FULL tile of a key tile has the same keys. */
+        gp[ng] = pc;
+        gds[ng] = dsc;
+        gq[ng] = br.qr;
+        gdo[ng] = br.dor;
+        nkg = nk;
+        if (++ng == BWD_GROUP || e + 1 == n) {
+            bwd_acc_full(nkg, ng, gds, gq, ldq, dk);
+            bwd_acc_full(nkg, ng, gp, gdo, ldv, dv);
+            ng = 0;
         }
     }
 }
 
 static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t qt,
-                      const float *pack, float *dq, ptrdiff_t dq_ts, float *scratch)
+                      const float *pack, float *dq, ptrdiff_t dq_ts, const float *ds,
+                      const size_t *ds_off, size_t tile0, float *scratch)
 {
     const size_t dqk = job->dim_qk, ldq = spattn__bwd_round16(dqk);
-    float *pc = scratch, *dsc = scratch + SPATTN_TK * 16, *dqt = scratch + 2 * SPATTN_TK * 16;
+    float *pc = scratch, *dss = scratch + SPATTN_TK * 16, *dqt = scratch + 2 * SPATTN_TK * 16;
     float *dqr = dqt + 16 * dqk;
     memset(dqt, 0, 16 * (dqk + ldq) * sizeof(float));
     bwd_rows br;
@@ -60,15 +97,26 @@ static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t q
     uint32_t cm[SPATTN_TK], idx[SPATTN_TK];
     for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
         const spattn_ktile *tile = &m->tiles[t];
-        int full;
-        const size_t nk = bwd_keys(m, tile, qt, cm, idx, &full);
-        if (nk == 0)
-            continue;
-        if (!full && bwd_use_pairs(idx, nk, cm)) {
-            bwd_pairs_q(job, &br, tile->kt, idx, nk, cm, dqr);
+        const float *dsk = ds != NULL ? ds + (ds_off[t] - ds_off[tile0]) : NULL;
+        uint64_t rb[16];
+        size_t pairs;
+        if (spattn__bwd_tile_pairs(m, tile, qt, rb, &pairs)) {
+            bwd_pairs_q(job, &br, tile->kt, rb, dsk, dqr);
             continue;
         }
-        bwd_cols(job, &br, tile->kt, idx, nk, cm, full, pc, dsc);
+        int full;
+        const size_t nk = bwd_keys(m, tile, qt, cm, idx, &full);
+        const float *dsc = dsk;
+        if (dsc == NULL) {
+            bwd_cols(job, &br, tile->kt, idx, nk, cm, full, pc, dss);
+            dsc = dss;
+        } else if (t + 1 < m->qt_ptr[qt + 1]) {
+            /* The kept dS was written a band's work ago: fetch the next tile's while this
+               one's FMAs run, rather than wait for it column by column. */
+            const size_t nf = ds_off[t + 2] - ds_off[t + 1];
+            for (size_t f = 0; f < nf; f += 16)
+                vec_prefetch_l1(dsk + (ds_off[t + 1] - ds_off[t]) + f);
+        }
         const float *kb = (const float *)job->k + (ptrdiff_t)tile->kt * SPATTN_TK * job->k_ts;
         size_t d0 = 0;
         for (; d0 + QK_NB <= dqk; d0 += QK_NB)

@@ -206,48 +206,68 @@ static void bwd_acc_keys(const uint32_t *idx, size_t nk, const uint32_t *cm, con
 #define BWD_KB 4
 #endif
 
-/* A FULL tile of 16 rows: keys c0 .. c0 + kb (w and dst at key c0), nv vectors of dims from
-   src and dst: each row's vectors are loaded once for kb keys. */
-SPATTN_ALWAYS_INLINE void bwd_acc_full_block(const int kb, const int nv, const float *w,
-                                             const float *src, size_t ld, float *dst)
+/* FULL tiles of 16 rows handled together by bwd_acc_full: the accumulators of a key tile's
+   dK and dV do not stay in L1 beside the tile's K and V, so each pass over them serves
+   several query tiles (rows in the tiles' order, so each sum keeps the order one tile at a
+   time gives it). */
+#define BWD_GROUP 4
+
+/* FULL tiles t < nt of 16 rows: keys c0 .. c0 + kb (w[t] and dst at key c0), nv vectors of
+   dims from src[t] and dst: each row's vectors are loaded once for kb keys. */
+SPATTN_ALWAYS_INLINE void bwd_acc_full_block(const int kb, const int nv, size_t nt,
+                                             const float *const *w, const float *const *src,
+                                             size_t ld, float *dst)
 {
     vec_t acc[BWD_KB][4];
     for (int k = 0; k < kb; k++)
         for (int v = 0; v < nv; v++)
             acc[k][v] = vec_loadu(dst + (size_t)k * ld + (size_t)v * VL);
-    for (size_t r = 0; r < 16; r++) {
-        vec_t x[4];
-        for (int v = 0; v < nv; v++)
-            x[v] = vec_loadu(src + r * ld + (size_t)v * VL);
-        for (int k = 0; k < kb; k++) {
-            const vec_t wv = vec_set1(w[(size_t)k * 16 + r]);
+    for (size_t t = 0; t < nt; t++)
+        for (size_t r = 0; r < 16; r++) {
+            vec_t x[4];
             for (int v = 0; v < nv; v++)
-                acc[k][v] = vec_fma(wv, x[v], acc[k][v]);
+                x[v] = vec_loadu(src[t] + r * ld + (size_t)v * VL);
+            for (int k = 0; k < kb; k++) {
+                const vec_t wv = vec_set1(w[t][(size_t)k * 16 + r]);
+                for (int v = 0; v < nv; v++)
+                    acc[k][v] = vec_fma(wv, x[v], acc[k][v]);
+            }
         }
-    }
     for (int k = 0; k < kb; k++)
         for (int v = 0; v < nv; v++)
             vec_storeu(dst + (size_t)k * ld + (size_t)v * VL, acc[k][v]);
 }
 
-SPATTN_ALWAYS_INLINE void bwd_acc_full_keys(const int kb, size_t c, const float *w,
-                                            const float *src, size_t ld, float *dst)
+SPATTN_ALWAYS_INLINE void bwd_acc_full_keys(const int kb, size_t c, size_t nt,
+                                            const float *const *w, const float *const *src,
+                                            size_t ld, float *dst)
 {
+    const float *wc[BWD_GROUP], *sd[BWD_GROUP];
+    for (size_t t = 0; t < nt; t++)
+        wc[t] = w[t] + c * 16;
     size_t d0 = 0;
-    for (; d0 + 4 * VL <= ld; d0 += 4 * VL)
-        bwd_acc_full_block(kb, 4, w + c * 16, src + d0, ld, dst + c * ld + d0);
-    for (; d0 < ld; d0 += VL)
-        bwd_acc_full_block(kb, 1, w + c * 16, src + d0, ld, dst + c * ld + d0);
+    for (; d0 + 4 * VL <= ld; d0 += 4 * VL) {
+        for (size_t t = 0; t < nt; t++)
+            sd[t] = src[t] + d0;
+        bwd_acc_full_block(kb, 4, nt, wc, sd, ld, dst + c * ld + d0);
+    }
+    for (; d0 < ld; d0 += VL) {
+        for (size_t t = 0; t < nt; t++)
+            sd[t] = src[t] + d0;
+        bwd_acc_full_block(kb, 1, nt, wc, sd, ld, dst + c * ld + d0);
+    }
 }
 
-/* bwd_acc_keys for a FULL tile of 16 rows: keys 0 .. nk, every row. */
-static void bwd_acc_full(size_t nk, const float *w, const float *src, size_t ld, float *dst)
+/* bwd_acc_keys for nt <= BWD_GROUP FULL tiles of 16 rows: keys 0 .. nk, every row of each,
+   weights w[t] and rows src[t]. */
+static void bwd_acc_full(size_t nk, size_t nt, const float *const *w, const float *const *src,
+                         size_t ld, float *dst)
 {
     size_t c = 0;
     for (; c + BWD_KB <= nk; c += BWD_KB)
-        bwd_acc_full_keys(BWD_KB, c, w, src, ld, dst);
+        bwd_acc_full_keys(BWD_KB, c, nt, w, src, ld, dst);
     for (; c < nk; c++)
-        bwd_acc_full_keys(1, c, w, src, ld, dst);
+        bwd_acc_full_keys(1, c, nt, w, src, ld, dst);
 }
 
 /* dQ^T[d0 .. d0 + nd) += dS K over the keys idx[0 .. nk). */

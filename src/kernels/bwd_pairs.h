@@ -10,17 +10,7 @@
 #define SPATTN_KERNELS_BWD_PAIRS_H
 
 #include "kernels/bwd_cols.h"
-
-/* A tile goes pair by pair when its keys average at most this many allowed rows. */
-#define BWD_PAIRS_PER_KEY 2
-
-static int bwd_use_pairs(const uint32_t *idx, size_t nk, const uint32_t *cm)
-{
-    size_t pairs = 0;
-    for (size_t x = 0; x < nk; x++)
-        pairs += (size_t)__builtin_popcount(cm[idx[x]]);
-    return pairs <= BWD_PAIRS_PER_KEY * nk;
-}
+#include "kernels/bwd_slots.h"
 
 /* dot(a, b) over n floats: a is a zero-padded pack row, b a caller's row (masked tail). */
 static float bwd_vdot(const float *a, const float *b, size_t n)
@@ -76,38 +66,42 @@ static void bwd_pair(const spattn_head_job *job, const bwd_rows *br, size_t r, s
         *ds *= 1.0f - t * t;
 }
 
-/* bwd_kv's work on one tile, pair by pair. */
+/* bwd_kv's work on one tile, pair by pair: each key's sums run over its rows in increasing
+   order, as on the column path. dS of the pairs also goes to dsk in the order they come
+   (row by row) when dsk is not NULL, for bwd_pairs_q (bwd_slots.h). */
 static void bwd_pairs_kv(const spattn_head_job *job, const bwd_rows *br, size_t kt,
-                         const uint32_t *idx, size_t nk, const uint32_t *cm, float *dk, float *dv)
+                         const uint64_t *rb, float *dk, float *dv, float *dsk)
 {
     const size_t ldq = spattn__bwd_round16(job->dim_qk), ldv = spattn__bwd_round16(job->dim_v);
-    for (size_t x = 0; x < nk; x++) {
-        const size_t c = idx[x];
-        for (uint32_t bits = cm[c]; bits != 0; bits &= bits - 1) {
-            const size_t r = (size_t)__builtin_ctz(bits);
+    for (size_t r = 0; r < 16; r++)
+        for (uint64_t bits = rb[r]; bits != 0; bits &= bits - 1) {
+            const size_t c = (size_t)__builtin_ctzll(bits);
             float p, ds;
             bwd_pair(job, br, r, kt * SPATTN_TK + c, &p, &ds);
             bwd_vaxpy(ds, br->qr + r * ldq, ldq, dk + c * ldq);
             bwd_vaxpy(p, br->dor + r * ldv, ldv, dv + c * ldv);
+            if (dsk != NULL)
+                *dsk++ = ds;
         }
-    }
 }
 
-/* bwd_q's work on one tile, pair by pair, into row-major dQ rows (ldq floats each). */
+/* bwd_q's work on one tile, pair by pair (each row's keys in increasing order), into
+   row-major dQ rows (ldq floats each); dS from dsk when bwd_pairs_kv kept it there. */
 static void bwd_pairs_q(const spattn_head_job *job, const bwd_rows *br, size_t kt,
-                        const uint32_t *idx, size_t nk, const uint32_t *cm, float *dqr)
+                        const uint64_t *rb, const float *dsk, float *dqr)
 {
     const size_t ldq = spattn__bwd_round16(job->dim_qk);
-    for (size_t x = 0; x < nk; x++) {
-        const size_t c = idx[x], j = kt * SPATTN_TK + c;
-        for (uint32_t bits = cm[c]; bits != 0; bits &= bits - 1) {
-            const size_t r = (size_t)__builtin_ctz(bits);
+    for (size_t r = 0; r < 16; r++)
+        for (uint64_t bits = rb[r]; bits != 0; bits &= bits - 1) {
+            const size_t c = (size_t)__builtin_ctzll(bits), j = kt * SPATTN_TK + c;
             float p, ds;
-            bwd_pair(job, br, r, j, &p, &ds);
+            if (dsk != NULL)
+                ds = *dsk++;
+            else
+                bwd_pair(job, br, r, j, &p, &ds);
             bwd_vaxpy(ds, (const float *)job->k + (ptrdiff_t)j * job->k_ts, job->dim_qk,
                       dqr + r * ldq);
         }
-    }
 }
 
 #endif

@@ -45,7 +45,7 @@
  *   vec_select vec_exp2 vec_hsum vec_hmax vec_hsums(a[VL]: lane i = sum of a[i])
  *   vec_hsums4(a[4]: q4_t, lane i = sum of a[i]) vmask_bits(u64: low VL bits)
  *   vmask_first(n: lanes < n) vmask_expand16(m[16], bits: m[r] all lanes iff bit r)
- *   vmask_load(p) vec_prefetch_l2(p: a hint, never faults) q4_zero
+ *   vmask_load(p) vec_prefetch_l1(p) vec_prefetch_l2(p) (hints, never fault) q4_zero
  *   vec_loadu_bf16(p: VL bfloat16 values widened to float) vec_loadu_f16(p: VL IEEE
  *   binary16 values widened exactly), and their _m forms (lanes outside m not read, 0)
  *   col_bcast_bf16(p) col_bcast_f16(p) (*p widened, in all lanes) col_fma_lo(a,b,c: a*b+c in
@@ -155,6 +155,7 @@ SPATTN_VEC_REQUIRES(vmask_t, vmask_bits, (uint64_t))
 SPATTN_VEC_REQUIRES(vmask_t, vmask_first, (size_t))
 SPATTN_VEC_REQUIRES(void, vmask_expand16, (vmask_t *, uint32_t))
 SPATTN_VEC_REQUIRES(vmask_t, vmask_load, (const vmask_t *))
+SPATTN_VEC_REQUIRES(void, vec_prefetch_l1, (const void *))
 SPATTN_VEC_REQUIRES(void, vec_prefetch_l2, (const void *))
 #if COL_GATHER
 SPATTN_VEC_REQUIRES(col_idx_t, col_row_offsets, (int32_t))

@@ -1,17 +1,23 @@
 /* spattn_plan_backward: validate, lay out every query tile's pack (kernels/bwd_pack.h), then
-   two passes over the plan's plain schedule and its masks' key-tile lists:
+   go through the query tiles in bands (a cut that depends on the shape and masks only), each
+   band in two passes over the plan's plain schedule and its masks' key-tile lists:
      dK, dV  one unit per (batch, KV head, key tile): the group's query heads in order, each
-             through the query tiles that store a tile in that key column, increasing;
-     dQ      one unit per (batch, query head, query tile), over its stored key tiles;
+             through the band's query tiles that store a tile in that key column, increasing,
+             into the unit's own accumulators (written out in the last band); dS of each
+             tile is kept in the band's store (kernels/bwd_slots.h);
+     dQ      one unit per (batch, query head, query tile of the band), over its stored key
+             tiles, from the kept dS (S and dP are computed once per pair);
    and dL/dsinks last, on the calling thread. A unit is computed by one thread and writes only
-   its own rows, and what it computes never depends on which thread runs it or what else that
-   thread runs: results are bitwise the same for any thread count, with no atomics. */
+   its own rows or kept dS, and what it computes never depends on which thread runs it or
+   what else that thread runs: results are bitwise the same for any thread count, with no
+   atomics. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "kernels/bwd_pack.h"
+#include "plan/backward_hooks.h"
 #include "plan/plan_internal.h"
 #include "validate.h"
 #include "validate_bwd.h"
@@ -24,8 +30,13 @@ typedef struct bwd_ctx {
     float scale;
     size_t nqt, nkt, pf, ldq, ldv;
     float *packs; /* [batch][heads_q][nqt] packs of pf floats */
+    float *dkv;   /* [batch][heads_kv][nkt]: dK then dV accumulators, TK rows of ldq / ldv */
+    float *ds;    /* the dS kept of one band's tiles (kernels/bwd_slots.h) */
+    size_t nbands;
+    size_t *band_q;   /* nbands + 1: band n is query tiles [band_q[n], band_q[n + 1]) */
+    size_t *band_off; /* [nbands][batch * heads_q]: where each (b, h) starts in ds */
     float *scratch;
-    size_t kernel_scratch, per_thread; /* floats */
+    size_t per_thread; /* floats */
 } bwd_ctx;
 
 static const float *at(const float *base, spattn_layout l, size_t b, size_t h, size_t t)
@@ -109,25 +120,76 @@ static void pack_unit(const bwd_ctx *x, size_t u)
     }
 }
 
-/* Unit u of the dK/dV pass: key tile kt of KV head hk of batch b. */
-static void kv_unit(const bwd_ctx *x, size_t u, float *scratch)
+/* Query tile band q of the bands' cut (see plan_bands). */
+typedef struct bwd_band {
+    size_t q0, q1;     /* query tiles [q0, q1) */
+    const size_t *off; /* [batch * heads_q]: where each (b, h) starts in ds */
+} bwd_band;
+
+/* The dS kept of (b, h) in the band, and the index of its first tile in the mask. */
+static float *band_ds(const bwd_ctx *x, const bwd_band *bd, size_t b, size_t h,
+                      const spattn_mask *m, size_t *tile0)
+{
+    *tile0 = m->qt_ptr[bd->q0];
+    if (x->ds == NULL)
+        return NULL;
+    return x->ds + bd->off[b * x->p->shape.heads_q + h];
+}
+
+static size_t lower_qt(const uint32_t *qt, size_t lo, size_t hi, size_t want)
+{
+    while (lo < hi) {
+        const size_t mid = lo + (hi - lo) / 2;
+        if (qt[mid] < want)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static float *dkv_of(const bwd_ctx *x, size_t u)
+{
+    return x->dkv + u * SPATTN_TK * (x->ldq + x->ldv);
+}
+
+static void kv_out(const bwd_ctx *x, size_t u);
+
+/* Unit u of the dK/dV pass of a band: key tile kt of KV head hk of batch b, against the band's
+   query tiles, adding into the unit's accumulators (which keep it across bands): zeroed in
+   the first band and written out in the last, while they are in cache. */
+static void kv_unit(const bwd_ctx *x, const bwd_band *bd, size_t u, float *scratch)
 {
     const spattn_shape *s = &x->p->shape;
     const size_t kt = u % x->nkt, hk = u / x->nkt % s->heads_kv, b = u / x->nkt / s->heads_kv;
     const size_t group = s->heads_q / s->heads_kv;
-    float *dk = scratch + x->kernel_scratch, *dv = dk + SPATTN_TK * x->ldq;
-    memset(dk, 0, SPATTN_TK * (x->ldq + x->ldv) * sizeof(float));
+    float *dk = dkv_of(x, u), *dv = dk + SPATTN_TK * x->ldq;
+    if (bd->q0 == 0)
+        memset(dk, 0, SPATTN_TK * (x->ldq + x->ldv) * sizeof(float));
     for (size_t h = hk * group; h < (hk + 1) * group; h++) {
         size_t mi;
         const spattn_mask *m = mask_of(x, b, h, &mi);
         const spattn_keytiles *kl = &x->ix->by_mask[mi];
-        const size_t e0 = kl->kt_ptr[kt], e1 = kl->kt_ptr[kt + 1];
+        const size_t e0 = lower_qt(kl->qt, kl->kt_ptr[kt], kl->kt_ptr[kt + 1], bd->q0);
+        const size_t e1 = lower_qt(kl->qt, e0, kl->kt_ptr[kt + 1], bd->q1);
         if (e1 == e0)
             continue;
         const spattn_head_job job = bwd_job(x, b, h);
+        size_t tile0;
+        float *ds = band_ds(x, bd, b, h, m, &tile0);
         x->p->kt->bwd_kv(&job, m, pack_of(x, b, h, 0), kl->qt + e0, kl->tile + e0, e1 - e0, kt, dk,
-                         dv, scratch);
+                         dv, ds, kl->ds_off, tile0, scratch);
     }
+    if (bd->q1 == x->nqt)
+        kv_out(x, u);
+}
+
+/* dK and dV rows of unit u from its accumulators, once every band is done. */
+static void kv_out(const bwd_ctx *x, size_t u)
+{
+    const spattn_shape *s = &x->p->shape;
+    const size_t kt = u % x->nkt, hk = u / x->nkt % s->heads_kv, b = u / x->nkt / s->heads_kv;
+    const float *dk = dkv_of(x, u), *dv = dk + SPATTN_TK * x->ldq;
     const size_t j0 = kt * SPATTN_TK, cols = s->len_k - j0 < SPATTN_TK ? s->len_k - j0 : SPATTN_TK;
     for (size_t c = 0; c < cols; c++) {
         float *ok = at_w(x->g->d_k, x->g->d_k_layout, b, hk, j0 + c);
@@ -138,11 +200,12 @@ static void kv_unit(const bwd_ctx *x, size_t u, float *scratch)
     }
 }
 
-/* Unit u of the dQ pass: query tile qt of (b, h). */
-static void q_unit(const bwd_ctx *x, size_t u, float *scratch)
+/* Unit u of the dQ pass of a band: query tile q0 + u % (q1 - q0) of (b, h). */
+static void q_unit(const bwd_ctx *x, const bwd_band *bd, size_t u, float *scratch)
 {
     const spattn_shape *s = &x->p->shape;
-    const size_t qt = u % x->nqt, h = u / x->nqt % s->heads_q, b = u / x->nqt / s->heads_q;
+    const size_t nb = bd->q1 - bd->q0;
+    const size_t qt = bd->q0 + u % nb, h = u / nb % s->heads_q, b = u / nb / s->heads_q;
     float *dq = at_w(x->g->d_q, x->g->d_q_layout, b, h, 0);
     const ptrdiff_t dq_ts = x->g->d_q_layout.token;
     size_t mi;
@@ -154,7 +217,10 @@ static void q_unit(const bwd_ctx *x, size_t u, float *scratch)
         return;
     }
     const spattn_head_job job = bwd_job(x, b, h);
-    x->p->kt->bwd_q(&job, m, qt, pack_of(x, b, h, qt), dq, dq_ts, scratch);
+    size_t tile0;
+    const float *ds = band_ds(x, bd, b, h, m, &tile0);
+    x->p->kt->bwd_q(&job, m, qt, pack_of(x, b, h, qt), dq, dq_ts, ds, x->ix->by_mask[mi].ds_off,
+                    tile0, scratch);
 }
 
 /* dL/dsink_h = -sum over the head's rows of p_sink D, p_sink = exp(sink - lse), in double in
@@ -194,10 +260,72 @@ static const spattn_bwd_index *bwd_index(const spattn_plan *plan)
     return have;
 }
 
+/* Kept dS per band: 16 MiB, which bounds the memory the backward takes beyond its packs and
+   accumulators (docs/backward.md). */
+#define BAND_FLOATS_DEFAULT ((size_t)4 << 20)
+static size_t band_floats_cap = BAND_FLOATS_DEFAULT;
+
+void spattn__bwd_set_band_floats(size_t floats)
+{
+    band_floats_cap = floats > 0 ? floats : BAND_FLOATS_DEFAULT;
+}
+
+/* Cut the query tiles into bands of at most band_floats_cap floats of kept dS over every
+   (b, h) (at least one query tile each), with where each (b, h) starts; returns the floats of
+   the largest band (0: nothing is kept), or SIZE_MAX when out of memory. */
+static size_t plan_bands(bwd_ctx *x)
+{
+    const spattn_shape *s = &x->p->shape;
+    const size_t bh = s->batch * s->heads_q;
+    x->band_q = spattn__malloc((x->nqt + 1) * sizeof(size_t));
+    x->band_off = spattn__malloc((x->nqt ? x->nqt : 1) * bh * sizeof(size_t));
+    if (x->band_q == NULL || x->band_off == NULL)
+        return SIZE_MAX;
+    size_t n = 0, most = 0, q = 0;
+    while (q < x->nqt) {
+        size_t *off = x->band_off + n * bh, used = 0, q1 = q;
+        for (; q1 < x->nqt; q1++) {
+            size_t add = 0;
+            for (size_t u = 0; u < bh; u++) {
+                size_t mi;
+                const spattn_mask *m = mask_of(x, u / s->heads_q, u % s->heads_q, &mi);
+                const size_t *f = x->ix->by_mask[mi].ds_off;
+                add += f[m->qt_ptr[q1 + 1]] - f[m->qt_ptr[q1]];
+            }
+            if (q1 > q && used + add > band_floats_cap)
+                break;
+            used += add;
+        }
+        for (size_t u = 0, o = 0; u < bh; u++) {
+            size_t mi;
+            const spattn_mask *m = mask_of(x, u / s->heads_q, u % s->heads_q, &mi);
+            const size_t *f = x->ix->by_mask[mi].ds_off;
+            off[u] = o;
+            o += f[m->qt_ptr[q1]] - f[m->qt_ptr[q]];
+        }
+        x->band_q[n++] = q;
+        most = used > most ? used : most;
+        q = q1;
+    }
+    x->band_q[n] = x->nqt;
+    x->nbands = n;
+    if (most > 4 * band_floats_cap) {
+        /* One query tile over every (b, h) alone keeps far more than a band should (long
+           keys, many heads): keep nothing and let the dQ pass recompute S and dP, in one
+           band; the kernels compute the same dS either way. */
+        x->band_q[1] = x->nqt;
+        x->nbands = 1;
+        memset(x->band_off, 0, bh * sizeof(size_t));
+        return 0;
+    }
+    return most;
+}
+
 static void run_passes(const bwd_ctx *x, int nt)
 {
     const spattn_shape *s = &x->p->shape;
-    const long nq = (long)(s->batch * s->heads_q * x->nqt);
+    const size_t bh = s->batch * s->heads_q;
+    const long nq = (long)(bh * x->nqt);
     const long nkv = (long)(s->batch * s->heads_kv * x->nkt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -205,13 +333,27 @@ static void run_passes(const bwd_ctx *x, int nt)
 #pragma omp for schedule(static)
         for (long u = 0; u < nq; u++)
             pack_unit(x, (size_t)u);
+        for (size_t n = 0; n < x->nbands; n++) {
+            const bwd_band bd = {x->band_q[n], x->band_q[n + 1], x->band_off + n * bh};
+            const long nqb = (long)(bh * (bd.q1 - bd.q0));
 #pragma omp for schedule(dynamic, 1)
-        for (long u = 0; u < nkv; u++)
-            kv_unit(x, (size_t)u, mine);
+            for (long u = 0; u < nkv; u++)
+                kv_unit(x, &bd, (size_t)u, mine);
 #pragma omp for schedule(dynamic, 1)
-        for (long u = 0; u < nq; u++)
-            q_unit(x, (size_t)u, mine);
+            for (long u = 0; u < nqb; u++)
+                q_unit(x, &bd, (size_t)u, mine);
+        }
     }
+}
+
+static void free_ctx(bwd_ctx *x)
+{
+    spattn__aligned_free(x->packs);
+    spattn__aligned_free(x->dkv);
+    spattn__aligned_free(x->ds);
+    spattn__aligned_free(x->scratch);
+    spattn__free(x->band_q);
+    spattn__free(x->band_off);
 }
 
 spattn_status spattn_plan_backward(const spattn_plan *plan, const spattn_args *args,
@@ -241,23 +383,27 @@ spattn_status spattn_plan_backward(const spattn_plan *plan, const spattn_args *a
     if (x.ix == NULL)
         return SPATTN_E_NOMEM;
     const int nt = plan->nthreads > 0 ? plan->nthreads : 1;
-    x.kernel_scratch = spattn__bwd_round16(plan->kt->bwd_scratch_floats(s->dim_qk, s->dim_v));
-    x.per_thread = x.kernel_scratch + SPATTN_TK * (x.ldq + x.ldv);
-    /* Sizes: the packs are a few times the size of Q and dO, which check_shape bounds. */
+    x.per_thread = spattn__bwd_round16(plan->kt->bwd_scratch_floats(s->dim_qk, s->dim_v));
+    /* Sizes: the packs are a few times the size of Q and dO, the accumulators twice K and V
+       rounded to whole key tiles, which check_shape bounds; the kept dS is capped per band. */
     const size_t units = s->batch * s->heads_q * x.nqt;
+    const size_t kv_floats = s->batch * s->heads_kv * x.nkt * SPATTN_TK * (x.ldq + x.ldv);
     if (units > SIZE_MAX / sizeof(float) / x.pf)
         return SPATTN_E_NOMEM;
+    const size_t kept = plan_bands(&x);
+    if (kept != SIZE_MAX && kept > 0)
+        x.ds = spattn__aligned_alloc(kept * sizeof(float));
     x.packs = spattn__aligned_alloc(units * x.pf * sizeof(float));
+    x.dkv = spattn__aligned_alloc((kv_floats ? kv_floats : 1) * sizeof(float));
     x.scratch = spattn__aligned_alloc((size_t)nt * x.per_thread * sizeof(float));
-    if (x.packs == NULL || x.scratch == NULL) {
-        spattn__aligned_free(x.packs);
-        spattn__aligned_free(x.scratch);
+    if (kept == SIZE_MAX || (kept > 0 && x.ds == NULL) || x.packs == NULL || x.dkv == NULL ||
+        x.scratch == NULL) {
+        free_ctx(&x);
         return SPATTN_E_NOMEM;
     }
     run_passes(&x, nt);
     if (args->sinks != NULL && g->d_sinks != NULL)
         sink_grads(&x);
-    spattn__aligned_free(x.packs);
-    spattn__aligned_free(x.scratch);
+    free_ctx(&x);
     return SPATTN_OK;
 }

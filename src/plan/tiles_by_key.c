@@ -1,6 +1,7 @@
 #include "plan/tiles_by_key.h"
 
 #include "alloc.h"
+#include "kernels/bwd_slots.h"
 
 static int build_one(const spattn_mask *m, spattn_keytiles *k)
 {
@@ -8,8 +9,13 @@ static int build_one(const spattn_mask *m, spattn_keytiles *k)
     k->kt_ptr = spattn__calloc(m->nkt + 1, sizeof(size_t));
     k->qt = spattn__malloc((m->ntiles ? m->ntiles : 1) * sizeof(uint32_t));
     k->tile = spattn__malloc((m->ntiles ? m->ntiles : 1) * sizeof(uint32_t));
-    if (k->kt_ptr == NULL || k->qt == NULL || k->tile == NULL)
+    k->ds_off = spattn__malloc((m->ntiles + 1) * sizeof(size_t));
+    if (k->kt_ptr == NULL || k->qt == NULL || k->tile == NULL || k->ds_off == NULL)
         return 0;
+    k->ds_off[0] = 0;
+    for (size_t qt = 0; qt < m->nqt; qt++)
+        for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
+            k->ds_off[t + 1] = k->ds_off[t] + spattn__bwd_tile_floats(m, &m->tiles[t], qt);
     for (size_t t = 0; t < m->ntiles; t++)
         k->kt_ptr[m->tiles[t].kt + 1]++;
     for (size_t kt = 0; kt < m->nkt; kt++)
@@ -57,6 +63,7 @@ void spattn__bwd_index_free(spattn_bwd_index *x)
         spattn__free(x->by_mask[i].kt_ptr);
         spattn__free(x->by_mask[i].qt);
         spattn__free(x->by_mask[i].tile);
+        spattn__free(x->by_mask[i].ds_off);
     }
     spattn__free(x->by_mask);
     spattn__free(x);

@@ -48,8 +48,13 @@ size_t spattn__bwd_scratch_scalar(size_t dim_qk, size_t dim_v)
 
 void spattn__bwd_kv_scalar(const spattn_head_job *job, const spattn_mask *m, const float *packs,
                            const uint32_t *list_qt, const uint32_t *list_tile, size_t n, size_t kt,
-                           float *dk, float *dv, float *scratch)
+                           float *dk, float *dv, float *ds_keep, const size_t *ds_off, size_t tile0,
+                           float *scratch)
 {
+    /* Keeps no dS: bwd_q recomputes every pair. */
+    (void)ds_keep;
+    (void)ds_off;
+    (void)tile0;
     (void)scratch;
     const size_t dq = job->dim_qk, dvv = job->dim_v;
     const size_t ldq = spattn__bwd_round16(dq), ldv = spattn__bwd_round16(dvv);
@@ -74,8 +79,12 @@ void spattn__bwd_kv_scalar(const spattn_head_job *job, const spattn_mask *m, con
 }
 
 void spattn__bwd_q_scalar(const spattn_head_job *job, const spattn_mask *m, size_t qt,
-                          const float *pack, float *dq, ptrdiff_t dq_ts, float *scratch)
+                          const float *pack, float *dq, ptrdiff_t dq_ts, const float *ds_keep,
+                          const size_t *ds_off, size_t tile0, float *scratch)
 {
+    (void)ds_keep;
+    (void)ds_off;
+    (void)tile0;
     const size_t dqk = job->dim_qk, rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
     memset(scratch, 0, 16 * dqk * sizeof(float));
     for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {

@@ -1,0 +1,47 @@
+/*
+ * How much dS the backward keeps of each stored tile between its dK/dV pass and its dQ pass
+ * (plan/backward.c), and which path a tile takes, which that depends on: ISA-independent, so
+ * that the plan can lay the slots out from the masks alone. A tile that is not FULL over 16
+ * rows goes pair by pair (kernels/bwd_pairs.h) when its keys average at most
+ * BWD_PAIRS_PER_KEY allowed rows, and keeps one float per allowed pair, row by row and each
+ * row's keys increasing (rounded up to 16 floats); every other tile goes down the column path and
+ * keeps TQ x TK floats, 16 per key (lane r = row r).
+ */
+#ifndef SPATTN_KERNELS_BWD_SLOTS_H
+#define SPATTN_KERNELS_BWD_SLOTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mask/mask_impl.h"
+
+#define BWD_PAIRS_PER_KEY 2
+
+/* Whether stored tile t of query tile qt goes pair by pair; when it may (not FULL over 16
+   rows), its row bits go to rb and its allowed pairs to *pairs. */
+static inline int spattn__bwd_tile_pairs(const spattn_mask *m, const spattn_ktile *t, size_t qt,
+                                         uint64_t *rb, size_t *pairs)
+{
+    *pairs = 0;
+    if (t->part == SPATTN_FULL && spattn__qt_rows(m, qt) == SPATTN_TQ)
+        return 0;
+    uint64_t any = 0;
+    for (size_t r = 0; r < SPATTN_TQ; r++) {
+        rb[r] = spattn__tile_row_bits(m, t, qt, r);
+        any |= rb[r];
+        *pairs += (size_t)__builtin_popcountll(rb[r]);
+    }
+    return *pairs <= BWD_PAIRS_PER_KEY * (size_t)__builtin_popcountll(any);
+}
+
+/* Floats of dS kept for stored tile t of query tile qt. */
+static inline size_t spattn__bwd_tile_floats(const spattn_mask *m, const spattn_ktile *t, size_t qt)
+{
+    uint64_t rb[SPATTN_TQ];
+    size_t pairs;
+    /* whole multiples of 16 floats keep every column-path tile's columns 64-byte aligned */
+    return spattn__bwd_tile_pairs(m, t, qt, rb, &pairs) ? (pairs + 15) & ~(size_t)15
+                                                        : (size_t)SPATTN_TQ * SPATTN_TK;
+}
+
+#endif
