@@ -9,7 +9,8 @@
  * allows (their K and V rows NaN and Inf, which must reach no output), softcap, ALiBi and
  * sinks, both kernel paths, and 1 vs 2 threads (bitwise equal). Beyond the tolerance, a typed
  * call must compute what an F32 call on the widened values computes, bit for bit, with O
- * rounded to nearest even: the kernels widen exactly and round only when O is stored.
+ * rounded to nearest even: the kernels widen exactly and round only when O is stored (except
+ * bf16 Q and K on AVX512-BF16, whose dot products are held to the tolerance alone).
  *
  * SPATTN_TEST_DTYPE_REPORT=1 with CK_FORK=no prints the worst error / tolerance per ISA and
  * triple.
@@ -485,7 +486,12 @@ static void check_case(int tri, uint64_t seed)
         a = dargs(&c, c.q, c.k, c.v, o32, l32, SPATTN_DTYPE_F32, SPATTN_DTYPE_F32,
                   SPATTN_DTYPE_F32);
         ck_assert_int_eq(run_plan(&c, &a, isas[x], 1), SPATTN_OK);
-        ck_assert_msg(memcmp(l1, l32, nl * sizeof(float)) == 0, "%s: lse differs from F32's", what);
+        /* AVX512-BF16 takes bf16 Q.K as pair dot products (unscaled Q, other sums): within
+           tolerance, but not the F32 computation's bits. */
+        const int dots = isas[x] == SPATTN_ISA_AVX512BF16 && qt == SPATTN_DTYPE_BF16 &&
+                         kvt == SPATTN_DTYPE_BF16;
+        ck_assert_msg(dots || memcmp(l1, l32, nl * sizeof(float)) == 0,
+                      "%s: lse differs from F32's", what);
         for (size_t b = 0; b < s->batch; b++)
             for (size_t h = 0; h < s->heads_q; h++)
                 for (size_t i = 0; i < s->len_q; i++) {
@@ -525,7 +531,8 @@ static void check_case(int tri, uint64_t seed)
                         /* Exactly the F32 computation, rounded to nearest even. */
                         unsigned char want_bits[4];
                         put(want_bits, 0, ot, o32[e]);
-                        ck_assert_msg(memcmp(o1 + e * esize(ot), want_bits, esize(ot)) == 0,
+                        ck_assert_msg(dots ||
+                                          memcmp(o1 + e * esize(ot), want_bits, esize(ot)) == 0,
                                       "%s: O[%zu][%zu][%zu][%zu] = %.9g is not %.9g (F32) "
                                       "rounded",
                                       what, b, h, i, d, (double)got, (double)o32[e]);

@@ -160,6 +160,14 @@ SPATTN_VEC_REQUIRES(void, vec_prefetch_l1, (const void *))
 SPATTN_VEC_REQUIRES(col_idx_t, col_row_offsets, (int32_t))
 SPATTN_VEC_REQUIRES(col_t, col_gather_rows, (const float *, col_idx_t, size_t))
 #endif
+#ifdef VEC_BF16_DOT
+/* Tiers with bf16 pair dot products (VEC_BF16_DOT): col_bcast_pair(p: the two bf16 values at p
+   as a pair in every lane), col_dot_pair(qp, kp, acc: acc + the lane-wise dot of two bf16
+   pairs, products exact, sums rounded), col_dot_pair_bc(qp, p, acc). */
+SPATTN_VEC_REQUIRES(col_t, col_bcast_pair, (const uint16_t *))
+SPATTN_VEC_REQUIRES(col_t, col_dot_pair, (col_t, col_t, col_t))
+SPATTN_VEC_REQUIRES(col_t, col_dot_pair_bc, (col_t, const uint16_t *, col_t))
+#endif
 #undef SPATTN_VEC_REQUIRES
 
 #endif
