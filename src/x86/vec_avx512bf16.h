@@ -40,4 +40,43 @@ SPATTN_ALWAYS_INLINE col_t col_dot_pair_bc(col_t qp, const uint16_t *p, col_t ac
     return col_dot_pair(qp, col_bcast_pair(p), acc);
 }
 
+/* ---- P V from bf16 pairs of keys (kernels/pv_pairs.h) -------------------------------------
+   32 dims of two V rows a and b are zipped into two vectors of pairs (a[e], b[e]) by one
+   vpunpck{l,h}wd each, which keeps 128-bit lanes: `lo` holds dims 8k..8k+3 of lane k, `hi`
+   dims 8k+4..8k+7. O is accumulated in that order and put back in order when it is stored. */
+
+/* The pairs (a[e], b[e]) of dims e < 32, in zipped order. */
+SPATTN_ALWAYS_INLINE void vec_zip_bf16(const uint16_t *a, const uint16_t *b, vec_t *lo, vec_t *hi)
+{
+    const __m512i x = _mm512_loadu_si512(a), y = _mm512_loadu_si512(b);
+    *lo = _mm512_castsi512_ps(_mm512_unpacklo_epi16(x, y));
+    *hi = _mm512_castsi512_ps(_mm512_unpackhi_epi16(x, y));
+}
+/* a[e] widened to float for dims e < 32, in zipped order (a bf16 value in the high half of a
+   zero lane is its float). */
+SPATTN_ALWAYS_INLINE void vec_zip_widen_bf16(const uint16_t *a, vec_t *lo, vec_t *hi)
+{
+    const __m512i x = _mm512_loadu_si512(a), z = _mm512_setzero_si512();
+    *lo = _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, x));
+    *hi = _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, x));
+}
+/* 32 floats in zipped order back in dim order: dims 0..15 to *d0, 16..31 to *d1. */
+SPATTN_ALWAYS_INLINE void vec_unzip(vec_t lo, vec_t hi, vec_t *d0, vec_t *d1)
+{
+    const __m512i i0 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i i1 =
+        _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    *d0 = _mm512_permutex2var_ps(lo, i0, hi);
+    *d1 = _mm512_permutex2var_ps(lo, i1, hi);
+}
+/* Lane r = (a[r], b[r]) rounded to bf16 (nearest even), a in the low half. */
+SPATTN_ALWAYS_INLINE col_t col_pairs_bf16(col_t a, col_t b)
+{
+    /* vcvtne2ps2bf16 puts b's 16 values below a's; the word permutation interleaves them. */
+    const __m512i w = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+    const __m512i ix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
+                                        8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_castsi512_ps(_mm512_permutexvar_epi16(ix, w));
+}
+
 #endif
