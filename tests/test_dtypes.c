@@ -341,9 +341,9 @@ static void dcase_make(dcase *c, uint64_t seed, spattn_dtype qt, spattn_dtype kv
     if (full_kind != 0) {
         spattn_mask_free(c->mask);
         c->mask = NULL;
-        ck_assert_int_eq(full_kind == 1 ? spattn_mask_causal(s->len_q, s->len_k, &c->mask)
-                                        : spattn_mask_window(s->len_q, s->len_k, s->len_k,
-                                                             s->len_k, &c->mask),
+        ck_assert_int_eq(full_kind == 1
+                             ? spattn_mask_causal(s->len_q, s->len_k, &c->mask)
+                             : spattn_mask_window(s->len_q, s->len_k, s->len_k, s->len_k, &c->mask),
                          SPATTN_OK);
     }
     c->dense = malloc(s->len_q * s->len_k);
@@ -510,8 +510,8 @@ static void check_case(int tri, uint64_t seed, int pairs)
         ck_assert_int_eq(run_plan(&c, &a, isas[x], 1), SPATTN_OK);
         /* AVX512-BF16 takes bf16 Q.K as pair dot products (unscaled Q, other sums): within
            tolerance, but not the F32 computation's bits. */
-        const int dots = isas[x] == SPATTN_ISA_AVX512BF16 && qt == SPATTN_DTYPE_BF16 &&
-                         kvt == SPATTN_DTYPE_BF16;
+        const int dots =
+            isas[x] == SPATTN_ISA_AVX512BF16 && qt == SPATTN_DTYPE_BF16 && kvt == SPATTN_DTYPE_BF16;
         ck_assert_msg(dots || memcmp(l1, l32, nl * sizeof(float)) == 0,
                       "%s: lse differs from F32's", what);
         for (size_t b = 0; b < s->batch; b++)
@@ -553,8 +553,7 @@ static void check_case(int tri, uint64_t seed, int pairs)
                         /* Exactly the F32 computation, rounded to nearest even. */
                         unsigned char want_bits[4];
                         put(want_bits, 0, ot, o32[e]);
-                        ck_assert_msg(dots ||
-                                          memcmp(o1 + e * esize(ot), want_bits, esize(ot)) == 0,
+                        ck_assert_msg(dots || memcmp(o1 + e * esize(ot), want_bits, esize(ot)) == 0,
                                       "%s: O[%zu][%zu][%zu][%zu] = %.9g is not %.9g (F32) "
                                       "rounded",
                                       what, b, h, i, d, (double)got, (double)o32[e]);

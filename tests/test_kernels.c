@@ -622,7 +622,7 @@ static void check_typed(const spattn_kernel_table *kt, const kdata *d, size_t c)
     double tol = 0;
     if (kt->isa == SPATTN_ISA_AVX512BF16 && k->qt == SPATTN_DTYPE_BF16 &&
         k->kvt == SPATTN_DTYPE_BF16)
-        tol = 1e-2 + (k->ot == SPATTN_DTYPE_BF16   ? 0x1p-8
+        tol = 1e-2 + (k->ot == SPATTN_DTYPE_BF16  ? 0x1p-8
                       : k->ot == SPATTN_DTYPE_F16 ? 0x1p-11
                                                   : 0.0);
     for (int call = 0; call < 3; call++) {

@@ -108,8 +108,8 @@ static void pv_pairs_tile(float *orow, size_t dv, size_t rows, const char *const
             vmask_expand16(km + jj * 16, cm[jj]);
     } else {
         for (size_t jj = 0; jj + 2 <= nk; jj += 2)
-            col_store(pp + jj / 2 * 16, col_pairs_bf16(col_load(st + jj * 16),
-                                                       col_load(st + (jj + 1) * 16)));
+            col_store(pp + jj / 2 * 16,
+                      col_pairs_bf16(col_load(st + jj * 16), col_load(st + (jj + 1) * 16)));
     }
     for (size_t e = 0; e < dv; e += 64) {
         const int nb = dv - e >= 64 ? 2 : 1;
@@ -136,8 +136,8 @@ static void pv_pairs_tile(float *orow, size_t dv, size_t rows, const char *const
 }
 
 /* finish_rows for pv_pairs jobs: each 32 dims of a row put back in order as they are stored. */
-static void finish_rows_pairs(const spattn_head_job *job, size_t i0, size_t rows,
-                              const float *orow, const float *mrow, const float *lrow)
+static void finish_rows_pairs(const spattn_head_job *job, size_t i0, size_t rows, const float *orow,
+                              const float *mrow, const float *lrow)
 {
     const size_t dv = job->dim_v, dvp = round16(dv);
     for (size_t r = 0; r < rows; r++) {

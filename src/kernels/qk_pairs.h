@@ -35,8 +35,8 @@ static void pack_q_pairs(const spattn_head_job *job, size_t i0, size_t rows, flo
 SPATTN_ALWAYS_INLINE void qk_pairs_nq(const int nq, const int nb, const float *const *qt, size_t dq,
                                       const void *kb, ptrdiff_t k_ts, size_t j0,
                                       const uint32_t *idx, size_t nk, const uint32_t *cm,
-                                      float *const *st, const tile_prefetch *pf,
-                                      const qk_alibi *al, col_t *mt)
+                                      float *const *st, const tile_prefetch *pf, const qk_alibi *al,
+                                      col_t *mt)
 {
     const size_t np = dq / 2;
     const col_t ninf = col_set1(K_NINF), c = col_load(qt[0] + np * 16);
@@ -66,8 +66,8 @@ SPATTN_ALWAYS_INLINE void qk_pairs_nq(const int nq, const int nb, const float *c
                     if (nq == 1) {
                         col_t q = col_load(qt[0] + qo + (size_t)(u + s) * 16);
                         for (int b = 0; b < nb; b++)
-                            acc[0][s][b] = col_dot_pair_bc(q, (const uint16_t *)(const void *)kp[b] + e,
-                                                           acc[0][s][b]);
+                            acc[0][s][b] = col_dot_pair_bc(
+                                q, (const uint16_t *)(const void *)kp[b] + e, acc[0][s][b]);
                     } else {
                         col_t q0 = col_load(qt[0] + qo + (size_t)(u + s) * 16);
                         col_t q1 = col_load(qt[1] + qo + (size_t)(u + s) * 16);

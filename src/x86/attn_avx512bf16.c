@@ -3,7 +3,8 @@
    every call off the tile path, runs exactly what the AVX-512 tier runs. */
 #if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__) ||                   \
     !defined(__AVX512VL__) || !defined(__FMA__) || !defined(__AVX512BF16__)
-#error "attn_avx512bf16.c must be compiled with -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mavx512bf16"
+#error                                                                                             \
+    "attn_avx512bf16.c must be compiled with -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mavx512bf16"
 #endif
 
 #include "x86/vec_avx512bf16.h"
