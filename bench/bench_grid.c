@@ -117,6 +117,16 @@ static void add(const bench_case *proto)
     if (!c)
         return;
     *c = *proto;
+    /* The AVX512-BF16 tier runs every job but bf16 Q and K on the AVX-512 kernels: of its
+       entries only the bf16 ones and its peak (of vdpbf16ps) measure anything of its own, and
+       its plans are AVX-512's (the same crossover and scratch), under the names they had. */
+    if (c->kind == BK_PLAN && c->isa == SPATTN_ISA_AVX512BF16)
+        c->isa = SPATTN_ISA_AVX512;
+    if (c->isa == SPATTN_ISA_AVX512BF16 && c->dtype != BD_BF16 &&
+        (c->kind == BK_ATTN || c->kind == BK_PATH || c->kind == BK_BWD)) {
+        free(c);
+        return;
+    }
     if (c->kind != BK_MEMBW && c->kind != BK_PEAK && c->kind != BK_MERGE && !bench_masks_fit(c)) {
         free(c);
         return;

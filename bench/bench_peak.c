@@ -1,6 +1,10 @@
 /* The FMA probe as a benchmark of the grid. The start-up probe takes a fraction of a second;
    as an entry its repetitions are interleaved with everyone else's, so the peak is sampled
-   across the whole run, as the kernels compared with it are. */
+   across the whole run, as the kernels compared with it are. Each table's probe runs its
+   widest multiply-add: for avx512bf16 that is the bf16 pair dot product (vdpbf16ps, 4 flops
+   per float lane), so peak/isa:avx512bf16 and that tier's pct_peak are of the bf16 ceiling,
+   about twice the float FMA peak of avx512. Where the CPU lacks it the entry is skipped with
+   the reason. */
 #include "bench_case.h"
 #include "bench_probe.h"
 #include "kernels/dispatch.h"

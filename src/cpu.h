@@ -9,8 +9,9 @@
 #define SPATTN_CPU_AVX2 (1u << 0)   /* AVX2 + FMA + F16C, YMM state enabled by the OS */
 #define SPATTN_CPU_AVX512 (1u << 1) /* AVX-512 F+BW+DQ+VL, ZMM and opmask state enabled */
 #define SPATTN_CPU_NEON (1u << 2)   /* AArch64 Advanced SIMD */
-/* Bits that are only reported. */
+/* AVX512-BF16 (vdpbf16ps), with ZMM state enabled */
 #define SPATTN_CPU_AVX512_BF16 (1u << 8)
+/* Bits that are only reported. */
 #define SPATTN_CPU_AVX512_FP16 (1u << 9)
 #define SPATTN_CPU_AMX (1u << 10)
 #define SPATTN_CPU_ARM_FP16 (1u << 11)

@@ -37,6 +37,7 @@ START_TEST(isa_queries)
     ck_assert_str_eq(spattn_isa_name(SPATTN_ISA_AVX2), "avx2");
     ck_assert_str_eq(spattn_isa_name(SPATTN_ISA_AVX512), "avx512");
     ck_assert_str_eq(spattn_isa_name(SPATTN_ISA_NEON), "neon");
+    ck_assert_str_eq(spattn_isa_name(SPATTN_ISA_AVX512BF16), "avx512bf16");
     ck_assert_str_eq(spattn_isa_name((spattn_isa)42), "unknown");
     ck_assert(spattn_isa_available(SPATTN_ISA_SCALAR));
     ck_assert_ptr_null(spattn_isa_unavailable_reason(SPATTN_ISA_SCALAR));
@@ -52,7 +53,11 @@ START_TEST(isa_queries)
 #elif defined(__aarch64__)
     ck_assert(!spattn_isa_available(SPATTN_ISA_AVX2));
     ck_assert(!spattn_isa_available(SPATTN_ISA_AVX512));
+    ck_assert(!spattn_isa_available(SPATTN_ISA_AVX512BF16));
 #endif
+    /* The BF16 tier extends AVX-512: it never runs where AVX-512 does not. */
+    if (spattn_isa_available(SPATTN_ISA_AVX512BF16))
+        ck_assert(spattn_isa_available(SPATTN_ISA_AVX512));
 }
 END_TEST
 
@@ -71,7 +76,7 @@ START_TEST(isas_compiled)
         for (size_t j = 0; j < i; j++)
             ck_assert_int_ne(isas[i], isas[j]);
     }
-    for (int i = SPATTN_ISA_SCALAR; i <= SPATTN_ISA_NEON; i++) {
+    for (int i = SPATTN_ISA_SCALAR; i < tu_isa_end(); i++) {
         int listed = 0;
         for (size_t j = 0; j < n; j++)
             listed |= isas[j] == (spattn_isa)i;
@@ -126,6 +131,8 @@ START_TEST(cpu_features)
         ck_assert_msg(has_word(f, "avx512bw"), "features: %s", f);
         ck_assert_msg(has_word(f, "os-zmm"), "features: %s", f);
     }
+    if (spattn_isa_available(SPATTN_ISA_AVX512BF16))
+        ck_assert_msg(has_word(f, "avx512bf16"), "features: %s", f);
     if (spattn_isa_available(SPATTN_ISA_NEON))
         ck_assert_msg(has_word(f, "neon"), "features: %s", f);
     else

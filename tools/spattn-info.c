@@ -38,9 +38,9 @@ int main(int argc, char **argv)
         spattn_isa isa = (spattn_isa)i;
         const char *why = spattn_isa_unavailable_reason(isa);
         if (why)
-            printf("  %-7s available: no (%s)\n", spattn_isa_name(isa), why);
+            printf("  %-10s available: no (%s)\n", spattn_isa_name(isa), why);
         else
-            printf("  %-7s available: yes\n", spattn_isa_name(isa));
+            printf("  %-10s available: yes\n", spattn_isa_name(isa));
     }
     const char *env = getenv("SPATTN_ISA");
     spattn_isa sel = spattn_isa_selected();

@@ -9,6 +9,9 @@
 #include "kernels/common.h"
 #include "kernels/kv_load.h"
 #include "kernels/o_store.h"
+#ifdef VEC_BF16_DOT
+#include "kernels/pv_pairs.h"
+#endif
 
 /* Row-major O (AVX-512; AVX2 for tiles of at most PV_ROWS_BELOW rows): O[r][e] += P[r][j] * V[j][e]
    with V rows loaded as vectors in place and P[r][j] = st[j*16 + r] broadcast, PV_RB rows x nv
@@ -144,6 +147,12 @@ static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const cha
                          const uint32_t *cm, size_t nk, const float *st, const float *al,
                          int masked)
 {
+#ifdef VEC_BF16_DOT
+    if (pv_pairs(kvt, dv)) {
+        pv_pairs_tile(orow, dv, rows, vp, cm, nk, st, al, masked);
+        return;
+    }
+#endif
     KV_DISPATCH(kvt, pv_rows_tile_t(KVT, orow, dv, rows, vp, cm, nk, st, al, masked));
 }
 
@@ -151,6 +160,12 @@ static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const cha
 static void finish_rows(const spattn_head_job *job, size_t i0, size_t rows, const float *orow,
                         const float *mrow, const float *lrow)
 {
+#ifdef VEC_BF16_DOT
+    if (pv_pairs(job->kv_dtype, job->dim_v)) {
+        finish_rows_pairs(job, i0, rows, orow, mrow, lrow);
+        return;
+    }
+#endif
     const size_t dv = job->dim_v, dvp = round16(dv);
     for (size_t r = 0; r < rows; r++) {
         void *o = o_row(job, i0 + r);

@@ -12,8 +12,18 @@
 #include "kernels/kv_load.h"
 #include "kernels/kv_prefetch.h"
 
+#ifdef VEC_BF16_DOT
+#include "kernels/qk_pairs.h"
+#endif
+
 static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, float *qt)
 {
+#ifdef VEC_BF16_DOT
+    if (job->kv_dtype == SPATTN_DTYPE_BF16) {
+        pack_q_pairs(job, i0, rows, qt);
+        return;
+    }
+#endif
     const float c = q_factor(job);
 #if COL_GATHER
     /* One gather per dim collects the 16 rows' element (a scalar transposition costs a load,
@@ -140,6 +150,12 @@ static col_t qk_cols(int kvt, const float *qt, size_t dq, const void *kb, ptrdif
                      const tile_prefetch *pf, int lo, const qk_alibi *al)
 {
     col_t mt;
+#ifdef VEC_BF16_DOT
+    if (kvt == KV_BF16) {
+        qk_pairs_nq(1, QK_NB, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, al, &mt);
+        return mt;
+    }
+#endif
     if (COL_HALVES && lo)
         KV_DISPATCH(kvt, qk_cols_nq(KVT, 1, QK_NB, 1, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf,
                                     al, &mt));
@@ -156,6 +172,12 @@ static void qk_cols_pair(int kvt, const float *const *qt, size_t dq, const void 
                          size_t j0, const uint32_t *idx, size_t nk, float *const *st,
                          const qk_alibi *al, col_t *mt)
 {
+#ifdef VEC_BF16_DOT
+    if (kvt == KV_BF16) {
+        qk_pairs_nq(2, QK_NB2, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, al, mt);
+        return;
+    }
+#endif
     KV_DISPATCH(
         kvt, qk_cols_nq(KVT, 2, QK_NB2, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, al, mt));
 }

@@ -96,6 +96,8 @@ const char *spattn__cpu_lacks(uint32_t bits)
         if (!(c->bits & SPATTN_CPU_AVX2))
             return "CPU lacks AVX2+FMA+F16C, which the AVX-512 kernels also use";
     }
+    if ((bits & SPATTN_CPU_AVX512_BF16) && !(c->bits & SPATTN_CPU_AVX512_BF16))
+        return "CPU lacks AVX512-BF16 (vdpbf16ps)";
     if (bits & SPATTN_CPU_AVX2) {
         if (!c->has_avx2_cpuid)
             return "CPU lacks AVX2";
