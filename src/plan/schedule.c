@@ -4,6 +4,7 @@
  * short ones last, which threads take dynamically. */
 #include "plan/schedule.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -51,18 +52,56 @@ void spattn__schedule_free(spattn_schedule *s)
 }
 
 /* A tile visit costs its whole 64 x TQ area whatever its bits; a gathered pair costs about
-   two tiled ones (no register blocking). */
-uint64_t spattn__tile_cost(const spattn_mask *m, size_t qt, int gather)
+   two tiled ones (no register blocking). A mixed query tile pays for its walked tiles and its
+   listed pairs. */
+uint64_t spattn__tile_cost(const spattn_mask *m, const spattn_keyrows *kr, size_t qt, int gather)
 {
     size_t nt = m->qt_ptr[qt + 1] - m->qt_ptr[qt];
-    uint64_t c = gather ? 2 * m->qt_nnz[qt] : (uint64_t)nt * SPATTN_TQ * SPATTN_TK;
+    uint64_t c;
+    if (gather == SPATTN_QT_GATHER) {
+        c = 2 * m->qt_nnz[qt];
+    } else if (gather == SPATTN_QT_MIXED) {
+        size_t i0;
+        const size_t i1 = spattn__keyrows_span(kr, qt, 1, &i0);
+        for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
+            nt -= kr->tile_gather[t];
+        c = (uint64_t)nt * SPATTN_TQ * SPATTN_TK + 2 * (kr->off[i1] - kr->off[i0]);
+    } else {
+        c = (uint64_t)nt * SPATTN_TQ * SPATTN_TK;
+    }
     return c + SPATTN_TQ * 16; /* fixed per-tile work: init, normalise, store */
 }
 
 uint64_t spattn__schedule_unit_cost(const spattn_schedule *s, size_t u)
 {
     const spattn_unit x = spattn__schedule_unit(s, u);
-    return spattn__tile_cost(s->masks[x.mi], x.qt, s->gather[x.mi * s->nqt + x.qt]);
+    return spattn__tile_cost(s->masks[x.mi], &s->keyrows[x.mi], x.qt,
+                             s->gather[x.mi * s->nqt + x.qt]);
+}
+
+static _Atomic double mixed_override = -1.0; /* test hook: spattn__set_mixed_pairs_per_col */
+
+void spattn__set_mixed_pairs_per_col(double v)
+{
+    atomic_store(&mixed_override, v);
+}
+
+/* Whether PARTIAL tile t of query tile qt is worth listing its keys (in a mixed query tile):
+   the tile path computes every key some row allows for all 16 rows, the gather path only the
+   allowed pairs, about `per_col` times dearer each. */
+static int tile_sparse(const spattn_mask *m, size_t qt, size_t t, double per_col)
+{
+    const spattn_ktile *tile = &m->tiles[t];
+    if (tile->part == SPATTN_FULL)
+        return 0;
+    uint64_t cols = 0;
+    size_t pairs = 0;
+    for (size_t r = 0; r < spattn__qt_rows(m, qt); r++) {
+        const uint64_t b = spattn__tile_row_bits(m, tile, qt, r);
+        cols |= b;
+        pairs += (size_t)__builtin_popcountll(b);
+    }
+    return (double)pairs < per_col * (double)__builtin_popcountll(cols);
 }
 
 static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
@@ -138,6 +177,31 @@ static int pair_first_cb(const void *ctx, size_t u)
     return q % 2 == 0 && q + 1 < s->nqt;
 }
 
+/* The path of query tile qt of m: gather when it is sparse as a whole (choose_gather: the
+   gather passes beat both kernels there), else, with the mixed kernel, mixed (sparse tiles
+   flagged in tg) when some of its stored tiles are sparse (tile_sparse) and gather when all
+   are, else tiles. */
+static uint8_t choose_path(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
+                           spattn_path path, uint8_t *tg)
+{
+    if (choose_gather(kt, m, qt, path))
+        return SPATTN_QT_GATHER;
+    double per_col = atomic_load(&mixed_override);
+    if (per_col < 0)
+        per_col = kt->mixed_pairs_per_col;
+    if (path != SPATTN_PATH_AUTO || kt->attn_mixed == NULL || per_col <= 0)
+        return SPATTN_QT_TILES;
+    size_t sparse = 0;
+    const size_t t0 = m->qt_ptr[qt], t1 = m->qt_ptr[qt + 1];
+    for (size_t t = t0; t < t1; t++) {
+        tg[t] = (uint8_t)tile_sparse(m, qt, t, per_col);
+        sparse += tg[t];
+    }
+    if (sparse == 0)
+        return SPATTN_QT_TILES;
+    return sparse == t1 - t0 ? SPATTN_QT_GATHER : SPATTN_QT_MIXED;
+}
+
 spattn_status spattn__schedule_paths(spattn_schedule *s, const spattn_kernel_table *kt,
                                      spattn_path path)
 {
@@ -147,14 +211,34 @@ spattn_status spattn__schedule_paths(spattn_schedule *s, const spattn_kernel_tab
     if (s->gather == NULL || s->keyrows == NULL)
         return SPATTN_E_NOMEM;
     for (size_t i = 0; i < s->n_masks; i++) {
-        if (s->masks[i] == NULL)
+        const spattn_mask *m = s->masks[i];
+        if (m == NULL)
             continue;
         uint8_t *g = s->gather + i * nqt;
-        for (size_t qt = 0; qt < nqt; qt++)
-            g[qt] = (uint8_t)choose_gather(kt, s->masks[i], qt, path);
-        if (memchr(g, 1, nqt) != NULL &&
-            spattn__keyrows_build(s->masks[i], g, &s->keyrows[i]) != SPATTN_OK)
+        uint8_t *tg = spattn__calloc(m->ntiles + 1, 1);
+        if (tg == NULL)
             return SPATTN_E_NOMEM;
+        int any = 0, mixed = 0;
+        for (size_t qt = 0; qt < nqt; qt++) {
+            g[qt] = choose_path(kt, m, qt, path, tg);
+            any |= g[qt] != SPATTN_QT_TILES;
+            mixed |= g[qt] == SPATTN_QT_MIXED;
+        }
+        /* Flags of tiles outside mixed query tiles mean nothing: cleared, and none kept when
+           no query tile is mixed. */
+        for (size_t qt = 0; mixed && qt < nqt; qt++)
+            if (g[qt] != SPATTN_QT_MIXED)
+                memset(tg + m->qt_ptr[qt], 0, m->qt_ptr[qt + 1] - m->qt_ptr[qt]);
+        if (!mixed) {
+            spattn__free(tg);
+            tg = NULL;
+        }
+        if (any) {
+            if (spattn__keyrows_build(m, g, tg, &s->keyrows[i]) != SPATTN_OK)
+                return SPATTN_E_NOMEM;
+        } else {
+            spattn__free(tg);
+        }
     }
     /* The packed decode schedule runs no tile pairs: its units are one query tile per KV head
        (rows = the group's heads). */
@@ -174,11 +258,13 @@ spattn_status spattn__schedule_plan(spattn_schedule *s, const spattn_kernel_tabl
     uint64_t cost_all = 0, cost_gather = 0;
     for (size_t u = 0; u < spattn__schedule_units(s); u++) {
         const spattn_unit x = spattn__schedule_unit(s, u);
-        const int g = s->gather[x.mi * nqt + x.qt];
-        const uint64_t c = spattn__tile_cost(s->masks[x.mi], x.qt, g);
+        const int g = s->gather[x.mi * nqt + x.qt] == SPATTN_QT_GATHER;
+        const uint64_t c = spattn__schedule_unit_cost(s, u);
         s->gather_tiles += (size_t)g;
+        s->mixed_tiles += s->gather[x.mi * nqt + x.qt] == SPATTN_QT_MIXED;
         cost_all += c;
-        cost_gather += g ? c : 0;
+        /* mixed tiles too: a run of them is one call that reorders its query tiles */
+        cost_gather += g || s->gather[x.mi * nqt + x.qt] == SPATTN_QT_MIXED ? c : 0;
     }
     const int gather_bound = !s->rows_are_heads && 2 * cost_gather > cost_all;
     const spattn_cut_src src = {unit_cost_cb, s->pairs ? pair_first_cb : NULL, s,
@@ -190,7 +276,7 @@ spattn_status spattn__schedule_plan(spattn_schedule *s, const spattn_kernel_tabl
 
 size_t spattn__schedule_gather_rows(const spattn_schedule *s)
 {
-    if (s->gather_tiles == 0)
+    if (s->gather_tiles == 0 && s->mixed_tiles == 0)
         return 0;
     size_t tiles = 0; /* query tiles in the longest chunk */
     for (size_t c = 0; c < s->nchunks; c++)
