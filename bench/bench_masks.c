@@ -133,6 +133,8 @@ int bench_masks_fit(bench_case *c)
         switch (c->pattern) {
         case BP_WINDOW:
             return fixed_level(c, window_density(c, c->param));
+        case BP_STRIDED:
+            return c->param > 0 && fixed_level(c, strided_density(c, c->param));
         case BP_STREAMING:
             return fixed_level(c, streaming_density(c, c->param, c->param2));
         case BP_DOCUMENTS:
