@@ -403,7 +403,7 @@ static void grid_quick(int all)
 /* Patterns whose PARTIAL tiles hold few pairs (the mixed path's cases), at len 4096 and 16384:
    the Sparse Transformer's strided mask with stride 64 (one key per row in each key tile
    below its window), beside an L2-resident read (512 KiB, the bytes per pair the gather and
-   mixed kernels can reach from L2). */
+   mixed kernels can reach from L2). The plan entries count the query tiles per path. */
 static void add_sparse_patterns(void)
 {
     static const size_t lens[] = {4096, 16384};
@@ -414,6 +414,8 @@ static void add_sparse_patterns(void)
             bench_case c = attn_case(BK_ATTN, compiled[i], BP_STRIDED, 0, lens[l], 64, 1);
             c.fixed = 1;
             c.param = 64;
+            add(&c);
+            c.kind = BK_PLAN; /* its counters show the paths the plan chose */
             add(&c);
         }
     add_membw((size_t)512 << 10, 1);

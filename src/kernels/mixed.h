@@ -16,14 +16,21 @@
    are fewer than this many per key some row allows (the tile path computes all 16 rows of such
    a key). Measured per ISA (docs/kernels.md); 0 (NEON, not measured) keeps the mixed path off. */
 #if VL == 16
-#define MIXED_PAIRS_PER_COL 4.0
+#define MIXED_PAIRS_PER_COL 6.0
 #elif VL == 8
-#define MIXED_PAIRS_PER_COL 4.0
+#define MIXED_PAIRS_PER_COL 6.0
 #else
 #define MIXED_PAIRS_PER_COL 0.0
 #endif
 
-/* Scratch attn_mixed takes beside its tile state: the 16 rows' Q row-major (pre-scaled), and
+/* Tile states at the start of attn_mixed's scratch: two where the ISA pairs tiles. */
+#ifdef QK_NB2
+#define MIXED_STATES 2
+#else
+#define MIXED_STATES 1
+#endif
+
+/* Scratch attn_mixed takes beside its tile states: the 16 rows' Q row-major (pre-scaled), and
    one O row for the transposed O. */
 static size_t mixed_floats(size_t dq, size_t dv)
 {
@@ -204,16 +211,11 @@ SPATTN_ALWAYS_INLINE void mixed_flush_t(const int kvt, tile_state *ts, const spa
         mixed_flush_d(kvt, ts, job, dq, dv, mc, qr, ob);
 }
 
-/* One mixed query tile: first its flagged tiles in the tile path's walk order, as row
-   columns in groups of at most 64, then its other tiles through the tile kernel in that
-   order. */
-static void mixed_tile(const spattn_head_job *job, const spattn_mask *m, const spattn_keyrows *kr,
-                       size_t qt, float *scratch)
+/* The flagged tiles of query tile qt, in walk order, into ts (qr, ob: mixed_floats). */
+static void mixed_listed(tile_state *ts, const spattn_head_job *job, const spattn_mask *m,
+                         const spattn_keyrows *kr, size_t qt, float *qr, float *ob)
 {
-    tile_state ts;
-    tile_begin(&ts, job, m, qt, scratch);
-    float *qr = scratch + tile_state_floats(job->dim_qk, job->dim_v), *ob = qr + 16 * job->dim_qk;
-    mixed_pack_q(job, ts.i0, ts.rows, qr);
+    mixed_pack_q(job, ts->i0, ts->rows, qr);
     const size_t t_first = m->qt_ptr[qt], nt = m->qt_ptr[qt + 1] - t_first;
     const int backward = walk_backward(qt);
     mixed_cols mc;
@@ -222,74 +224,142 @@ static void mixed_tile(const spattn_head_job *job, const spattn_mask *m, const s
         const size_t t = t_first + (backward ? nt - 1 - ti : ti);
         if (!kr->tile_gather[t])
             continue;
-        if (!mixed_add_tile(&mc, m, &m->tiles[t], qt, ts.rows)) {
-            KV_DISPATCH(job->kv_dtype, mixed_flush_t(KVT, &ts, job, &mc, qr, ob));
-            mixed_add_tile(&mc, m, &m->tiles[t], qt, ts.rows);
+        if (!mixed_add_tile(&mc, m, &m->tiles[t], qt, ts->rows)) {
+            KV_DISPATCH(job->kv_dtype, mixed_flush_t(KVT, ts, job, &mc, qr, ob));
+            mixed_add_tile(&mc, m, &m->tiles[t], qt, ts->rows);
         }
     }
     if (mc.n > 0)
-        KV_DISPATCH(job->kv_dtype, mixed_flush_t(KVT, &ts, job, &mc, qr, ob));
+        KV_DISPATCH(job->kv_dtype, mixed_flush_t(KVT, ts, job, &mc, qr, ob));
+}
 
+/* One key tile of the tile path into ts, as tpl_tiles folds it. */
+static void mixed_walk_tile(tile_state *ts, const spattn_head_job *job, const spattn_mask *m,
+                            const spattn_ktile *tile)
+{
     uint32_t idx[SPATTN_TK], cm[SPATTN_TK];
+    const size_t j0 = (size_t)tile->kt * SPATTN_TK;
+    const int partial = tile->part != SPATTN_FULL;
+    const size_t nk = tile_keys(m, tile, idx, cm);
+    const uint32_t *cmq = partial && !scores_pass(job) ? cm : NULL;
+    qk_alibi al;
+    const qk_alibi *alp = tile_alibi(ts, job, j0, &al);
+    col_t mt = ts->qk == QK_ROW_DOTS
+                   ? qk_rowdot(job->kv_dtype, ts->rows, ts->qtp, job->dim_qk, job->k, job->k_ts, j0,
+                               idx, nk, cmq, ts->st, NULL, alp)
+                   : qk_cols(job->kv_dtype, ts->qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
+                             cmq, ts->st, NULL, ts->low_half, alp);
+    tile_fold(ts, job, j0, idx, cm, nk, partial, mt);
+}
+
+/* One mixed query tile: first its flagged tiles in the tile path's walk order, as row
+   columns in groups of at most 64, then its other tiles through the tile kernel in that
+   order. Scratch: a tile state (two with QK_NB2), then mixed_floats. */
+static void mixed_tile(const spattn_head_job *job, const spattn_mask *m, const spattn_keyrows *kr,
+                       size_t qt, float *scratch)
+{
+    tile_state ts;
+    tile_begin(&ts, job, m, qt, scratch);
+    float *qr = scratch + MIXED_STATES * tile_state_floats(job->dim_qk, job->dim_v);
+    mixed_listed(&ts, job, m, kr, qt, qr, qr + 16 * job->dim_qk);
+    const size_t t_first = m->qt_ptr[qt], nt = m->qt_ptr[qt + 1] - t_first;
+    const int backward = walk_backward(qt);
     for (size_t ti = 0; ti < nt; ti++) {
         const size_t t = t_first + (backward ? nt - 1 - ti : ti);
-        if (kr->tile_gather[t])
-            continue;
-        const spattn_ktile *tile = &m->tiles[t];
-        const size_t j0 = (size_t)tile->kt * SPATTN_TK;
-        const int partial = tile->part != SPATTN_FULL;
-        const size_t nk = tile_keys(m, tile, idx, cm);
-        const uint32_t *cmq = partial && !scores_pass(job) ? cm : NULL;
-        qk_alibi al;
-        const qk_alibi *alp = tile_alibi(&ts, job, j0, &al);
-        col_t mt = ts.qk == QK_ROW_DOTS
-                       ? qk_rowdot(job->kv_dtype, ts.rows, ts.qtp, job->dim_qk, job->k, job->k_ts,
-                                   j0, idx, nk, cmq, ts.st, NULL, alp)
-                       : qk_cols(job->kv_dtype, ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
-                                 cmq, ts.st, NULL, ts.low_half, alp);
-        tile_fold(&ts, job, j0, idx, cm, nk, partial, mt);
+        if (!kr->tile_gather[t])
+            mixed_walk_tile(&ts, job, m, &m->tiles[t]);
     }
     tile_end(&ts, job);
 }
 
-/* Where the first listed pair of query tile qt's first flagged tile is, in its key tile
-   (0 .. 63; 64 for none). */
-static unsigned mixed_offset(const spattn_mask *m, const spattn_keyrows *kr, size_t qt)
+#ifdef QK_NB2
+/* Mixed query tiles qt (even) and qt + 1 together: each one's flagged tiles as in mixed_tile,
+   then one walk over the union of their other tiles as tpl_tiles2 walks it (a key tile both
+   have loaded once, FULL ones through qk_cols_pair), so every row gets the bits mixed_tile
+   gives it. */
+static void mixed_pair(const spattn_head_job *job, const spattn_mask *m, const spattn_keyrows *kr,
+                       size_t qt, float *scratch)
 {
-    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
-        if (!kr->tile_gather[t])
-            continue;
-        uint64_t any = 0;
-        for (size_t r = 0; r < spattn__qt_rows(m, qt); r++)
-            any |= spattn__tile_row_bits(m, &m->tiles[t], qt, r);
-        return (unsigned)__builtin_ctzll(any);
+    tile_state ts[2];
+    const size_t tsf = tile_state_floats(job->dim_qk, job->dim_v);
+    float *qr = scratch + 2 * tsf;
+    size_t lo[2], hi[2];
+    for (int x = 0; x < 2; x++) {
+        tile_begin(&ts[x], job, m, qt + (size_t)x, scratch + (size_t)x * tsf);
+        mixed_listed(&ts[x], job, m, kr, qt + (size_t)x, qr, qr + 16 * job->dim_qk);
+        lo[x] = m->qt_ptr[qt + (size_t)x];
+        hi[x] = m->qt_ptr[qt + (size_t)x + 1];
     }
-    return SPATTN_TK;
+    uint32_t idx[2][SPATTN_TK], cm[2][SPATTN_TK];
+    const int backward = walk_backward(qt);
+    for (;;) {
+        /* Flagged tiles at either end of the walk are done already. */
+        for (int x = 0; x < 2; x++)
+            while (lo[x] < hi[x] && kr->tile_gather[backward ? hi[x] - 1 : lo[x]]) {
+                if (backward)
+                    hi[x]--;
+                else
+                    lo[x]++;
+            }
+        if (lo[0] >= hi[0] && lo[1] >= hi[1])
+            break;
+        const spattn_ktile *tile[2] = {NULL, NULL};
+        for (int x = 0; x < 2; x++)
+            if (lo[x] < hi[x])
+                tile[x] = &m->tiles[backward ? hi[x] - 1 : lo[x]];
+        int take[2] = {tile[0] != NULL, tile[1] != NULL};
+        if (take[0] && take[1] && tile[0]->kt != tile[1]->kt) {
+            const int first = (tile[0]->kt < tile[1]->kt) != backward ? 0 : 1;
+            take[1 - first] = 0;
+        }
+        for (int x = 0; x < 2; x++)
+            if (take[x]) {
+                if (backward)
+                    hi[x]--;
+                else
+                    lo[x]++;
+            }
+        if (!(take[0] && take[1] && tile[0]->part == SPATTN_FULL &&
+              tile[1]->part == SPATTN_FULL && ts[0].qk == QK_COLUMNS && ts[1].qk == QK_COLUMNS)) {
+            for (int x = 0; x < 2; x++)
+                if (take[x])
+                    mixed_walk_tile(&ts[x], job, m, tile[x]);
+            continue;
+        }
+        const size_t j0 = (size_t)tile[0]->kt * SPATTN_TK;
+        qk_alibi al[2];
+        const qk_alibi *alp[2];
+        size_t nk[2];
+        col_t mt[2];
+        for (int x = 0; x < 2; x++) {
+            alp[x] = tile_alibi(&ts[x], job, j0, &al[x]);
+            nk[x] = tile_keys(m, tile[x], idx[x], cm[x]);
+        }
+        const float *qts[2] = {ts[0].qtp, ts[1].qtp};
+        float *sts[2] = {ts[0].st, ts[1].st};
+        qk_cols_pair(job->kv_dtype, qts, job->dim_qk, job->k, job->k_ts, j0, idx[0], nk[0], sts,
+                     alp[0] != NULL ? al : NULL, mt);
+        for (int x = 0; x < 2; x++)
+            tile_fold(&ts[x], job, j0, idx[x], cm[x], nk[x], 0, mt[x]);
+    }
+    tile_end(&ts[0], job);
+    tile_end(&ts[1], job);
 }
+#endif
 
-/* Query tiles qt .. qt + nqt - 1, up to MIXED_RUN at a time ordered by mixed_offset, then by
-   qt: the query tiles of a strided pattern that read the same keys in their flagged tiles
-   (qt, qt + stride / 16, ...) run one after the other and find them in L2, where in qt order
-   each strip of keys is evicted before its next use. Each tile's result is the same in any
-   order. */
-#define MIXED_RUN 256
+/* Query tiles qt .. qt + nqt - 1 (all mixed), two at a time where the ISA pairs tiles. */
 static void tpl_mixed(const spattn_head_job *job, const spattn_mask *m, const spattn_keyrows *kr,
                       size_t qt, size_t nqt, float *scratch)
 {
-    for (size_t b = qt; b < qt + nqt; b += MIXED_RUN) {
-        const size_t n = qt + nqt - b < MIXED_RUN ? qt + nqt - b : MIXED_RUN;
-        uint16_t off[MIXED_RUN], order[MIXED_RUN];
-        size_t count[SPATTN_TK + 2] = {0};
-        for (size_t x = 0; x < n; x++) {
-            off[x] = (uint16_t)mixed_offset(m, kr, b + x);
-            count[off[x] + 1]++;
+    for (size_t q = qt; q < qt + nqt; q++) {
+#ifdef QK_NB2
+        if (q % 2 == 0 && q + 1 < qt + nqt) {
+            mixed_pair(job, m, kr, q, scratch);
+            q++;
+            continue;
         }
-        for (size_t c = 0; c <= SPATTN_TK; c++)
-            count[c + 1] += count[c];
-        for (size_t x = 0; x < n; x++)
-            order[count[off[x]]++] = (uint16_t)x;
-        for (size_t x = 0; x < n; x++)
-            mixed_tile(job, m, kr, b + order[x], scratch);
+#endif
+        mixed_tile(job, m, kr, q, scratch);
     }
 }
 

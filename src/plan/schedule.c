@@ -22,6 +22,10 @@
 #define GUIDED_MIN 64
 #define GATHER_CHUNKS 2
 
+/* A listed pair of a mixed query tile costs about three tiled ones (row columns, per-row
+   P V), a gathered one two (spattn__tile_cost). */
+#define MIXED_PAIR_COST 3
+
 spattn_status spattn__schedule_init(spattn_schedule *s, const spattn_shape *shape,
                                     size_t n_masks_arg, size_t head_step, size_t n_masks)
 {
@@ -65,7 +69,7 @@ uint64_t spattn__tile_cost(const spattn_mask *m, const spattn_keyrows *kr, size_
         const size_t i1 = spattn__keyrows_span(kr, qt, 1, &i0);
         for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
             nt -= kr->tile_gather[t];
-        c = (uint64_t)nt * SPATTN_TQ * SPATTN_TK + 2 * (kr->off[i1] - kr->off[i0]);
+        c = (uint64_t)nt * SPATTN_TQ * SPATTN_TK + MIXED_PAIR_COST * (kr->off[i1] - kr->off[i0]);
     } else {
         c = (uint64_t)nt * SPATTN_TQ * SPATTN_TK;
     }
@@ -84,39 +88,6 @@ static _Atomic double mixed_override = -1.0; /* test hook: spattn__set_mixed_pai
 void spattn__set_mixed_pairs_per_col(double v)
 {
     atomic_store(&mixed_override, v);
-}
-
-/* Whether PARTIAL tile t of query tile qt is worth listing its keys (in a mixed query tile):
-   the tile path computes every key some row allows for all 16 rows, the gather path only the
-   allowed pairs, about `per_col` times dearer each. */
-static int tile_sparse(const spattn_mask *m, size_t qt, size_t t, double per_col)
-{
-    const spattn_ktile *tile = &m->tiles[t];
-    if (tile->part == SPATTN_FULL)
-        return 0;
-    uint64_t cols = 0;
-    size_t pairs = 0;
-    for (size_t r = 0; r < spattn__qt_rows(m, qt); r++) {
-        const uint64_t b = spattn__tile_row_bits(m, tile, qt, r);
-        cols |= b;
-        pairs += (size_t)__builtin_popcountll(b);
-    }
-    return (double)pairs < per_col * (double)__builtin_popcountll(cols);
-}
-
-static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
-                         spattn_path path)
-{
-    if (path != SPATTN_PATH_AUTO)
-        return path == SPATTN_PATH_GATHER;
-    /* The area of the PARTIAL tiles only: a FULL tile's pairs run at the tile path's best (no
-       per-key mask), so its pairs count against gathering and its area not for it. With no
-       FULL tile this is the plain fill ratio the crossovers were measured with. */
-    size_t partial = 0;
-    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
-        partial += m->tiles[t].part != SPATTN_FULL;
-    double area = (double)partial * SPATTN_TK * (double)spattn__qt_rows(m, qt);
-    return (double)m->qt_nnz[qt] < kt->gather_below * area;
 }
 
 /* Cuts items 0 .. n-1 into chunks for nthreads: guided (each chunk a fixed fraction of the
@@ -177,29 +148,74 @@ static int pair_first_cb(const void *ctx, size_t u)
     return q % 2 == 0 && q + 1 < s->nqt;
 }
 
-/* The path of query tile qt of m: gather when it is sparse as a whole (choose_gather: the
-   gather passes beat both kernels there), else, with the mixed kernel, mixed (sparse tiles
-   flagged in tg) when some of its stored tiles are sparse (tile_sparse) and gather when all
-   are, else tiles. */
+static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
+                         spattn_path path)
+{
+    if (path != SPATTN_PATH_AUTO)
+        return path == SPATTN_PATH_GATHER;
+    /* The area of the PARTIAL tiles only: a FULL tile's pairs run at the tile path's best (no
+       per-key mask), so its pairs count against gathering and its area not for it. With no
+       FULL tile this is the plain fill ratio the crossovers were measured with. */
+    size_t partial = 0;
+    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
+        partial += m->tiles[t].part != SPATTN_FULL;
+    double area = (double)partial * SPATTN_TK * (double)spattn__qt_rows(m, qt);
+    return (double)m->qt_nnz[qt] < kt->gather_below * area;
+}
+
+/* Whether PARTIAL tile t of query tile qt is worth listing its keys (in a mixed query tile):
+   the tile path computes every key some row allows for all 16 rows, the row columns of
+   attn_mixed only the allowed pairs. *pairs gets the tile's allowed pairs. */
+static int tile_sparse(const spattn_mask *m, size_t qt, size_t t, double per_col, size_t *pairs)
+{
+    const spattn_ktile *tile = &m->tiles[t];
+    *pairs = 0;
+    if (tile->part == SPATTN_FULL)
+        return 0;
+    uint64_t cols = 0;
+    for (size_t r = 0; r < spattn__qt_rows(m, qt); r++) {
+        const uint64_t b = spattn__tile_row_bits(m, tile, qt, r);
+        cols |= b;
+        *pairs += (size_t)__builtin_popcountll(b);
+    }
+    return (double)*pairs < per_col * (double)__builtin_popcountll(cols);
+}
+
+/* The path of query tile qt of m. Without the mixed kernel: gather when the query tile is
+   sparse as a whole (choose_gather), else tiles. With it, its PARTIAL tiles sparse enough
+   (tile_sparse) are flagged in tg: none, and the rule above holds; all, gather; some, mixed,
+   unless choose_gather holds and the gather path's estimate is lower (a narrow band of
+   PARTIAL tiles beside the listed pairs, as a strided mask of stride 64 has: the gather
+   passes take both at about two tiled pairs each). */
 static uint8_t choose_path(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
                            spattn_path path, uint8_t *tg)
 {
-    if (choose_gather(kt, m, qt, path))
-        return SPATTN_QT_GATHER;
+    const int gather = choose_gather(kt, m, qt, path);
     double per_col = atomic_load(&mixed_override);
     if (per_col < 0)
         per_col = kt->mixed_pairs_per_col;
     if (path != SPATTN_PATH_AUTO || kt->attn_mixed == NULL || per_col <= 0)
-        return SPATTN_QT_TILES;
-    size_t sparse = 0;
+        return gather ? SPATTN_QT_GATHER : SPATTN_QT_TILES;
+    size_t sparse = 0, listed = 0;
     const size_t t0 = m->qt_ptr[qt], t1 = m->qt_ptr[qt + 1];
     for (size_t t = t0; t < t1; t++) {
-        tg[t] = (uint8_t)tile_sparse(m, qt, t, per_col);
+        size_t pairs;
+        tg[t] = (uint8_t)tile_sparse(m, qt, t, per_col, &pairs);
         sparse += tg[t];
+        listed += tg[t] ? pairs : 0;
     }
     if (sparse == 0)
-        return SPATTN_QT_TILES;
-    return sparse == t1 - t0 ? SPATTN_QT_GATHER : SPATTN_QT_MIXED;
+        return gather ? SPATTN_QT_GATHER : SPATTN_QT_TILES;
+    if (sparse == t1 - t0)
+        return SPATTN_QT_GATHER;
+    const uint64_t mixed_cost =
+        (uint64_t)(t1 - t0 - sparse) * SPATTN_TQ * SPATTN_TK + MIXED_PAIR_COST * (uint64_t)listed;
+    if (gather && 2 * m->qt_nnz[qt] <= mixed_cost) {
+        for (size_t t = t0; t < t1; t++)
+            tg[t] = 0;
+        return SPATTN_QT_GATHER;
+    }
+    return SPATTN_QT_MIXED;
 }
 
 spattn_status spattn__schedule_paths(spattn_schedule *s, const spattn_kernel_table *kt,
