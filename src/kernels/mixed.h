@@ -274,9 +274,10 @@ static void mixed_tile(const spattn_head_job *job, const spattn_mask *m, const s
 
 #ifdef QK_NB2
 /* Mixed query tiles qt (even) and qt + 1 together: each one's flagged tiles as in mixed_tile,
-   then one walk over the union of their other tiles as tpl_tiles2 walks it (a key tile both
-   have loaded once, FULL ones through qk_cols_pair), so every row gets the bits mixed_tile
-   gives it. */
+   then one walk over the union of their other tiles as tpl_tiles2 walks it, so that a key tile
+   both have is read from L2 once and still in L1 for the second. (qk_cols_pair here too made
+   gcc stop inlining it into tpl_tiles2: dense got 4-6 % slower.) Every row gets the bits
+   mixed_tile gives it. */
 static void mixed_pair(const spattn_head_job *job, const spattn_mask *m, const spattn_keyrows *kr,
                        size_t qt, float *scratch)
 {
@@ -290,7 +291,6 @@ static void mixed_pair(const spattn_head_job *job, const spattn_mask *m, const s
         lo[x] = m->qt_ptr[qt + (size_t)x];
         hi[x] = m->qt_ptr[qt + (size_t)x + 1];
     }
-    uint32_t idx[2][SPATTN_TK], cm[2][SPATTN_TK];
     const int backward = walk_backward(qt);
     for (;;) {
         /* Flagged tiles at either end of the walk are done already. */
@@ -319,28 +319,9 @@ static void mixed_pair(const spattn_head_job *job, const spattn_mask *m, const s
                 else
                     lo[x]++;
             }
-        if (!(take[0] && take[1] && tile[0]->part == SPATTN_FULL &&
-              tile[1]->part == SPATTN_FULL && ts[0].qk == QK_COLUMNS && ts[1].qk == QK_COLUMNS)) {
-            for (int x = 0; x < 2; x++)
-                if (take[x])
-                    mixed_walk_tile(&ts[x], job, m, tile[x]);
-            continue;
-        }
-        const size_t j0 = (size_t)tile[0]->kt * SPATTN_TK;
-        qk_alibi al[2];
-        const qk_alibi *alp[2];
-        size_t nk[2];
-        col_t mt[2];
-        for (int x = 0; x < 2; x++) {
-            alp[x] = tile_alibi(&ts[x], job, j0, &al[x]);
-            nk[x] = tile_keys(m, tile[x], idx[x], cm[x]);
-        }
-        const float *qts[2] = {ts[0].qtp, ts[1].qtp};
-        float *sts[2] = {ts[0].st, ts[1].st};
-        qk_cols_pair(job->kv_dtype, qts, job->dim_qk, job->k, job->k_ts, j0, idx[0], nk[0], sts,
-                     alp[0] != NULL ? al : NULL, mt);
         for (int x = 0; x < 2; x++)
-            tile_fold(&ts[x], job, j0, idx[x], cm[x], nk[x], 0, mt[x]);
+            if (take[x])
+                mixed_walk_tile(&ts[x], job, m, tile[x]);
     }
     tile_end(&ts[0], job);
     tile_end(&ts[1], job);
