@@ -402,7 +402,7 @@ static void grid_quick(int all)
 
 /* Patterns whose PARTIAL tiles hold few pairs (the mixed path's cases), at len 4096 and 16384:
    the Sparse Transformer's strided mask with stride 64 (one key per row in each key tile
-   below its window), beside an L2-resident read (512 KiB, the bytes per pair the gather and
+   below its window), 12 heads of few-key patterns (BP_GPT2HEADS), beside an L2-resident read (512 KiB, the bytes per pair the gather and
    mixed kernels can reach from L2). The plan entries count the query tiles per path. */
 static void add_sparse_patterns(void)
 {
@@ -416,6 +416,16 @@ static void add_sparse_patterns(void)
             c.param = 64;
             add(&c);
             c.kind = BK_PLAN; /* its counters show the paths the plan chose */
+            add(&c);
+        }
+    /* 12 heads, each its own few-key pattern */
+    for (size_t l = 0; l < N(lens); l++)
+        for (size_t i = 0; i < NCOMPILED; i++) {
+            if (compiled[i] == SPATTN_ISA_SCALAR)
+                continue;
+            bench_case c = attn_case(BK_ATTN, compiled[i], BP_GPT2HEADS, 0, lens[l], 64, 1);
+            c.heads_q = c.heads_kv = 12;
+            c.fixed = 1;
             add(&c);
         }
     add_membw((size_t)512 << 10, 1);
