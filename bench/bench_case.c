@@ -7,8 +7,8 @@
 
 const char *bench_pattern_name(bench_pattern p)
 {
-    static const char *const names[BP_COUNT] = {"dense",     "blocks64", "elements", "causal",
-                                                "window",    "strided",  "bigbird",  "fewkeys",
+    static const char *const names[BP_COUNT] = {"dense",     "blocks64",  "elements", "causal",
+                                                "window",    "strided",   "bigbird",  "fewkeys",
                                                 "streaming", "documents", "gpt2heads"};
     return (unsigned)p < BP_COUNT ? names[p] : "unknown";
 }

@@ -402,8 +402,9 @@ static void grid_quick(int all)
 
 /* Patterns whose PARTIAL tiles hold few pairs (the mixed path's cases), at len 4096 and 16384:
    the Sparse Transformer's strided mask with stride 64 (one key per row in each key tile
-   below its window), 12 heads of few-key patterns (BP_GPT2HEADS), beside an L2-resident read (512 KiB, the bytes per pair the gather and
-   mixed kernels can reach from L2). The plan entries count the query tiles per path. */
+   below its window) with its plan (whose counters show the paths chosen), and 12 heads of
+   few-key patterns (BP_GPT2HEADS); then a 512 KiB read, L2-resident, to set the gather and
+   mixed kernels' bytes per pair against. */
 static void add_sparse_patterns(void)
 {
     static const size_t lens[] = {4096, 16384};

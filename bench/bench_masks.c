@@ -118,11 +118,11 @@ static double documents_density(const bench_case *c)
    and `left` more, `step` apart), local (a causal window), or the first tokens plus a short
    window (streaming). */
 typedef struct gpt2_head {
-    int kind; /* 0 dilated, 1 window, 2 streaming */
+    int kind;    /* 0 dilated, 1 window, 2 streaming */
     size_t a, b; /* dilated: left, step; window: left; streaming: sinks, window */
 } gpt2_head;
 static const gpt2_head gpt2_heads[12] = {
-    {0, 15, 64}, {0, 7, 128}, {1, 15, 0}, {1, 3, 0},  {2, 1, 8},   {2, 4, 28},
+    {0, 15, 64}, {0, 7, 128}, {1, 15, 0},  {1, 3, 0},  {2, 1, 8},  {2, 4, 28},
     {2, 1, 3},   {0, 31, 8},  {0, 11, 16}, {1, 23, 0}, {2, 8, 16}, {0, 3, 256},
 };
 

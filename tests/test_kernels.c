@@ -678,8 +678,8 @@ static void check_mixed(const spattn_kernel_table *kt, const kdata *d, size_t c)
         spattn_head_job job = make_job(d, &o, &lse);
         kt->attn_mixed(&job, m, &kr, 0, m->nqt, scratch);
         describe(what, sizeof what, kt->name,
-                 every == 1 ? "attn_mixed, all PARTIAL tiles listed" : "attn_mixed, half listed",
-                 c, k);
+                 every == 1 ? "attn_mixed, all PARTIAL tiles listed" : "attn_mixed, half listed", c,
+                 k);
         check_rows(d, &o, &lse, 0, k->len_q, what);
         spattn_head_job job1 = make_job(d, &o1, &lse1);
         for (size_t qt = m->nqt; qt-- > 0;)

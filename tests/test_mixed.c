@@ -90,8 +90,8 @@ static size_t run(mproblem *p, spattn_isa isa, int threads)
     spattn_options opt = {isa, threads};
     spattn_plan *plan = NULL;
     const spattn_mask *ms[1] = {p->mask};
-    ck_assert_int_eq(
-        spattn__plan_create_path(&p->a.shape, ms, 1, &opt, SPATTN_PATH_AUTO, &plan), SPATTN_OK);
+    ck_assert_int_eq(spattn__plan_create_path(&p->a.shape, ms, 1, &opt, SPATTN_PATH_AUTO, &plan),
+                     SPATTN_OK);
     const size_t n = spattn__plan_mixed_tiles(plan, NULL);
     ck_assert_int_eq(spattn_plan_execute(plan, &p->a), SPATTN_OK);
     spattn_plan_free(plan);
@@ -175,8 +175,8 @@ static spattn_mask *pattern_mask(tu_rng *r, int kind, size_t lq, size_t lk)
         ck_assert_int_eq(spattn_mask_strided(lq, lk, tu_range(r, 16, 96), &m), SPATTN_OK);
         break;
     case 1:
-        ck_assert_int_eq(spattn_mask_dilated(lq, lk, tu_range(r, 8, 40), 0, tu_range(r, 20, 70), &m),
-                         SPATTN_OK);
+        ck_assert_int_eq(
+            spattn_mask_dilated(lq, lk, tu_range(r, 8, 40), 0, tu_range(r, 20, 70), &m), SPATTN_OK);
         break;
     default:
         m = mixed_mask(r, lq, lk, tu_range(r, 1, 3));

@@ -71,8 +71,8 @@ typedef struct mixed_cols {
 
 /* Appends the row columns of tile (of query tile qt, `rows` rows) to mc; returns 0, leaving mc
    as it was, when they do not fit. */
-static int mixed_add_tile(mixed_cols *mc, const spattn_mask *m, const spattn_ktile *tile,
-                          size_t qt, size_t rows)
+static int mixed_add_tile(mixed_cols *mc, const spattn_mask *m, const spattn_ktile *tile, size_t qt,
+                          size_t rows)
 {
     uint64_t bits[16];
     size_t ncol = 0, any = 0;
@@ -189,8 +189,7 @@ SPATTN_ALWAYS_INLINE void mixed_flush_d(const int kvt, tile_state *ts, const spa
         for (; e < dv; e += VL) {
             const vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
             const vec_t a0 = rows_o ? vec_mul(vec_loadu(orow + e), va) : vec_zero();
-            vec_storeu(orow + e,
-                       pv_keys_1v(kvt, a0, job->v, job->v_ts, keys, p, n, e, mk));
+            vec_storeu(orow + e, pv_keys_1v(kvt, a0, job->v, job->v_ts, keys, p, n, e, mk));
         }
         if (!rows_o)
             for (e = 0; e < dv; e++)

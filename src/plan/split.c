@@ -200,8 +200,8 @@ static spattn_status cut_items(spattn_split *sp, int nthreads)
         if (s->chunk_start[c + 1] - s->chunk_start[c] > tiles)
             tiles = s->chunk_start[c + 1] - s->chunk_start[c];
     sp->gather_rows = s->gather_tiles + s->mixed_tiles == 0 ? 0
-                      : tiles * SPATTN_TQ < s->rows ? tiles * SPATTN_TQ
-                                                    : s->rows;
+                      : tiles * SPATTN_TQ < s->rows         ? tiles * SPATTN_TQ
+                                                            : s->rows;
     return SPATTN_OK;
 }
 
