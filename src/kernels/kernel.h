@@ -88,11 +88,12 @@ typedef struct spattn_kernel_table {
     void (*attn_gather)(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt, size_t nqt,
                         float *scratch);
     /* Optional (NULL: the plan never mixes paths): query tiles qt .. qt + nqt - 1 (all mixed)
-       on both paths, one online softmax across them per row. Each row's keys in the tiles
-       flagged in kr->tile_gather, as kr lists them, come first, then every other stored tile
-       of its query tile on the tile path. A row's result does not depend on nqt. A PARTIAL
-       tile is flagged when its allowed pairs are fewer than mixed_pairs_per_col times the keys
-       some of its rows allow (measured per ISA, see docs/kernels.md). */
+       on both paths, one online softmax across them per row. The tiles flagged in
+       kr->tile_gather (PARTIAL ones; their pairs only, read from their bits) come first, then
+       every other stored tile of the query tile on the tile path. A row's result does not
+       depend on nqt. The plan flags a PARTIAL tile when its allowed pairs are fewer than
+       mixed_pairs_per_col times the keys some of its rows allow (measured per ISA, see
+       docs/kernels.md; 0: never). */
     void (*attn_mixed)(const spattn_head_job *job, const spattn_mask *mask,
                        const spattn_keyrows *kr, size_t qt, size_t nqt, float *scratch);
     double mixed_pairs_per_col;

@@ -65,11 +65,16 @@ uint64_t spattn__tile_cost(const spattn_mask *m, const spattn_keyrows *kr, size_
     if (gather == SPATTN_QT_GATHER) {
         c = 2 * m->qt_nnz[qt];
     } else if (gather == SPATTN_QT_MIXED) {
-        size_t i0;
-        const size_t i1 = spattn__keyrows_span(kr, qt, 1, &i0);
-        for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
-            nt -= kr->tile_gather[t];
-        c = (uint64_t)nt * SPATTN_TQ * SPATTN_TK + MIXED_PAIR_COST * (kr->off[i1] - kr->off[i0]);
+        uint64_t listed = 0;
+        for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
+            if (!kr->tile_gather[t])
+                continue;
+            nt--;
+            for (size_t r = 0; r < spattn__qt_rows(m, qt); r++)
+                listed += (uint64_t)__builtin_popcountll(
+                    m->bits[(size_t)m->tiles[t].part * SPATTN_TQ + r]);
+        }
+        c = (uint64_t)nt * SPATTN_TQ * SPATTN_TK + MIXED_PAIR_COST * listed;
     } else {
         c = (uint64_t)nt * SPATTN_TQ * SPATTN_TK;
     }
