@@ -30,6 +30,7 @@ typedef enum bench_pattern {
     BP_FEWKEYS,   /* CSR, each row its own scattered keys (plus itself), distinct per head */
     BP_STREAMING, /* StreamingLLM: param sink tokens plus a causal window of param2 keys */
     BP_DOCUMENTS, /* a packed batch of param documents of seeded random lengths, causal */
+    BP_GPT2HEADS, /* one few-key pattern per head (12 kinds, 4-32 keys per row), see bench_masks */
     BP_COUNT
 } bench_pattern;
 

@@ -92,8 +92,12 @@ static void name_case(bench_case *c)
                  c->threads);
         break;
     case BK_MEMBW:
-        snprintf(c->name, sizeof c->name, "membw/read/mib:%zu/threads:%d", c->bytes >> 20,
-                 c->threads);
+        if (c->bytes < ((size_t)1 << 20)) /* cache-resident reads */
+            snprintf(c->name, sizeof c->name, "membw/read/kib:%zu/threads:%d", c->bytes >> 10,
+                     c->threads);
+        else
+            snprintf(c->name, sizeof c->name, "membw/read/mib:%zu/threads:%d", c->bytes >> 20,
+                     c->threads);
         break;
     case BK_PEAK:
         snprintf(c->name, sizeof c->name, "peak/isa:%s/threads:1", impl);
@@ -406,6 +410,38 @@ static void grid_quick(int all)
     add_backward(512, 0, 1);
 }
 
+/* Patterns whose PARTIAL tiles hold few pairs (the mixed path's cases), at len 4096 and 16384:
+   the Sparse Transformer's strided mask with stride 64 (one key per row in each key tile
+   below its window) with its plan (whose counters show the paths chosen), and 12 heads of
+   few-key patterns (BP_GPT2HEADS); then a 512 KiB read, L2-resident, to set the gather and
+   mixed kernels' bytes per pair against. */
+static void add_sparse_patterns(void)
+{
+    static const size_t lens[] = {4096, 16384};
+    for (size_t l = 0; l < N(lens); l++)
+        for (size_t i = 0; i < NCOMPILED; i++) {
+            if (compiled[i] == SPATTN_ISA_SCALAR)
+                continue;
+            bench_case c = attn_case(BK_ATTN, compiled[i], BP_STRIDED, 0, lens[l], 64, 1);
+            c.fixed = 1;
+            c.param = 64;
+            add(&c);
+            c.kind = BK_PLAN; /* its counters show the paths the plan chose */
+            add(&c);
+        }
+    /* 12 heads, each its own few-key pattern */
+    for (size_t l = 0; l < N(lens); l++)
+        for (size_t i = 0; i < NCOMPILED; i++) {
+            if (compiled[i] == SPATTN_ISA_SCALAR)
+                continue;
+            bench_case c = attn_case(BK_ATTN, compiled[i], BP_GPT2HEADS, 0, lens[l], 64, 1);
+            c.heads_q = c.heads_kv = 12;
+            c.fixed = 1;
+            add(&c);
+        }
+    add_membw((size_t)512 << 10, 1);
+}
+
 static void grid_default(int all)
 {
     static const int levels[] = {500, 750, 900, 950, 990, 999};
@@ -438,6 +474,7 @@ static void grid_default(int all)
         add(&c);
     }
     add_mods(4096, 1, 1);
+    add_sparse_patterns();
     /* dim 128, and all threads */
     group_spec d128 = {4096, 128, 1, blocks, 1, few_levels, N(few_levels), 2, 1};
     add_group(&d128);

@@ -113,6 +113,55 @@ static double documents_density(const bench_case *c)
     return pairs / ((double)c->len_q * (double)c->len_k);
 }
 
+/* BP_GPT2HEADS: head h % 12 takes row i' to the keys of one kind, 4 to 32 per row, as the
+   per-head maps of a sparse GPT-2 look: strided or diagonal (dilated windows: the key itself
+   and `left` more, `step` apart), local (a causal window), or the first tokens plus a short
+   window (streaming). */
+typedef struct gpt2_head {
+    int kind;    /* 0 dilated, 1 window, 2 streaming */
+    size_t a, b; /* dilated: left, step; window: left; streaming: sinks, window */
+} gpt2_head;
+static const gpt2_head gpt2_heads[12] = {
+    {0, 15, 64}, {0, 7, 128}, {1, 15, 0},  {1, 3, 0},  {2, 1, 8},  {2, 4, 28},
+    {2, 1, 3},   {0, 31, 8},  {0, 11, 16}, {1, 23, 0}, {2, 8, 16}, {0, 3, 256},
+};
+
+static size_t gpt2_row_keys(const gpt2_head *g, size_t p)
+{
+    switch (g->kind) {
+    case 0:
+        return (p / g->b < g->a ? p / g->b : g->a) + 1;
+    case 1:
+        return (p < g->a ? p : g->a) + 1;
+    default: {
+        const size_t recent = p + 1 < g->b ? p + 1 : g->b, before = p + 1 - recent;
+        return recent + (before < g->a ? before : g->a);
+    }
+    }
+}
+
+static double gpt2_density(const bench_case *c)
+{
+    double pairs = 0;
+    for (size_t h = 0; h < c->heads_q; h++)
+        for (size_t i = 0; i < c->len_q; i++)
+            pairs += (double)gpt2_row_keys(&gpt2_heads[h % 12], row_pos(c, i));
+    return pairs / ((double)c->heads_q * (double)c->len_q * (double)c->len_k);
+}
+
+static spattn_status build_gpt2_head(const bench_case *c, size_t h, spattn_mask **out)
+{
+    const gpt2_head *g = &gpt2_heads[h % 12];
+    switch (g->kind) {
+    case 0:
+        return spattn_mask_dilated(c->len_q, c->len_k, g->a, 0, g->b, out);
+    case 1:
+        return spattn_mask_window(c->len_q, c->len_k, g->a, 0, out);
+    default:
+        return spattn_mask_streaming(c->len_q, c->len_k, g->a, g->b, out);
+    }
+}
+
 /* A pattern of given parameters: its level is what they give, to a tenth of a percent. */
 static int fixed_level(bench_case *c, double density)
 {
@@ -133,6 +182,10 @@ int bench_masks_fit(bench_case *c)
         switch (c->pattern) {
         case BP_WINDOW:
             return fixed_level(c, window_density(c, c->param));
+        case BP_STRIDED:
+            return c->param > 0 && fixed_level(c, strided_density(c, c->param));
+        case BP_GPT2HEADS:
+            return fixed_level(c, gpt2_density(c));
         case BP_STREAMING:
             return fixed_level(c, streaming_density(c, c->param, c->param2));
         case BP_DOCUMENTS:
@@ -202,6 +255,7 @@ int bench_masks_fit(bench_case *c)
     }
     case BP_STREAMING:
     case BP_DOCUMENTS: /* only with given parameters */
+    case BP_GPT2HEADS:
     case BP_COUNT:
         break;
     }
@@ -347,7 +401,7 @@ spattn_status bench_masks_build(const bench_case *c, spattn_mask ***masks, size_
     *n = 0;
     if (c->pattern == BP_DENSE)
         return SPATTN_OK;
-    size_t count = c->pattern == BP_FEWKEYS ? c->heads_q : 1;
+    size_t count = c->pattern == BP_FEWKEYS || c->pattern == BP_GPT2HEADS ? c->heads_q : 1;
     spattn_mask **m = calloc(count, sizeof *m);
     if (!m)
         return SPATTN_E_NOMEM;
@@ -380,6 +434,9 @@ spattn_status bench_masks_build(const bench_case *c, spattn_mask ***masks, size_
             break;
         case BP_STREAMING:
             st = spattn_mask_streaming(c->len_q, c->len_k, c->param, c->param2, &m[h]);
+            break;
+        case BP_GPT2HEADS:
+            st = build_gpt2_head(c, h, &m[h]);
             break;
         case BP_DOCUMENTS: {
             size_t *lens = malloc(c->param * sizeof *lens);

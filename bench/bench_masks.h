@@ -14,7 +14,8 @@
 int bench_masks_fit(bench_case *c);
 
 /* The masks of c: *n = 0 and *masks = NULL for BP_DENSE (the library's every-pair problem),
-   heads_q masks for BP_FEWKEYS (distinct per KV head, shared inside a GQA group), else one. */
+   heads_q masks for BP_FEWKEYS (distinct per KV head, shared inside a GQA group) and
+   BP_GPT2HEADS (one kind per head), else one. */
 spattn_status bench_masks_build(const bench_case *c, spattn_mask ***masks, size_t *n);
 void bench_masks_free(spattn_mask **masks, size_t n);
 

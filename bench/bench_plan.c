@@ -55,7 +55,8 @@ void bench_run_plan(const bench_case *c, spb_state *st)
         spb_skip(st, msg);
         return;
     }
-    size_t gather = spattn__plan_gather_tiles(plan);
+    size_t gather = spattn__plan_gather_tiles(plan), listed = 0;
+    size_t mixed = spattn__plan_mixed_tiles(plan, &listed);
     spattn_plan_free(plan);
 
     double t_create = 0;
@@ -85,5 +86,7 @@ void bench_run_plan(const bench_case *c, spb_state *st)
     spb_counter(st, "tiles", tiles, SPB_PLAIN);
     spb_counter(st, "partial_tiles", partial, SPB_PLAIN);
     spb_counter(st, "gather_qtiles", (double)gather, SPB_PLAIN);
+    spb_counter(st, "mixed_qtiles", (double)mixed, SPB_PLAIN);
+    spb_counter(st, "listed_ktiles", (double)listed, SPB_PLAIN);
     bench_masks_free(masks, n);
 }

@@ -19,6 +19,7 @@
  *    what attn_tiles gave it;
  *  - attn_gather over all tiles of the head in one call against the reference, and one call
  *    per tile bitwise the same;
+ *  - attn_mixed (where offered) likewise, with half and then all PARTIAL tiles listed;
  *  - softmax_tile on every query tile against the reference masked softmax;
  * with NaN in every K/V row no row allows, in the padding of Q, K and V rows, and (in some
  * cases) in one K or V row that only some rows allow: rows that do not allow it stay finite.
@@ -450,7 +451,7 @@ static void check_gather(const spattn_kernel_table *kt, const kdata *d, size_t c
     ck_assert_ptr_nonnull(all);
     memset(all, 1, m->nqt);
     spattn_keyrows kr;
-    ck_assert_int_eq(spattn__keyrows_build(m, all, &kr), SPATTN_OK);
+    ck_assert_int_eq(spattn__keyrows_build(m, all, NULL, &kr), SPATTN_OK);
     free(all);
     tu_buf o = tu_buf_new(k->len_q * (k->dim_v + k->pad)), lse = tu_buf_new(k->len_q);
     tu_buf o1 = tu_buf_new(o.n), lse1 = tu_buf_new(lse.n);
@@ -612,7 +613,7 @@ static void check_typed(const spattn_kernel_table *kt, const kdata *d, size_t c)
     uint8_t *all = malloc(m->nqt);
     ck_assert_ptr_nonnull(all);
     memset(all, 1, m->nqt);
-    ck_assert_int_eq(spattn__keyrows_build(m, all, &kr), SPATTN_OK);
+    ck_assert_int_eq(spattn__keyrows_build(m, all, NULL, &kr), SPATTN_OK);
     free(all);
     float *scratch = scratch_new(kt->scratch_floats(k->dim_qk, k->dim_v, k->len_q, kr.longest));
     spattn_head_job job = typed_job(d, q, kk, v, o, lse);
@@ -667,6 +668,47 @@ static void check_typed(const spattn_kernel_table *kt, const kdata *d, size_t c)
     free(lse);
 }
 
+/* attn_mixed (where offered) with every other PARTIAL tile flagged, then with every one: over
+   all tiles of the head in one call against the reference, and one call per tile bitwise the
+   same. Any set of flagged tiles is valid input (the plan's rule only picks the cheap ones). */
+static void check_mixed(const spattn_kernel_table *kt, const kdata *d, size_t c)
+{
+    if (kt->attn_mixed == NULL)
+        return;
+    const kcase *k = &d->k;
+    const spattn_mask *m = d->mask;
+    for (int every = 1; every <= 2; every++) {
+        char what[256];
+        uint8_t *all = malloc(m->nqt), *tg = calloc(m->ntiles + 1, 1);
+        ck_assert(all != NULL && tg != NULL);
+        memset(all, SPATTN_QT_MIXED, m->nqt);
+        for (size_t t = 0; t < m->ntiles; t++)
+            tg[t] = m->tiles[t].part != SPATTN_FULL && (every == 1 || t % 2 == 0);
+        spattn_keyrows kr;
+        ck_assert_int_eq(spattn__keyrows_build(m, all, tg, &kr), SPATTN_OK);
+        free(all);
+        tu_buf o = tu_buf_new(k->len_q * (k->dim_v + k->pad)), lse = tu_buf_new(k->len_q);
+        tu_buf o1 = tu_buf_new(o.n), lse1 = tu_buf_new(lse.n);
+        float *scratch = scratch_new(kt->scratch_floats(k->dim_qk, k->dim_v, k->len_q, kr.longest));
+        spattn_head_job job = make_job(d, &o, &lse);
+        kt->attn_mixed(&job, m, &kr, 0, m->nqt, scratch);
+        describe(what, sizeof what, kt->name,
+                 every == 1 ? "attn_mixed, all PARTIAL tiles listed" : "attn_mixed, half listed", c,
+                 k);
+        check_rows(d, &o, &lse, 0, k->len_q, what);
+        spattn_head_job job1 = make_job(d, &o1, &lse1);
+        for (size_t qt = m->nqt; qt-- > 0;)
+            kt->attn_mixed(&job1, m, &kr, qt, 1, scratch);
+        same_bits(d, &o1, &lse1, &o, &lse, 0, k->len_q, what);
+        free(scratch);
+        spattn__keyrows_free(&kr);
+        tu_buf_free(&o);
+        tu_buf_free(&lse);
+        tu_buf_free(&o1);
+        tu_buf_free(&lse1);
+    }
+}
+
 /* ---- the tests --------------------------------------------------------------------------- */
 
 /* Each kernels.inc entry over the grid (its first tu_cases(N_CASES) cases). */
@@ -683,6 +725,7 @@ START_TEST(kernels_on_grid)
         count_reach(d.mask, d.dense, &reach);
         check_tiles(kt, &d, c);
         check_gather(kt, &d, c);
+        check_mixed(kt, &d, c);
         check_softmax(kt, &d, c);
         check_typed(kt, &d, c);
         kdata_free(&d);

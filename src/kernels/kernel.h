@@ -87,6 +87,16 @@ typedef struct spattn_kernel_table {
        depend on nqt: the caller may cut a run of tiles anywhere. */
     void (*attn_gather)(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt, size_t nqt,
                         float *scratch);
+    /* Optional (NULL: the plan never mixes paths): query tiles qt .. qt + nqt - 1 (all mixed)
+       on both paths, one online softmax across them per row. The tiles flagged in
+       kr->tile_gather (PARTIAL ones; their pairs only, read from their bits) come first, then
+       every other stored tile of the query tile on the tile path. A row's result does not
+       depend on nqt. The plan flags a PARTIAL tile when its allowed pairs are fewer than
+       mixed_pairs_per_col times the keys some of its rows allow (measured per ISA, see
+       docs/kernels.md; 0: never). */
+    void (*attn_mixed)(const spattn_head_job *job, const spattn_mask *mask,
+                       const spattn_keyrows *kr, size_t qt, size_t nqt, float *scratch);
+    double mixed_pairs_per_col;
     /* Masked softmax of the rows of query tile qt: y[i*ld + j] for every j < len_k is
        exp(scale*x - max)/sum over allowed j, 0 elsewhere (and 0 for rows with none allowed).
        x may equal y. */

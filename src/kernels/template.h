@@ -12,6 +12,7 @@
  *   softmax_online.h   a query tile's state and the online softmax over its key tiles
  *   tile_walk.h        attn_tiles and attn_tiles2: the walk over the stored key tiles
  *   gather.h           attn_gather: rows through their listed keys
+ *   mixed.h            attn_mixed: a query tile's listed keys, then its other tiles
  *   masked_softmax.h   softmax_tile
  *   fma_probe.h        fma_probe
  *   merge.h            merge_rows
@@ -25,6 +26,7 @@
 #include "kernels/gather.h"
 #include "kernels/masked_softmax.h"
 #include "kernels/merge.h"
+#include "kernels/mixed.h"
 #include "kernels/tile_walk.h"
 
 /* Tile path, per query tile (two for tpl_tiles2): see tile_state_floats. Gather path: see
@@ -37,6 +39,9 @@ static size_t tpl_scratch_floats(size_t dim_qk, size_t dim_v, size_t gather_rows
 #else
     size_t tile = tile_state_floats(dim_qk, dim_v);
 #endif
+    const size_t mixed =
+        MIXED_STATES * tile_state_floats(dim_qk, dim_v) + mixed_floats(dim_qk, dim_v);
+    tile = tile > mixed ? tile : mixed;
     size_t gather =
         gather_scores(gather_rows, gather_keys) + gather_sums(gather_rows) + round16(dim_qk);
     return tile > gather ? tile : gather;
@@ -59,6 +64,8 @@ static size_t tpl_scratch_floats(size_t dim_qk, size_t dim_v, size_t gather_rows
         .attn_tiles = tpl_tiles,                                                                   \
         .attn_tiles2 = SPATTN_TEMPLATE_TILES2,                                                     \
         .attn_gather = tpl_gather,                                                                 \
+        .attn_mixed = tpl_mixed,                                                                   \
+        .mixed_pairs_per_col = MIXED_PAIRS_PER_COL,                                                \
         .softmax_tile = tpl_softmax,                                                               \
         .fma_probe = tpl_fma_probe,                                                                \
         .merge_rows = tpl_merge_rows,                                                              \

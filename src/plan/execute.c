@@ -78,13 +78,13 @@ static void empty_tile(const spattn_head_job *job, const spattn_mask *m, size_t 
 }
 
 /* Runs query tile qt of a head, of whose tiles qt .. qt + avail - 1 are this chunk's (g: their
-   gather flags), and returns how many tiles it ran: a run of gather tiles goes to the kernel
-   in one call, which lets it pass over their rows together. */
+   gather flags), and returns how many tiles it ran: a run of gather (or of mixed) tiles goes to
+   the kernel in one call, which lets it pass over their rows together. */
 static size_t run_units(const spattn_plan *p, const spattn_head_job *job, const spattn_mask *m,
                         const spattn_keyrows *kr, size_t qt, const uint8_t *g, size_t avail,
                         float *scratch)
 {
-    if (!g[0]) {
+    if (g[0] == SPATTN_QT_TILES) {
         if (spattn__qt_empty(m, qt))
             empty_tile(job, m, qt);
         else
@@ -92,9 +92,12 @@ static size_t run_units(const spattn_plan *p, const spattn_head_job *job, const 
         return 1;
     }
     size_t n = 1;
-    while (n < avail && g[n])
+    while (n < avail && g[n] == g[0])
         n++;
-    p->kt->attn_gather(job, kr, qt, n, scratch);
+    if (g[0] == SPATTN_QT_MIXED)
+        p->kt->attn_mixed(job, m, kr, qt, n, scratch);
+    else
+        p->kt->attn_gather(job, kr, qt, n, scratch);
     return n;
 }
 

@@ -18,12 +18,21 @@ typedef struct spattn_keyrows {
     size_t *off;    /* len_q + 1: row i's keys are keys[off[i] .. off[i + 1]) */
     uint32_t *keys; /* increasing within a row; rows of tiles not gathered are empty */
     size_t longest; /* keys of the longest row */
+    /* NULL, or one flag per stored tile of the mask (m->tiles): 1 = in a mixed query tile,
+       the tile goes through attn_mixed's row columns, and its tile walk skips it. */
+    uint8_t *tile_gather;
 } spattn_keyrows;
 
-/* Lists the rows of every query tile qt of m with gather[qt] != 0. On failure (out of
-   memory) returns SPATTN_E_NOMEM with *kr zeroed; free with spattn__keyrows_free. */
+/* What a query tile's gather flag (spattn_schedule.gather) says. */
+enum { SPATTN_QT_TILES = 0, SPATTN_QT_GATHER = 1, SPATTN_QT_MIXED = 2 };
+
+/* Lists the allowed keys of the rows of every query tile qt of m with gather[qt] ==
+   SPATTN_QT_GATHER, and keeps tile_gather (NULL, or one flag per stored tile, taken over by
+   kr) for the SPATTN_QT_MIXED ones, whose kernel reads the flagged tiles' bits itself. On
+   failure (out of memory) returns SPATTN_E_NOMEM with *kr zeroed (tile_gather freed); free
+   with spattn__keyrows_free. */
 spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
-                                    spattn_keyrows *kr);
+                                    uint8_t *tile_gather, spattn_keyrows *kr);
 void spattn__keyrows_free(spattn_keyrows *kr);
 
 /* The rows of query tiles qt .. qt + nqt - 1 (nqt >= 1, all within len_q): *i0 .. the

@@ -139,6 +139,25 @@ size_t spattn__plan_gather_tiles(const spattn_plan *plan)
     return plan ? plan->plain.gather_tiles : 0;
 }
 
+size_t spattn__plan_mixed_tiles(const spattn_plan *plan, size_t *listed_tiles)
+{
+    size_t listed = 0;
+    if (plan != NULL) {
+        const spattn_schedule *s = &plan->plain;
+        for (size_t u = 0; u < spattn__schedule_units(s); u++) {
+            const spattn_unit x = spattn__schedule_unit(s, u);
+            if (s->gather[x.mi * s->nqt + x.qt] != SPATTN_QT_MIXED)
+                continue;
+            const spattn_mask *m = s->masks[x.mi];
+            for (size_t t = m->qt_ptr[x.qt]; t < m->qt_ptr[x.qt + 1]; t++)
+                listed += s->keyrows[x.mi].tile_gather[t];
+        }
+    }
+    if (listed_tiles != NULL)
+        *listed_tiles = listed;
+    return plan ? plan->plain.mixed_tiles : 0;
+}
+
 size_t spattn_plan_kv_segments(const spattn_plan *plan, size_t b, size_t h, size_t *bounds,
                                size_t cap)
 {

@@ -180,7 +180,8 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *col
     job.mod_step = 0;
     job.pos0 = x->pos0;
     job.pos_step = 1;
-    if (p->plain.gather[mi * p->plain.nqt + qt]) {
+    /* A mixed query tile lists only some of its keys: the tile path computes it whole. */
+    if (p->plain.gather[mi * p->plain.nqt + qt] == SPATTN_QT_GATHER) {
         p->kt->attn_gather(&job, &p->plain.keyrows[mi], qt, 1, scratch);
     } else if (spattn__qt_empty(m, qt)) {
         return; /* no allowed pair: no probabilities, and no lse to compute them from */

@@ -4,6 +4,7 @@
  * short ones last, which threads take dynamically. */
 #include "plan/schedule.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -20,6 +21,10 @@
 #define GUIDED_DIV 4
 #define GUIDED_MIN 64
 #define GATHER_CHUNKS 2
+
+/* A listed pair of a mixed query tile costs about three tiled ones (row columns, per-row
+   P V), a gathered one two (spattn__tile_cost). */
+#define MIXED_PAIR_COST 3
 
 spattn_status spattn__schedule_init(spattn_schedule *s, const spattn_shape *shape,
                                     size_t n_masks_arg, size_t head_step, size_t n_masks)
@@ -51,33 +56,43 @@ void spattn__schedule_free(spattn_schedule *s)
 }
 
 /* A tile visit costs its whole 64 x TQ area whatever its bits; a gathered pair costs about
-   two tiled ones (no register blocking). */
-uint64_t spattn__tile_cost(const spattn_mask *m, size_t qt, int gather)
+   two tiled ones (no register blocking). A mixed query tile pays for its walked tiles and its
+   listed pairs. */
+uint64_t spattn__tile_cost(const spattn_mask *m, const spattn_keyrows *kr, size_t qt, int gather)
 {
     size_t nt = m->qt_ptr[qt + 1] - m->qt_ptr[qt];
-    uint64_t c = gather ? 2 * m->qt_nnz[qt] : (uint64_t)nt * SPATTN_TQ * SPATTN_TK;
+    uint64_t c;
+    if (gather == SPATTN_QT_GATHER) {
+        c = 2 * m->qt_nnz[qt];
+    } else if (gather == SPATTN_QT_MIXED) {
+        uint64_t listed = 0;
+        for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
+            if (!kr->tile_gather[t])
+                continue;
+            nt--;
+            for (size_t r = 0; r < spattn__qt_rows(m, qt); r++)
+                listed += (uint64_t)__builtin_popcountll(
+                    m->bits[(size_t)m->tiles[t].part * SPATTN_TQ + r]);
+        }
+        c = (uint64_t)nt * SPATTN_TQ * SPATTN_TK + MIXED_PAIR_COST * listed;
+    } else {
+        c = (uint64_t)nt * SPATTN_TQ * SPATTN_TK;
+    }
     return c + SPATTN_TQ * 16; /* fixed per-tile work: init, normalise, store */
 }
 
 uint64_t spattn__schedule_unit_cost(const spattn_schedule *s, size_t u)
 {
     const spattn_unit x = spattn__schedule_unit(s, u);
-    return spattn__tile_cost(s->masks[x.mi], x.qt, s->gather[x.mi * s->nqt + x.qt]);
+    return spattn__tile_cost(s->masks[x.mi], &s->keyrows[x.mi], x.qt,
+                             s->gather[x.mi * s->nqt + x.qt]);
 }
 
-static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
-                         spattn_path path)
+static _Atomic double mixed_override = -1.0; /* test hook: spattn__set_mixed_pairs_per_col */
+
+void spattn__set_mixed_pairs_per_col(double v)
 {
-    if (path != SPATTN_PATH_AUTO)
-        return path == SPATTN_PATH_GATHER;
-    /* The area of the PARTIAL tiles only: a FULL tile's pairs run at the tile path's best (no
-       per-key mask), so its pairs count against gathering and its area not for it. With no
-       FULL tile this is the plain fill ratio the crossovers were measured with. */
-    size_t partial = 0;
-    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
-        partial += m->tiles[t].part != SPATTN_FULL;
-    double area = (double)partial * SPATTN_TK * (double)spattn__qt_rows(m, qt);
-    return (double)m->qt_nnz[qt] < kt->gather_below * area;
+    atomic_store(&mixed_override, v);
 }
 
 /* Cuts items 0 .. n-1 into chunks for nthreads: guided (each chunk a fixed fraction of the
@@ -138,6 +153,76 @@ static int pair_first_cb(const void *ctx, size_t u)
     return q % 2 == 0 && q + 1 < s->nqt;
 }
 
+static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
+                         spattn_path path)
+{
+    if (path != SPATTN_PATH_AUTO)
+        return path == SPATTN_PATH_GATHER;
+    /* The area of the PARTIAL tiles only: a FULL tile's pairs run at the tile path's best (no
+       per-key mask), so its pairs count against gathering and its area not for it. With no
+       FULL tile this is the plain fill ratio the crossovers were measured with. */
+    size_t partial = 0;
+    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
+        partial += m->tiles[t].part != SPATTN_FULL;
+    double area = (double)partial * SPATTN_TK * (double)spattn__qt_rows(m, qt);
+    return (double)m->qt_nnz[qt] < kt->gather_below * area;
+}
+
+/* Whether PARTIAL tile t of query tile qt is worth listing its keys (in a mixed query tile):
+   the tile path computes every key some row allows for all 16 rows, the row columns of
+   attn_mixed only the allowed pairs. *pairs gets the tile's allowed pairs. */
+static int tile_sparse(const spattn_mask *m, size_t qt, size_t t, double per_col, size_t *pairs)
+{
+    const spattn_ktile *tile = &m->tiles[t];
+    *pairs = 0;
+    if (tile->part == SPATTN_FULL)
+        return 0;
+    uint64_t cols = 0;
+    for (size_t r = 0; r < spattn__qt_rows(m, qt); r++) {
+        const uint64_t b = spattn__tile_row_bits(m, tile, qt, r);
+        cols |= b;
+        *pairs += (size_t)__builtin_popcountll(b);
+    }
+    return (double)*pairs < per_col * (double)__builtin_popcountll(cols);
+}
+
+/* The path of query tile qt of m. Without the mixed kernel: gather when the query tile is
+   sparse as a whole (choose_gather), else tiles. With it, its PARTIAL tiles sparse enough
+   (tile_sparse) are flagged in tg: none, and the rule above holds; all, gather; some, mixed,
+   unless choose_gather holds and the gather path's estimate is lower (a narrow band of
+   PARTIAL tiles beside the listed pairs, as a strided mask of stride 64 has: the gather
+   passes take both at about two tiled pairs each). */
+static uint8_t choose_path(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
+                           spattn_path path, uint8_t *tg)
+{
+    const int gather = choose_gather(kt, m, qt, path);
+    double per_col = atomic_load(&mixed_override);
+    if (per_col < 0)
+        per_col = kt->mixed_pairs_per_col;
+    if (path != SPATTN_PATH_AUTO || kt->attn_mixed == NULL || per_col <= 0)
+        return gather ? SPATTN_QT_GATHER : SPATTN_QT_TILES;
+    size_t sparse = 0, listed = 0;
+    const size_t t0 = m->qt_ptr[qt], t1 = m->qt_ptr[qt + 1];
+    for (size_t t = t0; t < t1; t++) {
+        size_t pairs;
+        tg[t] = (uint8_t)tile_sparse(m, qt, t, per_col, &pairs);
+        sparse += tg[t];
+        listed += tg[t] ? pairs : 0;
+    }
+    if (sparse == 0)
+        return gather ? SPATTN_QT_GATHER : SPATTN_QT_TILES;
+    if (sparse == t1 - t0)
+        return SPATTN_QT_GATHER;
+    const uint64_t mixed_cost =
+        (uint64_t)(t1 - t0 - sparse) * SPATTN_TQ * SPATTN_TK + MIXED_PAIR_COST * (uint64_t)listed;
+    if (gather && 2 * m->qt_nnz[qt] <= mixed_cost) {
+        for (size_t t = t0; t < t1; t++)
+            tg[t] = 0;
+        return SPATTN_QT_GATHER;
+    }
+    return SPATTN_QT_MIXED;
+}
+
 spattn_status spattn__schedule_paths(spattn_schedule *s, const spattn_kernel_table *kt,
                                      spattn_path path)
 {
@@ -147,14 +232,34 @@ spattn_status spattn__schedule_paths(spattn_schedule *s, const spattn_kernel_tab
     if (s->gather == NULL || s->keyrows == NULL)
         return SPATTN_E_NOMEM;
     for (size_t i = 0; i < s->n_masks; i++) {
-        if (s->masks[i] == NULL)
+        const spattn_mask *m = s->masks[i];
+        if (m == NULL)
             continue;
         uint8_t *g = s->gather + i * nqt;
-        for (size_t qt = 0; qt < nqt; qt++)
-            g[qt] = (uint8_t)choose_gather(kt, s->masks[i], qt, path);
-        if (memchr(g, 1, nqt) != NULL &&
-            spattn__keyrows_build(s->masks[i], g, &s->keyrows[i]) != SPATTN_OK)
+        uint8_t *tg = spattn__calloc(m->ntiles + 1, 1);
+        if (tg == NULL)
             return SPATTN_E_NOMEM;
+        int any = 0, mixed = 0;
+        for (size_t qt = 0; qt < nqt; qt++) {
+            g[qt] = choose_path(kt, m, qt, path, tg);
+            any |= g[qt] != SPATTN_QT_TILES;
+            mixed |= g[qt] == SPATTN_QT_MIXED;
+        }
+        /* Flags of tiles outside mixed query tiles mean nothing: cleared, and none kept when
+           no query tile is mixed. */
+        for (size_t qt = 0; mixed && qt < nqt; qt++)
+            if (g[qt] != SPATTN_QT_MIXED)
+                memset(tg + m->qt_ptr[qt], 0, m->qt_ptr[qt + 1] - m->qt_ptr[qt]);
+        if (!mixed) {
+            spattn__free(tg);
+            tg = NULL;
+        }
+        if (any) {
+            if (spattn__keyrows_build(m, g, tg, &s->keyrows[i]) != SPATTN_OK)
+                return SPATTN_E_NOMEM;
+        } else {
+            spattn__free(tg);
+        }
     }
     /* The packed decode schedule runs no tile pairs: its units are one query tile per KV head
        (rows = the group's heads). */
@@ -174,11 +279,13 @@ spattn_status spattn__schedule_plan(spattn_schedule *s, const spattn_kernel_tabl
     uint64_t cost_all = 0, cost_gather = 0;
     for (size_t u = 0; u < spattn__schedule_units(s); u++) {
         const spattn_unit x = spattn__schedule_unit(s, u);
-        const int g = s->gather[x.mi * nqt + x.qt];
-        const uint64_t c = spattn__tile_cost(s->masks[x.mi], x.qt, g);
+        const int g = s->gather[x.mi * nqt + x.qt] == SPATTN_QT_GATHER;
+        const uint64_t c = spattn__schedule_unit_cost(s, u);
         s->gather_tiles += (size_t)g;
+        s->mixed_tiles += s->gather[x.mi * nqt + x.qt] == SPATTN_QT_MIXED;
         cost_all += c;
-        cost_gather += g ? c : 0;
+        /* mixed tiles too: a run of them is one call that reorders its query tiles */
+        cost_gather += g || s->gather[x.mi * nqt + x.qt] == SPATTN_QT_MIXED ? c : 0;
     }
     const int gather_bound = !s->rows_are_heads && 2 * cost_gather > cost_all;
     const spattn_cut_src src = {unit_cost_cb, s->pairs ? pair_first_cb : NULL, s,
@@ -190,7 +297,7 @@ spattn_status spattn__schedule_plan(spattn_schedule *s, const spattn_kernel_tabl
 
 size_t spattn__schedule_gather_rows(const spattn_schedule *s)
 {
-    if (s->gather_tiles == 0)
+    if (s->gather_tiles == 0 && s->mixed_tiles == 0)
         return 0;
     size_t tiles = 0; /* query tiles in the longest chunk */
     for (size_t c = 0; c < s->nchunks; c++)

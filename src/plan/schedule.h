@@ -29,9 +29,10 @@ typedef struct spattn_schedule {
     size_t nqt;                /* query tiles of a unit head: ceil(rows / TQ) */
     const spattn_mask **masks; /* n_masks references, owned; NULL where no unit uses one */
     size_t n_masks;
-    uint8_t *gather;         /* [mask][qt]: 1 = gather path */
+    uint8_t *gather;         /* [mask][qt]: SPATTN_QT_TILES, _GATHER or _MIXED (keyrows.h) */
     spattn_keyrows *keyrows; /* [mask]: the rows of its gathered tiles (none: all zero) */
     size_t gather_tiles;     /* units on the gather path */
+    size_t mixed_tiles;      /* units on both paths (attn_mixed) */
     int pairs;               /* units qt (even) and qt + 1 of a head may run as one call */
     size_t nchunks;
     size_t *chunk_start; /* nchunks + 1 unit indices */
@@ -90,8 +91,9 @@ typedef struct spattn_cut_src {
 int spattn__cut_chunks(const spattn_cut_src *src, int nthreads, uint64_t total, int equal_mode,
                        size_t **chunk_start, size_t *nchunks);
 
-/* Estimated cost of query tile qt of m on the gather path or not, in pair-operations. */
-uint64_t spattn__tile_cost(const spattn_mask *m, size_t qt, int gather);
+/* Estimated cost of query tile qt of m on path `gather` (SPATTN_QT_*; kr: m's key lists, read
+   for a mixed one), in pair-operations. */
+uint64_t spattn__tile_cost(const spattn_mask *m, const spattn_keyrows *kr, size_t qt, int gather);
 
 /* Estimated cost of unit u, in pair-operations. */
 uint64_t spattn__schedule_unit_cost(const spattn_schedule *s, size_t u);

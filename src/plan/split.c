@@ -166,7 +166,8 @@ static uint64_t item_cost(const void *ctx, size_t i)
 {
     const spattn_split *sp = ctx;
     const spattn_split_item *it = &sp->items[i];
-    return spattn__tile_cost(sp->segs.masks[it->seg], it->qt, item_gather(sp, it));
+    return spattn__tile_cost(sp->segs.masks[it->seg], &sp->segs.keyrows[it->seg], it->qt,
+                             item_gather(sp, it));
 }
 
 /* Never between the two query tiles of a pair. */
@@ -183,9 +184,10 @@ static spattn_status cut_items(spattn_split *sp, int nthreads)
     spattn_schedule *s = &sp->segs;
     uint64_t cost_all = 0, cost_gather = 0;
     for (size_t i = 0; i < sp->nitems; i++) {
-        const int g = item_gather(sp, &sp->items[i]);
+        const int g = item_gather(sp, &sp->items[i]) == SPATTN_QT_GATHER;
         const uint64_t c = item_cost(sp, i);
         s->gather_tiles += (size_t)g;
+        s->mixed_tiles += item_gather(sp, &sp->items[i]) == SPATTN_QT_MIXED;
         cost_all += c;
         cost_gather += g ? c : 0;
     }
@@ -197,9 +199,9 @@ static spattn_status cut_items(spattn_split *sp, int nthreads)
     for (size_t c = 0; c < s->nchunks; c++)
         if (s->chunk_start[c + 1] - s->chunk_start[c] > tiles)
             tiles = s->chunk_start[c + 1] - s->chunk_start[c];
-    sp->gather_rows = s->gather_tiles == 0          ? 0
-                      : tiles * SPATTN_TQ < s->rows ? tiles * SPATTN_TQ
-                                                    : s->rows;
+    sp->gather_rows = s->gather_tiles + s->mixed_tiles == 0 ? 0
+                      : tiles * SPATTN_TQ < s->rows         ? tiles * SPATTN_TQ
+                                                            : s->rows;
     return SPATTN_OK;
 }
 

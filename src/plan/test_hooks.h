@@ -22,6 +22,14 @@ void spattn__set_tile_pairs(int on);
 /* Query tiles the plan sends down the gather path, over all (batch, head). */
 size_t spattn__plan_gather_tiles(const spattn_plan *plan);
 
+/* Query tiles the plan runs on both paths (attn_mixed), over all (batch, head), and the key
+   tiles of theirs whose keys it lists (the rest go through the tile kernel). */
+size_t spattn__plan_mixed_tiles(const spattn_plan *plan, size_t *listed_tiles);
+
+/* Overrides the kernel table's mixed_pairs_per_col for plans created from now on (negative:
+   the table's again; 0: no mixed query tiles). Process-wide. */
+void spattn__set_mixed_pairs_per_col(double v);
+
 /* Whether execute runs the packed decode schedule (query heads of a KV group as tile rows). */
 int spattn__plan_packed(const spattn_plan *plan);
 

@@ -34,6 +34,14 @@ static void bf16_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t
         spattn_kernels_avx512.attn_tiles2(job, m, qt, scratch);
 }
 
+/* Mixed query tiles (listed keys, then tiles) keep float products on every job: their listed
+   keys accumulate O in dim order, which the P.V pairs of the tile walk do not keep. */
+static void bf16_mixed(const spattn_head_job *job, const spattn_mask *m, const spattn_keyrows *kr,
+                       size_t qt, size_t nqt, float *scratch)
+{
+    spattn_kernels_avx512.attn_mixed(job, m, kr, qt, nqt, scratch);
+}
+
 /* The peak of this tier's dot product: PROBE_CHAINS independent vdpbf16ps chains, 4 flops per
    lane each (two multiplies, two adds), as the kernels' flops are counted. */
 static float bf16_dot_probe(size_t iters, double *flops)
@@ -57,6 +65,11 @@ static float bf16_dot_probe(size_t iters, double *flops)
     return col_hsum(s);
 }
 
+/* The template's mixed kernel is the AVX-512 tier's (bf16_mixed); here it is replaced. */
+static void (*const tpl_mixed_unused)(const spattn_head_job *, const spattn_mask *,
+                                      const spattn_keyrows *, size_t, size_t, float *)
+    __attribute__((unused)) = tpl_mixed;
+
 /* The float FMA probe of the template is the AVX-512 tier's; here it is replaced. */
 static float (*const fp32_probe)(size_t, double *) __attribute__((unused)) = tpl_fma_probe;
 
@@ -64,5 +77,6 @@ static float (*const fp32_probe)(size_t, double *) __attribute__((unused)) = tpl
    entry, so entries added to it later reach this table too. */
 #define tpl_tiles bf16_tiles
 #define tpl_tiles2 bf16_tiles2
+#define tpl_mixed bf16_mixed
 #define tpl_fma_probe bf16_dot_probe
 SPATTN_TEMPLATE_TABLE(spattn_kernels_avx512bf16, SPATTN_ISA_AVX512BF16, "avx512bf16", 0.45);

@@ -1,0 +1,324 @@
+/*
+ * Query tiles on both paths (attn_mixed) through the plan: the plan's per-tile rule at its
+ * crossover, mixed query tiles against the float64 reference (strided and dilated patterns,
+ * dense tiles beside sparse ones, rows with no allowed key, NaN in every K/V row no row
+ * allows, score modifiers), and 1, 2 and 3 threads bitwise the same.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mask/mask_impl.h"
+#include "plan/test_hooks.h"
+#include "test_util.h"
+
+typedef struct mproblem {
+    spattn_args a;
+    float *q, *k, *v, *o, *lse, *slopes, *sinks;
+    spattn_mask *mask;
+} mproblem;
+
+/* Q, K, V of one batch and `heads` heads (bhtd), K and V rows of keys the mask never allows
+   NaN; random scale, softcap, ALiBi and sinks. */
+static void mproblem_make(mproblem *p, tu_rng *r, spattn_mask *m, size_t heads, size_t dq,
+                          size_t dv)
+{
+    memset(p, 0, sizeof *p);
+    const size_t lq = spattn_mask_len_q(m), lk = spattn_mask_len_k(m);
+    spattn_shape s = {1, heads, heads, lq, lk, dq, dv};
+    p->a.shape = s;
+    p->q = malloc(heads * lq * dq * sizeof(float));
+    p->k = malloc(heads * lk * dq * sizeof(float));
+    p->v = malloc(heads * lk * dv * sizeof(float));
+    p->o = malloc(heads * lq * dv * sizeof(float));
+    p->lse = malloc(heads * lq * sizeof(float));
+    p->slopes = malloc(heads * sizeof(float));
+    p->sinks = malloc(heads * sizeof(float));
+    uint8_t *dense = malloc(lq * lk), *used = calloc(lk, 1);
+    ck_assert(p->q && p->k && p->v && p->o && p->lse && p->slopes && p->sinks && dense && used);
+    ck_assert_int_eq(spattn_mask_to_dense(m, dense, lk), SPATTN_OK);
+    for (size_t i = 0; i < lq * lk; i++)
+        used[i % lk] |= dense[i];
+    for (size_t i = 0; i < heads * lq * dq; i++)
+        p->q[i] = tu_normal(r);
+    for (size_t h = 0; h < heads; h++)
+        for (size_t j = 0; j < lk; j++) {
+            for (size_t d = 0; d < dq; d++)
+                p->k[(h * lk + j) * dq + d] = used[j] ? tu_normal(r) : NAN;
+            for (size_t d = 0; d < dv; d++)
+                p->v[(h * lk + j) * dv + d] = used[j] ? tu_normal(r) : NAN;
+        }
+    for (size_t h = 0; h < heads; h++) {
+        p->slopes[h] = (float)(0.01 * tu_uniform(r));
+        p->sinks[h] = tu_uniform(r) < 0.5 ? -INFINITY : tu_normal(r);
+    }
+    free(dense);
+    free(used);
+    p->a.q = p->q;
+    p->a.k = p->k;
+    p->a.v = p->v;
+    p->a.o = p->o;
+    p->a.lse = p->lse;
+    p->a.q_layout = spattn_layout_bhtd(heads, lq, dq);
+    p->a.o_layout = spattn_layout_bhtd(heads, lq, dv);
+    p->a.k_layout = spattn_layout_bhtd(heads, lk, dq);
+    p->a.v_layout = spattn_layout_bhtd(heads, lk, dv);
+    p->a.scale = tu_uniform(r) < 0.5 ? 0.0f : 0.3f;
+    p->a.softcap = tu_uniform(r) < 0.25 ? 20.0f : 0.0f;
+    const int mods = (int)tu_range(r, 0, 3);
+    p->a.alibi_slopes = mods & 1 ? p->slopes : NULL;
+    p->a.sinks = mods & 2 ? p->sinks : NULL;
+    p->mask = m;
+}
+
+static void mproblem_free(mproblem *p)
+{
+    free(p->q);
+    free(p->k);
+    free(p->v);
+    free(p->o);
+    free(p->lse);
+    free(p->slopes);
+    free(p->sinks);
+    spattn_mask_free(p->mask);
+}
+
+/* Runs p on `isa` with `threads`; returns the plan's mixed query tiles. */
+static size_t run(mproblem *p, spattn_isa isa, int threads)
+{
+    spattn_options opt = {isa, threads};
+    spattn_plan *plan = NULL;
+    const spattn_mask *ms[1] = {p->mask};
+    ck_assert_int_eq(spattn__plan_create_path(&p->a.shape, ms, 1, &opt, SPATTN_PATH_AUTO, &plan),
+                     SPATTN_OK);
+    const size_t n = spattn__plan_mixed_tiles(plan, NULL);
+    ck_assert_int_eq(spattn_plan_execute(plan, &p->a), SPATTN_OK);
+    spattn_plan_free(plan);
+    return n;
+}
+
+static void against_reference(const mproblem *p, const char *what)
+{
+    const spattn_shape *s = &p->a.shape;
+    const size_t no = s->heads_q * s->len_q * s->dim_v, nl = s->heads_q * s->len_q;
+    float *ro = malloc(no * sizeof(float)), *rl = malloc(nl * sizeof(float));
+    ck_assert(ro && rl);
+    spattn_args ra = p->a;
+    ra.o = ro;
+    ra.lse = rl;
+    const spattn_mask *ms[1] = {p->mask};
+    ck_assert_int_eq(spattn_reference_forward(&ra, ms, 1), SPATTN_OK);
+    for (size_t i = 0; i < no; i++)
+        if (!tu_close(p->o[i], ro[i], TU_TOL))
+            ck_abort_msg("%s: o[%zu] = %.9g, reference %.9g", what, i, p->o[i], ro[i]);
+    for (size_t i = 0; i < nl; i++)
+        if (!tu_close(p->lse[i], rl[i], TU_TOL))
+            ck_abort_msg("%s: lse[%zu] = %.9g, reference %.9g", what, i, p->lse[i], rl[i]);
+    free(ro);
+    free(rl);
+}
+
+/* Query tiles with dense tiles beside sparse ones: per 64-row block a band of up to 4 dense
+   key tiles ending on the diagonal (every key, but for one row of the block that allows
+   nothing at all), and the two key tiles below the band sparse: `per_col` allowed rows in
+   each of a few columns, a diagonal (row r, key r + offset), or nothing. The band keeps the
+   query tiles off the gather path, so their sparse tiles are listed (attn_mixed). */
+static spattn_mask *mixed_mask(tu_rng *r, size_t lq, size_t lk, size_t per_col)
+{
+    uint8_t *d = calloc(lq * lk, 1);
+    ck_assert_ptr_nonnull(d);
+    const size_t empty = tu_range(r, 0, 63);
+    for (size_t i = 0; i < lq; i++) {
+        if (i % 64 == empty)
+            continue;
+        const size_t kb = (i / 64) * 64, lo = kb >= 192 ? kb - 192 : 0;
+        for (size_t j = lo; j < kb + 64 && j < lk; j++)
+            d[i * lk + j] = 1;
+    }
+    for (size_t qt = 0; qt * 16 < lq; qt++) {
+        const size_t band = qt * 16 / 64;
+        for (size_t kt = band >= 5 ? band - 5 : 0; kt + 3 < band && kt * 64 < lk; kt++) {
+            const size_t kind = tu_range(r, 0, 2);
+            if (kind == 0) { /* per_col rows in each of 1-8 columns */
+                const size_t ncol = tu_range(r, 1, 8);
+                for (size_t c = 0; c < ncol; c++) {
+                    const size_t j = kt * 64 + tu_range(r, 0, 63);
+                    const size_t r0 = tu_range(r, 0, 15);
+                    for (size_t x = 0; x < per_col; x++) {
+                        const size_t i = qt * 16 + (r0 + x) % 16;
+                        if (i < lq && j < lk && i % 64 != empty)
+                            d[i * lk + j] = 1;
+                    }
+                }
+            } else if (kind == 1) { /* a diagonal */
+                const size_t off = tu_range(r, 0, 63);
+                for (size_t x = 0; x < 16; x++) {
+                    const size_t i = qt * 16 + x, j = kt * 64 + (x + off) % 64;
+                    if (i < lq && j < lk && i % 64 != empty)
+                        d[i * lk + j] = 1;
+                }
+            }
+        }
+    }
+    spattn_mask *m;
+    ck_assert_int_eq(spattn_mask_from_dense(lq, lk, d, lk, &m), SPATTN_OK);
+    free(d);
+    return m;
+}
+
+static spattn_mask *pattern_mask(tu_rng *r, int kind, size_t lq, size_t lk)
+{
+    spattn_mask *m = NULL;
+    switch (kind) {
+    case 0:
+        ck_assert_int_eq(spattn_mask_strided(lq, lk, tu_range(r, 16, 96), &m), SPATTN_OK);
+        break;
+    case 1:
+        ck_assert_int_eq(
+            spattn_mask_dilated(lq, lk, tu_range(r, 8, 40), 0, tu_range(r, 20, 70), &m), SPATTN_OK);
+        break;
+    default:
+        m = mixed_mask(r, lq, lk, tu_range(r, 1, 3));
+        break;
+    }
+    return m;
+}
+
+static const size_t dims[][2] = {{64, 64}, {128, 128}, {17, 40}, {32, 8}};
+
+/* Mixed query tiles against the reference, and 1, 2, 3 threads bitwise the same. */
+START_TEST(mixed_against_reference)
+{
+    const spattn_isa isa = tu_isa(_i);
+    tu_rng r = {777 + (uint64_t)isa};
+    size_t mixed_seen = 0;
+    for (int c = 0; c < tu_cases(24); c++) {
+        const size_t lq = tu_range(&r, 130, 520), lk = tu_uniform(&r) < 0.5 ? lq : lq + 37;
+        const size_t *dm = dims[c % 4];
+        mproblem p;
+        mproblem_make(&p, &r, pattern_mask(&r, c % 3, lq, lk), tu_range(&r, 1, 2), dm[0], dm[1]);
+        char what[128];
+        snprintf(what, sizeof what, "%s case %d (pattern %d, Lq %zu Lk %zu dims %zu/%zu)",
+                 spattn_isa_name(isa), c, c % 3, lq, lk, dm[0], dm[1]);
+        const size_t nmixed = run(&p, isa, 1);
+        mixed_seen += nmixed;
+        against_reference(&p, what);
+        const size_t no = p.a.shape.heads_q * lq * dm[1], nl = p.a.shape.heads_q * lq;
+        float *o1 = malloc(no * sizeof(float)), *l1 = malloc(nl * sizeof(float));
+        ck_assert(o1 && l1);
+        memcpy(o1, p.o, no * sizeof(float));
+        memcpy(l1, p.lse, nl * sizeof(float));
+        for (int t = 2; t <= 3; t++) {
+            memset(p.o, 0, no * sizeof(float));
+            ck_assert_uint_eq(run(&p, isa, t), nmixed);
+            if (memcmp(o1, p.o, no * sizeof(float)) != 0 ||
+                memcmp(l1, p.lse, nl * sizeof(float)) != 0)
+                ck_abort_msg("%s: %d threads differ from 1", what, t);
+        }
+        free(o1);
+        free(l1);
+        mproblem_free(&p);
+    }
+    /* The ISAs with the mixed kernel must have run it (else this test tests nothing new). */
+    const spattn_kernel_table *kt = NULL;
+    for (size_t i = 0; i < tu_n_kernels(); i++) {
+        const spattn_kernel_table *x = tu_kernel_table(i, "mixed");
+        if (x != NULL && x->isa == isa)
+            kt = x;
+    }
+    if (kt != NULL && kt->attn_mixed != NULL && kt->mixed_pairs_per_col > 0)
+        ck_assert_uint_gt(mixed_seen, 0);
+    else
+        ck_assert_uint_eq(mixed_seen, 0);
+}
+END_TEST
+
+/* The per-tile rule at its crossover: a tile is listed when its pairs are fewer than
+   per_col x its used columns. One 64-row block: two FULL key tiles, and three key tiles whose
+   16 rows allow exactly k pairs in each of 4 columns (4k pairs, 4 columns); with per_col = k
+   such a tile stays on the tile path, with per_col = k + 0.5 it is listed. */
+START_TEST(crossover_rule)
+{
+    const spattn_isa isa = tu_isa(_i);
+    const size_t lq = 64, lk = 64 * 5;
+    for (size_t k = 1; k <= 16; k *= 2) {
+        uint8_t *d = calloc(lq * lk, 1);
+        ck_assert_ptr_nonnull(d);
+        for (size_t i = 0; i < lq; i++) {
+            for (size_t j = 192; j < 320; j++) /* two FULL tiles: no gather path for the rows */
+                d[i * lk + j] = 1;
+            for (size_t kt = 0; kt < 3; kt++)
+                for (size_t c = 0; c < 4; c++)
+                    if (i % 16 < k)
+                        d[i * lk + kt * 64 + 10 * c + 3] = 1;
+        }
+        spattn_mask *m;
+        ck_assert_int_eq(spattn_mask_from_dense(lq, lk, d, lk, &m), SPATTN_OK);
+        free(d);
+        for (int above = 0; above <= 1; above++) {
+            spattn__set_mixed_pairs_per_col((double)k + (above ? 0.5 : 0.0));
+            spattn_options opt = {isa, 1};
+            spattn_plan *plan;
+            const spattn_shape s = {1, 1, 1, lq, lk, 16, 16};
+            const spattn_mask *ms[1] = {m};
+            ck_assert_int_eq(spattn__plan_create_path(&s, ms, 1, &opt, SPATTN_PATH_AUTO, &plan),
+                             SPATTN_OK);
+            size_t listed = 0;
+            const size_t mixed = spattn__plan_mixed_tiles(plan, &listed);
+            const spattn_kernel_table *kt = NULL;
+            for (size_t i = 0; i < tu_n_kernels(); i++) {
+                const spattn_kernel_table *x = tu_kernel_table(i, "mixed");
+                if (x != NULL && x->isa == isa)
+                    kt = x;
+            }
+            if (kt == NULL || kt->attn_mixed == NULL || !above) {
+                ck_assert_uint_eq(mixed, 0);
+                ck_assert_uint_eq(listed, 0);
+            } else {
+                ck_assert_uint_eq(mixed, 4);
+                ck_assert_uint_eq(listed, 4 * 3);
+            }
+            spattn_plan_free(plan);
+        }
+        spattn_mask_free(m);
+    }
+    spattn__set_mixed_pairs_per_col(-1.0);
+}
+END_TEST
+
+/* Every PARTIAL tile listed (per_col huge): only rows of dense tiles stay on the tile path;
+   strided masks with rows past the edges, still bitwise the same for any thread count. */
+START_TEST(everything_listed)
+{
+    const spattn_isa isa = tu_isa(_i);
+    tu_rng r = {4242 + (uint64_t)isa};
+    spattn__set_mixed_pairs_per_col(1e9);
+    for (int c = 0; c < tu_cases(8); c++) {
+        const size_t lq = tu_range(&r, 17, 300), lk = tu_range(&r, lq, lq + 100);
+        mproblem p;
+        mproblem_make(&p, &r, pattern_mask(&r, c % 3, lq, lk), 1, 64, 64);
+        char what[96];
+        snprintf(what, sizeof what, "%s listed case %d (Lq %zu Lk %zu)", spattn_isa_name(isa), c,
+                 lq, lk);
+        run(&p, isa, 1);
+        against_reference(&p, what);
+        mproblem_free(&p);
+    }
+    spattn__set_mixed_pairs_per_col(-1.0);
+}
+END_TEST
+
+Suite *suite_mixed(void);
+Suite *suite_mixed(void)
+{
+    Suite *s = suite_create("mixed");
+    TCase *tc = tcase_create("mixed");
+    tcase_set_timeout(tc, 600);
+    const int n = tu_n_isas();
+    tcase_add_loop_test(tc, mixed_against_reference, 0, n);
+    tcase_add_loop_test(tc, crossover_rule, 0, n);
+    tcase_add_loop_test(tc, everything_listed, 0, n);
+    suite_add_tcase(s, tc);
+    return s;
+}
