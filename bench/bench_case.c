@@ -7,9 +7,9 @@
 
 const char *bench_pattern_name(bench_pattern p)
 {
-    static const char *const names[BP_COUNT] = {"dense",     "blocks64",  "elements", "causal",
-                                                "window",    "strided",   "bigbird",  "fewkeys",
-                                                "streaming", "documents", "gpt2heads"};
+    static const char *const names[BP_COUNT] = {
+        "dense",   "blocks64",  "elements",  "causal",    "window", "strided",    "bigbird",
+        "fewkeys", "streaming", "documents", "gpt2heads", "fixed",  "longformer", "dilated"};
     return (unsigned)p < BP_COUNT ? names[p] : "unknown";
 }
 

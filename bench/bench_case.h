@@ -24,13 +24,16 @@ typedef enum bench_pattern {
     BP_BLOCKS64, /* random 64x64 blocks, diagonal blocks first */
     BP_ELEMENTS, /* random single pairs */
     BP_CAUSAL,
-    BP_WINDOW,    /* causal sliding window */
-    BP_STRIDED,   /* Sparse Transformer strided */
-    BP_BIGBIRD,   /* blocks of 64: window + 1 global + random */
-    BP_FEWKEYS,   /* CSR, each row its own scattered keys (plus itself), distinct per head */
-    BP_STREAMING, /* StreamingLLM: param sink tokens plus a causal window of param2 keys */
-    BP_DOCUMENTS, /* a packed batch of param documents of seeded random lengths, causal */
-    BP_GPT2HEADS, /* one few-key pattern per head (12 kinds, 4-32 keys per row), see bench_masks */
+    BP_WINDOW,     /* causal sliding window */
+    BP_STRIDED,    /* Sparse Transformer strided */
+    BP_BIGBIRD,    /* blocks of 64: window + 1 global + random */
+    BP_FEWKEYS,    /* CSR, each row its own scattered keys (plus itself), distinct per head */
+    BP_STREAMING,  /* StreamingLLM: param sink tokens plus a causal window of param2 keys */
+    BP_DOCUMENTS,  /* a packed batch of param documents of seeded random lengths, causal */
+    BP_GPT2HEADS,  /* one few-key pattern per head (12 kinds, 4-32 keys per row), see bench_masks */
+    BP_FIXED,      /* Sparse Transformer fixed: param stride, param2 summary columns */
+    BP_LONGFORMER, /* band of param keys either side, key 0 global */
+    BP_DILATED,    /* causal, param keys back, every param2-th */
     BP_COUNT
 } bench_pattern;
 

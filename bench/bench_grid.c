@@ -439,6 +439,22 @@ static void add_sparse_patterns(void)
             c.fixed = 1;
             add(&c);
         }
+    /* The other pattern builders of the API with their usual settings: Sparse Transformer
+       fixed (stride 128, 8 summary columns), Longformer (256 keys either side, token 0
+       global), dilated (2048 keys back, every 16th: 128 per row). */
+    static const bench_pattern params[] = {BP_FIXED, BP_LONGFORMER, BP_DILATED};
+    static const size_t p1[] = {128, 256, 2048}, p2[] = {8, 0, 16};
+    for (size_t l = 0; l < N(lens); l++)
+        for (size_t p = 0; p < N(params); p++)
+            for (size_t i = 0; i < NCOMPILED; i++) {
+                if (compiled[i] == SPATTN_ISA_SCALAR)
+                    continue;
+                bench_case c = attn_case(BK_ATTN, compiled[i], params[p], 0, lens[l], 64, 1);
+                c.fixed = 1;
+                c.param = p1[p];
+                c.param2 = p2[p];
+                add(&c);
+            }
     add_membw((size_t)512 << 10, 1);
 }
 

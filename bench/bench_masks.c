@@ -162,6 +162,32 @@ static spattn_status build_gpt2_head(const bench_case *c, size_t h, spattn_mask 
     }
 }
 
+static spattn_status build_param_pattern(const bench_case *c, spattn_mask **out)
+{
+    static const size_t global[] = {0};
+    switch (c->pattern) {
+    case BP_FIXED:
+        return spattn_mask_fixed(c->len_q, c->len_k, c->param, c->param2, out);
+    case BP_LONGFORMER:
+        return spattn_mask_longformer(c->len_q, c->len_k, c->param, c->param, global, 1, out);
+    case BP_DILATED:
+        return spattn_mask_dilated(c->len_q, c->len_k, c->param, 0, c->param2, out);
+    default:
+        return SPATTN_E_ARG;
+    }
+}
+
+/* The density of a pattern built from its parameters (-1 if they are refused). */
+static double built_density(const bench_case *c)
+{
+    spattn_mask *m = NULL;
+    if (build_param_pattern(c, &m) != SPATTN_OK)
+        return -1.0;
+    const double d = (double)spattn_mask_nnz(m) / ((double)c->len_q * (double)c->len_k);
+    spattn_mask_free(m);
+    return d;
+}
+
 /* A pattern of given parameters: its level is what they give, to a tenth of a percent. */
 static int fixed_level(bench_case *c, double density)
 {
@@ -190,6 +216,10 @@ int bench_masks_fit(bench_case *c)
             return fixed_level(c, streaming_density(c, c->param, c->param2));
         case BP_DOCUMENTS:
             return c->len_q == c->len_k && c->param > 0 && fixed_level(c, documents_density(c));
+        case BP_FIXED:
+        case BP_LONGFORMER:
+        case BP_DILATED:
+            return fixed_level(c, built_density(c));
         default:
             return 0;
         }
@@ -256,6 +286,9 @@ int bench_masks_fit(bench_case *c)
     case BP_STREAMING:
     case BP_DOCUMENTS: /* only with given parameters */
     case BP_GPT2HEADS:
+    case BP_FIXED:
+    case BP_LONGFORMER:
+    case BP_DILATED:
     case BP_COUNT:
         break;
     }
@@ -437,6 +470,11 @@ spattn_status bench_masks_build(const bench_case *c, spattn_mask ***masks, size_
             break;
         case BP_GPT2HEADS:
             st = build_gpt2_head(c, h, &m[h]);
+            break;
+        case BP_FIXED:
+        case BP_LONGFORMER:
+        case BP_DILATED:
+            st = build_param_pattern(c, &m[h]);
             break;
         case BP_DOCUMENTS: {
             size_t *lens = malloc(c->param * sizeof *lens);
