@@ -25,11 +25,13 @@ step() { # step NAME COMMAND...: runs and records pass/fail with its wall time
   else results+=("FAIL  $name ($((SECONDS - t0)) s)"); fail=1; fi
 }
 
-configure_build() { # configure_build DIR SANITIZERS
+configure_build() { # configure_build DIR SANITIZERS [CMAKE ARGS...]
   mkdir -p "$1"
-  CC=clang cmake -S "$here" -B "$1" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPATTN_WERROR=ON \
-    -DSPATTN_SANITIZE="$2" >"$1/configure.log" 2>&1 || { cat "$1/configure.log"; return 1; }
-  cmake --build "$1" -j "$jobs" --target spattn-tests spattn-first-use spattn-info
+  local dir=$1 san=$2
+  shift 2
+  CC=clang cmake -S "$here" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPATTN_WERROR=ON \
+    -DSPATTN_SANITIZE="$san" "$@" >"$dir/configure.log" 2>&1 || { cat "$dir/configure.log"; return 1; }
+  cmake --build "$dir" -j "$jobs" --target spattn-tests spattn-first-use spattn-info
 }
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1
@@ -39,7 +41,11 @@ export LSAN_OPTIONS=suppressions=$here/tools/ci/lsan.supp:print_suppressions=0
 export SPATTN_TEST_SCALE=${SPATTN_TEST_SCALE:-0.6}
 
 asan=${ASAN_DIR:-$root/asan}
-step "asan+ubsan build" configure_build "$asan" address,undefined
+# With the fuzzers' coverage instrumentation too, so that tools/ci/fuzz.sh, given this
+# directory, builds only its targets on the same objects: an instrumented build of the
+# kernels takes minutes on two cores, and CI would otherwise make it twice.
+step "asan+ubsan build" configure_build "$asan" address,undefined -DSPATTN_BUILD_FUZZERS=ON \
+  "-DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link"
 if [ $fail = 0 ]; then
   step "asan+ubsan: all suites (AUTO)" env CK_FORK=no "$asan/tests/spattn-tests"
   # Every ISA the build has compiled in, as spattn-info lists them.
