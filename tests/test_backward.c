@@ -470,6 +470,65 @@ START_TEST(bands_of_kept_ds)
 }
 END_TEST
 
+/* Scattered keys (pair-path tiles, whose pairs are evaluated in batches of 16 that span tiles
+   and query tiles) in the same key columns as FULL and PARTIAL column-path tiles, with
+   softcap and ALiBi, on every ISA: gradients within the tolerance, 2 and 3 threads bitwise 1,
+   and keeping no dS (the dQ pass recomputes the pairs in its own batches) bitwise the kept
+   one. */
+START_TEST(pair_batches_beside_column_tiles)
+{
+    const spattn_kernel_table *kt = tu_kernel_table((size_t)_i, "backward");
+    if (kt == NULL)
+        return;
+    tu_rng r = {0x9a125eedull};
+    const spattn_shape s = {1, 2, 1, 150, 200, 36, 20};
+    bproblem p;
+    bp_make(&p, &r, s, 0, 3);
+    uint8_t *d = calloc(s.len_q * s.len_k, 1);
+    ck_assert_ptr_nonnull(d);
+    for (size_t i = 0; i < s.len_q; i++) {
+        for (int t = 0; t < 3; t++) /* a few scattered keys per row: pair tiles */
+            d[i * s.len_k + tu_range(&r, 0, s.len_k - 1)] = 1;
+        if (i / 16 == 2) /* query tile 2: FULL over keys 64 .. 127 */
+            memset(d + i * s.len_k + 64, 1, 64);
+        if (i / 16 == 5) /* query tile 5: a PARTIAL band on the column path */
+            memset(d + i * s.len_k + 40 + (i % 16), 1, 60);
+    }
+    ck_assert_int_eq(spattn_mask_from_dense(s.len_q, s.len_k, d, s.len_k, &p.masks[0]), SPATTN_OK);
+    free(d);
+    p.n_masks = 1;
+    poison_unseen_keys(&p);
+    ck_assert_int_eq(spattn_reference_forward(&p.a, mlist(&p), 1), SPATTN_OK);
+    clear_grads(&p);
+    ck_assert_int_eq(spattn_reference_backward(&p.a, mlist(&p), 1, &p.g), SPATTN_OK);
+    memcpy(p.ref_dq, p.dq.p, p.dq.n * sizeof(float));
+    memcpy(p.ref_dk, p.dk.p, p.dk.n * sizeof(float));
+    memcpy(p.ref_dv, p.dv.p, p.dv.n * sizeof(float));
+    memcpy(p.ref_dsinks, p.dsinks.p, s.heads_q * sizeof(float));
+    float *one[3] = {NULL, NULL, NULL};
+    const tu_buf *got[3] = {&p.dq, &p.dk, &p.dv};
+    for (int run = 0; run < 4; run++) { /* 1, 2, 3 threads; then 1 thread keeping nothing */
+        spattn__bwd_set_band_floats(run == 3 ? 1 : 0);
+        run_plan(&p, kt->isa, run == 3 ? 1 : run + 1);
+        compare_all(&p, kt->name);
+        for (int t = 0; t < 3; t++) {
+            if (run == 0) {
+                one[t] = malloc(got[t]->n * sizeof(float));
+                ck_assert_ptr_nonnull(one[t]);
+                memcpy(one[t], got[t]->p, got[t]->n * sizeof(float));
+            } else {
+                ck_assert_msg(memcmp(one[t], got[t]->p, got[t]->n * sizeof(float)) == 0,
+                              "%s: run %d differs from 1 thread (gradient %d)", kt->name, run, t);
+            }
+        }
+    }
+    spattn__bwd_set_band_floats(0);
+    for (int t = 0; t < 3; t++)
+        free(one[t]);
+    bp_free(&p);
+}
+END_TEST
+
 /* Several threads making the first backward calls of one plan at once (each builds the key
    tile lists; one publishes) and more after: every result bitwise the single-threaded one. */
 typedef struct bw_worker {
@@ -556,6 +615,7 @@ Suite *suite_backward(void)
     tcase_add_loop_test(tc, every_isa_matches_reference, 0, (int)tu_n_kernels());
     tcase_add_loop_test(tc, mask_kinds_and_threads, 0, 5);
     tcase_add_loop_test(tc, nan_stays_with_its_pairs, 0, (int)tu_n_kernels());
+    tcase_add_loop_test(tc, pair_batches_beside_column_tiles, 0, (int)tu_n_kernels());
     tcase_add_loop_test(tc, bands_of_kept_ds, 0, (int)tu_n_kernels());
     tcase_add_test(tc, concurrent_calls);
     suite_add_tcase(s, tc);

@@ -17,10 +17,19 @@ static size_t tpl_bwd_scratch_floats(size_t dim_qk, size_t dim_v)
     return 2 * BWD_GROUP * SPATTN_TK * 16 + 16 * dim_qk + 16 * spattn__bwd_round16(dim_qk);
 }
 
+/* How many entries ahead bwd_kv asks for the pack rows of a pair tile's pairs (a few each),
+   and how many tiles ahead bwd_q asks for their K rows: far enough that the scattered rows
+   arrive before their FMAs. */
+#ifndef BWD_PF_ENTRIES
+#define BWD_PF_ENTRIES 4
+#endif
+#ifndef BWD_PF_TILES
+#define BWD_PF_TILES 4
+#endif
+
 static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const float *packs,
-                       const uint32_t *list_qt, const uint32_t *list_tile, size_t n, size_t kt,
-                       float *dk, float *dv, float *ds, const size_t *ds_off, size_t tile0,
-                       float *scratch)
+                       const spattn_bwd_entries *en, size_t n, size_t kt, float *dk, float *dv,
+                       float *ds, size_t ds0, float *scratch)
 {
     const size_t pf = spattn__bwd_pack_floats(job->dim_qk, job->dim_v);
     const size_t ldq = spattn__bwd_round16(job->dim_qk), ldv = spattn__bwd_round16(job->dim_v);
@@ -28,39 +37,61 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
     /* FULL tiles waiting for bwd_acc_full: P and dS columns, pack rows of Q and dO */
     const float *gp[BWD_GROUP], *gds[BWD_GROUP], *gq[BWD_GROUP], *gdo[BWD_GROUP];
     size_t ng = 0, nkg = 0;
+    bwd_batch batch;
+    batch.n = 0;
+    /* Terms are added in the entries' order whatever the path: pairs wait in the batch only
+       while no other tile's terms come between. */
     for (size_t e = 0; e < n; e++) {
-        const size_t qt = list_qt[e];
-        const spattn_ktile *tile = &m->tiles[list_tile[e]];
+        const size_t qt = en->qt[e];
+        const int pairs = en->pair_off[e + 1] != en->pair_off[e];
         /* A key tile's entries are far apart in the mask and the packs: on sparse masks the
            walk would wait on each one's bits and row constants in turn. */
-        if (e + 2 < n)
-            vec_prefetch_l1(&m->tiles[list_tile[e + 2]]);
-        if (e + 1 < n) {
-            const spattn_ktile *t1 = &m->tiles[list_tile[e + 1]];
+        if (e + 2 < n && en->pair_off[e + 3] == en->pair_off[e + 2])
+            vec_prefetch_l1(&m->tiles[en->tile[e + 2]]);
+        if (e + BWD_PF_ENTRIES < n) {
+            const size_t f = e + BWD_PF_ENTRIES;
+            if (en->pair_off[f + 1] != en->pair_off[f])
+                bwd_pairs_prefetch_rows(job, en->pair_rc + en->pair_off[f],
+                                        en->pair_off[f + 1] - en->pair_off[f],
+                                        packs + en->qt[f] * pf);
+        }
+        if (e + 1 < n && en->pair_off[e + 2] == en->pair_off[e + 1]) {
+            const spattn_ktile *t1 = &m->tiles[en->tile[e + 1]];
             if (t1->part != SPATTN_FULL) {
                 vec_prefetch_l1(m->bits + (size_t)t1->part * SPATTN_TQ);
                 vec_prefetch_l1(m->bits + (size_t)t1->part * SPATTN_TQ + 8);
             }
-            vec_prefetch_l1(packs + list_qt[e + 1] * pf +
+            vec_prefetch_l1(packs + en->qt[e + 1] * pf +
                             spattn__bwd_pack_d(job->dim_qk, job->dim_v));
         }
         /* dS goes where bwd_q will read it back. */
-        float *dsk = ds != NULL ? ds + (ds_off[list_tile[e]] - ds_off[tile0]) : NULL;
+        float *dsk = ds != NULL ? ds + (en->ds_off[e] - ds0) : NULL;
+        if (pairs) {
+            if (ng > 0) { /* the waiting tiles' rows come first */
+                bwd_acc_full(nkg, ng, gds, gq, ldq, dk);
+                bwd_acc_full(nkg, ng, gp, gdo, ldv, dv);
+                ng = 0;
+            }
+            const float *pack = packs + qt * pf;
+            for (size_t x = en->pair_off[e]; x < en->pair_off[e + 1]; x++) {
+                const size_t rc = en->pair_rc[x], c = rc % SPATTN_TK;
+                if (batch.n == 16)
+                    bwd_batch_kv(job, &batch, dk, dv);
+                bwd_batch_add(job, pack, qt * SPATTN_TQ, rc / SPATTN_TK, kt * SPATTN_TK + c,
+                              (uint32_t)c, dsk != NULL ? dsk++ : NULL, &batch);
+            }
+            continue;
+        }
+        const spattn_ktile *tile = &m->tiles[en->tile[e]];
+        bwd_batch_kv(job, &batch, dk, dv);
         bwd_rows br;
         bwd_rows_init(job, m, qt, packs + qt * pf, &br);
-        uint64_t rb[16];
-        size_t pairs;
-        const int pair_path = spattn__bwd_tile_pairs(m, tile, qt, rb, &pairs);
         int full = 0;
-        const size_t nk = pair_path ? 0 : bwd_keys(m, tile, qt, cm, idx, &full);
+        const size_t nk = bwd_keys(m, tile, qt, cm, idx, &full);
         if (ng > 0 && !full) { /* the waiting tiles' rows come first */
             bwd_acc_full(nkg, ng, gds, gq, ldq, dk);
             bwd_acc_full(nkg, ng, gp, gdo, ldv, dv);
             ng = 0;
-        }
-        if (pair_path) {
-            bwd_pairs_kv(job, &br, kt, rb, dk, dv, dsk);
-            continue;
         }
         float *pc = scratch + ng * SPATTN_TK * 16;
         float *dsc = dsk != NULL ? dsk : scratch + (BWD_GROUP + ng) * SPATTN_TK * 16;
@@ -82,27 +113,50 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
             ng = 0;
         }
     }
+    bwd_batch_kv(job, &batch, dk, dv);
 }
 
 static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t qt,
                       const float *pack, float *dq, ptrdiff_t dq_ts, const float *ds,
-                      const size_t *ds_off, size_t tile0, float *scratch)
+                      const spattn_bwd_slots *sl, size_t tile0, float *scratch)
 {
     const size_t dqk = job->dim_qk, ldq = spattn__bwd_round16(dqk);
     float *pc = scratch, *dss = scratch + SPATTN_TK * 16, *dqt = scratch + 2 * SPATTN_TK * 16;
     float *dqr = dqt + 16 * dqk;
     memset(dqt, 0, 16 * (dqk + ldq) * sizeof(float));
     bwd_rows br;
-    bwd_rows_init(job, m, qt, pack, &br);
+    int have_rows = 0;
+    bwd_batch batch;
+    batch.n = 0;
     uint32_t cm[SPATTN_TK], idx[SPATTN_TK];
-    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
+    const size_t t1 = m->qt_ptr[qt + 1];
+    for (size_t t = m->qt_ptr[qt]; t < t1; t++) {
         const spattn_ktile *tile = &m->tiles[t];
-        const float *dsk = ds != NULL ? ds + (ds_off[t] - ds_off[tile0]) : NULL;
-        uint64_t rb[16];
-        size_t pairs;
-        if (spattn__bwd_tile_pairs(m, tile, qt, rb, &pairs)) {
-            bwd_pairs_q(job, &br, tile->kt, rb, dsk, dqr);
+        const float *dsk = ds != NULL ? ds + (sl->ds_off[t] - sl->ds_off[tile0]) : NULL;
+        if (spattn__bwd_is_pairs(sl, t)) {
+            /* dQ rows are sums over the pair tiles in order, apart from the column tiles' */
+            if (t + BWD_PF_TILES < t1 && spattn__bwd_is_pairs(sl, t + BWD_PF_TILES))
+                bwd_pairs_prefetch_k(job, sl->pair_rc + sl->pair_off[t + BWD_PF_TILES],
+                                     sl->pair_off[t + BWD_PF_TILES + 1] -
+                                         sl->pair_off[t + BWD_PF_TILES],
+                                     m->tiles[t + BWD_PF_TILES].kt);
+            for (size_t x = sl->pair_off[t]; x < sl->pair_off[t + 1]; x++) {
+                const size_t rc = sl->pair_rc[x], r = rc / SPATTN_TK;
+                const size_t j = tile->kt * SPATTN_TK + rc % SPATTN_TK;
+                if (dsk != NULL) {
+                    bwd_vaxpy(*dsk++, (const float *)job->k + (ptrdiff_t)j * job->k_ts, dqk,
+                              dqr + r * ldq);
+                    continue;
+                }
+                if (batch.n == 16)
+                    bwd_batch_q(job, &batch, dqr);
+                bwd_batch_add(job, pack, qt * SPATTN_TQ, r, j, (uint32_t)r, NULL, &batch);
+            }
             continue;
+        }
+        if (!have_rows) {
+            bwd_rows_init(job, m, qt, pack, &br);
+            have_rows = 1;
         }
         int full;
         const size_t nk = bwd_keys(m, tile, qt, cm, idx, &full);
@@ -110,12 +164,12 @@ static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t q
         if (dsc == NULL) {
             bwd_cols(job, &br, tile->kt, idx, nk, cm, full, pc, dss);
             dsc = dss;
-        } else if (t + 1 < m->qt_ptr[qt + 1]) {
+        } else if (t + 1 < t1) {
             /* The kept dS was written a band's work ago: fetch the next tile's while this
                one's FMAs run, rather than wait for it column by column. */
-            const size_t nf = ds_off[t + 2] - ds_off[t + 1];
+            const size_t nf = sl->ds_off[t + 2] - sl->ds_off[t + 1];
             for (size_t f = 0; f < nf; f += 16)
-                vec_prefetch_l1(dsk + (ds_off[t + 1] - ds_off[t]) + f);
+                vec_prefetch_l1(dsk + (sl->ds_off[t + 1] - sl->ds_off[t]) + f);
         }
         const float *kb = (const float *)job->k + (ptrdiff_t)tile->kt * SPATTN_TK * job->k_ts;
         size_t d0 = 0;
@@ -124,8 +178,10 @@ static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t q
         for (; d0 < dqk; d0++)
             bwd_dq_block(1, idx, nk, cm, full, dsc, kb, job->k_ts, d0, dqt);
     }
-    for (size_t r = 0; r < br.rows; r++) {
-        float *out = dq + (ptrdiff_t)(br.i0 + r) * dq_ts;
+    bwd_batch_q(job, &batch, dqr);
+    const size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
+    for (size_t r = 0; r < rows; r++) {
+        float *out = dq + (ptrdiff_t)(i0 + r) * dq_ts;
         for (size_t d = 0; d < dqk; d++)
             out[d] = (dqt[d * 16 + r] + dqr[r * ldq + d]) * job->scale;
     }

@@ -22,6 +22,7 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "kernels/bwd_slots.h"
 #include "plan/keyrows.h"
 #include "mask/mask_impl.h"
 #include "spattn.h"
@@ -115,22 +116,23 @@ typedef struct spattn_kernel_table {
        head's query tiles in order from `packs`. Both kernels visit only stored tiles and
        only their allowed pairs (never reading into a result a K or V row no allowed pair
        touches); dS carries softcap's derivative; the job's q, o, lse and sinks are unused.
-       bwd_kv: key tile kt against query tiles list_qt[0 .. n) (increasing) through their
-       stored tiles m->tiles[list_tile[e]]: adds P^T dO into dv and dS^T Q (not yet times
+       bwd_kv: key tile kt against query tiles en->qt[0 .. n) (increasing) through their
+       stored tiles m->tiles[en->tile[e]]: adds P^T dO into dv and dS^T Q (not yet times
        scale) into dk, whose row c (key kt*TK + c) has round16(dim) floats.
        bwd_q: every stored tile of query tile qt; writes its rows' dQ = scale dS K at
        dq + i * dq_ts (rows with no allowed key get 0). Scratch: bwd_scratch_floats.
-       ds (may be NULL): dS of stored tile t at ds + ds_off[t] - ds_off[tile0], as
-       kernels/bwd_slots.h lays it out, written by bwd_kv and read back by bwd_q instead of
-       recomputing S and dP. */
+       sl: the mask's tile slots and pair lists, en the same of the key tile's entries
+       (kernels/bwd_slots.h). ds (may be NULL): the kept dS of a band, which starts at the
+       tile whose slot offset is ds0 (bwd_kv) or at stored tile tile0 (bwd_q): dS of stored
+       tile t at ds + sl->ds_off[t] - ds0, as kernels/bwd_slots.h lays it out, written by
+       bwd_kv and read back by bwd_q instead of recomputing S and dP. */
     size_t (*bwd_scratch_floats)(size_t dim_qk, size_t dim_v);
     void (*bwd_kv)(const spattn_head_job *job, const spattn_mask *m, const float *packs,
-                   const uint32_t *list_qt, const uint32_t *list_tile, size_t n, size_t kt,
-                   float *dk, float *dv, float *ds, const size_t *ds_off, size_t tile0,
-                   float *scratch);
+                   const spattn_bwd_entries *en, size_t n, size_t kt, float *dk, float *dv,
+                   float *ds, size_t ds0, float *scratch);
     void (*bwd_q)(const spattn_head_job *job, const spattn_mask *m, size_t qt, const float *pack,
-                  float *dq, ptrdiff_t dq_ts, const float *ds, const size_t *ds_off, size_t tile0,
-                  float *scratch);
+                  float *dq, ptrdiff_t dq_ts, const float *ds, const spattn_bwd_slots *sl,
+                  size_t tile0, float *scratch);
 } spattn_kernel_table;
 
 #define SPATTN_KERNEL(isa, table, cpu_bits) extern const spattn_kernel_table table;

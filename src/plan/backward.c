@@ -177,8 +177,10 @@ static void kv_unit(const bwd_ctx *x, const bwd_band *bd, size_t u, float *scrat
         const spattn_head_job job = bwd_job(x, b, h);
         size_t tile0;
         float *ds = band_ds(x, bd, b, h, m, &tile0);
-        x->p->kt->bwd_kv(&job, m, pack_of(x, b, h, 0), kl->qt + e0, kl->tile + e0, e1 - e0, kt, dk,
-                         dv, ds, kl->ds_off, tile0, scratch);
+        const spattn_bwd_entries en = {kl->qt + e0, kl->tile + e0, kl->e_ds_off + e0,
+                                       kl->e_pair_off + e0, kl->e_pair_rc};
+        x->p->kt->bwd_kv(&job, m, pack_of(x, b, h, 0), &en, e1 - e0, kt, dk, dv, ds,
+                         kl->slots.ds_off[tile0], scratch);
     }
     if (bd->q1 == x->nqt)
         kv_out(x, u);
@@ -219,7 +221,7 @@ static void q_unit(const bwd_ctx *x, const bwd_band *bd, size_t u, float *scratc
     const spattn_head_job job = bwd_job(x, b, h);
     size_t tile0;
     const float *ds = band_ds(x, bd, b, h, m, &tile0);
-    x->p->kt->bwd_q(&job, m, qt, pack_of(x, b, h, qt), dq, dq_ts, ds, x->ix->by_mask[mi].ds_off,
+    x->p->kt->bwd_q(&job, m, qt, pack_of(x, b, h, qt), dq, dq_ts, ds, &x->ix->by_mask[mi].slots,
                     tile0, scratch);
 }
 
@@ -289,7 +291,7 @@ static size_t plan_bands(bwd_ctx *x)
             for (size_t u = 0; u < bh; u++) {
                 size_t mi;
                 const spattn_mask *m = mask_of(x, u / s->heads_q, u % s->heads_q, &mi);
-                const size_t *f = x->ix->by_mask[mi].ds_off;
+                const size_t *f = x->ix->by_mask[mi].slots.ds_off;
                 add += f[m->qt_ptr[q1 + 1]] - f[m->qt_ptr[q1]];
             }
             if (q1 > q && used + add > band_floats_cap)
@@ -299,7 +301,7 @@ static size_t plan_bands(bwd_ctx *x)
         for (size_t u = 0, o = 0; u < bh; u++) {
             size_t mi;
             const spattn_mask *m = mask_of(x, u / s->heads_q, u % s->heads_q, &mi);
-            const size_t *f = x->ix->by_mask[mi].ds_off;
+            const size_t *f = x->ix->by_mask[mi].slots.ds_off;
             off[u] = o;
             o += f[m->qt_ptr[q1]] - f[m->qt_ptr[q]];
         }

@@ -1,22 +1,27 @@
 /* The transposed tile lists of a plan's masks for the backward: for every key tile, the query
    tiles that store a tile in its column (increasing), with the index of that tile. Built once
    per plan, on its first backward call; dK and dV of a key tile are then computed by one
-   thread from this list alone. With them, the layout of the dS the backward keeps per tile. */
+   thread from this list alone. With them, the layout of the dS the backward keeps per tile
+   and the pair-path tiles' pairs. */
 #ifndef SPATTN_PLAN_TILES_BY_KEY_H
 #define SPATTN_PLAN_TILES_BY_KEY_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/bwd_slots.h"
 #include "mask/mask_impl.h"
 
 typedef struct spattn_keytiles {
     size_t nkt;
-    size_t *kt_ptr; /* nkt + 1: key tile kt's entries are [kt_ptr[kt], kt_ptr[kt + 1]) */
-    uint32_t *qt;   /* query tile of each entry */
-    uint32_t *tile; /* index into the mask's tiles of each entry */
-    size_t *ds_off; /* ntiles + 1: where each stored tile's kept dS starts, in floats
-                       (kernels/bwd_slots.h), tiles in the mask's order */
+    size_t *kt_ptr;         /* nkt + 1: key tile kt's entries are [kt_ptr[kt], kt_ptr[kt + 1]) */
+    uint32_t *qt;           /* query tile of each entry */
+    uint32_t *tile;         /* index into the mask's tiles of each entry */
+    spattn_bwd_slots slots; /* kept dS and pair lists of the tiles (kernels/bwd_slots.h) */
+    /* The same per entry, in the entries' order (spattn_bwd_entries): */
+    size_t *e_ds_off;    /* ntiles */
+    size_t *e_pair_off;  /* ntiles + 1 */
+    uint16_t *e_pair_rc; /* as many pairs as slots.pair_rc */
 } spattn_keytiles;
 
 typedef struct spattn_bwd_index {

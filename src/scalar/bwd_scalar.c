@@ -47,24 +47,22 @@ size_t spattn__bwd_scratch_scalar(size_t dim_qk, size_t dim_v)
 }
 
 void spattn__bwd_kv_scalar(const spattn_head_job *job, const spattn_mask *m, const float *packs,
-                           const uint32_t *list_qt, const uint32_t *list_tile, size_t n, size_t kt,
-                           float *dk, float *dv, float *ds_keep, const size_t *ds_off, size_t tile0,
-                           float *scratch)
+                           const spattn_bwd_entries *en, size_t n, size_t kt, float *dk, float *dv,
+                           float *ds_keep, size_t ds0, float *scratch)
 {
     /* Keeps no dS: bwd_q recomputes every pair. */
     (void)ds_keep;
-    (void)ds_off;
-    (void)tile0;
+    (void)ds0;
     (void)scratch;
     const size_t dq = job->dim_qk, dvv = job->dim_v;
     const size_t ldq = spattn__bwd_round16(dq), ldv = spattn__bwd_round16(dvv);
     const size_t pf = spattn__bwd_pack_floats(dq, dvv);
     for (size_t e = 0; e < n; e++) {
-        const size_t qt = list_qt[e];
+        const size_t qt = en->qt[e];
         const float *pack = packs + qt * pf;
         const float *qr = pack + spattn__bwd_pack_qr(dq, dvv);
         const float *dor = pack + spattn__bwd_pack_dor(dq, dvv);
-        const spattn_ktile *t = &m->tiles[list_tile[e]];
+        const spattn_ktile *t = &m->tiles[en->tile[e]];
         for (size_t r = 0; r < SPATTN_TQ; r++)
             for (uint64_t b = spattn__tile_row_bits(m, t, qt, r); b != 0; b &= b - 1) {
                 const size_t c = (size_t)__builtin_ctzll(b);
@@ -80,10 +78,10 @@ void spattn__bwd_kv_scalar(const spattn_head_job *job, const spattn_mask *m, con
 
 void spattn__bwd_q_scalar(const spattn_head_job *job, const spattn_mask *m, size_t qt,
                           const float *pack, float *dq, ptrdiff_t dq_ts, const float *ds_keep,
-                          const size_t *ds_off, size_t tile0, float *scratch)
+                          const spattn_bwd_slots *sl, size_t tile0, float *scratch)
 {
     (void)ds_keep;
-    (void)ds_off;
+    (void)sl;
     (void)tile0;
     const size_t dqk = job->dim_qk, rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
     memset(scratch, 0, 16 * dqk * sizeof(float));
