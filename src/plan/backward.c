@@ -97,7 +97,10 @@ static void pack_unit(const bwd_ctx *x, size_t u)
     const size_t dq = s->dim_qk, dv = s->dim_v, i0 = qt * SPATTN_TQ;
     const size_t rows = s->len_q - i0 < SPATTN_TQ ? s->len_q - i0 : SPATTN_TQ;
     float *pk = pack_of(x, b, h, qt);
-    memset(pk, 0, x->pf * sizeof(float));
+    /* The rows below write every float of a whole tile with dims that are whole vectors; the
+       padding of any other tile is zero. */
+    if (rows < SPATTN_TQ || dq != x->ldq || dv != x->ldv)
+        memset(pk, 0, x->pf * sizeof(float));
     float *qr = pk + spattn__bwd_pack_qr(dq, dv), *dor = pk + spattn__bwd_pack_dor(dq, dv);
     float *D = pk + spattn__bwd_pack_d(dq, dv), *l2 = pk + spattn__bwd_pack_l2(dq, dv);
     const float *lse = a->lse + (b * s->heads_q + h) * s->len_q + i0;
@@ -109,13 +112,15 @@ static void pack_unit(const bwd_ctx *x, size_t u)
             pk[d * 16 + r] = q[d];
             qr[r * x->ldq + d] = q[d];
         }
-        double sum = 0.0;
+        /* four sums in a fixed order: one chain of dim_v dependent double adds would cost
+           more than the rest of the pack */
+        double sum[4] = {0.0, 0.0, 0.0, 0.0};
         for (size_t d = 0; d < dv; d++) {
             pk[16 * dq + d * 16 + r] = d_o[d];
             dor[r * x->ldv + d] = d_o[d];
-            sum += (double)d_o[d] * (double)o[d];
+            sum[d % 4] += (double)d_o[d] * (double)o[d];
         }
-        D[r] = (float)sum;
+        D[r] = (float)((sum[0] + sum[1]) + (sum[2] + sum[3]));
         l2[r] = (float)((double)lse[r] * 1.4426950408889634);
     }
 }
