@@ -40,8 +40,6 @@ typedef struct cmask_t {
    4 of V, P and a mask: 14 of the 16 ymm registers. */
 #define PV_ROWS_BELOW 8
 #define PV_RB 2
-/* Stack for 16-bit K rows widened ahead of the column QK (kv_load.h): dims up to 336. */
-#define KV_STAGE_FLOATS 4096
 
 SPATTN_ALWAYS_INLINE col_t col_mk(__m256 lo, __m256 hi)
 {
