@@ -309,9 +309,15 @@ static const size_t dimset[] = {1, 3, 8, 16, 17, 32, 64, 65, 128};
 static const size_t pair_lens_q[] = {5, 16, 17, 33};
 static const size_t pair_lens_k[] = {64, 65, 77, 130};
 static const size_t pair_dims[] = {32, 64, 96, 128};
+/* Where the AVX-512 column QK widens 16-bit K a register block ahead: at least two query
+   tiles (so tile pairs too), odd key counts and dims, and a dim whose rows fit its stack for
+   tile pairs (4 keys a block) but not single tiles (8), which widen per broadcast. */
+static const size_t staged_lens_q[] = {32, 33, 48};
+static const size_t staged_lens_k[] = {65, 77, 130};
+static const size_t staged_dims[] = {17, 65, 264};
 #define PICK(r, a) (a)[tu_range(r, 0, sizeof(a) / sizeof((a)[0]) - 1)]
 
-/* pairs: shapes from the pair_* sets. */
+/* pairs: 1, shapes from the pair_* sets; 2, from the staged_* sets. */
 static void dcase_make(dcase *c, uint64_t seed, spattn_dtype qt, spattn_dtype kvt, int pairs)
 {
     memset(c, 0, sizeof *c);
@@ -320,11 +326,16 @@ static void dcase_make(dcase *c, uint64_t seed, spattn_dtype qt, spattn_dtype kv
     c->s =
         (spattn_shape){tu_range(&r, 1, 2), hkv * g,         hkv, PICK(&r, lens_q), PICK(&r, lens_k),
                        PICK(&r, dimset),   PICK(&r, dimset)};
-    if (pairs) {
+    if (pairs == 1) {
         c->s.len_q = PICK(&r, pair_lens_q);
         c->s.len_k = PICK(&r, pair_lens_k);
         c->s.dim_qk = PICK(&r, pair_dims);
         c->s.dim_v = PICK(&r, pair_dims);
+    } else if (pairs == 2) {
+        c->s.len_q = PICK(&r, staged_lens_q);
+        c->s.len_k = PICK(&r, staged_lens_k);
+        c->s.dim_qk = PICK(&r, staged_dims);
+        c->s.dim_v = PICK(&r, staged_dims);
     }
     const spattn_shape *s = &c->s;
     c->tq = tens_make(s->batch, s->heads_q, s->len_q, s->dim_qk, tu_range(&r, 0, 3),
@@ -603,6 +614,22 @@ START_TEST(bf16_pair_shapes_every_isa)
 }
 END_TEST
 
+/* 16-bit K/V in the shapes where AVX-512 widens K ahead of its FMAs (staged_* sets; FULL
+   tiles, pairs of them, and random masks with poisoned keys), on every ISA: still the F32
+   computation's bits, and the same for 1 and 2 threads. */
+START_TEST(kv16_staged_shapes_every_isa)
+{
+    static const int triples[4][3] = {{SPATTN_DTYPE_F16, SPATTN_DTYPE_F16, SPATTN_DTYPE_F16},
+                                      {SPATTN_DTYPE_F32, SPATTN_DTYPE_F16, SPATTN_DTYPE_F32},
+                                      {SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16, SPATTN_DTYPE_F32},
+                                      {SPATTN_DTYPE_F32, SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16}};
+    const int n = tu_cases(3);
+    for (int i = 0; i < n; i++)
+        check_case(9 * triples[_i][0] + 3 * triples[_i][1] + triples[_i][2],
+                   0x57a60000ull + (uint64_t)_i * 1000u + (uint64_t)i, 2);
+}
+END_TEST
+
 /* spattn_probs reads Q and K of any type: the same as on their F32 copies. */
 START_TEST(probs_any_type)
 {
@@ -681,6 +708,7 @@ Suite *suite_dtypes(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, every_triple_every_isa, 0, 27);
     tcase_add_loop_test(tc, bf16_pair_shapes_every_isa, 0, 3);
+    tcase_add_loop_test(tc, kv16_staged_shapes_every_isa, 0, 4);
     tcase_add_loop_test(tc, probs_any_type, 0, 9);
     tcase_add_test(tc, print_report);
     suite_add_tcase(s, tc);

@@ -15,6 +15,16 @@
 #define KV_BF16 ((int)SPATTN_DTYPE_BF16)
 #define KV_F16 ((int)SPATTN_DTYPE_F16)
 
+/* Floats of stack the column QK (qk_cols.h) may widen 16-bit K rows into, two register
+   blocks of keys at a time, so that its FMAs take their broadcasts from memory as with
+   float32 (a 16-bit broadcast is a load, a shuffle and a conversion per FMA, or per two
+   with paired query tiles). 0 (an ISA that does not define it), or dims too large for it:
+   widen each element as it is broadcast. AVX2 does not: its broadcast already feeds two
+   FMAs (the two halves of a column), and widening ahead measured no faster there. */
+#ifndef KV_STAGE_FLOATS
+#define KV_STAGE_FLOATS 0
+#endif
+
 /* Bytes of one element. */
 SPATTN_ALWAYS_INLINE ptrdiff_t kv_size(const int kvt)
 {
@@ -69,6 +79,17 @@ SPATTN_ALWAYS_INLINE vec_t kv_loadu_m(const int kvt, const char *p, size_t i, vm
     if (kvt == KV_F16)
         return vec_loadu_f16_m((const uint16_t *)(const void *)p + i, m);
     return vec_loadu_m((const float *)(const void *)p + i, m);
+}
+
+/* The dim elements of row p widened into dst, VL at a time: dst must have room for dim
+   rounded up to VL floats (lanes past dim come out 0; the row is not read there). */
+SPATTN_ALWAYS_INLINE void kv_widen_row(const int kvt, float *dst, const char *p, size_t dim)
+{
+    size_t d = 0;
+    for (; d + VL <= dim; d += VL)
+        vec_storeu(dst + d, kv_loadu(kvt, p, d));
+    if (d < dim)
+        vec_storeu(dst + d, kv_loadu_m(kvt, p, d, vmask_first(dim - d)));
 }
 
 /* Row j of a K or V head whose rows are ts elements apart. */

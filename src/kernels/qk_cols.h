@@ -64,23 +64,41 @@ static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, floa
    the max) instead of needing a second code path. Lanes outside cm[] (if given) become
    -inf, after the ALiBi term al[t] (if al is given) is added; mt[t] gets the lane-wise max
    of tile t's scores, taken as they leave the registers. K is of type kvt (kv_load.h), kb a
-   byte pointer. */
-SPATTN_ALWAYS_INLINE void qk_cols_nq(const int kvt, const int nq, const int nb, const int lo,
-                                     const float *const *qt, size_t dq, const char *kb,
-                                     ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk,
-                                     const uint32_t *cm, float *const *st, const tile_prefetch *pf,
-                                     const qk_alibi *al, col_t *mt)
+   byte pointer. `staged` (16-bit K): each block's K rows are widened into float rows of sk
+   (two halves of nb rows, ld floats apart) while the block before computes, and the FMAs
+   take their broadcasts from there as with float32: one conversion per element and visit
+   instead of a 16-bit broadcast and a conversion per FMA, off the critical path. The products
+   and their order are the same, so the scores are bitwise those of widening per broadcast. */
+SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb, const int lo,
+                                       const int staged, const float *const *qt, size_t dq,
+                                       const char *kb, ptrdiff_t k_ts, size_t j0,
+                                       const uint32_t *idx, size_t nk, float *sk, size_t ld,
+                                       const uint32_t *cm, float *const *st,
+                                       const tile_prefetch *pf, const qk_alibi *al, col_t *mt)
 {
+    const int ct = staged ? KV_F32 : kvt; /* the type the FMAs read */
     const col_t ninf = col_set1(K_NINF);
     for (int t = 0; t < nq; t++)
         mt[t] = ninf;
+    if (staged)
+        for (size_t b = 0; b < (size_t)nb && b < nk; b++)
+            kv_widen_row(kvt, sk + b * ld, kv_row(kvt, kb, (ptrdiff_t)(j0 + idx[b]), k_ts), dq);
     for (size_t jj = 0; jj < nk; jj += (size_t)nb) {
         if (pf != NULL)
             prefetch_keys(pf, jj, (size_t)nb);
         const char *kp[QK_NB];
+        float *cur = NULL;
+        if (staged) {
+            cur = sk + ((jj / (size_t)nb) & 1) * (size_t)nb * ld;
+            float *next = sk + (((jj / (size_t)nb) & 1) ^ 1) * (size_t)nb * ld;
+            for (size_t b = 0; b < (size_t)nb && jj + (size_t)nb + b < nk; b++)
+                kv_widen_row(kvt, next + b * ld,
+                             kv_row(kvt, kb, (ptrdiff_t)(j0 + idx[jj + (size_t)nb + b]), k_ts), dq);
+        }
         for (int b = 0; b < nb; b++) {
             size_t jb = jj + (size_t)b < nk ? jj + (size_t)b : nk - 1;
-            kp[b] = kv_row(kvt, kb, (ptrdiff_t)(j0 + idx[jb]), k_ts);
+            kp[b] = staged ? (const char *)(cur + (jb - jj) * ld)
+                           : kv_row(kvt, kb, (ptrdiff_t)(j0 + idx[jb]), k_ts);
         }
         col_t acc[2][QK_DS][QK_NB];
         for (int t = 0; t < nq; t++)
@@ -99,13 +117,13 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int kvt, const int nq, const int nb, 
                         col_t q = col_load(qt[0] + qo + (size_t)(u + s) * 16);
                         for (int b = 0; b < nb; b++)
                             acc[0][s][b] =
-                                lo ? kv_fma_bc_lo(kvt, q, kp[b], (size_t)(u + s), acc[0][s][b])
-                                   : kv_fma_bc(kvt, q, kp[b], (size_t)(u + s), acc[0][s][b]);
+                                lo ? kv_fma_bc_lo(ct, q, kp[b], (size_t)(u + s), acc[0][s][b])
+                                   : kv_fma_bc(ct, q, kp[b], (size_t)(u + s), acc[0][s][b]);
                     } else {
                         col_t q0 = col_load(qt[0] + qo + (size_t)(u + s) * 16);
                         col_t q1 = col_load(qt[1] + qo + (size_t)(u + s) * 16);
                         for (int b = 0; b < nb; b++) {
-                            col_t kv = kv_bcast(kvt, kp[b], (size_t)(u + s));
+                            col_t kv = kv_bcast(ct, kp[b], (size_t)(u + s));
                             acc[0][s][b] = col_fma(q0, kv, acc[0][s][b]);
                             acc[1][s][b] = col_fma(q1, kv, acc[1][s][b]);
                         }
@@ -113,7 +131,7 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int kvt, const int nq, const int nb, 
                 }
             }
             for (int b = 0; b < nb; b++) {
-                kp[b] += QK_DU * kv_size(kvt);
+                kp[b] += QK_DU * kv_size(ct);
                 OPAQUE_PTR(kp[b]);
             }
         }
@@ -121,10 +139,10 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int kvt, const int nq, const int nb, 
             for (int t = 0; t < nq; t++) {
                 col_t q = col_load(qt[t] + qo);
                 for (int b = 0; b < nb; b++)
-                    acc[t][0][b] = kv_fma_bc(kvt, q, kp[b], 0, acc[t][0][b]);
+                    acc[t][0][b] = kv_fma_bc(ct, q, kp[b], 0, acc[t][0][b]);
             }
             for (int b = 0; b < nb; b++)
-                kp[b] += kv_size(kvt);
+                kp[b] += kv_size(ct);
         }
         for (int t = 0; t < nq; t++)
             for (int b = 0; b < nb; b++) {
@@ -140,6 +158,24 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int kvt, const int nq, const int nb, 
                 mt[t] = col_max(mt[t], a);
             }
     }
+}
+
+/* qk_cols_keys, staged where the ISA offers a stage (KV_STAGE_FLOATS) and K is 16-bit. */
+SPATTN_ALWAYS_INLINE void qk_cols_nq(const int kvt, const int nq, const int nb, const int lo,
+                                     const float *const *qt, size_t dq, const char *kb,
+                                     ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk,
+                                     const uint32_t *cm, float *const *st, const tile_prefetch *pf,
+                                     const qk_alibi *al, col_t *mt)
+{
+#if KV_STAGE_FLOATS
+    const size_t ld = round16(dq);
+    if (kvt != KV_F32 && 2 * (size_t)nb * ld <= KV_STAGE_FLOATS) {
+        float sk[KV_STAGE_FLOATS] __attribute__((aligned(64)));
+        qk_cols_keys(kvt, nq, nb, lo, 1, qt, dq, kb, k_ts, j0, idx, nk, sk, ld, cm, st, pf, al, mt);
+        return;
+    }
+#endif
+    qk_cols_keys(kvt, nq, nb, lo, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, 0, cm, st, pf, al, mt);
 }
 
 /* One query tile. `lo` (AVX2, tiles of at most 8 rows): the high half of each column is

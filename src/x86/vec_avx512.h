@@ -35,6 +35,8 @@ typedef __mmask16 cmask_t;
 #define PV_RB 6
 #define PV_ROWS_BELOW 16
 #define COL_HALVES 0 /* one zmm is one column: nothing to skip */
+/* Stack for 16-bit K rows widened ahead of the column QK (kv_load.h): dims up to 256. */
+#define KV_STAGE_FLOATS 4096
 
 SPATTN_ALWAYS_INLINE col_t col_zero(void)
 {
