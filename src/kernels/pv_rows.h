@@ -8,6 +8,7 @@
 
 #include "kernels/common.h"
 #include "kernels/kv_load.h"
+#include "kernels/kv_prefetch.h"
 #include "kernels/o_store.h"
 #ifdef VEC_BF16_DOT
 #include "kernels/pv_pairs.h"
@@ -22,7 +23,7 @@
 SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, size_t r0,
                                       const int nr, const int nv, vmask_t last, const int masked,
                                       const char *const *vp, const vmask_t *km, size_t nk,
-                                      const float *st, const float *al)
+                                      const float *st, const float *al, pf_pace *pp)
 {
     vec_t acc[PV_RB][4];
     for (int r = 0; r < nr; r++) {
@@ -32,6 +33,8 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, si
     }
     const float *sp = st + r0;
     for (size_t jj = 0; jj < nk; jj++, sp += 16) {
+        if (pp != NULL)
+            pf_pace_step(pp, 1);
         const char *v = vp[jj];
         vec_t vv[4];
         for (int x = 0; x < nv; x++)
@@ -62,36 +65,36 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, si
 SPATTN_ALWAYS_INLINE void pv_rows_block(const int kvt, float *oe, size_t dvp, size_t r0,
                                         const int nr, int nv, vmask_t last, int masked,
                                         const char *const *vpe, const vmask_t *cm, size_t nk,
-                                        const float *st, const float *al)
+                                        const float *st, const float *al, pf_pace *pp)
 {
     if (masked) {
         switch (nv) {
         case 4:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 4, last, 1, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 4, last, 1, vpe, cm, nk, st, al, pp);
             break;
         case 3:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 3, last, 1, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 3, last, 1, vpe, cm, nk, st, al, pp);
             break;
         case 2:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 2, last, 1, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 2, last, 1, vpe, cm, nk, st, al, pp);
             break;
         default:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 1, last, 1, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 1, last, 1, vpe, cm, nk, st, al, pp);
             break;
         }
     } else {
         switch (nv) {
         case 4:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 4, last, 0, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 4, last, 0, vpe, cm, nk, st, al, pp);
             break;
         case 3:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 3, last, 0, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 3, last, 0, vpe, cm, nk, st, al, pp);
             break;
         case 2:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 2, last, 0, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 2, last, 0, vpe, cm, nk, st, al, pp);
             break;
         default:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 1, last, 0, vpe, cm, nk, st, al);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 1, last, 0, vpe, cm, nk, st, al, pp);
             break;
         }
     }
@@ -99,9 +102,16 @@ SPATTN_ALWAYS_INLINE void pv_rows_block(const int kvt, float *oe, size_t dvp, si
 
 SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, float *orow, size_t dv, size_t rows,
                                          const char *const *vp, const uint32_t *cm, size_t nk,
-                                         const float *st, const float *al, int masked)
+                                         const float *st, const float *al, int masked,
+                                         const tile_prefetch *pf)
 {
     const size_t dvp = round16(dv);
+    /* The next tile's keys past pf->split, spread over the first row block of each pass. */
+    pf_pace pace, *pp = NULL;
+    if (pf != NULL) {
+        pf_pace_begin(&pace, pf, pf->split, pf->n, nk * ((dv + 4 * VL - 1) / (4 * VL)));
+        pp = &pace;
+    }
     const char *vpe[SPATTN_TK];
     /* PARTIAL tiles: km[j*16 + r] is all lanes when row r allows key j, else none, built once
        per tile so that the FMAs take their masks from memory (a mask made from the bits in
@@ -133,27 +143,47 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, float *orow, size_t dv, 
             const int nr =
                 16 - r0 < PV_RB || (sb != 0 && (rl <= sb || (rl > PV_RB && rl <= 2 * sb))) ? (int)sb
                                                                                            : PV_RB;
+            pf_pace *const pb = r0 == 0 ? pp : NULL;
             if (nr == PV_RB)
-                pv_rows_block(kvt, oe, dvp, r0, PV_RB, nv, last, masked, vq, km, nk, st, al);
+                pv_rows_block(kvt, oe, dvp, r0, PV_RB, nv, last, masked, vq, km, nk, st, al, pb);
             else
-                pv_rows_block(kvt, oe, dvp, r0, 16 % PV_RB, nv, last, masked, vq, km, nk, st, al);
+                pv_rows_block(kvt, oe, dvp, r0, 16 % PV_RB, nv, last, masked, vq, km, nk, st, al,
+                              pb);
             r0 += (size_t)nr;
         }
     }
+    if (pp != NULL)
+        pf_pace_end(pp);
 }
 
-/* V of type kvt (the job's kv_dtype), vp[] pointers to the tile's V rows. */
+/* Whether pv_rows_tile asks for the next tile's keys past pf->split. Not on the P V of
+   vdpbf16ps pairs: there asking for them at its start measured 30 % slower than asking
+   during QK (docs/kernels.md). */
+static int pv_rows_asks(int kvt, size_t dv)
+{
+#ifdef VEC_BF16_DOT
+    if (pv_pairs(kvt, dv))
+        return 0;
+#endif
+    (void)kvt;
+    (void)dv;
+    return 1;
+}
+
+/* V of type kvt (the job's kv_dtype), vp[] pointers to the tile's V rows; pf: the next
+   tile's keys to ask for (from pf->split), or NULL. */
 static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const char *const *vp,
                          const uint32_t *cm, size_t nk, const float *st, const float *al,
-                         int masked)
+                         int masked, const tile_prefetch *pf)
 {
 #ifdef VEC_BF16_DOT
     if (pv_pairs(kvt, dv)) {
+        (void)pf; /* pv_rows_asks: none */
         pv_pairs_tile(orow, dv, rows, vp, cm, nk, st, al, masked);
         return;
     }
 #endif
-    KV_DISPATCH(kvt, pv_rows_tile_t(KVT, orow, dv, rows, vp, cm, nk, st, al, masked));
+    KV_DISPATCH(kvt, pv_rows_tile_t(KVT, orow, dv, rows, vp, cm, nk, st, al, masked, pf));
 }
 
 /* Writes rows i0 .. i0+rows from row-major O, m and l (lane r = row r). */

@@ -56,9 +56,12 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int kvt, const int ng, const int nk
 {
     const col_t ninf = col_set1(K_NINF);
     col_t mt = ninf;
+    pf_pace pp = {0};
+    if (pf != NULL)
+        pf_pace_begin(&pp, pf, 0, pf->split, nk);
     for (size_t jj = 0; jj < nk; jj += (size_t)nkeys) {
         if (pf != NULL)
-            prefetch_keys(pf, jj, (size_t)nkeys);
+            pf_pace_step(&pp, (size_t)nkeys);
         const char *kp[QR_KEYS];
         for (int b = 0; b < nkeys; b++) {
             const size_t jb = jj + (size_t)b < nk ? jj + (size_t)b : nk - 1;
@@ -100,6 +103,8 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int kvt, const int ng, const int nk
             mt = col_max(mt, a);
         }
     }
+    if (pf != NULL)
+        pf_pace_end(&pp);
     return mt;
 }
 

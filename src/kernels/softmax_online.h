@@ -26,6 +26,7 @@ typedef struct tile_state {
     size_t i0, rows;
     enum { QK_COLUMNS, QK_ROW_DOTS } qk; /* qk_cols (Q packed transposed) or qk_rowdot */
     enum { O_ROWS, O_COLUMNS } o;        /* pv_rows_tile or pv_cols_tile (PV_ROWS 0) */
+    const tile_prefetch *pv_pf;          /* what pv_rows_tile asks for of the next tile */
     /* COL_HALVES: the rows fit the low half of a col_t, whose high half QK and exp2 skip. */
     int low_half;
     col_t mrun, lrun;
@@ -108,6 +109,7 @@ static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_
     ts->st = ts->ot + 16 * round16(dv);
     ts->ml = ts->st + 16 * (SPATTN_TK + QK_NB);
     ts->qk = ts->rows <= QR_MAX ? QK_ROW_DOTS : QK_COLUMNS;
+    ts->pv_pf = NULL;
     if (ts->qk == QK_ROW_DOTS)
         pack_q_rows(job, ts->i0, ts->rows, ts->qtp);
 #if COL_GATHER
@@ -212,7 +214,7 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
     if (ts->o == O_ROWS) {
         col_store(ts->ml + 32, alpha);
         pv_rows_tile(job->kv_dtype, ts->ot, job->dim_v, ts->rows, vp, cm, nk, st, ts->ml + 32,
-                     partial);
+                     partial, ts->pv_pf);
         return;
     }
 #if !PV_ROWS

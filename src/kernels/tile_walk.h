@@ -80,8 +80,14 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
             pf.n = spattn__kt_cols(m, next->kt);
             pf.k_bytes = job->dim_qk * es;
             pf.v_bytes = job->dim_v * es;
+            /* P V asks for the second half where it is pv_rows_tile's. */
+            pf.split =
+                ts.qk == QK_ROW_DOTS && ts.o == O_ROWS && pv_rows_asks(job->kv_dtype, job->dim_v)
+                    ? pf.n / 2
+                    : pf.n;
             pfp = &pf;
         }
+        ts.pv_pf = pfp != NULL && pf.split < pf.n ? pfp : NULL;
         const uint32_t *cmq = partial && !scores_pass(job) ? cm : NULL;
         qk_alibi al;
         const qk_alibi *alp = tile_alibi(&ts, job, j0, &al);
