@@ -131,6 +131,14 @@ static void add(const bench_case *proto)
         free(c);
         return;
     }
+    /* The NEON BF16 tier likewise runs every job but bf16 Q and K on the NEON kernels. */
+    if (c->kind == BK_PLAN && c->isa == SPATTN_ISA_NEON_BF16)
+        c->isa = SPATTN_ISA_NEON;
+    if (c->isa == SPATTN_ISA_NEON_BF16 && c->dtype != BD_BF16 &&
+        (c->kind == BK_ATTN || c->kind == BK_PATH || c->kind == BK_BWD)) {
+        free(c);
+        return;
+    }
     if (c->kind != BK_MEMBW && c->kind != BK_PEAK && c->kind != BK_MERGE && !bench_masks_fit(c)) {
         free(c);
         return;

@@ -82,7 +82,9 @@ typedef enum spattn_isa {
     SPATTN_ISA_AVX512,   /* AVX-512 F/BW/DQ/VL */
     SPATTN_ISA_NEON,     /* AArch64 Advanced SIMD */
     /* AVX-512 with AVX512-BF16 dot products (vdpbf16ps) */
-    SPATTN_ISA_AVX512BF16
+    SPATTN_ISA_AVX512BF16,
+    /* AArch64 Advanced SIMD with FEAT_BF16 dot products (BFDOT); SPATTN_ISA=neonbf16 */
+    SPATTN_ISA_NEON_BF16
 } spattn_isa;
 
 /* Nonzero when `isa` has kernels compiled into this build AND this CPU and OS can run them.

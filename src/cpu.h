@@ -15,7 +15,7 @@
 #define SPATTN_CPU_AVX512_FP16 (1u << 9)
 #define SPATTN_CPU_AMX (1u << 10)
 #define SPATTN_CPU_ARM_FP16 (1u << 11)
-#define SPATTN_CPU_ARM_BF16 (1u << 12)
+#define SPATTN_CPU_ARM_BF16 (1u << 12) /* FEAT_BF16 (BFDOT); also gates neonbf16 */
 #define SPATTN_CPU_ARM_SVE (1u << 13)
 #define SPATTN_CPU_ARM_DOTPROD (1u << 14)
 

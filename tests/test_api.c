@@ -38,6 +38,7 @@ START_TEST(isa_queries)
     ck_assert_str_eq(spattn_isa_name(SPATTN_ISA_AVX512), "avx512");
     ck_assert_str_eq(spattn_isa_name(SPATTN_ISA_NEON), "neon");
     ck_assert_str_eq(spattn_isa_name(SPATTN_ISA_AVX512BF16), "avx512bf16");
+    ck_assert_str_eq(spattn_isa_name(SPATTN_ISA_NEON_BF16), "neonbf16");
     ck_assert_str_eq(spattn_isa_name((spattn_isa)42), "unknown");
     ck_assert(spattn_isa_available(SPATTN_ISA_SCALAR));
     ck_assert_ptr_null(spattn_isa_unavailable_reason(SPATTN_ISA_SCALAR));
@@ -50,6 +51,7 @@ START_TEST(isa_queries)
     }
 #if defined(__x86_64__) || defined(__i386__)
     ck_assert(!spattn_isa_available(SPATTN_ISA_NEON));
+    ck_assert(!spattn_isa_available(SPATTN_ISA_NEON_BF16));
 #elif defined(__aarch64__)
     ck_assert(!spattn_isa_available(SPATTN_ISA_AVX2));
     ck_assert(!spattn_isa_available(SPATTN_ISA_AVX512));
@@ -58,6 +60,8 @@ START_TEST(isa_queries)
     /* The BF16 tier extends AVX-512: it never runs where AVX-512 does not. */
     if (spattn_isa_available(SPATTN_ISA_AVX512BF16))
         ck_assert(spattn_isa_available(SPATTN_ISA_AVX512));
+    if (spattn_isa_available(SPATTN_ISA_NEON_BF16))
+        ck_assert(spattn_isa_available(SPATTN_ISA_NEON));
 }
 END_TEST
 
@@ -133,6 +137,8 @@ START_TEST(cpu_features)
     }
     if (spattn_isa_available(SPATTN_ISA_AVX512BF16))
         ck_assert_msg(has_word(f, "avx512bf16"), "features: %s", f);
+    if (spattn_isa_available(SPATTN_ISA_NEON_BF16))
+        ck_assert_msg(has_word(f, "bf16"), "features: %s", f);
     if (spattn_isa_available(SPATTN_ISA_NEON))
         ck_assert_msg(has_word(f, "neon"), "features: %s", f);
     else

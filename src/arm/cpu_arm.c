@@ -1,7 +1,8 @@
 /* AArch64 feature detection from the hwcaps the Linux kernel passes in the auxiliary vector.
    Advanced SIMD is part of every AArch64 implementation Linux supports, but its bit is still
-   read: a kernel (or an emulator) that does not announce it keeps us on the scalar tier. The
-   other bits are only reported (spattn-info); no kernel depends on them yet. */
+   read: a kernel (or an emulator) that does not announce it keeps us on the scalar tier.
+   HWCAP2_BF16 gates the neonbf16 tier (BFDOT); the other bits are only reported
+   (spattn-info). */
 #define _POSIX_C_SOURCE 200809L /* pthread_once */
 #include "cpu.h"
 
@@ -70,11 +71,14 @@ const spattn_cpu_info *spattn__cpu(void)
 
 const char *spattn__cpu_lacks(uint32_t bits)
 {
-    if ((spattn__cpu()->bits & bits) == bits)
+    const uint32_t missing = bits & ~spattn__cpu()->bits;
+    if (missing == 0)
         return NULL;
-    return (bits & SPATTN_CPU_NEON) && !(spattn__cpu()->bits & SPATTN_CPU_NEON)
-               ? "CPU lacks Advanced SIMD"
-               : "CPU lacks a feature these kernels need";
+    if (missing & SPATTN_CPU_NEON)
+        return "CPU lacks Advanced SIMD";
+    if (missing & SPATTN_CPU_ARM_BF16)
+        return "CPU lacks BF16 (bfdot)";
+    return "CPU lacks a feature these kernels need";
 }
 
 #endif

@@ -54,6 +54,8 @@ const char *spattn_isa_name(spattn_isa isa)
     return r ? r->name : "unknown";
 }
 
+static const char *reason_of(spattn_isa isa);
+
 static struct {
     const spattn_kernel_table *by_isa[N_ISAS]; /* NULL where not runnable */
     spattn_isa auto_isa;                       /* SPATTN_ISA_AUTO when SPATTN_ISA is bad */
@@ -88,6 +90,12 @@ static void fill(void)
         } else {
             state.auto_isa = SPATTN_ISA_AUTO;
             strcpy(state.env_reason, "SPATTN_ISA names an ISA that is not available here");
+            const char *why = reason_of((spattn_isa)isa);
+            if (why != NULL) {
+                strcat(state.env_reason, ": ");
+                strncat(state.env_reason, why,
+                        sizeof state.env_reason - strlen(state.env_reason) - 1);
+            }
         }
         return;
     }
@@ -142,6 +150,12 @@ const char *spattn_isa_unavailable_reason(spattn_isa isa)
         return state.auto_isa == SPATTN_ISA_AUTO ? state.env_reason : NULL;
     if (state.by_isa[isa] != NULL)
         return NULL;
+    return reason_of(isa);
+}
+
+/* Why an ISA of the enum (not AUTO) that this CPU cannot run is unavailable. */
+static const char *reason_of(spattn_isa isa)
+{
     if (!compiled_in(isa))
         return row_of(isa)->family == SPATTN_FAMILY_HERE
                    ? "not compiled in: the compiler could not build these kernels"

@@ -1,5 +1,5 @@
 /*
- * P V from bf16 pairs of keys, for tiers with a bf16 pair dot product (VEC_BF16_DOT). Where V
+ * P V from bf16 pairs of keys, for tiers that define VEC_BF16_PV (AVX512-BF16). Where V
  * is bf16 and dim_v a multiple of 32, a FULL key tile's probabilities are rounded to bf16 and
  * paired by key, (P[r][j], P[r][j+1]), and V rows j and j+1 zipped into pairs along dim, so
  *   O[r][e] += P[r][j] V[j][e] + P[r][j+1] V[j+1][e]      (one dot instruction per 2 FMAs)

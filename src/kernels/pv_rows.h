@@ -10,7 +10,7 @@
 #include "kernels/kv_load.h"
 #include "kernels/kv_prefetch.h"
 #include "kernels/o_store.h"
-#ifdef VEC_BF16_DOT
+#ifdef VEC_BF16_PV
 #include "kernels/pv_pairs.h"
 #endif
 
@@ -176,7 +176,7 @@ static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const cha
                          const uint32_t *cm, size_t nk, const float *st, const float *al,
                          int masked, const tile_prefetch *pf)
 {
-#ifdef VEC_BF16_DOT
+#ifdef VEC_BF16_PV
     if (pv_pairs(kvt, dv)) {
         (void)pf; /* pv_rows_asks: none */
         pv_pairs_tile(orow, dv, rows, vp, cm, nk, st, al, masked);
@@ -190,7 +190,7 @@ static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const cha
 static void finish_rows(const spattn_head_job *job, size_t i0, size_t rows, const float *orow,
                         const float *mrow, const float *lrow)
 {
-#ifdef VEC_BF16_DOT
+#ifdef VEC_BF16_PV
     if (pv_pairs(job->kv_dtype, job->dim_v)) {
         finish_rows_pairs(job, i0, rows, orow, mrow, lrow);
         return;

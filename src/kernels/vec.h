@@ -164,13 +164,16 @@ SPATTN_VEC_REQUIRES(col_t, col_gather_rows, (const float *, col_idx_t, size_t))
 #ifdef VEC_BF16_DOT
 /* Tiers with bf16 pair dot products (VEC_BF16_DOT): col_bcast_pair(p: the two bf16 values at p
    as a pair in every lane), col_dot_pair(qp, kp, acc: acc + the lane-wise dot of two bf16
-   pairs, products exact, sums rounded), col_dot_pair_bc(qp, p, acc), col_pairs_bf16(a, b:
-   lane r = (a[r], b[r]) rounded to bf16), vec_zip_bf16(a, b, lo, hi: the pairs (a[e], b[e])
-   of 32 dims in the ISA's zipped order), vec_zip_widen_bf16(a, lo, hi: a[e] widened, same
-   order), vec_unzip(lo, hi, d0, d1: zipped order back to dims 0-15 and 16-31). */
+   pairs, products exact, sums rounded), col_dot_pair_bc(qp, p, acc). Those that also take P.V
+   in pairs of keys (VEC_BF16_PV, row-major P.V with VL 16): col_pairs_bf16(a, b: lane r =
+   (a[r], b[r]) rounded to bf16), vec_zip_bf16(a, b, lo, hi: the pairs (a[e], b[e]) of 32 dims
+   in the ISA's zipped order), vec_zip_widen_bf16(a, lo, hi: a[e] widened, same order),
+   vec_unzip(lo, hi, d0, d1: zipped order back to dims 0-15 and 16-31). */
 SPATTN_VEC_REQUIRES(col_t, col_bcast_pair, (const uint16_t *))
 SPATTN_VEC_REQUIRES(col_t, col_dot_pair, (col_t, col_t, col_t))
 SPATTN_VEC_REQUIRES(col_t, col_dot_pair_bc, (col_t, const uint16_t *, col_t))
+#endif
+#ifdef VEC_BF16_PV
 SPATTN_VEC_REQUIRES(col_t, col_pairs_bf16, (col_t, col_t))
 SPATTN_VEC_REQUIRES(void, vec_zip_bf16, (const uint16_t *, const uint16_t *, vec_t *, vec_t *))
 SPATTN_VEC_REQUIRES(void, vec_zip_widen_bf16, (const uint16_t *, vec_t *, vec_t *))

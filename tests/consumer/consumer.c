@@ -69,7 +69,7 @@ int main(void)
     a.o_layout = spattn_layout_bhtd(HQ, L, D);
     const spattn_mask *masks[1] = {m};
     int failures = 0, tried = 0;
-    for (int isa = SPATTN_ISA_SCALAR; isa <= SPATTN_ISA_AVX512BF16; isa++) {
+    for (int isa = SPATTN_ISA_SCALAR; isa <= SPATTN_ISA_NEON_BF16; isa++) {
         if (!spattn_isa_available((spattn_isa)isa))
             continue;
         spattn_options one = {(spattn_isa)isa, 1}, two = {(spattn_isa)isa, 2};

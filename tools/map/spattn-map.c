@@ -147,7 +147,7 @@ static int parse_args(int argc, char **argv, opts *o)
             *(strcmp(a, "--softcap") == 0 ? &o->softcap : &o->attn_scale) = f;
         } else if (strcmp(a, "--isa") == 0) {
             int found = 0;
-            for (int t = SPATTN_ISA_AUTO; t <= SPATTN_ISA_AVX512BF16; t++)
+            for (int t = SPATTN_ISA_AUTO; t <= SPATTN_ISA_NEON_BF16; t++)
                 if (strcmp(v, spattn_isa_name((spattn_isa)t)) == 0) {
                     o->isa = (spattn_isa)t;
                     found = 1;
