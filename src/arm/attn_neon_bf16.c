@@ -77,19 +77,17 @@ static size_t neon_bwd_scratch_floats(size_t dim_qk, size_t dim_v)
 }
 
 static void neon_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const float *packs,
-                        const uint32_t *list_qt, const uint32_t *list_tile, size_t n, size_t kt,
-                        float *dk, float *dv, float *ds, const size_t *ds_off, size_t tile0,
-                        float *scratch)
+                        const spattn_bwd_entries *en, size_t n, size_t kt, float *dk, float *dv,
+                        float *ds, size_t ds0, float *scratch)
 {
-    spattn_kernels_neon.bwd_kv(job, m, packs, list_qt, list_tile, n, kt, dk, dv, ds, ds_off, tile0,
-                               scratch);
+    spattn_kernels_neon.bwd_kv(job, m, packs, en, n, kt, dk, dv, ds, ds0, scratch);
 }
 
 static void neon_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t qt,
                        const float *pack, float *dq, ptrdiff_t dq_ts, const float *ds,
-                       const size_t *ds_off, size_t tile0, float *scratch)
+                       const spattn_bwd_slots *sl, size_t tile0, float *scratch)
 {
-    spattn_kernels_neon.bwd_q(job, m, qt, pack, dq, dq_ts, ds, ds_off, tile0, scratch);
+    spattn_kernels_neon.bwd_q(job, m, qt, pack, dq, dq_ts, ds, sl, tile0, scratch);
 }
 
 /* The peak of this tier's dot product: PROBE_CHAINS / 4 independent chains of col_t (four q
