@@ -161,7 +161,7 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, float *orow, size_t dv, 
    during QK (docs/kernels.md). */
 static int pv_rows_asks(int kvt, size_t dv)
 {
-#ifdef VEC_BF16_DOT
+#ifdef VEC_BF16_PV
     if (pv_pairs(kvt, dv))
         return 0;
 #endif
