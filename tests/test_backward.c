@@ -195,6 +195,19 @@ static double compare_view(const tu_buf *got, const float *ref, size_t dim, size
     return worst;
 }
 
+/* Recompute the reference (forward, then gradients) after a test changed the problem's
+   masks or inputs, and keep its gradients as the ones to compare with. */
+static void redo_reference(bproblem *p)
+{
+    ck_assert_int_eq(spattn_reference_forward(&p->a, mlist(p), p->n_masks), SPATTN_OK);
+    clear_grads(p);
+    ck_assert_int_eq(spattn_reference_backward(&p->a, mlist(p), p->n_masks, &p->g), SPATTN_OK);
+    memcpy(p->ref_dq, p->dq.p, p->dq.n * sizeof(float));
+    memcpy(p->ref_dk, p->dk.p, p->dk.n * sizeof(float));
+    memcpy(p->ref_dv, p->dv.p, p->dv.n * sizeof(float));
+    memcpy(p->ref_dsinks, p->dsinks.p, p->a.shape.heads_q * sizeof(float));
+}
+
 static double compare_all(const bproblem *p, const char *isa)
 {
     const spattn_shape *s = &p->a.shape;
@@ -347,13 +360,7 @@ START_TEST(mask_kinds_and_threads)
     fill(&r, &p.k, s.dim_qk, (size_t)p.a.k_layout.token - s.dim_qk);
     fill(&r, &p.v, s.dim_v, (size_t)p.a.v_layout.token - s.dim_v);
     poison_unseen_keys(&p);
-    ck_assert_int_eq(spattn_reference_forward(&p.a, mlist(&p), 1), SPATTN_OK);
-    clear_grads(&p);
-    ck_assert_int_eq(spattn_reference_backward(&p.a, mlist(&p), 1, &p.g), SPATTN_OK);
-    memcpy(p.ref_dq, p.dq.p, p.dq.n * sizeof(float));
-    memcpy(p.ref_dk, p.dk.p, p.dk.n * sizeof(float));
-    memcpy(p.ref_dv, p.dv.p, p.dv.n * sizeof(float));
-    memcpy(p.ref_dsinks, p.dsinks.p, s.heads_q * sizeof(float));
+    redo_reference(&p);
     for (size_t i = 0; i < tu_n_kernels(); i++) {
         const spattn_kernel_table *kt = tu_kernel_table(i, "backward");
         if (kt == NULL)
@@ -398,12 +405,7 @@ START_TEST(nan_stays_with_its_pairs)
     p.n_masks = 1;
     p.k.p[40 * (size_t)p.a.k_layout.token] = NAN;
     p.v.p[50 * (size_t)p.a.v_layout.token + 3] = NAN;
-    ck_assert_int_eq(spattn_reference_forward(&p.a, mlist(&p), 1), SPATTN_OK);
-    clear_grads(&p);
-    ck_assert_int_eq(spattn_reference_backward(&p.a, mlist(&p), 1, &p.g), SPATTN_OK);
-    memcpy(p.ref_dq, p.dq.p, p.dq.n * sizeof(float));
-    memcpy(p.ref_dk, p.dk.p, p.dk.n * sizeof(float));
-    memcpy(p.ref_dv, p.dv.p, p.dv.n * sizeof(float));
+    redo_reference(&p);
     /* The reference itself: rows before 40 finite, row 45 NaN. */
     ck_assert(isfinite(p.ref_dq[39 * (size_t)p.a.q_layout.token]));
     ck_assert(isnan(p.ref_dq[45 * (size_t)p.a.q_layout.token]));
@@ -498,13 +500,7 @@ START_TEST(pair_batches_beside_column_tiles)
     free(d);
     p.n_masks = 1;
     poison_unseen_keys(&p);
-    ck_assert_int_eq(spattn_reference_forward(&p.a, mlist(&p), 1), SPATTN_OK);
-    clear_grads(&p);
-    ck_assert_int_eq(spattn_reference_backward(&p.a, mlist(&p), 1, &p.g), SPATTN_OK);
-    memcpy(p.ref_dq, p.dq.p, p.dq.n * sizeof(float));
-    memcpy(p.ref_dk, p.dk.p, p.dk.n * sizeof(float));
-    memcpy(p.ref_dv, p.dv.p, p.dv.n * sizeof(float));
-    memcpy(p.ref_dsinks, p.dsinks.p, s.heads_q * sizeof(float));
+    redo_reference(&p);
     float *one[3] = {NULL, NULL, NULL};
     const tu_buf *got[3] = {&p.dq, &p.dk, &p.dv};
     for (int run = 0; run < 4; run++) { /* 1, 2, 3 threads; then 1 thread keeping nothing */
