@@ -88,6 +88,28 @@ static const spattn_mask *mask_of(const bwd_ctx *x, size_t b, size_t h, size_t *
     return s->masks[*mi];
 }
 
+/* D of a row, dot(dO, O), as four double sums (element d into sum d % 4) added in a fixed
+   order: one chain of dim_v dependent double adds, or sums kept in memory, would cost more
+   than the rest of the pack. */
+static float dot_d_o(const float *d_o, const float *o, size_t dv)
+{
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    size_t d = 0;
+    for (; d + 4 <= dv; d += 4) {
+        s0 += (double)d_o[d] * (double)o[d];
+        s1 += (double)d_o[d + 1] * (double)o[d + 1];
+        s2 += (double)d_o[d + 2] * (double)o[d + 2];
+        s3 += (double)d_o[d + 3] * (double)o[d + 3];
+    }
+    if (d < dv)
+        s0 += (double)d_o[d] * (double)o[d];
+    if (d + 1 < dv)
+        s1 += (double)d_o[d + 1] * (double)o[d + 1];
+    if (d + 2 < dv)
+        s2 += (double)d_o[d + 2] * (double)o[d + 2];
+    return (float)((s0 + s1) + (s2 + s3));
+}
+
 /* Unit u of the pack pass: query tile qt of (b, h). */
 static void pack_unit(const bwd_ctx *x, size_t u)
 {
@@ -96,6 +118,10 @@ static void pack_unit(const bwd_ctx *x, size_t u)
     const size_t qt = u % x->nqt, h = u / x->nqt % s->heads_q, b = u / x->nqt / s->heads_q;
     const size_t dq = s->dim_qk, dv = s->dim_v, i0 = qt * SPATTN_TQ;
     const size_t rows = s->len_q - i0 < SPATTN_TQ ? s->len_q - i0 : SPATTN_TQ;
+    size_t mi;
+    /* No pass reads the pack of an empty query tile; only dL/dsinks reads its D. */
+    if (a->sinks == NULL && spattn__qt_empty(mask_of(x, b, h, &mi), qt))
+        return;
     float *pk = pack_of(x, b, h, qt);
     /* The rows below write every float of a whole tile with dims that are whole vectors; the
        padding of any other tile is zero. */
@@ -108,19 +134,13 @@ static void pack_unit(const bwd_ctx *x, size_t u)
         const float *q = at((const float *)a->q, a->q_layout, b, h, i0 + r);
         const float *o = at((const float *)a->o, a->o_layout, b, h, i0 + r);
         const float *d_o = at(x->g->d_o, x->g->d_o_layout, b, h, i0 + r);
-        for (size_t d = 0; d < dq; d++) {
+        for (size_t d = 0; d < dq; d++)
             pk[d * 16 + r] = q[d];
-            qr[r * x->ldq + d] = q[d];
-        }
-        /* four sums in a fixed order: one chain of dim_v dependent double adds would cost
-           more than the rest of the pack */
-        double sum[4] = {0.0, 0.0, 0.0, 0.0};
-        for (size_t d = 0; d < dv; d++) {
+        memcpy(qr + r * x->ldq, q, dq * sizeof(float));
+        for (size_t d = 0; d < dv; d++)
             pk[16 * dq + d * 16 + r] = d_o[d];
-            dor[r * x->ldv + d] = d_o[d];
-            sum[d % 4] += (double)d_o[d] * (double)o[d];
-        }
-        D[r] = (float)((sum[0] + sum[1]) + (sum[2] + sum[3]));
+        memcpy(dor + r * x->ldv, d_o, dv * sizeof(float));
+        D[r] = dot_d_o(d_o, o, dv);
         l2[r] = (float)((double)lse[r] * 1.4426950408889634);
     }
 }
@@ -158,7 +178,21 @@ static float *dkv_of(const bwd_ctx *x, size_t u)
     return x->dkv + u * SPATTN_TK * (x->ldq + x->ldv);
 }
 
-static void kv_out(const bwd_ctx *x, size_t u);
+static void kv_out(const bwd_ctx *x, size_t u, int touched);
+
+/* Whether some query head of KV head hk's group has an allowed pair in key tile kt. */
+static int kt_touched(const bwd_ctx *x, size_t b, size_t hk, size_t kt)
+{
+    const size_t group = x->p->shape.heads_q / x->p->shape.heads_kv;
+    for (size_t h = hk * group; h < (hk + 1) * group; h++) {
+        size_t mi;
+        (void)mask_of(x, b, h, &mi);
+        const spattn_keytiles *kl = &x->ix->by_mask[mi];
+        if (kl->kt_ptr == NULL || kl->kt_ptr[kt + 1] > kl->kt_ptr[kt])
+            return 1;
+    }
+    return 0;
+}
 
 /* Unit u of the dK/dV pass of a band: key tile kt of KV head hk of batch b, against the band's
    query tiles, adding into the unit's accumulators (which keep it across bands): zeroed in
@@ -168,6 +202,12 @@ static void kv_unit(const bwd_ctx *x, const bwd_band *bd, size_t u, float *scrat
     const spattn_shape *s = &x->p->shape;
     const size_t kt = u % x->nkt, hk = u / x->nkt % s->heads_kv, b = u / x->nkt / s->heads_kv;
     const size_t group = s->heads_q / s->heads_kv;
+    if (!kt_touched(x, b, hk, kt)) {
+        /* No allowed pair in the column: its rows are zeros, without accumulators. */
+        if (bd->q1 == x->nqt)
+            kv_out(x, u, 0);
+        return;
+    }
     float *dk = dkv_of(x, u), *dv = dk + SPATTN_TK * x->ldq;
     if (bd->q0 == 0)
         memset(dk, 0, SPATTN_TK * (x->ldq + x->ldv) * sizeof(float));
@@ -188,11 +228,12 @@ static void kv_unit(const bwd_ctx *x, const bwd_band *bd, size_t u, float *scrat
                          kl->slots.ds_off[tile0], scratch);
     }
     if (bd->q1 == x->nqt)
-        kv_out(x, u);
+        kv_out(x, u, 1);
 }
 
-/* dK and dV rows of unit u from its accumulators, once every band is done. */
-static void kv_out(const bwd_ctx *x, size_t u)
+/* dK and dV rows of unit u from its accumulators once every band is done, or zeros for a
+   key tile no pair touched. */
+static void kv_out(const bwd_ctx *x, size_t u, int touched)
 {
     const spattn_shape *s = &x->p->shape;
     const size_t kt = u % x->nkt, hk = u / x->nkt % s->heads_kv, b = u / x->nkt / s->heads_kv;
@@ -201,6 +242,11 @@ static void kv_out(const bwd_ctx *x, size_t u)
     for (size_t c = 0; c < cols; c++) {
         float *ok = at_w(x->g->d_k, x->g->d_k_layout, b, hk, j0 + c);
         float *ov = at_w(x->g->d_v, x->g->d_v_layout, b, hk, j0 + c);
+        if (!touched) {
+            memset(ok, 0, s->dim_qk * sizeof(float));
+            memset(ov, 0, s->dim_v * sizeof(float));
+            continue;
+        }
         for (size_t d = 0; d < s->dim_qk; d++)
             ok[d] = dk[c * x->ldq + d] * x->scale;
         memcpy(ov, dv + c * x->ldv, s->dim_v * sizeof(float));
