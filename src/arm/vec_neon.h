@@ -211,6 +211,50 @@ SPATTN_ALWAYS_INLINE float col_hsum(col_t x)
     return vaddvq_f32(vaddq_f32(vaddq_f32(x.a, x.b), vaddq_f32(x.c, x.d)));
 }
 
+/* Rows 0..rows-1 (ts floats apart) of w <= 16 consecutive columns, transposed and scaled:
+   out[16 d + r] = p[r ts + d] * c for d < w (lanes from `rows` on hold 0 * c; nothing past
+   the rows' w elements is read, nothing past out[16 w] written). 4x4 blocks, each through
+   trn1/trn2 on 32-bit then on 64-bit lanes; a row's last partial block is loaded through a
+   zeroed copy. */
+SPATTN_ALWAYS_INLINE void col_transpose_rows(const float *p, ptrdiff_t ts, size_t rows, size_t w,
+                                             col_t c, float *out)
+{
+    const float32x4_t cq[4] = {c.a, c.b, c.c, c.d};
+    for (size_t e = 0; e < w; e += 4) {
+        const size_t we = w - e < 4 ? w - e : 4;
+        for (size_t g = 0; g < 4; g++) {
+            float32x4_t r[4];
+            for (size_t i = 0; i < 4; i++) {
+                const size_t row = 4 * g + i;
+                const float *src = p + (ptrdiff_t)row * ts + e;
+                if (row >= rows) {
+                    r[i] = vdupq_n_f32(0.0f);
+                } else if (we == 4) {
+                    r[i] = vld1q_f32(src);
+                } else {
+                    float buf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                    for (size_t k = 0; k < we; k++)
+                        buf[k] = src[k];
+                    r[i] = vld1q_f32(buf);
+                }
+            }
+            const float32x4_t t01 = vtrn1q_f32(r[0], r[1]), u01 = vtrn2q_f32(r[0], r[1]);
+            const float32x4_t t23 = vtrn1q_f32(r[2], r[3]), u23 = vtrn2q_f32(r[2], r[3]);
+            const float32x4_t col[4] = {
+                vreinterpretq_f32_f64(
+                    vtrn1q_f64(vreinterpretq_f64_f32(t01), vreinterpretq_f64_f32(t23))),
+                vreinterpretq_f32_f64(
+                    vtrn1q_f64(vreinterpretq_f64_f32(u01), vreinterpretq_f64_f32(u23))),
+                vreinterpretq_f32_f64(
+                    vtrn2q_f64(vreinterpretq_f64_f32(t01), vreinterpretq_f64_f32(t23))),
+                vreinterpretq_f32_f64(
+                    vtrn2q_f64(vreinterpretq_f64_f32(u01), vreinterpretq_f64_f32(u23)))};
+            for (size_t k = 0; k < we; k++)
+                vst1q_f32(out + 16 * (e + k) + 4 * g, vmulq_f32(col[k], cq[g]));
+        }
+    }
+}
+
 /* Column masks of a PARTIAL tile: cm[j] bit r = bit j of rows[r]. The rows' 32-bit halves
    sit four to a register; per bit j a test turns each register into lane masks, which keep
    their lane's weight 1 << r, and one add across the lanes collects the 16 rows. */

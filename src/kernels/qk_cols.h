@@ -16,7 +16,13 @@
 #include "kernels/qk_pairs.h"
 #endif
 
-static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, float *qt)
+/* Qt of rows i0 .. i0 + rows (lanes from `rows` on hold 0): 16 dims at a time, the rows
+   loaded as vectors and transposed in registers (col_transpose_rows), for any row stride.
+   16-bit Q is first widened with vector loads into a row-major block in tmp (16 * SPATTN_TK
+   floats: the tile's score space, which the walk overwrites later), up to 64 dims at a time.
+   Every element is q * c as a scalar loop would give it; one gather per dim cost about
+   twice as much per query tile, which tiles with one or two key tiles notice. */
+static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, float *qt, float *tmp)
 {
 #ifdef VEC_BF16_DOT
     if (job->kv_dtype == SPATTN_DTYPE_BF16) {
@@ -24,34 +30,33 @@ static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, floa
         return;
     }
 #endif
-    const float c = q_factor(job);
-#if COL_GATHER
-    /* One gather per dim collects the 16 rows' element (a scalar transposition costs a load,
-       multiply and store per element, which tiny query tiles with one or two key tiles
-       notice). The lane offsets are 32-bit, so huge row strides take the scalar loop. */
-    if (job->q_dtype == SPATTN_DTYPE_F32 && job->q_ts >= 0 && job->q_ts <= INT32_MAX / 16) {
+    const col_t vc = col_set1(q_factor(job));
+    const size_t dq = job->dim_qk;
+    if (job->q_dtype == SPATTN_DTYPE_F32) {
         const float *q = (const float *)job->q + (ptrdiff_t)i0 * job->q_ts;
-        const col_t vc = col_set1(c);
-        const col_idx_t ix = col_row_offsets((int32_t)job->q_ts);
-        for (size_t d = 0; d < job->dim_qk; d++)
-            col_store(qt + d * 16, col_mul(col_gather_rows(q + d, ix, rows), vc));
+        for (size_t d0 = 0; d0 < dq; d0 += 16)
+            col_transpose_rows(q + d0, job->q_ts, rows, dq - d0 < 16 ? dq - d0 : 16, vc,
+                               qt + 16 * d0);
         return;
     }
-#endif
-    /* Lanes of rows past len_q stay 0: finite scores, never written back. 16-bit Q is
-       widened here, once per query tile. */
-    memset(qt, 0, 16 * job->dim_qk * sizeof(float));
-    const ptrdiff_t qs = (ptrdiff_t)spattn__dtype_size(job->q_dtype);
-    for (size_t r = 0; r < rows; r++) {
-        const void *qv = (const char *)job->q + (ptrdiff_t)(i0 + r) * job->q_ts * qs;
-        if (job->q_dtype == SPATTN_DTYPE_F32) {
-            const float *q = qv;
-            for (size_t d = 0; d < job->dim_qk; d++)
-                qt[d * 16 + r] = q[d] * c;
-        } else {
-            for (size_t d = 0; d < job->dim_qk; d++)
-                qt[d * 16 + r] = spattn__load_f32(qv, (ptrdiff_t)d, job->q_dtype) * c;
+    const int bf16 = job->q_dtype == SPATTN_DTYPE_BF16;
+    for (size_t d0 = 0; d0 < dq; d0 += SPATTN_TK) {
+        const size_t w = dq - d0 < SPATTN_TK ? dq - d0 : SPATTN_TK;
+        for (size_t r = 0; r < rows; r++) {
+            const uint16_t *src = (const uint16_t *)job->q + (ptrdiff_t)(i0 + r) * job->q_ts + d0;
+            for (size_t e = 0; e < w; e += VL) {
+                vec_t x;
+                if (w - e >= VL)
+                    x = bf16 ? vec_loadu_bf16(src + e) : vec_loadu_f16(src + e);
+                else
+                    x = bf16 ? vec_loadu_bf16_m(src + e, vmask_first(w - e))
+                             : vec_loadu_f16_m(src + e, vmask_first(w - e));
+                vec_storeu(tmp + r * SPATTN_TK + e, x);
+            }
         }
+        for (size_t e = 0; e < w; e += 16)
+            col_transpose_rows(tmp + e, SPATTN_TK, rows, w - e < 16 ? w - e : 16, vc,
+                               qt + 16 * (d0 + e));
     }
 }
 

@@ -56,46 +56,6 @@ static void tile_begin_modifiers(tile_state *ts, const spattn_head_job *job)
     ts->pos = job->pos0 + (ptrdiff_t)ts->i0 * job->pos_step;
 }
 
-#if COL_GATHER
-/* Qt of a 16-bit Q (where pack_q_cols would widen it one element at a time): up to 64 dims of
-   each row widened with vector loads into a row-major block in tmp (16 * 64 floats: the
-   tile's score space, which the walk overwrites later), then one gather per dim as for float
-   Q. The same products, so the same Qt bits; a query tile of one or two key tiles spent about
-   a fifth of its time in the element loop. Returns 0 where it does not apply. */
-static int pack_q_cols_widened(const spattn_head_job *job, size_t i0, size_t rows, float *qt,
-                               float *tmp)
-{
-    if (job->q_dtype == SPATTN_DTYPE_F32)
-        return 0;
-#ifdef VEC_BF16_DOT
-    if (job->kv_dtype == SPATTN_DTYPE_BF16)
-        return 0; /* pack_q_pairs */
-#endif
-    const int bf16 = job->q_dtype == SPATTN_DTYPE_BF16;
-    const col_t vc = col_set1(q_factor(job));
-    const col_idx_t ix = col_row_offsets(SPATTN_TK);
-    const size_t dq = job->dim_qk;
-    for (size_t d0 = 0; d0 < dq; d0 += SPATTN_TK) {
-        const size_t w = dq - d0 < SPATTN_TK ? dq - d0 : SPATTN_TK;
-        for (size_t r = 0; r < rows; r++) {
-            const uint16_t *src = (const uint16_t *)job->q + (ptrdiff_t)(i0 + r) * job->q_ts + d0;
-            for (size_t e = 0; e < w; e += VL) {
-                vec_t x;
-                if (w - e >= VL)
-                    x = bf16 ? vec_loadu_bf16(src + e) : vec_loadu_f16(src + e);
-                else
-                    x = bf16 ? vec_loadu_bf16_m(src + e, vmask_first(w - e))
-                             : vec_loadu_f16_m(src + e, vmask_first(w - e));
-                vec_storeu(tmp + r * SPATTN_TK + e, x);
-            }
-        }
-        for (size_t d = 0; d < w; d++)
-            col_store(qt + (d0 + d) * 16, col_mul(col_gather_rows(tmp + d, ix, rows), vc));
-    }
-    return 1;
-}
-#endif
-
 static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_mask *m, size_t qt,
                        float *scratch)
 {
@@ -112,12 +72,8 @@ static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_
     ts->pv_pf = NULL;
     if (ts->qk == QK_ROW_DOTS)
         pack_q_rows(job, ts->i0, ts->rows, ts->qtp);
-#if COL_GATHER
-    else if (pack_q_cols_widened(job, ts->i0, ts->rows, ts->qtp, ts->st))
-        ;
-#endif
     else
-        pack_q_cols(job, ts->i0, ts->rows, ts->qtp);
+        pack_q_cols(job, ts->i0, ts->rows, ts->qtp, ts->st);
     memset(ts->ot, 0, 16 * round16(dv) * sizeof(float));
     ts->mrun = col_set1(K_NINF);
     ts->lrun = col_zero();

@@ -50,6 +50,8 @@
  *   binary16 values widened exactly), and their _m forms (lanes outside m not read, 0)
  *   col_bcast_bf16(p) col_bcast_f16(p) (*p widened, in all lanes) col_fma_lo(a,b,c: a*b+c in
  *   the low half, c kept in the high half when COL_HALVES; col_fma otherwise)
+ *   col_transpose_rows(p, ts, rows, w, c, out: out[16 d + r] = p[r ts + d] * c for d < w <= 16,
+ *   r < rows; 0 * c from lane `rows` on; reads only the rows' first w elements)
  */
 #ifndef SPATTN_KERNELS_VEC_H
 #define SPATTN_KERNELS_VEC_H
@@ -157,6 +159,8 @@ SPATTN_VEC_REQUIRES(void, vmask_expand16, (vmask_t *, uint32_t))
 SPATTN_VEC_REQUIRES(vmask_t, vmask_load, (const vmask_t *))
 SPATTN_VEC_REQUIRES(void, vec_prefetch_l1, (const void *))
 SPATTN_VEC_REQUIRES(void, vec_prefetch_l2, (const void *))
+SPATTN_VEC_REQUIRES(void, col_transpose_rows,
+                   (const float *, ptrdiff_t, size_t, size_t, col_t, float *))
 #if COL_GATHER
 SPATTN_VEC_REQUIRES(col_idx_t, col_row_offsets, (int32_t))
 SPATTN_VEC_REQUIRES(col_t, col_gather_rows, (const float *, col_idx_t, size_t))

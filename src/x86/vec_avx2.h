@@ -156,6 +156,49 @@ SPATTN_ALWAYS_INLINE col_t col_gather_rows(const float *p, col_idx_t ix, size_t 
                   _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, ix.hi, m1, 4));
 }
 
+/* Rows 0..rows-1 (ts floats apart) of w <= 16 consecutive columns, transposed and scaled:
+   out[16 d + r] = p[r ts + d] * c for d < w (lanes from `rows` on hold 0 * c; nothing past
+   the rows' w elements is read, nothing past out[16 w] written). Four 8x8 transposes (rows
+   0-7 and 8-15 by columns 0-7 and 8-15), each through pairs, quadruples, then 128-bit
+   halves. */
+SPATTN_ALWAYS_INLINE void col_transpose_rows(const float *p, ptrdiff_t ts, size_t rows, size_t w,
+                                             col_t c, float *out)
+{
+    for (size_t h = 0; h < w; h += 8) {
+        const size_t wh = w - h < 8 ? w - h : 8;
+        const __m256i m =
+            _mm256_cmpgt_epi32(_mm256_set1_epi32((int)wh), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (int g = 0; g < 2; g++) {
+            __m256 r[8], a[8];
+            for (int i = 0; i < 8; i++) {
+                const size_t row = (size_t)(8 * g + i);
+                r[i] = row < rows ? _mm256_maskload_ps(p + (ptrdiff_t)row * ts + h, m)
+                                  : _mm256_setzero_ps();
+            }
+            for (int i = 0; i < 8; i += 2) {
+                a[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+                a[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (int i = 0; i < 8; i += 4) { /* r[i + e], half k: rows i..i+3 of column 4k + e */
+                r[i] = _mm256_shuffle_ps(a[i], a[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+                r[i + 1] = _mm256_shuffle_ps(a[i], a[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+                r[i + 2] = _mm256_shuffle_ps(a[i + 1], a[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+                r[i + 3] = _mm256_shuffle_ps(a[i + 1], a[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+            }
+            const __m256 cg = g ? c.hi : c.lo;
+            for (int e = 0; e < 4; e++) {
+                float *o = out + 16 * h + 8 * (size_t)g;
+                if ((size_t)e < wh)
+                    _mm256_store_ps(o + 16 * e,
+                                    _mm256_mul_ps(_mm256_permute2f128_ps(r[e], r[4 + e], 0x20), cg));
+                if ((size_t)(4 + e) < wh)
+                    _mm256_store_ps(o + 16 * (4 + e),
+                                    _mm256_mul_ps(_mm256_permute2f128_ps(r[e], r[4 + e], 0x31), cg));
+            }
+        }
+    }
+}
+
 SPATTN_ALWAYS_INLINE cmask_t cmask_bits(uint32_t bits)
 {
     const __m256i b = _mm256_set1_epi32((int)bits);

@@ -160,6 +160,42 @@ SPATTN_ALWAYS_INLINE col_t col_gather_rows(const float *p, col_idx_t ix, size_t 
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, ix, p, 4);
 }
 
+/* Rows 0..rows-1 (ts floats apart) of w <= 16 consecutive columns, transposed and scaled:
+   out[16 d + r] = p[r ts + d] * c for d < w (lanes from `rows` on hold 0 * c; nothing past
+   the rows' w elements is read, nothing past out[16 w] written). In registers: pairs of rows
+   interleaved, then quadruples, then the 128-bit quarters exchanged in two steps. */
+SPATTN_ALWAYS_INLINE void col_transpose_rows(const float *p, ptrdiff_t ts, size_t rows, size_t w,
+                                             col_t c, float *out)
+{
+    const __mmask16 m = (__mmask16)((1u << w) - 1u);
+    __m512 r[16], a[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = (size_t)i < rows ? _mm512_maskz_loadu_ps(m, p + i * ts) : _mm512_setzero_ps();
+    for (int i = 0; i < 16; i += 2) { /* per quarter: r_i[0] r_i+1[0] r_i[1] r_i+1[1] | [2] [3] */
+        a[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        a[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* r[i + e], quarter k: rows i..i+3 of column 4k + e */
+        r[i] = _mm512_shuffle_ps(a[i], a[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm512_shuffle_ps(a[i], a[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm512_shuffle_ps(a[i + 1], a[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm512_shuffle_ps(a[i + 1], a[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int e = 0; e < 4; e++) { /* column 4k + e, quarter g = r[4g + e] quarter k */
+        const __m512 b0 = _mm512_shuffle_f32x4(r[e], r[4 + e], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512 b1 = _mm512_shuffle_f32x4(r[e], r[4 + e], _MM_SHUFFLE(3, 2, 3, 2));
+        const __m512 b2 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512 b3 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], _MM_SHUFFLE(3, 2, 3, 2));
+        const __m512 t[4] = {_mm512_shuffle_f32x4(b0, b2, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(b0, b2, _MM_SHUFFLE(3, 1, 3, 1)),
+                             _mm512_shuffle_f32x4(b1, b3, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(b1, b3, _MM_SHUFFLE(3, 1, 3, 1))};
+        for (int k = 0; k < 4; k++)
+            if ((size_t)(4 * k + e) < w)
+                _mm512_store_ps(out + 16 * (4 * k + e), _mm512_mul_ps(t[k], c));
+    }
+}
+
 /* Column masks of a PARTIAL tile: cm[j] bit r = bit j of rows[r], for the 64 keys. */
 static inline void col_masks_from_rows(const uint64_t rows[16], uint32_t cm[64])
 {
