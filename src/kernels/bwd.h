@@ -27,6 +27,15 @@ static size_t tpl_bwd_scratch_floats(size_t dim_qk, size_t dim_v)
 #define BWD_PF_TILES 4
 #endif
 
+static void tpl_bwd_cols_of_rows(const float *rows, size_t ld, size_t n_rows, size_t dim,
+                                 float *cols)
+{
+    const col_t one = col_set1(1.0f);
+    for (size_t d0 = 0; d0 < dim; d0 += 16)
+        col_transpose_rows(rows + d0, (ptrdiff_t)ld, n_rows, dim - d0 < 16 ? dim - d0 : 16, one,
+                           cols + 16 * d0);
+}
+
 static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const float *packs,
                        const spattn_bwd_entries *en, size_t n, size_t kt, float *dk, float *dv,
                        float *ds, size_t ds0, float *scratch)

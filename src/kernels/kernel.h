@@ -133,6 +133,9 @@ typedef struct spattn_kernel_table {
     void (*bwd_q)(const spattn_head_job *job, const spattn_mask *m, size_t qt, const float *pack,
                   float *dq, ptrdiff_t dq_ts, const float *ds, const spattn_bwd_slots *sl,
                   size_t tile0, float *scratch);
+    /* The pack's transposed parts from its rows: cols[16 d + r] = rows[r ld + d] for d < dim
+       and r < n_rows <= 16, and 0 in lanes n_rows .. 16 (cols 64-byte aligned). */
+    void (*bwd_cols_of_rows)(const float *rows, size_t ld, size_t n_rows, size_t dim, float *cols);
 } spattn_kernel_table;
 
 #define SPATTN_KERNEL(isa, table, cpu_bits) extern const spattn_kernel_table table;

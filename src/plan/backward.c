@@ -134,15 +134,14 @@ static void pack_unit(const bwd_ctx *x, size_t u)
         const float *q = at((const float *)a->q, a->q_layout, b, h, i0 + r);
         const float *o = at((const float *)a->o, a->o_layout, b, h, i0 + r);
         const float *d_o = at(x->g->d_o, x->g->d_o_layout, b, h, i0 + r);
-        for (size_t d = 0; d < dq; d++)
-            pk[d * 16 + r] = q[d];
         memcpy(qr + r * x->ldq, q, dq * sizeof(float));
-        for (size_t d = 0; d < dv; d++)
-            pk[16 * dq + d * 16 + r] = d_o[d];
         memcpy(dor + r * x->ldv, d_o, dv * sizeof(float));
         D[r] = dot_d_o(d_o, o, dv);
         l2[r] = (float)((double)lse[r] * 1.4426950408889634);
     }
+    /* the transposed parts from the rows just written, in this ISA's registers */
+    x->p->kt->bwd_cols_of_rows(qr, x->ldq, rows, dq, pk);
+    x->p->kt->bwd_cols_of_rows(dor, x->ldv, rows, dv, pk + 16 * dq);
 }
 
 /* Query tile band q of the bands' cut (see plan_bands). */

@@ -276,4 +276,5 @@ const spattn_kernel_table spattn_kernels_scalar = {
     .bwd_scratch_floats = spattn__bwd_scratch_scalar,
     .bwd_kv = spattn__bwd_kv_scalar,
     .bwd_q = spattn__bwd_q_scalar,
+    .bwd_cols_of_rows = spattn__bwd_cols_of_rows_scalar,
 };

@@ -103,3 +103,11 @@ void spattn__bwd_q_scalar(const spattn_head_job *job, const spattn_mask *m, size
             out[d] = scratch[r * dqk + d] * job->scale;
     }
 }
+
+void spattn__bwd_cols_of_rows_scalar(const float *rows, size_t ld, size_t n_rows, size_t dim,
+                                     float *cols)
+{
+    for (size_t d = 0; d < dim; d++)
+        for (size_t r = 0; r < 16; r++)
+            cols[d * 16 + r] = r < n_rows ? rows[r * ld + d] : 0.0f;
+}

@@ -1,4 +1,5 @@
-/* The portable tier's backward kernels (kernel.h: bwd_scratch_floats, bwd_kv, bwd_q). */
+/* The portable tier's backward kernels (kernel.h: bwd_scratch_floats, bwd_kv, bwd_q,
+   bwd_cols_of_rows). */
 #ifndef SPATTN_SCALAR_BWD_SCALAR_H
 #define SPATTN_SCALAR_BWD_SCALAR_H
 
@@ -11,5 +12,7 @@ void spattn__bwd_kv_scalar(const spattn_head_job *job, const spattn_mask *m, con
 void spattn__bwd_q_scalar(const spattn_head_job *job, const spattn_mask *m, size_t qt,
                           const float *pack, float *dq, ptrdiff_t dq_ts, const float *ds_keep,
                           const spattn_bwd_slots *sl, size_t tile0, float *scratch);
+void spattn__bwd_cols_of_rows_scalar(const float *rows, size_t ld, size_t n_rows, size_t dim,
+                                     float *cols);
 
 #endif
