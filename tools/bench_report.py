@@ -83,6 +83,8 @@ PEAK = "peak/isa:%s/threads:1"
 MEMBW = "membw/read/mib:1024/threads:1"
 DECODE_BYTES = 8 * 32768 * 128 * 4 * 2  # 8 KV heads, K and V, fp32
 DENSE_FLOP = 4.0 * 4096 * 4096 * 2 * 64  # 4 x pairs x dim, 2 heads
+BWD = "backward/isa:avx512/pattern:%s/sparsity:%s/len:4096/dim:64/threads:%d"
+BWD_FLOP = 10.0 * 4096 * 4096 * 2 * 64  # the backward's 10 x pairs x dim, 2 heads
 
 
 def target_rows(ctx, by_name, pick, pick_best):
@@ -139,6 +141,23 @@ def target_rows(ctx, by_name, pick, pick_best):
     rows.append(("decode K/V stream, share of 1-thread DRAM read", 0.70, v,
                  "%.3g ms, %.2f GB/s, probe %.1f GB/s" % (t, DECODE_BYTES / (t * 1e6), bw)
                  if v is not None else ""))
+    t, pk = ms(BWD % ("dense", "0", 1)), peak("avx512")
+    v = BWD_FLOP / (t * 1e6) / pk if t and pk else None
+    rows.append(("backward dense, share of the avx512 FMA peak", 0.65, v,
+                 "%.1f ms, peak %.1f GFLOP/s" % (t, pk) if v is not None else ""))
+    bdense = t
+    for pat, lv, label, need in (("causal", "50", "backward causal efficiency", 0.8),
+                                 ("blocks64", "90", "backward 64x64 blocks 10 % efficiency", 0.8),
+                                 ("blocks64", "99", "backward 64x64 blocks 1 % efficiency", 0.5)):
+        name = BWD % (pat, lv, 1)
+        t = ms(name)
+        v = bdense * density(name) / t if t and bdense else None
+        rows.append((label, need, v, "%.3g ms" % t if t else ""))
+    for pat, lv in (("dense", "0"), ("causal", "50")):
+        t1, t2 = ms(BWD % (pat, lv, 1)), ms(BWD % (pat, lv, 2))
+        v = t1 / t2 if t1 and t2 else None
+        rows.append(("backward 2 threads over 1, %s" % pat, 1.8, v,
+                     "%.3g -> %.3g ms" % (t1, t2) if v is not None else ""))
     return rows
 
 

@@ -18,9 +18,11 @@ ATTN = "attn/isa:%s/pattern:%s/sparsity:%s/len:4096/dim:64/threads:%d"
 DECODE = "decode/isa:avx512/pattern:dense/sparsity:0/lenk:32768/dim:128/heads:32x8/threads:1"
 PEAK512 = "peak/isa:avx512/threads:1"
 MEMBW = "membw/read/mib:1024/threads:1"
+BWD = "backward/isa:avx512/pattern:%s/sparsity:%s/len:4096/dim:64/threads:%d"
 
 FLOP = 4.0 * 4096 * 4096 * 2 * 64      # dense: 4 x pairs x dim, two heads
 KV = 8.0 * 32768 * 128 * 4 * 2         # decode: 8 KV heads of K and V, fp32
+BWD_FLOP = 10.0 * 4096 * 4096 * 2 * 64  # backward: 10 x pairs x dim, two heads
 
 
 def reps(name, times_ms, **counters):
@@ -44,6 +46,11 @@ def made_up_run():
     bms += reps(DECODE, [30.0, 25.0, 35.0], sparsity_actual=0.0)
     bms += reps(PEAK512, [10.0, 10.0, 10.0], **{"GFLOP/s": [150.0, 170.0, 160.0]})
     bms += reps(MEMBW, [90.0, 90.0, 90.0], **{"bytes/s": [10e9, 12e9, 11e9]})
+    bms += reps(BWD % ("dense", "0", 1), [250.0, 200.0, 300.0], sparsity_actual=0.0)
+    bms += reps(BWD % ("causal", "50", 1), [130.0, 110.0, 140.0], sparsity_actual=50.0)
+    bms += reps(BWD % ("blocks64", "90", 1), [30.0, 28.0, 35.0], sparsity_actual=90.0)
+    bms += reps(BWD % ("blocks64", "99", 1), [6.0, 5.0, 7.0], sparsity_actual=99.0)
+    bms += reps(BWD % ("dense", "0", 2), [140.0, 120.0, 150.0], sparsity_actual=0.0)
     # an entry that failed: counted as absent, never as a figure
     bms.append({"name": ATTN % ("avx512", "fewkeys", "99.6", 1),
                 "run_name": ATTN % ("avx512", "fewkeys", "99.6", 1), "run_type": "iteration",
@@ -74,9 +81,15 @@ class Targets(unittest.TestCase):
         return {label: v for label, _, v, _ in self.rows(fastest)}
 
     @staticmethod
-    def expected(dense, causal, blocks, dense2, decode, peak, bw):
+    def expected(dense, causal, blocks, dense2, decode, peak, bw, bdense, bcausal, b10, b1,
+                 bdense2):
         """Each target from the definitions, given the times (ms) and denominators picked."""
         return {
+            "backward dense, share of the avx512 FMA peak": BWD_FLOP / (bdense / 1e3) / peak,
+            "backward causal efficiency": bdense * 0.5 / bcausal,
+            "backward 64x64 blocks 10 % efficiency": bdense * 0.1 / b10,
+            "backward 64x64 blocks 1 % efficiency": bdense * 0.01 / b1,
+            "backward 2 threads over 1, dense": bdense / bdense2,
             "dense avx512, share of its FMA peak": FLOP / (dense / 1e3) / peak,
             "causal efficiency": dense * 0.5 / causal,
             "64x64 blocks 10 % efficiency": dense * 0.1 / blocks,
@@ -86,8 +99,10 @@ class Targets(unittest.TestCase):
 
     # Medians: the samples' median peak (160) and bandwidth (11), not the start-up probes.
     # Fastest: the best samples (170, 12), which beat the start-up probes (100, 11.5).
-    EXPECTED = {False: (100.0, 50.0, 11.0, 60.0, 30.0, 160e9, 11e9),
-                True: (80.0, 45.0, 10.0, 50.0, 25.0, 170e9, 12e9)}
+    EXPECTED = {False: (100.0, 50.0, 11.0, 60.0, 30.0, 160e9, 11e9, 250.0, 130.0, 30.0, 6.0,
+                        140.0),
+                True: (80.0, 45.0, 10.0, 50.0, 25.0, 170e9, 12e9, 200.0, 110.0, 28.0, 5.0,
+                       120.0)}
 
     def test_values(self):
         for fastest, picked in self.EXPECTED.items():
@@ -105,9 +120,10 @@ class Targets(unittest.TestCase):
 
     def test_absent_and_failed(self):
         v = self.values(True)
-        self.assertEqual(len(v), 9)
+        self.assertEqual(len(v), 15)
         for label in ("dense avx2, share of its FMA peak", "64x64 blocks 1 % efficiency",
-                      "CSR 16 keys per row efficiency", "2 threads over 1, causal"):
+                      "CSR 16 keys per row efficiency", "2 threads over 1, causal",
+                      "backward 2 threads over 1, causal"):
             self.assertIsNone(v[label], label)
 
     def test_table(self):
@@ -116,10 +132,12 @@ class Targets(unittest.TestCase):
         text = "\n".join(lines)
         # medians: causal 1.0, blocks 0.91 and decode 0.81 met; dense 0.54, 2 threads 1.67
         # missed. Fastest: dense 0.63, causal 0.89, decode 0.89 met; blocks 0.80, 2 threads
-        # 1.60 missed.
-        self.assertIn("Met: 3 of 9 from medians, 3 of 9 from the fastest repetitions.", text)
+        # 1.60 missed. Backward, medians: causal 0.96 and 10 % 0.83 met; peak 0.54, 1 % 0.42
+        # and 2 threads 1.79 missed. Fastest: causal 0.91 met; peak 0.63, 10 % 0.71, 1 % 0.40
+        # and 2 threads 1.67 missed.
+        self.assertIn("Met: 5 of 15 from medians, 4 of 15 from the fastest repetitions.", text)
         self.assertIn("fastest of 3 repetitions", text)
-        self.assertEqual(text.count("absent"), 2 * 4)
+        self.assertEqual(text.count("absent"), 2 * 5)
         row = next(l for l in lines if l.startswith("| 64x64 blocks 10 %"))
         self.assertIn("0.909 met", row)
         self.assertIn("0.800 **missed**", row)
@@ -135,7 +153,7 @@ class Targets(unittest.TestCase):
                   ATTN % ("scalar", "dense", "0", 1), "peak/isa:scalar/threads:1",
                   "membw/read/mib:1024/threads:2", DECODE.replace("threads:1", "threads:2")):
             self.assertFalse(f.match(n), n)
-        self.assertEqual(len(bench_report.target_entries()), 12)
+        self.assertEqual(len(bench_report.target_entries()), 18)
 
     def test_no_target_entries(self):
         lines = []
@@ -146,7 +164,7 @@ class Targets(unittest.TestCase):
     def test_text(self):
         text = bench_report.targets_text(self.ctx, self.results)
         lines = text.split("\n")
-        self.assertEqual(len(lines), 1 + 9 + 1)
+        self.assertEqual(len(lines), 1 + 15 + 1)
         self.assertEqual(lines[0].split(), ["target", "needs", "from", "medians", "from",
                                             "fastest", "of", "3"])
         row = next(l for l in lines if l.startswith("64x64 blocks 10 %"))
@@ -155,8 +173,8 @@ class Targets(unittest.TestCase):
         self.assertEqual(row.split()[-2:], ["absent", "absent"])
         # columns line up: every figure column starts where its heading does
         at = lines[0].index("from medians")
-        self.assertTrue(all(l[at - 2:at] == "  " and l[at] != " " for l in lines[1:10]))
-        self.assertEqual(lines[-1], "Met: 3 of 9 from medians, 3 of 9 from the fastest "
+        self.assertTrue(all(l[at - 2:at] == "  " and l[at] != " " for l in lines[1:16]))
+        self.assertEqual(lines[-1], "Met: 5 of 15 from medians, 4 of 15 from the fastest "
                                     "repetitions.")
         only_membw = [r for r in self.results if r["family"] == "membw"]
         self.assertIsNone(bench_report.targets_text(self.ctx, only_membw))
