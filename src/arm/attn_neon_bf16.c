@@ -78,9 +78,9 @@ static size_t neon_bwd_scratch_floats(size_t dim_qk, size_t dim_v)
 
 static void neon_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const float *packs,
                         const spattn_bwd_entries *en, size_t n, size_t kt, float *dk, float *dv,
-                        float *ds, size_t ds0, float *scratch)
+                        int fresh, float *ds, size_t ds0, float *scratch)
 {
-    spattn_kernels_neon.bwd_kv(job, m, packs, en, n, kt, dk, dv, ds, ds0, scratch);
+    spattn_kernels_neon.bwd_kv(job, m, packs, en, n, kt, dk, dv, fresh, ds, ds0, scratch);
 }
 
 static void neon_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t qt,

@@ -36,9 +36,30 @@ static void tpl_bwd_cols_of_rows(const float *rows, size_t ld, size_t n_rows, si
                            cols + 16 * d0);
 }
 
+/* The waiting FULL tiles' terms into dK and dV; into fresh accumulators (*fresh) they are
+   stored, not added (every row a later term can reach is a key of those tiles). */
+static void bwd_kv_flush_full(size_t nk, size_t ng, const float *const *gp, const float *const *gds,
+                              const float *const *gq, const float *const *gdo, size_t ldq,
+                              size_t ldv, float *dk, float *dv, int *fresh)
+{
+    bwd_acc_full(nk, ng, gds, gq, ldq, dk, *fresh);
+    bwd_acc_full(nk, ng, gp, gdo, ldv, dv, *fresh);
+    *fresh = 0;
+}
+
+/* Fresh accumulators zeroed before terms that do not cover every row are added. */
+static void bwd_kv_settle(int *fresh, size_t ldq, size_t ldv, float *dk, float *dv)
+{
+    if (!*fresh)
+        return;
+    memset(dk, 0, SPATTN_TK * ldq * sizeof(float));
+    memset(dv, 0, SPATTN_TK * ldv * sizeof(float));
+    *fresh = 0;
+}
+
 static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const float *packs,
                        const spattn_bwd_entries *en, size_t n, size_t kt, float *dk, float *dv,
-                       float *ds, size_t ds0, float *scratch)
+                       int fresh, float *ds, size_t ds0, float *scratch)
 {
     const size_t pf = spattn__bwd_pack_floats(job->dim_qk, job->dim_v);
     const size_t ldq = spattn__bwd_round16(job->dim_qk), ldv = spattn__bwd_round16(job->dim_v);
@@ -77,10 +98,10 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
         float *dsk = ds != NULL ? ds + (en->ds_off[e] - ds0) : NULL;
         if (pairs) {
             if (ng > 0) { /* the waiting tiles' rows come first */
-                bwd_acc_full(nkg, ng, gds, gq, ldq, dk);
-                bwd_acc_full(nkg, ng, gp, gdo, ldv, dv);
+                bwd_kv_flush_full(nkg, ng, gp, gds, gq, gdo, ldq, ldv, dk, dv, &fresh);
                 ng = 0;
             }
+            bwd_kv_settle(&fresh, ldq, ldv, dk, dv);
             const float *pack = packs + qt * pf;
             for (size_t x = en->pair_off[e]; x < en->pair_off[e + 1]; x++) {
                 const size_t rc = en->pair_rc[x], c = rc % SPATTN_TK;
@@ -98,14 +119,14 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
         int full = 0;
         const size_t nk = bwd_keys(m, tile, qt, cm, idx, &full);
         if (ng > 0 && !full) { /* the waiting tiles' rows come first */
-            bwd_acc_full(nkg, ng, gds, gq, ldq, dk);
-            bwd_acc_full(nkg, ng, gp, gdo, ldv, dv);
+            bwd_kv_flush_full(nkg, ng, gp, gds, gq, gdo, ldq, ldv, dk, dv, &fresh);
             ng = 0;
         }
         float *pc = scratch + ng * SPATTN_TK * 16;
         float *dsc = dsk != NULL ? dsk : scratch + (BWD_GROUP + ng) * SPATTN_TK * 16;
         bwd_cols(job, &br, kt, idx, nk, cm, full, pc, dsc);
         if (!full) {
+            bwd_kv_settle(&fresh, ldq, ldv, dk, dv);
             bwd_acc_keys(idx, nk, cm, dsc, br.qr, ldq, dk);
             bwd_acc_keys(idx, nk, cm, pc, br.dor, ldv, dv);
             continue;
@@ -117,8 +138,7 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
         gdo[ng] = br.dor;
         nkg = nk;
         if (++ng == BWD_GROUP || e + 1 == n) {
-            bwd_acc_full(nkg, ng, gds, gq, ldq, dk);
-            bwd_acc_full(nkg, ng, gp, gdo, ldv, dv);
+            bwd_kv_flush_full(nkg, ng, gp, gds, gq, gdo, ldq, ldv, dk, dv, &fresh);
             ng = 0;
         }
     }

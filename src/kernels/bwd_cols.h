@@ -216,12 +216,12 @@ static void bwd_acc_keys(const uint32_t *idx, size_t nk, const uint32_t *cm, con
    dims from src[t] and dst: each row's vectors are loaded once for kb keys. */
 SPATTN_ALWAYS_INLINE void bwd_acc_full_block(const int kb, const int nv, size_t nt,
                                              const float *const *w, const float *const *src,
-                                             size_t ld, float *dst)
+                                             size_t ld, float *dst, int first)
 {
     vec_t acc[BWD_KB][4];
     for (int k = 0; k < kb; k++)
         for (int v = 0; v < nv; v++)
-            acc[k][v] = vec_loadu(dst + (size_t)k * ld + (size_t)v * VL);
+            acc[k][v] = first ? vec_zero() : vec_loadu(dst + (size_t)k * ld + (size_t)v * VL);
     for (size_t t = 0; t < nt; t++)
         for (size_t r = 0; r < 16; r++) {
             vec_t x[4];
@@ -240,7 +240,7 @@ SPATTN_ALWAYS_INLINE void bwd_acc_full_block(const int kb, const int nv, size_t 
 
 SPATTN_ALWAYS_INLINE void bwd_acc_full_keys(const int kb, size_t c, size_t nt,
                                             const float *const *w, const float *const *src,
-                                            size_t ld, float *dst)
+                                            size_t ld, float *dst, int first)
 {
     const float *wc[BWD_GROUP], *sd[BWD_GROUP];
     for (size_t t = 0; t < nt; t++)
@@ -249,25 +249,25 @@ SPATTN_ALWAYS_INLINE void bwd_acc_full_keys(const int kb, size_t c, size_t nt,
     for (; d0 + 4 * VL <= ld; d0 += 4 * VL) {
         for (size_t t = 0; t < nt; t++)
             sd[t] = src[t] + d0;
-        bwd_acc_full_block(kb, 4, nt, wc, sd, ld, dst + c * ld + d0);
+        bwd_acc_full_block(kb, 4, nt, wc, sd, ld, dst + c * ld + d0, first);
     }
     for (; d0 < ld; d0 += VL) {
         for (size_t t = 0; t < nt; t++)
             sd[t] = src[t] + d0;
-        bwd_acc_full_block(kb, 1, nt, wc, sd, ld, dst + c * ld + d0);
+        bwd_acc_full_block(kb, 1, nt, wc, sd, ld, dst + c * ld + d0, first);
     }
 }
 
 /* bwd_acc_keys for nt <= BWD_GROUP FULL tiles of 16 rows: keys 0 .. nk, every row of each,
    weights w[t] and rows src[t]. */
 static void bwd_acc_full(size_t nk, size_t nt, const float *const *w, const float *const *src,
-                         size_t ld, float *dst)
+                         size_t ld, float *dst, int first)
 {
     size_t c = 0;
     for (; c + BWD_KB <= nk; c += BWD_KB)
-        bwd_acc_full_keys(BWD_KB, c, nt, w, src, ld, dst);
+        bwd_acc_full_keys(BWD_KB, c, nt, w, src, ld, dst, first);
     for (; c < nk; c++)
-        bwd_acc_full_keys(1, c, nt, w, src, ld, dst);
+        bwd_acc_full_keys(1, c, nt, w, src, ld, dst, first);
 }
 
 /* dQ^T[d0 .. d0 + nd) += dS K over the keys idx[0 .. nk). */

@@ -208,8 +208,16 @@ static void kv_unit(const bwd_ctx *x, const bwd_band *bd, size_t u, float *scrat
         return;
     }
     float *dk = dkv_of(x, u), *dv = dk + SPATTN_TK * x->ldq;
-    if (bd->q0 == 0)
-        memset(dk, 0, SPATTN_TK * (x->ldq + x->ldv) * sizeof(float));
+    /* The accumulators hold nothing until the first call with entries, in this band or an
+       earlier one: that call sets them (the kernels zero only where they must). */
+    int fresh = 1;
+    for (size_t h = hk * group; h < (hk + 1) * group && fresh; h++) {
+        size_t mi;
+        (void)mask_of(x, b, h, &mi);
+        const spattn_keytiles *kl = &x->ix->by_mask[mi];
+        if (lower_qt(kl->qt, kl->kt_ptr[kt], kl->kt_ptr[kt + 1], bd->q0) > kl->kt_ptr[kt])
+            fresh = 0;
+    }
     for (size_t h = hk * group; h < (hk + 1) * group; h++) {
         size_t mi;
         const spattn_mask *m = mask_of(x, b, h, &mi);
@@ -223,8 +231,9 @@ static void kv_unit(const bwd_ctx *x, const bwd_band *bd, size_t u, float *scrat
         float *ds = band_ds(x, bd, b, h, m, &tile0);
         const spattn_bwd_entries en = {kl->qt + e0, kl->tile + e0, kl->e_ds_off + e0,
                                        kl->e_pair_off + e0, kl->e_pair_rc};
-        x->p->kt->bwd_kv(&job, m, pack_of(x, b, h, 0), &en, e1 - e0, kt, dk, dv, ds,
+        x->p->kt->bwd_kv(&job, m, pack_of(x, b, h, 0), &en, e1 - e0, kt, dk, dv, fresh, ds,
                          kl->slots.ds_off[tile0], scratch);
+        fresh = 0;
     }
     if (bd->q1 == x->nqt)
         kv_out(x, u, 1);

@@ -48,7 +48,7 @@ size_t spattn__bwd_scratch_scalar(size_t dim_qk, size_t dim_v)
 
 void spattn__bwd_kv_scalar(const spattn_head_job *job, const spattn_mask *m, const float *packs,
                            const spattn_bwd_entries *en, size_t n, size_t kt, float *dk, float *dv,
-                           float *ds_keep, size_t ds0, float *scratch)
+                           int fresh, float *ds_keep, size_t ds0, float *scratch)
 {
     /* Keeps no dS: bwd_q recomputes every pair. */
     (void)ds_keep;
@@ -57,6 +57,10 @@ void spattn__bwd_kv_scalar(const spattn_head_job *job, const spattn_mask *m, con
     const size_t dq = job->dim_qk, dvv = job->dim_v;
     const size_t ldq = spattn__bwd_round16(dq), ldv = spattn__bwd_round16(dvv);
     const size_t pf = spattn__bwd_pack_floats(dq, dvv);
+    if (fresh) {
+        memset(dk, 0, SPATTN_TK * ldq * sizeof(float));
+        memset(dv, 0, SPATTN_TK * ldv * sizeof(float));
+    }
     for (size_t e = 0; e < n; e++) {
         const size_t qt = en->qt[e];
         const float *pack = packs + qt * pf;
