@@ -341,9 +341,8 @@ SPATTN_ALWAYS_INLINE vec_t vec_loadu_f16_m(const uint16_t *p, vmask_t m)
 /* ---- 16-bit outputs, narrowed on store -------------------------------------------------- */
 /* Both round to nearest even and give the bits of spattn__store_row (convert.h) for every
    input: bf16 by integer rounding (a NaN keeps its sign and top payload bits and is made
-   quiet; BFCVT would flush subnormals), f16 by fcvtn under the default FPCR (nearest even, no
-   flush to zero for half results, NaN payloads kept). Masked forms write lane by lane unless
-   m is full. */
+   quiet), f16 by fcvtn under the default FPCR (nearest even, no flush to zero for half
+   results, NaN payloads kept). Masked forms write lane by lane unless m is full. */
 SPATTN_ALWAYS_INLINE uint16x4_t vec_bf16_bits(vec_t x)
 {
     const uint32x4_t u = vreinterpretq_u32_f32(x);
