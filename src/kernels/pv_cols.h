@@ -68,8 +68,8 @@ static void pv_cols_tile(int kvt, float *ot, size_t dv, const char *const *vp, c
     KV_DISPATCH(kvt, pv_cols_tile_t(KVT, ot, dv, vp, cm, nk, st, alpha, masked));
 }
 
-/* Writes rows i0 .. i0+rows from O^T, m and l (lane r = row r); 16-bit O rows are rounded
-   64 elements at a time as they are stored. */
+/* Writes rows i0 .. i0+rows from O^T, m and l (lane r = row r); 16-bit O rows are gathered
+   64 elements at a time and narrowed in vectors as they are stored. */
 static void finish_cols(const spattn_head_job *job, size_t i0, size_t rows, const float *ot,
                         const float *mrow, const float *lrow)
 {
@@ -88,7 +88,10 @@ static void finish_cols(const spattn_head_job *job, size_t i0, size_t rows, cons
             const size_t n = job->dim_v - e0 < 64 ? job->dim_v - e0 : 64;
             for (size_t e = 0; e < n; e++)
                 part[e] = l != 0.0f ? ot[(e0 + e) * 16 + r] * inv : 0.0f;
-            spattn__store_row((uint16_t *)ov + e0, job->o_dtype, part, n);
+            for (size_t e = 0; e < n; e += VL) {
+                const size_t w = n - e < VL ? n - e : VL;
+                o_store(job, ov, e0 + e, w, vec_loadu_m(part + e, vmask_first(w)));
+            }
         }
     }
 }

@@ -48,6 +48,9 @@
  *   vmask_load(p) vec_prefetch_l1(p) vec_prefetch_l2(p) (hints, never fault) q4_zero
  *   vec_loadu_bf16(p: VL bfloat16 values widened to float) vec_loadu_f16(p: VL IEEE
  *   binary16 values widened exactly), and their _m forms (lanes outside m not read, 0)
+ *   vec_storeu_bf16(p, a) vec_storeu_f16(p, a) (VL lanes rounded to nearest even, bits those
+ *   of spattn__store_row for every input) and their _m forms (p, m, a: lanes outside m not
+ *   written)
  *   col_bcast_bf16(p) col_bcast_f16(p) (*p widened, in all lanes) col_fma_lo(a,b,c: a*b+c in
  *   the low half, c kept in the high half when COL_HALVES; col_fma otherwise)
  *   col_transpose_rows(p, ts, rows, w, c, out: out[16 d + r] = p[r ts + d] * c for d < w <= 16,
@@ -142,6 +145,10 @@ SPATTN_VEC_REQUIRES(vec_t, vec_loadu_bf16, (const uint16_t *))
 SPATTN_VEC_REQUIRES(vec_t, vec_loadu_bf16_m, (const uint16_t *, vmask_t))
 SPATTN_VEC_REQUIRES(vec_t, vec_loadu_f16, (const uint16_t *))
 SPATTN_VEC_REQUIRES(vec_t, vec_loadu_f16_m, (const uint16_t *, vmask_t))
+SPATTN_VEC_REQUIRES(void, vec_storeu_bf16, (uint16_t *, vec_t))
+SPATTN_VEC_REQUIRES(void, vec_storeu_bf16_m, (uint16_t *, vmask_t, vec_t))
+SPATTN_VEC_REQUIRES(void, vec_storeu_f16, (uint16_t *, vec_t))
+SPATTN_VEC_REQUIRES(void, vec_storeu_f16_m, (uint16_t *, vmask_t, vec_t))
 SPATTN_VEC_REQUIRES(vec_t, vec_add, (vec_t, vec_t))
 SPATTN_VEC_REQUIRES(vec_t, vec_mul, (vec_t, vec_t))
 SPATTN_VEC_REQUIRES(vec_t, vec_max, (vec_t, vec_t))

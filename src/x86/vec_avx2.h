@@ -312,6 +312,49 @@ SPATTN_ALWAYS_INLINE vec_t vec_loadu_f16_m(const uint16_t *p, vmask_t m)
     return _mm256_cvtph_ps(vec_lanes16_m(p, m));
 }
 
+/* ---- 16-bit outputs, narrowed on store -------------------------------------------------- */
+/* Both round to nearest even and give the bits of spattn__store_row (convert.h) for every
+   input: bf16 by integer rounding (a NaN keeps its sign and top payload bits and is made
+   quiet), f16 by F16C vcvtps2ph with the rounding in its immediate (FTZ does not apply to it;
+   DAZ could only touch float subnormals, which round to a zero anyway). Masked forms write
+   the lanes of m one by one. */
+SPATTN_ALWAYS_INLINE __m128i vec_bf16_bits(vec_t x)
+{
+    const __m256i u = _mm256_castps_si256(x), one = _mm256_set1_epi32(1);
+    __m256i r =
+        _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff),
+                                             _mm256_and_si256(_mm256_srli_epi32(u, 16), one)));
+    r = _mm256_blendv_epi8(r, _mm256_or_si256(u, _mm256_set1_epi32(0x00400000)),
+                           _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
+    r = _mm256_srli_epi32(r, 16);
+    return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+}
+SPATTN_ALWAYS_INLINE void vec_lanes16_store_m(uint16_t *p, vmask_t m, __m128i h)
+{
+    uint16_t buf[8];
+    _mm_storeu_si128((__m128i *)(void *)buf, h);
+    const int bits = _mm256_movemask_ps(_mm256_castsi256_ps(m));
+    for (int i = 0; i < 8; i++)
+        if (bits & (1 << i))
+            p[i] = buf[i];
+}
+SPATTN_ALWAYS_INLINE void vec_storeu_bf16(uint16_t *p, vec_t x)
+{
+    _mm_storeu_si128((__m128i *)(void *)p, vec_bf16_bits(x));
+}
+SPATTN_ALWAYS_INLINE void vec_storeu_bf16_m(uint16_t *p, vmask_t m, vec_t x)
+{
+    vec_lanes16_store_m(p, m, vec_bf16_bits(x));
+}
+SPATTN_ALWAYS_INLINE void vec_storeu_f16(uint16_t *p, vec_t x)
+{
+    _mm_storeu_si128((__m128i *)(void *)p, _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+SPATTN_ALWAYS_INLINE void vec_storeu_f16_m(uint16_t *p, vmask_t m, vec_t x)
+{
+    vec_lanes16_store_m(p, m, _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+
 SPATTN_ALWAYS_INLINE vec_t vec_zero(void)
 {
     return _mm256_setzero_ps();

@@ -239,6 +239,39 @@ SPATTN_ALWAYS_INLINE vec_t vec_loadu_f16_m(const uint16_t *p, vmask_t m)
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }
 
+/* ---- 16-bit outputs, narrowed on store -------------------------------------------------- */
+/* Both round to nearest even and give the bits of spattn__store_row (convert.h) for every
+   input. bf16 by integer rounding rather than vcvtneps2bf16, which flushes subnormal inputs to
+   zero; a NaN keeps its sign and top payload bits and is made quiet. f16 by vcvtps2ph with the
+   rounding in its immediate (FTZ does not apply to it; DAZ could only touch float subnormals,
+   which round to a zero anyway). */
+SPATTN_ALWAYS_INLINE __m256i vec_bf16_bits(vec_t x)
+{
+    const __m512i u = _mm512_castps_si512(x), one = _mm512_set1_epi32(1);
+    __m512i r =
+        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                             _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+    r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), u,
+                             _mm512_set1_epi32(0x00400000));
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+}
+SPATTN_ALWAYS_INLINE void vec_storeu_bf16(uint16_t *p, vec_t x)
+{
+    _mm256_storeu_si256((__m256i *)(void *)p, vec_bf16_bits(x));
+}
+SPATTN_ALWAYS_INLINE void vec_storeu_bf16_m(uint16_t *p, vmask_t m, vec_t x)
+{
+    _mm256_mask_storeu_epi16(p, m, vec_bf16_bits(x));
+}
+SPATTN_ALWAYS_INLINE void vec_storeu_f16(uint16_t *p, vec_t x)
+{
+    _mm256_storeu_si256((__m256i *)(void *)p, _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+SPATTN_ALWAYS_INLINE void vec_storeu_f16_m(uint16_t *p, vmask_t m, vec_t x)
+{
+    _mm256_mask_storeu_epi16(p, m, _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+
 SPATTN_ALWAYS_INLINE vec_t vec_zero(void)
 {
     return _mm512_setzero_ps();
