@@ -15,6 +15,17 @@
 #error "bf16_tier.h: include the tier's vector header and define BF16_BASE_TABLE first"
 #endif
 
+/* The template's code runs here only on jobs whose K and V are bf16 (takes_pairs), so its
+   loops are compiled for that type alone, not also for float32 and f16. Any other type here
+   would be a fault of this file's table, and stops. */
+#define KV_DISPATCH(kvt_rt, call)                                                                  \
+    do {                                                                                           \
+        if ((kvt_rt) != SPATTN_DTYPE_BF16)                                                         \
+            __builtin_trap();                                                                      \
+        enum { KVT = KV_BF16 };                                                                    \
+        call;                                                                                      \
+    } while (0)
+
 /* The rest of the template is never referenced here (the table takes the base tier's entries
    instead), so it is parsed but not compiled. */
 #pragma GCC diagnostic push
