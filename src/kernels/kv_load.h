@@ -99,7 +99,9 @@ SPATTN_ALWAYS_INLINE const char *kv_row(const int kvt, const void *base, ptrdiff
 }
 
 /* Runs `call` with KVT, an integer constant, the type kvt_rt names: the one switch a static
-   function above the hot loops makes. */
+   function above the hot loops makes. A tier whose template code sees one type only defines
+   its own before the template (kernels/bf16_tier.h). */
+#ifndef KV_DISPATCH
 #define KV_DISPATCH(kvt_rt, call)                                                                  \
     do {                                                                                           \
         switch (kvt_rt) {                                                                          \
@@ -117,5 +119,7 @@ SPATTN_ALWAYS_INLINE const char *kv_row(const int kvt, const void *base, ptrdiff
         } break;                                                                                   \
         }                                                                                          \
     } while (0)
+
+#endif
 
 #endif
