@@ -33,8 +33,11 @@ static void prefetch_rows_l2(const char *p, ptrdiff_t stride, size_t rows, size_
    asked for while this call computes: its Q rows and the K and V rows of the first key tile it
    walks. A sparse block mask gives a query tile one or a few key tiles, so without this each
    call starts by waiting for its Q, K and V from L3. (Issuing the V rows later in the call, so
-   that fewer requests queue at once, measured the same.) */
-static void prefetch_next_qt(const spattn_head_job *job, const spattn_mask *m, size_t qt)
+   that fewer requests queue at once, measured the same.) The K and V rows are not asked for
+   when that key tile is one this call walks too (query tiles cur .. qt - 1): they are in L2
+   then, and a prefetch per line that is already there still takes its place in the queue of
+   misses, which a query tile of one or two key tiles notices. */
+static void prefetch_next_qt(const spattn_head_job *job, const spattn_mask *m, size_t cur, size_t qt)
 {
     size_t q = qt;
     while (q < m->nqt && q < qt + 16 && spattn__qt_empty(m, q))
@@ -48,6 +51,9 @@ static void prefetch_next_qt(const spattn_head_job *job, const spattn_mask *m, s
     const size_t n = spattn__kt_cols(m, kt);
     prefetch_rows_l2((const char *)job->q + (ptrdiff_t)(q * SPATTN_TQ) * job->q_ts * qs,
                      job->q_ts * qs, spattn__qt_rows(m, q), job->dim_qk * (size_t)qs);
+    for (size_t t = m->qt_ptr[cur]; t < m->qt_ptr[qt]; t++)
+        if (m->tiles[t].kt == kt)
+            return;
     prefetch_rows_l2((const char *)job->k + (ptrdiff_t)j0 * job->k_ts * es, job->k_ts * es, n,
                      job->dim_qk * (size_t)es);
     prefetch_rows_l2((const char *)job->v + (ptrdiff_t)j0 * job->v_ts * es, job->v_ts * es, n,
@@ -59,7 +65,7 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
     tile_state ts;
     tile_begin(&ts, job, m, qt, scratch);
     if (!job->stream_kv)
-        prefetch_next_qt(job, m, qt + 1);
+        prefetch_next_qt(job, m, qt, qt + 1);
     uint32_t idx[SPATTN_TK], cm[SPATTN_TK];
     const size_t t_first = m->qt_ptr[qt], nt = m->qt_ptr[qt + 1] - t_first;
     const int backward = walk_backward(qt);
@@ -111,7 +117,7 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
     tile_state ts[2];
     tile_begin(&ts[0], job, m, qt, scratch);
     tile_begin(&ts[1], job, m, qt + 1, scratch + tile_state_floats(job->dim_qk, job->dim_v));
-    prefetch_next_qt(job, m, qt + 2);
+    prefetch_next_qt(job, m, qt, qt + 2);
     uint32_t idx[2][SPATTN_TK], cm[2][SPATTN_TK];
     const int backward = walk_backward(qt);
     size_t lo[2], hi[2];
