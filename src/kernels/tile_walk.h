@@ -50,14 +50,15 @@ static void tile_prefetch_set(tile_prefetch *pf, const spattn_head_job *job, siz
 /* What the head's next query tile from qt on with a stored tile (within 16 tiles) reads first:
    its Q rows, asked for here, and the K and V rows of the first key tile it walks, whose index
    it returns for the kernels of this call's last key tile to ask for while they compute
-   (NO_TILE when there is none). A sparse block mask gives a query tile one or a few key tiles, so
+   (NO_TILE when there is none). `pair`: the caller is tpl_tiles2, and so is the next call
+   from an even q, whose Q rows it asks for both tiles' rows. A sparse block mask gives a query tile one or a few key tiles, so
    without this each call starts by waiting for its Q, K and V from L3. Asking for all of a
    tile's K and V lines at once, here, filled the queue of misses and stalled the call for
    them; spread over the QK blocks they overlap the FMAs. None are asked for when that key
    tile is one this call walks too (query tiles cur .. qt - 1): it is in L2 then. */
 #define NO_TILE SIZE_MAX
 static size_t prefetch_next_qt(const spattn_head_job *job, const spattn_mask *m, size_t cur,
-                               size_t qt)
+                               size_t qt, int pair)
 {
     size_t q = qt;
     while (q < m->nqt && q < qt + 16 && spattn__qt_empty(m, q))
@@ -67,8 +68,10 @@ static size_t prefetch_next_qt(const spattn_head_job *job, const spattn_mask *m,
     const ptrdiff_t qs = (ptrdiff_t)spattn__dtype_size(job->q_dtype);
     const size_t t0 = m->qt_ptr[q], t1 = m->qt_ptr[q + 1];
     const size_t kt = m->tiles[walk_backward(q) ? t1 - 1 : t0].kt;
-    prefetch_rows_l2((const char *)job->q + (ptrdiff_t)(q * SPATTN_TQ) * job->q_ts * qs,
-                     job->q_ts * qs, spattn__qt_rows(m, q), job->dim_qk * (size_t)qs);
+    const size_t nq = pair && q % 2 == 0 && q + 1 < m->nqt ? 2 : 1;
+    for (size_t x = q; x < q + nq; x++)
+        prefetch_rows_l2((const char *)job->q + (ptrdiff_t)(x * SPATTN_TQ) * job->q_ts * qs,
+                         job->q_ts * qs, spattn__qt_rows(m, x), job->dim_qk * (size_t)qs);
     for (size_t t = m->qt_ptr[cur]; t < m->qt_ptr[qt]; t++)
         if (m->tiles[t].kt == kt)
             return NO_TILE;
@@ -79,7 +82,7 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
 {
     tile_state ts;
     tile_begin(&ts, job, m, qt, scratch);
-    const size_t next_kt = job->stream_kv ? NO_TILE : prefetch_next_qt(job, m, qt, qt + 1);
+    const size_t next_kt = job->stream_kv ? NO_TILE : prefetch_next_qt(job, m, qt, qt + 1, 0);
     uint32_t idx[SPATTN_TK], cm[SPATTN_TK];
     const size_t t_first = m->qt_ptr[qt], nt = m->qt_ptr[qt + 1] - t_first;
     const int backward = walk_backward(qt);
@@ -123,7 +126,7 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
     tile_state ts[2];
     tile_begin(&ts[0], job, m, qt, scratch);
     tile_begin(&ts[1], job, m, qt + 1, scratch + tile_state_floats(job->dim_qk, job->dim_v));
-    const size_t next_kt = prefetch_next_qt(job, m, qt, qt + 2);
+    const size_t next_kt = prefetch_next_qt(job, m, qt, qt + 2, 1);
     uint32_t idx[2][SPATTN_TK], cm[2][SPATTN_TK];
     const int backward = walk_backward(qt);
     size_t lo[2], hi[2];
