@@ -208,19 +208,19 @@ static col_t qk_cols(int kvt, const float *qt, size_t dq, const void *kb, ptrdif
 
 #ifdef QK_NB2
 /* Two query tiles against the same FULL key tile (keys j0 .. j0 + nk); al: their ALiBi
-   terms, or NULL. */
+   terms, or NULL; pf: keys to ask for as they compute, or NULL. */
 static void qk_cols_pair(int kvt, const float *const *qt, size_t dq, const void *kb, ptrdiff_t k_ts,
                          size_t j0, const uint32_t *idx, size_t nk, float *const *st,
-                         const qk_alibi *al, col_t *mt)
+                         const tile_prefetch *pf, const qk_alibi *al, col_t *mt)
 {
 #ifdef VEC_BF16_DOT
     if (kvt == KV_BF16) {
-        qk_pairs_nq(2, QK_NB2, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, al, mt);
+        qk_pairs_nq(2, QK_NB2, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, pf, al, mt);
         return;
     }
 #endif
     KV_DISPATCH(
-        kvt, qk_cols_nq(KVT, 2, QK_NB2, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, NULL, al, mt));
+        kvt, qk_cols_nq(KVT, 2, QK_NB2, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, pf, al, mt));
 }
 #endif
 

@@ -29,37 +29,60 @@ static void prefetch_rows_l2(const char *p, ptrdiff_t stride, size_t rows, size_
             vec_prefetch_l2(p + (ptrdiff_t)r * stride + b);
 }
 
-/* What the head's next query tile from qt on with a stored tile (within 16 tiles) reads first,
-   asked for while this call computes: its Q rows and the K and V rows of the first key tile it
-   walks. A sparse block mask gives a query tile one or a few key tiles, so without this each
-   call starts by waiting for its Q, K and V from L3. (Issuing the V rows later in the call, so
-   that fewer requests queue at once, measured the same.) */
-static void prefetch_next_qt(const spattn_head_job *job, const spattn_mask *m, size_t qt)
+/* The K and V rows of keys j0 .. j0 + n as a request list for the QK (and P V) kernels, which
+   ask for them a few keys at a time as they compute. `rowdot`: the tile that asks runs
+   qk_rowdot and pv_rows_tile, which split the keys between them. */
+static void tile_prefetch_set(tile_prefetch *pf, const spattn_head_job *job, size_t j0, size_t n,
+                              int rowdot)
+{
+    const size_t es = spattn__dtype_size(job->kv_dtype);
+    pf->k_ts = job->k_ts * (ptrdiff_t)es;
+    pf->v_ts = job->v_ts * (ptrdiff_t)es;
+    pf->k = (const char *)job->k + (ptrdiff_t)j0 * pf->k_ts;
+    pf->v = (const char *)job->v + (ptrdiff_t)j0 * pf->v_ts;
+    pf->n = n;
+    pf->k_bytes = job->dim_qk * es;
+    pf->v_bytes = job->dim_v * es;
+    /* P V asks for the second half where it is pv_rows_tile's. */
+    pf->split = rowdot && pv_rows_asks(job->kv_dtype, job->dim_v) ? n / 2 : n;
+}
+
+/* What the head's next query tile from qt on with a stored tile (within 16 tiles) reads first:
+   its Q rows, asked for here, and the K and V rows of the first key tile it walks, whose index
+   it returns for the kernels of this call's last key tile to ask for while they compute
+   (NO_TILE when there is none). `pair`: the caller is tpl_tiles2, and so is the next call
+   from an even q, whose Q rows it asks for both tiles' rows. A sparse block mask gives a query tile one or a few key tiles, so
+   without this each call starts by waiting for its Q, K and V from L3. Asking for all of a
+   tile's K and V lines at once, here, filled the queue of misses and stalled the call for
+   them; spread over the QK blocks they overlap the FMAs. None are asked for when that key
+   tile is one this call walks too (query tiles cur .. qt - 1): it is in L2 then. */
+#define NO_TILE SIZE_MAX
+static size_t prefetch_next_qt(const spattn_head_job *job, const spattn_mask *m, size_t cur,
+                               size_t qt, int pair)
 {
     size_t q = qt;
     while (q < m->nqt && q < qt + 16 && spattn__qt_empty(m, q))
         q++;
     if (q >= m->nqt || q == qt + 16)
-        return;
-    const ptrdiff_t qs = (ptrdiff_t)spattn__dtype_size(job->q_dtype),
-                    es = (ptrdiff_t)spattn__dtype_size(job->kv_dtype);
+        return NO_TILE;
+    const ptrdiff_t qs = (ptrdiff_t)spattn__dtype_size(job->q_dtype);
     const size_t t0 = m->qt_ptr[q], t1 = m->qt_ptr[q + 1];
-    const size_t kt = m->tiles[walk_backward(q) ? t1 - 1 : t0].kt, j0 = kt * SPATTN_TK;
-    const size_t n = spattn__kt_cols(m, kt);
-    prefetch_rows_l2((const char *)job->q + (ptrdiff_t)(q * SPATTN_TQ) * job->q_ts * qs,
-                     job->q_ts * qs, spattn__qt_rows(m, q), job->dim_qk * (size_t)qs);
-    prefetch_rows_l2((const char *)job->k + (ptrdiff_t)j0 * job->k_ts * es, job->k_ts * es, n,
-                     job->dim_qk * (size_t)es);
-    prefetch_rows_l2((const char *)job->v + (ptrdiff_t)j0 * job->v_ts * es, job->v_ts * es, n,
-                     job->dim_v * (size_t)es);
+    const size_t kt = m->tiles[walk_backward(q) ? t1 - 1 : t0].kt;
+    const size_t nq = pair && q % 2 == 0 && q + 1 < m->nqt ? 2 : 1;
+    for (size_t x = q; x < q + nq; x++)
+        prefetch_rows_l2((const char *)job->q + (ptrdiff_t)(x * SPATTN_TQ) * job->q_ts * qs,
+                         job->q_ts * qs, spattn__qt_rows(m, x), job->dim_qk * (size_t)qs);
+    for (size_t t = m->qt_ptr[cur]; t < m->qt_ptr[qt]; t++)
+        if (m->tiles[t].kt == kt)
+            return NO_TILE;
+    return kt;
 }
 
 static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t qt, float *scratch)
 {
     tile_state ts;
     tile_begin(&ts, job, m, qt, scratch);
-    if (!job->stream_kv)
-        prefetch_next_qt(job, m, qt + 1);
+    const size_t next_kt = job->stream_kv ? NO_TILE : prefetch_next_qt(job, m, qt, qt + 1, 0);
     uint32_t idx[SPATTN_TK], cm[SPATTN_TK];
     const size_t t_first = m->qt_ptr[qt], nt = m->qt_ptr[qt + 1] - t_first;
     const int backward = walk_backward(qt);
@@ -68,23 +91,15 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
         const size_t j0 = (size_t)tile->kt * SPATTN_TK;
         const int partial = tile->part != SPATTN_FULL;
         const size_t nk = tile_keys(m, tile, idx, cm);
+        const int rowdot = ts.qk == QK_ROW_DOTS && ts.o == O_ROWS;
         tile_prefetch pf, *pfp = NULL;
         if (job->stream_kv && ti + 1 < nt) {
-            const spattn_ktile *next = &m->tiles[t_first + (backward ? nt - 2 - ti : ti + 1)];
-            const size_t nj0 = (size_t)next->kt * SPATTN_TK;
-            const size_t es = spattn__dtype_size(job->kv_dtype);
-            pf.k_ts = job->k_ts * (ptrdiff_t)es;
-            pf.v_ts = job->v_ts * (ptrdiff_t)es;
-            pf.k = (const char *)job->k + (ptrdiff_t)nj0 * pf.k_ts;
-            pf.v = (const char *)job->v + (ptrdiff_t)nj0 * pf.v_ts;
-            pf.n = spattn__kt_cols(m, next->kt);
-            pf.k_bytes = job->dim_qk * es;
-            pf.v_bytes = job->dim_v * es;
-            /* P V asks for the second half where it is pv_rows_tile's. */
-            pf.split =
-                ts.qk == QK_ROW_DOTS && ts.o == O_ROWS && pv_rows_asks(job->kv_dtype, job->dim_v)
-                    ? pf.n / 2
-                    : pf.n;
+            const spattn_ktile *nx = &m->tiles[t_first + (backward ? nt - 2 - ti : ti + 1)];
+            tile_prefetch_set(&pf, job, (size_t)nx->kt * SPATTN_TK, spattn__kt_cols(m, nx->kt),
+                              rowdot);
+            pfp = &pf;
+        } else if (next_kt != NO_TILE && ti + 1 == nt) {
+            tile_prefetch_set(&pf, job, next_kt * SPATTN_TK, spattn__kt_cols(m, next_kt), rowdot);
             pfp = &pf;
         }
         ts.pv_pf = pfp != NULL && pf.split < pf.n ? pfp : NULL;
@@ -111,7 +126,7 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
     tile_state ts[2];
     tile_begin(&ts[0], job, m, qt, scratch);
     tile_begin(&ts[1], job, m, qt + 1, scratch + tile_state_floats(job->dim_qk, job->dim_v));
-    prefetch_next_qt(job, m, qt + 2);
+    const size_t next_kt = prefetch_next_qt(job, m, qt, qt + 2, 1);
     uint32_t idx[2][SPATTN_TK], cm[2][SPATTN_TK];
     const int backward = walk_backward(qt);
     size_t lo[2], hi[2];
@@ -138,6 +153,13 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
                     lo[x]++;
             }
         const size_t kt = take[0] ? tile[0]->kt : tile[1]->kt, j0 = kt * SPATTN_TK;
+        /* The last key tile asks for the next query tile's first (through the first tile
+           that takes it, x = ask). */
+        const int ask = lo[0] >= hi[0] && lo[1] >= hi[1] && next_kt != NO_TILE ? !take[0] : -1;
+        tile_prefetch pf;
+        if (ask >= 0)
+            tile_prefetch_set(&pf, job, next_kt * SPATTN_TK, spattn__kt_cols(m, next_kt),
+                              ts[ask].qk == QK_ROW_DOTS && ts[ask].o == O_ROWS);
         size_t nk[2] = {0, 0};
         int partial[2] = {0, 0};
         col_t mt[2];
@@ -154,22 +176,25 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
             const float *qts[2] = {ts[0].qtp, ts[1].qtp};
             float *sts[2] = {ts[0].st, ts[1].st};
             qk_cols_pair(job->kv_dtype, qts, job->dim_qk, job->k, job->k_ts, j0, idx[0], nk[0], sts,
-                         alp[0] != NULL ? al : NULL, mt);
+                         ask >= 0 ? &pf : NULL, alp[0] != NULL ? al : NULL, mt);
         } else {
             for (int x = 0; x < 2; x++) {
                 if (!take[x])
                     continue;
                 const uint32_t *cmq = partial[x] && !scores_pass(job) ? cm[x] : NULL;
+                const tile_prefetch *pfx = ask == x ? &pf : NULL;
                 mt[x] = ts[x].qk == QK_ROW_DOTS
                             ? qk_rowdot(job->kv_dtype, ts[x].rows, ts[x].qtp, job->dim_qk, job->k,
-                                        job->k_ts, j0, idx[x], nk[x], cmq, ts[x].st, NULL, alp[x])
+                                        job->k_ts, j0, idx[x], nk[x], cmq, ts[x].st, pfx, alp[x])
                             : qk_cols(job->kv_dtype, ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0,
-                                      idx[x], nk[x], cmq, ts[x].st, NULL, 0, alp[x]);
+                                      idx[x], nk[x], cmq, ts[x].st, pfx, 0, alp[x]);
             }
         }
         for (int x = 0; x < 2; x++)
-            if (take[x])
+            if (take[x]) {
+                ts[x].pv_pf = ask == x && pf.split < pf.n ? &pf : NULL;
                 tile_fold(&ts[x], job, j0, idx[x], cm[x], nk[x], partial[x], mt[x]);
+            }
     }
     tile_end(&ts[0], job);
     tile_end(&ts[1], job);
