@@ -40,8 +40,6 @@
 #define PV_RB 4
 /* Tiles of at most 8 rows skip registers 2 and 3 of each column in QK and exp2. */
 #define COL_HALVES 1
-/* No gather instruction: the template packs Qt with scalar loads. */
-#define COL_GATHER 0
 
 /* ---- col_t: 16 lanes as four q registers ------------------------------------------------- */
 typedef struct col_t {

@@ -27,7 +27,6 @@
  *   PV_EB, PV_EBM  (PV_ROWS 0 only) output dims per block of the transposed P V, unmasked
  *                  and masked
  *   COL_HALVES     1 when a col_t is two halves and the *_lo ops skip the high one
- *   COL_GATHER     1 when col_gather_rows / col_row_offsets exist (hardware gather)
  *   PROBE_CHAINS   independent FMA chains of the peak probe
  *
  * Operations (p: float pointer; a, b, c: values of the shape named):
@@ -88,9 +87,6 @@
 #endif
 #ifndef COL_HALVES
 #error "vec.h: the ISA header must define COL_HALVES"
-#endif
-#ifndef COL_GATHER
-#error "vec.h: the ISA header must define COL_GATHER"
 #endif
 #ifndef PROBE_CHAINS
 #error "vec.h: the ISA header must define PROBE_CHAINS"
@@ -168,10 +164,6 @@ SPATTN_VEC_REQUIRES(void, vec_prefetch_l1, (const void *))
 SPATTN_VEC_REQUIRES(void, vec_prefetch_l2, (const void *))
 SPATTN_VEC_REQUIRES(void, col_transpose_rows,
                    (const float *, ptrdiff_t, size_t, size_t, col_t, float *))
-#if COL_GATHER
-SPATTN_VEC_REQUIRES(col_idx_t, col_row_offsets, (int32_t))
-SPATTN_VEC_REQUIRES(col_t, col_gather_rows, (const float *, col_idx_t, size_t))
-#endif
 #ifdef VEC_BF16_DOT
 /* Tiers with bf16 pair dot products (VEC_BF16_DOT): col_bcast_pair(p: the two bf16 values at p
    as a pair in every lane), col_dot_pair(qp, kp, acc: acc + the lane-wise dot of two bf16

@@ -132,30 +132,6 @@ SPATTN_ALWAYS_INLINE col_t col_fma_bc_m(col_t a, const float *p, col_t acc, cmas
     return col_mk(_mm256_fmadd_ps(a.lo, _mm256_and_ps(b, m.lo), acc.lo),
                   _mm256_fmadd_ps(a.hi, _mm256_and_ps(b, m.hi), acc.hi));
 }
-/* Rows 0..rows-1 of a column read from memory: lane r = p[r * ts] (offsets from
-   col_row_offsets), lanes from `rows` on are 0 and not read. */
-#define COL_GATHER 1
-typedef struct col_idx_t {
-    __m256i lo, hi;
-} col_idx_t;
-SPATTN_ALWAYS_INLINE col_idx_t col_row_offsets(int32_t ts)
-{
-    const __m256i t = _mm256_set1_epi32(ts);
-    col_idx_t ix = {_mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), t),
-                    _mm256_mullo_epi32(_mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15), t)};
-    return ix;
-}
-SPATTN_ALWAYS_INLINE col_t col_gather_rows(const float *p, col_idx_t ix, size_t rows)
-{
-    const __m256i n = _mm256_set1_epi32((int)rows);
-    const __m256 m0 =
-        _mm256_castsi256_ps(_mm256_cmpgt_epi32(n, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
-    const __m256 m1 =
-        _mm256_castsi256_ps(_mm256_cmpgt_epi32(n, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)));
-    return col_mk(_mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, ix.lo, m0, 4),
-                  _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, ix.hi, m1, 4));
-}
-
 /* Rows 0..rows-1 (ts floats apart) of w <= 16 consecutive columns, transposed and scaled:
    out[16 d + r] = p[r ts + d] * c for d < w (lanes from `rows` on hold 0 * c; nothing past
    the rows' w elements is read, nothing past out[16 w] written). Four 8x8 transposes (rows

@@ -145,21 +145,6 @@ SPATTN_ALWAYS_INLINE float col_hsum(col_t a)
     return _mm512_reduce_add_ps(a);
 }
 
-/* Rows 0..rows-1 of a column read from memory: lane r = p[r * ts] (offsets from
-   col_row_offsets), lanes from `rows` on are 0 and not read. */
-#define COL_GATHER 1
-typedef __m512i col_idx_t;
-SPATTN_ALWAYS_INLINE col_idx_t col_row_offsets(int32_t ts)
-{
-    const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    return _mm512_mullo_epi32(iota, _mm512_set1_epi32(ts));
-}
-SPATTN_ALWAYS_INLINE col_t col_gather_rows(const float *p, col_idx_t ix, size_t rows)
-{
-    const __mmask16 m = (__mmask16)((1u << rows) - 1u);
-    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, ix, p, 4);
-}
-
 /* Rows 0..rows-1 (ts floats apart) of w <= 16 consecutive columns, transposed and scaled:
    out[16 d + r] = p[r ts + d] * c for d < w (lanes from `rows` on hold 0 * c; nothing past
    the rows' w elements is read, nothing past out[16 w] written). In registers: pairs of rows
