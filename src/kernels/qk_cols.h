@@ -219,8 +219,8 @@ static void qk_cols_pair(int kvt, const float *const *qt, size_t dq, const void 
         return;
     }
 #endif
-    KV_DISPATCH(
-        kvt, qk_cols_nq(KVT, 2, QK_NB2, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, pf, al, mt));
+    KV_DISPATCH(kvt,
+                qk_cols_nq(KVT, 2, QK_NB2, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, pf, al, mt));
 }
 #endif
 

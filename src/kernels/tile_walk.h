@@ -51,11 +51,11 @@ static void tile_prefetch_set(tile_prefetch *pf, const spattn_head_job *job, siz
    its Q rows, asked for here, and the K and V rows of the first key tile it walks, whose index
    it returns for the kernels of this call's last key tile to ask for while they compute
    (NO_TILE when there is none). `pair`: the caller is tpl_tiles2, and so is the next call
-   from an even q, whose Q rows it asks for both tiles' rows. A sparse block mask gives a query tile one or a few key tiles, so
-   without this each call starts by waiting for its Q, K and V from L3. Asking for all of a
-   tile's K and V lines at once, here, filled the queue of misses and stalled the call for
-   them; spread over the QK blocks they overlap the FMAs. None are asked for when that key
-   tile is one this call walks too (query tiles cur .. qt - 1): it is in L2 then. */
+   from an even q, whose Q rows it asks for both tiles' rows. A sparse block mask gives a query tile
+   one or a few key tiles, so without this each call starts by waiting for its Q, K and V from L3.
+   Asking for all of a tile's K and V lines at once, here, filled the queue of misses and stalled
+   the call for them; spread over the QK blocks they overlap the FMAs. None are asked for when that
+   key tile is one this call walks too (query tiles cur .. qt - 1): it is in L2 then. */
 #define NO_TILE SIZE_MAX
 static size_t prefetch_next_qt(const spattn_head_job *job, const spattn_mask *m, size_t cur,
                                size_t qt, int pair)

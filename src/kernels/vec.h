@@ -163,7 +163,7 @@ SPATTN_VEC_REQUIRES(vmask_t, vmask_load, (const vmask_t *))
 SPATTN_VEC_REQUIRES(void, vec_prefetch_l1, (const void *))
 SPATTN_VEC_REQUIRES(void, vec_prefetch_l2, (const void *))
 SPATTN_VEC_REQUIRES(void, col_transpose_rows,
-                   (const float *, ptrdiff_t, size_t, size_t, col_t, float *))
+                    (const float *, ptrdiff_t, size_t, size_t, col_t, float *))
 #ifdef VEC_BF16_DOT
 /* Tiers with bf16 pair dot products (VEC_BF16_DOT): col_bcast_pair(p: the two bf16 values at p
    as a pair in every lane), col_dot_pair(qp, kp, acc: acc + the lane-wise dot of two bf16

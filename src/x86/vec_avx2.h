@@ -142,8 +142,8 @@ SPATTN_ALWAYS_INLINE void col_transpose_rows(const float *p, ptrdiff_t ts, size_
 {
     for (size_t h = 0; h < w; h += 8) {
         const size_t wh = w - h < 8 ? w - h : 8;
-        const __m256i m =
-            _mm256_cmpgt_epi32(_mm256_set1_epi32((int)wh), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)wh),
+                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         for (int g = 0; g < 2; g++) {
             __m256 r[8], a[8];
             for (int i = 0; i < 8; i++) {
@@ -165,11 +165,13 @@ SPATTN_ALWAYS_INLINE void col_transpose_rows(const float *p, ptrdiff_t ts, size_
             for (int e = 0; e < 4; e++) {
                 float *o = out + 16 * h + 8 * (size_t)g;
                 if ((size_t)e < wh)
-                    _mm256_store_ps(o + 16 * e,
-                                    _mm256_mul_ps(_mm256_permute2f128_ps(r[e], r[4 + e], 0x20), cg));
+                    _mm256_store_ps(
+                        o + 16 * e,
+                        _mm256_mul_ps(_mm256_permute2f128_ps(r[e], r[4 + e], 0x20), cg));
                 if ((size_t)(4 + e) < wh)
-                    _mm256_store_ps(o + 16 * (4 + e),
-                                    _mm256_mul_ps(_mm256_permute2f128_ps(r[e], r[4 + e], 0x31), cg));
+                    _mm256_store_ps(
+                        o + 16 * (4 + e),
+                        _mm256_mul_ps(_mm256_permute2f128_ps(r[e], r[4 + e], 0x31), cg));
             }
         }
     }
