@@ -517,7 +517,9 @@ typedef struct spattn_grads {
    the sinks) or another output -> SPATTN_E_ARG. Nothing is written on error. Accuracy: for
    unit-scale inputs and len_q, len_k <= 1024, every gradient within 1e-4 * (1 + |ref|) of
    spattn_reference_backward. Results are bitwise identical for any num_threads; thread-safe
-   like execute. Cost follows the allowed pairs (about 2.5 times the forward's flops). */
+   like execute. Cost follows the allowed pairs (about 2.5 times the forward's flops). The
+   plan keeps the call's work buffers (packs of Q and dO, dK/dV accumulators, kept dS; a few
+   times the size of Q, K and V) for its later backward calls, until spattn_plan_free. */
 SPATTN_API spattn_status spattn_plan_backward(const spattn_plan *plan, const spattn_args *args,
                                               const spattn_grads *g);
 

@@ -528,6 +528,62 @@ START_TEST(pair_batches_beside_column_tiles)
 }
 END_TEST
 
+/* A plan keeps the backward's buffers from one call to the next (and grows them when a call
+   needs more): calls on one plan with other inputs, other modifiers and other cuts into
+   bands give the bits of a fresh plan, on every ISA. */
+START_TEST(kept_buffers_between_calls)
+{
+    const spattn_kernel_table *kt = tu_kernel_table((size_t)_i, "backward");
+    if (kt == NULL)
+        return;
+    tu_rng r = {0x6e9b0f5dull};
+    const spattn_shape s = {2, 4, 2, 90, 170, 24, 20};
+    bproblem p;
+    bp_make(&p, &r, s, s.heads_q, 7);
+    spattn_options opt = {kt->isa, 2};
+    spattn_plan *plan = NULL;
+    ck_assert_int_eq(spattn_plan_create(&s, mlist(&p), p.n_masks, &opt, &plan), SPATTN_OK);
+    float *fresh[3] = {NULL, NULL, NULL};
+    const tu_buf *got[3] = {&p.dq, &p.dk, &p.dv};
+    const size_t caps[4] = {1, 0, 20000, 0}; /* keep nothing, then grow */
+    for (int call = 0; call < 4; call++) {
+        if (call == 1) { /* new inputs, no modifiers: nothing of the first call may remain */
+            fill(&r, &p.q, s.dim_qk, (size_t)p.a.q_layout.token - s.dim_qk);
+            fill(&r, &p.k, s.dim_qk, (size_t)p.a.k_layout.token - s.dim_qk);
+            fill(&r, &p.v, s.dim_v, (size_t)p.a.v_layout.token - s.dim_v);
+            fill(&r, &p.d_o, s.dim_v, (size_t)p.a.o_layout.token - s.dim_v);
+            p.a.softcap = 0.0f;
+            p.a.alibi_slopes = NULL;
+            p.a.pos_offset = 0;
+            p.a.sinks = NULL;
+            poison_unseen_keys(&p);
+            redo_reference(&p);
+        }
+        spattn__bwd_set_band_floats(caps[call]);
+        run_plan(&p, kt->isa, 2); /* a fresh plan's bits */
+        for (int t = 0; t < 3; t++) {
+            free(fresh[t]);
+            fresh[t] = malloc(got[t]->n * sizeof(float));
+            ck_assert_ptr_nonnull(fresh[t]);
+            memcpy(fresh[t], got[t]->p, got[t]->n * sizeof(float));
+        }
+        ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);
+        clear_grads(&p);
+        ck_assert_int_eq(spattn_plan_backward(plan, &p.a, &p.g), SPATTN_OK);
+        compare_all(&p, kt->name);
+        for (int t = 0; t < 3; t++)
+            ck_assert_msg(memcmp(fresh[t], got[t]->p, got[t]->n * sizeof(float)) == 0,
+                          "%s: call %d on a kept plan differs from a fresh plan (gradient %d)",
+                          kt->name, call, t);
+    }
+    spattn__bwd_set_band_floats(0);
+    for (int t = 0; t < 3; t++)
+        free(fresh[t]);
+    spattn_plan_free(plan);
+    bp_free(&p);
+}
+END_TEST
+
 /* Several threads making the first backward calls of one plan at once (each builds the key
    tile lists; one publishes) and more after: every result bitwise the single-threaded one. */
 typedef struct bw_worker {
@@ -616,6 +672,7 @@ Suite *suite_backward(void)
     tcase_add_loop_test(tc, nan_stays_with_its_pairs, 0, (int)tu_n_kernels());
     tcase_add_loop_test(tc, pair_batches_beside_column_tiles, 0, (int)tu_n_kernels());
     tcase_add_loop_test(tc, bands_of_kept_ds, 0, (int)tu_n_kernels());
+    tcase_add_loop_test(tc, kept_buffers_between_calls, 0, (int)tu_n_kernels());
     tcase_add_test(tc, concurrent_calls);
     suite_add_tcase(s, tc);
     return s;

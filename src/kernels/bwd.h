@@ -145,6 +145,31 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
     bwd_batch_kv(job, &batch, dk, dv);
 }
 
+/* dQ rows = (dQ^T transposed back + the pair path's rows) scale: 16 dims at a time through
+   the vocabulary's transpose into tmp (256 floats, aligned), so that a query tile with one
+   stored key tile does not pay a scalar gather per element. */
+static void bwd_dq_rows(const float *dqt, const float *dqr, size_t ldq, size_t dqk, size_t rows,
+                        float scale, float *dq, ptrdiff_t dq_ts, float *tmp)
+{
+    const col_t one = col_set1(1.0f);
+    const vec_t sc = vec_set1(scale);
+    for (size_t d0 = 0; d0 < dqk; d0 += 16) {
+        const size_t w = dqk - d0 < 16 ? dqk - d0 : 16;
+        col_transpose_rows(dqt + d0 * 16, 16, w, 16, one, tmp);
+        for (size_t r = 0; r < rows; r++) {
+            float *out = dq + (ptrdiff_t)r * dq_ts + (ptrdiff_t)d0;
+            for (size_t v = 0; v < w; v += VL) {
+                const vec_t x = vec_mul(
+                    vec_add(vec_loadu(tmp + 16 * r + v), vec_loadu(dqr + r * ldq + d0 + v)), sc);
+                if (w - v >= VL)
+                    vec_storeu(out + v, x);
+                else
+                    vec_storeu_m(out + v, vmask_first(w - v), x);
+            }
+        }
+    }
+}
+
 static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t qt,
                       const float *pack, float *dq, ptrdiff_t dq_ts, const float *ds,
                       const spattn_bwd_slots *sl, size_t tile0, float *scratch)
@@ -208,12 +233,8 @@ static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t q
             bwd_dq_block(1, idx, nk, cm, full, dsc, kb, job->k_ts, d0, dqt);
     }
     bwd_batch_q(job, &batch, dqr);
-    const size_t i0 = qt * SPATTN_TQ, rows = spattn__qt_rows(m, qt);
-    for (size_t r = 0; r < rows; r++) {
-        float *out = dq + (ptrdiff_t)(i0 + r) * dq_ts;
-        for (size_t d = 0; d < dqk; d++)
-            out[d] = (dqt[d * 16 + r] + dqr[r * ldq + d]) * job->scale;
-    }
+    bwd_dq_rows(dqt, dqr, ldq, dqk, spattn__qt_rows(m, qt), job->scale,
+                dq + (ptrdiff_t)(qt * SPATTN_TQ) * dq_ts, dq_ts, pc);
 }
 
 #endif

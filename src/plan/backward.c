@@ -409,10 +409,6 @@ static void run_passes(const bwd_ctx *x, int nt)
 
 static void free_ctx(bwd_ctx *x)
 {
-    spattn__aligned_free(x->packs);
-    spattn__aligned_free(x->dkv);
-    spattn__aligned_free(x->ds);
-    spattn__aligned_free(x->scratch);
     spattn__free(x->band_q);
     spattn__free(x->band_off);
 }
@@ -452,19 +448,22 @@ spattn_status spattn_plan_backward(const spattn_plan *plan, const spattn_args *a
     if (units > SIZE_MAX / sizeof(float) / x.pf)
         return SPATTN_E_NOMEM;
     const size_t kept = plan_bands(&x);
-    if (kept != SIZE_MAX && kept > 0)
-        x.ds = spattn__aligned_alloc(kept * sizeof(float));
-    x.packs = spattn__aligned_alloc(units * x.pf * sizeof(float));
-    x.dkv = spattn__aligned_alloc((kv_floats ? kv_floats : 1) * sizeof(float));
-    x.scratch = spattn__aligned_alloc((size_t)nt * x.per_thread * sizeof(float));
-    if (kept == SIZE_MAX || (kept > 0 && x.ds == NULL) || x.packs == NULL || x.dkv == NULL ||
-        x.scratch == NULL) {
+    spattn_bwd_ws *ws = NULL;
+    if (kept != SIZE_MAX)
+        ws = spattn__bwd_ws_take((spattn_plan *)plan, units * x.pf, kv_floats, kept,
+                                 (size_t)nt * x.per_thread);
+    if (ws == NULL) {
         free_ctx(&x);
         return SPATTN_E_NOMEM;
     }
+    x.packs = ws->packs;
+    x.dkv = ws->dkv;
+    x.ds = kept > 0 ? ws->ds : NULL;
+    x.scratch = ws->scratch;
     run_passes(&x, nt);
     if (args->sinks != NULL && g->d_sinks != NULL)
         sink_grads(&x);
+    spattn__bwd_ws_give((spattn_plan *)plan, ws);
     free_ctx(&x);
     return SPATTN_OK;
 }

@@ -18,6 +18,7 @@ void spattn_plan_free(spattn_plan *p)
     spattn__schedule_free(&p->packed);
     spattn__split_free(&p->split);
     spattn__bwd_index_free(atomic_load(&p->bwd));
+    spattn__bwd_ws_free(atomic_load(&p->bwd_ws));
     spattn__aligned_free(p->scratch);
     spattn__free(p);
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "kernels/kernel.h"
+#include "plan/backward_ws.h"
 #include "plan/schedule.h"
 #include "plan/split.h"
 #include "plan/tiles_by_key.h"
@@ -30,6 +31,8 @@ struct spattn_plan {
     /* The backward's key-tile lists of plain's masks, built by the first backward call (the
        first to finish publishes; a concurrent builder frees its copy). */
     _Atomic(spattn_bwd_index *) bwd;
+    /* The backward's buffers, kept from one call to the next (backward_ws.h). */
+    _Atomic(spattn_bwd_ws *) bwd_ws;
 };
 
 #endif
