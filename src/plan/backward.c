@@ -193,6 +193,51 @@ static int kt_touched(const bwd_ctx *x, size_t b, size_t hk, size_t kt)
     return 0;
 }
 
+/* Ask for the K and V rows of key tile kt of KV head hk of batch b, and for pack pk if not
+   NULL: on an empty-heavy mask each key tile is read for few pairs, and its rows would
+   otherwise arrive on demand, one stride at a time, while the FMAs wait. */
+static void prefetch_kv_rows(const bwd_ctx *x, size_t b, size_t hk, size_t kt, int with_v,
+                             const float *pk)
+{
+    const spattn_shape *s = &x->p->shape;
+    const spattn_args *a = x->a;
+    const size_t j0 = kt * SPATTN_TK;
+    const size_t cols = s->len_k - j0 < SPATTN_TK ? s->len_k - j0 : SPATTN_TK;
+    for (size_t c = 0; c < cols; c++) {
+        const char *k = (const char *)at((const float *)a->k, a->k_layout, b, hk, j0 + c);
+        for (size_t o = 0; o < s->dim_qk * sizeof(float); o += 64)
+            __builtin_prefetch(k + o, 0, 2);
+        if (!with_v)
+            continue;
+        const char *v = (const char *)at((const float *)a->v, a->v_layout, b, hk, j0 + c);
+        for (size_t o = 0; o < s->dim_v * sizeof(float); o += 64)
+            __builtin_prefetch(v + o, 0, 2);
+    }
+    for (size_t o = 0; pk != NULL && o < x->pf * sizeof(float); o += 64)
+        __builtin_prefetch((const char *)pk + o, 0, 2);
+}
+
+/* What unit u + 1 reads first, if it is the next key tile of the same KV head and has entries
+   in the band: its K and V rows and its first query tile's pack. */
+static void kv_prefetch_next(const bwd_ctx *x, const bwd_band *bd, size_t u)
+{
+    const spattn_shape *s = &x->p->shape;
+    const size_t kt = u % x->nkt + 1, hk = u / x->nkt % s->heads_kv, b = u / x->nkt / s->heads_kv;
+    const size_t group = s->heads_q / s->heads_kv;
+    for (size_t h = hk * group; h < (hk + 1) * group && kt < x->nkt; h++) {
+        size_t mi;
+        (void)mask_of(x, b, h, &mi);
+        const spattn_keytiles *kl = &x->ix->by_mask[mi];
+        if (kl->kt_ptr == NULL)
+            return;
+        const size_t e0 = lower_qt(kl->qt, kl->kt_ptr[kt], kl->kt_ptr[kt + 1], bd->q0);
+        if (e0 < kl->kt_ptr[kt + 1] && kl->qt[e0] < bd->q1) {
+            prefetch_kv_rows(x, b, hk, kt, 1, pack_of(x, b, h, kl->qt[e0]));
+            return;
+        }
+    }
+}
+
 /* Unit u of the dK/dV pass of a band: key tile kt of KV head hk of batch b, against the band's
    query tiles, adding into the unit's accumulators (which keep it across bands): zeroed in
    the first band and written out in the last, while they are in cache. */
@@ -207,6 +252,7 @@ static void kv_unit(const bwd_ctx *x, const bwd_band *bd, size_t u, float *scrat
             kv_out(x, u, 0);
         return;
     }
+    kv_prefetch_next(x, bd, u);
     float *dk = dkv_of(x, u), *dv = dk + SPATTN_TK * x->ldq;
     /* The accumulators hold nothing until the first call with entries, in this band or an
        earlier one: that call sets them (the kernels zero only where they must). */
@@ -280,6 +326,10 @@ static void q_unit(const bwd_ctx *x, const bwd_band *bd, size_t u, float *scratc
     const spattn_head_job job = bwd_job(x, b, h);
     size_t tile0;
     const float *ds = band_ds(x, bd, b, h, m, &tile0);
+    /* the first K rows the next unit reads (the same reason as kv_prefetch_next) */
+    if (qt + 1 < bd->q1 && !spattn__qt_empty(m, qt + 1))
+        prefetch_kv_rows(x, b, h / (s->heads_q / s->heads_kv), m->tiles[m->qt_ptr[qt + 1]].kt, 0,
+                         NULL);
     x->p->kt->bwd_q(&job, m, qt, pack_of(x, b, h, qt), dq, dq_ts, ds, &x->ix->by_mask[mi].slots,
                     tile0, scratch);
 }
