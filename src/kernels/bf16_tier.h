@@ -97,9 +97,10 @@ static size_t base_bwd_scratch_floats(size_t dim_qk, size_t dim_v)
 
 static void base_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const float *packs,
                         const spattn_bwd_entries *en, size_t n, size_t kt, float *dk, float *dv,
-                        int fresh, float *ds, size_t ds0, float *scratch)
+                        int fresh, float *ds, size_t ds0, float *dq, ptrdiff_t dq_ts,
+                        float *scratch)
 {
-    BF16_BASE_TABLE.bwd_kv(job, m, packs, en, n, kt, dk, dv, fresh, ds, ds0, scratch);
+    BF16_BASE_TABLE.bwd_kv(job, m, packs, en, n, kt, dk, dv, fresh, ds, ds0, dq, dq_ts, scratch);
 }
 
 static void base_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t qt,

@@ -10,11 +10,12 @@
 #include "kernels/bwd_pairs.h"
 
 /* scratch: P and dS columns of BWD_GROUP key tiles, then dQ^T of one query tile and its
-   rows' pair-path part, row-major. */
+   rows' pair-path part, row-major, and 256 floats for turning dQ^T into rows (bwd_kv's solo
+   query tiles use the parts after the columns; bwd_q starts its own at the columns). */
 static size_t tpl_bwd_scratch_floats(size_t dim_qk, size_t dim_v)
 {
     (void)dim_v;
-    return 2 * BWD_GROUP * SPATTN_TK * 16 + 16 * dim_qk + 16 * spattn__bwd_round16(dim_qk);
+    return 2 * BWD_GROUP * SPATTN_TK * 16 + 16 * dim_qk + 16 * spattn__bwd_round16(dim_qk) + 256;
 }
 
 /* How many entries ahead bwd_kv asks for the pack rows of a pair tile's pairs (a few each),
@@ -57,9 +58,53 @@ static void bwd_kv_settle(int *fresh, size_t ldq, size_t ldv, float *dk, float *
     *fresh = 0;
 }
 
+/* dQ rows = (dQ^T transposed back + the pair path's rows) scale: 16 dims at a time through
+   the vocabulary's transpose into tmp (256 floats, aligned), so that a query tile with one
+   stored key tile does not pay a scalar gather per element. */
+static void bwd_dq_rows(const float *dqt, const float *dqr, size_t ldq, size_t dqk, size_t rows,
+                        float scale, float *dq, ptrdiff_t dq_ts, float *tmp)
+{
+    const col_t one = col_set1(1.0f);
+    const vec_t sc = vec_set1(scale);
+    for (size_t d0 = 0; d0 < dqk; d0 += 16) {
+        const size_t w = dqk - d0 < 16 ? dqk - d0 : 16;
+        col_transpose_rows(dqt + d0 * 16, 16, w, 16, one, tmp);
+        for (size_t r = 0; r < rows; r++) {
+            float *out = dq + (ptrdiff_t)r * dq_ts + (ptrdiff_t)d0;
+            for (size_t v = 0; v < w; v += VL) {
+                const vec_t x = vec_mul(
+                    vec_add(vec_loadu(tmp + 16 * r + v), vec_loadu(dqr + r * ldq + d0 + v)), sc);
+                if (w - v >= VL)
+                    vec_storeu(out + v, x);
+                else
+                    vec_storeu_m(out + v, vmask_first(w - v), x);
+            }
+        }
+    }
+}
+
+/* dQ of query tile qt from one tile's dS columns: dQ^T over the keys in the same blocks and
+   order as bwd_q, then its rows (bwd_q's finish, pair-path part zero). dqt: 16 dim_qk floats,
+   then 16 round16(dim_qk) and 256, aligned. */
+static void bwd_dq_of_tile(const spattn_head_job *job, size_t kt, const uint32_t *idx, size_t nk,
+                           const uint32_t *cm, int full, const float *dsc, size_t rows, float *dq,
+                           ptrdiff_t dq_ts, float *dqt)
+{
+    const size_t dqk = job->dim_qk, ldq = spattn__bwd_round16(dqk);
+    float *dqr = dqt + 16 * dqk;
+    memset(dqt, 0, 16 * (dqk + ldq) * sizeof(float));
+    const float *kb = (const float *)job->k + (ptrdiff_t)kt * SPATTN_TK * job->k_ts;
+    size_t d0 = 0;
+    for (; d0 + QK_NB <= dqk; d0 += QK_NB)
+        bwd_dq_block(QK_NB, idx, nk, cm, full, dsc, kb, job->k_ts, d0, dqt);
+    for (; d0 < dqk; d0++)
+        bwd_dq_block(1, idx, nk, cm, full, dsc, kb, job->k_ts, d0, dqt);
+    bwd_dq_rows(dqt, dqr, ldq, dqk, rows, job->scale, dq, dq_ts, dqr + 16 * ldq);
+}
+
 static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const float *packs,
                        const spattn_bwd_entries *en, size_t n, size_t kt, float *dk, float *dv,
-                       int fresh, float *ds, size_t ds0, float *scratch)
+                       int fresh, float *ds, size_t ds0, float *dq, ptrdiff_t dq_ts, float *scratch)
 {
     const size_t pf = spattn__bwd_pack_floats(job->dim_qk, job->dim_v);
     const size_t ldq = spattn__bwd_round16(job->dim_qk), ldv = spattn__bwd_round16(job->dim_v);
@@ -122,9 +167,16 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
             bwd_kv_flush_full(nkg, ng, gp, gds, gq, gdo, ldq, ldv, dk, dv, &fresh);
             ng = 0;
         }
+        /* A query tile with this tile alone gets its dQ now, from dS still in L1, and
+           nothing kept for bwd_q. */
+        const int solo = dq != NULL && m->qt_ptr[qt + 1] - m->qt_ptr[qt] == 1;
         float *pc = scratch + ng * SPATTN_TK * 16;
-        float *dsc = dsk != NULL ? dsk : scratch + (BWD_GROUP + ng) * SPATTN_TK * 16;
+        float *dsc = dsk != NULL && !solo ? dsk : scratch + (BWD_GROUP + ng) * SPATTN_TK * 16;
         bwd_cols(job, &br, kt, idx, nk, cm, full, pc, dsc);
+        if (solo)
+            bwd_dq_of_tile(job, kt, idx, nk, cm, full, dsc, br.rows,
+                           dq + (ptrdiff_t)(qt * SPATTN_TQ) * dq_ts, dq_ts,
+                           scratch + 2 * BWD_GROUP * SPATTN_TK * 16);
         if (!full) {
             bwd_kv_settle(&fresh, ldq, ldv, dk, dv);
             bwd_acc_keys(idx, nk, cm, dsc, br.qr, ldq, dk);
@@ -143,31 +195,6 @@ static void tpl_bwd_kv(const spattn_head_job *job, const spattn_mask *m, const f
         }
     }
     bwd_batch_kv(job, &batch, dk, dv);
-}
-
-/* dQ rows = (dQ^T transposed back + the pair path's rows) scale: 16 dims at a time through
-   the vocabulary's transpose into tmp (256 floats, aligned), so that a query tile with one
-   stored key tile does not pay a scalar gather per element. */
-static void bwd_dq_rows(const float *dqt, const float *dqr, size_t ldq, size_t dqk, size_t rows,
-                        float scale, float *dq, ptrdiff_t dq_ts, float *tmp)
-{
-    const col_t one = col_set1(1.0f);
-    const vec_t sc = vec_set1(scale);
-    for (size_t d0 = 0; d0 < dqk; d0 += 16) {
-        const size_t w = dqk - d0 < 16 ? dqk - d0 : 16;
-        col_transpose_rows(dqt + d0 * 16, 16, w, 16, one, tmp);
-        for (size_t r = 0; r < rows; r++) {
-            float *out = dq + (ptrdiff_t)r * dq_ts + (ptrdiff_t)d0;
-            for (size_t v = 0; v < w; v += VL) {
-                const vec_t x = vec_mul(
-                    vec_add(vec_loadu(tmp + 16 * r + v), vec_loadu(dqr + r * ldq + d0 + v)), sc);
-                if (w - v >= VL)
-                    vec_storeu(out + v, x);
-                else
-                    vec_storeu_m(out + v, vmask_first(w - v), x);
-            }
-        }
-    }
 }
 
 static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t qt,

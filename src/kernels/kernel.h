@@ -119,7 +119,10 @@ typedef struct spattn_kernel_table {
        bwd_kv: key tile kt against query tiles en->qt[0 .. n) (increasing) through their
        stored tiles m->tiles[en->tile[e]]: adds P^T dO into dv and dS^T Q (not yet times
        scale) into dk, whose row c (key kt*TK + c) has round16(dim) floats; with `fresh` they
-       hold nothing yet (the key tile's first call) and are set, not added to.
+       hold nothing yet (the key tile's first call) and are set, not added to. With
+       bwd_solo_dq set and dq not NULL, a query tile whose only stored tile is the entry's
+       column-path tile gets its dQ rows at dq + i * dq_ts here (as bwd_q would write them,
+       bit for bit; the plan does not call bwd_q for it), and its dS is not kept.
        bwd_q: every stored tile of query tile qt; writes its rows' dQ = scale dS K at
        dq + i * dq_ts (rows with no allowed key get 0). Scratch: bwd_scratch_floats.
        sl: the mask's tile slots and pair lists, en the same of the key tile's entries
@@ -130,7 +133,8 @@ typedef struct spattn_kernel_table {
     size_t (*bwd_scratch_floats)(size_t dim_qk, size_t dim_v);
     void (*bwd_kv)(const spattn_head_job *job, const spattn_mask *m, const float *packs,
                    const spattn_bwd_entries *en, size_t n, size_t kt, float *dk, float *dv,
-                   int fresh, float *ds, size_t ds0, float *scratch);
+                   int fresh, float *ds, size_t ds0, float *dq, ptrdiff_t dq_ts, float *scratch);
+    int bwd_solo_dq;
     void (*bwd_q)(const spattn_head_job *job, const spattn_mask *m, size_t qt, const float *pack,
                   float *dq, ptrdiff_t dq_ts, const float *ds, const spattn_bwd_slots *sl,
                   size_t tile0, float *scratch);

@@ -71,6 +71,7 @@ static size_t tpl_scratch_floats(size_t dim_qk, size_t dim_v, size_t gather_rows
         .merge_rows = tpl_merge_rows,                                                              \
         .bwd_scratch_floats = tpl_bwd_scratch_floats,                                              \
         .bwd_kv = tpl_bwd_kv,                                                                      \
+        .bwd_solo_dq = 1,                                                                          \
         .bwd_q = tpl_bwd_q,                                                                        \
         .bwd_cols_of_rows = tpl_bwd_cols_of_rows,                                                  \
     }

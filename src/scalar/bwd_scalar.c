@@ -48,11 +48,14 @@ size_t spattn__bwd_scratch_scalar(size_t dim_qk, size_t dim_v)
 
 void spattn__bwd_kv_scalar(const spattn_head_job *job, const spattn_mask *m, const float *packs,
                            const spattn_bwd_entries *en, size_t n, size_t kt, float *dk, float *dv,
-                           int fresh, float *ds_keep, size_t ds0, float *scratch)
+                           int fresh, float *ds_keep, size_t ds0, float *dq_out, ptrdiff_t dq_ts,
+                           float *scratch)
 {
-    /* Keeps no dS: bwd_q recomputes every pair. */
+    /* Keeps no dS: bwd_q recomputes every pair (bwd_solo_dq is 0: dq is never given). */
     (void)ds_keep;
     (void)ds0;
+    (void)dq_out;
+    (void)dq_ts;
     (void)scratch;
     const size_t dq = job->dim_qk, dvv = job->dim_v;
     const size_t ldq = spattn__bwd_round16(dq), ldv = spattn__bwd_round16(dvv);
