@@ -277,6 +277,7 @@ typedef struct dcase {
     float slopes[8], sinks[8];
     int alibi, sink;
     spattn_path path;
+    int pairs; /* the shape set (dcase_make) */
 } dcase;
 
 static void fill(tu_rng *r, const tens *t, float *x, spattn_dtype ty)
@@ -315,12 +316,19 @@ static const size_t pair_dims[] = {32, 64, 96, 128};
 static const size_t staged_lens_q[] = {32, 33, 48};
 static const size_t staged_lens_k[] = {65, 77, 130};
 static const size_t staged_dims[] = {17, 65, 264};
+/* Strided masks on the gather path, whose rows start with a progression of keys that the
+   kernels copy into residue blocks (plan/keyrows.h): strides and lengths with many rows per
+   residue, odd dims. */
+static const size_t strided_lens[] = {150, 203};
+static const size_t strided_dims[] = {17, 64, 128};
 #define PICK(r, a) (a)[tu_range(r, 0, sizeof(a) / sizeof((a)[0]) - 1)]
 
-/* pairs: 1, shapes from the pair_* sets; 2, from the staged_* sets. */
+/* pairs: 1, shapes from the pair_* sets; 2, from the staged_* sets; 3, strided_* shapes with
+   a strided mask on the gather path. */
 static void dcase_make(dcase *c, uint64_t seed, spattn_dtype qt, spattn_dtype kvt, int pairs)
 {
     memset(c, 0, sizeof *c);
+    c->pairs = pairs;
     tu_rng r = {seed};
     const size_t hkv = tu_range(&r, 1, 2), g = tu_range(&r, 1, 4);
     c->s =
@@ -336,6 +344,11 @@ static void dcase_make(dcase *c, uint64_t seed, spattn_dtype qt, spattn_dtype kv
         c->s.len_k = PICK(&r, staged_lens_k);
         c->s.dim_qk = PICK(&r, staged_dims);
         c->s.dim_v = PICK(&r, staged_dims);
+    } else if (pairs == 3) {
+        c->s.len_q = PICK(&r, strided_lens);
+        c->s.len_k = c->s.len_q + (tu_uniform(&r) < 0.5 ? 0 : 21);
+        c->s.dim_qk = PICK(&r, strided_dims);
+        c->s.dim_v = PICK(&r, strided_dims);
     }
     const spattn_shape *s = &c->s;
     c->tq = tens_make(s->batch, s->heads_q, s->len_q, s->dim_qk, tu_range(&r, 0, 3),
@@ -348,7 +361,13 @@ static void dcase_make(dcase *c, uint64_t seed, spattn_dtype qt, spattn_dtype kv
                       (int)tu_range(&r, 0, 1));
     c->mask = tu_random_mask(&r, s->len_q, s->len_k);
     /* Pair shapes: mostly masks with FULL key tiles (causal or dense), where P.V takes pairs. */
-    const int full_kind = pairs ? (int)tu_range(&r, 0, 2) : 0;
+    const int full_kind = pairs == 1 || pairs == 2 ? (int)tu_range(&r, 0, 2) : 0;
+    if (pairs == 3) {
+        spattn_mask_free(c->mask);
+        c->mask = NULL;
+        ck_assert_int_eq(spattn_mask_strided(s->len_q, s->len_k, tu_range(&r, 8, 14), &c->mask),
+                         SPATTN_OK);
+    }
     if (full_kind != 0) {
         spattn_mask_free(c->mask);
         c->mask = NULL;
@@ -404,6 +423,8 @@ static void dcase_make(dcase *c, uint64_t seed, spattn_dtype qt, spattn_dtype kv
         c->sinks[h] = h % 3 == 2 ? -INFINITY : (float)h - 1.5f;
     }
     c->path = (spattn_path)tu_range(&r, SPATTN_PATH_AUTO, SPATTN_PATH_GATHER);
+    if (pairs == 3)
+        c->path = SPATTN_PATH_GATHER;
 }
 
 static void dcase_free(dcase *c)
@@ -460,6 +481,9 @@ static spattn_status run_plan(const dcase *c, const spattn_args *a, spattn_isa i
     const spattn_mask *ml[1] = {c->mask};
     spattn_plan *p = NULL;
     spattn_status st = spattn__plan_create_path(&c->s, ml, 1, &opt, c->path, &p);
+    /* Strided cases must take the residue blocks, or they test nothing new. */
+    if (st == SPATTN_OK && c->pairs == 3)
+        ck_assert_msg(spattn__plan_prog_rows(p) > 0, "strided mask without residue blocks");
     if (st == SPATTN_OK)
         st = spattn_plan_execute(p, a);
     spattn_plan_free(p);
@@ -630,6 +654,22 @@ START_TEST(kv16_staged_shapes_every_isa)
 }
 END_TEST
 
+/* 16-bit and float K/V on strided masks through the gather path's residue blocks (widened
+   into float blocks), on every ISA: the F32 computation's bits, and the same for 1 and 2
+   threads. */
+START_TEST(strided_rows_every_isa)
+{
+    static const int triples[4][3] = {{SPATTN_DTYPE_F32, SPATTN_DTYPE_F32, SPATTN_DTYPE_F32},
+                                      {SPATTN_DTYPE_F16, SPATTN_DTYPE_F16, SPATTN_DTYPE_F16},
+                                      {SPATTN_DTYPE_F32, SPATTN_DTYPE_F16, SPATTN_DTYPE_F32},
+                                      {SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16}};
+    const int n = tu_cases(2);
+    for (int i = 0; i < n; i++)
+        check_case(9 * triples[_i][0] + 3 * triples[_i][1] + triples[_i][2],
+                   0x5d1d0000ull + (uint64_t)_i * 1000u + (uint64_t)i, 3);
+}
+END_TEST
+
 /* spattn_probs reads Q and K of any type: the same as on their F32 copies. */
 START_TEST(probs_any_type)
 {
@@ -709,6 +749,7 @@ Suite *suite_dtypes(void)
     tcase_add_loop_test(tc, every_triple_every_isa, 0, 27);
     tcase_add_loop_test(tc, bf16_pair_shapes_every_isa, 0, 3);
     tcase_add_loop_test(tc, kv16_staged_shapes_every_isa, 0, 4);
+    tcase_add_loop_test(tc, strided_rows_every_isa, 0, 4);
     tcase_add_loop_test(tc, probs_any_type, 0, 9);
     tcase_add_test(tc, print_report);
     suite_add_tcase(s, tc);

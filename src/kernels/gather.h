@@ -15,16 +15,16 @@
 #define GATHER_BATCH 8192
 
 /* Sums and scores one gather call over `rows` rows holds: enough for the call's rows (or a
-   batch) of 16 keys each, and always for its longest row (`keys`), so that every batch takes
-   at least one row. */
+   batch) of 16 keys each, and always for its longest row (`keys`, in two parts: see
+   gather_row_floats), so that every batch takes at least one row. */
 static size_t gather_sums(size_t rows)
 {
     return rows < GATHER_BATCH ? round16(rows) : GATHER_BATCH;
 }
 static size_t gather_scores(size_t rows, size_t keys)
 {
-    const size_t per_row = 16 * gather_sums(rows);
-    return per_row > round16(keys) ? per_row : round16(keys);
+    const size_t per_row = 16 * gather_sums(rows), longest = round16(keys) + 16;
+    return per_row > longest ? per_row : longest;
 }
 
 /* The gather path's passes. A call takes a run of a head's query tiles, and its rows go
@@ -88,12 +88,51 @@ SPATTN_ALWAYS_INLINE col_t qk_dots16(const int kvt, const float *q, size_t dq, c
 /* Scores (log2 units, softcap applied) of row q against keys[0 .. n), 1 <= n <= 16; -inf in
    the lanes past n. */
 SPATTN_ALWAYS_INLINE col_t row_scores16(const int kvt, const spattn_head_job *job, const float *q,
-                                        size_t dq, const uint32_t *keys, size_t n)
+                                        size_t dq, const void *k, ptrdiff_t k_ts,
+                                        const uint32_t *keys, size_t n)
 {
-    col_t s = col_mul(qk_dots16(kvt, q, dq, job->k, job->k_ts, keys, n), col_set1(q_factor(job)));
+    col_t s = col_mul(qk_dots16(kvt, q, dq, k, k_ts, keys, n), col_set1(q_factor(job)));
     if (job->softcap != 0.0f)
         s = col_mul(col_tanh(s), col_set1(job->softcap * K_LOG2E));
     return col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(K_NINF));
+}
+
+/* A gather call's residue blocks (keyrows.h, prog_stride): the progression keys of residue c
+   widened to floats, key b at k + (c * prog_len + b) * ldk (and so for V), copied when a row
+   first needs them; kn[c], vn[c]: keys of residue c copied so far. */
+typedef struct gather_prog {
+    float *k, *v;
+    uint32_t *kn, *vn;
+    size_t ldk, ldv;
+} gather_prog;
+
+/* Keys at the start of row i's list that are its progression (0: none, or no blocks). */
+static inline size_t prog_keys(const spattn_keyrows *kr, size_t i)
+{
+    return kr->prog != NULL ? kr->prog[i] : 0;
+}
+
+/* Residue c's block of src (K or V, rows ts elements apart, of type kvt), holding at least its
+   first a keys. */
+SPATTN_ALWAYS_INLINE const float *prog_block(const int kvt, const spattn_keyrows *kr,
+                                             const void *src, ptrdiff_t ts, float *blocks,
+                                             uint32_t *have, size_t c, size_t a, size_t ld,
+                                             size_t dim)
+{
+    float *b = blocks + c * kr->prog_len * ld;
+    for (size_t j = have[c]; j < a; j++)
+        kv_widen_row(kvt, b + j * ld, kv_row(kvt, src, (ptrdiff_t)(c + j * kr->prog_stride), ts),
+                     dim);
+    if (a > have[c])
+        have[c] = (uint32_t)a;
+    return b;
+}
+
+/* Floats of the score rows of a row of n keys, a of them its progression: each part starts
+   a block of 16. */
+static inline size_t gather_row_floats(size_t n, size_t a)
+{
+    return round16(a) + round16(n - a);
 }
 
 /* ALiBi over the scores the first pass stored for rows i0 .. i0 + rows (laid out as there),
@@ -110,12 +149,18 @@ static void gather_alibi(const spattn_head_job *job, const spattn_keyrows *kr, s
         const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
         const ptrdiff_t pos = job->pos0 + (ptrdiff_t)(i0 + r) * job->pos_step;
         const col_t f = col_set1(alibi_factor(job, i0 + r));
-        for (size_t c0 = 0; c0 < n; c0 += 16, s += 16) {
-            for (size_t c = 0; c < 16; c++) {
-                const ptrdiff_t d = pos - (ptrdiff_t)keys[c0 + c < n ? c0 + c : n - 1];
-                dist[c] = (float)(d < 0 ? -d : d);
+        /* the row's progression and the rest of its keys, each from a block boundary */
+        const size_t a = prog_keys(kr, i0 + r);
+        for (int part = 0; part < 2; part++) {
+            const uint32_t *ks = part ? keys + a : keys;
+            const size_t m = part ? n - a : a;
+            for (size_t c0 = 0; c0 < m; c0 += 16, s += 16) {
+                for (size_t c = 0; c < 16; c++) {
+                    const ptrdiff_t d = pos - (ptrdiff_t)ks[c0 + c < m ? c0 + c : m - 1];
+                    dist[c] = (float)(d < 0 ? -d : d);
+                }
+                col_store(s, col_fma(f, col_load(dist), col_load(s)));
             }
-            col_store(s, col_fma(f, col_load(dist), col_load(s)));
         }
     }
 }
@@ -166,43 +211,61 @@ SPATTN_ALWAYS_INLINE vec_t pv_keys_1v(const int kvt, vec_t a0, const void *v, pt
     return a0;
 }
 
+/* A row's progression for the P V pass: its first a keys are rows iota[0 .. a) of the
+   float block v (ld floats apart), their probabilities at p[0 .. a). */
+typedef struct gather_prog_row {
+    const float *v;
+    ptrdiff_t ld;
+    const uint32_t *iota;
+    size_t a;
+} gather_prog_row;
+
 /* O = sum over c < n of p[c] V[keys[c]] * f, written to o (f: 1 / l, see row_scale); exact
    zeros when f == 0 (no finite score, l == 0: 0 * an infinite V would be NaN). p unnormalised
    and O scaled once at the end keep the sum and its reciprocal off the chain the products
    wait on. V of type kvt; o is the row in the job's o_dtype. */
 SPATTN_ALWAYS_INLINE void pv_gather_row(const int kvt, const spattn_head_job *job, const size_t dv,
                                         const uint32_t *keys, size_t n, const float *p, float f,
-                                        void *o)
+                                        void *o, const gather_prog_row *pr)
 {
     if (f == 0.0f) {
         for (size_t e = 0; e < dv; e += VL)
             o_store(job, o, e, dv - e < VL ? dv - e : VL, vec_zero());
         return;
     }
+    /* A progression first, from its block (floats), then the rest of the keys. */
+    const size_t a = pr != NULL ? pr->a : 0;
+    const float *pa = p + round16(a);
     const vec_t inv = vec_set1(f);
     size_t e = 0;
     for (; e + 4 * VL <= dv; e += 4 * VL) {
         vec_t acc[4] = {vec_zero(), vec_zero(), vec_zero(), vec_zero()};
-        pv_keys_4v(kvt, acc, job->v, job->v_ts, keys, p, n, e);
+        if (a != 0)
+            pv_keys_4v(KV_F32, acc, pr->v, pr->ld, pr->iota, p, a, e);
+        pv_keys_4v(kvt, acc, job->v, job->v_ts, keys + a, pa, n - a, e);
         for (int x = 0; x < 4; x++)
             o_store(job, o, e + (size_t)x * VL, VL, vec_mul(acc[x], inv));
     }
     for (; e < dv; e += VL) {
         const vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
-        o_store(job, o, e, dv - e < VL ? dv - e : VL,
-                vec_mul(pv_keys_1v(kvt, vec_zero(), job->v, job->v_ts, keys, p, n, e, mk), inv));
+        vec_t acc = vec_zero();
+        if (a != 0)
+            acc = pv_keys_1v(KV_F32, acc, pr->v, pr->ld, pr->iota, p, a, e, mk);
+        acc = pv_keys_1v(kvt, acc, job->v, job->v_ts, keys + a, pa, n - a, e, mk);
+        o_store(job, o, e, dv - e < VL ? dv - e : VL, vec_mul(acc, inv));
     }
 }
 
-/* Rows i0 .. i0 + rows of kr: scores into sb (row after row, n rounded up to 16 floats
-   each), turned into probabilities with the factors of their O in lb, then P V. q is read in
-   place and the scale applied to the scores. A row with no key gets factor 0, so zeros, and
-   lse -inf (or its sink). K and V of type kvt; a 16-bit Q row is widened into qb (dim_qk
-   floats) first. */
+/* Rows i0 .. i0 + rows of kr: scores into sb (row after row, in blocks of 16 floats: the
+   row's progression, then the rest of its keys, gather_row_floats), turned into
+   probabilities with the factors of their O in lb, then P V. q is read in place and the
+   scale applied to the scores. A row with no key gets factor 0, so zeros, and lse -inf (or
+   its sink). K and V of type kvt; a 16-bit Q row is widened into qb (dim_qk floats) first.
+   gp: the call's residue blocks, NULL when kr has none. */
 SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *job,
                                           const size_t dq, const size_t dv,
                                           const spattn_keyrows *kr, size_t i0, size_t rows,
-                                          float *sb, float *lb, float *qb)
+                                          float *sb, float *lb, float *qb, const gather_prog *gp)
 {
     size_t n;
     float *s = sb;
@@ -217,13 +280,26 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *
             spattn__load_row(qv, job->q_dtype, qb, dq);
             q = qb;
         }
+        const size_t a = gp != NULL ? prog_keys(kr, i0 + r) : 0;
+        if (a != 0) {
+            const float *kb =
+                prog_block(kvt, kr, job->k, job->k_ts, gp->k, gp->kn, keys[0], a, gp->ldk, dq);
+            for (size_t c = 0; c < a; c += 16, s += 16)
+                col_store(s, row_scores16(KV_F32, job, q, dq, kb, (ptrdiff_t)gp->ldk, kr->iota + c,
+                                          a - c < 16 ? a - c : 16));
+            keys += a;
+            n -= a;
+            if (n == 0)
+                continue;
+        }
         if (n <= 16) {
-            col_store(s, row_scores16(kvt, job, q, dq, keys, n));
+            col_store(s, row_scores16(kvt, job, q, dq, job->k, job->k_ts, keys, n));
             s += 16;
             continue;
         }
         for (size_t c = 0; c < n; c += 16, s += 16)
-            col_store(s, row_scores16(kvt, job, q, dq, keys + c, n - c < 16 ? n - c : 16));
+            col_store(s, row_scores16(kvt, job, q, dq, job->k, job->k_ts, keys + c,
+                                      n - c < 16 ? n - c : 16));
     }
     if (job->slopes != NULL)
         gather_alibi(job, kr, i0, rows, sb);
@@ -235,7 +311,7 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *
             lb[r] = row_scale(job, i0 + r, K_NINF, 0.0f, lse);
             continue;
         }
-        const size_t w = round16(n);
+        const size_t w = gather_row_floats(n, gp != NULL ? prog_keys(kr, i0 + r) : 0);
         col_t mx = col_load(s);
         for (size_t c = 16; c < w; c += 16)
             mx = col_max(mx, col_load(s + c));
@@ -259,8 +335,17 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *
     s = sb;
     for (size_t r = 0; r < rows; r++) {
         const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
-        pv_gather_row(kvt, job, dv, keys, n, s, lb[r], o_row(job, i0 + r));
-        s += round16(n);
+        const size_t a = gp != NULL ? prog_keys(kr, i0 + r) : 0;
+        gather_prog_row pr, *prp = NULL;
+        if (a != 0 && lb[r] != 0.0f) {
+            pr.v = prog_block(kvt, kr, job->v, job->v_ts, gp->v, gp->vn, keys[0], a, gp->ldv, dv);
+            pr.ld = (ptrdiff_t)gp->ldv;
+            pr.iota = kr->iota;
+            pr.a = a;
+            prp = &pr;
+        }
+        pv_gather_row(kvt, job, dv, keys, n, s, lb[r], o_row(job, i0 + r), prp);
+        s += n != 0 ? gather_row_floats(n, a) : 0;
     }
 }
 
@@ -268,28 +353,29 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *
    K/V type. */
 SPATTN_ALWAYS_INLINE void gather_passes_t(const int kvt, const spattn_head_job *job,
                                           const spattn_keyrows *kr, size_t i0, size_t rows,
-                                          float *sb, float *lb, float *qb)
+                                          float *sb, float *lb, float *qb, const gather_prog *gp)
 {
     const size_t dq = job->dim_qk, dv = job->dim_v;
     if (dq == 64 && dv == 64)
-        gather_passes_d(kvt, job, 64, 64, kr, i0, rows, sb, lb, qb);
+        gather_passes_d(kvt, job, 64, 64, kr, i0, rows, sb, lb, qb, gp);
     else if (dq == 128 && dv == 128)
-        gather_passes_d(kvt, job, 128, 128, kr, i0, rows, sb, lb, qb);
+        gather_passes_d(kvt, job, 128, 128, kr, i0, rows, sb, lb, qb, gp);
     else
-        gather_passes_d(kvt, job, dq, dv, kr, i0, rows, sb, lb, qb);
+        gather_passes_d(kvt, job, dq, dv, kr, i0, rows, sb, lb, qb, gp);
 }
 
 static void gather_passes(const spattn_head_job *job, const spattn_keyrows *kr, size_t i0,
-                          size_t rows, float *sb, float *lb, float *qb)
+                          size_t rows, float *sb, float *lb, float *qb, const gather_prog *gp)
 {
-    KV_DISPATCH(job->kv_dtype, gather_passes_t(KVT, job, kr, i0, rows, sb, lb, qb));
+    KV_DISPATCH(job->kv_dtype, gather_passes_t(KVT, job, kr, i0, rows, sb, lb, qb, gp));
 }
 
 /* Query tiles qt .. qt + nqt - 1 through the keys the plan listed for their rows, in batches
    of rows whose scores fit the scratch: gather_scores floats of scores, then gather_sums
    sums, sized by the call's rows and longest row (the plan's scratch is for its longest
-   call), then round16(dim_qk) floats for a widened 16-bit Q row. (Software prefetch of the next
-   rows' K and V measured slower: the passes already keep enough loads in flight.) */
+   call), then round16(dim_qk) floats for a widened 16-bit Q row, then the residue blocks
+   when kr has them (spattn__keyrows_prog_floats: the plan adds them). (Software prefetch of
+   the next rows' K and V measured slower: the passes already keep enough loads in flight.) */
 static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt, size_t nqt,
                        float *scratch)
 {
@@ -298,15 +384,28 @@ static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, siz
     const size_t max_rows = gather_sums(i1 - i0);
     const size_t max_scores = gather_scores(i1 - i0, kr->longest);
     float *sb = scratch, *lb = sb + max_scores, *qb = lb + max_rows;
+    gather_prog g, *gp = NULL;
+    if (kr->prog_stride != 0) {
+        const size_t st = kr->prog_stride, len = kr->prog_len;
+        g.ldk = round16(job->dim_qk);
+        g.ldv = round16(job->dim_v);
+        g.k = qb + round16(job->dim_qk);
+        g.v = g.k + st * len * g.ldk;
+        g.kn = (uint32_t *)(void *)(g.v + st * len * g.ldv);
+        g.vn = g.kn + st;
+        memset(g.kn, 0, 2 * st * sizeof *g.kn);
+        gp = &g;
+    }
     for (size_t b = i0, e; b < i1; b = e) {
         size_t used = 0, n;
         for (e = b; e < i1 && e - b < max_rows; e++) {
             spattn__keyrows_row(kr, e, &n);
-            if (e > b && used + round16(n) > max_scores)
+            const size_t w = n != 0 ? gather_row_floats(n, gp != NULL ? prog_keys(kr, e) : 0) : 0;
+            if (e > b && used + w > max_scores)
                 break;
-            used += round16(n);
+            used += w;
         }
-        gather_passes(job, kr, b, e - b, sb, lb, qb);
+        gather_passes(job, kr, b, e - b, sb, lb, qb, gp);
     }
 }
 

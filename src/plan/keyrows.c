@@ -13,6 +13,71 @@ static size_t row_count(const spattn_mask *m, size_t qt, size_t r)
     return n;
 }
 
+/* Length of the progression keys[0], keys[0] + st, ... at the start of a row of n keys
+   (keys[0] < st), or 0. */
+static size_t prog_length(const uint32_t *keys, size_t n, size_t st)
+{
+    if (n < 2 || keys[0] >= st)
+        return 0;
+    size_t a = 1;
+    while (a < n && keys[a] == keys[0] + a * st)
+        a++;
+    return a >= 2 ? a : 0;
+}
+
+/* Finds the progressions of the listed rows (keyrows.h), and keeps them only where the copy
+   pays: where rows read each copied key at least PROG_REUSE times. The stride is that of the
+   first row that starts with three keys in progression, at least PROG_MIN_STRIDE apart (closer
+   keys share cache lines and sets anyway). */
+#define PROG_MIN_STRIDE 8
+#define PROG_REUSE 4
+static spattn_status find_progressions(spattn_keyrows *kr)
+{
+    size_t st = 0;
+    for (size_t i = 0; i < kr->len_q && st == 0; i++) {
+        size_t n;
+        const uint32_t *k = spattn__keyrows_row(kr, i, &n);
+        if (n >= 3 && k[1] - k[0] >= PROG_MIN_STRIDE && k[0] < k[1] - k[0] &&
+            k[2] - k[1] == k[1] - k[0])
+            st = k[1] - k[0];
+    }
+    if (st == 0)
+        return SPATTN_OK;
+    size_t *need = spattn__calloc(st, sizeof *need);
+    kr->prog = spattn__calloc(kr->len_q, sizeof *kr->prog);
+    if (need == NULL || kr->prog == NULL) {
+        spattn__free(need);
+        return SPATTN_E_NOMEM;
+    }
+    size_t used = 0, copied = 0, longest = 0;
+    for (size_t i = 0; i < kr->len_q; i++) {
+        size_t n;
+        const uint32_t *k = spattn__keyrows_row(kr, i, &n);
+        const size_t a = prog_length(k, n, st);
+        kr->prog[i] = (uint32_t)a;
+        used += a;
+        if (a != 0 && a > need[k[0]])
+            need[k[0]] = a;
+        longest = a > longest ? a : longest;
+    }
+    for (size_t c = 0; c < st; c++)
+        copied += need[c];
+    spattn__free(need);
+    if (used < PROG_REUSE * copied || longest == 0) {
+        spattn__free(kr->prog);
+        kr->prog = NULL;
+        return SPATTN_OK;
+    }
+    kr->iota = spattn__malloc(longest * sizeof *kr->iota);
+    if (kr->iota == NULL)
+        return SPATTN_E_NOMEM;
+    for (size_t b = 0; b < longest; b++)
+        kr->iota[b] = (uint32_t)b;
+    kr->prog_stride = st;
+    kr->prog_len = longest;
+    return SPATTN_OK;
+}
+
 spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
                                     uint8_t *tile_gather, spattn_keyrows *kr)
 {
@@ -47,6 +112,10 @@ spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
         for (size_t r = 0; r < rows; r++)
             spattn__mask_row_keys(m, qt, r, kr->keys + kr->off[i0 + r]);
     }
+    if (find_progressions(kr) != SPATTN_OK) {
+        spattn__keyrows_free(kr);
+        return SPATTN_E_NOMEM;
+    }
     return SPATTN_OK;
 }
 
@@ -57,5 +126,7 @@ void spattn__keyrows_free(spattn_keyrows *kr)
     spattn__free(kr->off);
     spattn__free(kr->keys);
     spattn__free(kr->tile_gather);
+    spattn__free(kr->prog);
+    spattn__free(kr->iota);
     memset(kr, 0, sizeof *kr);
 }

@@ -21,6 +21,16 @@ typedef struct spattn_keyrows {
     /* NULL, or one flag per stored tile of the mask (m->tiles): 1 = in a mixed query tile,
        the tile goes through attn_mixed's row columns, and its tile walk skips it. */
     uint8_t *tile_gather;
+    /* Strided rows. When many rows begin with a progression of keys c, c + stride,
+       c + 2 stride, ... (c < stride: the Sparse Transformer's strided and fixed patterns,
+       dilated windows), rows of one residue c share those keys, but in K they lie a
+       power-of-two multiple of 256 bytes apart and fall into the same few cache sets. The
+       gather kernel then copies each residue's keys once into a contiguous block of its
+       scratch (prog_floats), reused by every row of that residue. stride 0: none. */
+    size_t prog_stride;
+    size_t prog_len; /* longest progression of a row: the rows of a residue's block */
+    uint32_t *prog;  /* len_q: keys of row i's list that are its progression (0: none) */
+    uint32_t *iota;  /* 0, 1, ..., prog_len - 1: key indices within a residue's block */
 } spattn_keyrows;
 
 /* What a query tile's gather flag (spattn_schedule.gather) says. */
@@ -50,6 +60,22 @@ static inline size_t spattn__keyrows_longest(const spattn_keyrows *kr, size_t n)
     size_t most = 0;
     for (size_t i = 0; i < n; i++)
         most = kr[i].longest > most ? kr[i].longest : most;
+    return most;
+}
+
+/* Floats of scratch a gather call over lists kr[0 .. n) needs for their residue blocks
+   (beyond what the kernel's scratch_floats counts): K and V blocks of stride x prog_len rows
+   of round16(dim) floats, and two counters per residue. */
+static inline size_t spattn__keyrows_prog_floats(const spattn_keyrows *kr, size_t n, size_t dim_qk,
+                                                 size_t dim_v)
+{
+    size_t most = 0;
+    for (size_t i = 0; i < n; i++) {
+        const size_t s = kr[i].prog_stride,
+                     f = s * kr[i].prog_len * ((dim_qk + 15) / 16 * 16 + (dim_v + 15) / 16 * 16) +
+                         (2 * s + 15) / 16 * 16;
+        most = s != 0 && f > most ? f : most;
+    }
     return most;
 }
 

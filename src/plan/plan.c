@@ -81,12 +81,17 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape, const spattn_m
         p->nthreads = (int)chunks;
 
     const size_t gather_keys = spattn__keyrows_longest(p->run->keyrows, p->run->n_masks);
-    size_t per = kt->scratch_floats(shape->dim_qk, shape->dim_v,
-                                    spattn__schedule_gather_rows(p->run), gather_keys);
+    /* The gather path's residue blocks come after the kernel's own scratch (gather.h). */
+    size_t per =
+        kt->scratch_floats(shape->dim_qk, shape->dim_v, spattn__schedule_gather_rows(p->run),
+                           gather_keys) +
+        spattn__keyrows_prog_floats(p->run->keyrows, p->run->n_masks, shape->dim_qk, shape->dim_v);
     if (p->split.nseg) {
         const spattn_schedule *sg = &p->split.segs;
-        size_t seg = kt->scratch_floats(shape->dim_qk, shape->dim_v, p->split.gather_rows,
-                                        spattn__keyrows_longest(sg->keyrows, sg->n_masks));
+        size_t seg =
+            kt->scratch_floats(shape->dim_qk, shape->dim_v, p->split.gather_rows,
+                               spattn__keyrows_longest(sg->keyrows, sg->n_masks)) +
+            spattn__keyrows_prog_floats(sg->keyrows, sg->n_masks, shape->dim_qk, shape->dim_v);
         per = seg > per ? seg : per;
     }
     p->scratch_per_thread = (per + 15) / 16 * 16; /* keep each thread's part 64-byte aligned */
@@ -138,6 +143,16 @@ int spattn__plan_packed(const spattn_plan *plan)
 size_t spattn__plan_gather_tiles(const spattn_plan *plan)
 {
     return plan ? plan->plain.gather_tiles : 0;
+}
+
+size_t spattn__plan_prog_rows(const spattn_plan *plan)
+{
+    size_t rows = 0;
+    const spattn_schedule *s = plan ? plan->run : NULL;
+    for (size_t m = 0; s != NULL && s->keyrows != NULL && m < s->n_masks; m++)
+        for (size_t i = 0; s->keyrows[m].prog != NULL && i < s->keyrows[m].len_q; i++)
+            rows += s->keyrows[m].prog[i] != 0;
+    return rows;
 }
 
 size_t spattn__plan_mixed_tiles(const spattn_plan *plan, size_t *listed_tiles)

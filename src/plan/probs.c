@@ -263,7 +263,10 @@ static spattn_status alloc_ctx(probs_ctx *x, int nt, int want_cols)
     x->lse = spattn__calloc(nbh * s->len_q, sizeof(float));
     /* One query tile per call (a tile's rows at most). */
     const size_t keys = spattn__keyrows_longest(p->plain.keyrows, p->plain.n_masks);
-    x->kernel_scratch = (p->kt->scratch_floats(s->dim_qk, 1, SPATTN_TQ, keys) + 15) / 16 * 16;
+    x->kernel_scratch =
+        (p->kt->scratch_floats(s->dim_qk, 1, SPATTN_TQ, keys) +
+         spattn__keyrows_prog_floats(p->plain.keyrows, p->plain.n_masks, s->dim_qk, 1) + 15) /
+        16 * 16;
     x->scratch_per_thread = x->kernel_scratch + 16;
     x->scratch = spattn__aligned_alloc(x->scratch_per_thread * sizeof(float) * (size_t)nt);
     x->cols = spattn__calloc((size_t)nt * lk, sizeof(uint32_t));

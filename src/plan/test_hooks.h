@@ -22,6 +22,10 @@ void spattn__set_tile_pairs(int on);
 /* Query tiles the plan sends down the gather path, over all (batch, head). */
 size_t spattn__plan_gather_tiles(const spattn_plan *plan);
 
+/* Rows of the plan's gather lists that start with a progression read from residue blocks
+   (keyrows.h), over its masks. */
+size_t spattn__plan_prog_rows(const spattn_plan *plan);
+
 /* Query tiles the plan runs on both paths (attn_mixed), over all (batch, head), and the key
    tiles of theirs whose keys it lists (the rest go through the tile kernel). */
 size_t spattn__plan_mixed_tiles(const spattn_plan *plan, size_t *listed_tiles);
