@@ -2,7 +2,8 @@
  * Query tiles on both paths (attn_mixed) through the plan: the plan's per-tile rule at its
  * crossover, mixed query tiles against the float64 reference (strided and dilated patterns,
  * dense tiles beside sparse ones, rows with no allowed key, NaN in every K/V row no row
- * allows, score modifiers), and 1, 2 and 3 threads bitwise the same.
+ * allows, score modifiers), and 1, 2 and 3 threads bitwise the same; strided rows with
+ * and without the gather path's residue blocks.
  */
 #include <math.h>
 #include <stdio.h>
@@ -309,6 +310,42 @@ START_TEST(everything_listed)
 }
 END_TEST
 
+/* Strided rows on the gather path with and without their residue blocks (the second plan
+   capped to none, spattn__set_prog_max): both against the reference, the capped plan with no
+   progression left. */
+START_TEST(residue_blocks_capped)
+{
+    const spattn_isa isa = tu_isa(_i);
+    tu_rng r = {5150 + (uint64_t)isa};
+    for (int c = 0; c < tu_cases(4); c++) {
+        const size_t lq = tu_range(&r, 200, 320), lk = lq + tu_range(&r, 0, 40);
+        spattn_mask *m;
+        ck_assert_int_eq(spattn_mask_strided(lq, lk, tu_range(&r, 8, 12), &m), SPATTN_OK);
+        mproblem p;
+        mproblem_make(&p, &r, m, 2, 64, 40);
+        for (int capped = 0; capped < 2; capped++) {
+            spattn__set_prog_max(capped ? 1 : 0);
+            spattn_options opt = {isa, 2};
+            spattn_plan *plan = NULL;
+            const spattn_mask *ms[1] = {p.mask};
+            ck_assert_int_eq(
+                spattn__plan_create_path(&p.a.shape, ms, 1, &opt, SPATTN_PATH_GATHER, &plan),
+                SPATTN_OK);
+            spattn__set_prog_max(0);
+            const size_t rows = spattn__plan_prog_rows(plan);
+            ck_assert_msg(capped ? rows == 0 : rows > 0, "%zu rows with residue blocks", rows);
+            ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);
+            spattn_plan_free(plan);
+            char what[96];
+            snprintf(what, sizeof what, "%s strided case %d, blocks %s", spattn_isa_name(isa), c,
+                     capped ? "capped" : "on");
+            against_reference(&p, what);
+        }
+        mproblem_free(&p);
+    }
+}
+END_TEST
+
 Suite *suite_mixed(void);
 Suite *suite_mixed(void)
 {
@@ -319,6 +356,7 @@ Suite *suite_mixed(void)
     tcase_add_loop_test(tc, mixed_against_reference, 0, n);
     tcase_add_loop_test(tc, crossover_rule, 0, n);
     tcase_add_loop_test(tc, everything_listed, 0, n);
+    tcase_add_loop_test(tc, residue_blocks_capped, 0, n);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -119,6 +119,14 @@ spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
     return SPATTN_OK;
 }
 
+void spattn__keyrows_drop_prog(spattn_keyrows *kr)
+{
+    spattn__free(kr->prog);
+    spattn__free(kr->iota);
+    kr->prog = kr->iota = NULL;
+    kr->prog_stride = kr->prog_len = 0;
+}
+
 void spattn__keyrows_free(spattn_keyrows *kr)
 {
     if (kr == NULL)

@@ -44,6 +44,8 @@ enum { SPATTN_QT_TILES = 0, SPATTN_QT_GATHER = 1, SPATTN_QT_MIXED = 2 };
 spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
                                     uint8_t *tile_gather, spattn_keyrows *kr);
 void spattn__keyrows_free(spattn_keyrows *kr);
+/* Forgets kr's progressions: its rows are then gathered as any others. */
+void spattn__keyrows_drop_prog(spattn_keyrows *kr);
 
 /* The rows of query tiles qt .. qt + nqt - 1 (nqt >= 1, all within len_q): *i0 .. the
    return value. */

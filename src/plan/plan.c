@@ -23,6 +23,23 @@ void spattn_plan_free(spattn_plan *p)
     spattn__free(p);
 }
 
+/* Residue blocks (keyrows.h) larger than this many floats per thread are not worth their
+   memory: long rows of progressions then take the plain gather passes. */
+static _Atomic size_t prog_max_floats = (size_t)1 << 24; /* test hook: spattn__set_prog_max */
+
+void spattn__set_prog_max(size_t floats)
+{
+    prog_max_floats = floats != 0 ? floats : (size_t)1 << 24;
+}
+
+static void cap_prog(spattn_schedule *s, const spattn_shape *shape)
+{
+    for (size_t i = 0; s->keyrows != NULL && i < s->n_masks; i++)
+        if (spattn__keyrows_prog_floats(&s->keyrows[i], 1, shape->dim_qk, shape->dim_v) >
+            prog_max_floats)
+            spattn__keyrows_drop_prog(&s->keyrows[i]);
+}
+
 spattn_status spattn__plan_create_path(const spattn_shape *shape, const spattn_mask *const *masks,
                                        size_t n_masks, const spattn_options *opt, spattn_path path,
                                        spattn_plan **out)
@@ -80,6 +97,11 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape, const spattn_m
     if ((size_t)p->nthreads > chunks)
         p->nthreads = (int)chunks;
 
+    cap_prog(&p->plain, shape);
+    if (p->run == &p->packed)
+        cap_prog(&p->packed, shape);
+    if (p->split.nseg)
+        cap_prog(&p->split.segs, shape);
     const size_t gather_keys = spattn__keyrows_longest(p->run->keyrows, p->run->n_masks);
     /* The gather path's residue blocks come after the kernel's own scratch (gather.h). */
     size_t per =

@@ -26,6 +26,10 @@ size_t spattn__plan_gather_tiles(const spattn_plan *plan);
    (keyrows.h), over its masks. */
 size_t spattn__plan_prog_rows(const spattn_plan *plan);
 
+/* Overrides the most floats of residue blocks a plan gives each thread, for plans created from
+   now on (0: the default again). Process-wide. */
+void spattn__set_prog_max(size_t floats);
+
 /* Query tiles the plan runs on both paths (attn_mixed), over all (batch, head), and the key
    tiles of theirs whose keys it lists (the rest go through the tile kernel). */
 size_t spattn__plan_mixed_tiles(const spattn_plan *plan, size_t *listed_tiles);
