@@ -641,6 +641,13 @@ START_TEST(bf16_pair_shapes_every_isa)
 }
 END_TEST
 
+/* `cases` cases of the triple (q, kv, o) = t in the shape set `pairs` (dcase_make). */
+static void check_triple(const int t[3], uint64_t seed, int cases, int pairs)
+{
+    for (int i = 0; i < tu_cases(cases); i++)
+        check_case(9 * t[0] + 3 * t[1] + t[2], seed + (uint64_t)i, pairs);
+}
+
 /* 16-bit K/V in the shapes where AVX-512 widens K ahead of its FMAs (staged_* sets; FULL
    tiles, pairs of them, and random masks with poisoned keys), on every ISA: still the F32
    computation's bits, and the same for 1 and 2 threads. */
@@ -650,10 +657,7 @@ START_TEST(kv16_staged_shapes_every_isa)
                                       {SPATTN_DTYPE_F32, SPATTN_DTYPE_F16, SPATTN_DTYPE_F32},
                                       {SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16, SPATTN_DTYPE_F32},
                                       {SPATTN_DTYPE_F32, SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16}};
-    const int n = tu_cases(3);
-    for (int i = 0; i < n; i++)
-        check_case(9 * triples[_i][0] + 3 * triples[_i][1] + triples[_i][2],
-                   0x57a60000ull + (uint64_t)_i * 1000u + (uint64_t)i, 2);
+    check_triple(triples[_i], 0x57a60000ull + (uint64_t)_i * 1000u, 3, 2);
 }
 END_TEST
 
@@ -666,10 +670,7 @@ START_TEST(strided_rows_every_isa)
                                       {SPATTN_DTYPE_F16, SPATTN_DTYPE_F16, SPATTN_DTYPE_F16},
                                       {SPATTN_DTYPE_F32, SPATTN_DTYPE_F16, SPATTN_DTYPE_F32},
                                       {SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16}};
-    const int n = tu_cases(2);
-    for (int i = 0; i < n; i++)
-        check_case(9 * triples[_i][0] + 3 * triples[_i][1] + triples[_i][2],
-                   0x5d1d0000ull + (uint64_t)_i * 1000u + (uint64_t)i, 3);
+    check_triple(triples[_i], 0x5d1d0000ull + (uint64_t)_i * 1000u, 2, 3);
 }
 END_TEST
 
