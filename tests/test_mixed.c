@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "mask/mask_impl.h"
+#include "plan/keyrows.h"
 #include "plan/test_hooks.h"
 #include "test_util.h"
 
@@ -346,6 +347,49 @@ START_TEST(residue_blocks_capped)
 }
 END_TEST
 
+/* Strided masks whose calls hold more rows than one batch of the residue kernels
+   (SPATTN_PROG_BATCH): a residue's rows in several batches, its blocks grown from batch to
+   batch. Against the reference, and bitwise the same for 1 and 2 threads (the thread split
+   cuts the rows elsewhere, so batches and groups hold other rows). */
+START_TEST(residue_blocks_over_batches)
+{
+    const spattn_isa isa = tu_isa(_i);
+    tu_rng r = {5190 + (uint64_t)isa};
+    for (int c = 0; c < tu_cases(2); c++) {
+        const size_t lq = SPATTN_PROG_BATCH + tu_range(&r, 90, 200), lk = lq + tu_range(&r, 0, 9);
+        spattn_mask *m;
+        ck_assert_int_eq(spattn_mask_strided(lq, lk, tu_range(&r, 8, 13), &m), SPATTN_OK);
+        /* dims with and without a tail past whole vectors */
+        const size_t dv = tu_range(&r, 0, 1) ? 80 : 40;
+        mproblem p;
+        mproblem_make(&p, &r, m, 1, tu_range(&r, 0, 1) ? 64 : 23, dv);
+        float *o1 = malloc(lq * dv * sizeof(float));
+        ck_assert_ptr_nonnull(o1);
+        for (int nt = 1; nt <= 2; nt++) {
+            spattn_options opt = {isa, nt};
+            spattn_plan *plan = NULL;
+            const spattn_mask *ms[1] = {p.mask};
+            ck_assert_int_eq(
+                spattn__plan_create_path(&p.a.shape, ms, 1, &opt, SPATTN_PATH_GATHER, &plan),
+                SPATTN_OK);
+            ck_assert_uint_gt(spattn__plan_prog_rows(plan), SPATTN_PROG_BATCH);
+            ck_assert_int_eq(spattn_plan_execute(plan, &p.a), SPATTN_OK);
+            spattn_plan_free(plan);
+            if (nt == 1)
+                memcpy(o1, p.o, lq * dv * sizeof(float));
+            else
+                ck_assert_msg(memcmp(o1, p.o, lq * dv * sizeof(float)) == 0,
+                              "%s: 1 and 2 threads differ", spattn_isa_name(isa));
+        }
+        char what[96];
+        snprintf(what, sizeof what, "%s strided case %d over batches", spattn_isa_name(isa), c);
+        against_reference(&p, what);
+        free(o1);
+        mproblem_free(&p);
+    }
+}
+END_TEST
+
 Suite *suite_mixed(void);
 Suite *suite_mixed(void)
 {
@@ -357,6 +401,7 @@ Suite *suite_mixed(void)
     tcase_add_loop_test(tc, crossover_rule, 0, n);
     tcase_add_loop_test(tc, everything_listed, 0, n);
     tcase_add_loop_test(tc, residue_blocks_capped, 0, n);
+    tcase_add_loop_test(tc, residue_blocks_over_batches, 0, n);
     suite_add_tcase(s, tc);
     return s;
 }

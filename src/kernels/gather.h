@@ -7,6 +7,7 @@
 
 #include "convert.h"
 #include "kernels/common.h"
+#include "kernels/gather_prog.h"
 #include "kernels/kv_load.h"
 #include "kernels/o_store.h"
 
@@ -97,37 +98,6 @@ SPATTN_ALWAYS_INLINE col_t row_scores16(const int kvt, const spattn_head_job *jo
     return col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(K_NINF));
 }
 
-/* A gather call's residue blocks (keyrows.h, prog_stride): the progression keys of residue c
-   widened to floats, key b at k + (c * prog_len + b) * ldk (and so for V), copied when a row
-   first needs them; kn[c], vn[c]: keys of residue c copied so far. */
-typedef struct gather_prog {
-    float *k, *v;
-    uint32_t *kn, *vn;
-    size_t ldk, ldv;
-} gather_prog;
-
-/* Keys at the start of row i's list that are its progression (0: none, or no blocks). */
-static inline size_t prog_keys(const spattn_keyrows *kr, size_t i)
-{
-    return kr->prog != NULL ? kr->prog[i] : 0;
-}
-
-/* Residue c's block of src (K or V, rows ts elements apart, of type kvt), holding at least its
-   first a keys. */
-SPATTN_ALWAYS_INLINE const float *prog_block(const int kvt, const spattn_keyrows *kr,
-                                             const void *src, ptrdiff_t ts, float *blocks,
-                                             uint32_t *have, size_t c, size_t a, size_t ld,
-                                             size_t dim)
-{
-    float *b = blocks + c * kr->prog_len * ld;
-    for (size_t j = have[c]; j < a; j++)
-        kv_widen_row(kvt, b + j * ld, kv_row(kvt, src, (ptrdiff_t)(c + j * kr->prog_stride), ts),
-                     dim);
-    if (a > have[c])
-        have[c] = (uint32_t)a;
-    return b;
-}
-
 /* Floats of the score rows of a row of n keys, a of them its progression: each part starts
    a block of 16. */
 static inline size_t gather_row_floats(size_t n, size_t a)
@@ -211,47 +181,35 @@ SPATTN_ALWAYS_INLINE vec_t pv_keys_1v(const int kvt, vec_t a0, const void *v, pt
     return a0;
 }
 
-/* A row's progression for the P V pass: its first a keys are rows iota[0 .. a) of the
-   float block v (ld floats apart), their probabilities at p[0 .. a). */
-typedef struct gather_prog_row {
-    const float *v;
-    ptrdiff_t ld;
-    const uint32_t *iota;
-    size_t a;
-} gather_prog_row;
-
-/* O = sum over c < n of p[c] V[keys[c]] * f, written to o (f: 1 / l, see row_scale); exact
-   zeros when f == 0 (no finite score, l == 0: 0 * an infinite V would be NaN). p unnormalised
-   and O scaled once at the end keep the sum and its reciprocal off the chain the products
-   wait on. V of type kvt; o is the row in the job's o_dtype. */
+/* O = (init + sum over c < n of p[c] V[keys[c]]) * f, written to o (f: 1 / l, see
+   row_scale; init: the P V sums of the row's progression, or NULL); exact zeros when f == 0
+   (no finite score, l == 0: 0 * an infinite V would be NaN). p unnormalised and O scaled
+   once at the end keep the sum and its reciprocal off the chain the products wait on. V of
+   type kvt; o is the row in the job's o_dtype. */
 SPATTN_ALWAYS_INLINE void pv_gather_row(const int kvt, const spattn_head_job *job, const size_t dv,
                                         const uint32_t *keys, size_t n, const float *p, float f,
-                                        void *o, const gather_prog_row *pr)
+                                        void *o, const float *init)
 {
     if (f == 0.0f) {
         for (size_t e = 0; e < dv; e += VL)
             o_store(job, o, e, dv - e < VL ? dv - e : VL, vec_zero());
         return;
     }
-    /* A progression first, from its block (floats), then the rest of the keys. */
-    const size_t a = pr != NULL ? pr->a : 0;
-    const float *pa = p + round16(a);
     const vec_t inv = vec_set1(f);
     size_t e = 0;
     for (; e + 4 * VL <= dv; e += 4 * VL) {
         vec_t acc[4] = {vec_zero(), vec_zero(), vec_zero(), vec_zero()};
-        if (a != 0)
-            pv_keys_4v(KV_F32, acc, pr->v, pr->ld, pr->iota, p, a, e);
-        pv_keys_4v(kvt, acc, job->v, job->v_ts, keys + a, pa, n - a, e);
+        if (init != NULL)
+            for (int x = 0; x < 4; x++)
+                acc[x] = vec_loadu(init + e + (size_t)x * VL);
+        pv_keys_4v(kvt, acc, job->v, job->v_ts, keys, p, n, e);
         for (int x = 0; x < 4; x++)
             o_store(job, o, e + (size_t)x * VL, VL, vec_mul(acc[x], inv));
     }
     for (; e < dv; e += VL) {
         const vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
-        vec_t acc = vec_zero();
-        if (a != 0)
-            acc = pv_keys_1v(KV_F32, acc, pr->v, pr->ld, pr->iota, p, a, e, mk);
-        acc = pv_keys_1v(kvt, acc, job->v, job->v_ts, keys + a, pa, n - a, e, mk);
+        vec_t acc = init != NULL ? vec_loadu_m(init + e, mk) : vec_zero();
+        acc = pv_keys_1v(kvt, acc, job->v, job->v_ts, keys, p, n, e, mk);
         o_store(job, o, e, dv - e < VL ? dv - e : VL, vec_mul(acc, inv));
     }
 }
@@ -261,11 +219,12 @@ SPATTN_ALWAYS_INLINE void pv_gather_row(const int kvt, const spattn_head_job *jo
    probabilities with the factors of their O in lb, then P V. q is read in place and the
    scale applied to the scores. A row with no key gets factor 0, so zeros, and lse -inf (or
    its sink). K and V of type kvt; a 16-bit Q row is widened into qb (dim_qk floats) first.
-   gp: the call's residue blocks, NULL when kr has none. */
+   gp: the call's residue blocks, NULL when kr has none; then the progressions' scores and
+   P V go residue by residue (prog_scores, prog_pv), the rest of each row's keys row by row. */
 SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *job,
                                           const size_t dq, const size_t dv,
                                           const spattn_keyrows *kr, size_t i0, size_t rows,
-                                          float *sb, float *lb, float *qb, const gather_prog *gp)
+                                          float *sb, float *lb, float *qb, gather_prog *gp)
 {
     size_t n;
     float *s = sb;
@@ -274,23 +233,19 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *
         const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
         if (n == 0)
             continue;
+        const size_t a = gp != NULL ? prog_keys(kr, i0 + r) : 0;
+        if (gp != NULL)
+            gp->off[r] = (uint32_t)(s - sb);
+        s += round16(a);
+        keys += a;
+        n -= a;
+        if (n == 0)
+            continue;
         const void *qv = (const char *)job->q + (ptrdiff_t)(i0 + r) * job->q_ts * qs;
         const float *q = qv;
         if (job->q_dtype != SPATTN_DTYPE_F32) {
             spattn__load_row(qv, job->q_dtype, qb, dq);
             q = qb;
-        }
-        const size_t a = gp != NULL ? prog_keys(kr, i0 + r) : 0;
-        if (a != 0) {
-            const float *kb =
-                prog_block(kvt, kr, job->k, job->k_ts, gp->k, gp->kn, keys[0], a, gp->ldk, dq);
-            for (size_t c = 0; c < a; c += 16, s += 16)
-                col_store(s, row_scores16(KV_F32, job, q, dq, kb, (ptrdiff_t)gp->ldk, kr->iota + c,
-                                          a - c < 16 ? a - c : 16));
-            keys += a;
-            n -= a;
-            if (n == 0)
-                continue;
         }
         if (n <= 16) {
             col_store(s, row_scores16(kvt, job, q, dq, job->k, job->k_ts, keys, n));
@@ -300,6 +255,10 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *
         for (size_t c = 0; c < n; c += 16, s += 16)
             col_store(s, row_scores16(kvt, job, q, dq, job->k, job->k_ts, keys + c,
                                       n - c < 16 ? n - c : 16));
+    }
+    if (gp != NULL) {
+        prog_list_rows(kr, i0, rows, gp);
+        prog_scores(kvt, job, dq, kr, i0, sb, gp);
     }
     if (job->slopes != NULL)
         gather_alibi(job, kr, i0, rows, sb);
@@ -332,19 +291,15 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *
         lb[r] = row_scale(job, i0 + r, mt, col_hsum(sum), lse);
         s += w;
     }
+    if (gp != NULL)
+        prog_pv(kvt, job, dv, kr, i0, sb, lb, gp);
     s = sb;
     for (size_t r = 0; r < rows; r++) {
         const uint32_t *keys = spattn__keyrows_row(kr, i0 + r, &n);
         const size_t a = gp != NULL ? prog_keys(kr, i0 + r) : 0;
-        gather_prog_row pr, *prp = NULL;
-        if (a != 0 && lb[r] != 0.0f) {
-            pr.v = prog_block(kvt, kr, job->v, job->v_ts, gp->v, gp->vn, keys[0], a, gp->ldv, dv);
-            pr.ld = (ptrdiff_t)gp->ldv;
-            pr.iota = kr->iota;
-            pr.a = a;
-            prp = &pr;
-        }
-        pv_gather_row(kvt, job, dv, keys, n, s, lb[r], o_row(job, i0 + r), prp);
+        const float *init = a != 0 && lb[r] != 0.0f ? gp->stash + r * gp->ldv : NULL;
+        pv_gather_row(kvt, job, dv, keys + a, n - a, s + round16(a), lb[r], o_row(job, i0 + r),
+                      init);
         s += n != 0 ? gather_row_floats(n, a) : 0;
     }
 }
@@ -353,7 +308,7 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *
    K/V type. */
 SPATTN_ALWAYS_INLINE void gather_passes_t(const int kvt, const spattn_head_job *job,
                                           const spattn_keyrows *kr, size_t i0, size_t rows,
-                                          float *sb, float *lb, float *qb, const gather_prog *gp)
+                                          float *sb, float *lb, float *qb, gather_prog *gp)
 {
     const size_t dq = job->dim_qk, dv = job->dim_v;
     if (dq == 64 && dv == 64)
@@ -365,7 +320,7 @@ SPATTN_ALWAYS_INLINE void gather_passes_t(const int kvt, const spattn_head_job *
 }
 
 static void gather_passes(const spattn_head_job *job, const spattn_keyrows *kr, size_t i0,
-                          size_t rows, float *sb, float *lb, float *qb, const gather_prog *gp)
+                          size_t rows, float *sb, float *lb, float *qb, gather_prog *gp)
 {
     KV_DISPATCH(job->kv_dtype, gather_passes_t(KVT, job, kr, i0, rows, sb, lb, qb, gp));
 }
@@ -385,20 +340,28 @@ static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, siz
     const size_t max_scores = gather_scores(i1 - i0, kr->longest);
     float *sb = scratch, *lb = sb + max_scores, *qb = lb + max_rows;
     gather_prog g, *gp = NULL;
+    size_t batch_rows = max_rows;
     if (kr->prog_stride != 0) {
-        const size_t st = kr->prog_stride, len = kr->prog_len;
-        g.ldk = round16(job->dim_qk);
+        const size_t st = kr->prog_stride, len = kr->prog_len, dq = job->dim_qk;
+        g.ldt = round16(len);
         g.ldv = round16(job->dim_v);
-        g.k = qb + round16(job->dim_qk);
-        g.v = g.k + st * len * g.ldk;
-        g.kn = (uint32_t *)(void *)(g.v + st * len * g.ldv);
+        g.kt = qb + round16(dq);
+        g.v = g.kt + st * dq * g.ldt;
+        g.stage = g.v + st * len * g.ldv;
+        g.tt = g.stage + 16 * round16(dq);
+        g.stash = g.tt + 256;
+        g.kn = (uint32_t *)(void *)(g.stash + SPATTN_PROG_BATCH * g.ldv);
         g.vn = g.kn + st;
+        g.off = g.vn + st;
+        g.list = g.off + SPATTN_PROG_BATCH;
+        g.start = g.list + SPATTN_PROG_BATCH;
         memset(g.kn, 0, 2 * st * sizeof *g.kn);
         gp = &g;
+        batch_rows = max_rows < SPATTN_PROG_BATCH ? max_rows : SPATTN_PROG_BATCH;
     }
     for (size_t b = i0, e; b < i1; b = e) {
         size_t used = 0, n;
-        for (e = b; e < i1 && e - b < max_rows; e++) {
+        for (e = b; e < i1 && e - b < batch_rows; e++) {
             spattn__keyrows_row(kr, e, &n);
             const size_t w = n != 0 ? gather_row_floats(n, gp != NULL ? prog_keys(kr, e) : 0) : 0;
             if (e > b && used + w > max_scores)

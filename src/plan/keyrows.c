@@ -68,11 +68,6 @@ static spattn_status find_progressions(spattn_keyrows *kr)
         kr->prog = NULL;
         return SPATTN_OK;
     }
-    kr->iota = spattn__malloc(longest * sizeof *kr->iota);
-    if (kr->iota == NULL)
-        return SPATTN_E_NOMEM;
-    for (size_t b = 0; b < longest; b++)
-        kr->iota[b] = (uint32_t)b;
     kr->prog_stride = st;
     kr->prog_len = longest;
     return SPATTN_OK;
@@ -122,8 +117,7 @@ spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
 void spattn__keyrows_drop_prog(spattn_keyrows *kr)
 {
     spattn__free(kr->prog);
-    spattn__free(kr->iota);
-    kr->prog = kr->iota = NULL;
+    kr->prog = NULL;
     kr->prog_stride = kr->prog_len = 0;
 }
 
@@ -135,6 +129,5 @@ void spattn__keyrows_free(spattn_keyrows *kr)
     spattn__free(kr->keys);
     spattn__free(kr->tile_gather);
     spattn__free(kr->prog);
-    spattn__free(kr->iota);
     memset(kr, 0, sizeof *kr);
 }

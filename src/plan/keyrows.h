@@ -30,8 +30,12 @@ typedef struct spattn_keyrows {
     size_t prog_stride;
     size_t prog_len; /* longest progression of a row: the rows of a residue's block */
     uint32_t *prog;  /* len_q: keys of row i's list that are its progression (0: none) */
-    uint32_t *iota;  /* 0, 1, ..., prog_len - 1: key indices within a residue's block */
 } spattn_keyrows;
+
+/* The gather kernel takes rows with progressions in batches of at most SPATTN_PROG_BATCH
+   rows, and the rows of one residue SPATTN_PROG_GROUP at a time (gather.h). */
+#define SPATTN_PROG_BATCH 512
+#define SPATTN_PROG_GROUP 4
 
 /* What a query tile's gather flag (spattn_schedule.gather) says. */
 enum { SPATTN_QT_TILES = 0, SPATTN_QT_GATHER = 1, SPATTN_QT_MIXED = 2 };
@@ -66,16 +70,21 @@ static inline size_t spattn__keyrows_longest(const spattn_keyrows *kr, size_t n)
 }
 
 /* Floats of scratch a gather call over lists kr[0 .. n) needs for their residue blocks
-   (beyond what the kernel's scratch_floats counts): K and V blocks of stride x prog_len rows
-   of round16(dim) floats, and two counters per residue. */
+   (beyond what the kernel's scratch_floats counts): per residue a K block of dim_qk rows of
+   round16(prog_len) floats and a V block of prog_len rows of round16(dim_v) floats; 16 rows
+   of round16(dim_qk) floats and a 16 x 16 tile to stage K rows and Q rows in; the P V sums of a
+   batch's progressions; and, as uint32, two counters per residue, each batch row's score offset and
+   place in its residue's list, and the lists' bounds. */
 static inline size_t spattn__keyrows_prog_floats(const spattn_keyrows *kr, size_t n, size_t dim_qk,
                                                  size_t dim_v)
 {
     size_t most = 0;
     for (size_t i = 0; i < n; i++) {
-        const size_t s = kr[i].prog_stride,
-                     f = s * kr[i].prog_len * ((dim_qk + 15) / 16 * 16 + (dim_v + 15) / 16 * 16) +
-                         (2 * s + 15) / 16 * 16;
+        const size_t s = kr[i].prog_stride, len = kr[i].prog_len, dq16 = (dim_qk + 15) / 16 * 16,
+                     dv16 = (dim_v + 15) / 16 * 16,
+                     f = s * (dim_qk * ((len + 15) / 16 * 16) + len * dv16) + 16 * dq16 + 256 +
+                         SPATTN_PROG_BATCH * dv16 +
+                         (3 * s + 1 + 2 * SPATTN_PROG_BATCH + 15) / 16 * 16;
         most = s != 0 && f > most ? f : most;
     }
     return most;
