@@ -14,14 +14,15 @@
 #include "kernels/kv_load.h"
 
 /* A gather call's residue blocks (keyrows.h, prog_stride), copied when a row first needs
-   them: residue c's K block transposed (kt + c * dim_qk * ldt: key b of the residue in column
-   b of dim_qk rows of ldt floats, so that a 16-key chunk of scores is one vector per dim), its
-   V block as rows (v + c * prog_len * ldv, key b in row b); kn[c], vn[c]: keys of residue c
-   copied so far. stage: 16 rows of round16(dim_qk) floats, for K rows on their way into a
-   block and a group's widened Q rows; tt, 256 floats for a transposed 16 x 16 tile. stash: the
-   P V sums of each row's progression (row r of the batch at r * ldv); off[r], the offset of
-   row r's scores in the batch's score rows; the rows of residue c with a progression are
-   list[start[c] .. start[c + 1]), in row order. */
+   them. Residue c's K block, transposed in chunks of 16 keys so that a chunk of scores is one
+   vector per dim and a chunk is contiguous: at kt + c * dim_qk * ldt (ldt, the longest
+   progression rounded up to 16), chunk x, dim d, lane l at 16 x dim_qk + 16 d + l holds dim d
+   of the residue's key 16 x + l. Its V block as rows: v + c * prog_len * ldv, key b in row b.
+   kn[c], vn[c]: keys of residue c copied so far. stage: 16 rows of round16(dim_qk) floats, for
+   K rows on their way into a block and a group's widened Q rows; tt: 256 floats, a transposed
+   16 x 16 tile. Per batch: stash, the P V sums of each row's progression (row r of the batch
+   at r * ldv); off[r], the offset of row r's scores in the batch's score rows; the rows of
+   residue c with a progression are list[start[c] .. start[c + 1]), in row order. */
 typedef struct gather_prog {
     float *kt, *v, *stage, *tt, *stash;
     uint32_t *kn, *vn, *off, *list, *start;
@@ -71,7 +72,7 @@ SPATTN_ALWAYS_INLINE const float *prog_kt_block(const int kvt, const spattn_head
             col_transpose_rows(gp->stage + d0, (ptrdiff_t)lds, h2 - h, w, col_set1(1.0f), gp->tt);
             for (size_t d = 0; d < w; d++)
                 for (size_t x = 0; x < lanes; x += VL)
-                    vec_storeu_m(b + (d0 + d) * gp->ldt + h + x,
+                    vec_storeu_m(b + j0 * dq + (d0 + d) * 16 + (h - j0) + x,
                                  vmask_first(lanes - x < VL ? lanes - x : VL),
                                  vec_loadu(gp->tt + 16 * d + x));
         }
@@ -158,13 +159,13 @@ SPATTN_ALWAYS_INLINE void prog_store_chunk(const spattn_head_job *job, col_t acc
    the transposed block kt, into s[g] + x0, summed along dim in order. Named accumulators, not
    an array, so that they stay in registers. */
 SPATTN_ALWAYS_INLINE void prog_chunks1(const spattn_head_job *job, size_t dq, const float *kt,
-                                       size_t ldt, const float *const *q, const size_t *a,
-                                       float *const *s, size_t nr, size_t x0)
+                                       const float *const *q, const size_t *a, float *const *s,
+                                       size_t nr, size_t x0)
 {
     col_t a0 = col_zero(), a1 = col_zero(), a2 = col_zero(), a3 = col_zero();
     const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
     for (size_t d = 0; d < dq; d++) {
-        const col_t k = col_load(kt + d * ldt + x0);
+        const col_t k = col_load(kt + x0 * dq + d * 16);
         a0 = col_fma_bc(k, q0 + d, a0);
         a1 = col_fma_bc(k, q1 + d, a1);
         a2 = col_fma_bc(k, q2 + d, a2);
@@ -179,14 +180,14 @@ SPATTN_ALWAYS_INLINE void prog_chunks1(const spattn_head_job *job, size_t dq, co
         prog_store_chunk(job, a3, a[3], s[3], x0);
 }
 SPATTN_ALWAYS_INLINE void prog_chunks2(const spattn_head_job *job, size_t dq, const float *kt,
-                                       size_t ldt, const float *const *q, const size_t *a,
-                                       float *const *s, size_t nr, size_t x0)
+                                       const float *const *q, const size_t *a, float *const *s,
+                                       size_t nr, size_t x0)
 {
     col_t a0 = col_zero(), a1 = col_zero(), a2 = col_zero(), a3 = col_zero();
     col_t b0 = col_zero(), b1 = col_zero(), b2 = col_zero(), b3 = col_zero();
     const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
     for (size_t d = 0; d < dq; d++) {
-        const col_t k = col_load(kt + d * ldt + x0), l = col_load(kt + d * ldt + x0 + 16);
+        const col_t k = col_load(kt + x0 * dq + d * 16), l = col_load(kt + (x0 + 16) * dq + d * 16);
         a0 = col_fma_bc(k, q0 + d, a0);
         b0 = col_fma_bc(l, q0 + d, b0);
         a1 = col_fma_bc(k, q1 + d, a1);
@@ -214,9 +215,8 @@ SPATTN_ALWAYS_INLINE void prog_chunks2(const spattn_head_job *job, size_t dq, co
 
 /* Out of line: inlined into the passes, the accumulators went to the stack. */
 static __attribute__((noinline)) void prog_score_group(const spattn_head_job *job, size_t dq,
-                                                       const float *kt, size_t ldt,
-                                                       const float *const *q, const size_t *a,
-                                                       float *const *s, size_t nr)
+                                                       const float *kt, const float *const *q,
+                                                       const size_t *a, float *const *s, size_t nr)
 {
     size_t most = 0;
     for (size_t g = 0; g < nr; g++)
@@ -224,9 +224,9 @@ static __attribute__((noinline)) void prog_score_group(const spattn_head_job *jo
     size_t x0 = 0;
     if (PROG_NCH == 2)
         for (; x0 + 16 < most; x0 += 32)
-            prog_chunks2(job, dq, kt, ldt, q, a, s, nr, x0);
+            prog_chunks2(job, dq, kt, q, a, s, nr, x0);
     for (; x0 < most; x0 += 16)
-        prog_chunks1(job, dq, kt, ldt, q, a, s, nr, x0);
+        prog_chunks1(job, dq, kt, q, a, s, nr, x0);
 }
 
 /* The progressions' scores of the batch's rows (gp->list), residue by residue: every row of a
@@ -265,7 +265,7 @@ SPATTN_ALWAYS_INLINE void prog_scores(const int kvt, const spattn_head_job *job,
                     q[g] = qv;
                 }
             }
-            prog_score_group(job, dq, kt, gp->ldt, q, a, s, nr);
+            prog_score_group(job, dq, kt, q, a, s, nr);
         }
     }
 }
