@@ -132,7 +132,7 @@ static void prog_list_rows(const spattn_keyrows *kr, size_t i0, size_t rows, gat
    load from its block. Every lane of an accumulator belongs to one row and sums its terms in
    a fixed order (dims in order for a score, keys in order for P V), so a row's result does not
    depend on which rows share its group, batch or thread. */
-#define PROG_GROUP SPATTN_PROG_GROUP
+#define PROG_GROUP 4 /* at most the 16 rows of gp->stage, which holds their widened Q */
 /* Chunks of 16 keys per step of the score kernel: two where a col_t is one register (eight
    chains for two FMA pipes), one where it is several. */
 #define PROG_NCH (COL_HALVES ? 1 : 2)

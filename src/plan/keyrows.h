@@ -33,9 +33,8 @@ typedef struct spattn_keyrows {
 } spattn_keyrows;
 
 /* The gather kernel takes rows with progressions in batches of at most SPATTN_PROG_BATCH
-   rows, and the rows of one residue SPATTN_PROG_GROUP at a time (gather.h). */
+   rows (gather_prog.h); their P V sums take scratch (spattn__keyrows_prog_floats). */
 #define SPATTN_PROG_BATCH 512
-#define SPATTN_PROG_GROUP 4
 
 /* What a query tile's gather flag (spattn_schedule.gather) says. */
 enum { SPATTN_QT_TILES = 0, SPATTN_QT_GATHER = 1, SPATTN_QT_MIXED = 2 };
@@ -72,9 +71,9 @@ static inline size_t spattn__keyrows_longest(const spattn_keyrows *kr, size_t n)
 /* Floats of scratch a gather call over lists kr[0 .. n) needs for their residue blocks
    (beyond what the kernel's scratch_floats counts): per residue a K block of dim_qk rows of
    round16(prog_len) floats and a V block of prog_len rows of round16(dim_v) floats; 16 rows
-   of round16(dim_qk) floats and a 16 x 16 tile to stage K rows and Q rows in; the P V sums of a
-   batch's progressions; and, as uint32, two counters per residue, each batch row's score offset and
-   place in its residue's list, and the lists' bounds. */
+   of round16(dim_qk) floats and a 16 x 16 tile to stage K rows and Q rows in; the P V sums
+   of a batch's progressions; and, as uint32, two counters per residue, each batch row's
+   score offset and place in its residue's list, and the lists' bounds. */
 static inline size_t spattn__keyrows_prog_floats(const spattn_keyrows *kr, size_t n, size_t dim_qk,
                                                  size_t dim_v)
 {
