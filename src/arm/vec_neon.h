@@ -425,6 +425,20 @@ SPATTN_ALWAYS_INLINE col_t col_from_quarters(q4_t x, q4_t y)
 {
     return col_mk(x, y, vdupq_n_f32(0.0f), vdupq_n_f32(0.0f));
 }
+/* Columns of 4 rows, 4 keys to a col_t (the compact scores of softmax_online.h). */
+SPATTN_ALWAYS_INLINE void col_store_q4(float *p, col_t a)
+{
+    vst1q_f32(p, a.a);
+}
+SPATTN_ALWAYS_INLINE col_t col_spread_q4(col_t a)
+{
+    return col_mk(a.a, a.a, a.a, a.a);
+}
+SPATTN_ALWAYS_INLINE col_t col_sum_q4(col_t a)
+{
+    const float32x4_t s = vaddq_f32(vaddq_f32(a.a, a.c), vaddq_f32(a.b, a.d));
+    return col_mk(s, s, s, s);
+}
 
 /* A read of the line at p into L1 (PRFM PLDL1KEEP). */
 SPATTN_ALWAYS_INLINE void vec_prefetch_l1(const void *p)

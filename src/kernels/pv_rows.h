@@ -17,13 +17,15 @@
 /* Row-major O (AVX-512; AVX2 for tiles of at most PV_ROWS_BELOW rows): O[r][e] += P[r][j] * V[j][e]
    with V rows loaded as vectors in place and P[r][j] = st[j*16 + r] broadcast, PV_RB rows x nv
    vectors of O in registers: per key nv + PV_RB loads feed PV_RB * nv FMAs (the transposed form
-   needs one load per FMA). `masked` (PARTIAL tiles) merges each row's FMAs only where its row
+   needs one load per FMA). P[r][j] is st[j*ps + r]: ps 16 (columns), or 4 (compact scores of
+   tiles of at most 4 rows). `masked` (PARTIAL tiles) merges each row's FMAs only where its row
    allows the key (a NaN in a V row must not reach rows that exclude it). O rows are dvp =
    round16(dv) floats apart. V rows vp[] are byte pointers to elements of type kvt. */
 SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, size_t r0,
                                       const int nr, const int nv, vmask_t last, const int masked,
                                       const char *const *vp, const vmask_t *km, size_t nk,
-                                      const float *st, const float *al, pf_pace *pp)
+                                      const float *st, const size_t ps, const float *al,
+                                      pf_pace *pp)
 {
     vec_t acc[PV_RB][4];
     for (int r = 0; r < nr; r++) {
@@ -32,7 +34,7 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, si
             acc[r][x] = vec_mul(vec_loadu(orow + (r0 + (size_t)r) * dvp + (size_t)x * VL), a);
     }
     const float *sp = st + r0;
-    for (size_t jj = 0; jj < nk; jj++, sp += 16) {
+    for (size_t jj = 0; jj < nk; jj++, sp += ps) {
         if (pp != NULL)
             pf_pace_step(pp, 1);
         const char *v = vp[jj];
@@ -65,36 +67,36 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, si
 SPATTN_ALWAYS_INLINE void pv_rows_block(const int kvt, float *oe, size_t dvp, size_t r0,
                                         const int nr, int nv, vmask_t last, int masked,
                                         const char *const *vpe, const vmask_t *cm, size_t nk,
-                                        const float *st, const float *al, pf_pace *pp)
+                                        const float *st, size_t ps, const float *al, pf_pace *pp)
 {
     if (masked) {
         switch (nv) {
         case 4:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 4, last, 1, vpe, cm, nk, st, al, pp);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 4, last, 1, vpe, cm, nk, st, ps, al, pp);
             break;
         case 3:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 3, last, 1, vpe, cm, nk, st, al, pp);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 3, last, 1, vpe, cm, nk, st, ps, al, pp);
             break;
         case 2:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 2, last, 1, vpe, cm, nk, st, al, pp);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 2, last, 1, vpe, cm, nk, st, ps, al, pp);
             break;
         default:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 1, last, 1, vpe, cm, nk, st, al, pp);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 1, last, 1, vpe, cm, nk, st, ps, al, pp);
             break;
         }
     } else {
         switch (nv) {
         case 4:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 4, last, 0, vpe, cm, nk, st, al, pp);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 4, last, 0, vpe, cm, nk, st, ps, al, pp);
             break;
         case 3:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 3, last, 0, vpe, cm, nk, st, al, pp);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 3, last, 0, vpe, cm, nk, st, ps, al, pp);
             break;
         case 2:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 2, last, 0, vpe, cm, nk, st, al, pp);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 2, last, 0, vpe, cm, nk, st, ps, al, pp);
             break;
         default:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 1, last, 0, vpe, cm, nk, st, al, pp);
+            pv_rows_rxv(kvt, oe, dvp, r0, nr, 1, last, 0, vpe, cm, nk, st, ps, al, pp);
             break;
         }
     }
@@ -102,7 +104,7 @@ SPATTN_ALWAYS_INLINE void pv_rows_block(const int kvt, float *oe, size_t dvp, si
 
 SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, float *orow, size_t dv, size_t rows,
                                          const char *const *vp, const uint32_t *cm, size_t nk,
-                                         const float *st, const float *al, int masked,
+                                         const float *st, size_t ps, const float *al, int masked,
                                          const tile_prefetch *pf)
 {
     const size_t dvp = round16(dv);
@@ -145,10 +147,11 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, float *orow, size_t dv, 
                                                                                            : PV_RB;
             pf_pace *const pb = r0 == 0 ? pp : NULL;
             if (nr == PV_RB)
-                pv_rows_block(kvt, oe, dvp, r0, PV_RB, nv, last, masked, vq, km, nk, st, al, pb);
-            else
-                pv_rows_block(kvt, oe, dvp, r0, 16 % PV_RB, nv, last, masked, vq, km, nk, st, al,
+                pv_rows_block(kvt, oe, dvp, r0, PV_RB, nv, last, masked, vq, km, nk, st, ps, al,
                               pb);
+            else
+                pv_rows_block(kvt, oe, dvp, r0, 16 % PV_RB, nv, last, masked, vq, km, nk, st, ps,
+                              al, pb);
             r0 += (size_t)nr;
         }
     }
@@ -170,10 +173,11 @@ static int pv_rows_asks(int kvt, size_t dv)
     return 1;
 }
 
-/* V of type kvt (the job's kv_dtype), vp[] pointers to the tile's V rows; pf: the next
-   tile's keys to ask for (from pf->split), or NULL. */
+/* V of type kvt (the job's kv_dtype), vp[] pointers to the tile's V rows; ps: P's stride
+   (pv_rows_rxv; 4 only where pv_pairs does not apply); pf: the next tile's keys to ask for
+   (from pf->split), or NULL. */
 static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const char *const *vp,
-                         const uint32_t *cm, size_t nk, const float *st, const float *al,
+                         const uint32_t *cm, size_t nk, const float *st, size_t ps, const float *al,
                          int masked, const tile_prefetch *pf)
 {
 #ifdef VEC_BF16_PV
@@ -183,7 +187,7 @@ static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const cha
         return;
     }
 #endif
-    KV_DISPATCH(kvt, pv_rows_tile_t(KVT, orow, dv, rows, vp, cm, nk, st, al, masked, pf));
+    KV_DISPATCH(kvt, pv_rows_tile_t(KVT, orow, dv, rows, vp, cm, nk, st, ps, al, masked, pf));
 }
 
 /* Writes rows i0 .. i0+rows from row-major O, m and l (lane r = row r). */

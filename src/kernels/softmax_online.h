@@ -29,6 +29,10 @@ typedef struct tile_state {
     const tile_prefetch *pv_pf;          /* what pv_rows_tile asks for of the next tile */
     /* COL_HALVES: the rows fit the low half of a col_t, whose high half QK and exp2 skip. */
     int low_half;
+    /* Tiles of at most 4 rows taking qk_rowdot (decode with GQA groups of 4): scores compact,
+       key j's 4 rows at st + 4 j, so that one exp2 serves 4 keys instead of one key on 4 of
+       its 16 lanes (tile_compact). */
+    int compact;
     col_t mrun, lrun;
     /* ALiBi (job->slopes): -slope * log2(e) per row, the rows' offsets from the tile's first
        query position, and that position. */
@@ -56,6 +60,20 @@ static void tile_begin_modifiers(tile_state *ts, const spattn_head_job *job)
     ts->pos = job->pos0 + (ptrdiff_t)ts->i0 * job->pos_step;
 }
 
+/* Whether the tile's scores may be compact (tile_state): rows and QK as said there, and a P V
+   that reads P with a stride (pv_rows_tile, not the vdpbf16ps pairs) after an exp2 pass that
+   is tile_fold's own (no softcap pass, which works on columns). */
+static int tile_compact(const tile_state *ts, const spattn_head_job *job)
+{
+    if (ts->rows > 4 || ts->qk != QK_ROW_DOTS || ts->o != O_ROWS || scores_pass(job))
+        return 0;
+#ifdef VEC_BF16_PV
+    if (pv_pairs(job->kv_dtype, job->dim_v))
+        return 0;
+#endif
+    return 1;
+}
+
 static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_mask *m, size_t qt,
                        float *scratch)
 {
@@ -69,6 +87,7 @@ static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_
     ts->st = ts->ot + 16 * round16(dv);
     ts->ml = ts->st + 16 * (SPATTN_TK + QK_NB);
     ts->qk = ts->rows <= QR_MAX ? QK_ROW_DOTS : QK_COLUMNS;
+    ts->compact = tile_compact(ts, job);
     ts->pv_pf = NULL;
     if (ts->qk == QK_ROW_DOTS)
         pack_q_rows(job, ts->i0, ts->rows, ts->qtp);
@@ -150,7 +169,21 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
     col_t alpha =
         col_select(col_is_neginf(ts->mrun), col_zero(), col_exp2(col_sub(ts->mrun, shift)));
     col_t psum = col_zero();
-    if (ts->low_half) {
+    if (ts->compact) {
+        /* 4 keys a vector; the last one's lanes past the tile's keys are stale scratch, kept
+           out of the sum (and their P is never read). Each row's sum gathers its keys by
+           key mod 4, then the four quarters: a fixed order for the tile's keys. */
+        const col_t sh = col_spread_q4(shift);
+        for (size_t jj = 0; jj < nk; jj += 4) {
+            col_t x = col_sub(col_load(st + jj * 4), sh);
+            if (nk - jj < 4)
+                x = col_select(cmask_bits((1u << (4 * (nk - jj))) - 1u), x, ninf);
+            const col_t p = col_exp2(x);
+            col_store(st + jj * 4, p);
+            psum = col_add(psum, p);
+        }
+        psum = col_sum_q4(psum);
+    } else if (ts->low_half) {
         for (size_t jj = 0; jj < nk; jj++) {
             col_t p = col_exp2_lo(col_sub(col_load(st + jj * 16), shift));
             col_store(st + jj * 16, p);
@@ -172,8 +205,8 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
         vp[jj] = (const char *)job->v + (ptrdiff_t)(j0 + idx[jj]) * v_row;
     if (ts->o == O_ROWS) {
         col_store(ts->ml + 32, alpha);
-        pv_rows_tile(job->kv_dtype, ts->ot, job->dim_v, ts->rows, vp, cm, nk, st, ts->ml + 32,
-                     partial, ts->pv_pf);
+        pv_rows_tile(job->kv_dtype, ts->ot, job->dim_v, ts->rows, vp, cm, nk, st,
+                     ts->compact ? 4 : 16, ts->ml + 32, partial, ts->pv_pf);
         return;
     }
 #if !PV_ROWS

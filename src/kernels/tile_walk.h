@@ -107,8 +107,8 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
         qk_alibi al;
         const qk_alibi *alp = tile_alibi(&ts, job, j0, &al);
         col_t mt = ts.qk == QK_ROW_DOTS
-                       ? qk_rowdot(job->kv_dtype, ts.rows, ts.qtp, job->dim_qk, job->k, job->k_ts,
-                                   j0, idx, nk, cmq, ts.st, pfp, alp)
+                       ? qk_rowdot(job->kv_dtype, ts.rows, ts.compact, ts.qtp, job->dim_qk, job->k,
+                                   job->k_ts, j0, idx, nk, cmq, ts.st, pfp, alp)
                        : qk_cols(job->kv_dtype, ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
                                  cmq, ts.st, pfp, ts.low_half, alp);
         tile_fold(&ts, job, j0, idx, cm, nk, partial, mt);
@@ -184,8 +184,9 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
                 const uint32_t *cmq = partial[x] && !scores_pass(job) ? cm[x] : NULL;
                 const tile_prefetch *pfx = ask == x ? &pf : NULL;
                 mt[x] = ts[x].qk == QK_ROW_DOTS
-                            ? qk_rowdot(job->kv_dtype, ts[x].rows, ts[x].qtp, job->dim_qk, job->k,
-                                        job->k_ts, j0, idx[x], nk[x], cmq, ts[x].st, pfx, alp[x])
+                            ? qk_rowdot(job->kv_dtype, ts[x].rows, ts[x].compact, ts[x].qtp,
+                                        job->dim_qk, job->k, job->k_ts, j0, idx[x], nk[x], cmq,
+                                        ts[x].st, pfx, alp[x])
                             : qk_cols(job->kv_dtype, ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0,
                                       idx[x], nk[x], cmq, ts[x].st, pfx, 0, alp[x]);
             }

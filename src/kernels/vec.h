@@ -38,7 +38,9 @@
  *   col_exp2(x: 2^x for x <= 0, SLEEF 1 ULP; x86 flushes results below 2^-125 to 0) col_exp2_lo
  * (high half 0) col_tanh col_hmax col_hsum col_masks_from_rows(rows[16], cm[64]: cm[j] bit r = bit
  * j of rows[r]) col_from_vecs(16/VL vec_t of vec_hsums) col_from_quarters(q4_t lanes 0-3, q4_t
- * lanes 4-7, zeros above) vec_zero vec_set1 vec_loadu vec_storeu vec_loadu_m(p,m: lanes outside m
+ * lanes 4-7, zeros above) col_store_q4(p, a: lanes 0-3 to p, 16-byte aligned) col_spread_q4(a:
+ * lanes 0-3 in every quarter) col_sum_q4(a: (q0 + q2) + (q1 + q3) of its quarters q0-q3, in every
+ * quarter) vec_zero vec_set1 vec_loadu vec_storeu vec_loadu_m(p,m: lanes outside m
  * are not read and come out 0) vec_storeu_m(p,m,a: lanes outside m are not written) vec_add vec_mul
  *   vec_max vec_fma vec_fma_m(a,b,c,m: c outside m, NaN in a or b cannot reach it)
  *   vec_select vec_exp2 vec_hsum vec_hmax vec_hsums(a[VL]: lane i = sum of a[i])
@@ -131,6 +133,9 @@ SPATTN_VEC_REQUIRES(void, col_masks_from_rows, (const uint64_t *, uint32_t *))
 SPATTN_VEC_REQUIRES(col_t, col_from_vecs, (const vec_t *))
 SPATTN_VEC_REQUIRES(col_t, col_from_quarters, (q4_t, q4_t))
 SPATTN_VEC_REQUIRES(q4_t, q4_zero, (void))
+SPATTN_VEC_REQUIRES(void, col_store_q4, (float *, col_t))
+SPATTN_VEC_REQUIRES(col_t, col_spread_q4, (col_t))
+SPATTN_VEC_REQUIRES(col_t, col_sum_q4, (col_t))
 SPATTN_VEC_REQUIRES(vec_t, vec_zero, (void))
 SPATTN_VEC_REQUIRES(vec_t, vec_set1, (float))
 SPATTN_VEC_REQUIRES(vec_t, vec_loadu, (const float *))

@@ -453,6 +453,22 @@ SPATTN_ALWAYS_INLINE col_t col_from_quarters(q4_t x, q4_t y)
 {
     return col_mk(_mm256_set_m128(y, x), _mm256_setzero_ps());
 }
+/* Columns of 4 rows, 4 keys to a col_t (the compact scores of softmax_online.h). */
+SPATTN_ALWAYS_INLINE void col_store_q4(float *p, col_t a)
+{
+    _mm_store_ps(p, _mm256_castps256_ps128(a.lo));
+}
+SPATTN_ALWAYS_INLINE col_t col_spread_q4(col_t a)
+{
+    const __m256 q = _mm256_permute2f128_ps(a.lo, a.lo, 0x00);
+    return col_mk(q, q);
+}
+SPATTN_ALWAYS_INLINE col_t col_sum_q4(col_t a)
+{
+    const __m256 h = _mm256_add_ps(a.lo, a.hi); /* q0 + q2 | q1 + q3 */
+    const __m256 s = _mm256_add_ps(h, _mm256_permute2f128_ps(h, h, 0x01));
+    return col_mk(s, s);
+}
 /* Peak probe (tpl_fma_probe): 12 independent chains (4-cycle latency, two FMA ports, 16 registers).
  */
 #define PROBE_CHAINS 12

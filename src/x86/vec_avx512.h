@@ -392,6 +392,20 @@ SPATTN_ALWAYS_INLINE col_t col_from_quarters(q4_t x, q4_t y)
 {
     return _mm512_insertf32x4(_mm512_zextps128_ps512(x), y, 1);
 }
+/* Columns of 4 rows, 4 keys to a col_t (the compact scores of softmax_online.h). */
+SPATTN_ALWAYS_INLINE void col_store_q4(float *p, col_t a)
+{
+    _mm_store_ps(p, _mm512_castps512_ps128(a));
+}
+SPATTN_ALWAYS_INLINE col_t col_spread_q4(col_t a)
+{
+    return _mm512_shuffle_f32x4(a, a, 0);
+}
+SPATTN_ALWAYS_INLINE col_t col_sum_q4(col_t a)
+{
+    a = _mm512_add_ps(a, _mm512_shuffle_f32x4(a, a, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm512_add_ps(a, _mm512_shuffle_f32x4(a, a, _MM_SHUFFLE(2, 3, 0, 1)));
+}
 /* Peak probe (tpl_fma_probe): 24 independent chains cover 4-cycle latency on two FMA ports with
  * room. */
 #define PROBE_CHAINS 24
