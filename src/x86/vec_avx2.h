@@ -262,7 +262,9 @@ typedef __m256i vmask_t;
 /* ---- 16-bit inputs, widened on load ----------------------------------------------------- */
 /* bf16 is the high half of a float: widening is a shift. Masked forms go through a copy of
    the lanes in m (AVX2 has no 16-bit masked load); lanes outside m are neither read nor
-   nonzero. */
+   nonzero. A mask of all lanes (the last vector of a dim that VL divides, as the row-major
+   P V passes it) is one plain load: copied lane by lane it made 16-bit decode slower than
+   float32. */
 SPATTN_ALWAYS_INLINE vec_t vec_loadu_bf16(const uint16_t *p)
 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(
@@ -274,8 +276,10 @@ SPATTN_ALWAYS_INLINE vec_t vec_loadu_f16(const uint16_t *p)
 }
 SPATTN_ALWAYS_INLINE __m128i vec_lanes16_m(const uint16_t *p, vmask_t m)
 {
-    uint16_t buf[8] = {0};
     const int bits = _mm256_movemask_ps(_mm256_castsi256_ps(m));
+    if (__builtin_expect(bits == 0xFF, 1))
+        return _mm_loadu_si128((const __m128i *)(const void *)p);
+    uint16_t buf[8] = {0};
     for (int i = 0; i < 8; i++)
         if (bits & (1 << i))
             buf[i] = p[i];
@@ -309,9 +313,13 @@ SPATTN_ALWAYS_INLINE __m128i vec_bf16_bits(vec_t x)
 }
 SPATTN_ALWAYS_INLINE void vec_lanes16_store_m(uint16_t *p, vmask_t m, __m128i h)
 {
+    const int bits = _mm256_movemask_ps(_mm256_castsi256_ps(m));
+    if (__builtin_expect(bits == 0xFF, 1)) {
+        _mm_storeu_si128((__m128i *)(void *)p, h);
+        return;
+    }
     uint16_t buf[8];
     _mm_storeu_si128((__m128i *)(void *)buf, h);
-    const int bits = _mm256_movemask_ps(_mm256_castsi256_ps(m));
     for (int i = 0; i < 8; i++)
         if (bits & (1 << i))
             p[i] = buf[i];
