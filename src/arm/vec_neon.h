@@ -439,6 +439,21 @@ SPATTN_ALWAYS_INLINE col_t col_sum_q4(col_t a)
     const float32x4_t s = vaddq_f32(vaddq_f32(a.a, a.c), vaddq_f32(a.b, a.d));
     return col_mk(s, s, s, s);
 }
+/* The same for columns of 5-8 rows, 2 keys to a col_t. */
+SPATTN_ALWAYS_INLINE void col_store_h8(float *p, col_t a)
+{
+    vst1q_f32(p, a.a);
+    vst1q_f32(p + 4, a.b);
+}
+SPATTN_ALWAYS_INLINE col_t col_spread_h8(col_t a)
+{
+    return col_mk(a.a, a.b, a.a, a.b);
+}
+SPATTN_ALWAYS_INLINE col_t col_sum_h8(col_t a)
+{
+    const float32x4_t s = vaddq_f32(a.a, a.c), t = vaddq_f32(a.b, a.d);
+    return col_mk(s, t, s, t);
+}
 
 /* A read of the line at p into L1 (PRFM PLDL1KEEP). */
 SPATTN_ALWAYS_INLINE void vec_prefetch_l1(const void *p)

@@ -17,10 +17,10 @@
 /* Row-major O (AVX-512; AVX2 for tiles of at most PV_ROWS_BELOW rows): O[r][e] += P[r][j] * V[j][e]
    with V rows loaded as vectors in place and P[r][j] = st[j*16 + r] broadcast, PV_RB rows x nv
    vectors of O in registers: per key nv + PV_RB loads feed PV_RB * nv FMAs (the transposed form
-   needs one load per FMA). P[r][j] is st[j*ps + r]: ps 16 (columns), or 4 (compact scores of
-   tiles of at most 4 rows). `masked` (PARTIAL tiles) merges each row's FMAs only where its row
-   allows the key (a NaN in a V row must not reach rows that exclude it). O rows are dvp =
-   round16(dv) floats apart. V rows vp[] are byte pointers to elements of type kvt. */
+   needs one load per FMA). P[r][j] is st[j*ps + r]: ps 16 (columns), or 4 or 8 (compact
+   scores of tiles of at most 8 rows, tile_compact). `masked` (PARTIAL tiles) merges each row's FMAs
+   only where its row allows the key (a NaN in a V row must not reach rows that exclude it). O rows
+   are dvp = round16(dv) floats apart. V rows vp[] are byte pointers to elements of type kvt. */
 SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, size_t r0,
                                       const int nr, const int nv, vmask_t last, const int masked,
                                       const char *const *vp, const vmask_t *km, size_t nk,

@@ -47,8 +47,8 @@ static void pack_q_rows(const spattn_head_job *job, size_t i0, size_t rows, floa
    it. Decode (dim 128): QK 128 FMAs per key -> 32 plus one hsums4 for 4 rows, 64 plus two
    for 8. qr: the rows' pre-scaled Q, row-major dq apart, rows past the tile's zero; ng
    groups of 4 rows, nkeys keys per step; K of type kvt (kv_load.h); the ALiBi term al added
-   when given. `compact` (one group): key j's 4 lanes go to st + 4 j instead of its column at
-   st + 16 j (tile_begin says when). */
+   when given. `compact` (4 for one group, 8 for two, else 0): key j's compact lanes go to
+   st + compact j instead of its column at st + 16 j (tile_compact says when). */
 SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int kvt, const int ng, const int nkeys,
                                        const int compact, const float *qr, size_t dq,
                                        const char *kb, ptrdiff_t k_ts, size_t j0,
@@ -100,8 +100,10 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int kvt, const int ng, const int nk
             if (al != NULL)
                 a4 = qk_alibi_add(al, idx[jj + (size_t)b], a4);
             const col_t a = cm != NULL ? col_select(cmask_bits(cm[jj + (size_t)b]), a4, ninf) : a4;
-            if (compact)
+            if (compact == 4)
                 col_store_q4(st + (jj + (size_t)b) * 4, a);
+            else if (compact == 8)
+                col_store_h8(st + (jj + (size_t)b) * 8, a);
             else
                 col_store(st + (jj + (size_t)b) * 16, a);
             mt = col_max(mt, a);
@@ -117,15 +119,19 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_t(const int kvt, size_t rows, int compact, 
                                        const uint32_t *idx, size_t nk, const uint32_t *cm,
                                        float *st, const tile_prefetch *pf, const qk_alibi *al)
 {
-    if (QR_MAX > 4 && rows > 4)
+    if (QR_MAX > 4 && rows > 4) {
+        if (compact)
+            return qk_rowdot_g(kvt, 2, QR_KEYS / 2, 8, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf,
+                               al);
         return qk_rowdot_g(kvt, 2, QR_KEYS / 2, 0, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, al);
+    }
     if (compact)
-        return qk_rowdot_g(kvt, 1, QR_KEYS, 1, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, al);
+        return qk_rowdot_g(kvt, 1, QR_KEYS, 4, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, al);
     return qk_rowdot_g(kvt, 1, QR_KEYS, 0, qr, dq, kb, k_ts, j0, idx, nk, cm, st, pf, al);
 }
 
 /* K of type kvt (the job's kv_dtype), kb a pointer to its key 0; al: the ALiBi term, or
-   NULL; compact: see qk_rowdot_g (tiles of at most 4 rows). */
+   NULL; compact: nonzero for compact scores (qk_rowdot_g). */
 SPATTN_ALWAYS_INLINE col_t qk_rowdot(int kvt, size_t rows, int compact, const float *qr, size_t dq,
                                      const void *kb, ptrdiff_t k_ts, size_t j0, const uint32_t *idx,
                                      size_t nk, const uint32_t *cm, float *st,

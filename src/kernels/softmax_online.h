@@ -29,9 +29,9 @@ typedef struct tile_state {
     const tile_prefetch *pv_pf;          /* what pv_rows_tile asks for of the next tile */
     /* COL_HALVES: the rows fit the low half of a col_t, whose high half QK and exp2 skip. */
     int low_half;
-    /* Tiles of at most 4 rows taking qk_rowdot (decode with GQA groups of 4): scores compact,
-       key j's 4 rows at st + 4 j, so that one exp2 serves 4 keys instead of one key on 4 of
-       its 16 lanes (tile_compact). */
+    /* Tiles taking qk_rowdot (at most 8 rows: decode with GQA groups of 4 or 8): scores
+       compact, key j's 4 (or 8) rows at st + 4 j (8 j), so that one exp2 serves 4 (2) keys
+       instead of one key on 4 (8) of its 16 lanes; 0 for columns (tile_compact). */
     int compact;
     col_t mrun, lrun;
     /* ALiBi (job->slopes): -slope * log2(e) per row, the rows' offsets from the tile's first
@@ -60,18 +60,18 @@ static void tile_begin_modifiers(tile_state *ts, const spattn_head_job *job)
     ts->pos = job->pos0 + (ptrdiff_t)ts->i0 * job->pos_step;
 }
 
-/* Whether the tile's scores may be compact (tile_state): rows and QK as said there, and a P V
-   that reads P with a stride (pv_rows_tile, not the vdpbf16ps pairs) after an exp2 pass that
-   is tile_fold's own (no softcap pass, which works on columns). */
+/* Lanes per key of the tile's compact scores (tile_state), or 0: rows and QK as said there,
+   and a P V that reads P with a stride (pv_rows_tile, not the vdpbf16ps pairs) after an exp2
+   pass that is tile_fold's own (no softcap pass, which works on columns). */
 static int tile_compact(const tile_state *ts, const spattn_head_job *job)
 {
-    if (ts->rows > 4 || ts->qk != QK_ROW_DOTS || ts->o != O_ROWS || scores_pass(job))
+    if (ts->qk != QK_ROW_DOTS || ts->o != O_ROWS || scores_pass(job))
         return 0;
 #ifdef VEC_BF16_PV
     if (pv_pairs(job->kv_dtype, job->dim_v))
         return 0;
 #endif
-    return 1;
+    return ts->rows <= 4 ? 4 : 8;
 }
 
 static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_mask *m, size_t qt,
@@ -170,19 +170,20 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
         col_select(col_is_neginf(ts->mrun), col_zero(), col_exp2(col_sub(ts->mrun, shift)));
     col_t psum = col_zero();
     if (ts->compact) {
-        /* 4 keys a vector; the last one's lanes past the tile's keys are stale scratch, kept
+        /* kv keys a vector; the last one's lanes past the tile's keys are stale scratch, kept
            out of the sum (and their P is never read). Each row's sum gathers its keys by
-           key mod 4, then the four quarters: a fixed order for the tile's keys. */
-        const col_t sh = col_spread_q4(shift);
-        for (size_t jj = 0; jj < nk; jj += 4) {
-            col_t x = col_sub(col_load(st + jj * 4), sh);
-            if (nk - jj < 4)
-                x = col_select(cmask_bits((1u << (4 * (nk - jj))) - 1u), x, ninf);
+           key mod kv, then the kv parts: a fixed order for the tile's keys. */
+        const size_t w = (size_t)ts->compact, kv = 16 / w;
+        const col_t sh = w == 4 ? col_spread_q4(shift) : col_spread_h8(shift);
+        for (size_t jj = 0; jj < nk; jj += kv) {
+            col_t x = col_sub(col_load(st + jj * w), sh);
+            if (nk - jj < kv)
+                x = col_select(cmask_bits((1u << (w * (nk - jj))) - 1u), x, ninf);
             const col_t p = col_exp2(x);
-            col_store(st + jj * 4, p);
+            col_store(st + jj * w, p);
             psum = col_add(psum, p);
         }
-        psum = col_sum_q4(psum);
+        psum = w == 4 ? col_sum_q4(psum) : col_sum_h8(psum);
     } else if (ts->low_half) {
         for (size_t jj = 0; jj < nk; jj++) {
             col_t p = col_exp2_lo(col_sub(col_load(st + jj * 16), shift));
@@ -206,7 +207,7 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
     if (ts->o == O_ROWS) {
         col_store(ts->ml + 32, alpha);
         pv_rows_tile(job->kv_dtype, ts->ot, job->dim_v, ts->rows, vp, cm, nk, st,
-                     ts->compact ? 4 : 16, ts->ml + 32, partial, ts->pv_pf);
+                     ts->compact ? (size_t)ts->compact : 16, ts->ml + 32, partial, ts->pv_pf);
         return;
     }
 #if !PV_ROWS

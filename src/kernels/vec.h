@@ -40,7 +40,8 @@
  * j of rows[r]) col_from_vecs(16/VL vec_t of vec_hsums) col_from_quarters(q4_t lanes 0-3, q4_t
  * lanes 4-7, zeros above) col_store_q4(p, a: lanes 0-3 to p, 16-byte aligned) col_spread_q4(a:
  * lanes 0-3 in every quarter) col_sum_q4(a: (q0 + q2) + (q1 + q3) of its quarters q0-q3, in every
- * quarter) vec_zero vec_set1 vec_loadu vec_storeu vec_loadu_m(p,m: lanes outside m
+ * quarter) col_store_h8 col_spread_h8 col_sum_h8 (the same for halves: lanes 0-7, 32-byte
+ * aligned; lo + hi) vec_zero vec_set1 vec_loadu vec_storeu vec_loadu_m(p,m: lanes outside m
  * are not read and come out 0) vec_storeu_m(p,m,a: lanes outside m are not written) vec_add vec_mul
  *   vec_max vec_fma vec_fma_m(a,b,c,m: c outside m, NaN in a or b cannot reach it)
  *   vec_select vec_exp2 vec_hsum vec_hmax vec_hsums(a[VL]: lane i = sum of a[i])
@@ -136,6 +137,9 @@ SPATTN_VEC_REQUIRES(q4_t, q4_zero, (void))
 SPATTN_VEC_REQUIRES(void, col_store_q4, (float *, col_t))
 SPATTN_VEC_REQUIRES(col_t, col_spread_q4, (col_t))
 SPATTN_VEC_REQUIRES(col_t, col_sum_q4, (col_t))
+SPATTN_VEC_REQUIRES(void, col_store_h8, (float *, col_t))
+SPATTN_VEC_REQUIRES(col_t, col_spread_h8, (col_t))
+SPATTN_VEC_REQUIRES(col_t, col_sum_h8, (col_t))
 SPATTN_VEC_REQUIRES(vec_t, vec_zero, (void))
 SPATTN_VEC_REQUIRES(vec_t, vec_set1, (float))
 SPATTN_VEC_REQUIRES(vec_t, vec_loadu, (const float *))

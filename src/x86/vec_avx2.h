@@ -477,6 +477,20 @@ SPATTN_ALWAYS_INLINE col_t col_sum_q4(col_t a)
     const __m256 s = _mm256_add_ps(h, _mm256_permute2f128_ps(h, h, 0x01));
     return col_mk(s, s);
 }
+/* The same for columns of 5-8 rows, 2 keys to a col_t. */
+SPATTN_ALWAYS_INLINE void col_store_h8(float *p, col_t a)
+{
+    _mm256_store_ps(p, a.lo);
+}
+SPATTN_ALWAYS_INLINE col_t col_spread_h8(col_t a)
+{
+    return col_mk(a.lo, a.lo);
+}
+SPATTN_ALWAYS_INLINE col_t col_sum_h8(col_t a)
+{
+    const __m256 s = _mm256_add_ps(a.lo, a.hi);
+    return col_mk(s, s);
+}
 /* Peak probe (tpl_fma_probe): 12 independent chains (4-cycle latency, two FMA ports, 16 registers).
  */
 #define PROBE_CHAINS 12

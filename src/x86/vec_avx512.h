@@ -406,6 +406,19 @@ SPATTN_ALWAYS_INLINE col_t col_sum_q4(col_t a)
     a = _mm512_add_ps(a, _mm512_shuffle_f32x4(a, a, _MM_SHUFFLE(1, 0, 3, 2)));
     return _mm512_add_ps(a, _mm512_shuffle_f32x4(a, a, _MM_SHUFFLE(2, 3, 0, 1)));
 }
+/* The same for columns of 5-8 rows, 2 keys to a col_t. */
+SPATTN_ALWAYS_INLINE void col_store_h8(float *p, col_t a)
+{
+    _mm256_store_ps(p, _mm512_castps512_ps256(a));
+}
+SPATTN_ALWAYS_INLINE col_t col_spread_h8(col_t a)
+{
+    return _mm512_shuffle_f32x4(a, a, _MM_SHUFFLE(1, 0, 1, 0));
+}
+SPATTN_ALWAYS_INLINE col_t col_sum_h8(col_t a)
+{
+    return _mm512_add_ps(a, _mm512_shuffle_f32x4(a, a, _MM_SHUFFLE(1, 0, 3, 2)));
+}
 /* Peak probe (tpl_fma_probe): 24 independent chains cover 4-cycle latency on two FMA ports with
  * room. */
 #define PROBE_CHAINS 24
