@@ -174,8 +174,8 @@ static int pv_rows_asks(int kvt, size_t dv)
 }
 
 /* V of type kvt (the job's kv_dtype), vp[] pointers to the tile's V rows; ps: P's stride
-   (pv_rows_rxv; 4 only where pv_pairs does not apply); pf: the next tile's keys to ask for
-   (from pf->split), or NULL. */
+   (pv_rows_rxv; 4 or 8 only where pv_pairs does not apply); pf: the next tile's keys to ask
+   for (from pf->split), or NULL. */
 static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const char *const *vp,
                          const uint32_t *cm, size_t nk, const float *st, size_t ps, const float *al,
                          int masked, const tile_prefetch *pf)

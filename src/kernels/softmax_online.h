@@ -170,14 +170,15 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
         col_select(col_is_neginf(ts->mrun), col_zero(), col_exp2(col_sub(ts->mrun, shift)));
     col_t psum = col_zero();
     if (ts->compact) {
-        /* kv keys a vector; the last one's lanes past the tile's keys are stale scratch, kept
-           out of the sum (and their P is never read). Each row's sum gathers its keys by
-           key mod kv, then the kv parts: a fixed order for the tile's keys. */
-        const size_t w = (size_t)ts->compact, kv = 16 / w;
+        /* `per` keys a vector of w lanes each; the last vector's lanes past the tile's keys
+           are stale scratch, kept out of the sum (and their P is never read). Each row's sum
+           gathers its keys by key mod per, then the per parts: a fixed order for the tile's
+           keys. */
+        const size_t w = (size_t)ts->compact, per = 16 / w;
         const col_t sh = w == 4 ? col_spread_q4(shift) : col_spread_h8(shift);
-        for (size_t jj = 0; jj < nk; jj += kv) {
+        for (size_t jj = 0; jj < nk; jj += per) {
             col_t x = col_sub(col_load(st + jj * w), sh);
-            if (nk - jj < kv)
+            if (nk - jj < per)
                 x = col_select(cmask_bits((1u << (w * (nk - jj))) - 1u), x, ninf);
             const col_t p = col_exp2(x);
             col_store(st + jj * w, p);
