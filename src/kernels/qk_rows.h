@@ -131,7 +131,8 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_t(const int kvt, size_t rows, int compact, 
 }
 
 /* K of type kvt (the job's kv_dtype), kb a pointer to its key 0; al: the ALiBi term, or
-   NULL; compact: nonzero for compact scores (qk_rowdot_g). */
+   NULL; compact: the tile's compact width (tile_compact: 4 for at most 4 rows, 8 for more),
+   or 0 for columns. */
 SPATTN_ALWAYS_INLINE col_t qk_rowdot(int kvt, size_t rows, int compact, const float *qr, size_t dq,
                                      const void *kb, ptrdiff_t k_ts, size_t j0, const uint32_t *idx,
                                      size_t nk, const uint32_t *cm, float *st,

@@ -137,6 +137,27 @@ static size_t tile_keys(const spattn_mask *m, const spattn_ktile *tile, uint32_t
     return nk;
 }
 
+/* exp2 of the tile's compact scores (w lanes per key, tile_state) less each row's shift, in
+   place; returns each row's sum in its lane (< w). The last vector's lanes past the tile's
+   keys are stale scratch, kept out of the sum (their P is never read). A row's sum gathers its
+   keys by key mod 16 / w, then those parts: a fixed order for the tile's keys. w is 4 or 8 at
+   every call, a constant there. */
+SPATTN_ALWAYS_INLINE col_t compact_exp(float *st, size_t nk, col_t shift, const int w)
+{
+    const size_t per = (size_t)(16 / w);
+    const col_t sh = w == 4 ? col_spread_q4(shift) : col_spread_h8(shift);
+    col_t psum = col_zero();
+    for (size_t jj = 0; jj < nk; jj += per) {
+        col_t x = col_sub(col_load(st + jj * (size_t)w), sh);
+        if (nk - jj < per)
+            x = col_select(cmask_bits((1u << ((size_t)w * (nk - jj))) - 1u), x, col_set1(K_NINF));
+        const col_t p = col_exp2(x);
+        col_store(st + jj * (size_t)w, p);
+        psum = col_add(psum, p);
+    }
+    return w == 4 ? col_sum_q4(psum) : col_sum_h8(psum);
+}
+
 /* With the tile's scores in ts->st (mt their lane max): softcap (with ALiBi and the mask
    after it), online softmax, O += P V. */
 static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, const uint32_t *idx,
@@ -169,22 +190,10 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
     col_t alpha =
         col_select(col_is_neginf(ts->mrun), col_zero(), col_exp2(col_sub(ts->mrun, shift)));
     col_t psum = col_zero();
-    if (ts->compact) {
-        /* `per` keys a vector of w lanes each; the last vector's lanes past the tile's keys
-           are stale scratch, kept out of the sum (and their P is never read). Each row's sum
-           gathers its keys by key mod per, then the per parts: a fixed order for the tile's
-           keys. */
-        const size_t w = (size_t)ts->compact, per = 16 / w;
-        const col_t sh = w == 4 ? col_spread_q4(shift) : col_spread_h8(shift);
-        for (size_t jj = 0; jj < nk; jj += per) {
-            col_t x = col_sub(col_load(st + jj * w), sh);
-            if (nk - jj < per)
-                x = col_select(cmask_bits((1u << (w * (nk - jj))) - 1u), x, ninf);
-            const col_t p = col_exp2(x);
-            col_store(st + jj * w, p);
-            psum = col_add(psum, p);
-        }
-        psum = w == 4 ? col_sum_q4(psum) : col_sum_h8(psum);
+    if (ts->compact == 4) {
+        psum = compact_exp(st, nk, shift, 4);
+    } else if (ts->compact == 8) {
+        psum = compact_exp(st, nk, shift, 8);
     } else if (ts->low_half) {
         for (size_t jj = 0; jj < nk; jj++) {
             col_t p = col_exp2_lo(col_sub(col_load(st + jj * 16), shift));
