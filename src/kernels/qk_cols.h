@@ -60,6 +60,32 @@ static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, floa
     }
 }
 
+/* The next key block's rows, widened into the stage a few VL-wide chunks at a time from
+   inside the current block's FMA steps: as one loop between blocks, its loads and stores
+   stalled the FMAs (measured in docs/kernels.md). */
+typedef struct kv_stage {
+    const char *row[QK_NB];
+    float *dst;
+    size_t ld, dim, rows;
+} kv_stage;
+
+/* Chunk c (VL elements) of the stage: row c / cr, elements from (c mod cr) * VL, cr chunks a
+   row. Stateless, so that each FMA step widens its own chunks: a cursor carried across the
+   steps made the compiler split the step loop into versions and lost most of the gain. The
+   division is by a constant where qk_cols_nq fixes dim_qk (64, 128); a division instruction
+   per chunk showed in profiles. */
+SPATTN_ALWAYS_INLINE void kv_stage_chunk(const int kvt, const kv_stage *s, size_t cr, size_t c)
+{
+    const size_t b = c / cr, o = (c - b * cr) * VL;
+    if (b >= s->rows)
+        return;
+    float *dst = s->dst + b * s->ld + o;
+    if (o + VL <= s->dim)
+        vec_storeu(dst, kv_loadu(kvt, s->row[b], o));
+    else
+        vec_storeu(dst, kv_loadu_m(kvt, s->row[b], o, vmask_first(s->dim - o)));
+}
+
 /* S^T for keys j0 + idx[0..nk) of nq query tiles at once (Qt qt[t], scores to st[t]): NB
    keys at a time, each split into QK_DS chains along dim so that enough independent FMAs
    are in flight. With two query tiles each K element is broadcast once into a register for
@@ -70,9 +96,9 @@ static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, floa
    -inf, after the ALiBi term al[t] (if al is given) is added; mt[t] gets the lane-wise max
    of tile t's scores, taken as they leave the registers. K is of type kvt (kv_load.h), kb a
    byte pointer. `staged` (16-bit K): each block's K rows are widened into float rows of sk
-   (two halves of nb rows, ld floats apart) while the block before computes, and the FMAs
-   take their broadcasts from there as with float32: one conversion per element and visit
-   instead of a 16-bit broadcast and a conversion per FMA, off the critical path. The products
+   (two halves of nb rows, ld floats apart) during the block before's FMA steps (kv_stage),
+   and the FMAs take their broadcasts from there as with float32: one conversion per element
+   and visit instead of a 16-bit broadcast and a conversion per FMA. The products
    and their order are the same, so the scores are bitwise those of widening per broadcast. */
 SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb, const int lo,
                                        const int staged, const float *const *qt, size_t dq,
@@ -85,24 +111,32 @@ SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb
     const col_t ninf = col_set1(K_NINF);
     for (int t = 0; t < nq; t++)
         mt[t] = ninf;
+    /* A short block's missing rows are staged as copies of its last key, so that staged row b
+       is always ld * b floats from row 0 (the broadcasts' single pointer below). */
     if (staged)
-        for (size_t b = 0; b < (size_t)nb && b < nk; b++)
-            kv_widen_row(kvt, sk + b * ld, kv_row(kvt, kb, (ptrdiff_t)(j0 + idx[b]), k_ts), dq);
+        for (size_t b = 0; b < (size_t)nb; b++)
+            kv_widen_row(kvt, sk + b * ld,
+                         kv_row(kvt, kb, (ptrdiff_t)(j0 + idx[b < nk ? b : nk - 1]), k_ts), dq);
     for (size_t jj = 0; jj < nk; jj += (size_t)nb) {
         if (pf != NULL)
             prefetch_keys(pf, jj, (size_t)nb);
         const char *kp[QK_NB];
         float *cur = NULL;
+        kv_stage stg = {.rows = 0};
+        const size_t cr = (dq + VL - 1) / VL, cw = (size_t)(nb + 1) / 2; /* chunks a row, a step */
         if (staged) {
             cur = sk + ((jj / (size_t)nb) & 1) * (size_t)nb * ld;
-            float *next = sk + (((jj / (size_t)nb) & 1) ^ 1) * (size_t)nb * ld;
-            for (size_t b = 0; b < (size_t)nb && jj + (size_t)nb + b < nk; b++)
-                kv_widen_row(kvt, next + b * ld,
-                             kv_row(kvt, kb, (ptrdiff_t)(j0 + idx[jj + (size_t)nb + b]), k_ts), dq);
+            stg.dst = sk + (((jj / (size_t)nb) & 1) ^ 1) * (size_t)nb * ld;
+            stg.ld = ld;
+            stg.dim = dq;
+            for (size_t b = 0; b < (size_t)nb && jj + (size_t)nb < nk; b++) {
+                const size_t j = jj + (size_t)nb + b < nk ? jj + (size_t)nb + b : nk - 1;
+                stg.row[stg.rows++] = kv_row(kvt, kb, (ptrdiff_t)(j0 + idx[j]), k_ts);
+            }
         }
         for (int b = 0; b < nb; b++) {
             size_t jb = jj + (size_t)b < nk ? jj + (size_t)b : nk - 1;
-            kp[b] = staged ? (const char *)(cur + (jb - jj) * ld)
+            kp[b] = staged ? (const char *)(cur + (size_t)b * ld)
                            : kv_row(kvt, kb, (ptrdiff_t)(j0 + idx[jb]), k_ts);
         }
         col_t acc[2][QK_DS][QK_NB];
@@ -115,6 +149,9 @@ SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb
            splits every broadcast FMA into two uops at issue. Here each is [kp + imm]. */
         size_t d = 0, qo = 0;
         for (; d + QK_DU <= dq; d += QK_DU, qo += QK_DU * 16) {
+            if (staged)
+                for (size_t w = 0; w < cw; w++)
+                    kv_stage_chunk(kvt, &stg, cr, d / QK_DU * cw + w);
 #pragma GCC unroll 16
             for (int u = 0; u < QK_DU; u += QK_DS) {
                 for (int s = 0; s < QK_DS; s++) {
@@ -135,10 +172,18 @@ SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb
                     }
                 }
             }
-            for (int b = 0; b < nb; b++) {
-                kp[b] += QK_DU * kv_size(ct);
-                OPAQUE_PTR(kp[b]);
-            }
+            if (staged) {
+                /* Staged rows are ld floats apart: one pointer, the others at fixed offsets
+                   from it ([p + imm] for every broadcast, and three registers free). */
+                kp[0] += QK_DU * sizeof(float);
+                OPAQUE_PTR(kp[0]);
+                for (int b = 1; b < nb; b++)
+                    kp[b] = kp[0] + (size_t)b * ld * sizeof(float);
+            } else
+                for (int b = 0; b < nb; b++) {
+                    kp[b] += QK_DU * kv_size(ct);
+                    OPAQUE_PTR(kp[b]);
+                }
         }
         for (; d < dq; d++, qo += 16) {
             for (int t = 0; t < nq; t++) {
@@ -149,6 +194,9 @@ SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb
             for (int b = 0; b < nb; b++)
                 kp[b] += kv_size(ct);
         }
+        if (staged)
+            for (size_t c = dq / QK_DU * cw; c < stg.rows * cr; c++)
+                kv_stage_chunk(kvt, &stg, cr, c);
         for (int t = 0; t < nq; t++)
             for (int b = 0; b < nb; b++) {
                 const size_t jb = jj + (size_t)b < nk ? jj + (size_t)b : nk - 1;
@@ -176,7 +224,17 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int kvt, const int nq, const int nb, 
     const size_t ld = round16(dq);
     if (kvt != KV_F32 && 2 * (size_t)nb * ld <= KV_STAGE_FLOATS) {
         float sk[KV_STAGE_FLOATS] __attribute__((aligned(64)));
-        qk_cols_keys(kvt, nq, nb, lo, 1, qt, dq, kb, k_ts, j0, idx, nk, sk, ld, cm, st, pf, al, mt);
+        /* The common head sizes with dim_qk a constant: the stage's row and chunk arithmetic
+           becomes shifts, and the staged rows' fixed offsets immediates. */
+        if (dq == 64)
+            qk_cols_keys(kvt, nq, nb, lo, 1, qt, 64, kb, k_ts, j0, idx, nk, sk, 64, cm, st, pf, al,
+                         mt);
+        else if (dq == 128)
+            qk_cols_keys(kvt, nq, nb, lo, 1, qt, 128, kb, k_ts, j0, idx, nk, sk, 128, cm, st, pf,
+                         al, mt);
+        else
+            qk_cols_keys(kvt, nq, nb, lo, 1, qt, dq, kb, k_ts, j0, idx, nk, sk, ld, cm, st, pf, al,
+                         mt);
         return;
     }
 #endif
