@@ -67,8 +67,9 @@ static void poison_unused_keys(problem *p)
     uint8_t *used = calloc(s->len_k, 1), *dense = malloc(s->len_q * s->len_k);
     for (size_t m = 0; m < p->n_masks; m++) {
         ck_assert_int_eq(spattn_mask_to_dense(p->masks[m], dense, s->len_k), SPATTN_OK);
-        for (size_t i = 0; i < s->len_q * s->len_k; i++)
-            used[i % s->len_k] |= dense[i];
+        for (size_t i = 0; i < s->len_q; i++)
+            for (size_t j = 0; j < s->len_k; j++)
+                used[j] |= dense[i * s->len_k + j];
     }
     for (size_t j = 0; j < s->len_k; j++) {
         if (used[j])

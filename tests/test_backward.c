@@ -184,11 +184,11 @@ static double compare_view(const tu_buf *got, const float *ref, size_t dim, size
     for (size_t i = 0; i < got->n; i++) {
         const float x = got->p[i];
         if (i % (dim + pad) >= dim) {
-            ck_assert_msg(tu_is_canary(x), "%s %s: padding %zu written", isa, what, i);
+            TU_CHECK_MSG(tu_is_canary(x), "%s %s: padding %zu written", isa, what, i);
             continue;
         }
-        ck_assert_msg(tu_close(x, ref[i], BW_TOL), "%s %s[%zu]: %.8g, reference %.8g", isa, what, i,
-                      (double)x, (double)ref[i]);
+        TU_CHECK_MSG(tu_close(x, ref[i], BW_TOL), "%s %s[%zu]: %.8g, reference %.8g", isa, what, i,
+                     (double)x, (double)ref[i]);
         const double e = fabs((double)x - (double)ref[i]) / (1.0 + fabs((double)ref[i]));
         worst = e > worst ? e : worst;
     }
@@ -648,7 +648,7 @@ START_TEST(concurrent_calls)
         for (int c = 0; c < 3; c++)
             ck_assert_int_eq(w[i].st[c], SPATTN_OK);
         for (size_t x = 0; x < p.dq.n; x++)
-            ck_assert(memcmp(&w[i].dq[x], &p.dq.p[x], sizeof(float)) == 0);
+            TU_CHECK(memcmp(&w[i].dq[x], &p.dq.p[x], sizeof(float)) == 0);
         ck_assert(memcmp(w[i].dk, p.dk.p, p.dk.n * sizeof(float)) == 0);
         ck_assert(memcmp(w[i].dv, p.dv.p, p.dv.n * sizeof(float)) == 0);
         ck_assert(memcmp(w[i].ds, p.dsinks.p, s.heads_q * sizeof(float)) == 0);

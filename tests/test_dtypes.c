@@ -107,8 +107,8 @@ static void check_to_half(float x, uint16_t got, int f16)
         want = nearest((double)x, f16_value, 0x7bff, 65536.0);
     else
         want = nearest((double)x, bf16_value, 0x7f7f, ldexp(1.0, 128));
-    ck_assert_msg(got == want, "%s(%a = %08x) = %04x, nearest-even is %04x", f16 ? "f16" : "bf16",
-                  (double)x, bits_of(x), got, want);
+    TU_CHECK_MSG(got == want, "%s(%a = %08x) = %04x, nearest-even is %04x", f16 ? "f16" : "bf16",
+                 (double)x, bits_of(x), got, want);
 }
 
 /* Every one of the 65536 patterns of each format widened, bit for bit (NaN: a NaN of the same
@@ -133,8 +133,8 @@ START_TEST(widen_every_pattern)
                               "%04x -> %08x", i, bits_of(y[i]));
                 continue;
             }
-            ck_assert_msg(bits_of(y[i]) == bits_of((float)want), "%s %04x -> %a, want %a",
-                          f16 ? "f16" : "bf16", i, (double)y[i], want);
+            TU_CHECK_MSG(bits_of(y[i]) == bits_of((float)want), "%s %04x -> %a, want %a",
+                         f16 ? "f16" : "bf16", i, (double)y[i], want);
         }
     }
 }
@@ -563,47 +563,47 @@ static void check_case(int tri, uint64_t seed, int pairs)
                         const size_t e = row + d;
                         if (d >= s->dim_v) {
                             for (size_t y = 0; y < esize(ot); y++)
-                                ck_assert_msg(o1[e * esize(ot) + y] == CANARY_BYTE,
-                                              "%s: padding after O row written", what);
+                                TU_CHECK_MSG(o1[e * esize(ot) + y] == CANARY_BYTE,
+                                             "%s: padding after O row written", what);
                             continue;
                         }
                         const float got = get(o1, e, ot), want = ref[e];
                         if (empty) {
                             for (size_t y = 0; y < esize(ot); y++)
-                                ck_assert_msg(o1[e * esize(ot) + y] == 0,
-                                              "%s: O[%zu][%zu][%zu][%zu] of a row with no key "
-                                              "is not +0",
-                                              what, b, h, i, d);
+                                TU_CHECK_MSG(o1[e * esize(ot) + y] == 0,
+                                             "%s: O[%zu][%zu][%zu][%zu] of a row with no key "
+                                             "is not +0",
+                                             what, b, h, i, d);
                         }
                         if (isnan(want)) { /* a poisoned key this row allows */
-                            ck_assert_msg(isnan(got) && isnan(o32[e]),
-                                          "%s: O[%zu][%zu][%zu][%zu] = %.9g, reference NaN", what,
-                                          b, h, i, d, (double)got);
+                            TU_CHECK_MSG(isnan(got) && isnan(o32[e]),
+                                         "%s: O[%zu][%zu][%zu][%zu] = %.9g, reference NaN", what, b,
+                                         h, i, d, (double)got);
                             continue;
                         }
                         const double err = fabs((double)got - (double)want),
                                      lim = tol * (1.0 + fabs((double)want));
-                        ck_assert_msg(isfinite(got) && err <= lim,
-                                      "%s: O[%zu][%zu][%zu][%zu] = %.9g, reference %.9g", what, b,
-                                      h, i, d, (double)got, (double)want);
+                        TU_CHECK_MSG(isfinite(got) && err <= lim,
+                                     "%s: O[%zu][%zu][%zu][%zu] = %.9g, reference %.9g", what, b, h,
+                                     i, d, (double)got, (double)want);
                         if (err / lim > worst[isas[x]][tri])
                             worst[isas[x]][tri] = err / lim;
                         /* Exactly the F32 computation, rounded to nearest even. */
                         unsigned char want_bits[4];
                         put(want_bits, 0, ot, o32[e]);
-                        ck_assert_msg(dots || memcmp(o1 + e * esize(ot), want_bits, esize(ot)) == 0,
-                                      "%s: O[%zu][%zu][%zu][%zu] = %.9g is not %.9g (F32) "
-                                      "rounded",
-                                      what, b, h, i, d, (double)got, (double)o32[e]);
+                        TU_CHECK_MSG(dots || memcmp(o1 + e * esize(ot), want_bits, esize(ot)) == 0,
+                                     "%s: O[%zu][%zu][%zu][%zu] = %.9g is not %.9g (F32) "
+                                     "rounded",
+                                     what, b, h, i, d, (double)got, (double)o32[e]);
                         /* The typed reference: one rounding of the float one. */
                         const double rr = get(ref_o, e, ot);
-                        ck_assert_msg(fabs(rr - want) <= t_out(ot) * fabs(want) + 0x1p-24,
-                                      "%s: reference O in %s %.9g, in float %.9g", what, dname(ot),
-                                      rr, (double)want);
+                        TU_CHECK_MSG(fabs(rr - want) <= t_out(ot) * fabs(want) + 0x1p-24,
+                                     "%s: reference O in %s %.9g, in float %.9g", what, dname(ot),
+                                     rr, (double)want);
                     }
                     const size_t li = (b * s->heads_q + h) * s->len_q + i;
-                    ck_assert_msg(tu_close(l1[li], rlse[li], tol), "%s: lse[%zu] = %.9g, ref %.9g",
-                                  what, li, (double)l1[li], (double)rlse[li]);
+                    TU_CHECK_MSG(tu_close(l1[li], rlse[li], tol), "%s: lse[%zu] = %.9g, ref %.9g",
+                                 what, li, (double)l1[li], (double)rlse[li]);
                 }
     }
     free(o1);
@@ -696,9 +696,9 @@ START_TEST(probs_any_type)
                   SPATTN_DTYPE_F32);
         ck_assert_int_eq(spattn_probs(p, &a, p2, c2), SPATTN_OK);
         for (uint64_t i = 0; i < np; i++)
-            ck_assert_msg(tu_close(p1[i], p2[i], TU_TOL), "q %s kv %s: probs[%llu] %.9g vs %.9g",
-                          dname(qt), dname(kvt), (unsigned long long)i, (double)p1[i],
-                          (double)p2[i]);
+            TU_CHECK_MSG(tu_close(p1[i], p2[i], TU_TOL), "q %s kv %s: probs[%llu] %.9g vs %.9g",
+                         dname(qt), dname(kvt), (unsigned long long)i, (double)p1[i],
+                         (double)p2[i]);
         for (size_t i = 0; i < nc; i++)
             ck_assert_msg(tu_close(c1[i], c2[i], TU_TOL), "col_sums[%zu]", i);
         free(p1);

@@ -193,7 +193,7 @@ static decoded decode_png(const char *path)
 
 static rgb px_at(const decoded *d, size_t x, size_t y)
 {
-    ck_assert(x < d->w && y < d->h);
+    TU_CHECK(x < d->w && y < d->h);
     const unsigned char *p = d->px + 3 * (y * d->w + x);
     rgb c = {p[0], p[1], p[2]};
     return c;
