@@ -109,8 +109,9 @@ SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb
 {
     const int ct = staged ? KV_F32 : kvt; /* the type the FMAs read */
     const col_t ninf = col_set1(K_NINF);
-    for (int t = 0; t < nq; t++)
-        mt[t] = ninf;
+    /* The running max in registers: score stores through float pointers may alias mt[], so
+       updating mt[] itself cost a load and a store per key. */
+    col_t mx[2] = {ninf, ninf};
     /* A short block's missing rows are staged as copies of its last key, so that staged row b
        is always ld * b floats from row 0 (the broadcasts' single pointer below). */
     if (staged)
@@ -208,9 +209,11 @@ SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb
                 if (cm != NULL)
                     a = col_select(cmask_bits(cm[jb]), a, ninf);
                 col_store(st[t] + (jj + (size_t)b) * 16, a);
-                mt[t] = col_max(mt[t], a);
+                mx[t] = col_max(mx[t], a);
             }
     }
+    for (int t = 0; t < nq; t++)
+        mt[t] = mx[t];
 }
 
 /* qk_cols_keys, staged where the ISA offers a stage (KV_STAGE_FLOATS) and K is 16-bit. */

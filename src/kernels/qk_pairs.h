@@ -40,8 +40,7 @@ SPATTN_ALWAYS_INLINE void qk_pairs_nq(const int nq, const int nb, const float *c
 {
     const size_t np = dq / 2;
     const col_t ninf = col_set1(K_NINF), c = col_load(qt[0] + np * 16);
-    for (int t = 0; t < nq; t++)
-        mt[t] = ninf;
+    col_t mx[2] = {ninf, ninf}; /* in registers, as in qk_cols_keys */
     for (size_t jj = 0; jj < nk; jj += (size_t)nb) {
         if (pf != NULL)
             prefetch_keys(pf, jj, (size_t)nb);
@@ -106,9 +105,11 @@ SPATTN_ALWAYS_INLINE void qk_pairs_nq(const int nq, const int nb, const float *c
                 if (cm != NULL)
                     a = col_select(cmask_bits(cm[jb]), a, ninf);
                 col_store(st[t] + (jj + (size_t)b) * 16, a);
-                mt[t] = col_max(mt[t], a);
+                mx[t] = col_max(mx[t], a);
             }
     }
+    for (int t = 0; t < nq; t++)
+        mt[t] = mx[t];
 }
 
 #endif
