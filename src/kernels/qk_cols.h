@@ -62,7 +62,7 @@ static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, floa
 
 /* The next key block's rows, widened into the stage a few VL-wide chunks at a time from
    inside the current block's FMA steps: as one loop between blocks, its loads and stores
-   stalled the FMAs (measured in docs/kernels.md). */
+   stalled the FMAs (measured in docs/dtypes.md). */
 typedef struct kv_stage {
     const char *row[QK_NB];
     float *dst;
@@ -124,7 +124,9 @@ SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb
         const char *kp[QK_NB];
         float *cur = NULL;
         kv_stage stg = {.rows = 0};
-        const size_t cr = (dq + VL - 1) / VL, cw = (size_t)(nb + 1) / 2; /* chunks a row, a step */
+        /* cr chunks a row, cw a step: nb rows of dq / VL chunks over dq / QK_DU steps is nb / 2
+           a step where QK_DU = VL / 2 (AVX-512); whatever the steps leave is widened after. */
+        const size_t cr = (dq + VL - 1) / VL, cw = (size_t)(nb + 1) / 2;
         if (staged) {
             cur = sk + ((jj / (size_t)nb) & 1) * (size_t)nb * ld;
             stg.dst = sk + (((jj / (size_t)nb) & 1) ^ 1) * (size_t)nb * ld;
