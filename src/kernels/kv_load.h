@@ -81,15 +81,23 @@ SPATTN_ALWAYS_INLINE vec_t kv_loadu_m(const int kvt, const char *p, size_t i, vm
     return vec_loadu_m((const float *)(const void *)p + i, m);
 }
 
+/* Elements d .. d + VL of row p (dim elements) widened into dst + d: lanes past dim come out
+   0, and the row is not read there. */
+SPATTN_ALWAYS_INLINE void kv_widen_chunk(const int kvt, float *dst, const char *p, size_t d,
+                                         size_t dim)
+{
+    if (d + VL <= dim)
+        vec_storeu(dst + d, kv_loadu(kvt, p, d));
+    else
+        vec_storeu(dst + d, kv_loadu_m(kvt, p, d, vmask_first(dim - d)));
+}
+
 /* The dim elements of row p widened into dst, VL at a time: dst must have room for dim
-   rounded up to VL floats (lanes past dim come out 0; the row is not read there). */
+   rounded up to VL floats. */
 SPATTN_ALWAYS_INLINE void kv_widen_row(const int kvt, float *dst, const char *p, size_t dim)
 {
-    size_t d = 0;
-    for (; d + VL <= dim; d += VL)
-        vec_storeu(dst + d, kv_loadu(kvt, p, d));
-    if (d < dim)
-        vec_storeu(dst + d, kv_loadu_m(kvt, p, d, vmask_first(dim - d)));
+    for (size_t d = 0; d < dim; d += VL)
+        kv_widen_chunk(kvt, dst, p, d, dim);
 }
 
 /* Row j of a K or V head whose rows are ts elements apart. */

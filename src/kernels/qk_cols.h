@@ -76,14 +76,9 @@ typedef struct kv_stage {
    per chunk showed in profiles. */
 SPATTN_ALWAYS_INLINE void kv_stage_chunk(const int kvt, const kv_stage *s, size_t cr, size_t c)
 {
-    const size_t b = c / cr, o = (c - b * cr) * VL;
-    if (b >= s->rows)
-        return;
-    float *dst = s->dst + b * s->ld + o;
-    if (o + VL <= s->dim)
-        vec_storeu(dst, kv_loadu(kvt, s->row[b], o));
-    else
-        vec_storeu(dst, kv_loadu_m(kvt, s->row[b], o, vmask_first(s->dim - o)));
+    const size_t b = c / cr;
+    if (b < s->rows)
+        kv_widen_chunk(kvt, s->dst + b * s->ld, s->row[b], (c - b * cr) * VL, s->dim);
 }
 
 /* S^T for keys j0 + idx[0..nk) of nq query tiles at once (Qt qt[t], scores to st[t]): NB
