@@ -648,9 +648,9 @@ static void check_triple(const int t[3], uint64_t seed, int cases, int pairs)
         check_case(9 * t[0] + 3 * t[1] + t[2], seed + (uint64_t)i, pairs);
 }
 
-/* 16-bit K/V in the shapes where AVX-512 widens K ahead of its FMAs (staged_* sets; FULL
-   tiles, pairs of them, and random masks with poisoned keys), on every ISA: still the F32
-   computation's bits, and the same for 1 and 2 threads. */
+/* 16-bit K/V in the shapes where AVX-512 and AVX2 widen K (and AVX2 V) ahead of the FMAs (staged_*
+   sets; FULL tiles, pairs of them, and random masks with poisoned keys), on every ISA: still the
+   F32 computation's bits, and the same for 1 and 2 threads. */
 START_TEST(kv16_staged_shapes_every_isa)
 {
     static const int triples[4][3] = {{SPATTN_DTYPE_F16, SPATTN_DTYPE_F16, SPATTN_DTYPE_F16},

@@ -61,10 +61,42 @@ SPATTN_ALWAYS_INLINE void pv_cols_tile_t(const int kvt, float *ot, size_t dv, co
     }
 }
 
-/* V of type kvt (the job's kv_dtype), vp[] pointers to the tile's V rows. */
+#ifndef PV_STAGE_FLOATS
+#define PV_STAGE_FLOATS 0
+#endif
+
+/* 16-bit V of type kvt widened into float rows on the stack, then P V as for float32 V: each
+   element is widened once instead of at each of its broadcasts (a 16-bit broadcast and a
+   conversion, where float32 takes one broadcast load). Out of line, so that the float32
+   path's frame does not carry the stage. */
+#if PV_STAGE_FLOATS
+static __attribute__((noinline)) void pv_cols_staged(int kvt, float *ot, size_t dv,
+                                                     const char *const *vp, const uint32_t *cm,
+                                                     size_t nk, const float *st, col_t alpha,
+                                                     int masked)
+{
+    float sv[PV_STAGE_FLOATS] __attribute__((aligned(64)));
+    const char *sp[SPATTN_TK];
+    const size_t ld = round16(dv);
+    for (size_t j = 0; j < nk; j++) {
+        KV_DISPATCH(kvt, kv_widen_row(KVT, sv + j * ld, vp[j], dv));
+        sp[j] = (const char *)(sv + j * ld);
+    }
+    pv_cols_tile_t(KV_F32, ot, dv, sp, cm, nk, st, alpha, masked);
+}
+#endif
+
+/* V of type kvt (the job's kv_dtype), vp[] pointers to the tile's V rows. Where the ISA
+   offers a stage (PV_STAGE_FLOATS) and the tile fits it, 16-bit V is widened first. */
 static void pv_cols_tile(int kvt, float *ot, size_t dv, const char *const *vp, const uint32_t *cm,
                          size_t nk, const float *st, col_t alpha, int masked)
 {
+#if PV_STAGE_FLOATS
+    if (kvt != KV_F32 && nk * round16(dv) <= PV_STAGE_FLOATS) {
+        pv_cols_staged(kvt, ot, dv, vp, cm, nk, st, alpha, masked);
+        return;
+    }
+#endif
     KV_DISPATCH(kvt, pv_cols_tile_t(KVT, ot, dv, vp, cm, nk, st, alpha, masked));
 }
 

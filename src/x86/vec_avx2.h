@@ -40,6 +40,8 @@ typedef struct cmask_t {
    4 of V, P and a mask: 14 of the 16 ymm registers. */
 #define PV_ROWS_BELOW 8
 #define PV_RB 2
+#define KV_STAGE_FLOATS 4096 /* stack for 16-bit K widened ahead of the column QK */
+#define PV_STAGE_FLOATS 8192 /* stack for 16-bit V widened ahead of the column P V */
 
 SPATTN_ALWAYS_INLINE col_t col_mk(__m256 lo, __m256 hi)
 {
