@@ -36,7 +36,7 @@ if command -v clang >/dev/null; then
   echo "clang (aarch64): src/arm compiles warning-free"
 fi
 
-export SPATTN_TEST_SCALE=${SPATTN_TEST_SCALE:-0.5}
+export SPATTN_TEST_SCALE=${SPATTN_TEST_SCALE:-0.35}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
