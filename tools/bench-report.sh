@@ -35,7 +35,7 @@ done
 jobs="$(nproc 2>/dev/null || echo 2)"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPATTN_BUILD_BENCH=ON \
       -DSPATTN_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" --target spattn-bench -j "$jobs"
+cmake --build "$build" --target spattn-bench spattn-info -j "$jobs"
 
 mkdir -p "$out"
 rm -f "$out"/plots/*.png "$out"/plots/*.dat
@@ -44,8 +44,15 @@ reps=5
 case "$mode" in
   --quick|--full) args+=("$mode") ;;
   --targets)
-    # the entries the report's Targets table reads, as bench_report.py lists them
-    args+=("--benchmark_filter=$(python3 "$root/tools/bench_report.py" --targets-filter)")
+    # the entries the report's Targets table reads, as bench_report.py lists them, for
+    # avx512 or, on a CPU without it, the ISA this CPU runs (the float32 kernels of the bf16
+    # tiers are those of avx512 and neon)
+    isa=$("$build/tools/spattn-info" | sed -n 's/^auto selects: //p')
+    case "$isa" in
+      avx512bf16|"") isa=avx512 ;;
+      neonbf16) isa=neon ;;
+    esac
+    args+=("--benchmark_filter=$(python3 "$root/tools/bench_report.py" --targets-filter "$isa")")
     reps=15 ;;
 esac
 # quick: a handful of iterations each, enough to prove every benchmark runs and reports

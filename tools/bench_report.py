@@ -2,7 +2,8 @@
 """Turns a spattn-bench JSON file into bench-report/report.md and gnuplot data + script.
 
     tools/bench_report.py RESULTS.json OUT_DIR [COMMIT]
-    tools/bench_report.py --targets-filter    (the --benchmark_filter of bench-report.sh --targets)
+    tools/bench_report.py --targets-filter [ISA]   (bench-report.sh --targets: its filter;
+                                                  ISA avx512 unless given)
     tools/bench_report.py --targets-text RESULTS.json   (the Targets table for a terminal)
 
 Writes OUT_DIR/report.md, OUT_DIR/plots/*.dat and OUT_DIR/plots/plots.gp (run it with gnuplot
@@ -78,17 +79,29 @@ def load(path):
 # repetition. A neighbour on a shared machine only ever adds time, so the fastest repetition
 # is the estimate least disturbed by it; the median shows what a typical call met.
 ATTN = "attn/isa:%s/pattern:%s/sparsity:%s/len:4096/dim:64/threads:%d"
-DECODE = "decode/isa:avx512/pattern:dense/sparsity:0/lenk:32768/dim:128/heads:32x8/threads:1"
+DECODE = "decode/isa:%s/pattern:dense/sparsity:0/lenk:32768/dim:128/heads:32x8/threads:1"
 PEAK = "peak/isa:%s/threads:1"
 MEMBW = "membw/read/mib:1024/threads:1"
 DECODE_BYTES = 8 * 32768 * 128 * 4 * 2  # 8 KV heads, K and V, fp32
 DENSE_FLOP = 4.0 * 4096 * 4096 * 2 * 64  # 4 x pairs x dim, 2 heads
-BWD = "backward/isa:avx512/pattern:%s/sparsity:%s/len:4096/dim:64/threads:%d"
+BWD = "backward/isa:%s/pattern:%s/sparsity:%s/len:4096/dim:64/threads:%d"
 BWD_FLOP = 10.0 * 4096 * 4096 * 2 * 64  # the backward's 10 x pairs x dim, 2 heads
 
 
-def target_rows(ctx, by_name, pick, pick_best):
-    """[(label, threshold, value or None, detail)] with times chosen by pick(result)."""
+def target_isa(by_name):
+    """The ISA whose entries the targets read: avx512 where the run holds its dense entry
+    (a CPU with AVX-512), else the first of avx2, neon and scalar that it holds."""
+    for isa in ("avx512", "avx2", "neon", "scalar"):
+        r = by_name.get(ATTN % (isa, "dense", "0", 1))
+        if r is not None and "reps_ms" in r:
+            return isa
+    return "avx512"
+
+
+def target_rows(ctx, by_name, pick, pick_best, isa="avx512"):
+    """[(label, threshold, value or None, detail)] with times chosen by pick(result). The
+    targets are set for avx512; on a CPU without it (isa) the same figures of its best ISA
+    are given, their labels naming it."""
     def ms(name):
         r = by_name.get(name)
         return pick(r) if r is not None and "reps_ms" in r else None
@@ -116,47 +129,48 @@ def target_rows(ctx, by_name, pick, pick_best):
         return probe("peak_gflops_1t_%s" % isa, PEAK % isa, "GFLOP/s", 1.0)
 
     rows = []
-    for isa, need in (("avx512", 0.60), ("avx2", 0.55)):
-        t, pk = ms(ATTN % (isa, "dense", "0", 1)), peak(isa)
+    for own, need in (("avx512", 0.60), ("avx2", 0.55)):
+        t, pk = ms(ATTN % (own, "dense", "0", 1)), peak(own)
         v = DENSE_FLOP / (t * 1e6) / pk if t and pk else None
-        rows.append(("dense %s, share of its FMA peak" % isa, need, v,
+        rows.append(("dense %s, share of its FMA peak" % own, need, v,
                      "%.1f ms, peak %.1f GFLOP/s" % (t, pk) if v is not None else ""))
-    dense = ms(ATTN % ("avx512", "dense", "0", 1))
+    tag = "" if isa == "avx512" else " (%s)" % isa
+    dense = ms(ATTN % (isa, "dense", "0", 1))
     for pat, lv, label, need in (("causal", "50", "causal efficiency", 0.85),
                                  ("blocks64", "90", "64x64 blocks 10 % efficiency", 0.85),
                                  ("blocks64", "99", "64x64 blocks 1 % efficiency", 0.60),
                                  ("fewkeys", "99.6", "CSR 16 keys per row efficiency", 0.25)):
-        name = ATTN % ("avx512", pat, lv, 1)
+        name = ATTN % (isa, pat, lv, 1)
         t = ms(name)
         v = dense * density(name) / t if t and dense else None
-        rows.append((label, need, v, "%.3g ms" % t if t else ""))
+        rows.append((label + tag, need, v, "%.3g ms" % t if t else ""))
     for pat, lv in (("dense", "0"), ("causal", "50")):
-        t1, t2 = ms(ATTN % ("avx512", pat, lv, 1)), ms(ATTN % ("avx512", pat, lv, 2))
+        t1, t2 = ms(ATTN % (isa, pat, lv, 1)), ms(ATTN % (isa, pat, lv, 2))
         v = t1 / t2 if t1 and t2 else None
-        rows.append(("2 threads over 1, %s" % pat, 1.8, v,
+        rows.append(("2 threads over 1, %s%s" % (pat, tag), 1.8, v,
                      "%.3g -> %.3g ms" % (t1, t2) if v is not None else ""))
-    t = ms(DECODE)
+    t = ms(DECODE % isa)
     bw = probe("dram_read_gbps_1t", MEMBW, "bytes/s", 1e9)
     v = DECODE_BYTES / (t * 1e6) / bw if t and bw else None
-    rows.append(("decode K/V stream, share of 1-thread DRAM read", 0.70, v,
+    rows.append(("decode K/V stream, share of 1-thread DRAM read" + tag, 0.70, v,
                  "%.3g ms, %.2f GB/s, probe %.1f GB/s" % (t, DECODE_BYTES / (t * 1e6), bw)
                  if v is not None else ""))
-    t, pk = ms(BWD % ("dense", "0", 1)), peak("avx512")
+    t, pk = ms(BWD % (isa, "dense", "0", 1)), peak(isa)
     v = BWD_FLOP / (t * 1e6) / pk if t and pk else None
-    rows.append(("backward dense, share of the avx512 FMA peak", 0.65, v,
+    rows.append(("backward dense, share of the %s FMA peak" % isa, 0.65, v,
                  "%.1f ms, peak %.1f GFLOP/s" % (t, pk) if v is not None else ""))
     bdense = t
     for pat, lv, label, need in (("causal", "50", "backward causal efficiency", 0.8),
                                  ("blocks64", "90", "backward 64x64 blocks 10 % efficiency", 0.8),
                                  ("blocks64", "99", "backward 64x64 blocks 1 % efficiency", 0.5)):
-        name = BWD % (pat, lv, 1)
+        name = BWD % (isa, pat, lv, 1)
         t = ms(name)
         v = bdense * density(name) / t if t and bdense else None
-        rows.append((label, need, v, "%.3g ms" % t if t else ""))
+        rows.append((label + tag, need, v, "%.3g ms" % t if t else ""))
     for pat, lv in (("dense", "0"), ("causal", "50")):
-        t1, t2 = ms(BWD % (pat, lv, 1)), ms(BWD % (pat, lv, 2))
+        t1, t2 = ms(BWD % (isa, pat, lv, 1)), ms(BWD % (isa, pat, lv, 2))
         v = t1 / t2 if t1 and t2 else None
-        rows.append(("backward 2 threads over 1, %s" % pat, 1.8, v,
+        rows.append(("backward 2 threads over 1, %s%s" % (pat, tag), 1.8, v,
                      "%.3g -> %.3g ms" % (t1, t2) if v is not None else ""))
     return rows
 
@@ -270,9 +284,9 @@ def write_dtypes(results, w):
     w("")
 
 
-def target_entries():
-    """The names of every entry target_rows reads, in order, found by running it on a run
-    that holds nothing: the --targets run's filter, so the list lives in one place."""
+def target_entries(isa="avx512"):
+    """The names of every entry target_rows reads for isa, in order, found by running it on a
+    run that holds nothing: the --targets run's filter, so the list lives in one place."""
     class Asked(dict):
         def __init__(self):
             super().__init__()
@@ -283,21 +297,22 @@ def target_entries():
             return default
 
     asked = Asked()
-    target_rows({}, asked, None, False)
+    target_rows({}, asked, None, False, isa)
     return list(OrderedDict.fromkeys(asked.names))
 
 
-def targets_filter():
-    """A --benchmark_filter regex matching exactly the target entries."""
-    return "^(%s)$" % "|".join(re.escape(n) for n in target_entries())
+def targets_filter(isa="avx512"):
+    """A --benchmark_filter regex matching exactly the target entries of isa."""
+    return "^(%s)$" % "|".join(re.escape(n) for n in target_entries(isa))
 
 
 def targets(ctx, results):
     """(rows from medians, rows from the fastest repetitions, repetitions, [met, met]) or None
     when the run holds none of the target entries."""
     by_name = {r["name"]: r for r in results}
-    med = target_rows(ctx, by_name, lambda r: r["ms"], False)
-    best = target_rows(ctx, by_name, lambda r: r["reps_ms"][0], True)
+    isa = target_isa(by_name)
+    med = target_rows(ctx, by_name, lambda r: r["ms"], False, isa)
+    best = target_rows(ctx, by_name, lambda r: r["reps_ms"][0], True, isa)
     if all(v is None for _, _, v, _ in med):
         return None
     nrep = max(len(r.get("reps_ms", [])) for r in results)
@@ -601,8 +616,8 @@ def dtype_plot(results, pdir, gp):
 
 
 def main():
-    if sys.argv[1:] == ["--targets-filter"]:
-        print(targets_filter())
+    if sys.argv[1:2] == ["--targets-filter"] and len(sys.argv) <= 3:
+        print(targets_filter(*sys.argv[2:]))
         return
     if len(sys.argv) == 3 and sys.argv[1] == "--targets-text":
         text = targets_text(*load(sys.argv[2]))

@@ -155,6 +155,34 @@ class Targets(unittest.TestCase):
             self.assertFalse(f.match(n), n)
         self.assertEqual(len(bench_report.target_entries()), 18)
 
+    def test_cpu_without_avx512(self):
+        """A run of an AVX2-only CPU: the ISA-wide targets come from its avx2 entries, labelled
+        so, and the avx2 filter asks for those entries."""
+        bms = [b for b in made_up_run()["benchmarks"] if "isa:avx512" not in b["run_name"]]
+        bms += reps(ATTN % ("avx2", "dense", "0", 1), [200.0, 160.0, 240.0], sparsity_actual=0.0)
+        bms += reps(ATTN % ("avx2", "causal", "50", 1), [110.0, 90.0, 100.0],
+                    sparsity_actual=50.0)
+        bms += reps(DECODE.replace("avx512", "avx2"), [60.0, 50.0, 70.0], sparsity_actual=0.0)
+        path = os.path.join(self.dir.name, "avx2.json")
+        with open(path, "w") as f:
+            json.dump({"context": {"dram_read_gbps_1t": "11.5"}, "benchmarks": bms}, f)
+        ctx, results = bench_report.load(path)
+        by = {r["name"]: r for r in results}
+        self.assertEqual(bench_report.target_isa(by), "avx2")
+        med, best, _, _ = bench_report.targets(ctx, results)
+        got = {label: v for label, _, v, _ in med}
+        self.assertAlmostEqual(got["causal efficiency (avx2)"], 200.0 * 0.5 / 100.0)
+        self.assertAlmostEqual(got["decode K/V stream, share of 1-thread DRAM read (avx2)"],
+                               KV / 0.060 / 11e9)
+        self.assertIsNone(got["dense avx512, share of its FMA peak"])
+        self.assertNotIn("causal efficiency", got)
+        import re
+        f = re.compile(bench_report.targets_filter("avx2"))
+        for n in (ATTN % ("avx2", "causal", "50", 2), DECODE.replace("avx512", "avx2"),
+                  BWD.replace("avx512", "avx2") % ("blocks64", "99", 1)):
+            self.assertTrue(f.match(n), n)
+        self.assertFalse(f.match(ATTN % ("avx512", "causal", "50", 1)))
+
     def test_no_target_entries(self):
         lines = []
         only_membw = [r for r in self.results if r["family"] == "membw"]
