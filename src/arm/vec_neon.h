@@ -37,6 +37,7 @@
 #define PV_EB 5
 #define PV_EBM 4
 #define PV_ROWS_BELOW 8
+#define PV_NV 4
 #define PV_RB 4
 /* Tiles of at most 8 rows skip registers 2 and 3 of each column in QK and exp2. */
 #define COL_HALVES 1

@@ -111,7 +111,7 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, float *orow, size_t dv, 
     /* The next tile's keys past pf->split, spread over the first row block of each pass. */
     pf_pace pace, *pp = NULL;
     if (pf != NULL) {
-        pf_pace_begin(&pace, pf, pf->split, pf->n, nk * ((dv + 4 * VL - 1) / (4 * VL)));
+        pf_pace_begin(&pace, pf, pf->split, pf->n, nk * ((dv + PV_NV * VL - 1) / (PV_NV * VL)));
         pp = &pace;
     }
     const char *vpe[SPATTN_TK];
@@ -122,9 +122,9 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, float *orow, size_t dv, 
     if (masked)
         for (size_t jj = 0; jj < nk; jj++)
             vmask_expand16(km + jj * 16, cm[jj]);
-    for (size_t e = 0; e < dv; e += 4 * VL) {
+    for (size_t e = 0; e < dv; e += PV_NV * VL) {
         const size_t left = dv - e;
-        const int nv = left >= 4 * VL ? 4 : (int)((left + VL - 1) / VL);
+        const int nv = left >= PV_NV * VL ? PV_NV : (int)((left + VL - 1) / VL);
         const size_t tail = left - (size_t)(nv - 1) * VL;
         const vmask_t last = vmask_first(tail < VL ? tail : VL);
         /* The first (for dim_v <= 64 the only) pass uses vp itself. */

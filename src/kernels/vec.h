@@ -23,7 +23,8 @@
  *   QK_DU          dims per step between key-pointer updates
  *   PV_ROWS        1: P V always row-major (O rows as vectors); 0: transposed O^T columns
  *                  except for tiles of at most PV_ROWS_BELOW rows
- *   PV_RB          rows of O per register block of the row-major P V (x 4 vectors)
+ *   PV_RB, PV_NV   rows of O per register block of the row-major P V, and vectors (of dim)
+ *                  per row in it (at most 4)
  *   PV_EB, PV_EBM  (PV_ROWS 0 only) output dims per block of the transposed P V, unmasked
  *                  and masked
  *   COL_HALVES     1 when a col_t is two halves and the *_lo ops skip the high one
@@ -81,6 +82,9 @@
 #endif
 #ifndef PV_RB
 #error "vec.h: the ISA header must define PV_RB"
+#endif
+#if !defined(PV_NV) || PV_NV < 1 || PV_NV > 4
+#error "vec.h: the ISA header must define PV_NV (1 to 4)"
 #endif
 #ifndef PV_ROWS_BELOW
 #error "vec.h: the ISA header must define PV_ROWS_BELOW"

@@ -35,11 +35,11 @@ typedef struct cmask_t {
 #define PV_EBM 4
 #define PV_ROWS 0
 /* Query tiles of at most this many rows (decode: the query heads of one KV head) take the
-   row-major P V of AVX-512 instead: the transposed form spends its FMAs on all 16 lanes
-   whatever the rows, the row-major one only on rows that exist. 2 rows x 4 vectors of O,
-   4 of V, P and a mask: 14 of the 16 ymm registers. */
+   row-major P V of AVX-512: the transposed form spends FMAs on 16 lanes whatever the rows.
+   4 rows x 2 vectors of O, 2 of V, P and a mask: 12 of the 16 ymm registers. */
 #define PV_ROWS_BELOW 8
-#define PV_RB 2
+#define PV_RB 4
+#define PV_NV 2
 #define KV_STAGE_FLOATS 4096 /* stack for 16-bit K widened ahead of the column QK */
 #define PV_STAGE_FLOATS 8192 /* stack for 16-bit V widened ahead of the column P V */
 

@@ -26,12 +26,13 @@ typedef __mmask16 cmask_t;
 
 /* Register blocking of the two products (see src/kernels/vec.h): keys per S block, their split
    of dim into independent chains, dims per step between pointer updates; the PV product is
-   row-major, PV_RB rows of O (x 4 vectors along dim) per register block. */
+   row-major, PV_RB rows of O (x PV_NV vectors along dim) per register block. */
 #define QK_NB 8
 #define QK_NB2 4 /* keys per S block when two query tiles share each K broadcast */
 #define QK_DS 2
 #define QK_DU 8
 #define PV_ROWS 1
+#define PV_NV 4
 #define PV_RB 6
 #define PV_ROWS_BELOW 16
 #define COL_HALVES 0 /* one zmm is one column: nothing to skip */
