@@ -27,7 +27,7 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, si
                                       const float *st, const size_t ps, const float *al,
                                       pf_pace *pp)
 {
-    vec_t acc[PV_RB][4];
+    vec_t acc[PV_RB < 4 ? 4 : PV_RB][4];
     for (int r = 0; r < nr; r++) {
         const vec_t a = vec_set1(al[r0 + (size_t)r]);
         for (int x = 0; x < nv; x++)
@@ -102,16 +102,17 @@ SPATTN_ALWAYS_INLINE void pv_rows_block(const int kvt, float *oe, size_t dvp, si
     }
 }
 
-SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, float *orow, size_t dv, size_t rows,
-                                         const char *const *vp, const uint32_t *cm, size_t nk,
-                                         const float *st, size_t ps, const float *al, int masked,
-                                         const tile_prefetch *pf)
+SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, const int quad, float *orow, size_t dv,
+                                         size_t rows, const char *const *vp, const uint32_t *cm,
+                                         size_t nk, const float *st, size_t ps, const float *al,
+                                         int masked, const tile_prefetch *pf)
 {
     const size_t dvp = round16(dv);
+    const size_t bnv = quad ? PV_NV / 2 : PV_NV;
     /* The next tile's keys past pf->split, spread over the first row block of each pass. */
     pf_pace pace, *pp = NULL;
     if (pf != NULL) {
-        pf_pace_begin(&pace, pf, pf->split, pf->n, nk * ((dv + PV_NV * VL - 1) / (PV_NV * VL)));
+        pf_pace_begin(&pace, pf, pf->split, pf->n, nk * ((dv + bnv * VL - 1) / (bnv * VL)));
         pp = &pace;
     }
     const char *vpe[SPATTN_TK];
@@ -122,9 +123,9 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, float *orow, size_t dv, 
     if (masked)
         for (size_t jj = 0; jj < nk; jj++)
             vmask_expand16(km + jj * 16, cm[jj]);
-    for (size_t e = 0; e < dv; e += PV_NV * VL) {
+    for (size_t e = 0; e < dv; e += bnv * VL) {
         const size_t left = dv - e;
-        const int nv = left >= PV_NV * VL ? PV_NV : (int)((left + VL - 1) / VL);
+        const int nv = left >= bnv * VL ? (int)bnv : (int)((left + VL - 1) / VL);
         const size_t tail = left - (size_t)(nv - 1) * VL;
         const vmask_t last = vmask_first(tail < VL ? tail : VL);
         /* The first (for dim_v <= 64 the only) pass uses vp itself. */
@@ -135,10 +136,17 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, float *orow, size_t dv, 
             vq = vpe;
         }
         float *oe = orow + e;
-        /* Rows past the tile's last row are skipped a block at a time, and the short block
-           (16 % PV_RB rows) is taken where it computes fewer rows: for the last 4 or fewer,
-           and twice for the last 7 or 8 (decode tiles of 4 and 8 rows compute 4 and 8, not
-           6 and 10). A row's FMAs are the same in either block. */
+        if (quad) {
+            for (size_t r0 = 0; r0 < rows; r0 += 4)
+                pv_rows_block(kvt, oe, dvp, r0, 4, nv, last, masked, vq, km, nk, st, ps, al,
+                              r0 == 0 ? pp : NULL);
+            continue;
+        }
+        /* Rows past the tile's last row are skipped a block at a time. Where PV_RB does not
+           divide 16 (AVX-512's 6), the short block of 16 % PV_RB rows (4) is taken where it
+           computes fewer rows: for the last 4 or fewer, and twice for the last 7 or 8 (decode
+           tiles of 4 and 8 rows compute 4 and 8, not 6 and 10). A row's FMAs are the same in
+           any block. */
         const size_t sb = 16 % PV_RB;
         for (size_t r0 = 0; r0 < rows;) {
             const size_t rl = rows - r0;
@@ -158,6 +166,19 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, float *orow, size_t dv, 
     if (pp != NULL)
         pf_pace_end(pp);
 }
+
+#if PV_RB == 2
+/* pv_rows_tile_t in blocks of 4 rows, out of line: inlined beside the blocks of 2, it cost
+   their key loop its registers (spilled loop bounds and masks). */
+static __attribute__((noinline)) void pv_rows_tile_quad(int kvt, float *orow, size_t dv,
+                                                        size_t rows, const char *const *vp,
+                                                        const uint32_t *cm, size_t nk,
+                                                        const float *st, size_t ps, const float *al,
+                                                        int masked, const tile_prefetch *pf)
+{
+    KV_DISPATCH(kvt, pv_rows_tile_t(KVT, 1, orow, dv, rows, vp, cm, nk, st, ps, al, masked, pf));
+}
+#endif
 
 /* Whether pv_rows_tile asks for the next tile's keys past pf->split. Not on the P V of
    vdpbf16ps pairs: there asking for them at its start measured 30 % slower than asking
@@ -187,7 +208,17 @@ static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const cha
         return;
     }
 #endif
-    KV_DISPATCH(kvt, pv_rows_tile_t(KVT, orow, dv, rows, vp, cm, nk, st, ps, al, masked, pf));
+#if PV_RB == 2
+    /* Blocks of 2 rows (AVX2) load each V element once per 2 rows, and widen a 16-bit one as
+       often: tiles of 3 or 4 rows (decode with GQA groups of 4), and 16-bit V tiles of more
+       than 2, take blocks of 4 rows x PV_NV / 2 vectors instead, in passes half as wide.
+       Float32 tiles of 5 to 8 rows measured faster in blocks of 2 (docs/kernels.md). */
+    if (rows > 2 && (rows <= 4 || kvt != KV_F32)) {
+        pv_rows_tile_quad(kvt, orow, dv, rows, vp, cm, nk, st, ps, al, masked, pf);
+        return;
+    }
+#endif
+    KV_DISPATCH(kvt, pv_rows_tile_t(KVT, 0, orow, dv, rows, vp, cm, nk, st, ps, al, masked, pf));
 }
 
 /* Writes rows i0 .. i0+rows from row-major O, m and l (lane r = row r). */

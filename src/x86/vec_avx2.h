@@ -36,10 +36,10 @@ typedef struct cmask_t {
 #define PV_ROWS 0
 /* Query tiles of at most this many rows (decode: the query heads of one KV head) take the
    row-major P V of AVX-512: the transposed form spends FMAs on 16 lanes whatever the rows.
-   4 rows x 2 vectors of O, 2 of V, P and a mask: 12 of the 16 ymm registers. */
+   2 rows x 4 vectors of O, 4 of V, P and a mask: 14 of 16 ymm (some tiles: 4 x 2, pv_rows). */
 #define PV_ROWS_BELOW 8
-#define PV_RB 4
-#define PV_NV 2
+#define PV_RB 2
+#define PV_NV 4
 #define KV_STAGE_FLOATS 4096 /* stack for 16-bit K widened ahead of the column QK */
 #define PV_STAGE_FLOATS 8192 /* stack for 16-bit V widened ahead of the column P V */
 
