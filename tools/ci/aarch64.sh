@@ -71,9 +71,10 @@ for cpu in max neoverse-n1; do
     echo "aarch64: on neoverse-n1, neonbf16 is not refused for the missing BF16" >&2
     status=1
   fi
-  # spattn-tests runs every suite with AUTO, that is on $best; the forced entry of $best would
-  # only run its attn suite again under emulation, so it is left out (the other ISAs' forced
-  # entries run, and neonbf16's is skipped on neoverse-n1 for the missing BF16).
+  # The spattn-suite-* entries run every suite with AUTO, that is on $best, two at a time
+  # (-j2); the forced entry of $best would only run its attn suite again under emulation, so
+  # it is left out (the other ISAs' forced entries run, and neonbf16's is skipped on
+  # neoverse-n1 for the missing BF16).
   if ! QEMU_CPU=$cpu ctest --test-dir "$build" --output-on-failure -j2 \
     -E "^spattn-tests-isa-$best\$" >"$log" 2>&1; then
     status=1
