@@ -109,4 +109,14 @@ static float row_scale(const spattn_head_job *job, size_t i, float m, float l, f
    splitting each load-FMA into two uops at issue), where [p + imm] is what we want. */
 #define OPAQUE_PTR(p) __asm__("" : "+r"(p))
 
+/* The same for a vector: once loaded it is in a register, which the optimiser then keeps
+   instead of folding the load into each instruction that reads it (one load per use). */
+#if defined(__x86_64__) || defined(__i386__)
+#define OPAQUE_VEC(v) __asm__("" : "+v"(v))
+#elif defined(__aarch64__)
+#define OPAQUE_VEC(v) __asm__("" : "+w"(v))
+#else
+#define OPAQUE_VEC(v) ((void)0)
+#endif
+
 #endif

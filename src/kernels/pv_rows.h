@@ -22,9 +22,9 @@
    only where its row allows the key (a NaN in a V row must not reach rows that exclude it). O rows
    are dvp = round16(dv) floats apart. V rows vp[] are byte pointers to elements of type kvt. */
 SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, size_t r0,
-                                      const int nr, const int nv, vmask_t last, const int masked,
-                                      const char *const *vp, const vmask_t *km, size_t nk,
-                                      const float *st, const size_t ps, const float *al,
+                                      const int nr, const int nv, vmask_t last, const int tailm,
+                                      const int masked, const char *const *vp, const vmask_t *km,
+                                      size_t nk, const float *st, const size_t ps, const float *al,
                                       pf_pace *pp)
 {
     vec_t acc[PV_RB < 4 ? 4 : PV_RB][4];
@@ -40,8 +40,8 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, si
         const char *v = vp[jj];
         vec_t vv[4];
         for (int x = 0; x < nv; x++)
-            vv[x] = x == nv - 1 ? kv_loadu_m(kvt, v, (size_t)x * VL, last)
-                                : kv_loadu(kvt, v, (size_t)x * VL);
+            vv[x] = tailm && x == nv - 1 ? kv_loadu_m(kvt, v, (size_t)x * VL, last)
+                                         : kv_loadu(kvt, v, (size_t)x * VL);
         if (masked) {
             for (int r = 0; r < nr; r++) {
                 const vec_t pr = vec_set1(sp[r]);
@@ -63,42 +63,46 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, si
 }
 
 /* Constant row and vector counts for each call of the block, so its accumulators stay in
-   registers. */
+   registers; and for float32 V the tail mask only where the pass ends inside a vector
+   (tailm): a masked load of every pass's last vector (vmaskmovps on AVX2) showed in decode
+   profiles as the load its FMAs waited on. 16-bit V keeps it: without it, AVX2 decode
+   measured slightly slower (docs/kernels.md). */
+SPATTN_ALWAYS_INLINE void pv_rows_nv(const int kvt, float *oe, size_t dvp, size_t r0, const int nr,
+                                     int nv, vmask_t last, const int tailm, const int masked,
+                                     const char *const *vpe, const vmask_t *cm, size_t nk,
+                                     const float *st, size_t ps, const float *al, pf_pace *pp)
+{
+    switch (nv) {
+    case 4:
+        pv_rows_rxv(kvt, oe, dvp, r0, nr, 4, last, tailm, masked, vpe, cm, nk, st, ps, al, pp);
+        break;
+    case 3:
+        pv_rows_rxv(kvt, oe, dvp, r0, nr, 3, last, tailm, masked, vpe, cm, nk, st, ps, al, pp);
+        break;
+    case 2:
+        pv_rows_rxv(kvt, oe, dvp, r0, nr, 2, last, tailm, masked, vpe, cm, nk, st, ps, al, pp);
+        break;
+    default:
+        pv_rows_rxv(kvt, oe, dvp, r0, nr, 1, last, tailm, masked, vpe, cm, nk, st, ps, al, pp);
+        break;
+    }
+}
+
 SPATTN_ALWAYS_INLINE void pv_rows_block(const int kvt, float *oe, size_t dvp, size_t r0,
-                                        const int nr, int nv, vmask_t last, int masked,
+                                        const int nr, int nv, vmask_t last, int tailm, int masked,
                                         const char *const *vpe, const vmask_t *cm, size_t nk,
                                         const float *st, size_t ps, const float *al, pf_pace *pp)
 {
     if (masked) {
-        switch (nv) {
-        case 4:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 4, last, 1, vpe, cm, nk, st, ps, al, pp);
-            break;
-        case 3:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 3, last, 1, vpe, cm, nk, st, ps, al, pp);
-            break;
-        case 2:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 2, last, 1, vpe, cm, nk, st, ps, al, pp);
-            break;
-        default:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 1, last, 1, vpe, cm, nk, st, ps, al, pp);
-            break;
-        }
+        if (tailm)
+            pv_rows_nv(kvt, oe, dvp, r0, nr, nv, last, 1, 1, vpe, cm, nk, st, ps, al, pp);
+        else
+            pv_rows_nv(kvt, oe, dvp, r0, nr, nv, last, 0, 1, vpe, cm, nk, st, ps, al, pp);
     } else {
-        switch (nv) {
-        case 4:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 4, last, 0, vpe, cm, nk, st, ps, al, pp);
-            break;
-        case 3:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 3, last, 0, vpe, cm, nk, st, ps, al, pp);
-            break;
-        case 2:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 2, last, 0, vpe, cm, nk, st, ps, al, pp);
-            break;
-        default:
-            pv_rows_rxv(kvt, oe, dvp, r0, nr, 1, last, 0, vpe, cm, nk, st, ps, al, pp);
-            break;
-        }
+        if (tailm)
+            pv_rows_nv(kvt, oe, dvp, r0, nr, nv, last, 1, 0, vpe, cm, nk, st, ps, al, pp);
+        else
+            pv_rows_nv(kvt, oe, dvp, r0, nr, nv, last, 0, 0, vpe, cm, nk, st, ps, al, pp);
     }
 }
 
@@ -128,6 +132,7 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, const int quad, float *o
         const int nv = left >= bnv * VL ? (int)bnv : (int)((left + VL - 1) / VL);
         const size_t tail = left - (size_t)(nv - 1) * VL;
         const vmask_t last = vmask_first(tail < VL ? tail : VL);
+        const int tailm = tail < VL || kvt != KV_F32;
         /* The first (for dim_v <= 64 the only) pass uses vp itself. */
         const char *const *vq = vp;
         if (e != 0) {
@@ -138,7 +143,7 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, const int quad, float *o
         float *oe = orow + e;
         if (quad) {
             for (size_t r0 = 0; r0 < rows; r0 += 4)
-                pv_rows_block(kvt, oe, dvp, r0, 4, nv, last, masked, vq, km, nk, st, ps, al,
+                pv_rows_block(kvt, oe, dvp, r0, 4, nv, last, tailm, masked, vq, km, nk, st, ps, al,
                               r0 == 0 ? pp : NULL);
             continue;
         }
@@ -155,11 +160,11 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, const int quad, float *o
                                                                                            : PV_RB;
             pf_pace *const pb = r0 == 0 ? pp : NULL;
             if (nr == PV_RB)
-                pv_rows_block(kvt, oe, dvp, r0, PV_RB, nv, last, masked, vq, km, nk, st, ps, al,
-                              pb);
-            else
-                pv_rows_block(kvt, oe, dvp, r0, 16 % PV_RB, nv, last, masked, vq, km, nk, st, ps,
+                pv_rows_block(kvt, oe, dvp, r0, PV_RB, nv, last, tailm, masked, vq, km, nk, st, ps,
                               al, pb);
+            else
+                pv_rows_block(kvt, oe, dvp, r0, 16 % PV_RB, nv, last, tailm, masked, vq, km, nk, st,
+                              ps, al, pb);
             r0 += (size_t)nr;
         }
     }

@@ -75,8 +75,15 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int kvt, const int ng, const int nk
         size_t d = 0;
         for (; d + VL <= dq; d += VL) {
             vec_t q[8];
-            for (int r = 0; r < 4 * ng; r++)
+            for (int r = 0; r < 4 * ng; r++) {
                 q[r] = vec_loadu(qr + (size_t)r * dq + d);
+#if VL == 8
+                /* AVX2, float32 K: gcc folded each q load into the FMAs of both keys, 10 loads
+                   for 8 FMAs (docs/kernels.md); the wider ISAs were not measured with it */
+                if (kvt == KV_F32)
+                    OPAQUE_VEC(q[r]);
+#endif
+            }
             for (int b = 0; b < nkeys; b++) {
                 const vec_t k = kv_loadu(kvt, kp[b], d);
                 for (int r = 0; r < 4 * ng; r++)
