@@ -359,16 +359,17 @@ START_TEST(paths_agree_with_reference)
 }
 END_TEST
 
-/* The gather path by row length: the x86 passes score rows 16 keys at a time (one block for
-   1 to 16 keys, then several, the last one partial; rows of at most 4 keys, and vectors at
-   most half filled, skip dot products), and head dims 64 and 128 have their own unrolled
-   code. Counts around those edges, against the reference, on both forced paths. (Rows past
-   the passes' 16384-key limit: gather_long_run.) */
+/* The gather path by row length: the passes score rows 16 keys at a time (one block for
+   1 to 16 keys, then several, the last one partial; rows of at most 4 keys, of 1 or 2, and
+   vectors at most half filled, skip dot products; rows of at most 8 take the exp of half a
+   column on AVX2 and NEON), and head dims 64 and 128 have their own unrolled code. Counts around
+   those edges, against the reference, on both forced paths. (Rows past the passes' 16384-key limit:
+   gather_long_run.) */
 START_TEST(gather_row_lengths)
 {
     spattn_isa isa = tu_isa(_i);
     tu_rng r = {4242 + (uint64_t)isa};
-    static const size_t counts[] = {1, 2, 4, 5, 8, 9, 15, 16, 17, 31, 32, 33, 50};
+    static const size_t counts[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 50};
     static const size_t dims[][2] = {{64, 64}, {128, 128}, {64, 128}, {128, 64},
                                      {1, 1},   {17, 33},   {48, 80}};
     for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++)

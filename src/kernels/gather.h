@@ -52,15 +52,22 @@ SPATTN_ALWAYS_INLINE vec_t qk_dot_vec(const int kvt, const float *q, size_t dq, 
 
 /* q . K[keys[c]] in lane c for c < 16 (raw, unscaled), for 1 <= n <= 16 keys. Lanes past n
    hold a repeat of key n - 1 or 0 (the caller masks them): repeats keep the loop free of
-   tests on n, except that rows of at most 4 keys, and half vectors of repeats, are skipped
-   (rows of a handful of keys would otherwise pay for 16). */
+   tests on n, except that rows of at most 4 keys, half vectors of repeats, and the second
+   pair of a row of 1 or 2 keys are skipped (rows of a handful of keys would otherwise pay
+   for 16). */
 SPATTN_ALWAYS_INLINE col_t qk_dots16(const int kvt, const float *q, size_t dq, const void *k,
                                      ptrdiff_t k_ts, const uint32_t *keys, size_t n)
 {
     if (n <= 4) {
         vec_t a[4];
-        for (size_t c = 0; c < 4; c++)
+        for (size_t c = 0; c < 2; c++)
             a[c] = qk_dot_vec(kvt, q, dq, kv_row(kvt, k, (ptrdiff_t)keys[c < n ? c : n - 1], k_ts));
+        if (n > 2)
+            for (size_t c = 2; c < 4; c++)
+                a[c] = qk_dot_vec(kvt, q, dq,
+                                  kv_row(kvt, k, (ptrdiff_t)keys[c < n ? c : n - 1], k_ts));
+        else
+            a[2] = a[3] = vec_zero();
         return col_from_quarters(vec_hsums4(a), q4_zero());
     }
     vec_t part[16 / VL];
@@ -277,7 +284,9 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *
         const float mt = col_hmax(mx), shift = mt == K_NINF ? 0.0f : mt;
         col_t sum;
         if (w == 16) { /* one block, the common case: mx is its scores, no loop */
-            sum = col_exp2(col_sub(mx, col_set1(shift)));
+            /* lanes past n are -inf, whose exp2 is the 0 col_exp2_lo gives */
+            const col_t x = col_sub(mx, col_set1(shift));
+            sum = n <= 8 ? col_exp2_lo(x) : col_exp2(x);
             col_store(s, sum);
         } else {
             sum = col_zero();
