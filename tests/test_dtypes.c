@@ -304,7 +304,7 @@ static void fill(tu_rng *r, const tens *t, float *x, spattn_dtype ty)
 
 static const size_t lens_q[] = {1, 1, 2, 5, 16, 17, 33};
 static const size_t lens_k[] = {1, 3, 16, 64, 65, 100, 130};
-static const size_t dimset[] = {1, 3, 8, 16, 17, 32, 64, 65, 128};
+static const size_t dimset[] = {1, 3, 8, 16, 17, 24, 32, 40, 64, 65, 128};
 /* Where AVX512-BF16 takes both products as pair dot products (dim_v a multiple of 32, FULL key
    tiles), with odd key counts. */
 static const size_t pair_lens_q[] = {5, 16, 17, 33};

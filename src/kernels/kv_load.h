@@ -100,6 +100,15 @@ SPATTN_ALWAYS_INLINE void kv_widen_row(const int kvt, float *dst, const char *p,
         kv_widen_chunk(kvt, dst, p, d, dim);
 }
 
+/* Whether K or V of type kvt is read 2 VL elements at a time as even and odd elements
+   (vec_loadu_bf16_eo: bf16 where the vocabulary defines VEC_BF16_EO); a kernel that does
+   so keeps its other operand in that order. */
+#ifdef VEC_BF16_EO
+#define KV_EO(kvt) ((kvt) == KV_BF16)
+#else
+#define KV_EO(kvt) 0
+#endif
+
 /* Row j of a K or V head whose rows are ts elements apart. */
 SPATTN_ALWAYS_INLINE const char *kv_row(const int kvt, const void *base, ptrdiff_t j, ptrdiff_t ts)
 {

@@ -27,11 +27,24 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, si
                                       size_t nk, const float *st, const size_t ps, const float *al,
                                       pf_pace *pp)
 {
+    /* bf16 V as even and odd elements (KV_EO): vectors x, x + 1 of a pass hold the even and
+       odd elements of its 2 VL, in O's accumulators too, which go back in order when stored.
+       Each O element takes the same FMAs in the same order either way. */
+#ifdef VEC_BF16_EO
+    const int eo = KV_EO(kvt) && !tailm && nv % 2 == 0;
+#endif
     vec_t acc[PV_RB < 4 ? 4 : PV_RB][4];
     for (int r = 0; r < nr; r++) {
         const vec_t a = vec_set1(al[r0 + (size_t)r]);
         for (int x = 0; x < nv; x++)
-            acc[r][x] = vec_mul(vec_loadu(orow + (r0 + (size_t)r) * dvp + (size_t)x * VL), a);
+            acc[r][x] = vec_loadu(orow + (r0 + (size_t)r) * dvp + (size_t)x * VL);
+#ifdef VEC_BF16_EO
+        if (eo)
+            for (int x = 0; x < nv; x += 2)
+                vec_to_eo(acc[r][x], acc[r][x + 1], &acc[r][x], &acc[r][x + 1]);
+#endif
+        for (int x = 0; x < nv; x++)
+            acc[r][x] = vec_mul(acc[r][x], a);
     }
     const float *sp = st + r0;
     for (size_t jj = 0; jj < nk; jj++, sp += ps) {
@@ -39,9 +52,15 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, si
             pf_pace_step(pp, 1);
         const char *v = vp[jj];
         vec_t vv[4];
-        for (int x = 0; x < nv; x++)
-            vv[x] = tailm && x == nv - 1 ? kv_loadu_m(kvt, v, (size_t)x * VL, last)
-                                         : kv_loadu(kvt, v, (size_t)x * VL);
+#ifdef VEC_BF16_EO
+        if (eo) {
+            for (int x = 0; x < nv; x += 2)
+                vec_loadu_bf16_eo((const uint16_t *)(const void *)v + x * VL, &vv[x], &vv[x + 1]);
+        } else
+#endif
+            for (int x = 0; x < nv; x++)
+                vv[x] = tailm && x == nv - 1 ? kv_loadu_m(kvt, v, (size_t)x * VL, last)
+                                             : kv_loadu(kvt, v, (size_t)x * VL);
         if (masked) {
             for (int r = 0; r < nr; r++) {
                 const vec_t pr = vec_set1(sp[r]);
@@ -57,9 +76,15 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, si
             }
         }
     }
-    for (int r = 0; r < nr; r++)
+    for (int r = 0; r < nr; r++) {
+#ifdef VEC_BF16_EO
+        if (eo)
+            for (int x = 0; x < nv; x += 2)
+                vec_from_eo(acc[r][x], acc[r][x + 1], &acc[r][x], &acc[r][x + 1]);
+#endif
         for (int x = 0; x < nv; x++)
             vec_storeu(orow + (r0 + (size_t)r) * dvp + (size_t)x * VL, acc[r][x]);
+    }
 }
 
 /* Constant row and vector counts for each call of the block, so its accumulators stay in
@@ -132,7 +157,7 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, const int quad, float *o
         const int nv = left >= bnv * VL ? (int)bnv : (int)((left + VL - 1) / VL);
         const size_t tail = left - (size_t)(nv - 1) * VL;
         const vmask_t last = vmask_first(tail < VL ? tail : VL);
-        const int tailm = tail < VL || kvt != KV_F32;
+        const int tailm = tail < VL || (kvt != KV_F32 && !KV_EO(kvt));
         /* The first (for dim_v <= 64 the only) pass uses vp itself. */
         const char *const *vq = vp;
         if (e != 0) {

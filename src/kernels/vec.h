@@ -195,6 +195,16 @@ SPATTN_VEC_REQUIRES(void, vec_zip_bf16, (const uint16_t *, const uint16_t *, vec
 SPATTN_VEC_REQUIRES(void, vec_zip_widen_bf16, (const uint16_t *, vec_t *, vec_t *))
 SPATTN_VEC_REQUIRES(void, vec_unzip, (vec_t, vec_t, vec_t *, vec_t *))
 #endif
+#ifdef VEC_BF16_EO
+/* Vocabularies that read bf16 rows as even and odd elements (VEC_BF16_EO, for the row-major
+   P V): vec_loadu_bf16_eo(p, even, odd: elements 0, 2, .. 2 VL - 2 of p widened into even,
+   1, 3, .. 2 VL - 1 into odd, from one load of 2 VL elements), vec_to_eo(a, b, even, odd: the
+   same split of 2 VL floats, a elements 0 .. VL - 1 and b the rest), vec_from_eo(even, odd,
+   a, b: back to a and b). */
+SPATTN_VEC_REQUIRES(void, vec_loadu_bf16_eo, (const uint16_t *, vec_t *, vec_t *))
+SPATTN_VEC_REQUIRES(void, vec_to_eo, (vec_t, vec_t, vec_t *, vec_t *))
+SPATTN_VEC_REQUIRES(void, vec_from_eo, (vec_t, vec_t, vec_t *, vec_t *))
+#endif
 #undef SPATTN_VEC_REQUIRES
 
 #endif

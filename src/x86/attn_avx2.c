@@ -4,6 +4,7 @@
 #endif
 
 #include "x86/vec_avx2.h"
+#include "x86/vec_avx2_bf16eo.h" /* before the template, which tests VEC_BF16_EO */
 
 #include "kernels/template.h"
 
