@@ -138,7 +138,7 @@ SPATTN_ALWAYS_INLINE col_t col_fma_bc_m(col_t a, const float *p, col_t acc, cmas
    out[16 d + r] = p[r ts + d] * c for d < w (lanes from `rows` on hold 0 * c; nothing past
    the rows' w elements is read, nothing past out[16 w] written). Four 8x8 transposes (rows
    0-7 and 8-15 by columns 0-7 and 8-15), each through pairs, quadruples, then 128-bit
-   halves. */
+   halves. vmaskmovps only for a partial 8: it was most of the Q pack's time on Zen 1. */
 SPATTN_ALWAYS_INLINE void col_transpose_rows(const float *p, ptrdiff_t ts, size_t rows, size_t w,
                                              col_t c, float *out)
 {
@@ -149,9 +149,10 @@ SPATTN_ALWAYS_INLINE void col_transpose_rows(const float *p, ptrdiff_t ts, size_
         for (int g = 0; g < 2; g++) {
             __m256 r[8], a[8];
             for (int i = 0; i < 8; i++) {
-                const size_t row = (size_t)(8 * g + i);
-                r[i] = row < rows ? _mm256_maskload_ps(p + (ptrdiff_t)row * ts + h, m)
-                                  : _mm256_setzero_ps();
+                const float *pr = p + (ptrdiff_t)(8 * g + i) * ts + h;
+                r[i] = (size_t)(8 * g + i) >= rows ? _mm256_setzero_ps()
+                       : wh == 8                   ? _mm256_loadu_ps(pr)
+                                                   : _mm256_maskload_ps(pr, m);
             }
             for (int i = 0; i < 8; i += 2) {
                 a[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
@@ -493,8 +494,7 @@ SPATTN_ALWAYS_INLINE col_t col_sum_h8(col_t a)
     const __m256 s = _mm256_add_ps(a.lo, a.hi);
     return col_mk(s, s);
 }
-/* Peak probe (tpl_fma_probe): 12 independent chains (4-cycle latency, two FMA ports, 16 registers).
- */
+/* Peak probe (tpl_fma_probe): 12 chains (4-cycle latency, two FMA ports, 16 registers). */
 #define PROBE_CHAINS 12
 
 #endif
