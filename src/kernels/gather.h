@@ -177,14 +177,16 @@ SPATTN_ALWAYS_INLINE void pv_keys_4v(const int kvt, vec_t *acc, const void *v, p
     acc[3] = vec_add(a3, b3);
 }
 
-/* The same for one vector, the last of the row (masked: V rows are not padded). */
+/* The same for one vector of the row's last 4 or fewer; the row's tail masked (V rows are not
+   padded), whole vectors not (vmaskmovps, AVX2's masked load, is slow on some cores). */
 SPATTN_ALWAYS_INLINE vec_t pv_keys_1v(const int kvt, vec_t a0, const void *v, ptrdiff_t v_ts,
                                       const uint32_t *keys, const float *p, size_t n, size_t e,
-                                      vmask_t mk)
+                                      const int tail, vmask_t mk)
 {
-    for (size_t j = 0; j < n; j++)
-        a0 = vec_fma(vec_set1(p[j]),
-                     kv_loadu_m(kvt, kv_row(kvt, v, (ptrdiff_t)keys[j], v_ts), e, mk), a0);
+    for (size_t j = 0; j < n; j++) {
+        const char *vr = kv_row(kvt, v, (ptrdiff_t)keys[j], v_ts);
+        a0 = vec_fma(vec_set1(p[j]), tail ? kv_loadu_m(kvt, vr, e, mk) : kv_loadu(kvt, vr, e), a0);
+    }
     return a0;
 }
 
@@ -214,10 +216,14 @@ SPATTN_ALWAYS_INLINE void pv_gather_row(const int kvt, const spattn_head_job *jo
             o_store(job, o, e + (size_t)x * VL, VL, vec_mul(acc[x], inv));
     }
     for (; e < dv; e += VL) {
-        const vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
+        const size_t w = dv - e < VL ? dv - e : VL;
+        const vmask_t mk = vmask_first(w);
         vec_t acc = init != NULL ? vec_loadu_m(init + e, mk) : vec_zero();
-        acc = pv_keys_1v(kvt, acc, job->v, job->v_ts, keys, p, n, e, mk);
-        o_store(job, o, e, dv - e < VL ? dv - e : VL, vec_mul(acc, inv));
+        if (w == VL)
+            acc = pv_keys_1v(kvt, acc, job->v, job->v_ts, keys, p, n, e, 0, mk);
+        else
+            acc = pv_keys_1v(kvt, acc, job->v, job->v_ts, keys, p, n, e, 1, mk);
+        o_store(job, o, e, w, vec_mul(acc, inv));
     }
 }
 

@@ -323,13 +323,21 @@ static __attribute__((noinline)) void prog_pv_group(size_t dv, const float *vb, 
             vec_storeu(o + 3 * VL, c3);
         }
     }
+    /* the last 4 or fewer vectors: masked only for the row's tail (see pv_keys_1v) */
     for (; e < dv; e += VL) {
-        const vmask_t mk = vmask_first(dv - e < VL ? dv - e : VL);
+        const size_t w = dv - e < VL ? dv - e : VL;
+        const vmask_t mk = vmask_first(w);
         for (size_t g = 0; g < nr; g++) {
             vec_t acc = vec_zero();
-            for (size_t j = 0; j < a[g]; j++)
-                acc = vec_fma(vec_set1(p[g][j]), vec_loadu_m(vb + j * ld + e, mk), acc);
-            vec_storeu_m(out[g] + e, mk, acc);
+            if (w == VL) {
+                for (size_t j = 0; j < a[g]; j++)
+                    acc = vec_fma(vec_set1(p[g][j]), vec_loadu(vb + j * ld + e), acc);
+                vec_storeu(out[g] + e, acc);
+            } else {
+                for (size_t j = 0; j < a[g]; j++)
+                    acc = vec_fma(vec_set1(p[g][j]), vec_loadu_m(vb + j * ld + e, mk), acc);
+                vec_storeu_m(out[g] + e, mk, acc);
+            }
         }
     }
 }

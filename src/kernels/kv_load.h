@@ -19,8 +19,7 @@
    blocks of keys at a time, so that its FMAs take their broadcasts from memory as with
    float32 (a 16-bit broadcast is a load, a shuffle and a conversion per FMA, or per two
    with paired query tiles). 0 (an ISA that does not define it), or dims too large for it:
-   widen each element as it is broadcast. AVX2 does not: its broadcast already feeds two
-   FMAs (the two halves of a column), and widening ahead measured no faster there. */
+   widen each element as it is broadcast (NEON; AVX2 and AVX-512 stage, docs/dtypes.md). */
 #ifndef KV_STAGE_FLOATS
 #define KV_STAGE_FLOATS 0
 #endif
