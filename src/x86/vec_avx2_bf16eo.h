@@ -1,8 +1,8 @@
 /*
  * bf16 rows as even and odd elements (part of the AVX2 vector layer, vec_avx2.h).
  *
- * Widening 8 bf16 to floats takes a widening load and a shift, and both run in the ports the
- * FMAs need (on Zen 1 they cost about as much as the FMA they feed). One 32-byte load of 16
+ * Widening 8 bf16 to floats takes a widening load and a shift, which on a Zen 1-class core
+ * showed as FMA time (docs/kernels.md, "Small query tiles on AVX2"). One 32-byte load of 16
  * bf16 gives two vectors of floats with one instruction each instead: the even elements are
  * the low halves of its 32-bit lanes, shifted up, the odd ones the high halves, which are
  * floats once the low half is cleared. The row-major P V (pv_rows.h) takes bf16 V this way
