@@ -99,6 +99,32 @@ SPATTN_ALWAYS_INLINE void kv_widen_row(const int kvt, float *dst, const char *p,
         kv_widen_chunk(kvt, dst, p, d, dim);
 }
 
+/* Whether every element of the n rows vp[] (dim elements of type kvt) is finite: x * 0 is
+   +-0 for a finite x and NaN for an infinity or a NaN, so sums of those stay 0 or turn NaN
+   (four sums, so that the adds do not wait on one chain). */
+SPATTN_ALWAYS_INLINE int kv_rows_finite_t(const int kvt, const char *const *vp, size_t n,
+                                          size_t dim)
+{
+    const vec_t z = vec_zero();
+    vec_t a0 = z, a1 = z, a2 = z, a3 = z;
+    for (size_t j = 0; j < n; j++) {
+        const char *p = vp[j];
+        size_t d = 0;
+        for (; d + 4 * VL <= dim; d += 4 * VL) {
+            a0 = vec_fma(kv_loadu(kvt, p, d), z, a0);
+            a1 = vec_fma(kv_loadu(kvt, p, d + VL), z, a1);
+            a2 = vec_fma(kv_loadu(kvt, p, d + 2 * VL), z, a2);
+            a3 = vec_fma(kv_loadu(kvt, p, d + 3 * VL), z, a3);
+        }
+        for (; d + VL <= dim; d += VL)
+            a0 = vec_fma(kv_loadu(kvt, p, d), z, a0);
+        if (d < dim)
+            a1 = vec_fma(kv_loadu_m(kvt, p, d, vmask_first(dim - d)), z, a1);
+    }
+    const float s = vec_hsum(vec_add(vec_add(a0, a1), vec_add(a2, a3)));
+    return s == s;
+}
+
 /* Whether K or V of type kvt is read 2 VL elements at a time as even and odd elements
    (vec_loadu_bf16_eo: bf16 where the vocabulary defines VEC_BF16_EO); a kernel that does
    so keeps its other operand in that order. */

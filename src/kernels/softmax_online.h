@@ -158,6 +158,21 @@ SPATTN_ALWAYS_INLINE col_t compact_exp(float *st, size_t nk, col_t shift, const 
     return w == 4 ? col_sum_q4(psum) : col_sum_h8(psum);
 }
 
+/* 1 where a masked FMA costs more than a plain one (AVX2: an AND or a blend more): a
+   PARTIAL tile's P V then runs unmasked when the V rows it reads are all finite
+   (kv_rows_finite). An excluded pair's p is exactly 0 and 0 * a finite V adds a zero, so O
+   is the masked P V's but for the sign of a zero sum. */
+#ifndef PV_UNMASK_FINITE
+#define PV_UNMASK_FINITE 0
+#endif
+
+static int kv_rows_finite(int kvt_rt, const char *const *vp, size_t n, size_t dim)
+{
+    int r;
+    KV_DISPATCH(kvt_rt, r = kv_rows_finite_t(KVT, vp, n, dim));
+    return r;
+}
+
 /* With the tile's scores in ts->st (mt their lane max): softcap (with ALiBi and the mask
    after it), online softmax, O += P V. */
 static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, const uint32_t *idx,
@@ -214,14 +229,16 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
     const ptrdiff_t v_row = job->v_ts * (ptrdiff_t)spattn__dtype_size(job->kv_dtype);
     for (size_t jj = 0; jj < nk; jj++)
         vp[jj] = (const char *)job->v + (ptrdiff_t)(j0 + idx[jj]) * v_row;
+    const int masked =
+        partial && !(PV_UNMASK_FINITE && kv_rows_finite(job->kv_dtype, vp, nk, job->dim_v));
     if (ts->o == O_ROWS) {
         col_store(ts->ml + 32, alpha);
         pv_rows_tile(job->kv_dtype, ts->ot, job->dim_v, ts->rows, vp, cm, nk, st,
-                     ts->compact ? (size_t)ts->compact : 16, ts->ml + 32, partial, ts->pv_pf);
+                     ts->compact ? (size_t)ts->compact : 16, ts->ml + 32, masked, ts->pv_pf);
         return;
     }
 #if !PV_ROWS
-    pv_cols_tile(job->kv_dtype, ts->ot, job->dim_v, vp, cm, nk, st, alpha, partial);
+    pv_cols_tile(job->kv_dtype, ts->ot, job->dim_v, vp, cm, nk, st, alpha, masked);
 #endif
 }
 

@@ -28,6 +28,8 @@
  *   PV_EB, PV_EBM  (PV_ROWS 0 only) output dims per block of the transposed P V, unmasked
  *                  and masked
  *   COL_HALVES     1 when a col_t is two halves and the *_lo ops skip the high one
+ *   PV_UNMASK_FINITE  (optional, 0 when undefined) 1: a PARTIAL tile whose V rows are all
+ *                  finite takes the unmasked P V (a masked FMA costs a blend more)
  *   PROBE_CHAINS   independent FMA chains of the peak probe
  *
  * Operations (p: float pointer; a, b, c: values of the shape named):

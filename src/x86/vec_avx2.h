@@ -26,8 +26,7 @@ typedef struct cmask_t {
     __m256 lo, hi;
 } cmask_t;
 
-/* Only 16 ymm registers: 6 keys x 2 halves of S, 6 dims x 2 halves of O (4 when masks also
-   take registers). */
+/* 16 ymm: 6 keys x 2 halves of S, 6 dims x 2 halves of O (4 when masks take registers). */
 #define QK_NB 6
 #define QK_DS 1
 #define QK_DU 4
@@ -42,6 +41,7 @@ typedef struct cmask_t {
 #define PV_NV 4
 #define KV_STAGE_FLOATS 4096 /* stack for 16-bit K widened ahead of the column QK */
 #define PV_STAGE_FLOATS 8192 /* stack for 16-bit V widened ahead of the column P V */
+#define PV_UNMASK_FINITE 1   /* finite PARTIAL tiles: unmasked P V (softmax_online.h) */
 
 SPATTN_ALWAYS_INLINE col_t col_mk(__m256 lo, __m256 hi)
 {
