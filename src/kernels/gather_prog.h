@@ -20,9 +20,10 @@
    of the residue's key 16 x + l. Its V block as rows: v + c * prog_len * ldv, key b in row b.
    kn[c], vn[c]: keys of residue c copied so far. stage: 16 rows of round16(dim_qk) floats, for
    K rows on their way into a block and a group's widened Q rows; tt: 256 floats, a transposed
-   16 x 16 tile. Per batch: stash, the P V sums of each row's progression (row r of the batch
-   at r * ldv); off[r], the offset of row r's scores in the batch's score rows; the rows of
-   residue c with a progression are list[start[c] .. start[c + 1]), in row order. */
+   16 x 16 tile, right after stage (prog_kt_block reads a little before it). Per batch: stash,
+   the P V sums of each row's progression (row r of the batch at r * ldv); off[r], the offset
+   of row r's scores in the batch's score rows; the rows of residue c with a progression are
+   list[start[c] .. start[c + 1]), in row order. */
 typedef struct gather_prog {
     float *kt, *v, *stage, *tt, *stash;
     uint32_t *kn, *vn, *off, *list, *start;
@@ -61,20 +62,32 @@ SPATTN_ALWAYS_INLINE const float *prog_kt_block(const int kvt, const spattn_head
     float *b = gp->kt + c * dq * gp->ldt;
     const size_t lds = round16(dq);
     for (size_t h = gp->kn[c]; h < a;) {
-        const size_t j0 = h / 16 * 16, h2 = a < j0 + 16 ? a : j0 + 16, lanes = j0 + 16 - h;
+        const size_t j0 = h / 16 * 16, h2 = a < j0 + 16 ? a : j0 + 16;
         for (size_t j = 0; j < h2 - h; j++)
             kv_widen_row(kvt, gp->stage + j * lds,
                          kv_row(kvt, job->k, (ptrdiff_t)(c + (h + j) * kr->prog_stride), job->k_ts),
                          dq);
-        /* lanes past h2 - h come out 0: the chunk's columns past a */
+        /* Lanes past h2 - h come out 0: the chunk's columns past a. The chunk's first
+           s = h - j0 lanes hold keys copied before and are kept, by a blend of the vector that
+           holds lane s (its other new lanes read up to 15 floats before tt's row, from the row
+           before or from stage's end, and are not taken): no masked store, which AVX2 cores
+           run far slower than a load, a blend and a store. */
+        const size_t s = h - j0;
         for (size_t d0 = 0; d0 < dq; d0 += 16) {
             const size_t w = dq - d0 < 16 ? dq - d0 : 16;
             col_transpose_rows(gp->stage + d0, (ptrdiff_t)lds, h2 - h, w, col_set1(1.0f), gp->tt);
-            for (size_t d = 0; d < w; d++)
-                for (size_t x = 0; x < lanes; x += VL)
-                    vec_storeu_m(b + j0 * dq + (d0 + d) * 16 + (h - j0) + x,
-                                 vmask_first(lanes - x < VL ? lanes - x : VL),
-                                 vec_loadu(gp->tt + 16 * d + x));
+            for (size_t d = 0; d < w; d++) {
+                float *row = b + j0 * dq + (d0 + d) * 16;
+                const float *src = gp->tt + 16 * d;
+                for (size_t x = 0; x < 16; x += VL) {
+                    if (x + VL <= s)
+                        continue;
+                    const vec_t nw = vec_loadu(src + x - s);
+                    vec_storeu(row + x,
+                               x >= s ? nw
+                                      : vec_select(vmask_first(s - x), vec_loadu(row + x), nw));
+                }
+            }
         }
         h = h2;
     }
