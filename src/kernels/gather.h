@@ -50,6 +50,43 @@ SPATTN_ALWAYS_INLINE vec_t qk_dot_vec(const int kvt, const float *q, size_t dq, 
     return acc;
 }
 
+/* a[c] = q . K[keys[c0 + c]] as vectors of partial sums for c < m (m VL or VL / 2; keys
+   past n repeat key n - 1). Dims outer, keys inner, four Q vectors at a time: each sum
+   still takes its dims in order (qk_dot_vec's chain), but the whole Q row is never held in
+   registers beside the m accumulators. */
+SPATTN_ALWAYS_INLINE void qk_dots_m(const int kvt, const float *q, size_t dq, const void *k,
+                                    ptrdiff_t k_ts, const uint32_t *keys, size_t c0, size_t n,
+                                    const int m, vec_t *a)
+{
+    const char *kp[VL];
+    for (int c = 0; c < m; c++) {
+        kp[c] = kv_row(kvt, k, (ptrdiff_t)keys[c0 + (size_t)c < n ? c0 + (size_t)c : n - 1], k_ts);
+        a[c] = vec_zero();
+    }
+    size_t d = 0;
+    for (; d + 4 * VL <= dq; d += 4 * VL) {
+        const vec_t q0 = vec_loadu(q + d), q1 = vec_loadu(q + d + VL);
+        const vec_t q2 = vec_loadu(q + d + 2 * VL), q3 = vec_loadu(q + d + 3 * VL);
+        for (int c = 0; c < m; c++) {
+            a[c] = vec_fma(q0, kv_loadu(kvt, kp[c], d), a[c]);
+            a[c] = vec_fma(q1, kv_loadu(kvt, kp[c], d + VL), a[c]);
+            a[c] = vec_fma(q2, kv_loadu(kvt, kp[c], d + 2 * VL), a[c]);
+            a[c] = vec_fma(q3, kv_loadu(kvt, kp[c], d + 3 * VL), a[c]);
+        }
+    }
+    for (; d + VL <= dq; d += VL) {
+        const vec_t q0 = vec_loadu(q + d);
+        for (int c = 0; c < m; c++)
+            a[c] = vec_fma(q0, kv_loadu(kvt, kp[c], d), a[c]);
+    }
+    if (d < dq) {
+        const vmask_t mk = vmask_first(dq - d);
+        const vec_t q0 = vec_loadu_m(q + d, mk);
+        for (int c = 0; c < m; c++)
+            a[c] = vec_fma(q0, kv_loadu_m(kvt, kp[c], d, mk), a[c]);
+    }
+}
+
 /* q . K[keys[c]] in lane c for c < 16 (raw, unscaled), for 1 <= n <= 16 keys. Lanes past n
    hold a repeat of key n - 1 or 0 (the caller masks them): repeats keep the loop free of
    tests on n, except that rows of at most 4 keys, half vectors of repeats, and the second
@@ -78,16 +115,13 @@ SPATTN_ALWAYS_INLINE col_t qk_dots16(const int kvt, const float *q, size_t dq, c
             part[g] = vec_zero();
             continue;
         }
-        for (size_t c = 0; c < VL / 2; c++)
-            a[c] = qk_dot_vec(kvt, q, dq,
-                              kv_row(kvt, k, (ptrdiff_t)keys[c0 + c < n ? c0 + c : n - 1], k_ts));
-        if (n - c0 > VL / 2)
-            for (size_t c = VL / 2; c < VL; c++)
-                a[c] = qk_dot_vec(
-                    kvt, q, dq, kv_row(kvt, k, (ptrdiff_t)keys[c0 + c < n ? c0 + c : n - 1], k_ts));
-        else
+        if (n - c0 > VL / 2) {
+            qk_dots_m(kvt, q, dq, k, k_ts, keys, c0, n, VL, a);
+        } else {
+            qk_dots_m(kvt, q, dq, k, k_ts, keys, c0, n, VL / 2, a);
             for (size_t c = VL / 2; c < VL; c++)
                 a[c] = vec_zero();
+        }
         part[g] = vec_hsums(a);
     }
     return col_from_vecs(part);
