@@ -397,7 +397,7 @@ static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, siz
         g.kt = qb + round16(dq);
         g.v = g.kt + st * dq * g.ldt;
         g.stage = g.v + st * len * g.ldv;
-        g.tt = g.stage + 16 * round16(dq);
+        g.tt = g.stage + 16 * round16(dq) + 16;
         g.stash = g.tt + 256;
         g.kn = (uint32_t *)(void *)(g.stash + SPATTN_PROG_BATCH * g.ldv);
         g.vn = g.kn + st;
@@ -405,6 +405,7 @@ static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, siz
         g.list = g.off + SPATTN_PROG_BATCH;
         g.start = g.list + SPATTN_PROG_BATCH;
         memset(g.kn, 0, 2 * st * sizeof *g.kn);
+        memset(g.tt - 16, 0, 16 * sizeof *g.tt);
         gp = &g;
         batch_rows = max_rows < SPATTN_PROG_BATCH ? max_rows : SPATTN_PROG_BATCH;
     }

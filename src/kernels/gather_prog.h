@@ -20,7 +20,7 @@
    of the residue's key 16 x + l. Its V block as rows: v + c * prog_len * ldv, key b in row b.
    kn[c], vn[c]: keys of residue c copied so far. stage: 16 rows of round16(dim_qk) floats, for
    K rows on their way into a block and a group's widened Q rows; tt: 256 floats, a transposed
-   16 x 16 tile, right after stage (prog_kt_block reads a little before it). Per batch: stash,
+   16 x 16 tile, after 16 zeros (prog_kt_block reads a little before it). Per batch: stash,
    the P V sums of each row's progression (row r of the batch at r * ldv); off[r], the offset
    of row r's scores in the batch's score rows; the rows of residue c with a progression are
    list[start[c] .. start[c + 1]), in row order. */
@@ -70,7 +70,7 @@ SPATTN_ALWAYS_INLINE const float *prog_kt_block(const int kvt, const spattn_head
         /* Lanes past h2 - h come out 0: the chunk's columns past a. The chunk's first
            s = h - j0 lanes hold keys copied before and are kept, by a blend of the vector that
            holds lane s (its other new lanes read up to 15 floats before tt's row, from the row
-           before or from stage's end, and are not taken): no masked store, which AVX2 cores
+           before or the zeros before tt, and are not taken): no masked store, which AVX2 cores
            run far slower than a load, a blend and a store. */
         const size_t s = h - j0;
         for (size_t d0 = 0; d0 < dq; d0 += 16) {

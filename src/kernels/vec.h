@@ -29,7 +29,7 @@
  *                  and masked
  *   COL_HALVES     1 when a col_t is two halves and the *_lo ops skip the high one
  *   PV_UNMASK_FINITE  (optional, 0 when undefined) 1: a PARTIAL tile whose V rows are all
- *                  finite takes the unmasked P V (a masked FMA costs a blend more)
+ *                  finite takes the unmasked P V (a masked FMA costs an AND or a blend more)
  *   PROBE_CHAINS   independent FMA chains of the peak probe
  *
  * Operations (p: float pointer; a, b, c: values of the shape named):

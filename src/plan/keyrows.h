@@ -71,7 +71,8 @@ static inline size_t spattn__keyrows_longest(const spattn_keyrows *kr, size_t n)
 /* Floats of scratch a gather call over lists kr[0 .. n) needs for their residue blocks
    (beyond what the kernel's scratch_floats counts): per residue a K block of dim_qk rows of
    round16(prog_len) floats and a V block of prog_len rows of round16(dim_v) floats; 16 rows
-   of round16(dim_qk) floats and a 16 x 16 tile to stage K rows and Q rows in; the P V sums
+   of round16(dim_qk) floats and a 16 x 16 tile (after 16 zeros) to stage K rows and Q rows
+   in; the P V sums
    of a batch's progressions; and, as uint32, two counters per residue, each batch row's
    score offset and place in its residue's list, and the lists' bounds. */
 static inline size_t spattn__keyrows_prog_floats(const spattn_keyrows *kr, size_t n, size_t dim_qk,
@@ -81,7 +82,7 @@ static inline size_t spattn__keyrows_prog_floats(const spattn_keyrows *kr, size_
     for (size_t i = 0; i < n; i++) {
         const size_t s = kr[i].prog_stride, len = kr[i].prog_len, dq16 = (dim_qk + 15) / 16 * 16,
                      dv16 = (dim_v + 15) / 16 * 16,
-                     f = s * (dim_qk * ((len + 15) / 16 * 16) + len * dv16) + 16 * dq16 + 256 +
+                     f = s * (dim_qk * ((len + 15) / 16 * 16) + len * dv16) + 16 * dq16 + 16 + 256 +
                          SPATTN_PROG_BATCH * dv16 +
                          (3 * s + 1 + 2 * SPATTN_PROG_BATCH + 15) / 16 * 16;
         most = s != 0 && f > most ? f : most;
