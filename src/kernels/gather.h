@@ -211,16 +211,24 @@ SPATTN_ALWAYS_INLINE void pv_keys_4v(const int kvt, vec_t *acc, const void *v, p
     acc[3] = vec_add(a3, b3);
 }
 
-/* The same for one vector of the row's last 4 or fewer; the row's tail masked (V rows are not
-   padded), whole vectors not (vmaskmovps, AVX2's masked load, is slow on some cores). */
+/* The same for one vector of the row's last 4 or fewer, w <= VL lanes of it: masked loads
+   only for the row's tail (w < VL; V rows are not padded), not for whole vectors
+   (vmaskmovps, AVX2's masked load, is slow on some cores). The test on w is made once, outside
+   the loop over keys. */
 SPATTN_ALWAYS_INLINE vec_t pv_keys_1v(const int kvt, vec_t a0, const void *v, ptrdiff_t v_ts,
                                       const uint32_t *keys, const float *p, size_t n, size_t e,
-                                      const int tail, vmask_t mk)
+                                      size_t w)
 {
-    for (size_t j = 0; j < n; j++) {
-        const char *vr = kv_row(kvt, v, (ptrdiff_t)keys[j], v_ts);
-        a0 = vec_fma(vec_set1(p[j]), tail ? kv_loadu_m(kvt, vr, e, mk) : kv_loadu(kvt, vr, e), a0);
+    if (w == VL) {
+        for (size_t j = 0; j < n; j++)
+            a0 = vec_fma(vec_set1(p[j]), kv_loadu(kvt, kv_row(kvt, v, (ptrdiff_t)keys[j], v_ts), e),
+                         a0);
+        return a0;
     }
+    const vmask_t mk = vmask_first(w);
+    for (size_t j = 0; j < n; j++)
+        a0 = vec_fma(vec_set1(p[j]),
+                     kv_loadu_m(kvt, kv_row(kvt, v, (ptrdiff_t)keys[j], v_ts), e, mk), a0);
     return a0;
 }
 
@@ -251,12 +259,8 @@ SPATTN_ALWAYS_INLINE void pv_gather_row(const int kvt, const spattn_head_job *jo
     }
     for (; e < dv; e += VL) {
         const size_t w = dv - e < VL ? dv - e : VL;
-        const vmask_t mk = vmask_first(w);
-        vec_t acc = init != NULL ? vec_loadu_m(init + e, mk) : vec_zero();
-        if (w == VL)
-            acc = pv_keys_1v(kvt, acc, job->v, job->v_ts, keys, p, n, e, 0, mk);
-        else
-            acc = pv_keys_1v(kvt, acc, job->v, job->v_ts, keys, p, n, e, 1, mk);
+        vec_t acc = init != NULL ? vec_loadu_m(init + e, vmask_first(w)) : vec_zero();
+        acc = pv_keys_1v(kvt, acc, job->v, job->v_ts, keys, p, n, e, w);
         o_store(job, o, e, w, vec_mul(acc, inv));
     }
 }
@@ -397,7 +401,7 @@ static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, siz
         g.kt = qb + round16(dq);
         g.v = g.kt + st * dq * g.ldt;
         g.stage = g.v + st * len * g.ldv;
-        g.tt = g.stage + 16 * round16(dq) + 16;
+        g.tt = g.stage + 16 * round16(dq) + SPATTN_PROG_TT_PAD;
         g.stash = g.tt + 256;
         g.kn = (uint32_t *)(void *)(g.stash + SPATTN_PROG_BATCH * g.ldv);
         g.vn = g.kn + st;
@@ -405,7 +409,7 @@ static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, siz
         g.list = g.off + SPATTN_PROG_BATCH;
         g.start = g.list + SPATTN_PROG_BATCH;
         memset(g.kn, 0, 2 * st * sizeof *g.kn);
-        memset(g.tt - 16, 0, 16 * sizeof *g.tt);
+        memset(g.tt - SPATTN_PROG_TT_PAD, 0, SPATTN_PROG_TT_PAD * sizeof *g.tt);
         gp = &g;
         batch_rows = max_rows < SPATTN_PROG_BATCH ? max_rows : SPATTN_PROG_BATCH;
     }

@@ -20,10 +20,10 @@
    of the residue's key 16 x + l. Its V block as rows: v + c * prog_len * ldv, key b in row b.
    kn[c], vn[c]: keys of residue c copied so far. stage: 16 rows of round16(dim_qk) floats, for
    K rows on their way into a block and a group's widened Q rows; tt: 256 floats, a transposed
-   16 x 16 tile, after 16 zeros (prog_kt_block reads a little before it). Per batch: stash,
-   the P V sums of each row's progression (row r of the batch at r * ldv); off[r], the offset
-   of row r's scores in the batch's score rows; the rows of residue c with a progression are
-   list[start[c] .. start[c + 1]), in row order. */
+   16 x 16 tile, after SPATTN_PROG_TT_PAD zeros (prog_kt_block reads a little before it). Per
+   batch: stash, the P V sums of each row's progression (row r of the batch at r * ldv);
+   off[r], the offset of row r's scores in the batch's score rows; the rows of residue c with
+   a progression are list[start[c] .. start[c + 1]), in row order. */
 typedef struct gather_prog {
     float *kt, *v, *stage, *tt, *stash;
     uint32_t *kn, *vn, *off, *list, *start;

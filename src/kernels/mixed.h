@@ -187,12 +187,9 @@ SPATTN_ALWAYS_INLINE void mixed_flush_d(const int kvt, tile_state *ts, const spa
                 vec_storeu(orow + e + (size_t)x * VL, acc[x]);
         }
         for (; e < dv; e += VL) {
-            const size_t wl = dv - e < VL ? dv - e : VL;
-            const vmask_t mk = vmask_first(wl);
             const vec_t a0 = rows_o ? vec_mul(vec_loadu(orow + e), va) : vec_zero();
-            vec_storeu(orow + e,
-                       wl == VL ? pv_keys_1v(kvt, a0, job->v, job->v_ts, keys, p, n, e, 0, mk)
-                                : pv_keys_1v(kvt, a0, job->v, job->v_ts, keys, p, n, e, 1, mk));
+            vec_storeu(orow + e, pv_keys_1v(kvt, a0, job->v, job->v_ts, keys, p, n, e,
+                                            dv - e < VL ? dv - e : VL));
         }
         if (!rows_o)
             for (e = 0; e < dv; e++)

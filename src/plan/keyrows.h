@@ -36,6 +36,10 @@ typedef struct spattn_keyrows {
    rows (gather_prog.h); their P V sums take scratch (spattn__keyrows_prog_floats). */
 #define SPATTN_PROG_BATCH 512
 
+/* Zeroed floats before the gather kernel's 16 x 16 transpose tile, which its residue copy
+   reads (and discards) before the tile's first row (gather_prog.h, prog_kt_block). */
+#define SPATTN_PROG_TT_PAD 16
+
 /* What a query tile's gather flag (spattn_schedule.gather) says. */
 enum { SPATTN_QT_TILES = 0, SPATTN_QT_GATHER = 1, SPATTN_QT_MIXED = 2 };
 
@@ -71,10 +75,10 @@ static inline size_t spattn__keyrows_longest(const spattn_keyrows *kr, size_t n)
 /* Floats of scratch a gather call over lists kr[0 .. n) needs for their residue blocks
    (beyond what the kernel's scratch_floats counts): per residue a K block of dim_qk rows of
    round16(prog_len) floats and a V block of prog_len rows of round16(dim_v) floats; 16 rows
-   of round16(dim_qk) floats and a 16 x 16 tile (after 16 zeros) to stage K rows and Q rows
-   in; the P V sums
-   of a batch's progressions; and, as uint32, two counters per residue, each batch row's
-   score offset and place in its residue's list, and the lists' bounds. */
+   of round16(dim_qk) floats and a 16 x 16 tile (after SPATTN_PROG_TT_PAD zeros) to stage K
+   rows and Q rows in; the P V sums of a batch's progressions; and, as uint32, two counters
+   per residue, each batch row's score offset and place in its residue's list, and the lists'
+   bounds. */
 static inline size_t spattn__keyrows_prog_floats(const spattn_keyrows *kr, size_t n, size_t dim_qk,
                                                  size_t dim_v)
 {
@@ -82,8 +86,8 @@ static inline size_t spattn__keyrows_prog_floats(const spattn_keyrows *kr, size_
     for (size_t i = 0; i < n; i++) {
         const size_t s = kr[i].prog_stride, len = kr[i].prog_len, dq16 = (dim_qk + 15) / 16 * 16,
                      dv16 = (dim_v + 15) / 16 * 16,
-                     f = s * (dim_qk * ((len + 15) / 16 * 16) + len * dv16) + 16 * dq16 + 16 + 256 +
-                         SPATTN_PROG_BATCH * dv16 +
+                     f = s * (dim_qk * ((len + 15) / 16 * 16) + len * dv16) + 16 * dq16 +
+                         SPATTN_PROG_TT_PAD + 256 + SPATTN_PROG_BATCH * dv16 +
                          (3 * s + 1 + 2 * SPATTN_PROG_BATCH + 15) / 16 * 16;
         most = s != 0 && f > most ? f : most;
     }
