@@ -1,8 +1,7 @@
 /*
- * The AVX2+FMA vector layer under the kernel template (src/kernels/vec.h states
- * what each name must do) (see vec_avx512.h for the two shapes).
- * col_t is a pair of ymm (rows 0-7, 8-15); masks are all-ones lanes, since AVX2 has no
- * mask registers.
+ * The AVX2+FMA vector layer under the kernel template (src/kernels/vec.h states what each name
+ * must do; vec_avx512.h for the two shapes). col_t is a pair of ymm (rows 0-7, 8-15); masks
+ * are all-ones lanes, since AVX2 has no mask registers.
  */
 #ifndef SPATTN_VEC_AVX2_H
 #define SPATTN_VEC_AVX2_H
@@ -26,8 +25,10 @@ typedef struct cmask_t {
     __m256 lo, hi;
 } cmask_t;
 
-/* 16 ymm: 6 keys x 2 halves of S, 6 dims x 2 halves of O (4 when masks take registers). */
+/* 16 ymm: 6 keys x 2 halves of S, 6 dims x 2 halves of O (4 when masks take registers); a
+   pair of query tiles: 2 keys x 2 tiles x 2 halves (3 keys spilled: slower, docs/kernels.md). */
 #define QK_NB 6
+#define QK_NB2 2
 #define QK_DS 1
 #define QK_DU 4
 #define PV_EB 6
@@ -86,8 +87,6 @@ SPATTN_ALWAYS_INLINE col_t col_abs(col_t a)
     const __m256 m = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     return col_mk(_mm256_and_ps(a.lo, m), _mm256_and_ps(a.hi, m));
 }
-/* (The template's two-query-tile form; AVX2 does not use it: its col_fma_bc already feeds
-   one broadcast to two FMAs, the halves.) */
 SPATTN_ALWAYS_INLINE col_t col_bcast(const float *p)
 {
     __m256 b = _mm256_broadcast_ss(p);
