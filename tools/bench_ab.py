@@ -33,6 +33,9 @@ def run_once(exe, flt, min_time, extra):
         if res.returncode != 0:
             raise SystemExit("bench_ab: %s failed (exit %d):\n%s" % (exe, res.returncode,
                                                                      res.stderr[-2000:]))
+        # A filter that matches nothing leaves the file empty (or absent), with exit status 0.
+        if not os.path.exists(out) or os.path.getsize(out) == 0:
+            return {}, {}
         with open(out) as f:
             data = json.load(f)
     scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}

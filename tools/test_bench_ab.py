@@ -30,6 +30,9 @@ if os.environ.get("FAKE_FAIL") == tag:
     sys.exit(3)
 run = sum(1 for line in open(log) if json.loads(line)[0] == tag) - 1
 out = [a.split("=", 1)[1] for a in args if a.startswith("--benchmark_out=")][0]
+if os.environ.get("FAKE_EMPTY"):  # as spattn-bench does when the filter matches nothing
+    open(out, "w").close()
+    sys.exit(0)
 benches = []
 for name, t in times[tag][run].items():
     if t is None:
@@ -71,8 +74,10 @@ class BenchAb(unittest.TestCase):
         self.tmp.cleanup()
 
     def run_tool(self, times, args):
+        """bench_ab on the two fakes, whose run counts start again from 0."""
         with open(self.times, "w") as f:
             json.dump(times, f)
+        open(self.log, "w").close()
         out, err = io.StringIO(), io.StringIO()
         old = sys.stdout
         sys.stdout = out
@@ -133,8 +138,16 @@ class BenchAb(unittest.TestCase):
             del os.environ["FAKE_FAIL"]
         self.assertIn("failed (exit 3)", str(cm.exception.code))
         self.assertIn("fake failure", str(cm.exception.code))
-        with self.assertRaises(SystemExit):  # nothing matched
+        with self.assertRaises(SystemExit) as cm:  # nothing matched
             self.run_tool({"base": [{"a": None}], "new": [{"a": None}]}, ["--rounds", "1"])
+        self.assertIn("no entry matches", str(cm.exception.code))
+        os.environ["FAKE_EMPTY"] = "1"
+        try:
+            with self.assertRaises(SystemExit) as cm:
+                self.run_tool({"base": [{}], "new": [{}]}, ["--rounds", "1"])
+        finally:
+            del os.environ["FAKE_EMPTY"]
+        self.assertIn("no entry matches", str(cm.exception.code))
         with self.assertRaises(SystemExit):  # argparse: not an executable
             bench_ab.main([self.log, self.exe["new"]])
         with self.assertRaises(SystemExit):
