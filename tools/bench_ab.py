@@ -17,14 +17,16 @@ round's times as JSON.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 
+import bench_report  # the same directory: its JSON reading and median
+
 
 def run_once(exe, flt, min_time, extra):
-    """One run of exe: {entry: fastest real time in ms} and the run's context."""
+    """One run of exe: {entry: fastest repetition in ms} and the run's context (the JSON read
+    as bench_report.py reads it; entries with an errored repetition left out)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "run.json")
         cmd = [exe, "--benchmark_filter=" + flt, "--benchmark_min_time=%g" % min_time,
@@ -36,17 +38,8 @@ def run_once(exe, flt, min_time, extra):
         # A filter that matches nothing leaves the file empty (or absent), with exit status 0.
         if not os.path.exists(out) or os.path.getsize(out) == 0:
             return {}, {}
-        with open(out) as f:
-            data = json.load(f)
-    scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
-    times = {}
-    for b in data.get("benchmarks", []):
-        if b.get("run_type", "iteration") != "iteration" or "error_occurred" in b:
-            continue
-        t = b["real_time"] * scale[b.get("time_unit", "ns")]
-        name = b.get("run_name", b["name"])
-        times[name] = min(t, times.get(name, t))
-    return times, data.get("context", {})
+        ctx, results = bench_report.load(out)
+    return {r["name"]: r["reps_ms"][0] for r in results if "error" not in r}, ctx
 
 
 def peak_of(ctx):
@@ -83,7 +76,7 @@ def table(base, new):
             rows.append("| %s | %s | %s | | | | |" % (name, fmt(min(b)) if b else "missing",
                                                      fmt(min(n)) if n else "missing"))
             continue
-        bm, nm = statistics.median(b), statistics.median(n)
+        bm, nm = bench_report.median(b), bench_report.median(n)
         rows.append("| %s | %s | %s | %.3f | %s | %s | %.3f |" % (
             name, fmt(min(b)), fmt(min(n)), min(n) / min(b), fmt(bm), fmt(nm), nm / bm))
     return rows
