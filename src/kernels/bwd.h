@@ -94,11 +94,7 @@ static void bwd_dq_of_tile(const spattn_head_job *job, size_t kt, const uint32_t
     float *dqr = dqt + 16 * dqk;
     memset(dqt, 0, 16 * (dqk + ldq) * sizeof(float));
     const float *kb = (const float *)job->k + (ptrdiff_t)kt * SPATTN_TK * job->k_ts;
-    size_t d0 = 0;
-    for (; d0 + QK_NB <= dqk; d0 += QK_NB)
-        bwd_dq_block(QK_NB, idx, nk, cm, full, dsc, kb, job->k_ts, d0, dqt);
-    for (; d0 < dqk; d0++)
-        bwd_dq_block(1, idx, nk, cm, full, dsc, kb, job->k_ts, d0, dqt);
+    bwd_dq_dims(idx, nk, cm, full, dsc, kb, job->k_ts, dqk, dqt);
     bwd_dq_rows(dqt, dqr, ldq, dqk, rows, job->scale, dq, dq_ts, dqr + 16 * ldq);
 }
 
@@ -253,11 +249,7 @@ static void tpl_bwd_q(const spattn_head_job *job, const spattn_mask *m, size_t q
                 vec_prefetch_l1(dsk + (sl->ds_off[t + 1] - sl->ds_off[t]) + f);
         }
         const float *kb = (const float *)job->k + (ptrdiff_t)tile->kt * SPATTN_TK * job->k_ts;
-        size_t d0 = 0;
-        for (; d0 + QK_NB <= dqk; d0 += QK_NB)
-            bwd_dq_block(QK_NB, idx, nk, cm, full, dsc, kb, job->k_ts, d0, dqt);
-        for (; d0 < dqk; d0++)
-            bwd_dq_block(1, idx, nk, cm, full, dsc, kb, job->k_ts, d0, dqt);
+        bwd_dq_dims(idx, nk, cm, full, dsc, kb, job->k_ts, dqk, dqt);
     }
     bwd_batch_q(job, &batch, dqr);
     bwd_dq_rows(dqt, dqr, ldq, dqk, spattn__qt_rows(m, qt), job->scale,

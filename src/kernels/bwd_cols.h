@@ -123,30 +123,39 @@ SPATTN_ALWAYS_INLINE void bwd_cols_nb(const int nb, const spattn_head_job *job, 
         s[b] = col_zero();
         dp[b] = col_zero();
     }
+    /* P first, stored, then dP: the two sets of accumulators are never live together (on
+       AVX2 they would not fit the registers beside the column and the broadcast). With
+       softcap, tanh's value waits in dsc until dS is made there. */
     bwd_dots(nb, br->qt, job->dim_qk, kp, s);
-    bwd_dots(nb, br->dot, job->dim_v, vp, dp);
-    const col_t zero = col_zero(), one = col_set1(1.0f);
     for (int b = 0; b < nb && jj + (size_t)b < nk; b++) {
         const size_t c = idx[jj + (size_t)b];
-        col_t z, t = zero;
+        col_t z;
         if (job->softcap != 0.0f) {
-            t = col_tanh(col_mul(s[b], br->cs));
+            const col_t t = col_tanh(col_mul(s[b], br->cs));
+            col_store(dsc + c * 16, t);
             z = col_mul(t, br->ccap);
         } else {
             z = col_mul(s[b], br->cs);
         }
         if (job->slopes != NULL)
             z = col_fma(col_abs(col_sub(rel, col_set1((float)c))), br->slope, z);
-        col_t p = col_exp2(col_sub(z, br->l2));
+        col_store(pc + c * 16, col_exp2(col_sub(z, br->l2)));
+    }
+    bwd_dots(nb, br->dot, job->dim_v, vp, dp);
+    const col_t zero = col_zero(), one = col_set1(1.0f);
+    for (int b = 0; b < nb && jj + (size_t)b < nk; b++) {
+        const size_t c = idx[jj + (size_t)b];
+        col_t p = col_load(pc + c * 16);
         col_t ds = col_mul(p, col_sub(dp[b], br->d));
-        if (job->softcap != 0.0f)
+        if (job->softcap != 0.0f) {
+            const col_t t = col_load(dsc + c * 16);
             ds = col_mul(ds, col_sub(one, col_mul(t, t)));
+        }
         if (!full) {
             const cmask_t mk = cmask_bits(cm[c]);
-            p = col_select(mk, p, zero);
+            col_store(pc + c * 16, col_select(mk, p, zero));
             ds = col_select(mk, ds, zero);
         }
-        col_store(pc + c * 16, p);
         col_store(dsc + c * 16, ds);
     }
 }
@@ -225,8 +234,14 @@ SPATTN_ALWAYS_INLINE void bwd_acc_full_block(const int kb, const int nv, size_t 
     for (size_t t = 0; t < nt; t++)
         for (size_t r = 0; r < 16; r++) {
             vec_t x[4];
-            for (int v = 0; v < nv; v++)
+            for (int v = 0; v < nv; v++) {
                 x[v] = vec_loadu(src[t] + r * ld + (size_t)v * VL);
+#if VL == 8
+                /* AVX2: gcc folded each row load into the FMAs of both keys, 8 loads for 8
+                   FMAs instead of 4 (docs/backward.md) */
+                OPAQUE_VEC(x[v]);
+#endif
+            }
             for (int k = 0; k < kb; k++) {
                 const vec_t wv = vec_set1(w[t][(size_t)k * 16 + r]);
                 for (int v = 0; v < nv; v++)
@@ -293,6 +308,34 @@ SPATTN_ALWAYS_INLINE void bwd_dq_block(const int nd, const uint32_t *idx, size_t
     }
     for (int x = 0; x < nd; x++)
         col_store(dqt + (d0 + (size_t)x) * 16, acc[x]);
+}
+
+SPATTN_ALWAYS_INLINE void bwd_dq_dims_t(const int full, const uint32_t *idx, size_t nk,
+                                        const uint32_t *cm, const float *dsc, const float *kb,
+                                        ptrdiff_t k_ts, size_t dqk, float *dqt)
+{
+    size_t d0 = 0;
+    for (; d0 + QK_NB <= dqk; d0 += QK_NB)
+        bwd_dq_block(QK_NB, idx, nk, cm, full, dsc, kb, k_ts, d0, dqt);
+    for (; d0 + 4 <= dqk; d0 += 4)
+        bwd_dq_block(4, idx, nk, cm, full, dsc, kb, k_ts, d0, dqt);
+    for (; d0 + 2 <= dqk; d0 += 2)
+        bwd_dq_block(2, idx, nk, cm, full, dsc, kb, k_ts, d0, dqt);
+    if (d0 < dqk)
+        bwd_dq_block(1, idx, nk, cm, full, dsc, kb, k_ts, d0, dqt);
+}
+
+/* dQ^T += dS K over the keys idx[0 .. nk) for every dim: blocks of QK_NB dims, the rest in
+   blocks of 4, 2 and 1 (each dim's sum runs over the keys in order whatever its block, so
+   the blocks change no bit). FULL or not is decided once per call: with both forms in one
+   loop, AVX2's accumulators did not fit the registers. */
+static void bwd_dq_dims(const uint32_t *idx, size_t nk, const uint32_t *cm, int full,
+                        const float *dsc, const float *kb, ptrdiff_t k_ts, size_t dqk, float *dqt)
+{
+    if (full)
+        bwd_dq_dims_t(1, idx, nk, cm, dsc, kb, k_ts, dqk, dqt);
+    else
+        bwd_dq_dims_t(0, idx, nk, cm, dsc, kb, k_ts, dqk, dqt);
 }
 
 #endif
