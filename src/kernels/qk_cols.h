@@ -213,6 +213,13 @@ SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb
         mt[t] = mx[t];
 }
 
+/* 1 where float32 K's column QK is compiled for dim_qk 64 and 128 as constants too: on AVX2,
+   with dq a variable, gcc kept S's accumulators in memory as well and stored every one on each
+   step (docs/kernels.md). */
+#ifndef QK_F32_FIXED_DIMS
+#define QK_F32_FIXED_DIMS 0
+#endif
+
 /* qk_cols_keys, staged where the ISA offers a stage (KV_STAGE_FLOATS) and K is 16-bit. */
 SPATTN_ALWAYS_INLINE void qk_cols_nq(const int kvt, const int nq, const int nb, const int lo,
                                      const float *const *qt, size_t dq, const char *kb,
@@ -238,7 +245,15 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int kvt, const int nq, const int nb, 
         return;
     }
 #endif
-    qk_cols_keys(kvt, nq, nb, lo, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, 0, cm, st, pf, al, mt);
+    if (QK_F32_FIXED_DIMS && kvt == KV_F32 && dq == 64)
+        qk_cols_keys(kvt, nq, nb, lo, 0, qt, 64, kb, k_ts, j0, idx, nk, NULL, 0, cm, st, pf, al,
+                     mt);
+    else if (QK_F32_FIXED_DIMS && kvt == KV_F32 && dq == 128)
+        qk_cols_keys(kvt, nq, nb, lo, 0, qt, 128, kb, k_ts, j0, idx, nk, NULL, 0, cm, st, pf, al,
+                     mt);
+    else
+        qk_cols_keys(kvt, nq, nb, lo, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, 0, cm, st, pf, al,
+                     mt);
 }
 
 /* One query tile. `lo` (AVX2, tiles of at most 8 rows): the high half of each column is

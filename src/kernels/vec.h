@@ -30,6 +30,8 @@
  *   COL_HALVES     1 when a col_t is two halves and the *_lo ops skip the high one
  *   PV_UNMASK_FINITE  (optional, 0 when undefined) 1: a PARTIAL tile whose V rows are all
  *                  finite takes the unmasked P V (a masked FMA costs an AND or a blend more)
+ *   QK_F32_FIXED_DIMS (optional, 0 when undefined) 1: float32 K's column QK also compiled for
+ *                  dim_qk 64 and 128 as constants
  *   PROBE_CHAINS   independent FMA chains of the peak probe
  *
  * Operations (p: float pointer; a, b, c: values of the shape named):

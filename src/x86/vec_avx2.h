@@ -43,6 +43,7 @@ typedef struct cmask_t {
 #define KV_STAGE_FLOATS 4096 /* stack for 16-bit K widened ahead of the column QK */
 #define PV_STAGE_FLOATS 8192 /* stack for 16-bit V widened ahead of the column P V */
 #define PV_UNMASK_FINITE 1   /* finite PARTIAL tiles: unmasked P V (softmax_online.h) */
+#define QK_F32_FIXED_DIMS 1  /* float32 column QK with dim_qk 64 / 128 as constants (qk_cols.h) */
 
 SPATTN_ALWAYS_INLINE col_t col_mk(__m256 lo, __m256 hi)
 {
