@@ -213,12 +213,33 @@ SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb
         mt[t] = mx[t];
 }
 
-/* 1 where float32 K's column QK is compiled for dim_qk 64 and 128 as constants too: on AVX2,
-   with dq a variable, gcc kept S's accumulators in memory as well and stored every one on each
-   step (docs/kernels.md). */
+/* 1 where float32 K's column QK is compiled for dim_qk 64 and 128 as constants too, as the
+   16-bit stage always is: on AVX2, with dq a variable, gcc kept S's accumulators in memory as
+   well and stored every one on each step (docs/kernels.md). */
 #ifndef QK_F32_FIXED_DIMS
 #define QK_F32_FIXED_DIMS 0
 #endif
+
+/* qk_cols_keys with the common head sizes as constants: the loops over dim unroll, and a
+   stage's row and chunk arithmetic becomes shifts, its rows' fixed offsets immediates. sk:
+   the stage (staged only), rows round16(dq) floats apart. */
+SPATTN_ALWAYS_INLINE void qk_cols_dims(const int kvt, const int nq, const int nb, const int lo,
+                                       const int staged, const float *const *qt, size_t dq,
+                                       const char *kb, ptrdiff_t k_ts, size_t j0,
+                                       const uint32_t *idx, size_t nk, float *sk,
+                                       const uint32_t *cm, float *const *st,
+                                       const tile_prefetch *pf, const qk_alibi *al, col_t *mt)
+{
+    if (dq == 64)
+        qk_cols_keys(kvt, nq, nb, lo, staged, qt, 64, kb, k_ts, j0, idx, nk, sk, staged ? 64 : 0,
+                     cm, st, pf, al, mt);
+    else if (dq == 128)
+        qk_cols_keys(kvt, nq, nb, lo, staged, qt, 128, kb, k_ts, j0, idx, nk, sk, staged ? 128 : 0,
+                     cm, st, pf, al, mt);
+    else
+        qk_cols_keys(kvt, nq, nb, lo, staged, qt, dq, kb, k_ts, j0, idx, nk, sk,
+                     staged ? round16(dq) : 0, cm, st, pf, al, mt);
+}
 
 /* qk_cols_keys, staged where the ISA offers a stage (KV_STAGE_FLOATS) and K is 16-bit. */
 SPATTN_ALWAYS_INLINE void qk_cols_nq(const int kvt, const int nq, const int nb, const int lo,
@@ -228,29 +249,14 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int kvt, const int nq, const int nb, 
                                      const qk_alibi *al, col_t *mt)
 {
 #if KV_STAGE_FLOATS
-    const size_t ld = round16(dq);
-    if (kvt != KV_F32 && 2 * (size_t)nb * ld <= KV_STAGE_FLOATS) {
+    if (kvt != KV_F32 && 2 * (size_t)nb * round16(dq) <= KV_STAGE_FLOATS) {
         float sk[KV_STAGE_FLOATS] __attribute__((aligned(64)));
-        /* The common head sizes with dim_qk a constant: the stage's row and chunk arithmetic
-           becomes shifts, and the staged rows' fixed offsets immediates. */
-        if (dq == 64)
-            qk_cols_keys(kvt, nq, nb, lo, 1, qt, 64, kb, k_ts, j0, idx, nk, sk, 64, cm, st, pf, al,
-                         mt);
-        else if (dq == 128)
-            qk_cols_keys(kvt, nq, nb, lo, 1, qt, 128, kb, k_ts, j0, idx, nk, sk, 128, cm, st, pf,
-                         al, mt);
-        else
-            qk_cols_keys(kvt, nq, nb, lo, 1, qt, dq, kb, k_ts, j0, idx, nk, sk, ld, cm, st, pf, al,
-                         mt);
+        qk_cols_dims(kvt, nq, nb, lo, 1, qt, dq, kb, k_ts, j0, idx, nk, sk, cm, st, pf, al, mt);
         return;
     }
 #endif
-    if (QK_F32_FIXED_DIMS && kvt == KV_F32 && dq == 64)
-        qk_cols_keys(kvt, nq, nb, lo, 0, qt, 64, kb, k_ts, j0, idx, nk, NULL, 0, cm, st, pf, al,
-                     mt);
-    else if (QK_F32_FIXED_DIMS && kvt == KV_F32 && dq == 128)
-        qk_cols_keys(kvt, nq, nb, lo, 0, qt, 128, kb, k_ts, j0, idx, nk, NULL, 0, cm, st, pf, al,
-                     mt);
+    if (QK_F32_FIXED_DIMS && kvt == KV_F32)
+        qk_cols_dims(kvt, nq, nb, lo, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, cm, st, pf, al, mt);
     else
         qk_cols_keys(kvt, nq, nb, lo, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, 0, cm, st, pf, al,
                      mt);
