@@ -14,7 +14,7 @@
 #include "plan/test_hooks.h"
 
 static const spattn_isa compiled[] = {
-#define SPATTN_KERNEL(isa, table, cpu_bits) isa,
+#define SPATTN_KERNEL(isa, table, cpu_bits, auto_bits) isa,
 #include "kernels/kernels.inc"
 #undef SPATTN_KERNEL
 };

@@ -18,7 +18,7 @@
 #include "kernels/kernel.h"
 
 static const spattn_kernel_table *const tables[] = {
-#define SPATTN_KERNEL(isa, table, cpu_bits) &table,
+#define SPATTN_KERNEL(isa, table, cpu_bits, auto_bits) &table,
 #include "kernels/kernels.inc"
 #undef SPATTN_KERNEL
 };

@@ -91,7 +91,9 @@ typedef enum spattn_isa {
    SPATTN_ISA_AUTO is available when AUTO resolves to a runnable ISA (see below). */
 SPATTN_API int spattn_isa_available(spattn_isa isa);
 
-/* What AUTO resolves to: the best available ISA, or the one SPATTN_ISA names. When SPATTN_ISA
+/* What AUTO resolves to: the best available ISA (the first of spattn_isas_compiled that is
+   available and that spattn_isa_auto_skip_reason does not pass over), or the one SPATTN_ISA
+   names. When SPATTN_ISA
    names an ISA that is unknown or that this build or CPU cannot run, AUTO resolves to nothing:
    this returns SPATTN_ISA_AUTO and every call that uses AUTO fails with SPATTN_E_UNSUPPORTED
    (never a silent fallback, never SIGILL). */
@@ -105,6 +107,12 @@ SPATTN_API const char *spattn_isa_name(spattn_isa isa);
    not enabled ... state"), or NULL when it is available. For SPATTN_ISA_AUTO: why AUTO resolves
    to nothing (a bad SPATTN_ISA value), or NULL. */
 SPATTN_API const char *spattn_isa_unavailable_reason(spattn_isa isa);
+
+/* Why AUTO passes over `isa` although this CPU runs it, as a sentence; NULL when AUTO takes it
+   in its turn, and for ISAs that are not available. AUTO passes over avx512bf16 on CPUs whose
+   vdpbf16ps runs at half the float FMA's flop rate (Intel's), where avx512 computes bf16 Q.K
+   and P.V faster in float; SPATTN_ISA=avx512bf16 and spattn_options.isa still select it. */
+SPATTN_API const char *spattn_isa_auto_skip_reason(spattn_isa isa);
 
 /* The ISAs this build has kernels for, best first, whether or not this CPU can run them (the
    last is always SPATTN_ISA_SCALAR). Writes the first min(count, cap) of them to out (which

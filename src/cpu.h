@@ -11,6 +11,10 @@
 #define SPATTN_CPU_NEON (1u << 2)   /* AArch64 Advanced SIMD */
 /* AVX512-BF16 (vdpbf16ps), with ZMM state enabled */
 #define SPATTN_CPU_AVX512_BF16 (1u << 8)
+/* vdpbf16ps issues at the float FMA's rate per vector, so its two products per lane double the
+   multiply-add rate: AMD's cores (Zen 4 and later). Intel's issue it at a quarter of the FMA
+   rate (half the float flops; docs/dtypes.md), where AUTO passes over the avx512bf16 tier. */
+#define SPATTN_CPU_BF16_DOT_FAST (1u << 15)
 /* Bits that are only reported. */
 #define SPATTN_CPU_AVX512_FP16 (1u << 9)
 #define SPATTN_CPU_AMX (1u << 10)
@@ -36,6 +40,7 @@ typedef struct spattn_cpu_info {
     /* Raw findings, for reasons. */
     int has_avx2_cpuid, has_fma_cpuid, has_f16c_cpuid, os_ymm;
     int has_avx512f, has_avx512bw, has_avx512dq, has_avx512vl, os_zmm;
+    char vendor[13];    /* cpuid's vendor string on x86 ("AuthenticAMD", "GenuineIntel"), or "" */
     char features[192]; /* what spattn_cpu_features() returns */
 } spattn_cpu_info;
 

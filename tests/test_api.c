@@ -90,10 +90,23 @@ START_TEST(isas_compiled)
             ck_assert_ptr_nonnull(
                 strstr(spattn_isa_unavailable_reason((spattn_isa)i), "not compiled in"));
     }
-    /* AUTO without SPATTN_ISA picks the first listed ISA this CPU runs. */
+    /* AUTO passes over only ISAs this CPU runs, and only a bf16 dot-product tier (the one
+       table whose speed depends on more than the features that make it run). */
+    for (int i = SPATTN_ISA_SCALAR; i < tu_isa_end(); i++) {
+        const char *skip = spattn_isa_auto_skip_reason((spattn_isa)i);
+        if (!spattn_isa_available((spattn_isa)i) || i != SPATTN_ISA_AVX512BF16)
+            ck_assert_ptr_null(skip);
+        else if (skip != NULL)
+            ck_assert_ptr_nonnull(strstr(skip, "vdpbf16ps"));
+    }
+    ck_assert_ptr_null(spattn_isa_auto_skip_reason(SPATTN_ISA_AUTO));
+    ck_assert_ptr_null(spattn_isa_auto_skip_reason((spattn_isa)99));
+    /* AUTO without SPATTN_ISA picks the first listed ISA this CPU runs that it does not pass
+       over. */
     if (getenv("SPATTN_ISA") == NULL) {
         size_t first = 0;
-        while (!spattn_isa_available(isas[first]))
+        while (!spattn_isa_available(isas[first]) ||
+               spattn_isa_auto_skip_reason(isas[first]) != NULL)
             first++;
         ck_assert_int_eq(spattn_isa_selected(), isas[first]);
     }

@@ -228,7 +228,7 @@ typedef struct tu_kentry {
 } tu_kentry;
 
 static const tu_kentry kernel_list[] = {
-#define SPATTN_KERNEL(isa, table, cpu_bits) {isa, #table},
+#define SPATTN_KERNEL(isa, table, cpu_bits, auto_bits) {isa, #table},
 #include "kernels/kernels.inc"
 #undef SPATTN_KERNEL
 };

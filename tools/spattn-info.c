@@ -37,8 +37,12 @@ int main(int argc, char **argv)
     for (int i = SPATTN_ISA_SCALAR; strcmp(spattn_isa_name((spattn_isa)i), "unknown") != 0; i++) {
         spattn_isa isa = (spattn_isa)i;
         const char *why = spattn_isa_unavailable_reason(isa);
+        const char *skip = spattn_isa_auto_skip_reason(isa);
         if (why)
             printf("  %-10s available: no (%s)\n", spattn_isa_name(isa), why);
+        else if (skip)
+            printf("  %-10s available: yes, AUTO passes over it (%s)\n", spattn_isa_name(isa),
+                   skip);
         else
             printf("  %-10s available: yes\n", spattn_isa_name(isa));
     }
@@ -47,7 +51,7 @@ int main(int argc, char **argv)
     if (env != NULL && env[0] != '\0')
         printf("SPATTN_ISA=%s\n", env);
     else
-        printf("SPATTN_ISA: not set (AUTO picks the best available)\n");
+        printf("SPATTN_ISA: not set (AUTO picks the best available it does not pass over)\n");
     if (sel == SPATTN_ISA_AUTO) {
         printf("auto selects: nothing: %s; calls using AUTO fail with SPATTN_E_UNSUPPORTED\n",
                spattn_isa_unavailable_reason(SPATTN_ISA_AUTO));

@@ -13,10 +13,11 @@ typedef struct kernel_entry {
     spattn_isa isa;
     const spattn_kernel_table *table;
     uint32_t cpu_bits;
+    uint32_t auto_bits;
 } kernel_entry;
 
 static const kernel_entry all_kernels[] = {
-#define SPATTN_KERNEL(isa, table, cpu_bits) {isa, &table, cpu_bits},
+#define SPATTN_KERNEL(isa, table, cpu_bits, auto_bits) {isa, &table, cpu_bits, auto_bits},
 #include "kernels/kernels.inc"
 #undef SPATTN_KERNEL
 };
@@ -74,7 +75,7 @@ static void fill(void)
         if ((cpu->bits & e->cpu_bits) != e->cpu_bits)
             continue;
         state.by_isa[e->isa] = e->table;
-        if (best == SPATTN_ISA_AUTO)
+        if (best == SPATTN_ISA_AUTO && (cpu->bits & e->auto_bits) == e->auto_bits)
             best = e->isa; /* the list is best first */
     }
     state.auto_isa = best;
@@ -163,6 +164,23 @@ static const char *reason_of(spattn_isa isa)
     for (size_t i = 0; i < N_KERNELS; i++)
         if (all_kernels[i].isa == isa)
             return spattn__cpu_lacks(all_kernels[i].cpu_bits);
+    return NULL;
+}
+
+const char *spattn_isa_auto_skip_reason(spattn_isa isa)
+{
+    if (spattn__kernels_for(isa) == NULL)
+        return NULL;
+    const spattn_cpu_info *cpu = spattn__cpu();
+    for (size_t i = 0; i < N_KERNELS; i++) {
+        const kernel_entry *e = &all_kernels[i];
+        if (e->isa != isa || (cpu->bits & e->auto_bits) == e->auto_bits)
+            continue;
+        if (e->auto_bits & SPATTN_CPU_BF16_DOT_FAST)
+            return "vdpbf16ps runs at half the float FMA's flop rate on cores other than AMD's, so "
+                   "avx512 (bf16 widened to float) is faster";
+        return "this CPU runs the ISA but not faster than the next one";
+    }
     return NULL;
 }
 

@@ -143,7 +143,7 @@ typedef struct spattn_kernel_table {
     void (*bwd_cols_of_rows)(const float *rows, size_t ld, size_t n_rows, size_t dim, float *cols);
 } spattn_kernel_table;
 
-#define SPATTN_KERNEL(isa, table, cpu_bits) extern const spattn_kernel_table table;
+#define SPATTN_KERNEL(isa, table, cpu_bits, auto_bits) extern const spattn_kernel_table table;
 #include "kernels/kernels.inc"
 #undef SPATTN_KERNEL
 

@@ -35,7 +35,11 @@ static void detect(void)
     info.os_ymm = avx && (xcr0 & 0x6) == 0x6;
     info.os_zmm = info.os_ymm && (xcr0 & 0xe0) == 0xe0;
 
-    unsigned max_leaf = __get_cpuid_max(0, 0);
+    unsigned max_leaf = __get_cpuid(0, &a, &b, &c, &d) ? a : 0;
+    memcpy(info.vendor, &b, 4);
+    memcpy(info.vendor + 4, &d, 4);
+    memcpy(info.vendor + 8, &c, 4);
+    info.vendor[12] = '\0';
     if (max_leaf >= 7) {
         __cpuid_count(7, 0, a, b, c, d);
         info.has_avx2_cpuid = (b >> 5) & 1;
@@ -52,6 +56,10 @@ static void detect(void)
         (void)b1, (void)c1, (void)d1;
         if (info.os_zmm && ((a1 >> 5) & 1))
             info.bits |= SPATTN_CPU_AVX512_BF16;
+        /* Measured on Zen 4 and on Sapphire/Emerald Rapids (docs/dtypes.md): no cpuid bit
+           tells the rate, so the vendor does. */
+        if ((info.bits & SPATTN_CPU_AVX512_BF16) && strcmp(info.vendor, "AuthenticAMD") == 0)
+            info.bits |= SPATTN_CPU_BF16_DOT_FAST;
     }
     if (info.os_ymm && info.has_avx2_cpuid && info.has_fma_cpuid && info.has_f16c_cpuid)
         info.bits |= SPATTN_CPU_AVX2;

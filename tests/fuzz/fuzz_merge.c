@@ -88,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* Every kernel table: the same bits. */
-#define SPATTN_KERNEL(isa, table, cpu_bits)                                                        \
+#define SPATTN_KERNEL(isa, table, cpu_bits, auto_bits)                                             \
     {                                                                                              \
         const spattn_kernel_table *kt = spattn__kernels_for(isa);                                  \
         if (kt != NULL) {                                                                          \

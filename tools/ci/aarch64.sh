@@ -50,7 +50,7 @@ for cpu in max neoverse-n1; do
   isas=$(QEMU_CPU=$cpu qemu-aarch64 "$build/tools/spattn-info" --isas) || isas=
   best=
   for isa in $isas; do
-    if grep -Eq "^ *$isa +available: yes" <<<"$info"; then
+    if grep -Eq "^ *$isa +available: yes$" <<<"$info"; then
       best=$isa
       break
     fi

@@ -46,7 +46,7 @@ auto_falls_back() {
   out=$("${vg[@]}" "$build/tools/spattn-info") || { echo "$out"; return 1; }
   echo "$out"
   for isa in $("$build/tools/spattn-info" --isas); do
-    if grep -Eq "^ *$isa +available: yes" <<<"$out"; then
+    if grep -Eq "^ *$isa +available: yes$" <<<"$out"; then
       best=$isa
       break
     fi
