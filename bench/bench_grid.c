@@ -121,12 +121,14 @@ static void add(const bench_case *proto)
     if (!c)
         return;
     *c = *proto;
-    /* The AVX512-BF16 tier runs every job but bf16 Q and K on the AVX-512 kernels: of its
-       entries only the bf16 ones and its peak (of vdpbf16ps) measure anything of its own, and
-       its plans are AVX-512's (the same crossover and scratch), under the names they had. */
-    if (c->kind == BK_PLAN && c->isa == SPATTN_ISA_AVX512BF16)
+    /* The AVX512-BF16 and AMX tiers run every job but bf16 Q and K on the AVX-512 kernels: of
+       their entries only the bf16 ones and their peaks (of vdpbf16ps, of tdpbf16ps) measure
+       anything of their own, and their plans are AVX-512's (the same crossover and scratch),
+       under the names they had. */
+    const int avx512_tier = c->isa == SPATTN_ISA_AVX512BF16 || c->isa == SPATTN_ISA_AVX512AMX;
+    if (c->kind == BK_PLAN && avx512_tier)
         c->isa = SPATTN_ISA_AVX512;
-    if (c->isa == SPATTN_ISA_AVX512BF16 && c->dtype != BD_BF16 &&
+    if (avx512_tier && c->dtype != BD_BF16 &&
         (c->kind == BK_ATTN || c->kind == BK_PATH || c->kind == BK_BWD)) {
         free(c);
         return;

@@ -75,16 +75,19 @@ SPATTN_API const char *spattn_version(void);
 /* ------------------------------------------------------------------------------------------ */
 
 typedef enum spattn_isa {
-    SPATTN_ISA_AUTO = 0, /* best available; the environment variable SPATTN_ISA
-                            (scalar|avx2|avx512|neon|avx512bf16) overrides AUTO */
-    SPATTN_ISA_SCALAR,   /* portable C; always available */
-    SPATTN_ISA_AVX2,     /* AVX2 + FMA */
-    SPATTN_ISA_AVX512,   /* AVX-512 F/BW/DQ/VL */
-    SPATTN_ISA_NEON,     /* AArch64 Advanced SIMD */
+    SPATTN_ISA_AUTO =
+        0,             /* best available; the environment variable SPATTN_ISA
+                          (scalar|avx2|avx512|neon|avx512bf16|neonbf16|avx512amx) overrides AUTO */
+    SPATTN_ISA_SCALAR, /* portable C; always available */
+    SPATTN_ISA_AVX2,   /* AVX2 + FMA */
+    SPATTN_ISA_AVX512, /* AVX-512 F/BW/DQ/VL */
+    SPATTN_ISA_NEON,   /* AArch64 Advanced SIMD */
     /* AVX-512 with AVX512-BF16 dot products (vdpbf16ps) */
     SPATTN_ISA_AVX512BF16,
     /* AArch64 Advanced SIMD with FEAT_BF16 dot products (BFDOT); SPATTN_ISA=neonbf16 */
-    SPATTN_ISA_NEON_BF16
+    SPATTN_ISA_NEON_BF16,
+    /* AVX-512 with AMX-BF16 tile products (tdpbf16ps) for bf16 Q.K; SPATTN_ISA=avx512amx */
+    SPATTN_ISA_AVX512AMX
 } spattn_isa;
 
 /* Nonzero when `isa` has kernels compiled into this build AND this CPU and OS can run them.
@@ -99,8 +102,8 @@ SPATTN_API int spattn_isa_available(spattn_isa isa);
    (never a silent fallback, never SIGILL). */
 SPATTN_API spattn_isa spattn_isa_selected(void);
 
-/* "auto", "scalar", "avx2", "avx512", "neon", "avx512bf16"; "unknown" for values outside the
-   enum. */
+/* "auto", "scalar", "avx2", "avx512", "neon", "avx512bf16", "neonbf16", "avx512amx"; "unknown"
+   for values outside the enum. */
 SPATTN_API const char *spattn_isa_name(spattn_isa isa);
 
 /* Why `isa` is not available, as a sentence ("not compiled in: ...", "CPU lacks ...", "OS has

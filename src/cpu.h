@@ -15,6 +15,9 @@
    multiply-add rate: AMD's cores (Zen 4 and later). Intel's issue it at a quarter of the FMA
    rate (half the float flops; docs/dtypes.md), where AUTO passes over the avx512bf16 tier. */
 #define SPATTN_CPU_BF16_DOT_FAST (1u << 15)
+/* AMX-TILE and AMX-BF16, tile state enabled in XCR0 and granted to the process by Linux
+   (arch_prctl ARCH_REQ_XCOMP_PERM, asked once by the detection) */
+#define SPATTN_CPU_AMX_BF16 (1u << 16)
 /* Bits that are only reported. */
 #define SPATTN_CPU_AVX512_FP16 (1u << 9)
 #define SPATTN_CPU_AMX (1u << 10)
@@ -40,6 +43,7 @@ typedef struct spattn_cpu_info {
     /* Raw findings, for reasons. */
     int has_avx2_cpuid, has_fma_cpuid, has_f16c_cpuid, os_ymm;
     int has_avx512f, has_avx512bw, has_avx512dq, has_avx512vl, os_zmm;
+    const char *amx_reason; /* why SPATTN_CPU_AMX_BF16 is off, NULL when on */
     char vendor[13];    /* cpuid's vendor string on x86 ("AuthenticAMD", "GenuineIntel"), or "" */
     char features[192]; /* what spattn_cpu_features() returns */
 } spattn_cpu_info;

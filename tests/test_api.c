@@ -39,6 +39,7 @@ START_TEST(isa_queries)
     ck_assert_str_eq(spattn_isa_name(SPATTN_ISA_NEON), "neon");
     ck_assert_str_eq(spattn_isa_name(SPATTN_ISA_AVX512BF16), "avx512bf16");
     ck_assert_str_eq(spattn_isa_name(SPATTN_ISA_NEON_BF16), "neonbf16");
+    ck_assert_str_eq(spattn_isa_name(SPATTN_ISA_AVX512AMX), "avx512amx");
     ck_assert_str_eq(spattn_isa_name((spattn_isa)42), "unknown");
     ck_assert(spattn_isa_available(SPATTN_ISA_SCALAR));
     ck_assert_ptr_null(spattn_isa_unavailable_reason(SPATTN_ISA_SCALAR));
@@ -56,12 +57,17 @@ START_TEST(isa_queries)
     ck_assert(!spattn_isa_available(SPATTN_ISA_AVX2));
     ck_assert(!spattn_isa_available(SPATTN_ISA_AVX512));
     ck_assert(!spattn_isa_available(SPATTN_ISA_AVX512BF16));
+    ck_assert(!spattn_isa_available(SPATTN_ISA_AVX512AMX));
 #endif
     /* The BF16 tier extends AVX-512: it never runs where AVX-512 does not. */
     if (spattn_isa_available(SPATTN_ISA_AVX512BF16))
         ck_assert(spattn_isa_available(SPATTN_ISA_AVX512));
     if (spattn_isa_available(SPATTN_ISA_NEON_BF16))
         ck_assert(spattn_isa_available(SPATTN_ISA_NEON));
+    /* The AMX tier extends AVX-512 with AVX512-BF16 underneath. */
+    if (spattn_isa_available(SPATTN_ISA_AVX512AMX))
+        ck_assert(spattn_isa_available(SPATTN_ISA_AVX512) &&
+                  spattn_isa_available(SPATTN_ISA_AVX512BF16));
 }
 END_TEST
 
@@ -69,11 +75,11 @@ END_TEST
    a short buffer gets only what fits. */
 START_TEST(isas_compiled)
 {
-    spattn_isa isas[8];
+    spattn_isa isas[TU_MAX_ISAS];
     const size_t n = spattn_isas_compiled(NULL, 0);
     ck_assert_uint_ge(n, 1);
-    ck_assert_uint_le(n, 8);
-    ck_assert_uint_eq(spattn_isas_compiled(isas, 8), n);
+    ck_assert_uint_le(n, TU_MAX_ISAS);
+    ck_assert_uint_eq(spattn_isas_compiled(isas, TU_MAX_ISAS), n);
     ck_assert_int_eq(isas[n - 1], SPATTN_ISA_SCALAR);
     for (size_t i = 0; i < n; i++) {
         ck_assert_str_ne(spattn_isa_name(isas[i]), "unknown");
@@ -186,7 +192,7 @@ START_TEST(isa_env_override)
                      SPATTN_DTYPE_F32};
     if (env == NULL || *env == '\0' || strcmp(env, "auto") == 0) {
         ck_assert_int_ne(sel, SPATTN_ISA_AUTO);
-        spattn_isa isas[8];
+        spattn_isa isas[TU_MAX_ISAS];
         int n = tu_isas(isas);
         ck_assert_int_gt(n, 0);
         /* The best available: no available ISA ranks above it (scalar ranks last). */
@@ -236,7 +242,8 @@ START_TEST(layouts)
 }
 END_TEST
 
-/* ---- error statuses ------------------------------------------------------------------------ */
+/* ---- error statuses ------------------------------------------------------------------------
+ */
 
 typedef struct small {
     tu_buf q, k, v, o, lse;

@@ -209,7 +209,7 @@ END_TEST
 
 START_TEST(mixed_isas)
 {
-    spattn_isa isas[8];
+    spattn_isa isas[TU_MAX_ISAS];
     int nisa = tu_isas(isas);
     spattn_mask *m[4];
     make_masks(m);

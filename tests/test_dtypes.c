@@ -548,8 +548,8 @@ static void check_case(int tri, uint64_t seed, int pairs)
         ck_assert_int_eq(run_plan(&c, &a, isas[x], 1), SPATTN_OK);
         /* The BF16 tiers take bf16 Q.K as pair dot products (unscaled Q, other sums): within
            tolerance, but not the F32 computation's bits. */
-        const int dots = (isas[x] == SPATTN_ISA_AVX512BF16 || isas[x] == SPATTN_ISA_NEON_BF16) &&
-                         qt == SPATTN_DTYPE_BF16 && kvt == SPATTN_DTYPE_BF16;
+        const int dots =
+            tu_isa_bf16_dots(isas[x]) && qt == SPATTN_DTYPE_BF16 && kvt == SPATTN_DTYPE_BF16;
         ck_assert_msg(dots || memcmp(l1, l32, nl * sizeof(float)) == 0,
                       "%s: lse differs from F32's", what);
         for (size_t b = 0; b < s->batch; b++)

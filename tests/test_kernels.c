@@ -622,8 +622,7 @@ static void check_typed(const spattn_kernel_table *kt, const kdata *d, size_t c)
        bf16 tolerance (api.md, element types) on top of the output's rounding, instead of the
        F32 bits. */
     double tol = 0;
-    if ((kt->isa == SPATTN_ISA_AVX512BF16 || kt->isa == SPATTN_ISA_NEON_BF16) &&
-        k->qt == SPATTN_DTYPE_BF16 && k->kvt == SPATTN_DTYPE_BF16)
+    if (tu_isa_bf16_dots(kt->isa) && k->qt == SPATTN_DTYPE_BF16 && k->kvt == SPATTN_DTYPE_BF16)
         tol = 1e-2 + (k->ot == SPATTN_DTYPE_BF16  ? 0x1p-8
                       : k->ot == SPATTN_DTYPE_F16 ? 0x1p-11
                                                   : 0.0);

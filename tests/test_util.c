@@ -33,6 +33,12 @@ float tu_normal(tu_rng *r)
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
+int tu_isa_bf16_dots(spattn_isa isa)
+{
+    return isa == SPATTN_ISA_AVX512BF16 || isa == SPATTN_ISA_NEON_BF16 ||
+           isa == SPATTN_ISA_AVX512AMX;
+}
+
 int tu_isa_end(void)
 {
     int end = SPATTN_ISA_SCALAR;

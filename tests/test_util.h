@@ -21,8 +21,13 @@ float tu_normal(tu_rng *r);                       /* ~N(0, 1) */
 /* One past the last ISA of the public enum (the first value spattn_isa_name does not know),
    at most TU_MAX_ISAS: loops over every ISA run from SPATTN_ISA_SCALAR (or AUTO) below it, so
    that an ISA added to the enum needs no edit here. */
-#define TU_MAX_ISAS 8
+#define TU_MAX_ISAS 12
 int tu_isa_end(void);
+
+/* Whether `isa` takes bf16 Q.K (and on some, P.V) as bf16 products with other sums than the
+   float kernels (avx512bf16, neonbf16, avx512amx): such results are within the contract's bf16
+   tolerance of the float computation, not its bits. */
+int tu_isa_bf16_dots(spattn_isa isa);
 
 /* The ISAs to test: every one this host can run, or only the one SPATTN_ISA forces. */
 int tu_isas(spattn_isa out[TU_MAX_ISAS]);

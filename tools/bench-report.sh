@@ -49,7 +49,7 @@ case "$mode" in
     # tiers are those of avx512 and neon)
     isa=$("$build/tools/spattn-info" | sed -n 's/^auto selects: //p')
     case "$isa" in
-      avx512bf16|"") isa=avx512 ;;
+      avx512bf16|avx512amx|"") isa=avx512 ;;
       neonbf16) isa=neon ;;
     esac
     args+=("--benchmark_filter=$(python3 "$root/tools/bench_report.py" --targets-filter "$isa")")

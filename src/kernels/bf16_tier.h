@@ -33,6 +33,20 @@
 #include "kernels/template.h"
 #pragma GCC diagnostic pop
 
+/* Tiers whose vocabulary holds state for the walk (AMX tiles) set it up and drop it here. */
+#ifndef VEC_AMX
+SPATTN_ALWAYS_INLINE void vec_tier_begin(void) {}
+SPATTN_ALWAYS_INLINE void vec_tier_end(void) {}
+#endif
+
+/* What the AMX P V keeps between tiles of one job (x86/amx_pv.h) is dropped when a job
+   enters the walk. */
+#ifdef VEC_AMX
+#define TIER_FORGET() pv_amx_forget()
+#else
+#define TIER_FORGET() ((void)0)
+#endif
+
 /* A pair never reaches past its row when dim_qk is even. */
 static int takes_pairs(const spattn_head_job *job)
 {
@@ -42,17 +56,23 @@ static int takes_pairs(const spattn_head_job *job)
 
 static void bf16_tiles(const spattn_head_job *job, const spattn_mask *m, size_t qt, float *scratch)
 {
-    if (takes_pairs(job))
+    if (takes_pairs(job)) {
+        vec_tier_begin();
+        TIER_FORGET();
         tpl_tiles(job, m, qt, scratch);
-    else
+        vec_tier_end();
+    } else
         BF16_BASE_TABLE.attn_tiles(job, m, qt, scratch);
 }
 
 static void bf16_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t qt, float *scratch)
 {
-    if (takes_pairs(job))
+    if (takes_pairs(job)) {
+        vec_tier_begin();
+        TIER_FORGET();
         tpl_tiles2(job, m, qt, scratch);
-    else
+        vec_tier_end();
+    } else
         BF16_BASE_TABLE.attn_tiles2(job, m, qt, scratch);
 }
 
@@ -118,12 +138,15 @@ static void base_bwd_cols_of_rows(const float *rows, size_t ld, size_t n_rows, s
 
 /* The peak of the tier's dot product: as many registers of chains as the float probe has (a
    col_t is one zmm on AVX-512, four q registers on NEON), 4 flops per lane a step (two
-   multiplies, two adds), as the kernels' flops are counted. */
+   multiplies, two adds), as the kernels' flops are counted. The AMX tier's is its tile
+   product's (amx_dot_probe). */
+#ifndef VEC_AMX
 #define BF16_PROBE_CHAINS (PROBE_CHAINS * VL / 16)
 #define BF16_PROBE_STEP(x, acc) col_dot_pair(x, x, acc)
 static const uint16_t bf16_one_milli[2] = {0x3a83, 0x3a83}; /* 1.0e-3 in bf16, twice */
 SPATTN_PEAK_PROBE(bf16_dot_probe, col, BF16_PROBE_CHAINS, col_bcast_pair(bf16_one_milli),
                   BF16_PROBE_STEP, 4.0 * 16)
+#endif
 
 /* The template's table with the entries above in place of its own. A kernel added to the
    template's table later is compiled in the tier from the template until it is delegated
@@ -134,7 +157,11 @@ SPATTN_PEAK_PROBE(bf16_dot_probe, col, BF16_PROBE_CHAINS, col_bcast_pair(bf16_on
 #define tpl_gather base_gather
 #define tpl_mixed base_mixed
 #define tpl_softmax base_softmax
+#ifdef VEC_AMX
+#define tpl_fma_probe amx_dot_probe
+#else
 #define tpl_fma_probe bf16_dot_probe
+#endif
 #define tpl_merge_rows base_merge_rows
 #define tpl_bwd_scratch_floats base_bwd_scratch_floats
 #define tpl_bwd_kv base_bwd_kv

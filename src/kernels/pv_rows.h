@@ -13,6 +13,9 @@
 #ifdef VEC_BF16_PV
 #include "kernels/pv_pairs.h"
 #endif
+#ifdef VEC_AMX
+#include "x86/amx_pv.h"
+#endif
 
 /* Row-major O (AVX-512; AVX2 for tiles of at most PV_ROWS_BELOW rows): O[r][e] += P[r][j] * V[j][e]
    with V rows loaded as vectors in place and P[r][j] = st[j*16 + r] broadcast, PV_RB rows x nv
@@ -237,6 +240,10 @@ static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const cha
         pv_pairs_tile(orow, dv, rows, vp, cm, nk, st, al, masked);
         return;
     }
+#endif
+#ifdef VEC_AMX
+    if (pv_amx_takes(kvt, dv, ps) && pv_amx_tile(orow, dv, rows, vp, nk, st, al, masked, pf))
+        return;
 #endif
 #if PV_RB == 2
     /* Blocks of 2 rows (AVX2) load each V element once per 2 rows, and widen a 16-bit one as

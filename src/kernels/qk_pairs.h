@@ -13,6 +13,9 @@
 #include "kernels/common.h"
 #include "kernels/kv_load.h"
 #include "kernels/kv_prefetch.h"
+#ifdef VEC_AMX
+#include "x86/amx_qk.h"
+#endif
 
 /* Pairs of a query tile: dim_qk / 2 columns of pairs, then one column of the score factor c
    (16 * (dim_qk / 2 + 1) floats, within the 16 * dim_qk of the float layout). Rows past len_q
@@ -38,6 +41,12 @@ SPATTN_ALWAYS_INLINE void qk_pairs_nq(const int nq, const int nb, const float *c
                                       float *const *st, const tile_prefetch *pf, const qk_alibi *al,
                                       col_t *mt)
 {
+#ifdef VEC_AMX
+    if (dq % 32 == 0) {
+        qk_amx_nq(nq, qt, dq, kb, k_ts, j0, idx, nk, cm, st, pf, al, mt);
+        return;
+    }
+#endif
     const size_t np = dq / 2;
     const col_t ninf = col_set1(K_NINF), c = col_load(qt[0] + np * 16);
     col_t mx[2] = {ninf, ninf}; /* in registers, as in qk_cols_keys */

@@ -1,12 +1,18 @@
 /* x86 feature detection: cpuid bits are trusted only when the OS saves the matching register
    state (xgetbv), since a kernel that enables AVX-512 in cpuid but not in XCR0 faults on use. */
 #define _POSIX_C_SOURCE 200809L /* pthread_once */
+#define _DEFAULT_SOURCE         /* syscall */
 #include "cpu.h"
+#include "spattn_config.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <cpuid.h>
 #include <pthread.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static spattn_cpu_info info;
 /* pthread_once rather than C11 call_once: glibc runs call_once through an internal entry that
@@ -19,6 +25,27 @@ static uint64_t read_xcr0(void)
     /* xgetbv by opcode bytes, so the file needs no -mxsave. */
     __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
     return ((uint64_t)hi << 32) | lo;
+}
+
+/* AMX tile data is an XSAVE feature Linux enables per process, on request: until then the
+   first tile instruction faults. The request is process-wide and permanent, and makes signal
+   frames larger (about 8 KiB more), so it is made only by a build with the AMX kernels, on a
+   CPU with AMX-TILE and AMX-BF16 whose XCR0 has the tile state. Returns why AMX cannot be
+   used, or NULL. */
+static const char *request_amx(uint64_t xcr0)
+{
+    if ((xcr0 & (3ull << 17)) != (3ull << 17))
+        return "OS has not enabled AMX tile state (XCR0)";
+#if !defined(SPATTN_HAVE_AVX512AMX)
+    return "not compiled in: the compiler could not build the AMX kernels";
+#elif defined(__linux__) && defined(SYS_arch_prctl)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0)
+        return "Linux refused AMX tile data to this process (arch_prctl ARCH_REQ_XCOMP_PERM)";
+    return NULL;
+#else
+    return "AMX is used only on Linux, which grants tile data per process";
+#endif
 }
 
 static void detect(void)
@@ -51,6 +78,13 @@ static void detect(void)
             info.bits |= SPATTN_CPU_AVX512_FP16;
         if ((d >> 24) & 1)
             info.bits |= SPATTN_CPU_AMX;
+        /* AMX-TILE (bit 24) and AMX-BF16 (bit 22) */
+        if (((d >> 24) & 1) && ((d >> 22) & 1))
+            info.amx_reason = request_amx(xcr0);
+        else
+            info.amx_reason = "CPU lacks AMX-BF16 (tdpbf16ps)";
+        if (info.amx_reason == NULL)
+            info.bits |= SPATTN_CPU_AMX_BF16;
         unsigned a1, b1, c1, d1;
         __cpuid_count(7, 1, a1, b1, c1, d1);
         (void)b1, (void)c1, (void)d1;
@@ -106,6 +140,8 @@ const char *spattn__cpu_lacks(uint32_t bits)
     }
     if ((bits & SPATTN_CPU_AVX512_BF16) && !(c->bits & SPATTN_CPU_AVX512_BF16))
         return "CPU lacks AVX512-BF16 (vdpbf16ps)";
+    if ((bits & SPATTN_CPU_AMX_BF16) && !(c->bits & SPATTN_CPU_AMX_BF16))
+        return c->amx_reason != NULL ? c->amx_reason : "CPU lacks AMX-BF16 (tdpbf16ps)";
     if (bits & SPATTN_CPU_AVX2) {
         if (!c->has_avx2_cpuid)
             return "CPU lacks AVX2";

@@ -146,40 +146,47 @@ SPATTN_ALWAYS_INLINE float col_hsum(col_t a)
     return _mm512_reduce_add_ps(a);
 }
 
-/* Rows 0..rows-1 (ts floats apart) of w <= 16 consecutive columns, transposed and scaled:
-   out[16 d + r] = p[r ts + d] * c for d < w (lanes from `rows` on hold 0 * c; nothing past
-   the rows' w elements is read, nothing past out[16 w] written). In registers: pairs of rows
-   interleaved, then quadruples, then the 128-bit quarters exchanged in two steps. */
-SPATTN_ALWAYS_INLINE void col_transpose_rows(const float *p, ptrdiff_t ts, size_t rows, size_t w,
-                                             col_t c, float *out)
+/* The 16 x 16 matrix of 32-bit lanes in r[0..15] (row i in r[i]) transposed into t[0..15],
+   bits moved unchanged (no arithmetic): pairs of rows interleaved, then quadruples, then the
+   128-bit quarters exchanged in two steps. */
+SPATTN_ALWAYS_INLINE void col_transpose16(const __m512 *r, __m512 *t)
 {
-    const __mmask16 m = (__mmask16)((1u << w) - 1u);
-    __m512 r[16], a[16];
-    for (int i = 0; i < 16; i++)
-        r[i] = (size_t)i < rows ? _mm512_maskz_loadu_ps(m, p + i * ts) : _mm512_setzero_ps();
+    __m512 a[16], b[16];
     for (int i = 0; i < 16; i += 2) { /* per quarter: r_i[0] r_i+1[0] r_i[1] r_i+1[1] | [2] [3] */
         a[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
         a[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
     }
-    for (int i = 0; i < 16; i += 4) { /* r[i + e], quarter k: rows i..i+3 of column 4k + e */
-        r[i] = _mm512_shuffle_ps(a[i], a[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        r[i + 1] = _mm512_shuffle_ps(a[i], a[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        r[i + 2] = _mm512_shuffle_ps(a[i + 1], a[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[i + 3] = _mm512_shuffle_ps(a[i + 1], a[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    for (int i = 0; i < 16; i += 4) { /* b[i + e], quarter k: rows i..i+3 of column 4k + e */
+        b[i] = _mm512_shuffle_ps(a[i], a[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        b[i + 1] = _mm512_shuffle_ps(a[i], a[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        b[i + 2] = _mm512_shuffle_ps(a[i + 1], a[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        b[i + 3] = _mm512_shuffle_ps(a[i + 1], a[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
     }
-    for (int e = 0; e < 4; e++) { /* column 4k + e, quarter g = r[4g + e] quarter k */
-        const __m512 b0 = _mm512_shuffle_f32x4(r[e], r[4 + e], _MM_SHUFFLE(1, 0, 1, 0));
-        const __m512 b1 = _mm512_shuffle_f32x4(r[e], r[4 + e], _MM_SHUFFLE(3, 2, 3, 2));
-        const __m512 b2 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], _MM_SHUFFLE(1, 0, 1, 0));
-        const __m512 b3 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], _MM_SHUFFLE(3, 2, 3, 2));
-        const __m512 t[4] = {_mm512_shuffle_f32x4(b0, b2, _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_f32x4(b0, b2, _MM_SHUFFLE(3, 1, 3, 1)),
-                             _mm512_shuffle_f32x4(b1, b3, _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_f32x4(b1, b3, _MM_SHUFFLE(3, 1, 3, 1))};
-        for (int k = 0; k < 4; k++)
-            if ((size_t)(4 * k + e) < w)
-                _mm512_store_ps(out + 16 * (4 * k + e), _mm512_mul_ps(t[k], c));
+    for (int e = 0; e < 4; e++) { /* column 4k + e, quarter g = b[4g + e] quarter k */
+        const __m512 b0 = _mm512_shuffle_f32x4(b[e], b[4 + e], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512 b1 = _mm512_shuffle_f32x4(b[e], b[4 + e], _MM_SHUFFLE(3, 2, 3, 2));
+        const __m512 b2 = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512 b3 = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], _MM_SHUFFLE(3, 2, 3, 2));
+        t[e] = _mm512_shuffle_f32x4(b0, b2, _MM_SHUFFLE(2, 0, 2, 0));
+        t[4 + e] = _mm512_shuffle_f32x4(b0, b2, _MM_SHUFFLE(3, 1, 3, 1));
+        t[8 + e] = _mm512_shuffle_f32x4(b1, b3, _MM_SHUFFLE(2, 0, 2, 0));
+        t[12 + e] = _mm512_shuffle_f32x4(b1, b3, _MM_SHUFFLE(3, 1, 3, 1));
     }
+}
+
+/* Rows 0..rows-1 (ts floats apart) of w <= 16 consecutive columns, transposed and scaled:
+   out[16 d + r] = p[r ts + d] * c for d < w (lanes from `rows` on hold 0 * c; nothing past
+   the rows' w elements is read, nothing past out[16 w] written). */
+SPATTN_ALWAYS_INLINE void col_transpose_rows(const float *p, ptrdiff_t ts, size_t rows, size_t w,
+                                             col_t c, float *out)
+{
+    const __mmask16 m = (__mmask16)((1u << w) - 1u);
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = (size_t)i < rows ? _mm512_maskz_loadu_ps(m, p + i * ts) : _mm512_setzero_ps();
+    col_transpose16(r, t);
+    for (size_t d = 0; d < w; d++)
+        _mm512_store_ps(out + 16 * d, _mm512_mul_ps(t[d], c));
 }
 
 /* Column masks of a PARTIAL tile: cm[j] bit r = bit j of rows[r], for the 64 keys. */

@@ -18,8 +18,12 @@
 
 /* The template's QK in column form takes dim pairs where K is bf16 (kernels/qk_cols.h). */
 #define VEC_BF16_DOT 1
-/* ... and P.V from key pairs where V is bf16 (kernels/pv_pairs.h). */
+/* ... and P.V from key pairs where V is bf16 (kernels/pv_pairs.h), except under the AMX tier,
+   which takes P.V through tiles (its CPUs, Intel's, run vdpbf16ps at half the float FMA's
+   flop rate: docs/dtypes.md). */
+#ifndef VEC_AMX
 #define VEC_BF16_PV 1
+#endif
 
 /* Two adjacent bf16 values at p, as a pair in every lane. */
 SPATTN_ALWAYS_INLINE col_t col_bcast_pair(const uint16_t *p)

@@ -197,9 +197,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     grads_buf one = {malloc(nq * 4), malloc(nk * 4), malloc(nv * 4), {0}};
     grads_buf two = {malloc(nq * 4), malloc(nk * 4), malloc(nv * 4), {0}};
     float *o2 = malloc(no * 4), *lse2 = malloc(nl * 4);
-    static const spattn_isa isas[] = {SPATTN_ISA_SCALAR,     SPATTN_ISA_AVX2,
-                                      SPATTN_ISA_AVX512,     SPATTN_ISA_NEON,
-                                      SPATTN_ISA_AVX512BF16, SPATTN_ISA_NEON_BF16};
+    static const spattn_isa isas[] = {
+        SPATTN_ISA_SCALAR,     SPATTN_ISA_AVX2,      SPATTN_ISA_AVX512,   SPATTN_ISA_NEON,
+        SPATTN_ISA_AVX512BF16, SPATTN_ISA_NEON_BF16, SPATTN_ISA_AVX512AMX};
     for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {
         const spattn_isa isa = isas[ii];
         if (!spattn_isa_available(isa))

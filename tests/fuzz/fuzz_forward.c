@@ -446,9 +446,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(st == SPATTN_OK, "reference: %s", spattn_status_string(st));
     p.a.o_dtype = ot;
 
-    static const spattn_isa isas[] = {SPATTN_ISA_SCALAR,     SPATTN_ISA_AVX2,
-                                      SPATTN_ISA_AVX512,     SPATTN_ISA_NEON,
-                                      SPATTN_ISA_AVX512BF16, SPATTN_ISA_NEON_BF16};
+    static const spattn_isa isas[] = {
+        SPATTN_ISA_SCALAR,     SPATTN_ISA_AVX2,      SPATTN_ISA_AVX512,   SPATTN_ISA_NEON,
+        SPATTN_ISA_AVX512BF16, SPATTN_ISA_NEON_BF16, SPATTN_ISA_AVX512AMX};
     for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {
         if (!spattn_isa_available(isas[ii]))
             continue;
