@@ -132,27 +132,23 @@ static int pv_amx_tile(float *orow, size_t dv, size_t rows, const char *const *v
         _tile_loadd(1, o + 16, ob);
         _tile_loadd(2, o + 32, ob);
         _tile_loadd(3, o + 48, ob);
-        for (size_t kc = 0; kc < nkc; kc++) {
-            if (kc == 0) {
-                _tile_loadd(4, b[0][c], 64);
-                _tile_dpbf16ps(0, 6, 4);
-                _tile_loadd(5, b[0][c + 1], 64);
-                _tile_dpbf16ps(1, 6, 5);
-                _tile_loadd(4, b[0][c + 2], 64);
-                _tile_dpbf16ps(2, 6, 4);
-                _tile_loadd(5, b[0][c + 3], 64);
-                _tile_dpbf16ps(3, 6, 5);
-            } else {
-                _tile_loadd(4, b[1][c], 64);
-                _tile_dpbf16ps(0, 7, 4);
-                _tile_loadd(5, b[1][c + 1], 64);
-                _tile_dpbf16ps(1, 7, 5);
-                _tile_loadd(4, b[1][c + 2], 64);
-                _tile_dpbf16ps(2, 7, 4);
-                _tile_loadd(5, b[1][c + 3], 64);
-                _tile_dpbf16ps(3, 7, 5);
-            }
-        }
+        /* the four C tiles += A tile `at` times the B blocks of key chunk kc (tile numbers are
+           immediates, so one expansion per A tile) */
+#define PV_AMX_CHUNK(at, kc)                                                                       \
+    do {                                                                                           \
+        _tile_loadd(4, b[kc][c], 64);                                                              \
+        _tile_dpbf16ps(0, at, 4);                                                                  \
+        _tile_loadd(5, b[kc][c + 1], 64);                                                          \
+        _tile_dpbf16ps(1, at, 5);                                                                  \
+        _tile_loadd(4, b[kc][c + 2], 64);                                                          \
+        _tile_dpbf16ps(2, at, 4);                                                                  \
+        _tile_loadd(5, b[kc][c + 3], 64);                                                          \
+        _tile_dpbf16ps(3, at, 5);                                                                  \
+    } while (0)
+        PV_AMX_CHUNK(6, 0);
+        if (nkc > 1)
+            PV_AMX_CHUNK(7, 1);
+#undef PV_AMX_CHUNK
         _tile_stored(0, o, ob);
         _tile_stored(1, o + 16, ob);
         _tile_stored(2, o + 32, ob);
