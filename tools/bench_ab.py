@@ -11,12 +11,13 @@ entry then has one time per round from each build (real time, ms; the fastest of
 repetitions when EXTRA asks for several). The table gives, per entry, each build's fastest and
 median round and NEW / BASE of both: on a shared machine the fastest is the figure least
 touched by neighbours and the median says how often that held. Each run's probed FMA peak of
-the selected ISA is printed too, the same in every round on a quiet machine. --out keeps every
+the entries' ISA is printed too, the same in every round on a quiet machine. --out keeps every
 round's times as JSON.
 """
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -42,9 +43,12 @@ def run_once(exe, flt, min_time, extra):
     return {r["name"]: r["reps_ms"][0] for r in results if "error" not in r}, ctx
 
 
-def peak_of(ctx):
-    """The run's probed FMA peak of the ISA it selects, as the context gives it, or '?'."""
-    return ctx.get("peak_gflops_1t_" + str(ctx.get("isa_auto", "")), "?")
+def peak_of(ctx, names):
+    """The run's probed FMA peak of the ISA the entries name (isa:NAME/ of the first entry that
+    has one; AUTO's choice when none does), as the context gives it, or '?'."""
+    isa = next((m.group(1) for m in map(re.compile(r"/isa:([a-z0-9_]+)/").search, sorted(names))
+                if m), ctx.get("isa_auto", ""))
+    return ctx.get("peak_gflops_1t_" + str(isa), "?")
 
 
 def compare(base, new, flt, rounds, min_time, extra, log=sys.stderr):
@@ -55,7 +59,7 @@ def compare(base, new, flt, rounds, min_time, extra, log=sys.stderr):
         order = [("base", base), ("new", new)] if r % 2 == 0 else [("new", new), ("base", base)]
         for tag, exe in order:
             times, ctx = run_once(exe, flt, min_time, extra)
-            peaks[tag].append(peak_of(ctx))
+            peaks[tag].append(peak_of(ctx, times))
             for name, t in times.items():
                 got[tag].setdefault(name, []).append(t)
         print("bench_ab: round %d of %d done" % (r + 1, rounds), file=log)

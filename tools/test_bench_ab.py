@@ -47,7 +47,8 @@ for name, t in times[tag][run].items():
     if isinstance(t, list):
         benches.append({"name": name + "_mean", "run_name": name, "run_type": "aggregate",
                         "real_time": 1.0, "time_unit": "ns"})
-ctx = {"isa_auto": "avx2", "peak_gflops_1t_avx2": "%d.0" % (40 + run)}
+ctx = {"isa_auto": "avx2", "peak_gflops_1t_avx2": "%d.0" % (40 + run),
+       "peak_gflops_1t_avx512": "%d.0" % (100 + run)}
 json.dump({"context": ctx, "benchmarks": benches}, open(out, "w"))
 '''
 
@@ -108,6 +109,13 @@ class BenchAb(unittest.TestCase):
             self.assertIn("--benchmark_filter=^x/", c)
             self.assertIn("--benchmark_min_time=0.05", c)
             self.assertEqual(c[-1], "--benchmark_repetitions=2")
+
+    def test_peak_of_the_entries_isa(self):
+        # entries that name an ISA get that ISA's probe, not the one AUTO would pick
+        times = {"base": [{"attn/isa:avx512/x": 5}], "new": [{"attn/isa:avx512/x": 4}]}
+        rc, out = self.run_tool(times, ["--rounds", "1"])
+        self.assertEqual(rc, 0)
+        self.assertIn("base 100.0; new 100.0", out)
 
     def test_missing_and_errored_entries(self):
         times = {"base": [{"a": 5, "gone": 1, "bad": "error"}],
