@@ -23,12 +23,8 @@
 static void pack_q_pairs(const spattn_head_job *job, size_t i0, size_t rows, float *qt)
 {
     const size_t np = job->dim_qk / 2;
-    memset(qt, 0, 16 * np * sizeof(float));
-    for (size_t r = 0; r < rows; r++) {
-        const uint16_t *q = (const uint16_t *)job->q + (ptrdiff_t)(i0 + r) * job->q_ts;
-        for (size_t p = 0; p < np; p++)
-            memcpy(qt + p * 16 + r, q + 2 * p, 4);
-    }
+    col_transpose_pairs((const uint16_t *)job->q + (ptrdiff_t)i0 * job->q_ts, job->q_ts, rows, np,
+                        qt);
     col_store(qt + np * 16, col_set1(q_factor(job)));
 }
 

@@ -46,6 +46,26 @@ SPATTN_ALWAYS_INLINE col_t col_dot_pair_bc(col_t qp, const uint16_t *p, col_t ac
     return col_dot_pair(qp, col_bcast_pair(p), acc);
 }
 
+/* Pairs p < np of rows r < rows (ts elements apart), transposed with their bits unchanged:
+   out[16 p + r] = the 32 bits of (q[r ts + 2p], q[r ts + 2p + 1]); lanes from `rows` on hold
+   0. Nothing past the rows' 2 np elements is read. */
+SPATTN_ALWAYS_INLINE void col_transpose_pairs(const uint16_t *q, ptrdiff_t ts, size_t rows,
+                                              size_t np, float *out)
+{
+    for (size_t p0 = 0; p0 < np; p0 += 16) {
+        const size_t w = np - p0 < 16 ? np - p0 : 16;
+        const __mmask16 m = (__mmask16)((1u << w) - 1u);
+        __m512 r[16], t[16];
+        for (int i = 0; i < 16; i++)
+            r[i] = (size_t)i < rows
+                       ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(m, q + i * ts + 2 * p0))
+                       : _mm512_setzero_ps();
+        col_transpose16(r, t);
+        for (size_t d = 0; d < w; d++)
+            _mm512_store_ps(out + 16 * (p0 + d), t[d]);
+    }
+}
+
 /* ---- P V from bf16 pairs of keys (kernels/pv_pairs.h) -------------------------------------
    32 dims of two V rows a and b are zipped into two vectors of pairs (a[e], b[e]) by one
    vpunpck{l,h}wd each, which keeps 128-bit lanes: `lo` holds dims 8k..8k+3 of lane k, `hi`
