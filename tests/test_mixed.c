@@ -100,7 +100,7 @@ static size_t run(mproblem *p, spattn_isa isa, int threads)
     return n;
 }
 
-static void against_reference(const mproblem *p, const char *what)
+static void against_reference_tol(const mproblem *p, const char *what, double tol)
 {
     const spattn_shape *s = &p->a.shape;
     const size_t no = s->heads_q * s->len_q * s->dim_v, nl = s->heads_q * s->len_q;
@@ -112,13 +112,18 @@ static void against_reference(const mproblem *p, const char *what)
     const spattn_mask *ms[1] = {p->mask};
     ck_assert_int_eq(spattn_reference_forward(&ra, ms, 1), SPATTN_OK);
     for (size_t i = 0; i < no; i++)
-        if (!tu_close(p->o[i], ro[i], TU_TOL))
+        if (!tu_close(p->o[i], ro[i], tol))
             ck_abort_msg("%s: o[%zu] = %.9g, reference %.9g", what, i, p->o[i], ro[i]);
     for (size_t i = 0; i < nl; i++)
-        if (!tu_close(p->lse[i], rl[i], TU_TOL))
+        if (!tu_close(p->lse[i], rl[i], tol))
             ck_abort_msg("%s: lse[%zu] = %.9g, reference %.9g", what, i, p->lse[i], rl[i]);
     free(ro);
     free(rl);
+}
+
+static void against_reference(const mproblem *p, const char *what)
+{
+    against_reference_tol(p, what, TU_TOL);
 }
 
 /* Query tiles with dense tiles beside sparse ones: per 64-row block a band of up to 4 dense
@@ -233,6 +238,61 @@ START_TEST(mixed_against_reference)
         ck_assert_uint_gt(mixed_seen, 0);
     else
         ck_assert_uint_eq(mixed_seen, 0);
+}
+END_TEST
+
+/* Mixed query tiles of bf16 Q, K and V (float O) against the reference on the same bf16
+   values, within the contract's bf16 tolerance, and 1 and 2 threads bitwise the same: a
+   query tile's tiles must add to the O rows its gathered keys filled first. */
+START_TEST(mixed_bf16_against_reference)
+{
+    const spattn_isa isa = tu_isa(_i);
+    tu_rng r = {4242 + (uint64_t)isa};
+    size_t mixed_seen = 0;
+    for (int c = 0; c < tu_cases(12); c++) {
+        const size_t lq = tu_range(&r, 130, 400), lk = tu_uniform(&r) < 0.5 ? lq : lq + 37;
+        const size_t *dm = dims[c % 2]; /* 64/64 and 128/128: the AMX P V's dim_v */
+        mproblem p;
+        mproblem_make(&p, &r, pattern_mask(&r, c % 3, lq, lk), tu_range(&r, 1, 2), dm[0], dm[1]);
+        const spattn_shape *s = &p.a.shape;
+        const size_t nq = s->heads_q * lq * dm[0], nk = s->heads_kv * lk * dm[0],
+                     nv = s->heads_kv * lk * dm[1];
+        uint16_t *qb = malloc(nq * 2), *kb = malloc(nk * 2), *vb = malloc(nv * 2);
+        ck_assert(qb && kb && vb);
+        spattn_f32_to_bf16(p.q, qb, nq);
+        spattn_f32_to_bf16(p.k, kb, nk);
+        spattn_f32_to_bf16(p.v, vb, nv);
+        p.a.q = qb;
+        p.a.k = kb;
+        p.a.v = vb;
+        p.a.q_dtype = p.a.kv_dtype = SPATTN_DTYPE_BF16;
+        char what[128];
+        snprintf(what, sizeof what, "%s bf16 case %d (pattern %d, Lq %zu Lk %zu dims %zu/%zu)",
+                 spattn_isa_name(isa), c, c % 3, lq, lk, dm[0], dm[1]);
+        mixed_seen += run(&p, isa, 1);
+        against_reference_tol(&p, what, 1e-2);
+        const size_t no = s->heads_q * lq * dm[1];
+        float *o1 = malloc(no * sizeof(float));
+        ck_assert_ptr_nonnull(o1);
+        memcpy(o1, p.o, no * sizeof(float));
+        memset(p.o, 0, no * sizeof(float));
+        run(&p, isa, 2);
+        if (memcmp(o1, p.o, no * sizeof(float)) != 0)
+            ck_abort_msg("%s: 2 threads differ from 1", what);
+        free(o1);
+        free(qb);
+        free(kb);
+        free(vb);
+        mproblem_free(&p);
+    }
+    const spattn_kernel_table *kt = NULL;
+    for (size_t i = 0; i < tu_n_kernels(); i++) {
+        const spattn_kernel_table *x = tu_kernel_table(i, "mixed");
+        if (x != NULL && x->isa == isa)
+            kt = x;
+    }
+    if (kt != NULL && kt->attn_mixed != NULL && kt->mixed_pairs_per_col > 0)
+        ck_assert_uint_gt(mixed_seen, 0);
 }
 END_TEST
 
@@ -398,6 +458,7 @@ Suite *suite_mixed(void)
     tcase_set_timeout(tc, 600);
     const int n = tu_n_isas();
     tcase_add_loop_test(tc, mixed_against_reference, 0, n);
+    tcase_add_loop_test(tc, mixed_bf16_against_reference, 0, n);
     tcase_add_loop_test(tc, crossover_rule, 0, n);
     tcase_add_loop_test(tc, everything_listed, 0, n);
     tcase_add_loop_test(tc, residue_blocks_capped, 0, n);

@@ -196,6 +196,7 @@ SPATTN_ALWAYS_INLINE void mixed_flush_d(const int kvt, tile_state *ts, const spa
                 ts->ot[e * 16 + r] += ob[e];
     }
     mc->n = 0;
+    ts->pv_fresh = 0;
 }
 
 SPATTN_ALWAYS_INLINE void mixed_flush_t(const int kvt, tile_state *ts, const spattn_head_job *job,

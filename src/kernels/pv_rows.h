@@ -228,12 +228,14 @@ static int pv_rows_asks(int kvt, size_t dv)
 }
 
 /* V of type kvt (the job's kv_dtype), vp[] pointers to the tile's V rows; ps: P's stride
-   (pv_rows_rxv; 4 or 8 only where pv_pairs does not apply); pf: the next tile's keys to ask
-   for (from pf->split), or NULL. */
+   (pv_rows_rxv; 4 or 8 only where pv_pairs does not apply); fresh: O is still all zeros
+   (nothing added to it yet; a hint, which only the AMX P V takes); pf: the next tile's keys
+   to ask for (from pf->split), or NULL. */
 static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const char *const *vp,
                          const uint32_t *cm, size_t nk, const float *st, size_t ps, const float *al,
-                         int masked, const tile_prefetch *pf)
+                         int masked, int fresh, const tile_prefetch *pf)
 {
+    (void)fresh;
 #ifdef VEC_BF16_PV
     if (pv_pairs(kvt, dv)) {
         (void)pf; /* pv_rows_asks: none */
@@ -242,7 +244,7 @@ static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const cha
     }
 #endif
 #ifdef VEC_AMX
-    if (pv_amx_takes(kvt, dv, ps) && pv_amx_tile(orow, dv, rows, vp, nk, st, al, masked, pf))
+    if (pv_amx_takes(kvt, dv, ps) && pv_amx_tile(orow, dv, rows, vp, nk, st, al, masked, fresh, pf))
         return;
 #endif
 #if PV_RB == 2

@@ -33,6 +33,9 @@ typedef struct tile_state {
        compact, key j's 4 (or 8) rows at st + 4 j (8 j), so that one exp2 serves 4 (2) keys
        instead of one key on 4 (8) of its 16 lanes; 0 for columns (tile_compact). */
     int compact;
+    /* No P V has added to O yet (its rows still the zeros of tile_begin): the AMX P V starts
+       its C tiles at zero instead of loading and rescaling O. */
+    int pv_fresh;
     col_t mrun, lrun;
     /* ALiBi (job->slopes): -slope * log2(e) per row, the rows' offsets from the tile's first
        query position, and that position. */
@@ -89,6 +92,7 @@ static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_
     ts->qk = ts->rows <= QR_MAX ? QK_ROW_DOTS : QK_COLUMNS;
     ts->compact = tile_compact(ts, job);
     ts->pv_pf = NULL;
+    ts->pv_fresh = 1;
     if (ts->qk == QK_ROW_DOTS)
         pack_q_rows(job, ts->i0, ts->rows, ts->qtp);
     else
@@ -234,7 +238,9 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
     if (ts->o == O_ROWS) {
         col_store(ts->ml + 32, alpha);
         pv_rows_tile(job->kv_dtype, ts->ot, job->dim_v, ts->rows, vp, cm, nk, st,
-                     ts->compact ? (size_t)ts->compact : 16, ts->ml + 32, masked, ts->pv_pf);
+                     ts->compact ? (size_t)ts->compact : 16, ts->ml + 32, masked, ts->pv_fresh,
+                     ts->pv_pf);
+        ts->pv_fresh = 0;
         return;
     }
 #if !PV_ROWS

@@ -85,9 +85,12 @@ static inline void pv_amx_forget(void)
    past pf->split, asked for at the start, or NULL. `masked` (a PARTIAL tile): a row's P is
    exactly 0 for the keys it excludes, so the products are the masked ones when every V
    element read is finite; returns 0, having written nothing, when one is not (the caller
-   then runs the masked float kernel), else 1. */
+   then runs the masked float kernel), else 1. `fresh`: O is all zeros, so the C tiles start
+   at zero, neither rescaled nor loaded (a tile load waits for the vector stores before it,
+   and a query tile of a sparse mask often has one key tile). */
 static int pv_amx_tile(float *orow, size_t dv, size_t rows, const char *const *vp, size_t nk,
-                       const float *st, const float *al, int masked, const tile_prefetch *pf)
+                       const float *st, const float *al, int masked, int fresh,
+                       const tile_prefetch *pf)
 {
     float a[2][256] __attribute__((aligned(64)));
     uint16_t(*b)[PV_AMX_MAX_DV / 16][16 * 32] = pv_amx_staged.b;
@@ -113,7 +116,7 @@ static int pv_amx_tile(float *orow, size_t dv, size_t rows, const char *const *v
         prefetch_keys(pf, pf->split, pf->n - pf->split);
     for (size_t kc = 0; kc < nkc; kc++)
         pv_amx_a(st, nk, kc, a[kc]);
-    for (size_t r = 0; r < rows; r++) {
+    for (size_t r = 0; r < rows && !fresh; r++) {
         if (al[r] == 1.0f)
             continue;
         const vec_t f = vec_set1(al[r]);
@@ -128,10 +131,17 @@ static int pv_amx_tile(float *orow, size_t dv, size_t rows, const char *const *v
     const long ob = (long)(dv * sizeof(float));
     for (size_t c = 0; c < dv / 16; c += 4) {
         float *o = orow + 16 * c;
-        _tile_loadd(0, o, ob);
-        _tile_loadd(1, o + 16, ob);
-        _tile_loadd(2, o + 32, ob);
-        _tile_loadd(3, o + 48, ob);
+        if (fresh) {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+        } else {
+            _tile_loadd(0, o, ob);
+            _tile_loadd(1, o + 16, ob);
+            _tile_loadd(2, o + 32, ob);
+            _tile_loadd(3, o + 48, ob);
+        }
         /* the four C tiles += A tile `at` times the B blocks of key chunk kc (tile numbers are
            immediates, so one expansion per A tile) */
 #define PV_AMX_CHUNK(at, kc)                                                                       \
