@@ -10,7 +10,7 @@ from ._errors import Error
 from ._lib import has as _has
 from ._lib import has_dtypes
 from ._lib import version as _version
-from ._options import cpu_features, isa_selected, isas
+from ._options import cpu_features, isa_selected, isa_status, isas
 from .attention import attention, reference_attention
 from .mask import Mask
 from .merge import merge
@@ -32,6 +32,7 @@ __all__ = [
     "has_backward",
     "has_dtypes",
     "isa_selected",
+    "isa_status",
     "isas",
     "merge",
     "probs",

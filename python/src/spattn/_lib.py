@@ -94,8 +94,10 @@ _REQUIRED = {
     "spattn_layout_bhtd": (Layout, [c_size_t, c_size_t, c_size_t]),
 }
 
-# Symbols of the 0.2 element types and backward; absent from libraries built without them.
+# Symbols of the 0.2 element types and backward, and later additions; absent from libraries
+# built without them (or before them).
 _OPTIONAL = {
+    "spattn_isa_auto_skip_reason": (c_char_p, [c_enum]),
     "spattn_f32_to_bf16": (None, [c_void_p, c_void_p, c_size_t]),
     "spattn_bf16_to_f32": (None, [c_void_p, c_void_p, c_size_t]),
     "spattn_f32_to_f16": (None, [c_void_p, c_void_p, c_size_t]),

@@ -2,7 +2,7 @@
 
 import ctypes
 
-from ._lib import lib
+from ._lib import has, lib
 from ._structs import Options
 
 
@@ -42,6 +42,29 @@ def isas():
     arr = (ctypes.c_int * n)()
     lib.spattn_isas_compiled(ctypes.cast(arr, ctypes.c_void_p), n)
     return [ISA_NAMES[v] for v in arr if lib.spattn_isa_available(v)]
+
+
+def _text(p):
+    return None if p is None else p.decode()
+
+
+def isa_status():
+    """Every ISA this build has kernels for, best first, as dicts: "name"; "available" (this
+    CPU and OS run it); "unavailable" (why not, or None); "auto_skips" (why "auto" passes over
+    it although it runs here, or None; always None with a library that predates the reason)."""
+    n = lib.spattn_isas_compiled(None, 0)
+    arr = (ctypes.c_int * n)()
+    lib.spattn_isas_compiled(ctypes.cast(arr, ctypes.c_void_p), n)
+    skip = has("spattn_isa_auto_skip_reason")
+    return [
+        {
+            "name": ISA_NAMES[v],
+            "available": bool(lib.spattn_isa_available(v)),
+            "unavailable": _text(lib.spattn_isa_unavailable_reason(v)),
+            "auto_skips": _text(lib.spattn_isa_auto_skip_reason(v)) if skip else None,
+        }
+        for v in arr
+    ]
 
 
 def isa_selected():
