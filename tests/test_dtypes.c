@@ -546,10 +546,9 @@ static void check_case(int tri, uint64_t seed, int pairs)
         a = dargs(&c, c.q, c.k, c.v, o32, l32, SPATTN_DTYPE_F32, SPATTN_DTYPE_F32,
                   SPATTN_DTYPE_F32);
         ck_assert_int_eq(run_plan(&c, &a, isas[x], 1), SPATTN_OK);
-        /* The BF16 tiers take bf16 Q.K as pair dot products (unscaled Q, other sums): within
-           tolerance, but not the F32 computation's bits. */
-        const int dots =
-            tu_isa_bf16_dots(isas[x]) && qt == SPATTN_DTYPE_BF16 && kvt == SPATTN_DTYPE_BF16;
+        /* The BF16 tiers take bf16 Q.K as pair dot products (unscaled Q, other sums), AMX f16
+           as hi and lo tile products: within tolerance, but not the F32 computation's bits. */
+        const int dots = tu_isa_half_dots(isas[x], qt, kvt, s->dim_qk);
         ck_assert_msg(dots || memcmp(l1, l32, nl * sizeof(float)) == 0,
                       "%s: lse differs from F32's", what);
         for (size_t b = 0; b < s->batch; b++)
@@ -733,6 +732,109 @@ static void report(void)
     }
 }
 
+/* f16 Q, K and V with every mantissa bit used, against the reference, on the ISAs that take
+   them as bf16 hi and lo tile products (tu_isa_half_dots): the split keeps 16 or more bits of
+   every operand, so the error stays far inside the contract's f16 tolerance (2e-3): within
+   1e-4 here, where dropping any one of the three products (an error of 2^-9 of an operand)
+   would not be. A sharp scale makes one key carry most of a row, so that such an error is
+   not averaged away. Rows that meet an Inf in Q or in an allowed K row: the reference's
+   Inf or NaN. 1 and 2 threads bitwise equal. */
+START_TEST(f16_split_products)
+{
+    static const size_t dims[][2] = {{32, 64}, {64, 64}, {128, 128}, {64, 40}, {96, 128}};
+    spattn_isa isas[TU_MAX_ISAS];
+    const int n_isas = tu_isas(isas);
+    tu_rng r = {0xf16f16};
+    for (int c = 0; c < tu_cases(10); c++) {
+        const size_t dq = dims[c % 5][0], dv = dims[c % 5][1];
+        const size_t lq = tu_range(&r, 17, 70), lk = tu_range(&r, 60, 200), hq = 2 + c % 3;
+        const spattn_shape s = {1, hq, 1, lq, lk, dq, dv};
+        const size_t nq = hq * lq * dq, nk = lk * dq, nv = lk * dv, no = hq * lq * dv;
+        float *q = malloc(nq * 4), *k = malloc(nk * 4), *v = malloc(nv * 4);
+        uint16_t *qh = malloc(nq * 2), *kh = malloc(nk * 2), *vh = malloc(nv * 2);
+        float *ref = malloc(no * 4), *o1 = malloc(no * 4), *o2 = malloc(no * 4);
+        float *rl = malloc(hq * lq * 4), *l1 = malloc(hq * lq * 4), *l2 = malloc(hq * lq * 4);
+        ck_assert(q && k && v && qh && kh && vh && ref && o1 && o2 && rl && l1 && l2);
+        for (size_t i = 0; i < nq; i++)
+            q[i] = (float)(2 * tu_uniform(&r) - 1);
+        for (size_t i = 0; i < nk; i++)
+            k[i] = (float)(2 * tu_uniform(&r) - 1);
+        for (size_t i = 0; i < nv; i++)
+            v[i] = (float)(2 * tu_uniform(&r) - 1);
+        if (c % 3 == 2) {
+            /* Rare paths: +Inf in one Q row, whose dim d is negative in every key (its scores
+               all -Inf: a row the reference gives zeros, which a lo part multiplied by the Inf
+               would turn NaN), and -Inf in one K row at another dim. */
+            const size_t qi = tu_range(&r, 0, nq - 1), d = qi % dq;
+            q[qi] = INFINITY;
+            for (size_t j = 0; j < lk; j++)
+                k[j * dq + d] = -fabsf(k[j * dq + d]) - 0.01f;
+            k[tu_range(&r, 0, lk - 1) * dq + (d + 1) % dq] = -INFINITY;
+        }
+        spattn_f32_to_f16(q, qh, nq);
+        spattn_f32_to_f16(k, kh, nk);
+        spattn_f32_to_f16(v, vh, nv);
+        spattn_mask *m = NULL;
+        if (c % 2 == 0)
+            ck_assert_int_eq(spattn_mask_causal(lq, lk, &m), SPATTN_OK);
+        else
+            ck_assert_int_eq(spattn_mask_window(lq, lk, lk, lk, &m), SPATTN_OK);
+        const spattn_mask *ml[1] = {m};
+        spattn_args a;
+        memset(&a, 0, sizeof a);
+        a.shape = s;
+        a.q = qh;
+        a.k = kh;
+        a.v = vh;
+        a.q_dtype = a.kv_dtype = SPATTN_DTYPE_F16;
+        a.q_layout = spattn_layout_bhtd(hq, lq, dq);
+        a.k_layout = spattn_layout_bhtd(1, lk, dq);
+        a.v_layout = spattn_layout_bhtd(1, lk, dv);
+        a.o_layout = spattn_layout_bhtd(hq, lq, dv);
+        a.scale = c % 2 ? 4.0f : 0.0f;
+        a.o = ref;
+        a.lse = rl;
+        ck_assert_int_eq(spattn_reference_forward(&a, ml, 1), SPATTN_OK);
+        for (int x = 0; x < n_isas; x++) {
+            if (!tu_isa_half_dots(isas[x], SPATTN_DTYPE_F16, SPATTN_DTYPE_F16, dq))
+                continue;
+            const spattn_options o = {isas[x], 1}, o_2 = {isas[x], 2};
+            a.o = o1;
+            a.lse = l1;
+            ck_assert_int_eq(spattn_forward(&a, ml, 1, &o), SPATTN_OK);
+            a.o = o2;
+            a.lse = l2;
+            ck_assert_int_eq(spattn_forward(&a, ml, 1, &o_2), SPATTN_OK);
+            ck_assert_msg(memcmp(o1, o2, no * 4) == 0 && memcmp(l1, l2, hq * lq * 4) == 0,
+                          "%s case %d: 1 and 2 threads differ", spattn_isa_name(isas[x]), c);
+            for (size_t i = 0; i < no; i++)
+                if (!tu_close(o1[i], ref[i], 1e-4))
+                    ck_abort_msg("%s case %d (dims %zu/%zu, len %zu x %zu, scale %g): o[%zu] = "
+                                 "%.9g, reference %.9g",
+                                 spattn_isa_name(isas[x]), c, dq, dv, lq, lk, (double)a.scale, i,
+                                 (double)o1[i], (double)ref[i]);
+            for (size_t i = 0; i < hq * lq; i++)
+                if (!tu_close(l1[i], rl[i], 1e-4))
+                    ck_abort_msg("%s case %d: lse[%zu] = %.9g, reference %.9g",
+                                 spattn_isa_name(isas[x]), c, i, (double)l1[i], (double)rl[i]);
+        }
+        spattn_mask_free(m);
+        free(q);
+        free(k);
+        free(v);
+        free(qh);
+        free(kh);
+        free(vh);
+        free(ref);
+        free(o1);
+        free(o2);
+        free(rl);
+        free(l1);
+        free(l2);
+    }
+}
+END_TEST
+
 START_TEST(print_report)
 {
     report();
@@ -755,6 +857,7 @@ Suite *suite_dtypes(void)
     tcase_add_loop_test(tc, kv16_staged_shapes_every_isa, 0, 4);
     tcase_add_loop_test(tc, strided_rows_every_isa, 0, 4);
     tcase_add_loop_test(tc, probs_any_type, 0, 9);
+    tcase_add_test(tc, f16_split_products);
     tcase_add_test(tc, print_report);
     suite_add_tcase(s, tc);
     return s;

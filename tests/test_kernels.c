@@ -618,14 +618,14 @@ static void check_typed(const spattn_kernel_table *kt, const kdata *d, size_t c)
     float *scratch = scratch_new(kt->scratch_floats(k->dim_qk, k->dim_v, k->len_q, kr.longest));
     spattn_head_job job = typed_job(d, q, kk, v, o, lse);
     spattn_head_job j32 = make_job(d, &o32, &l32);
-    /* AVX512-BF16 takes bf16 Q.K and P.V as pair dot products, NEON BF16 Q.K: the contract's
-       bf16 tolerance (api.md, element types) on top of the output's rounding, instead of the
-       F32 bits. */
+    /* AVX512-BF16 takes bf16 Q.K and P.V as pair dot products, NEON BF16 Q.K, AMX bf16 and
+       f16 as tile products: the contract's tolerance for the input types (api.md, element
+       types) on top of the output's rounding, instead of the F32 bits. */
     double tol = 0;
-    if (tu_isa_bf16_dots(kt->isa) && k->qt == SPATTN_DTYPE_BF16 && k->kvt == SPATTN_DTYPE_BF16)
-        tol = 1e-2 + (k->ot == SPATTN_DTYPE_BF16  ? 0x1p-8
-                      : k->ot == SPATTN_DTYPE_F16 ? 0x1p-11
-                                                  : 0.0);
+    if (tu_isa_half_dots(kt->isa, k->qt, k->kvt, k->dim_qk))
+        tol = (k->qt == SPATTN_DTYPE_BF16 ? 1e-2 : 2e-3) + (k->ot == SPATTN_DTYPE_BF16  ? 0x1p-8
+                                                            : k->ot == SPATTN_DTYPE_F16 ? 0x1p-11
+                                                                                        : 0.0);
     for (int call = 0; call < 3; call++) {
         const size_t nqt = call == 2 ? 1 : m->nqt;
         for (size_t qt = 0; qt < nqt; qt++) {

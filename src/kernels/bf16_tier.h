@@ -15,9 +15,22 @@
 #error "bf16_tier.h: include the tier's vector header and define BF16_BASE_TABLE first"
 #endif
 
-/* The template's code runs here only on jobs whose K and V are bf16 (takes_pairs), so its
-   loops are compiled for that type alone, not also for float32 and f16. Any other type here
-   would be a fault of this file's table, and stops. */
+/* The template's code runs here only on jobs whose K and V are bf16, or f16 on the AMX tier
+   (takes_tier), so its loops are compiled for those types alone, not also for float32. Any
+   other type here would be a fault of this file's table, and stops. */
+#ifdef VEC_AMX
+#define KV_DISPATCH(kvt_rt, call)                                                                  \
+    do {                                                                                           \
+        if ((kvt_rt) == SPATTN_DTYPE_BF16) {                                                       \
+            enum { KVT = KV_BF16 };                                                                \
+            call;                                                                                  \
+        } else if ((kvt_rt) == SPATTN_DTYPE_F16) {                                                 \
+            enum { KVT = KV_F16 };                                                                 \
+            call;                                                                                  \
+        } else                                                                                     \
+            __builtin_trap();                                                                      \
+    } while (0)
+#else
 #define KV_DISPATCH(kvt_rt, call)                                                                  \
     do {                                                                                           \
         if ((kvt_rt) != SPATTN_DTYPE_BF16)                                                         \
@@ -25,6 +38,7 @@
         enum { KVT = KV_BF16 };                                                                    \
         call;                                                                                      \
     } while (0)
+#endif
 
 /* The rest of the template is never referenced here (the table takes the base tier's entries
    instead), so it is parsed but not compiled. */
@@ -47,16 +61,23 @@ SPATTN_ALWAYS_INLINE void vec_tier_end(void) {}
 #define TIER_FORGET() ((void)0)
 #endif
 
-/* A pair never reaches past its row when dim_qk is even. */
-static int takes_pairs(const spattn_head_job *job)
+/* Jobs the tier's walk takes: bf16 Q and K/V (a pair never reaches past its row when dim_qk
+   is even); on the AMX tier also f16 Q and K/V where dim_qk is a multiple of 32 (the tile
+   products of x86/amx_f16.h). */
+static int takes_tier(const spattn_head_job *job)
 {
-    return job->q_dtype == SPATTN_DTYPE_BF16 && job->kv_dtype == SPATTN_DTYPE_BF16 &&
-           job->dim_qk % 2 == 0;
+    if (job->q_dtype == SPATTN_DTYPE_BF16 && job->kv_dtype == SPATTN_DTYPE_BF16)
+        return job->dim_qk % 2 == 0;
+#ifdef VEC_AMX
+    if (job->q_dtype == SPATTN_DTYPE_F16 && job->kv_dtype == SPATTN_DTYPE_F16)
+        return job->dim_qk % 32 == 0;
+#endif
+    return 0;
 }
 
 static void bf16_tiles(const spattn_head_job *job, const spattn_mask *m, size_t qt, float *scratch)
 {
-    if (takes_pairs(job)) {
+    if (takes_tier(job)) {
         vec_tier_begin();
         TIER_FORGET();
         tpl_tiles(job, m, qt, scratch);
@@ -67,7 +88,7 @@ static void bf16_tiles(const spattn_head_job *job, const spattn_mask *m, size_t 
 
 static void bf16_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t qt, float *scratch)
 {
-    if (takes_pairs(job)) {
+    if (takes_tier(job)) {
         vec_tier_begin();
         TIER_FORGET();
         tpl_tiles2(job, m, qt, scratch);

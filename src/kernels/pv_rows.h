@@ -244,7 +244,8 @@ static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const cha
     }
 #endif
 #ifdef VEC_AMX
-    if (pv_amx_takes(kvt, dv, ps) && pv_amx_tile(orow, dv, rows, vp, nk, st, al, masked, fresh, pf))
+    if (pv_amx_takes(kvt, dv, ps) &&
+        pv_amx_tile(kvt, orow, dv, rows, vp, nk, st, al, masked, fresh, pf))
         return;
 #endif
 #if PV_RB == 2

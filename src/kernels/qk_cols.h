@@ -30,6 +30,12 @@ static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, floa
         return;
     }
 #endif
+#ifdef VEC_AMX
+    if (job->kv_dtype == SPATTN_DTYPE_F16) { /* the AMX tier takes f16 jobs with f16 Q only */
+        pack_q_f16_split(job, i0, rows, qt, tmp);
+        return;
+    }
+#endif
     const col_t vc = col_set1(q_factor(job));
     const size_t dq = job->dim_qk;
     if (job->q_dtype == SPATTN_DTYPE_F32) {
@@ -276,6 +282,12 @@ static col_t qk_cols(int kvt, const float *qt, size_t dq, const void *kb, ptrdif
         return mt;
     }
 #endif
+#ifdef VEC_AMX
+    if (kvt == KV_F16) {
+        qk_amx_f16_nq(1, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf, al, &mt);
+        return mt;
+    }
+#endif
     if (COL_HALVES && lo)
         KV_DISPATCH(kvt, qk_cols_nq(KVT, 1, QK_NB, 1, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf,
                                     al, &mt));
@@ -295,6 +307,12 @@ static void qk_cols_pair(int kvt, const float *const *qt, size_t dq, const void 
 #ifdef VEC_BF16_DOT
     if (kvt == KV_BF16) {
         qk_pairs_nq(2, QK_NB2, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, pf, al, mt);
+        return;
+    }
+#endif
+#ifdef VEC_AMX
+    if (kvt == KV_F16) {
+        qk_amx_f16_nq(2, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, pf, al, mt);
         return;
     }
 #endif

@@ -14,6 +14,7 @@
 #include "kernels/kv_load.h"
 #include "kernels/kv_prefetch.h"
 #ifdef VEC_AMX
+#include "x86/amx_f16.h"
 #include "x86/amx_qk.h"
 #endif
 

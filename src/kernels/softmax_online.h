@@ -11,12 +11,13 @@
 #include "kernels/pv_cols.h"
 #include "kernels/pv_rows.h"
 
-/* Floats of scratch one tile_state takes: Q (16 * dim_qk) | O (16 * dim_v rounded up to 16) |
-   scores (16 per key, 64 + QK_NB keys) | m, l, alpha; each part a multiple of 16, so each
-   stays 64-byte aligned. */
+/* Floats of scratch one tile_state takes: Q (16 * dim_qk + 32, which the AMX tier's split
+   f16 pairs fill) | O (16 * dim_v rounded up to 16) | scores (16 per key, 64 + QK_NB keys) |
+   m, l, alpha; each part a multiple of 16, so each stays 64-byte aligned. */
+#define QT_FLOATS(dq) (16 * (dq) + 32)
 static size_t tile_state_floats(size_t dq, size_t dv)
 {
-    return 16 * (dq + round16(dv) + SPATTN_TK + QK_NB + 3);
+    return QT_FLOATS(dq) + 16 * (round16(dv) + SPATTN_TK + QK_NB + 3);
 }
 
 /* One query tile's state on the tile path: Q (packed for its QK form), unnormalised O, scores
@@ -86,7 +87,7 @@ static void tile_begin(tile_state *ts, const spattn_head_job *job, const spattn_
     ts->o = PV_ROWS || ts->rows <= PV_ROWS_BELOW ? O_ROWS : O_COLUMNS;
     ts->low_half = COL_HALVES && ts->rows <= SPATTN_TQ / 2;
     ts->qtp = scratch;
-    ts->ot = ts->qtp + 16 * dq;
+    ts->ot = ts->qtp + QT_FLOATS(dq);
     ts->st = ts->ot + 16 * round16(dv);
     ts->ml = ts->st + 16 * (SPATTN_TK + QK_NB);
     ts->qk = ts->rows <= QR_MAX ? QK_ROW_DOTS : QK_COLUMNS;

@@ -14,6 +14,7 @@
 #include "kernels/common.h"
 #include "kernels/kv_load.h"
 #include "kernels/kv_prefetch.h"
+#include "x86/amx_f16.h"
 
 /* Widest dim_v the tile kernel stages on the stack (2 * dim_v / 16 blocks of 1 KiB); dim_v a
    multiple of 64: four C tiles of 16 dims at a time. */
@@ -21,7 +22,7 @@
 
 static inline int pv_amx_takes(int kvt, size_t dv, size_t ps)
 {
-    return kvt == KV_BF16 && ps == 16 && dv % 64 == 0 && dv <= PV_AMX_MAX_DV;
+    return (kvt == KV_BF16 || kvt == KV_F16) && ps == 16 && dv % 64 == 0 && dv <= PV_AMX_MAX_DV;
 }
 
 /* A for keys 32 kc .. 32 kc + 32: row r = P[r][k] as bf16, k in order, keys past nk zero. */
@@ -73,6 +74,7 @@ static _Thread_local struct {
     const char *v0;
     size_t nk, dv;
     uint16_t b[2][PV_AMX_MAX_DV / 16][16 * 32] __attribute__((aligned(64)));
+    uint16_t bl[2][PV_AMX_MAX_DV / 16][16 * 32] __attribute__((aligned(64))); /* f16 V's lo */
 } pv_amx_staged;
 
 static inline void pv_amx_forget(void)
@@ -80,42 +82,66 @@ static inline void pv_amx_forget(void)
     pv_amx_staged.v0 = NULL;
 }
 
-/* pv_rows_tile for tiles of bf16 V (pv_amx_takes): O[r] = O[r] * al[r] + P[r] V over the
-   tile's nk <= 64 keys, vp[] their V rows; O rows dv floats apart. pf: the next tile's keys
-   past pf->split, asked for at the start, or NULL. `masked` (a PARTIAL tile): a row's P is
-   exactly 0 for the keys it excludes, so the products are the masked ones when every V
-   element read is finite; returns 0, having written nothing, when one is not (the caller
-   then runs the masked float kernel), else 1. `fresh`: O is all zeros, so the C tiles start
-   at zero, neither rescaled nor loaded (a tile load waits for the vector stores before it,
-   and a query tile of a sparse mask often has one key tile). */
-static int pv_amx_tile(float *orow, size_t dv, size_t rows, const char *const *vp, size_t nk,
-                       const float *st, const float *al, int masked, int fresh,
-                       const tile_prefetch *pf)
+/* The B operands of a tile: rebuilt unless the staged ones are this FULL tile's. A PARTIAL
+   tile's keys need not be consecutive rows: never taken from or kept for reuse. Returns 0
+   when an element read is not finite where that matters (a PARTIAL tile's, or any of f16 V,
+   whose lo part cannot hold it), else 1. */
+static int pv_amx_stage_b(int kvt, const char *const *vp, size_t nk, size_t dv, int masked)
 {
-    float a[2][256] __attribute__((aligned(64)));
     uint16_t(*b)[PV_AMX_MAX_DV / 16][16 * 32] = pv_amx_staged.b;
+    uint16_t(*bl)[PV_AMX_MAX_DV / 16][16 * 32] = pv_amx_staged.bl;
     const size_t nkc = (nk + 31) / 32;
-    /* A PARTIAL tile's keys need not be consecutive rows: never taken from or kept for reuse */
-    if (masked) {
-        pv_amx_staged.v0 = NULL;
-        int bad = 0;
-        for (size_t kc = 0; kc < nkc; kc++)
-            for (size_t h = 0; h < dv / 32; h++)
+    if (!masked && pv_amx_staged.v0 == vp[0] && pv_amx_staged.nk == nk && pv_amx_staged.dv == dv)
+        return 1;
+    pv_amx_staged.v0 = NULL;
+    int bad = 0;
+    for (size_t kc = 0; kc < nkc; kc++)
+        for (size_t h = 0; h < dv / 32; h++) {
+            if (kvt == KV_F16)
+                bad |= pv_amx_b_f16(vp, nk, kc, h, b[kc][2 * h], b[kc][2 * h + 1], bl[kc][2 * h],
+                                    bl[kc][2 * h + 1]);
+            else if (masked)
                 bad |= pv_amx_b(1, vp, nk, kc, h, b[kc][2 * h], b[kc][2 * h + 1]);
-        if (bad)
-            return 0;
-    } else if (!(pv_amx_staged.v0 == vp[0] && pv_amx_staged.nk == nk && pv_amx_staged.dv == dv)) {
-        for (size_t kc = 0; kc < nkc; kc++)
-            for (size_t h = 0; h < dv / 32; h++)
+            else
                 pv_amx_b(0, vp, nk, kc, h, b[kc][2 * h], b[kc][2 * h + 1]);
+        }
+    if (bad)
+        return 0;
+    if (!masked) {
         pv_amx_staged.v0 = vp[0];
         pv_amx_staged.nk = nk;
         pv_amx_staged.dv = dv;
     }
+    return 1;
+}
+
+/* pv_rows_tile for tiles of bf16 or f16 V (pv_amx_takes): O[r] = O[r] * al[r] + P[r] V over
+   the tile's nk <= 64 keys, vp[] their V rows; O rows dv floats apart. pf: the next tile's
+   keys past pf->split, asked for at the start, or NULL. `masked` (a PARTIAL tile): a row's P
+   is exactly 0 for the keys it excludes, so the products are the masked ones when every V
+   element read is finite; returns 0, having written nothing, when one is not (the caller
+   then runs the masked float kernel; for f16 V, on any tile), else 1. `fresh`: O is all
+   zeros, so the C tiles start at zero, neither rescaled nor loaded (a tile load waits for the
+   vector stores before it, and a query tile of a sparse mask often has one key tile). */
+static int pv_amx_tile(int kvt, float *orow, size_t dv, size_t rows, const char *const *vp,
+                       size_t nk, const float *st, const float *al, int masked, int fresh,
+                       const tile_prefetch *pf)
+{
+    float a[2][256] __attribute__((aligned(64))), alo[2][256] __attribute__((aligned(64)));
+    uint16_t(*b)[PV_AMX_MAX_DV / 16][16 * 32] = pv_amx_staged.b;
+    uint16_t(*bl)[PV_AMX_MAX_DV / 16][16 * 32] = pv_amx_staged.bl;
+    const size_t nkc = (nk + 31) / 32;
+    const int f16 = kvt == KV_F16;
+    if (!pv_amx_stage_b(kvt, vp, nk, dv, masked))
+        return 0;
     if (pf != NULL)
         prefetch_keys(pf, pf->split, pf->n - pf->split);
-    for (size_t kc = 0; kc < nkc; kc++)
-        pv_amx_a(st, nk, kc, a[kc]);
+    for (size_t kc = 0; kc < nkc; kc++) {
+        if (f16)
+            pv_amx_a_split(st, nk, kc, a[kc], alo[kc]);
+        else
+            pv_amx_a(st, nk, kc, a[kc]);
+    }
     for (size_t r = 0; r < rows && !fresh; r++) {
         if (al[r] == 1.0f)
             continue;
@@ -124,10 +150,13 @@ static int pv_amx_tile(float *orow, size_t dv, size_t rows, const char *const *v
             vec_storeu(orow + r * dv + e, vec_mul(vec_loadu(orow + r * dv + e), f));
     }
     /* Four C tiles (16 dims each) in flight, so that the products of one do not wait for
-       the other's: tiles 0-3 C, 4-5 B (alternating), 6-7 A. */
-    _tile_loadd(6, a[0], 64);
-    if (nkc > 1)
-        _tile_loadd(7, a[1], 64);
+       the other's: tiles 0-3 C, 4-5 B (alternating), 6-7 A (bf16: key chunks 0 and 1; f16:
+       a chunk's hi and lo P). */
+    if (!f16) {
+        AMX_LOADD(6, a[0], 64);
+        if (nkc > 1)
+            AMX_LOADD(7, a[1], 64);
+    }
     const long ob = (long)(dv * sizeof(float));
     for (size_t c = 0; c < dv / 16; c += 4) {
         float *o = orow + 16 * c;
@@ -137,28 +166,49 @@ static int pv_amx_tile(float *orow, size_t dv, size_t rows, const char *const *v
             _tile_zero(2);
             _tile_zero(3);
         } else {
-            _tile_loadd(0, o, ob);
-            _tile_loadd(1, o + 16, ob);
-            _tile_loadd(2, o + 32, ob);
-            _tile_loadd(3, o + 48, ob);
+            AMX_LOADD(0, o, ob);
+            AMX_LOADD(1, o + 16, ob);
+            AMX_LOADD(2, o + 32, ob);
+            AMX_LOADD(3, o + 48, ob);
         }
         /* the four C tiles += A tile `at` times the B blocks of key chunk kc (tile numbers are
            immediates, so one expansion per A tile) */
 #define PV_AMX_CHUNK(at, kc)                                                                       \
     do {                                                                                           \
-        _tile_loadd(4, b[kc][c], 64);                                                              \
+        AMX_LOADD(4, b[kc][c], 64);                                                                \
         _tile_dpbf16ps(0, at, 4);                                                                  \
-        _tile_loadd(5, b[kc][c + 1], 64);                                                          \
+        AMX_LOADD(5, b[kc][c + 1], 64);                                                            \
         _tile_dpbf16ps(1, at, 5);                                                                  \
-        _tile_loadd(4, b[kc][c + 2], 64);                                                          \
+        AMX_LOADD(4, b[kc][c + 2], 64);                                                            \
         _tile_dpbf16ps(2, at, 4);                                                                  \
-        _tile_loadd(5, b[kc][c + 3], 64);                                                          \
+        AMX_LOADD(5, b[kc][c + 3], 64);                                                            \
         _tile_dpbf16ps(3, at, 5);                                                                  \
     } while (0)
-        PV_AMX_CHUNK(6, 0);
-        if (nkc > 1)
-            PV_AMX_CHUNK(7, 1);
+        /* f16: C tile ct += ph vh + pl vh + ph vl for dims block c + ct of key chunk kc */
+#define PV_AMX_SPLIT(ct, kc)                                                                       \
+    do {                                                                                           \
+        AMX_LOADD(4, b[kc][c + ct], 64);                                                           \
+        _tile_dpbf16ps(ct, 6, 4);                                                                  \
+        _tile_dpbf16ps(ct, 7, 4);                                                                  \
+        AMX_LOADD(5, bl[kc][c + ct], 64);                                                          \
+        _tile_dpbf16ps(ct, 6, 5);                                                                  \
+    } while (0)
+        if (f16) {
+            for (size_t kc = 0; kc < nkc; kc++) {
+                AMX_LOADD(6, a[kc], 64);
+                AMX_LOADD(7, alo[kc], 64);
+                PV_AMX_SPLIT(0, kc);
+                PV_AMX_SPLIT(1, kc);
+                PV_AMX_SPLIT(2, kc);
+                PV_AMX_SPLIT(3, kc);
+            }
+        } else {
+            PV_AMX_CHUNK(6, 0);
+            if (nkc > 1)
+                PV_AMX_CHUNK(7, 1);
+        }
 #undef PV_AMX_CHUNK
+#undef PV_AMX_SPLIT
         _tile_stored(0, o, ob);
         _tile_stored(1, o + 16, ob);
         _tile_stored(2, o + 32, ob);

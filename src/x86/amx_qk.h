@@ -61,12 +61,12 @@ SPATTN_ALWAYS_INLINE void amx_group(const int nq, const float *const *qt, size_t
     if (nq == 2)
         _tile_zero(1);
     for (size_t d = 0; d < dq; d += 32) {
-        _tile_loadd(2, amx_k_rows(kb, k_ts, j0, idx, g, nk, run, d, stage, &ka), ka);
+        AMX_LOADD(2, amx_k_rows(kb, k_ts, j0, idx, g, nk, run, d, stage, &ka), ka);
         /* B: pairs d / 2 .. d / 2 + 16 of the packed Q, 16 floats (16 rows' pairs) each */
-        _tile_loadd(3, qt[0] + (d / 2) * 16, 64);
+        AMX_LOADD(3, qt[0] + (d / 2) * 16, 64);
         _tile_dpbf16ps(0, 2, 3);
         if (nq == 2) {
-            _tile_loadd(4, qt[1] + (d / 2) * 16, 64);
+            AMX_LOADD(4, qt[1] + (d / 2) * 16, 64);
             _tile_dpbf16ps(1, 2, 4);
         }
     }
@@ -83,8 +83,8 @@ SPATTN_ALWAYS_INLINE void amx_group64(const int nq, const void *kb, ptrdiff_t k_
     uint16_t stage[2][16 * 32] __attribute__((aligned(64)));
     const int run = amx_run_of_16(idx, g, nk);
     long ka;
-    _tile_loadd(2, amx_k_rows(kb, k_ts, j0, idx, g, nk, run, 0, stage[0], &ka), ka);
-    _tile_loadd(7, amx_k_rows(kb, k_ts, j0, idx, g, nk, run, 32, stage[1], &ka), ka);
+    AMX_LOADD(2, amx_k_rows(kb, k_ts, j0, idx, g, nk, run, 0, stage[0], &ka), ka);
+    AMX_LOADD(7, amx_k_rows(kb, k_ts, j0, idx, g, nk, run, 32, stage[1], &ka), ka);
     _tile_zero(0);
     _tile_dpbf16ps(0, 2, 3);
     if (nq == 2) {
@@ -99,30 +99,12 @@ SPATTN_ALWAYS_INLINE void amx_group64(const int nq, const void *kb, ptrdiff_t k_
         _tile_stored(1, st[1] + 16 * g, 64);
 }
 
-/* qk_pairs_nq through tiles (same arguments and results up to the sums' order): dq a
-   multiple of 32. */
-SPATTN_ALWAYS_INLINE void qk_amx_nq(const int nq, const float *const *qt, size_t dq, const void *kb,
-                                    ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk,
-                                    const uint32_t *cm, float *const *st, const tile_prefetch *pf,
-                                    const qk_alibi *al, col_t *mt)
+/* After the products: scores times c, the ALiBi term, masks, and each tile's max (mt[t]). */
+SPATTN_ALWAYS_INLINE void amx_scores_finish(const int nq, col_t c, const uint32_t *idx, size_t nk,
+                                            const uint32_t *cm, float *const *st,
+                                            const qk_alibi *al, col_t *mt)
 {
-    if (dq == 64) {
-        _tile_loadd(3, qt[0], 64);
-        _tile_loadd(4, qt[0] + 256, 64);
-        if (nq == 2) {
-            _tile_loadd(5, qt[1], 64);
-            _tile_loadd(6, qt[1] + 256, 64);
-        }
-    }
-    for (size_t g = 0; g < nk; g += 16) {
-        if (pf != NULL)
-            prefetch_keys(pf, g, 16);
-        if (dq == 64)
-            amx_group64(nq, kb, k_ts, j0, idx, g, nk, st);
-        else
-            amx_group(nq, qt, dq, kb, k_ts, j0, idx, g, nk, st);
-    }
-    const col_t ninf = col_set1(K_NINF), c = col_load(qt[0] + (dq / 2) * 16);
+    const col_t ninf = col_set1(K_NINF);
     for (int t = 0; t < nq; t++) {
         col_t mx = ninf;
         for (size_t j = 0; j < nk; j++) {
@@ -136,6 +118,32 @@ SPATTN_ALWAYS_INLINE void qk_amx_nq(const int nq, const float *const *qt, size_t
         }
         mt[t] = mx;
     }
+}
+
+/* qk_pairs_nq through tiles (same arguments and results up to the sums' order): dq a
+   multiple of 32. */
+SPATTN_ALWAYS_INLINE void qk_amx_nq(const int nq, const float *const *qt, size_t dq, const void *kb,
+                                    ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk,
+                                    const uint32_t *cm, float *const *st, const tile_prefetch *pf,
+                                    const qk_alibi *al, col_t *mt)
+{
+    if (dq == 64) {
+        AMX_LOADD(3, qt[0], 64);
+        AMX_LOADD(4, qt[0] + 256, 64);
+        if (nq == 2) {
+            AMX_LOADD(5, qt[1], 64);
+            AMX_LOADD(6, qt[1] + 256, 64);
+        }
+    }
+    for (size_t g = 0; g < nk; g += 16) {
+        if (pf != NULL)
+            prefetch_keys(pf, g, 16);
+        if (dq == 64)
+            amx_group64(nq, kb, k_ts, j0, idx, g, nk, st);
+        else
+            amx_group(nq, qt, dq, kb, k_ts, j0, idx, g, nk, st);
+    }
+    amx_scores_finish(nq, col_load(qt[0] + (dq / 2) * 16), idx, nk, cm, st, al, mt);
 }
 
 #endif

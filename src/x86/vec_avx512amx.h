@@ -28,6 +28,16 @@
 
 #include "x86/vec_avx512bf16.h"
 
+/* A tile load of memory the vector code has just written. gcc's _tile_loadd and
+   _tile_loadconfig are asm statements that name no memory they read (or 8 bytes of the
+   configuration), so without a barrier the compiler may move those stores past the load, or
+   drop them as dead (seen: operands built for a second query tile changed the first's). */
+#define AMX_LOADD(t, p, stride)                                                                    \
+    do {                                                                                           \
+        __asm__ volatile("" ::: "memory");                                                         \
+        _tile_loadd(t, p, stride);                                                                 \
+    } while (0)
+
 /* Palette 1; all eight tiles 16 rows of 64 bytes. The kernels use tiles 0-4: two C tiles (S^T
    of two query tiles), one A (16 K rows), two B (the two query tiles' pairs); the probe all. */
 #define AMX_TILES 8
@@ -46,6 +56,7 @@ SPATTN_ALWAYS_INLINE void vec_tier_begin(void)
         c.bytes_per_row[t] = 64;
         c.rows[t] = 16;
     }
+    __asm__ volatile("" ::: "memory"); /* see AMX_LOADD */
     _tile_loadconfig(&c);
 }
 
@@ -65,10 +76,10 @@ static float amx_dot_probe(size_t iters, double *flops)
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    _tile_loadd(4, ones, 64);
-    _tile_loadd(5, ones, 64);
-    _tile_loadd(6, ones, 64);
-    _tile_loadd(7, ones, 64);
+    AMX_LOADD(4, ones, 64);
+    AMX_LOADD(5, ones, 64);
+    AMX_LOADD(6, ones, 64);
+    AMX_LOADD(7, ones, 64);
     for (size_t it = 0; it < iters; it++) {
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
