@@ -121,13 +121,13 @@ static void add(const bench_case *proto)
     if (!c)
         return;
     *c = *proto;
-    /* The AVX512-BF16 and AMX tiers run every job but bf16 Q and K (and on AMX f16 Q and K)
-       on the AVX-512 kernels: of their entries only those types' and their peaks (of
-       vdpbf16ps, of tdpbf16ps) measure anything of their own, and their plans are AVX-512's
+    /* The AVX512-BF16 and AMX tiers run every job but bf16 Q and K (and on AMX f16 K with
+       f16 or float32 Q) on the AVX-512 kernels: of their entries only those types' and their peaks
+       (of vdpbf16ps, of tdpbf16ps) measure anything of their own, and their plans are AVX-512's
        (the same crossover and scratch), under the names they had. */
     const int avx512_tier = c->isa == SPATTN_ISA_AVX512BF16 || c->isa == SPATTN_ISA_AVX512AMX;
-    const int own_dtype =
-        c->dtype == BD_BF16 || (c->isa == SPATTN_ISA_AVX512AMX && c->dtype == BD_F16);
+    const int own_dtype = c->dtype == BD_BF16 || (c->isa == SPATTN_ISA_AVX512AMX &&
+                                                  (c->dtype == BD_F16 || c->dtype == BD_F32_F16KV));
     if (c->kind == BK_PLAN && avx512_tier)
         c->isa = SPATTN_ISA_AVX512;
     if (avx512_tier && !own_dtype &&

@@ -732,12 +732,12 @@ static void report(void)
     }
 }
 
-/* f16 Q, K and V with every mantissa bit used, against the reference, on the ISAs that take
-   them as bf16 hi and lo tile products (tu_isa_half_dots): the split keeps 16 or more bits of
-   every operand, so the error stays far inside the contract's f16 tolerance (2e-3): within
-   1e-4 here, where dropping any one of the three products (an error of 2^-9 of an operand)
-   would not be. A sharp scale makes one key carry most of a row, so that such an error is
-   not averaged away. Rows that meet an Inf in Q or in an allowed K row: the reference's
+/* f16 Q (every fourth case float32 Q), K and V with every mantissa bit used, against the
+   reference, on the ISAs that take them as bf16 hi and lo tile products (tu_isa_half_dots): the
+   split keeps 16 or more bits of every operand, so the error stays far inside the contract's f16
+   tolerance (2e-3): within 1e-4 here, where dropping any one of the three products (an error of
+   2^-9 of an operand) would not be. A sharp scale makes one key carry most of a row, so that such
+   an error is not averaged away. Rows that meet an Inf in Q or in an allowed K row: the reference's
    Inf or NaN. 1 and 2 threads bitwise equal. */
 START_TEST(f16_split_products)
 {
@@ -783,10 +783,12 @@ START_TEST(f16_split_products)
         spattn_args a;
         memset(&a, 0, sizeof a);
         a.shape = s;
-        a.q = qh;
+        const spattn_dtype qdt = c % 4 == 3 ? SPATTN_DTYPE_F32 : SPATTN_DTYPE_F16;
+        a.q = qdt == SPATTN_DTYPE_F32 ? (const void *)q : (const void *)qh;
         a.k = kh;
         a.v = vh;
-        a.q_dtype = a.kv_dtype = SPATTN_DTYPE_F16;
+        a.q_dtype = qdt;
+        a.kv_dtype = SPATTN_DTYPE_F16;
         a.q_layout = spattn_layout_bhtd(hq, lq, dq);
         a.k_layout = spattn_layout_bhtd(1, lk, dq);
         a.v_layout = spattn_layout_bhtd(1, lk, dv);
@@ -796,7 +798,7 @@ START_TEST(f16_split_products)
         a.lse = rl;
         ck_assert_int_eq(spattn_reference_forward(&a, ml, 1), SPATTN_OK);
         for (int x = 0; x < n_isas; x++) {
-            if (!tu_isa_half_dots(isas[x], SPATTN_DTYPE_F16, SPATTN_DTYPE_F16, dq))
+            if (!tu_isa_half_dots(isas[x], qdt, SPATTN_DTYPE_F16, dq))
                 continue;
             const spattn_options o = {isas[x], 1}, o_2 = {isas[x], 2};
             a.o = o1;

@@ -43,7 +43,7 @@ int tu_isa_half_dots(spattn_isa isa, spattn_dtype q, spattn_dtype kv, size_t dim
 {
     if (q == SPATTN_DTYPE_BF16 && kv == SPATTN_DTYPE_BF16)
         return tu_isa_bf16_dots(isa);
-    return isa == SPATTN_ISA_AVX512AMX && q == SPATTN_DTYPE_F16 && kv == SPATTN_DTYPE_F16 &&
+    return isa == SPATTN_ISA_AVX512AMX && q != SPATTN_DTYPE_BF16 && kv == SPATTN_DTYPE_F16 &&
            dim_qk % 32 == 0;
 }
 

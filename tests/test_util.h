@@ -30,8 +30,8 @@ int tu_isa_end(void);
 int tu_isa_bf16_dots(spattn_isa isa);
 /* Whether `isa` computes a job of these types with 16-bit tile or pair products, so that its
    results are within the contract's tolerance of the float computation but not its bits:
-   bf16 Q and K/V on the tiers of tu_isa_bf16_dots; f16 Q and K/V on avx512amx where dim_qk is
-   a multiple of 32 (hi and lo bf16 parts). */
+   bf16 Q and K/V on the tiers of tu_isa_bf16_dots; f16 K/V with f16 or float32 Q on avx512amx
+   where dim_qk is a multiple of 32 (hi and lo bf16 parts). */
 int tu_isa_half_dots(spattn_isa isa, spattn_dtype q, spattn_dtype kv, size_t dim_qk);
 
 /* The ISAs to test: every one this host can run, or only the one SPATTN_ISA forces. */

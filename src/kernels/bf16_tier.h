@@ -62,14 +62,14 @@ SPATTN_ALWAYS_INLINE void vec_tier_end(void) {}
 #endif
 
 /* Jobs the tier's walk takes: bf16 Q and K/V (a pair never reaches past its row when dim_qk
-   is even); on the AMX tier also f16 Q and K/V where dim_qk is a multiple of 32 (the tile
-   products of x86/amx_f16.h). */
+   is even); on the AMX tier also f16 K/V with f16 or float32 Q where dim_qk is a multiple of
+   32 (the tile products of x86/amx_f16.h). */
 static int takes_tier(const spattn_head_job *job)
 {
     if (job->q_dtype == SPATTN_DTYPE_BF16 && job->kv_dtype == SPATTN_DTYPE_BF16)
         return job->dim_qk % 2 == 0;
 #ifdef VEC_AMX
-    if (job->q_dtype == SPATTN_DTYPE_F16 && job->kv_dtype == SPATTN_DTYPE_F16)
+    if (job->kv_dtype == SPATTN_DTYPE_F16 && job->q_dtype != SPATTN_DTYPE_BF16)
         return job->dim_qk % 32 == 0;
 #endif
     return 0;

@@ -31,7 +31,7 @@ static void pack_q_cols(const spattn_head_job *job, size_t i0, size_t rows, floa
     }
 #endif
 #ifdef VEC_AMX
-    if (job->kv_dtype == SPATTN_DTYPE_F16) { /* the AMX tier takes f16 jobs with f16 Q only */
+    if (job->kv_dtype == SPATTN_DTYPE_F16) { /* with f16 or float32 Q (bf16_tier.h) */
         pack_q_f16_split(job, i0, rows, qt, tmp);
         return;
     }

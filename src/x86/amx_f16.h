@@ -18,15 +18,14 @@
 #include "kernels/kv_prefetch.h"
 #include "x86/amx_qk.h"
 
-/* 32 f16 values at p as bf16 parts: hi (in order), lo (0 where x is not finite). Returns the
-   lanes whose x is not finite. */
-SPATTN_ALWAYS_INLINE __mmask32 f16_split32(const uint16_t *p, __m512i *hi, __m512i *lo)
+/* 32 floats (x0's 16, then x1's) as bf16 parts: hi = x rounded to bf16 (in order), lo = the
+   rest rounded to bf16 (exact for f16 values; within 2^-17 |x| for others), or 0 where hi is
+   not finite. Returns those lanes: x not finite, or (float32 x only) beyond bf16's largest
+   finite value, which rounds to Inf as it would when bf16 inputs are made. */
+SPATTN_ALWAYS_INLINE __mmask32 bf16_split32(__m512 x0, __m512 x1, __m512i *hi, __m512i *lo)
 {
-    const __m512i raw = _mm512_loadu_si512(p), ex = _mm512_set1_epi16(0x7c00);
-    const __mmask32 bad = _mm512_cmpeq_epi16_mask(_mm512_and_si512(raw, ex), ex);
-    const __m512 x0 = _mm512_cvtph_ps(_mm512_castsi512_si256(raw));
-    const __m512 x1 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(raw, 1));
-    const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(x1, x0); /* x0's 16 below x1's */
+    const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(x1, x0), ex = _mm512_set1_epi16(0x7f80);
+    const __mmask32 bad = _mm512_cmpeq_epi16_mask(_mm512_and_si512(h, ex), ex);
     const __m512 h0 = _mm512_castsi512_ps(
         _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16));
     const __m512 h1 = _mm512_castsi512_ps(
@@ -35,6 +34,14 @@ SPATTN_ALWAYS_INLINE __mmask32 f16_split32(const uint16_t *p, __m512i *hi, __m51
     *hi = h;
     *lo = _mm512_maskz_mov_epi16(~bad, l);
     return bad;
+}
+
+/* 32 f16 values at p, widened and split. */
+SPATTN_ALWAYS_INLINE __mmask32 f16_split32(const uint16_t *p, __m512i *hi, __m512i *lo)
+{
+    const __m512i raw = _mm512_loadu_si512(p);
+    return bf16_split32(_mm512_cvtph_ps(_mm512_castsi512_si256(raw)),
+                        _mm512_cvtph_ps(_mm512_extracti64x4_epi64(raw, 1)), hi, lo);
 }
 
 /* bf16 values at p (n 64-byte rows) with the non-finite ones zeroed, into out. */
@@ -50,12 +57,10 @@ SPATTN_ALWAYS_INLINE void bf16_finite_rows(const void *p, size_t n, void *out)
 
 /* ---- Q ------------------------------------------------------------------------------------ */
 
-/* Floats the split Q of a query tile takes: hi pairs (dim_qk / 2 columns of 16 pairs), lo
-   pairs, the score factor column, a flag column (nonzero: some row holds a non-finite value).
-   The tile state's Q space (QT_FLOATS) holds it. */
-#define AMX_F16_Q_FLOATS(dq) (16 * (dq) + 32)
-
-/* Q rows i0 .. i0 + rows in split pairs (lanes from `rows` on 0); tmp: 16 * 64 floats. */
+/* Q rows i0 .. i0 + rows (f16, or float32 with f16 K/V) in split pairs: hi pairs (dim_qk / 2
+   columns of 16 pairs; lanes from `rows` on 0), lo pairs, the score factor column, a flag
+   column (nonzero: some row holds a non-finite hi), 16 * dim_qk + 32 floats (the tile
+   state's QT_FLOATS). tmp: 16 * 64 floats. */
 static void pack_q_f16_split(const spattn_head_job *job, size_t i0, size_t rows, float *qt,
                              float *tmp)
 {
@@ -65,10 +70,15 @@ static void pack_q_f16_split(const spattn_head_job *job, size_t i0, size_t rows,
     for (size_t d0 = 0; d0 < dq; d0 += 64) {
         const size_t w = dq - d0 < 64 ? dq - d0 : 64; /* a multiple of 32 */
         for (size_t r = 0; r < rows; r++) {
-            const uint16_t *q = (const uint16_t *)job->q + (ptrdiff_t)(i0 + r) * job->q_ts + d0;
+            const ptrdiff_t at = (ptrdiff_t)(i0 + r) * job->q_ts + (ptrdiff_t)d0;
             for (size_t e = 0; e < w; e += 32) {
                 __m512i h, l;
-                bad |= f16_split32(q + e, &h, &l);
+                if (job->q_dtype == SPATTN_DTYPE_F32) {
+                    const float *q = (const float *)job->q + at + e;
+                    bad |= bf16_split32(_mm512_loadu_ps(q), _mm512_loadu_ps(q + 16), &h, &l);
+                } else {
+                    bad |= f16_split32((const uint16_t *)job->q + at + e, &h, &l);
+                }
                 _mm512_store_si512(th + 64 * r + e, h);
                 _mm512_store_si512(tl + 64 * r + e, l);
             }
