@@ -1,9 +1,10 @@
 /*
- * A bf16 pair tier's kernels (avx512bf16, neonbf16): the template's tile walk with Q.K as
- * bf16 pair dot products (kernels/qk_pairs.h; P.V too where the vocabulary defines
- * VEC_BF16_PV) for jobs whose Q and K are both bf16. Every other job, and every other entry of
- * the table, is the base tier's own function, so its results are bitwise the base tier's and
- * the tier's file compiles only the tile walk and its peak probe.
+ * A bf16 pair tier's kernels (avx512bf16, neonbf16, avx512amx): the template's tile walk with
+ * Q.K as bf16 pair dot products (kernels/qk_pairs.h; P.V too where the vocabulary defines
+ * VEC_BF16_PV; tile products on AMX) for jobs whose Q and K are both bf16, and on AMX for f16
+ * K/V with f16 or float32 Q (x86/amx_f16.h). Every other job, and every other entry of the
+ * table, is the base tier's own function, so its results are bitwise the base tier's and the
+ * tier's file compiles only the tile walk and its peak probe.
  *
  * The tier's file includes its vector header, defines BF16_BASE_TABLE (the base tier's
  * kernel table), includes this file, then defines its table with SPATTN_TEMPLATE_TABLE.

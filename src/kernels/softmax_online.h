@@ -246,6 +246,7 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
     }
 #if !PV_ROWS
     pv_cols_tile(job->kv_dtype, ts->ot, job->dim_v, vp, cm, nk, st, alpha, masked);
+    ts->pv_fresh = 0;
 #endif
 }
 
