@@ -126,6 +126,18 @@ static void against_reference(const mproblem *p, const char *what)
     against_reference_tol(p, what, TU_TOL);
 }
 
+/* Whether `isa`'s kernel table has the mixed kernel and its plan lists tiles for it. */
+static int isa_runs_mixed(spattn_isa isa)
+{
+    const spattn_kernel_table *kt = NULL;
+    for (size_t i = 0; i < tu_n_kernels(); i++) {
+        const spattn_kernel_table *x = tu_kernel_table(i, "mixed");
+        if (x != NULL && x->isa == isa)
+            kt = x;
+    }
+    return kt != NULL && kt->attn_mixed != NULL && kt->mixed_pairs_per_col > 0;
+}
+
 /* Query tiles with dense tiles beside sparse ones: per 64-row block a band of up to 4 dense
    key tiles ending on the diagonal (every key, but for one row of the block that allows
    nothing at all), and the two key tiles below the band sparse: `per_col` allowed rows in
@@ -228,13 +240,7 @@ START_TEST(mixed_against_reference)
         mproblem_free(&p);
     }
     /* The ISAs with the mixed kernel must have run it (else this test tests nothing new). */
-    const spattn_kernel_table *kt = NULL;
-    for (size_t i = 0; i < tu_n_kernels(); i++) {
-        const spattn_kernel_table *x = tu_kernel_table(i, "mixed");
-        if (x != NULL && x->isa == isa)
-            kt = x;
-    }
-    if (kt != NULL && kt->attn_mixed != NULL && kt->mixed_pairs_per_col > 0)
+    if (isa_runs_mixed(isa))
         ck_assert_uint_gt(mixed_seen, 0);
     else
         ck_assert_uint_eq(mixed_seen, 0);
@@ -285,13 +291,7 @@ START_TEST(mixed_bf16_against_reference)
         free(vb);
         mproblem_free(&p);
     }
-    const spattn_kernel_table *kt = NULL;
-    for (size_t i = 0; i < tu_n_kernels(); i++) {
-        const spattn_kernel_table *x = tu_kernel_table(i, "mixed");
-        if (x != NULL && x->isa == isa)
-            kt = x;
-    }
-    if (kt != NULL && kt->attn_mixed != NULL && kt->mixed_pairs_per_col > 0)
+    if (isa_runs_mixed(isa))
         ck_assert_uint_gt(mixed_seen, 0);
 }
 END_TEST
