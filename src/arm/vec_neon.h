@@ -17,6 +17,7 @@
 #include <sleef.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define SPATTN_ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -210,11 +211,44 @@ SPATTN_ALWAYS_INLINE float col_hsum(col_t x)
     return vaddvq_f32(vaddq_f32(vaddq_f32(x.a, x.b), vaddq_f32(x.c, x.d)));
 }
 
+/* Words 0..we-1 (we <= 4) of rows row0..row0+3 of a matrix of 32-bit words whose rows start
+   row_bytes apart at base, transposed: lane i of col[k] = word k of row row0 + i. Rows from
+   `rows` on give 0 and are not read, nor are words from we on (a partial block is loaded
+   through a zeroed copy). trn1/trn2 on 32-bit, then on 64-bit lanes. Moves bits only, so the
+   float and the bf16-pair column transposes share it. */
+SPATTN_ALWAYS_INLINE void words_transpose4x4(const void *base, ptrdiff_t row_bytes, size_t row0,
+                                             size_t rows, size_t we, uint32x4_t col[4])
+{
+    uint32x4_t r[4];
+    for (size_t i = 0; i < 4; i++) {
+        if (row0 + i >= rows) {
+            r[i] = vdupq_n_u32(0);
+            continue;
+        }
+        const uint8_t *src = (const uint8_t *)base + (ptrdiff_t)(row0 + i) * row_bytes;
+        if (we == 4) {
+            r[i] = vreinterpretq_u32_u8(vld1q_u8(src));
+        } else {
+            uint32_t buf[4] = {0, 0, 0, 0};
+            memcpy(buf, src, 4 * we);
+            r[i] = vld1q_u32(buf);
+        }
+    }
+    const uint32x4_t t01 = vtrn1q_u32(r[0], r[1]), u01 = vtrn2q_u32(r[0], r[1]);
+    const uint32x4_t t23 = vtrn1q_u32(r[2], r[3]), u23 = vtrn2q_u32(r[2], r[3]);
+    col[0] =
+        vreinterpretq_u32_u64(vtrn1q_u64(vreinterpretq_u64_u32(t01), vreinterpretq_u64_u32(t23)));
+    col[1] =
+        vreinterpretq_u32_u64(vtrn1q_u64(vreinterpretq_u64_u32(u01), vreinterpretq_u64_u32(u23)));
+    col[2] =
+        vreinterpretq_u32_u64(vtrn2q_u64(vreinterpretq_u64_u32(t01), vreinterpretq_u64_u32(t23)));
+    col[3] =
+        vreinterpretq_u32_u64(vtrn2q_u64(vreinterpretq_u64_u32(u01), vreinterpretq_u64_u32(u23)));
+}
+
 /* Rows 0..rows-1 (ts floats apart) of w <= 16 consecutive columns, transposed and scaled:
    out[16 d + r] = p[r ts + d] * c for d < w (lanes from `rows` on hold 0 * c; nothing past
-   the rows' w elements is read, nothing past out[16 w] written). 4x4 blocks, each through
-   trn1/trn2 on 32-bit then on 64-bit lanes; a row's last partial block is loaded through a
-   zeroed copy. */
+   the rows' w elements is read, nothing past out[16 w] written), in 4x4 blocks. */
 SPATTN_ALWAYS_INLINE void col_transpose_rows(const float *p, ptrdiff_t ts, size_t rows, size_t w,
                                              col_t c, float *out)
 {
@@ -222,34 +256,11 @@ SPATTN_ALWAYS_INLINE void col_transpose_rows(const float *p, ptrdiff_t ts, size_
     for (size_t e = 0; e < w; e += 4) {
         const size_t we = w - e < 4 ? w - e : 4;
         for (size_t g = 0; g < 4; g++) {
-            float32x4_t r[4];
-            for (size_t i = 0; i < 4; i++) {
-                const size_t row = 4 * g + i;
-                const float *src = p + (ptrdiff_t)row * ts + e;
-                if (row >= rows) {
-                    r[i] = vdupq_n_f32(0.0f);
-                } else if (we == 4) {
-                    r[i] = vld1q_f32(src);
-                } else {
-                    float buf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-                    for (size_t k = 0; k < we; k++)
-                        buf[k] = src[k];
-                    r[i] = vld1q_f32(buf);
-                }
-            }
-            const float32x4_t t01 = vtrn1q_f32(r[0], r[1]), u01 = vtrn2q_f32(r[0], r[1]);
-            const float32x4_t t23 = vtrn1q_f32(r[2], r[3]), u23 = vtrn2q_f32(r[2], r[3]);
-            const float32x4_t col[4] = {
-                vreinterpretq_f32_f64(
-                    vtrn1q_f64(vreinterpretq_f64_f32(t01), vreinterpretq_f64_f32(t23))),
-                vreinterpretq_f32_f64(
-                    vtrn1q_f64(vreinterpretq_f64_f32(u01), vreinterpretq_f64_f32(u23))),
-                vreinterpretq_f32_f64(
-                    vtrn2q_f64(vreinterpretq_f64_f32(t01), vreinterpretq_f64_f32(t23))),
-                vreinterpretq_f32_f64(
-                    vtrn2q_f64(vreinterpretq_f64_f32(u01), vreinterpretq_f64_f32(u23)))};
+            uint32x4_t col[4];
+            words_transpose4x4(p + e, ts * (ptrdiff_t)sizeof(float), 4 * g, rows, we, col);
             for (size_t k = 0; k < we; k++)
-                vst1q_f32(out + 16 * (e + k) + 4 * g, vmulq_f32(col[k], cq[g]));
+                vst1q_f32(out + 16 * (e + k) + 4 * g,
+                          vmulq_f32(vreinterpretq_f32_u32(col[k]), cq[g]));
         }
     }
 }

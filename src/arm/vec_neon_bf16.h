@@ -58,37 +58,17 @@ SPATTN_ALWAYS_INLINE col_t col_dot_pair_bc(col_t qp, const uint16_t *p, col_t ac
 
 /* Pairs p < np of rows r < rows (ts elements apart), transposed with their bits unchanged:
    out[16 p + r] = the 32 bits of (q[r ts + 2p], q[r ts + 2p + 1]); lanes from `rows` on hold
-   0. Nothing past the rows' 2 np elements is read. 4x4 blocks of pairs through trn1/trn2, as
-   col_transpose_rows does with floats. */
+   0. Nothing past the rows' 2 np elements is read. 4x4 blocks of pairs (words_transpose4x4). */
 SPATTN_ALWAYS_INLINE void col_transpose_pairs(const uint16_t *q, ptrdiff_t ts, size_t rows,
                                               size_t np, float *out)
 {
     for (size_t e = 0; e < np; e += 4) {
         const size_t we = np - e < 4 ? np - e : 4;
         for (size_t g = 0; g < 4; g++) {
-            uint32x4_t r[4];
-            for (size_t i = 0; i < 4; i++) {
-                const size_t row = 4 * g + i;
-                const uint16_t *src = q + (ptrdiff_t)row * ts + 2 * e;
-                if (row >= rows) {
-                    r[i] = vdupq_n_u32(0);
-                } else if (we == 4) {
-                    r[i] = vreinterpretq_u32_u16(vld1q_u16(src));
-                } else {
-                    uint32_t buf[4] = {0, 0, 0, 0};
-                    memcpy(buf, src, 4 * we);
-                    r[i] = vld1q_u32(buf);
-                }
-            }
-            const uint32x4_t t01 = vtrn1q_u32(r[0], r[1]), u01 = vtrn2q_u32(r[0], r[1]);
-            const uint32x4_t t23 = vtrn1q_u32(r[2], r[3]), u23 = vtrn2q_u32(r[2], r[3]);
-            const uint64x2_t col[4] = {
-                vtrn1q_u64(vreinterpretq_u64_u32(t01), vreinterpretq_u64_u32(t23)),
-                vtrn1q_u64(vreinterpretq_u64_u32(u01), vreinterpretq_u64_u32(u23)),
-                vtrn2q_u64(vreinterpretq_u64_u32(t01), vreinterpretq_u64_u32(t23)),
-                vtrn2q_u64(vreinterpretq_u64_u32(u01), vreinterpretq_u64_u32(u23))};
+            uint32x4_t col[4];
+            words_transpose4x4(q + 2 * e, ts * (ptrdiff_t)sizeof(uint16_t), 4 * g, rows, we, col);
             for (size_t k = 0; k < we; k++)
-                vst1q_f32(out + 16 * (e + k) + 4 * g, vreinterpretq_f32_u64(col[k]));
+                vst1q_f32(out + 16 * (e + k) + 4 * g, vreinterpretq_f32_u32(col[k]));
         }
     }
 }
