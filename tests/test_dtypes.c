@@ -739,6 +739,31 @@ static void report(void)
    2^-9 of an operand) would not be. A sharp scale makes one key carry most of a row, so that such
    an error is not averaged away. Rows that meet an Inf in Q or in an allowed K row: the reference's
    Inf or NaN. 1 and 2 threads bitwise equal. */
+/* n values uniform in [-1, 1). */
+static void fill_pm1(tu_rng *r, float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(2 * tu_uniform(r) - 1);
+}
+
+/* Arguments of one batch, heads_q query heads on one f16 K/V head, dense bhtd layouts; o,
+   lse, scale and the rest zero. */
+static void f16kv_args(spattn_args *a, spattn_shape s, const void *q, spattn_dtype qdt,
+                       const uint16_t *kh, const uint16_t *vh)
+{
+    memset(a, 0, sizeof *a);
+    a->shape = s;
+    a->q = q;
+    a->k = kh;
+    a->v = vh;
+    a->q_dtype = qdt;
+    a->kv_dtype = SPATTN_DTYPE_F16;
+    a->q_layout = spattn_layout_bhtd(s.heads_q, s.len_q, s.dim_qk);
+    a->k_layout = spattn_layout_bhtd(1, s.len_k, s.dim_qk);
+    a->v_layout = spattn_layout_bhtd(1, s.len_k, s.dim_v);
+    a->o_layout = spattn_layout_bhtd(s.heads_q, s.len_q, s.dim_v);
+}
+
 START_TEST(f16_split_products)
 {
     static const size_t dims[][2] = {{32, 64}, {64, 64}, {128, 128}, {64, 40}, {96, 128}};
@@ -755,12 +780,9 @@ START_TEST(f16_split_products)
         float *ref = malloc(no * 4), *o1 = malloc(no * 4), *o2 = malloc(no * 4);
         float *rl = malloc(hq * lq * 4), *l1 = malloc(hq * lq * 4), *l2 = malloc(hq * lq * 4);
         ck_assert(q && k && v && qh && kh && vh && ref && o1 && o2 && rl && l1 && l2);
-        for (size_t i = 0; i < nq; i++)
-            q[i] = (float)(2 * tu_uniform(&r) - 1);
-        for (size_t i = 0; i < nk; i++)
-            k[i] = (float)(2 * tu_uniform(&r) - 1);
-        for (size_t i = 0; i < nv; i++)
-            v[i] = (float)(2 * tu_uniform(&r) - 1);
+        fill_pm1(&r, q, nq);
+        fill_pm1(&r, k, nk);
+        fill_pm1(&r, v, nv);
         if (c % 3 == 2) {
             /* Rare paths: +Inf in one Q row, whose dim d is negative in every key (its scores
                all -Inf: a row the reference gives zeros, which a lo part multiplied by the Inf
@@ -781,18 +803,9 @@ START_TEST(f16_split_products)
             ck_assert_int_eq(spattn_mask_window(lq, lk, lk, lk, &m), SPATTN_OK);
         const spattn_mask *ml[1] = {m};
         spattn_args a;
-        memset(&a, 0, sizeof a);
-        a.shape = s;
         const spattn_dtype qdt = c % 4 == 3 ? SPATTN_DTYPE_F32 : SPATTN_DTYPE_F16;
-        a.q = qdt == SPATTN_DTYPE_F32 ? (const void *)q : (const void *)qh;
-        a.k = kh;
-        a.v = vh;
-        a.q_dtype = qdt;
-        a.kv_dtype = SPATTN_DTYPE_F16;
-        a.q_layout = spattn_layout_bhtd(hq, lq, dq);
-        a.k_layout = spattn_layout_bhtd(1, lk, dq);
-        a.v_layout = spattn_layout_bhtd(1, lk, dv);
-        a.o_layout = spattn_layout_bhtd(hq, lq, dv);
+        f16kv_args(&a, s, qdt == SPATTN_DTYPE_F32 ? (const void *)q : (const void *)qh, qdt, kh,
+                   vh);
         a.scale = c % 2 ? 4.0f : 0.0f;
         a.o = ref;
         a.lse = rl;
@@ -837,6 +850,62 @@ START_TEST(f16_split_products)
 }
 END_TEST
 
+/* float32 Q over f16 K/V with finite Q elements beyond bf16's range (|q| > 0x1.fep127, up to
+   FLT_MAX): every ISA gives the reference's finite result. Each such element sits at dim d0,
+   where the keys hold distinct values in (0, 1/4], so the element picks one key per row by a
+   wide margin (rows of a positive one the last allowed key, of a negative one the first). On
+   avx512amx, splitting Q into bf16 parts rounded such an element to an Inf hi part. */
+START_TEST(f32_q_beyond_bf16_range)
+{
+    spattn_isa isas[TU_MAX_ISAS];
+    const int n_isas = tu_isas(isas);
+    tu_rng r = {0xb16f32};
+    const size_t hq = 2, lq = 37, lk = 90, dq = 64, dv = 64, d0 = 21;
+    const spattn_shape s = {1, hq, 1, lq, lk, dq, dv};
+    const size_t nq = hq * lq * dq, nk = lk * dq, nv = lk * dv, no = hq * lq * dv;
+    float *q = malloc(nq * 4), *k = malloc(nk * 4), *v = malloc(nv * 4);
+    uint16_t *kh = malloc(nk * 2), *vh = malloc(nv * 2);
+    float *ref = malloc(no * 4), *o = malloc(no * 4);
+    ck_assert(q && k && v && kh && vh && ref && o);
+    fill_pm1(&r, q, nq);
+    fill_pm1(&r, k, nk);
+    fill_pm1(&r, v, nv);
+    for (size_t j = 0; j < lk; j++)
+        k[j * dq + d0] = (float)(j + 1) / (float)(4 * lk);
+    static const float big[] = {0x1.fe8p127f, -0x1.fffffep127f, 0x1.ffp127f, -0x1.fe1p127f};
+    for (size_t row = 0; row < hq * lq; row += 3)
+        q[row * dq + d0] = big[(row / 3) % 4];
+    spattn_f32_to_f16(k, kh, nk);
+    spattn_f32_to_f16(v, vh, nv);
+    spattn_mask *m = NULL;
+    ck_assert_int_eq(spattn_mask_causal(lq, lk, &m), SPATTN_OK);
+    const spattn_mask *ml[1] = {m};
+    spattn_args a;
+    f16kv_args(&a, s, q, SPATTN_DTYPE_F32, kh, vh);
+    a.o = ref;
+    ck_assert_int_eq(spattn_reference_forward(&a, ml, 1), SPATTN_OK);
+    for (size_t i = 0; i < no; i++)
+        ck_assert_msg(isfinite(ref[i]), "reference o[%zu] = %g", i, (double)ref[i]);
+    for (int x = 0; x < n_isas; x++) {
+        const spattn_options opt = {isas[x], 1};
+        a.o = o;
+        ck_assert_int_eq(spattn_forward(&a, ml, 1, &opt), SPATTN_OK);
+        for (size_t i = 0; i < no; i++)
+            if (!tu_close(o[i], ref[i], 1e-4))
+                ck_abort_msg("%s: o[%zu] (row %zu) = %.9g, reference %.9g",
+                             spattn_isa_name(isas[x]), i, i / dv, (double)o[i], (double)ref[i]);
+    }
+    spattn_mask_free(m);
+    free(q);
+    free(k);
+    free(v);
+    free(kh);
+    free(vh);
+    free(ref);
+    free(o);
+}
+END_TEST
+
 START_TEST(print_report)
 {
     report();
@@ -860,6 +929,7 @@ Suite *suite_dtypes(void)
     tcase_add_loop_test(tc, strided_rows_every_isa, 0, 4);
     tcase_add_loop_test(tc, probs_any_type, 0, 9);
     tcase_add_test(tc, f16_split_products);
+    tcase_add_test(tc, f32_q_beyond_bf16_range);
     tcase_add_test(tc, print_report);
     suite_add_tcase(s, tc);
     return s;

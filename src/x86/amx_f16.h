@@ -18,13 +18,14 @@
 #include "kernels/kv_prefetch.h"
 #include "x86/amx_qk.h"
 
-/* 32 floats (x0's 16, then x1's) as bf16 parts: hi = x rounded to bf16 (in order), lo = the
-   rest rounded to bf16 (exact for f16 values; within 2^-17 |x| for others), or 0 where hi is
-   not finite. Returns those lanes: x not finite, or (float32 x only) beyond bf16's largest
-   finite value, which rounds to Inf as it would when bf16 inputs are made. */
-SPATTN_ALWAYS_INLINE __mmask32 bf16_split32(__m512 x0, __m512 x1, __m512i *hi, __m512i *lo)
+/* 32 floats (x0's 16, then x1's) as bf16 parts: hi = s rounded to bf16 (in order), lo = x - hi
+   rounded to bf16 (exact for f16 values; within 2^-17 |x| for others), or 0 where hi is not
+   finite. s is x, or for float32 Q x with its finite values beyond bf16's range brought to
+   bf16's largest (f32_split32). Returns the lanes whose hi is not finite. */
+SPATTN_ALWAYS_INLINE __mmask32 bf16_split32_of(__m512 x0, __m512 x1, __m512 s0, __m512 s1,
+                                               __m512i *hi, __m512i *lo)
 {
-    const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(x1, x0), ex = _mm512_set1_epi16(0x7f80);
+    const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(s1, s0), ex = _mm512_set1_epi16(0x7f80);
     const __mmask32 bad = _mm512_cmpeq_epi16_mask(_mm512_and_si512(h, ex), ex);
     const __m512 h0 = _mm512_castsi512_ps(
         _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16));
@@ -34,6 +35,32 @@ SPATTN_ALWAYS_INLINE __mmask32 bf16_split32(__m512 x0, __m512 x1, __m512i *hi, _
     *hi = h;
     *lo = _mm512_maskz_mov_epi16(~bad, l);
     return bad;
+}
+
+SPATTN_ALWAYS_INLINE __mmask32 bf16_split32(__m512 x0, __m512 x1, __m512i *hi, __m512i *lo)
+{
+    return bf16_split32_of(x0, x1, x0, x1, hi, lo);
+}
+
+/* x with its finite values beyond bf16's largest finite value (0x1.fep127, about 3.39e38)
+   replaced by that value, signed: rounded to nearest they would make an Inf hi part, and so an
+   Inf score, where the float computation has a finite one. What is left of them (x - hi, at
+   most 2^-8 |x|) goes to the lo part. */
+SPATTN_ALWAYS_INLINE __m512 bf16_range_hi(__m512 x)
+{
+    const __m512 big = _mm512_set1_ps(0x1.fep127f), ax = _mm512_abs_ps(x);
+    const __mmask16 over = _mm512_cmp_ps_mask(ax, big, _CMP_GT_OQ) &
+                           _mm512_cmp_ps_mask(ax, _mm512_set1_ps(INFINITY), _CMP_LT_OQ);
+    const __m512i sign = _mm512_andnot_si512(_mm512_castps_si512(ax), _mm512_castps_si512(x));
+    return _mm512_mask_mov_ps(x, over,
+                              _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_castps_si512(big))));
+}
+
+/* 32 float32 values at p (float32 Q over f16 K/V), split. */
+SPATTN_ALWAYS_INLINE __mmask32 f32_split32(const float *p, __m512i *hi, __m512i *lo)
+{
+    const __m512 x0 = _mm512_loadu_ps(p), x1 = _mm512_loadu_ps(p + 16);
+    return bf16_split32_of(x0, x1, bf16_range_hi(x0), bf16_range_hi(x1), hi, lo);
 }
 
 /* 32 f16 values at p, widened and split. */
@@ -74,8 +101,7 @@ static void pack_q_f16_split(const spattn_head_job *job, size_t i0, size_t rows,
             for (size_t e = 0; e < w; e += 32) {
                 __m512i h, l;
                 if (job->q_dtype == SPATTN_DTYPE_F32) {
-                    const float *q = (const float *)job->q + at + e;
-                    bad |= bf16_split32(_mm512_loadu_ps(q), _mm512_loadu_ps(q + 16), &h, &l);
+                    bad |= f32_split32((const float *)job->q + at + e, &h, &l);
                 } else {
                     bad |= f16_split32((const uint16_t *)job->q + at + e, &h, &l);
                 }
