@@ -24,6 +24,15 @@ for kind in static shared; do
   LD_LIBRARY_PATH="$prefix/lib" "$work/consumer-$kind/consumer"
 done
 
+# spattn-pair-ab (built with the shared library) runs two copies of it against each other;
+# one build gives bitwise equal outputs.
+cp "$work/prefix-shared/lib/libspattn.so" "$work/a.so"
+cp "$work/prefix-shared/lib/libspattn.so" "$work/b.so"
+pair=$("$work/build-shared/tools/spattn-pair-ab" "$work/a.so" "$work/b.so" --len 256 \
+  --pattern fewkeys:8 --dtype bf16 --pairs 3)
+echo "$pair"
+grep -q "outputs: bitwise equal" <<<"$pair"
+
 # Only spattn_* symbols leave the shared library.
 leaked=$(nm -D --defined-only "$work/prefix-shared/lib/libspattn.so" | awk '{print $3}' |
          grep -v '^spattn_' | grep -v '^_' || true)
