@@ -2,7 +2,8 @@
  * spattn-pair-ab: two builds of libspattn.so timed call by call in one process.
  *
  *   spattn-pair-ab LIB_A LIB_B [--pattern P] [--len N] [--dim D] [--heads H] [--kv-heads G]
- *                  [--dtype T] [--isa NAME] [--threads N] [--pairs N]
+ *                  [--dtype T] [--isa NAME] [--dtype-b T] [--isa-b NAME] [--threads N]
+ *                  [--pairs N]
  *
  * Both libraries are loaded with dlopen (RTLD_LOCAL: each keeps its own symbols and state) and
  * given the same problem, each through its own plan. Then A and B execute alternately, the
@@ -15,7 +16,9 @@
  *
  * Patterns: dense, causal, window:W (W keys back, causal), blocks:P (64x64 blocks, P percent
  * of them at random, the diagonal added), fewkeys:K (K random keys per row), strided:S.
- * Types (Q, K/V; O is float32): f32, bf16, f16, f32-f16kv.
+ * Types (Q, K/V; O is float32): f32, bf16, f16, f32-f16kv. --dtype-b and --isa-b give B
+ * another type or ISA than A (LIB_B may then be LIB_A itself), so that two ISAs or two types
+ * of one build are compared the same way.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
@@ -222,17 +225,35 @@ static const char *opt(int argc, char **argv, const char *name, const char *dflt
     return dflt;
 }
 
+static int parse_dtype(const char *name, spattn_dtype *q, spattn_dtype *kv)
+{
+    *q = *kv = SPATTN_DTYPE_F32;
+    if (strcmp(name, "bf16") == 0)
+        *q = *kv = SPATTN_DTYPE_BF16;
+    else if (strcmp(name, "f16") == 0)
+        *q = *kv = SPATTN_DTYPE_F16;
+    else if (strcmp(name, "f32-f16kv") == 0)
+        *kv = SPATTN_DTYPE_F16;
+    else if (strcmp(name, "f32") != 0)
+        return 0;
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3 || argc % 2 == 0) {
         fprintf(stderr, "usage: spattn-pair-ab LIB_A LIB_B [--pattern P] [--len N] [--dim D] "
                         "[--heads H] [--kv-heads G] [--dtype f32|bf16|f16|f32-f16kv] "
-                        "[--isa NAME] [--threads N] [--pairs N]\n");
+                        "[--isa NAME] [--dtype-b T] [--isa-b NAME] [--threads N] "
+                        "[--pairs N]\n");
         return 2;
     }
     const char *pattern = opt(argc, argv, "--pattern", "dense");
-    const char *dtype = opt(argc, argv, "--dtype", "f32");
-    const char *isa_s = opt(argc, argv, "--isa", "auto");
+    const char *dtype[2], *isa_s[2];
+    dtype[0] = opt(argc, argv, "--dtype", "f32");
+    dtype[1] = opt(argc, argv, "--dtype-b", dtype[0]);
+    isa_s[0] = opt(argc, argv, "--isa", "auto");
+    isa_s[1] = opt(argc, argv, "--isa-b", isa_s[0]);
     const size_t n = (size_t)atol(opt(argc, argv, "--len", "4096"));
     const size_t d = (size_t)atol(opt(argc, argv, "--dim", "64"));
     const size_t hq = (size_t)atol(opt(argc, argv, "--heads", "2"));
@@ -243,17 +264,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "spattn-pair-ab: bad sizes\n");
         return 2;
     }
-    spattn_dtype qt = SPATTN_DTYPE_F32, kvt = SPATTN_DTYPE_F32;
-    if (strcmp(dtype, "bf16") == 0)
-        qt = kvt = SPATTN_DTYPE_BF16;
-    else if (strcmp(dtype, "f16") == 0)
-        qt = kvt = SPATTN_DTYPE_F16;
-    else if (strcmp(dtype, "f32-f16kv") == 0)
-        kvt = SPATTN_DTYPE_F16;
-    else if (strcmp(dtype, "f32") != 0) {
-        fprintf(stderr, "spattn-pair-ab: unknown type %s\n", dtype);
-        return 2;
-    }
+    spattn_dtype qt[2], kvt[2];
+    for (int i = 0; i < 2; i++)
+        if (!parse_dtype(dtype[i], &qt[i], &kvt[i])) {
+            fprintf(stderr, "spattn-pair-ab: unknown type %s\n", dtype[i]);
+            return 2;
+        }
 
     const size_t nq = hq * n * d, nk = hk * n * d;
     float *x = malloc((nq + 2 * nk) * sizeof *x);
@@ -264,50 +280,50 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nq + 2 * nk; i++)
         x[i] = (float)((int)(rng(&seed) % 128) - 64) / 64.0f;
 
+    /* One library may be given twice (to compare two ISAs or types of it): dlopen then hands
+       back the same one, and each side still has its own mask and plan. */
     const spattn_shape shape = {1, hq, hk, n, n, d, d};
-    spattn_args a;
-    memset(&a, 0, sizeof a);
-    a.shape = shape;
-    a.q_dtype = qt;
-    a.kv_dtype = kvt;
-    a.o_dtype = SPATTN_DTYPE_F32;
-
     lib l[2];
-    lib_open(&l[0], argv[1]);
-    lib_open(&l[1], argv[2]);
-    void *q = typed(&l[0], x, nq, qt), *k = typed(&l[0], x + nq, nk, kvt);
-    void *v = typed(&l[0], x + nq + nk, nk, kvt);
-    if (q == NULL || k == NULL || v == NULL)
-        return 3;
-    a.q = q;
-    a.k = k;
-    a.v = v;
+    spattn_args a[2];
+    void *in[2][3];
     for (int i = 0; i < 2; i++) {
+        lib_open(&l[i], argv[1 + i]);
+        in[i][0] = typed(&l[i], x, nq, qt[i]);
+        in[i][1] = typed(&l[i], x + nq, nk, kvt[i]);
+        in[i][2] = typed(&l[i], x + nq + nk, nk, kvt[i]);
+        if (in[i][0] == NULL || in[i][1] == NULL || in[i][2] == NULL)
+            return 3;
+        memset(&a[i], 0, sizeof a[i]);
+        a[i].shape = shape;
+        a[i].q = in[i][0];
+        a[i].k = in[i][1];
+        a[i].v = in[i][2];
+        a[i].o = o[i];
+        a[i].q_dtype = qt[i];
+        a[i].kv_dtype = kvt[i];
+        a[i].o_dtype = SPATTN_DTYPE_F32;
+        /* Layouts are plain structs of strides; either library's helper would give these. */
+        a[i].q_layout = (spattn_layout){(ptrdiff_t)(hq * n * d), (ptrdiff_t)(n * d), (ptrdiff_t)d};
+        a[i].k_layout = (spattn_layout){(ptrdiff_t)(hk * n * d), (ptrdiff_t)(n * d), (ptrdiff_t)d};
+        a[i].v_layout = a[i].k_layout;
+        a[i].o_layout = a[i].q_layout;
         make_mask(&l[i], pattern, n);
-        const spattn_options op = {isa_by_name(&l[i], isa_s), threads};
+        const spattn_options op = {isa_by_name(&l[i], isa_s[i]), threads};
         const spattn_mask *ms[1] = {l[i].mask};
         check(&l[i], l[i].plan_create(&shape, ms, 1, &op, &l[i].plan), "plan");
     }
-    /* Layouts are plain structs of strides; either library's helper would give these. */
-    a.q_layout = (spattn_layout){(ptrdiff_t)(hq * n * d), (ptrdiff_t)(n * d), (ptrdiff_t)d};
-    a.k_layout = (spattn_layout){(ptrdiff_t)(hk * n * d), (ptrdiff_t)(n * d), (ptrdiff_t)d};
-    a.v_layout = a.k_layout;
-    a.o_layout = a.q_layout;
 
     double *t[2] = {malloc((size_t)pairs * sizeof(double)), malloc((size_t)pairs * sizeof(double))};
     double *ratio = malloc((size_t)pairs * sizeof(double));
     if (t[0] == NULL || t[1] == NULL || ratio == NULL)
         return 3;
-    for (int i = 0; i < 2; i++) { /* warm-up: first-touch, caches, thread start */
-        a.o = o[i];
-        check(&l[i], l[i].plan_execute(l[i].plan, &a), "execute");
-    }
+    for (int i = 0; i < 2; i++) /* warm-up: first-touch, caches, thread start */
+        check(&l[i], l[i].plan_execute(l[i].plan, &a[i]), "execute");
     for (int p = 0; p < pairs; p++)
         for (int s = 0; s < 2; s++) {
             const int i = (p & 1) ? 1 - s : s;
-            a.o = o[i];
             const double t0 = now_s();
-            check(&l[i], l[i].plan_execute(l[i].plan, &a), "execute");
+            check(&l[i], l[i].plan_execute(l[i].plan, &a[i]), "execute");
             t[i][p] = now_s() - t0;
         }
     for (int p = 0; p < pairs; p++)
@@ -320,12 +336,12 @@ int main(int argc, char **argv)
     }
     const int bitwise = memcmp(o[0], o[1], nq * sizeof(float)) == 0;
 
-    printf("problem: %s, len %zu, dim %zu, heads %zu/%zu, %s, isa %s, %d thread(s), %d pairs\n",
-           pattern, n, d, hq, hk, dtype, isa_s, threads, pairs);
+    printf("problem: %s, len %zu, dim %zu, heads %zu/%zu, %d thread(s), %d pairs\n", pattern, n, d,
+           hq, hk, threads, pairs);
     for (int i = 0; i < 2; i++) {
         qsort(t[i], (size_t)pairs, sizeof(double), by_value);
-        printf("%c: %s (spattn %s, %s): fastest %.4g ms, median %.4g ms\n", 'A' + i, l[i].path,
-               l[i].version(), l[i].isa_name(l[i].plan_isa(l[i].plan)), 1e3 * t[i][0],
+        printf("%c: %s (spattn %s, %s, %s): fastest %.4g ms, median %.4g ms\n", 'A' + i, l[i].path,
+               l[i].version(), l[i].isa_name(l[i].plan_isa(l[i].plan)), dtype[i], 1e3 * t[i][0],
                1e3 * t[i][pairs / 2]);
     }
     qsort(ratio, (size_t)pairs, sizeof(double), by_value);
@@ -342,9 +358,9 @@ int main(int argc, char **argv)
     free(x);
     free(o[0]);
     free(o[1]);
-    free(q);
-    free(k);
-    free(v);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            free(in[i][j]);
     free(t[0]);
     free(t[1]);
     free(ratio);
