@@ -217,6 +217,26 @@ static void *typed(const lib *l, const float *x, size_t n, spattn_dtype t)
     return p;
 }
 
+static const char *const known[] = {"--pattern",  "--len",     "--dim",  "--heads",
+                                    "--kv-heads", "--dtype",   "--isa",  "--dtype-b",
+                                    "--isa-b",    "--threads", "--pairs"};
+
+/* 1 when every option (argv[3], argv[5], ...) is one of `known`, else 0 with a message: a
+   misspelt option would otherwise leave its default in place unnoticed. */
+static int options_known(int argc, char **argv)
+{
+    for (int i = 3; i < argc; i += 2) {
+        size_t k = 0;
+        while (k < sizeof known / sizeof known[0] && strcmp(argv[i], known[k]) != 0)
+            k++;
+        if (k == sizeof known / sizeof known[0]) {
+            fprintf(stderr, "spattn-pair-ab: unknown option %s\n", argv[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static const char *opt(int argc, char **argv, const char *name, const char *dflt)
 {
     for (int i = 3; i + 1 < argc; i += 2)
@@ -248,6 +268,8 @@ int main(int argc, char **argv)
                         "[--pairs N]\n");
         return 2;
     }
+    if (!options_known(argc, argv))
+        return 2;
     const char *pattern = opt(argc, argv, "--pattern", "dense");
     const char *dtype[2], *isa_s[2];
     dtype[0] = opt(argc, argv, "--dtype", "f32");
