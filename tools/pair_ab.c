@@ -1,7 +1,8 @@
 /*
  * spattn-pair-ab: two builds of libspattn.so timed call by call in one process.
  *
- *   spattn-pair-ab LIB_A LIB_B [--pattern P] [--len N] [--dim D] [--heads H] [--kv-heads G]
+ *   spattn-pair-ab LIB_A LIB_B [--pattern P] [--sparsity S] [--len N] [--dim D] [--heads H]
+ *                  [--kv-heads G]
  *                  [--dtype T] [--isa NAME] [--dtype-b T] [--isa-b NAME] [--threads N]
  *                  [--pairs N]
  *
@@ -14,11 +15,13 @@
  * two libraries are compared too (largest difference), so a change meant to keep the bits
  * shows whether it did.
  *
- * Patterns: dense, causal, window:W (W keys back, causal), blocks:P (64x64 blocks, P percent
- * of them at random, the diagonal added), fewkeys:K (K random keys per row), strided:S.
- * Types (Q, K/V; O is float32): f32, bf16, f16, f32-f16kv. --dtype-b and --isa-b give B
- * another type or ISA than A (LIB_B may then be LIB_A itself), so that two ISAs or two types
- * of one build are compared the same way.
+ * The problem is one of the benchmark suite's (bench/bench_masks.c builds its masks, fitted
+ * to --sparsity as the suite fits them, in this program's own copy of the library); each
+ * library gets those masks through its spattn_mask_from_csr. Patterns and types are the
+ * suite's names (dense, causal, blocks64, fewkeys, strided, ...; f32, bf16, f16, f32-f16kv
+ * for Q and K/V; O is float32 here, so that two types' outputs compare). --dtype-b and --isa-b give
+ * B another type or ISA than A (LIB_B may then be LIB_A itself), so that two ISAs or two types of
+ * one build are compared the same way.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
@@ -28,19 +31,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_case.h"
+#include "bench_masks.h"
 #include "spattn.h"
 
 /* The public functions this program calls, from one library. */
 typedef struct lib {
     const char *path;
     void *h;
-    spattn_status (*mask_causal)(size_t, size_t, spattn_mask **);
-    spattn_status (*mask_window)(size_t, size_t, size_t, size_t, spattn_mask **);
-    spattn_status (*mask_from_blocks)(size_t, size_t, size_t, size_t, const uint8_t *,
-                                      spattn_mask **);
     spattn_status (*mask_from_csr)(size_t, size_t, const int64_t *, const int32_t *,
                                    spattn_mask **);
-    spattn_status (*mask_strided)(size_t, size_t, size_t, spattn_mask **);
     void (*mask_free)(spattn_mask *);
     spattn_status (*plan_create)(const spattn_shape *, const spattn_mask *const *, size_t,
                                  const spattn_options *, spattn_plan **);
@@ -51,9 +51,7 @@ typedef struct lib {
     const char *(*status_string)(spattn_status);
     const char *(*version)(void);
     spattn_isa (*plan_isa)(const spattn_plan *);
-    void (*f32_to_bf16)(const float *, uint16_t *, size_t);
-    void (*f32_to_f16)(const float *, uint16_t *, size_t);
-    spattn_mask *mask;
+    spattn_mask **masks; /* n_masks of them, this library's copies of the problem's */
     spattn_plan *plan;
 } lib;
 
@@ -78,11 +76,7 @@ static void lib_open(lib *l, const char *path)
     }
     /* Function pointers from dlsym's object pointers: POSIX guarantees the conversion. */
 #define SYM(field, name) *(void **)(&l->field) = sym(l, name)
-    SYM(mask_causal, "spattn_mask_causal");
-    SYM(mask_window, "spattn_mask_window");
-    SYM(mask_from_blocks, "spattn_mask_from_blocks");
     SYM(mask_from_csr, "spattn_mask_from_csr");
-    SYM(mask_strided, "spattn_mask_strided");
     SYM(mask_free, "spattn_mask_free");
     SYM(plan_create, "spattn_plan_create");
     SYM(plan_execute, "spattn_plan_execute");
@@ -92,8 +86,6 @@ static void lib_open(lib *l, const char *path)
     SYM(status_string, "spattn_status_string");
     SYM(version, "spattn_version");
     SYM(plan_isa, "spattn_plan_isa");
-    SYM(f32_to_bf16, "spattn_f32_to_bf16");
-    SYM(f32_to_f16, "spattn_f32_to_f16");
 #undef SYM
 }
 
@@ -103,14 +95,6 @@ static void check(const lib *l, spattn_status st, const char *what)
         fprintf(stderr, "spattn-pair-ab: %s: %s: %s\n", l->path, what, l->status_string(st));
         exit(1);
     }
-}
-
-static uint64_t rng(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
 }
 
 static double now_s(void)
@@ -126,67 +110,23 @@ static int by_value(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The pattern's mask from library l; the random ones draw from a fixed seed, so both
-   libraries get the same mask. */
-static void make_mask(lib *l, const char *pattern, size_t n)
+/* The problem's masks (n of them, built by bench_masks_build in this program's copy of the
+   library) as library l's masks, through CSR. */
+static void copy_masks(lib *l, spattn_mask *const *src, size_t n)
 {
-    uint64_t seed = 0x9e3779b97f4a7c15u;
-    const char *arg = strchr(pattern, ':');
-    const double x = arg != NULL ? atof(arg + 1) : 0.0;
-    spattn_status st;
-    if (strcmp(pattern, "dense") == 0) {
-        st = l->mask_window(n, n, n, n, &l->mask);
-    } else if (strcmp(pattern, "causal") == 0) {
-        st = l->mask_causal(n, n, &l->mask);
-    } else if (strncmp(pattern, "window:", 7) == 0 && x >= 1) {
-        st = l->mask_window(n, n, (size_t)x - 1, 0, &l->mask);
-    } else if (strncmp(pattern, "strided:", 8) == 0 && x >= 1) {
-        st = l->mask_strided(n, n, (size_t)x, &l->mask);
-    } else if (strncmp(pattern, "blocks:", 7) == 0 && x > 0) {
-        const size_t nb = (n + 63) / 64;
-        uint8_t *b = malloc(nb * nb);
-        if (b == NULL)
+    l->masks = calloc(n ? n : 1, sizeof *l->masks);
+    if (l->masks == NULL)
+        exit(3);
+    for (size_t i = 0; i < n; i++) {
+        const size_t lq = spattn_mask_len_q(src[i]);
+        int64_t *rp = malloc((lq + 1) * sizeof *rp);
+        int32_t *ci = malloc((size_t)spattn_mask_nnz(src[i]) * sizeof *ci + 1);
+        if (rp == NULL || ci == NULL || spattn_mask_to_csr(src[i], rp, ci) != SPATTN_OK)
             exit(3);
-        for (size_t i = 0; i < nb * nb; i++)
-            b[i] = (double)(rng(&seed) >> 11) * 0x1p-53 * 100.0 < x;
-        for (size_t i = 0; i < nb; i++)
-            b[i * nb + i] = 1;
-        st = l->mask_from_blocks(n, n, 64, 64, b, &l->mask);
-        free(b);
-    } else if (strncmp(pattern, "fewkeys:", 8) == 0 && x >= 1 && (size_t)x <= n) {
-        const size_t k = (size_t)x;
-        int64_t *rp = malloc((n + 1) * sizeof *rp);
-        int32_t *ci = malloc(n * k * sizeof *ci);
-        uint8_t *seen = calloc(n, 1);
-        if (rp == NULL || ci == NULL || seen == NULL)
-            exit(3);
-        rp[0] = 0;
-        for (size_t i = 0; i < n; i++) {
-            size_t got = 0;
-            while (got < k) {
-                const size_t j = (size_t)(rng(&seed) % n);
-                if (!seen[j]) {
-                    seen[j] = 1;
-                    got++;
-                }
-            }
-            size_t w = (size_t)rp[i];
-            for (size_t j = 0; j < n; j++)
-                if (seen[j]) {
-                    ci[w++] = (int32_t)j;
-                    seen[j] = 0;
-                }
-            rp[i + 1] = (int64_t)w;
-        }
-        st = l->mask_from_csr(n, n, rp, ci, &l->mask);
+        check(l, l->mask_from_csr(lq, spattn_mask_len_k(src[i]), rp, ci, &l->masks[i]), "mask");
         free(rp);
         free(ci);
-        free(seen);
-    } else {
-        fprintf(stderr, "spattn-pair-ab: unknown pattern %s\n", pattern);
-        exit(2);
     }
-    check(l, st, "mask");
 }
 
 static spattn_isa isa_by_name(const lib *l, const char *name)
@@ -202,24 +142,28 @@ static spattn_isa isa_by_name(const lib *l, const char *name)
     exit(2);
 }
 
-/* n floats as a new buffer of type t, converted by library l. */
-static void *typed(const lib *l, const float *x, size_t n, spattn_dtype t)
+/* The suite's value of a name among its n (pattern or type), or -1. */
+static int by_name(const char *name, const char *(*name_of)(int), int n)
 {
-    if (t == SPATTN_DTYPE_F32) {
-        float *p = malloc(n * sizeof *p);
-        if (p != NULL)
-            memcpy(p, x, n * sizeof *p);
-        return p;
-    }
-    uint16_t *p = malloc(n * sizeof *p);
-    if (p != NULL)
-        (t == SPATTN_DTYPE_BF16 ? l->f32_to_bf16 : l->f32_to_f16)(x, p, n);
-    return p;
+    for (int i = 0; i < n; i++)
+        if (strcmp(name, name_of(i)) == 0)
+            return i;
+    return -1;
 }
 
-static const char *const known[] = {"--pattern",  "--len",     "--dim",  "--heads",
-                                    "--kv-heads", "--dtype",   "--isa",  "--dtype-b",
-                                    "--isa-b",    "--threads", "--pairs"};
+static const char *pattern_name(int p)
+{
+    return bench_pattern_name((bench_pattern)p);
+}
+
+static const char *dtype_name(int d)
+{
+    return bench_dtype_name((bench_dtype)d);
+}
+
+static const char *const known[] = {"--pattern", "--sparsity", "--len",     "--dim",
+                                    "--heads",   "--kv-heads", "--dtype",   "--isa",
+                                    "--dtype-b", "--isa-b",    "--threads", "--pairs"};
 
 /* 1 when every option (argv[3], argv[5], ...) is one of `known`, else 0 with a message: a
    misspelt option would otherwise leave its default in place unnoticed. */
@@ -245,32 +189,41 @@ static const char *opt(int argc, char **argv, const char *name, const char *dflt
     return dflt;
 }
 
-static int parse_dtype(const char *name, spattn_dtype *q, spattn_dtype *kv)
+/* n values uniform in [-1, 1) (multiples of 1/64, exact in every type) as a new buffer of
+   type t. */
+static void *inputs(size_t n, spattn_dtype t, uint64_t seed)
 {
-    *q = *kv = SPATTN_DTYPE_F32;
-    if (strcmp(name, "bf16") == 0)
-        *q = *kv = SPATTN_DTYPE_BF16;
-    else if (strcmp(name, "f16") == 0)
-        *q = *kv = SPATTN_DTYPE_F16;
-    else if (strcmp(name, "f32-f16kv") == 0)
-        *kv = SPATTN_DTYPE_F16;
-    else if (strcmp(name, "f32") != 0)
-        return 0;
-    return 1;
+    float *x = malloc(n * sizeof *x);
+    if (x == NULL)
+        exit(3);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)((int)(bench_rng(&seed) % 128) - 64) / 64.0f;
+    if (t == SPATTN_DTYPE_F32)
+        return x;
+    uint16_t *h = malloc(n * sizeof *h);
+    if (h == NULL)
+        exit(3);
+    if (t == SPATTN_DTYPE_BF16)
+        spattn_f32_to_bf16(x, h, n);
+    else
+        spattn_f32_to_f16(x, h, n);
+    free(x);
+    return h;
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 3 || argc % 2 == 0) {
-        fprintf(stderr, "usage: spattn-pair-ab LIB_A LIB_B [--pattern P] [--len N] [--dim D] "
-                        "[--heads H] [--kv-heads G] [--dtype f32|bf16|f16|f32-f16kv] "
-                        "[--isa NAME] [--dtype-b T] [--isa-b NAME] [--threads N] "
-                        "[--pairs N]\n");
+        fprintf(stderr, "usage: spattn-pair-ab LIB_A LIB_B [--pattern P] [--sparsity S] "
+                        "[--len N] [--dim D] [--heads H] [--kv-heads G] "
+                        "[--dtype f32|bf16|f16|f32-f16kv] [--isa NAME] [--dtype-b T] "
+                        "[--isa-b NAME] [--threads N] [--pairs N]\n");
         return 2;
     }
     if (!options_known(argc, argv))
         return 2;
     const char *pattern = opt(argc, argv, "--pattern", "dense");
+    const char *sparsity = opt(argc, argv, "--sparsity", "0");
     const char *dtype[2], *isa_s[2];
     dtype[0] = opt(argc, argv, "--dtype", "f32");
     dtype[1] = opt(argc, argv, "--dtype-b", dtype[0]);
@@ -286,35 +239,57 @@ int main(int argc, char **argv)
         fprintf(stderr, "spattn-pair-ab: bad sizes\n");
         return 2;
     }
-    spattn_dtype qt[2], kvt[2];
-    for (int i = 0; i < 2; i++)
-        if (!parse_dtype(dtype[i], &qt[i], &kvt[i])) {
+    /* The suite's case: its pattern fitted to the sparsity (in tenths of a percent). */
+    bench_case c;
+    memset(&c, 0, sizeof c);
+    c.kind = BK_ATTN;
+    c.batch = 1;
+    c.heads_q = hq;
+    c.heads_kv = hk;
+    c.len_q = c.len_k = n;
+    c.dim = d;
+    c.level = (int)lround(10.0 * atof(sparsity));
+    const int pat = by_name(pattern, pattern_name, BP_COUNT);
+    if (pat < 0 || c.level < 0 || c.level > 999) {
+        fprintf(stderr, "spattn-pair-ab: unknown pattern %s or sparsity %s\n", pattern, sparsity);
+        return 2;
+    }
+    c.pattern = (bench_pattern)pat;
+    c.fixed = c.pattern == BP_GPT2HEADS; /* its heads' key counts set its sparsity */
+    if (!bench_masks_fit(&c)) {
+        fprintf(stderr, "spattn-pair-ab: %s cannot reach sparsity %s at len %zu\n", pattern,
+                sparsity, n);
+        return 2;
+    }
+    spattn_mask **src = NULL;
+    size_t n_masks = 0;
+    if (bench_masks_build(&c, &src, &n_masks) != SPATTN_OK)
+        return 3;
+    spattn_dtype qt[2], kvt[2], ot;
+    for (int i = 0; i < 2; i++) {
+        const int dt = by_name(dtype[i], dtype_name, BD_COUNT);
+        if (dt < 0) {
             fprintf(stderr, "spattn-pair-ab: unknown type %s\n", dtype[i]);
             return 2;
         }
-
-    const size_t nq = hq * n * d, nk = hk * n * d;
-    float *x = malloc((nq + 2 * nk) * sizeof *x);
-    float *o[2] = {malloc(nq * sizeof(float)), malloc(nq * sizeof(float))};
-    if (x == NULL || o[0] == NULL || o[1] == NULL)
-        return 3;
-    uint64_t seed = 12345;
-    for (size_t i = 0; i < nq + 2 * nk; i++)
-        x[i] = (float)((int)(rng(&seed) % 128) - 64) / 64.0f;
+        bench_dtypes((bench_dtype)dt, &qt[i], &kvt[i], &ot);
+    }
 
     /* One library may be given twice (to compare two ISAs or types of it): dlopen then hands
-       back the same one, and each side still has its own mask and plan. */
+       back the same one, and each side still has its own masks and plan. */
+    const size_t nq = hq * n * d, nk = hk * n * d;
     const spattn_shape shape = {1, hq, hk, n, n, d, d};
+    float *o[2] = {malloc(nq * sizeof(float)), malloc(nq * sizeof(float))};
+    if (o[0] == NULL || o[1] == NULL)
+        return 3;
     lib l[2];
     spattn_args a[2];
     void *in[2][3];
     for (int i = 0; i < 2; i++) {
         lib_open(&l[i], argv[1 + i]);
-        in[i][0] = typed(&l[i], x, nq, qt[i]);
-        in[i][1] = typed(&l[i], x + nq, nk, kvt[i]);
-        in[i][2] = typed(&l[i], x + nq + nk, nk, kvt[i]);
-        if (in[i][0] == NULL || in[i][1] == NULL || in[i][2] == NULL)
-            return 3;
+        in[i][0] = inputs(nq, qt[i], 1);
+        in[i][1] = inputs(nk, kvt[i], 2);
+        in[i][2] = inputs(nk, kvt[i], 3);
         memset(&a[i], 0, sizeof a[i]);
         a[i].shape = shape;
         a[i].q = in[i][0];
@@ -324,16 +299,18 @@ int main(int argc, char **argv)
         a[i].q_dtype = qt[i];
         a[i].kv_dtype = kvt[i];
         a[i].o_dtype = SPATTN_DTYPE_F32;
-        /* Layouts are plain structs of strides; either library's helper would give these. */
-        a[i].q_layout = (spattn_layout){(ptrdiff_t)(hq * n * d), (ptrdiff_t)(n * d), (ptrdiff_t)d};
-        a[i].k_layout = (spattn_layout){(ptrdiff_t)(hk * n * d), (ptrdiff_t)(n * d), (ptrdiff_t)d};
+        a[i].q_layout = spattn_layout_bhtd(hq, n, d);
+        a[i].k_layout = spattn_layout_bhtd(hk, n, d);
         a[i].v_layout = a[i].k_layout;
         a[i].o_layout = a[i].q_layout;
-        make_mask(&l[i], pattern, n);
+        copy_masks(&l[i], src, n_masks);
         const spattn_options op = {isa_by_name(&l[i], isa_s[i]), threads};
-        const spattn_mask *ms[1] = {l[i].mask};
-        check(&l[i], l[i].plan_create(&shape, ms, 1, &op, &l[i].plan), "plan");
+        check(&l[i],
+              l[i].plan_create(&shape, (const spattn_mask *const *)l[i].masks, n_masks, &op,
+                               &l[i].plan),
+              "plan");
     }
+    bench_masks_free(src, n_masks);
 
     double *t[2] = {malloc((size_t)pairs * sizeof(double)), malloc((size_t)pairs * sizeof(double))};
     double *ratio = malloc((size_t)pairs * sizeof(double));
@@ -358,8 +335,8 @@ int main(int argc, char **argv)
     }
     const int bitwise = memcmp(o[0], o[1], nq * sizeof(float)) == 0;
 
-    printf("problem: %s, len %zu, dim %zu, heads %zu/%zu, %d thread(s), %d pairs\n", pattern, n, d,
-           hq, hk, threads, pairs);
+    printf("problem: %s at sparsity %s, len %zu, dim %zu, heads %zu/%zu, %d thread(s), %d pairs\n",
+           pattern, sparsity, n, d, hq, hk, threads, pairs);
     for (int i = 0; i < 2; i++) {
         qsort(t[i], (size_t)pairs, sizeof(double), by_value);
         printf("%c: %s (spattn %s, %s, %s): fastest %.4g ms, median %.4g ms\n", 'A' + i, l[i].path,
@@ -373,11 +350,12 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < 2; i++) {
         l[i].plan_free(l[i].plan);
-        l[i].mask_free(l[i].mask);
+        for (size_t m = 0; m < n_masks; m++)
+            l[i].mask_free(l[i].masks[m]);
+        free(l[i].masks);
         /* No dlclose: unloading would unload the OpenMP runtime the libraries brought, whose
            start-up allocations valgrind then reports as lost. */
     }
-    free(x);
     free(o[0]);
     free(o[1]);
     for (int i = 0; i < 2; i++)
