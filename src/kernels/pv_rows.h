@@ -134,10 +134,13 @@ SPATTN_ALWAYS_INLINE void pv_rows_block(const int kvt, float *oe, size_t dvp, si
     }
 }
 
+/* sv: NULL, or room for SPATTN_TK rows of bnv * VL floats, into which each pass widens its
+   elements of the tile's 16-bit V rows first, so that its row blocks read them as float32
+   (pv_rows_tile_staged). */
 SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, const int quad, float *orow, size_t dv,
                                          size_t rows, const char *const *vp, const uint32_t *cm,
                                          size_t nk, const float *st, size_t ps, const float *al,
-                                         int masked, const tile_prefetch *pf)
+                                         int masked, const tile_prefetch *pf, float *sv)
 {
     const size_t dvp = round16(dv);
     const size_t bnv = quad ? PV_NV / 2 : PV_NV;
@@ -160,10 +163,20 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, const int quad, float *o
         const int nv = left >= bnv * VL ? (int)bnv : (int)((left + VL - 1) / VL);
         const size_t tail = left - (size_t)(nv - 1) * VL;
         const vmask_t last = vmask_first(tail < VL ? tail : VL);
-        const int tailm = tail < VL || (kvt != KV_F32 && !KV_EO(kvt));
+        /* The type the row blocks read: the stage's float32 where there is one. */
+        const int bt = sv != NULL ? KV_F32 : kvt;
+        const int tailm = tail < VL || (bt != KV_F32 && !KV_EO(bt));
         /* The first (for dim_v <= 64 the only) pass uses vp itself. */
         const char *const *vq = vp;
-        if (e != 0) {
+        if (sv != NULL) {
+            const size_t w = (size_t)nv * VL, pd = left < w ? left : w;
+            for (size_t jj = 0; jj < nk; jj++) {
+                const char *src = vp[jj] + (ptrdiff_t)e * kv_size(kvt);
+                kv_widen_row(kvt, sv + jj * w, src, pd);
+                vpe[jj] = (const char *)(sv + jj * w);
+            }
+            vq = vpe;
+        } else if (e != 0) {
             for (size_t jj = 0; jj < nk; jj++)
                 vpe[jj] = vp[jj] + (ptrdiff_t)e * kv_size(kvt);
             vq = vpe;
@@ -171,7 +184,7 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, const int quad, float *o
         float *oe = orow + e;
         if (quad) {
             for (size_t r0 = 0; r0 < rows; r0 += 4)
-                pv_rows_block(kvt, oe, dvp, r0, 4, nv, last, tailm, masked, vq, km, nk, st, ps, al,
+                pv_rows_block(bt, oe, dvp, r0, 4, nv, last, tailm, masked, vq, km, nk, st, ps, al,
                               r0 == 0 ? pp : NULL);
             continue;
         }
@@ -188,10 +201,10 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, const int quad, float *o
                                                                                            : PV_RB;
             pf_pace *const pb = r0 == 0 ? pp : NULL;
             if (nr == PV_RB)
-                pv_rows_block(kvt, oe, dvp, r0, PV_RB, nv, last, tailm, masked, vq, km, nk, st, ps,
+                pv_rows_block(bt, oe, dvp, r0, PV_RB, nv, last, tailm, masked, vq, km, nk, st, ps,
                               al, pb);
             else
-                pv_rows_block(kvt, oe, dvp, r0, 16 % PV_RB, nv, last, tailm, masked, vq, km, nk, st,
+                pv_rows_block(bt, oe, dvp, r0, 16 % PV_RB, nv, last, tailm, masked, vq, km, nk, st,
                               ps, al, pb);
             r0 += (size_t)nr;
         }
@@ -209,7 +222,26 @@ static __attribute__((noinline)) void pv_rows_tile_quad(int kvt, float *orow, si
                                                         const float *st, size_t ps, const float *al,
                                                         int masked, const tile_prefetch *pf)
 {
-    KV_DISPATCH(kvt, pv_rows_tile_t(KVT, 1, orow, dv, rows, vp, cm, nk, st, ps, al, masked, pf));
+    KV_DISPATCH(kvt,
+                pv_rows_tile_t(KVT, 1, orow, dv, rows, vp, cm, nk, st, ps, al, masked, pf, NULL));
+}
+#endif
+
+#ifdef PV_ROWS_STAGE_ABOVE
+/* 16-bit V for tiles of more than PV_ROWS_STAGE_ABOVE rows: each row block loads every V
+   element of its pass, so a tile of 16 rows in blocks of 6, 6 and 4 widened each element
+   three times, on the ports its FMAs use (vcvtph2ps is a port-0 and a port-5 uop on Intel);
+   widened once into the stage, the blocks load float32 from L1. Out of line, so that the
+   other paths' frames do not carry the stage; the FMAs and their order are those of the
+   unstaged path (the widening is exact), so the results are bitwise the same. */
+static __attribute__((noinline)) void
+pv_rows_tile_staged(int kvt, float *orow, size_t dv, size_t rows, const char *const *vp,
+                    const uint32_t *cm, size_t nk, const float *st, size_t ps, const float *al,
+                    int masked, const tile_prefetch *pf)
+{
+    float sv[SPATTN_TK * PV_NV * VL] __attribute__((aligned(64)));
+    KV_DISPATCH(kvt, pv_rows_tile_t(KVT, 0, orow, dv, rows, vp, cm, nk, st, ps, al, masked, pf,
+                                    KVT == KV_F32 ? NULL : sv));
 }
 #endif
 
@@ -258,7 +290,14 @@ static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const cha
         return;
     }
 #endif
-    KV_DISPATCH(kvt, pv_rows_tile_t(KVT, 0, orow, dv, rows, vp, cm, nk, st, ps, al, masked, pf));
+#ifdef PV_ROWS_STAGE_ABOVE
+    if (kvt != KV_F32 && !KV_EO(kvt) && rows > PV_ROWS_STAGE_ABOVE) {
+        pv_rows_tile_staged(kvt, orow, dv, rows, vp, cm, nk, st, ps, al, masked, pf);
+        return;
+    }
+#endif
+    KV_DISPATCH(kvt,
+                pv_rows_tile_t(KVT, 0, orow, dv, rows, vp, cm, nk, st, ps, al, masked, pf, NULL));
 }
 
 /* Writes rows i0 .. i0+rows from row-major O, m and l (lane r = row r). */
