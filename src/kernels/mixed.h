@@ -249,7 +249,7 @@ static void mixed_walk_tile(tile_state *ts, const spattn_head_job *job, const sp
                                job->k_ts, j0, idx, nk, cmq, ts->st, NULL, alp)
                    : qk_cols(job->kv_dtype, ts->qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
                              cmq, ts->st, NULL, ts->low_half, alp);
-    tile_fold(ts, job, j0, idx, cm, nk, partial, mt);
+    tile_fold(ts, job, j0, idx, cm, nk, partial, mt, NULL);
 }
 
 /* One mixed query tile: first its flagged tiles in the tile path's walk order, as row

@@ -245,6 +245,41 @@ pv_rows_tile_staged(int kvt, float *orow, size_t dv, size_t rows, const char *co
 }
 #endif
 
+#ifdef PV_ROWS_STAGE_ABOVE
+/* Whether pv_rows_tile, where AMX tiles do not take the P V, widens a tile of `rows` rows of
+   16-bit V per pass into a stage (and so whether tpl_tiles2 may widen a tile of at most one
+   pass once for both tiles of a pair): not where pair dot products take it. */
+static int pv_rows_stages(int kvt, size_t dv, size_t rows)
+{
+#ifdef VEC_BF16_PV
+    if (pv_pairs(kvt, dv))
+        return 0;
+#endif
+    (void)dv;
+    return kvt != KV_F32 && !KV_EO(kvt) && rows > PV_ROWS_STAGE_ABOVE;
+}
+#endif
+
+/* Whether tpl_tiles2 may widen a pair's V tile once (pv_widen_tile), and the floats of its
+   stage. Not in the bf16 tiers (BF16_BASE_TABLE), whose loops are compiled for their 16-bit
+   types only: the widened tile is read as float32. */
+#if defined(PV_ROWS_STAGE_ABOVE) && !defined(BF16_BASE_TABLE)
+#define PV_PAIR_STAGE 1
+#define PV_PAIR_STAGE_FLOATS (SPATTN_TK * PV_NV * VL)
+
+/* V rows j0 .. j0 + nk (dv <= PV_NV * VL elements of type kvt, rows v_ts elements apart)
+   widened into sv, round16(dv) floats apart. */
+static void pv_widen_tile(int kvt, float *sv, const void *v, ptrdiff_t v_ts, size_t j0, size_t nk,
+                          size_t dv)
+{
+    KV_DISPATCH(kvt, for (size_t jj = 0; jj < nk; jj++)
+                         kv_widen_row(KVT, sv + jj * round16(dv),
+                                      kv_row(KVT, v, (ptrdiff_t)(j0 + jj), v_ts), dv));
+}
+#else
+#define PV_PAIR_STAGE 0
+#endif
+
 /* Whether pv_rows_tile asks for the next tile's keys past pf->split. Not on the P V of
    vdpbf16ps pairs: there asking for them at its start measured 30 % slower than asking
    during QK (docs/kernels.md). */
@@ -291,7 +326,7 @@ static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const cha
     }
 #endif
 #ifdef PV_ROWS_STAGE_ABOVE
-    if (kvt != KV_F32 && !KV_EO(kvt) && rows > PV_ROWS_STAGE_ABOVE) {
+    if (pv_rows_stages(kvt, dv, rows)) {
         pv_rows_tile_staged(kvt, orow, dv, rows, vp, cm, nk, st, ps, al, masked, pf);
         return;
     }

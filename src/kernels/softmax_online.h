@@ -180,8 +180,10 @@ static int kv_rows_finite(int kvt_rt, const char *const *vp, size_t n, size_t di
 
 /* With the tile's scores in ts->st (mt their lane max): softcap (with ALiBi and the mask
    after it), online softmax, O += P V. */
+/* vst: NULL, or the tile's V rows already widened to float32, round16(dim_v) floats apart
+   (tpl_tiles2, for both tiles of a pair), which the P V then reads instead of V. */
 static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, const uint32_t *idx,
-                      const uint32_t *cm, size_t nk, int partial, col_t mt)
+                      const uint32_t *cm, size_t nk, int partial, col_t mt, const float *vst)
 {
     const col_t ninf = col_set1(K_NINF);
     float *st = ts->st;
@@ -231,21 +233,26 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
     ts->mrun = mnew;
 
     const char *vp[SPATTN_TK];
-    const ptrdiff_t v_row = job->v_ts * (ptrdiff_t)spattn__dtype_size(job->kv_dtype);
-    for (size_t jj = 0; jj < nk; jj++)
-        vp[jj] = (const char *)job->v + (ptrdiff_t)(j0 + idx[jj]) * v_row;
-    const int masked =
-        partial && !(PV_UNMASK_FINITE && kv_rows_finite(job->kv_dtype, vp, nk, job->dim_v));
+    const int vt = vst != NULL ? KV_F32 : (int)job->kv_dtype;
+    if (vst != NULL) {
+        for (size_t jj = 0; jj < nk; jj++)
+            vp[jj] = (const char *)(vst + jj * round16(job->dim_v));
+    } else {
+        const ptrdiff_t v_row = job->v_ts * (ptrdiff_t)spattn__dtype_size(job->kv_dtype);
+        for (size_t jj = 0; jj < nk; jj++)
+            vp[jj] = (const char *)job->v + (ptrdiff_t)(j0 + idx[jj]) * v_row;
+    }
+    const int masked = partial && !(PV_UNMASK_FINITE && kv_rows_finite(vt, vp, nk, job->dim_v));
     if (ts->o == O_ROWS) {
         col_store(ts->ml + 32, alpha);
-        pv_rows_tile(job->kv_dtype, ts->ot, job->dim_v, ts->rows, vp, cm, nk, st,
+        pv_rows_tile(vt, ts->ot, job->dim_v, ts->rows, vp, cm, nk, st,
                      ts->compact ? (size_t)ts->compact : 16, ts->ml + 32, masked, ts->pv_fresh,
                      ts->pv_pf);
         ts->pv_fresh = 0;
         return;
     }
 #if !PV_ROWS
-    pv_cols_tile(job->kv_dtype, ts->ot, job->dim_v, vp, cm, nk, st, alpha, masked);
+    pv_cols_tile(vt, ts->ot, job->dim_v, vp, cm, nk, st, alpha, masked);
     ts->pv_fresh = 0;
 #endif
 }

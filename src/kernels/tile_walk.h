@@ -111,12 +111,35 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
                                    job->k_ts, j0, idx, nk, cmq, ts.st, pfp, alp)
                        : qk_cols(job->kv_dtype, ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
                                  cmq, ts.st, pfp, ts.low_half, alp);
-        tile_fold(&ts, job, j0, idx, cm, nk, partial, mt);
+        tile_fold(&ts, job, j0, idx, cm, nk, partial, mt, NULL);
     }
     tile_end(&ts, job);
 }
 
 #ifdef QK_NB2
+/* Whether tpl_tiles2 widens a FULL V tile once for tile ts and its pair (pv_rows_stages). */
+#if PV_PAIR_STAGE
+static int pv_pair_stages(const spattn_head_job *job, const tile_state *ts)
+{
+    return ts->o == O_ROWS && job->dim_v <= PV_NV * VL &&
+           pv_rows_stages(job->kv_dtype, job->dim_v, ts->rows);
+}
+
+/* A FULL key tile that both tiles of a pair take, whose 16-bit V each would widen for itself
+   (pv_pair_stages), widened once and folded into both. Out of line, so that the walk's frame
+   does not carry the stage. */
+static __attribute__((noinline)) void tile_fold_pair_staged(tile_state *ts,
+                                                            const spattn_head_job *job, size_t j0,
+                                                            const uint32_t *idx, size_t nk,
+                                                            const col_t *mt)
+{
+    float vst[PV_PAIR_STAGE_FLOATS] __attribute__((aligned(64)));
+    pv_widen_tile(job->kv_dtype, vst, job->v, job->v_ts, j0, nk, job->dim_v);
+    for (int x = 0; x < 2; x++)
+        tile_fold(&ts[x], job, j0, idx, NULL, nk, 0, mt[x], vst);
+}
+#endif
+
 /* Query tiles qt (even) and qt + 1 in one walk over the union of their key tiles: a key tile
    both have is loaded from L2 once for both, and where both are FULL their scores come from
    qk_cols_pair, which loads each K element once for the two. Every row's result is bitwise what
@@ -192,10 +215,17 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
             }
         }
         for (int x = 0; x < 2; x++)
-            if (take[x]) {
-                ts[x].pv_pf = ask == x && pf.split < pf.n ? &pf : NULL;
-                tile_fold(&ts[x], job, j0, idx[x], cm[x], nk[x], partial[x], mt[x]);
-            }
+            ts[x].pv_pf = take[x] && ask == x && pf.split < pf.n ? &pf : NULL;
+#if PV_PAIR_STAGE
+        if (take[0] && take[1] && !partial[0] && !partial[1] && pv_pair_stages(job, &ts[0]) &&
+            pv_pair_stages(job, &ts[1])) {
+            tile_fold_pair_staged(ts, job, j0, idx[0], nk[0], mt);
+            continue;
+        }
+#endif
+        for (int x = 0; x < 2; x++)
+            if (take[x])
+                tile_fold(&ts[x], job, j0, idx[x], cm[x], nk[x], partial[x], mt[x], NULL);
     }
     tile_end(&ts[0], job);
     tile_end(&ts[1], job);
