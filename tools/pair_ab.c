@@ -161,9 +161,9 @@ static const char *dtype_name(int d)
     return bench_dtype_name((bench_dtype)d);
 }
 
-static const char *const known[] = {"--pattern", "--sparsity", "--len",     "--dim",
-                                    "--heads",   "--kv-heads", "--dtype",   "--isa",
-                                    "--dtype-b", "--isa-b",    "--threads", "--pairs"};
+static const char *const known[] = {"--pattern", "--sparsity", "--len",   "--len-q", "--dim",
+                                    "--heads",   "--kv-heads", "--dtype", "--isa",   "--dtype-b",
+                                    "--isa-b",   "--threads",  "--pairs"};
 
 /* 1 when every option (argv[3], argv[5], ...) is one of `known`, else 0 with a message: a
    misspelt option would otherwise leave its default in place unnoticed. */
@@ -215,7 +215,7 @@ int main(int argc, char **argv)
 {
     if (argc < 3 || argc % 2 == 0) {
         fprintf(stderr, "usage: spattn-pair-ab LIB_A LIB_B [--pattern P] [--sparsity S] "
-                        "[--len N] [--dim D] [--heads H] [--kv-heads G] "
+                        "[--len N] [--len-q M] [--dim D] [--heads H] [--kv-heads G] "
                         "[--dtype f32|bf16|f16|f32-f16kv] [--isa NAME] [--dtype-b T] "
                         "[--isa-b NAME] [--threads N] [--pairs N]\n");
         return 2;
@@ -230,12 +230,15 @@ int main(int argc, char **argv)
     isa_s[0] = opt(argc, argv, "--isa", "auto");
     isa_s[1] = opt(argc, argv, "--isa-b", isa_s[0]);
     const size_t n = (size_t)atol(opt(argc, argv, "--len", "4096"));
+    /* Query rows, the last len_q positions of the n keys (1: decode); n by default. */
+    const size_t lq = (size_t)atol(opt(argc, argv, "--len-q", opt(argc, argv, "--len", "4096")));
     const size_t d = (size_t)atol(opt(argc, argv, "--dim", "64"));
     const size_t hq = (size_t)atol(opt(argc, argv, "--heads", "2"));
     const size_t hk = (size_t)atol(opt(argc, argv, "--kv-heads", opt(argc, argv, "--heads", "2")));
     const int threads = atoi(opt(argc, argv, "--threads", "1"));
     const int pairs = atoi(opt(argc, argv, "--pairs", "20"));
-    if (n == 0 || d == 0 || hq == 0 || hk == 0 || hq % hk != 0 || pairs < 1 || threads < 0) {
+    if (n == 0 || lq == 0 || lq > n || d == 0 || hq == 0 || hk == 0 || hq % hk != 0 || pairs < 1 ||
+        threads < 0) {
         fprintf(stderr, "spattn-pair-ab: bad sizes\n");
         return 2;
     }
@@ -246,7 +249,8 @@ int main(int argc, char **argv)
     c.batch = 1;
     c.heads_q = hq;
     c.heads_kv = hk;
-    c.len_q = c.len_k = n;
+    c.len_q = lq;
+    c.len_k = n;
     c.dim = d;
     c.level = (int)lround(10.0 * atof(sparsity));
     const int pat = by_name(pattern, pattern_name, BP_COUNT);
@@ -277,8 +281,8 @@ int main(int argc, char **argv)
 
     /* One library may be given twice (to compare two ISAs or types of it): dlopen then hands
        back the same one, and each side still has its own masks and plan. */
-    const size_t nq = hq * n * d, nk = hk * n * d;
-    const spattn_shape shape = {1, hq, hk, n, n, d, d};
+    const size_t nq = hq * lq * d, nk = hk * n * d;
+    const spattn_shape shape = {1, hq, hk, lq, n, d, d};
     float *o[2] = {malloc(nq * sizeof(float)), malloc(nq * sizeof(float))};
     if (o[0] == NULL || o[1] == NULL)
         return 3;
@@ -299,7 +303,7 @@ int main(int argc, char **argv)
         a[i].q_dtype = qt[i];
         a[i].kv_dtype = kvt[i];
         a[i].o_dtype = SPATTN_DTYPE_F32;
-        a[i].q_layout = spattn_layout_bhtd(hq, n, d);
+        a[i].q_layout = spattn_layout_bhtd(hq, lq, d);
         a[i].k_layout = spattn_layout_bhtd(hk, n, d);
         a[i].v_layout = a[i].k_layout;
         a[i].o_layout = a[i].q_layout;
@@ -335,8 +339,9 @@ int main(int argc, char **argv)
     }
     const int bitwise = memcmp(o[0], o[1], nq * sizeof(float)) == 0;
 
-    printf("problem: %s at sparsity %s, len %zu, dim %zu, heads %zu/%zu, %d thread(s), %d pairs\n",
-           pattern, sparsity, n, d, hq, hk, threads, pairs);
+    printf("problem: %s at sparsity %s, len %zu (%zu query rows), dim %zu, heads %zu/%zu, %d "
+           "thread(s), %d pairs\n",
+           pattern, sparsity, n, lq, d, hq, hk, threads, pairs);
     for (int i = 0; i < 2; i++) {
         qsort(t[i], (size_t)pairs, sizeof(double), by_value);
         printf("%c: %s (spattn %s, %s, %s): fastest %.4g ms, median %.4g ms\n", 'A' + i, l[i].path,
