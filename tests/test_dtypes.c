@@ -313,9 +313,9 @@ static const size_t pair_dims[] = {32, 64, 96, 128};
 /* Where the AVX-512 column QK widens 16-bit K a register block ahead: at least two query
    tiles (so tile pairs too), odd key counts and dims, and a dim whose rows fit its stack for
    tile pairs (4 keys a block) but not single tiles (8), which widen per broadcast. The
-   row-major P V widens 16-bit V per pass of 64 dims for tiles of more than 6 rows: tiles of
-   16 and 9 rows (41), passes that end inside a vector (65, 264). */
-static const size_t staged_lens_q[] = {32, 33, 41, 48};
+   row-major P V widens 16-bit V per pass of 64 dims for tiles of more than 12 rows: tiles of
+   16 and 13 rows (45), passes that end inside a vector (65, 264). */
+static const size_t staged_lens_q[] = {32, 33, 45, 48};
 static const size_t staged_lens_k[] = {65, 77, 130};
 static const size_t staged_dims[] = {17, 65, 264};
 /* Strided masks on the gather path, whose rows start with a progression of keys that the

@@ -35,9 +35,10 @@ typedef __mmask16 cmask_t;
 #define PV_NV 4
 #define PV_RB 6
 #define PV_ROWS_BELOW 16
-/* 16-bit V of tiles of more rows than this is widened once per tile before the row-major
-   P V (pv_rows.h) instead of once per row block. */
-#define PV_ROWS_STAGE_ABOVE 6
+/* 16-bit V of tiles of more rows than this (three row blocks) is widened once per tile before
+   the row-major P V (pv_rows.h) instead of once per row block; with two blocks (decode of 8
+   query heads on a KV head) the stage measured slower. */
+#define PV_ROWS_STAGE_ABOVE 12
 #define COL_HALVES 0 /* one zmm is one column: nothing to skip */
 /* Stack for 16-bit K rows widened ahead of the column QK (kv_load.h): dims up to 256. */
 #define KV_STAGE_FLOATS 4096
