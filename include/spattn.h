@@ -335,6 +335,8 @@ typedef struct spattn_args {
     spattn_shape shape;
     const void *q; /* elements of q_dtype; a float * converts implicitly (likewise k, v, o) */
     spattn_layout q_layout;
+    /* Any alignment of an element's size works; K and V rows on 64-byte boundaries (base and
+       token stride) are read fastest where the mask is sparse (README, "Layouts"). */
     const void *k; /* elements of kv_dtype */
     spattn_layout k_layout;
     const void *v; /* elements of kv_dtype */
