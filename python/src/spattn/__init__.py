@@ -4,8 +4,11 @@
 
 q, k, v are [batch, heads, tokens, dim] arrays. See spattn.attention, spattn.Mask,
 spattn.Plan, spattn.probs and spattn.merge; errors of the library raise spattn.Error.
+spattn.empty and spattn.aligned give arrays on 64-byte boundaries, which sparse masks read
+fastest.
 """
 
+from ._aligned import aligned, empty
 from ._errors import Error
 from ._lib import has as _has
 from ._lib import has_dtypes
@@ -27,8 +30,10 @@ __all__ = [
     "Plan",
     "Probs",
     "alibi_slopes",
+    "aligned",
     "attention",
     "cpu_features",
+    "empty",
     "has_backward",
     "has_dtypes",
     "isa_selected",

@@ -5,6 +5,7 @@ import ctypes
 import numpy as np
 
 from . import _tensors as T
+from ._aligned import empty
 from ._structs import Args, Shape
 from .mask import Mask
 
@@ -90,7 +91,7 @@ class Problem:
         if out is None:
             dtype = out_dtype if out_dtype is not None else T.numpy_dtype(self.args.q_dtype)
             code = T.dtype_code(dtype, "the output")
-            out = np.empty(o_shape, dtype=T.numpy_dtype(code))
+            out = empty(o_shape, T.numpy_dtype(code))
         else:
             T.check_array(out, "out")
             if out.shape != o_shape:

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from . import Mask, Plan, attention, isa_selected, version
+from . import Mask, Plan, aligned, attention, empty, isa_selected, version
 
 
 def _block_layout(rng, nb, density):
@@ -71,12 +71,13 @@ class NumpyRunners:
 
     def __init__(self, a):
         rng = np.random.default_rng(a.seed)
+        # On 64-byte boundaries, as PyTorch's tensors are (spattn.aligned).
         self.q, self.k, self.v = (
-            rng.standard_normal((1, a.heads, a.len, a.dim)).astype(np.float32)
+            aligned(rng.standard_normal((1, a.heads, a.len, a.dim)).astype(np.float32))
             for _ in range(3))
         self.scale = 1.0 / np.sqrt(a.dim)
         self.threads = a.threads
-        self.o = np.empty_like(self.q)
+        self.o = empty(self.q.shape, np.float32)
 
     def spattn(self, mask, allowed):
         plan = Plan.like(self.q, self.k, self.v, mask, threads=self.threads)
