@@ -179,9 +179,9 @@ static int kv_rows_finite(int kvt_rt, const char *const *vp, size_t n, size_t di
 }
 
 /* With the tile's scores in ts->st (mt their lane max): softcap (with ALiBi and the mask
-   after it), online softmax, O += P V. */
-/* vst: NULL, or the tile's V rows already widened to float32, round16(dim_v) floats apart
-   (tpl_tiles2, for both tiles of a pair), which the P V then reads instead of V. */
+   after it), online softmax, O += P V. vst: NULL, or the tile's V rows already widened to
+   float32, round16(dim_v) floats apart (tpl_tiles2, for both tiles of a pair), which the P V
+   then reads instead of V. */
 static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, const uint32_t *idx,
                       const uint32_t *cm, size_t nk, int partial, col_t mt, const float *vst)
 {

@@ -117,8 +117,8 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
 }
 
 #ifdef QK_NB2
-/* Whether tpl_tiles2 widens a FULL V tile once for tile ts and its pair (pv_rows_stages). */
 #if PV_PAIR_STAGE
+/* Whether tpl_tiles2 widens a FULL V tile once for tile ts and its pair (pv_rows_stages). */
 static int pv_pair_stages(const spattn_head_job *job, const tile_state *ts)
 {
     return ts->o == O_ROWS && job->dim_v <= PV_NV * VL &&
