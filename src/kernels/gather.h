@@ -295,7 +295,7 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *
         const void *qv = (const char *)job->q + (ptrdiff_t)(i0 + r) * job->q_ts * qs;
         const float *q = qv;
         if (job->q_dtype != SPATTN_DTYPE_F32) {
-            spattn__load_row(qv, job->q_dtype, qb, dq);
+            row_widen((int)job->q_dtype, qb, qv, dq);
             q = qb;
         }
         if (n <= 16) {

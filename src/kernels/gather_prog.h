@@ -272,7 +272,7 @@ SPATTN_ALWAYS_INLINE void prog_scores(const int kvt, const spattn_head_job *job,
                     q[g] = q[0];
                 } else if (job->q_dtype != SPATTN_DTYPE_F32) {
                     float *w = gp->stage + g * round16(dq);
-                    spattn__load_row(qv, job->q_dtype, w, dq);
+                    row_widen((int)job->q_dtype, w, qv, dq);
                     q[g] = w;
                 } else {
                     q[g] = qv;

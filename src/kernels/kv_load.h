@@ -164,4 +164,13 @@ SPATTN_ALWAYS_INLINE const char *kv_row(const int kvt, const void *base, ptrdiff
 
 #endif
 
+/* A row of n elements of the runtime type t (a 16-bit Q row of the gather path) widened
+   into y, which must have room for n rounded up to VL floats: spattn__load_row in vectors
+   (its branchy element-by-element f16 conversion, once per gathered row, showed in the
+   gather path's time: docs/dtypes.md). */
+static void row_widen(int t, float *y, const void *src, size_t n)
+{
+    KV_DISPATCH(t, kv_widen_row(KVT, y, (const char *)src, n));
+}
+
 #endif
