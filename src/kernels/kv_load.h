@@ -99,6 +99,18 @@ SPATTN_ALWAYS_INLINE void kv_widen_row(const int kvt, float *dst, const char *p,
         kv_widen_chunk(kvt, dst, p, d, dim);
 }
 
+/* Rows vp[j] (j < n) from element e, dim elements each, widened into dst, ld floats apart (ld
+   at least dim rounded up to VL); wp[j] is then row j of dst, as the byte pointer the float32
+   kernels take. The stages of 16-bit V ahead of a P V. */
+SPATTN_ALWAYS_INLINE void kv_widen_rows(const int kvt, float *dst, size_t ld, const char *const *vp,
+                                        size_t e, size_t n, size_t dim, const char **wp)
+{
+    for (size_t j = 0; j < n; j++) {
+        kv_widen_row(kvt, dst + j * ld, vp[j] + (ptrdiff_t)e * kv_size(kvt), dim);
+        wp[j] = (const char *)(dst + j * ld);
+    }
+}
+
 /* Whether every element of the n rows vp[] (dim elements of type kvt) is finite: x * 0 is
    +-0 for a finite x and NaN for an infinity or a NaN, so sums of those stay 0 or turn NaN
    (four sums, so that the adds do not wait on one chain). */

@@ -77,11 +77,7 @@ static __attribute__((noinline)) void pv_cols_staged(int kvt, float *ot, size_t 
 {
     float sv[PV_STAGE_FLOATS] __attribute__((aligned(64)));
     const char *sp[SPATTN_TK];
-    const size_t ld = round16(dv);
-    for (size_t j = 0; j < nk; j++) {
-        KV_DISPATCH(kvt, kv_widen_row(KVT, sv + j * ld, vp[j], dv));
-        sp[j] = (const char *)(sv + j * ld);
-    }
+    KV_DISPATCH(kvt, kv_widen_rows(KVT, sv, round16(dv), vp, 0, nk, dv, sp));
     pv_cols_tile_t(KV_F32, ot, dv, sp, cm, nk, st, alpha, masked);
 }
 #endif

@@ -169,12 +169,8 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, const int quad, float *o
         /* The first (for dim_v <= 64 the only) pass uses vp itself. */
         const char *const *vq = vp;
         if (sv != NULL) {
-            const size_t w = (size_t)nv * VL, pd = left < w ? left : w;
-            for (size_t jj = 0; jj < nk; jj++) {
-                const char *src = vp[jj] + (ptrdiff_t)e * kv_size(kvt);
-                kv_widen_row(kvt, sv + jj * w, src, pd);
-                vpe[jj] = (const char *)(sv + jj * w);
-            }
+            const size_t w = (size_t)nv * VL;
+            kv_widen_rows(kvt, sv, w, vp, e, nk, left < w ? left : w, vpe);
             vq = vpe;
         } else if (e != 0) {
             for (size_t jj = 0; jj < nk; jj++)
@@ -260,22 +256,13 @@ static int pv_rows_stages(int kvt, size_t dv, size_t rows)
 }
 #endif
 
-/* Whether tpl_tiles2 may widen a pair's V tile once (pv_widen_tile), and the floats of its
-   stage. Not in the bf16 tiers (BF16_BASE_TABLE), whose loops are compiled for their 16-bit
+/* Whether tpl_tiles2 may widen a pair's V tile once (tile_fold_pair_staged), and the floats
+   of its stage. Not in the bf16 tiers (BF16_BASE_TABLE), whose loops are compiled for their 16-bit
    types only: the widened tile is read as float32. */
 #if defined(PV_ROWS_STAGE_ABOVE) && !defined(BF16_BASE_TABLE)
 #define PV_PAIR_STAGE 1
 #define PV_PAIR_STAGE_FLOATS (SPATTN_TK * PV_NV * VL)
 
-/* V rows j0 .. j0 + nk (dv <= PV_NV * VL elements of type kvt, rows v_ts elements apart)
-   widened into sv, round16(dv) floats apart. */
-static void pv_widen_tile(int kvt, float *sv, const void *v, ptrdiff_t v_ts, size_t j0, size_t nk,
-                          size_t dv)
-{
-    KV_DISPATCH(kvt, for (size_t jj = 0; jj < nk; jj++)
-                         kv_widen_row(KVT, sv + jj * round16(dv),
-                                      kv_row(KVT, v, (ptrdiff_t)(j0 + jj), v_ts), dv));
-}
 #else
 #define PV_PAIR_STAGE 0
 #endif

@@ -178,12 +178,20 @@ static int kv_rows_finite(int kvt_rt, const char *const *vp, size_t n, size_t di
     return r;
 }
 
+/* The V rows of the tile's keys j0 + idx[jj], as byte pointers. */
+static void tile_v_rows(const spattn_head_job *job, size_t j0, const uint32_t *idx, size_t nk,
+                        const char **vp)
+{
+    const ptrdiff_t v_row = job->v_ts * (ptrdiff_t)spattn__dtype_size(job->kv_dtype);
+    for (size_t jj = 0; jj < nk; jj++)
+        vp[jj] = (const char *)job->v + (ptrdiff_t)(j0 + idx[jj]) * v_row;
+}
+
 /* With the tile's scores in ts->st (mt their lane max): softcap (with ALiBi and the mask
-   after it), online softmax, O += P V. vst: NULL, or the tile's V rows already widened to
-   float32, round16(dim_v) floats apart (tpl_tiles2, for both tiles of a pair), which the P V
-   then reads instead of V. */
+   after it), online softmax, O += P V. vw: NULL, or the tile's V rows already widened to
+   float32 (tpl_tiles2, for both tiles of a pair), which the P V then reads instead of V. */
 static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, const uint32_t *idx,
-                      const uint32_t *cm, size_t nk, int partial, col_t mt, const float *vst)
+                      const uint32_t *cm, size_t nk, int partial, col_t mt, const char *const *vw)
 {
     const col_t ninf = col_set1(K_NINF);
     float *st = ts->st;
@@ -232,16 +240,11 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
     ts->lrun = col_add(col_mul(ts->lrun, alpha), psum);
     ts->mrun = mnew;
 
-    const char *vp[SPATTN_TK];
-    const int vt = vst != NULL ? KV_F32 : (int)job->kv_dtype;
-    if (vst != NULL) {
-        for (size_t jj = 0; jj < nk; jj++)
-            vp[jj] = (const char *)(vst + jj * round16(job->dim_v));
-    } else {
-        const ptrdiff_t v_row = job->v_ts * (ptrdiff_t)spattn__dtype_size(job->kv_dtype);
-        for (size_t jj = 0; jj < nk; jj++)
-            vp[jj] = (const char *)job->v + (ptrdiff_t)(j0 + idx[jj]) * v_row;
-    }
+    const char *vr[SPATTN_TK];
+    const int vt = vw != NULL ? KV_F32 : (int)job->kv_dtype;
+    if (vw == NULL)
+        tile_v_rows(job, j0, idx, nk, vr);
+    const char *const *vp = vw != NULL ? vw : vr;
     const int masked = partial && !(PV_UNMASK_FINITE && kv_rows_finite(vt, vp, nk, job->dim_v));
     if (ts->o == O_ROWS) {
         col_store(ts->ml + 32, alpha);

@@ -133,10 +133,13 @@ static __attribute__((noinline)) void tile_fold_pair_staged(tile_state *ts,
                                                             const uint32_t *idx, size_t nk,
                                                             const col_t *mt)
 {
-    float vst[PV_PAIR_STAGE_FLOATS] __attribute__((aligned(64)));
-    pv_widen_tile(job->kv_dtype, vst, job->v, job->v_ts, j0, nk, job->dim_v);
+    float sv[PV_PAIR_STAGE_FLOATS] __attribute__((aligned(64)));
+    const char *vp[SPATTN_TK], *vw[SPATTN_TK];
+    tile_v_rows(job, j0, idx, nk, vp);
+    KV_DISPATCH(job->kv_dtype,
+                kv_widen_rows(KVT, sv, round16(job->dim_v), vp, 0, nk, job->dim_v, vw));
     for (int x = 0; x < 2; x++)
-        tile_fold(&ts[x], job, j0, idx, NULL, nk, 0, mt[x], vst);
+        tile_fold(&ts[x], job, j0, idx, NULL, nk, 0, mt[x], vw);
 }
 #endif
 
@@ -150,6 +153,9 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
     tile_begin(&ts[0], job, m, qt, scratch);
     tile_begin(&ts[1], job, m, qt + 1, scratch + tile_state_floats(job->dim_qk, job->dim_v));
     const size_t next_kt = prefetch_next_qt(job, m, qt, qt + 2, 1);
+#if PV_PAIR_STAGE
+    const int pair_stage = pv_pair_stages(job, &ts[0]) && pv_pair_stages(job, &ts[1]);
+#endif
     uint32_t idx[2][SPATTN_TK], cm[2][SPATTN_TK];
     const int backward = walk_backward(qt);
     size_t lo[2], hi[2];
@@ -217,8 +223,7 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
         for (int x = 0; x < 2; x++)
             ts[x].pv_pf = take[x] && ask == x && pf.split < pf.n ? &pf : NULL;
 #if PV_PAIR_STAGE
-        if (take[0] && take[1] && !partial[0] && !partial[1] && pv_pair_stages(job, &ts[0]) &&
-            pv_pair_stages(job, &ts[1])) {
+        if (pair_stage && take[0] && take[1] && !partial[0] && !partial[1]) {
             tile_fold_pair_staged(ts, job, j0, idx[0], nk[0], mt);
             continue;
         }
