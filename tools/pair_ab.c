@@ -21,7 +21,7 @@
  * suite's names (dense, causal, blocks64, fewkeys, strided, ...; f32, bf16, f16, f32-f16kv
  * for Q and K/V; O is float32 here, so that two types' outputs compare). --dtype-b and --isa-b give
  * B another type or ISA than A (LIB_B may then be LIB_A itself), so that two ISAs or two types of
- * one build are compared the same way.
+ * one build are compared the same way. Inputs and outputs are 64-byte aligned, as the suite's.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
@@ -189,18 +189,26 @@ static const char *opt(int argc, char **argv, const char *name, const char *dflt
     return dflt;
 }
 
+/* bytes on a 64-byte boundary, as the suite's inputs and the README's layouts ask (malloc's
+   16-byte alignment costs the gather path 1.2-1.6x, docs/kernels.md). */
+static void *alloc64(size_t bytes)
+{
+    void *p = NULL;
+    return posix_memalign(&p, 64, bytes > 0 ? bytes : 1) == 0 ? p : NULL;
+}
+
 /* n values uniform in [-1, 1) (multiples of 1/64, exact in every type) as a new buffer of
    type t. */
 static void *inputs(size_t n, spattn_dtype t, uint64_t seed)
 {
-    float *x = malloc(n * sizeof *x);
+    float *x = alloc64(n * sizeof *x);
     if (x == NULL)
         exit(3);
     for (size_t i = 0; i < n; i++)
         x[i] = (float)((int)(bench_rng(&seed) % 128) - 64) / 64.0f;
     if (t == SPATTN_DTYPE_F32)
         return x;
-    uint16_t *h = malloc(n * sizeof *h);
+    uint16_t *h = alloc64(n * sizeof *h);
     if (h == NULL)
         exit(3);
     if (t == SPATTN_DTYPE_BF16)
@@ -283,7 +291,7 @@ int main(int argc, char **argv)
        back the same one, and each side still has its own masks and plan. */
     const size_t nq = hq * lq * d, nk = hk * n * d;
     const spattn_shape shape = {1, hq, hk, lq, n, d, d};
-    float *o[2] = {malloc(nq * sizeof(float)), malloc(nq * sizeof(float))};
+    float *o[2] = {alloc64(nq * sizeof(float)), alloc64(nq * sizeof(float))};
     if (o[0] == NULL || o[1] == NULL)
         return 3;
     lib l[2];
