@@ -69,6 +69,7 @@ typedef struct bench_case {
     bench_mod mod;
     bench_dtype dtype; /* BK_ATTN, BK_PATH */
     size_t bytes;      /* BK_MEMBW buffer size */
+    int rows;          /* BK_MEMBW: 256-byte rows in random order (0: one streaming read) */
     char name[192];
 } bench_case;
 

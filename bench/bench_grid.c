@@ -92,7 +92,10 @@ static void name_case(bench_case *c)
                  c->threads);
         break;
     case BK_MEMBW:
-        if (c->bytes < ((size_t)1 << 20)) /* cache-resident reads */
+        if (c->rows)
+            snprintf(c->name, sizeof c->name, "membw/rows:256/kib:%zu/threads:%d", c->bytes >> 10,
+                     c->threads);
+        else if (c->bytes < ((size_t)1 << 20)) /* cache-resident reads */
             snprintf(c->name, sizeof c->name, "membw/read/kib:%zu/threads:%d", c->bytes >> 10,
                      c->threads);
         else
@@ -254,6 +257,18 @@ static void add_membw(size_t bytes, int threads)
     c.kind = BK_MEMBW;
     c.bytes = bytes;
     c.threads = threads;
+    add(&c);
+}
+
+/* The gather path's ceiling: K or V rows of 256 bytes (dim 64, float32) read from L2 in a
+   random order, as the keys of a few-key row give them. */
+static void add_membw_rows(size_t bytes)
+{
+    bench_case c = {0};
+    c.kind = BK_MEMBW;
+    c.bytes = bytes;
+    c.threads = 1;
+    c.rows = 1;
     add(&c);
 }
 
@@ -468,6 +483,7 @@ static void add_sparse_patterns(void)
                 add(&c);
             }
     add_membw((size_t)512 << 10, 1);
+    add_membw_rows((size_t)512 << 10);
 }
 
 static void grid_default(int all)

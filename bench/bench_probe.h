@@ -19,6 +19,10 @@ double bench_probe_fma(const spattn_kernel_table *table);
 /* Sums n words with `threads` threads (so that the reads cannot be optimised away). */
 uint64_t bench_read_words(const uint64_t *p, size_t n, int threads);
 
+/* Sums n rows of 256 bytes (32 words), row rows[i] of p for i < n, on the calling thread: the
+   gather path's reads of K and V rows in the order its keys give. */
+uint64_t bench_read_rows(const uint64_t *p, const uint32_t *rows, size_t n);
+
 /* Best-of-several read bandwidth in GB/s over a buffer of `bytes`, with `threads` threads. */
 double bench_probe_read(size_t bytes, int threads);
 
