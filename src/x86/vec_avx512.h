@@ -189,6 +189,13 @@ SPATTN_ALWAYS_INLINE void col_transpose_rows(const float *p, ptrdiff_t ts, size_
     for (int i = 0; i < 16; i++)
         r[i] = (size_t)i < rows ? _mm512_maskz_loadu_ps(m, p + i * ts) : _mm512_setzero_ps();
     col_transpose16(r, t);
+    /* Whole tiles apart: with c a constant 1, gcc turns the loop over a variable w into a
+       spill of t and a rep movsq, which costs more than the transpose. */
+    if (w == 16) {
+        for (int d = 0; d < 16; d++)
+            _mm512_store_ps(out + 16 * d, _mm512_mul_ps(t[d], c));
+        return;
+    }
     for (size_t d = 0; d < w; d++)
         _mm512_store_ps(out + 16 * d, _mm512_mul_ps(t[d], c));
 }
