@@ -365,11 +365,12 @@ static void add_long_masks(size_t len, int simd_only, int with_streaming)
 
 /* Element types (spattn_dtype) beside the F32 entries of the same problems: decode over a
    16-bit KV cache (what halving the bytes buys) and prefill, dense, causal and 64x64 blocks
-   at 10 % and 1 % (whether sparsity still pays), in every type set. */
+   at 10 % and 1 % (whether sparsity still pays), and 16 random keys per row (the gather
+   path), in every type set. */
 static void add_dtypes(size_t len, size_t len_k, int simd_only)
 {
-    static const bench_pattern pats[] = {BP_DENSE, BP_CAUSAL, BP_BLOCKS64, BP_BLOCKS64};
-    static const int levels[] = {0, 500, 900, 990};
+    static const bench_pattern pats[] = {BP_DENSE, BP_CAUSAL, BP_BLOCKS64, BP_BLOCKS64, BP_FEWKEYS};
+    static const int levels[] = {0, 500, 900, 990, 996};
     for (size_t i = 0; i < NCOMPILED; i++) {
         if (simd_only && compiled[i] == SPATTN_ISA_SCALAR)
             continue;

@@ -56,6 +56,22 @@ SPATTN_ALWAYS_INLINE col_t col_dot_pair_bc(col_t qp, const uint16_t *p, col_t ac
                   vbfdotq_lane_f32(acc.d, vreinterpretq_bf16_f32(qp.d), k, 0));
 }
 
+/* Along dims: 8 bf16 values as 4 pairs, bits unchanged; the first n of them; their dot. */
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_pairs(const uint16_t *p)
+{
+    return vreinterpretq_f32_u16(vld1q_u16(p));
+}
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_pairs_m(const uint16_t *p, size_t n)
+{
+    uint16_t w[8] = {0};
+    memcpy(w, p, n * sizeof *p);
+    return vreinterpretq_f32_u16(vld1q_u16(w));
+}
+SPATTN_ALWAYS_INLINE vec_t vec_dot_pair(vec_t qp, vec_t kp, vec_t acc)
+{
+    return spattn__bfdot_q(acc, qp, kp);
+}
+
 /* Pairs p < np of rows r < rows (ts elements apart), transposed with their bits unchanged:
    out[16 p + r] = the 32 bits of (q[r ts + 2p], q[r ts + 2p + 1]); lanes from `rows` on hold
    0. Nothing past the rows' 2 np elements is read. 4x4 blocks of pairs (words_transpose4x4). */

@@ -112,6 +112,18 @@ static void base_gather(const spattn_head_job *job, const spattn_keyrows *kr, si
     BF16_BASE_TABLE.attn_gather(job, kr, qt, nqt, scratch);
 }
 
+/* The gather path takes bf16 Q and K/V jobs (its Q.K in pairs, gather.h), and gives every
+   other job to the base tier as the walk does. */
+static void bf16_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt, size_t nqt,
+                        float *scratch)
+{
+    if (job->q_dtype == SPATTN_DTYPE_BF16 && job->kv_dtype == SPATTN_DTYPE_BF16 &&
+        job->dim_qk % 2 == 0)
+        tpl_gather(job, kr, qt, nqt, scratch);
+    else
+        base_gather(job, kr, qt, nqt, scratch);
+}
+
 /* Mixed query tiles (listed keys, then tiles) keep float products on every job: their listed
    keys accumulate O in dim order, which the P.V pairs of the tile walk do not keep. */
 static void base_mixed(const spattn_head_job *job, const spattn_mask *m, const spattn_keyrows *kr,
@@ -176,7 +188,7 @@ SPATTN_PEAK_PROBE(bf16_dot_probe, col, BF16_PROBE_CHAINS, col_bcast_pair(bf16_on
 #define tpl_scratch_floats base_scratch_floats
 #define tpl_tiles bf16_tiles
 #define tpl_tiles2 bf16_tiles2
-#define tpl_gather base_gather
+#define tpl_gather bf16_gather
 #define tpl_mixed base_mixed
 #define tpl_softmax base_softmax
 #ifdef VEC_AMX

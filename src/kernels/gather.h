@@ -7,6 +7,7 @@
 
 #include "convert.h"
 #include "kernels/common.h"
+#include "kernels/gather_dots.h"
 #include "kernels/gather_prog.h"
 #include "kernels/kv_load.h"
 #include "kernels/o_store.h"
@@ -35,105 +36,13 @@ static size_t gather_scores(size_t rows, size_t keys)
    (then V) still in L2 from an earlier row, and one row's chain (dots, max, exp, sum,
    products) has the rows beside it to overlap with. */
 
-/* q . K_row, as a vector of partial sums; q may be the caller's row: the dim tail is a masked
-   load. K of type kvt (kv_load.h), kp a byte pointer to the row. */
-SPATTN_ALWAYS_INLINE vec_t qk_dot_vec(const int kvt, const float *q, size_t dq, const char *kp)
-{
-    vec_t acc = vec_zero();
-    size_t d = 0;
-    for (; d + VL <= dq; d += VL)
-        acc = vec_fma(vec_loadu(q + d), kv_loadu(kvt, kp, d), acc);
-    if (d < dq) {
-        const vmask_t mk = vmask_first(dq - d);
-        acc = vec_fma(vec_loadu_m(q + d, mk), kv_loadu_m(kvt, kp, d, mk), acc);
-    }
-    return acc;
-}
-
-/* a[c] = q . K[keys[c0 + c]] as vectors of partial sums for c < m (m VL or VL / 2; keys
-   past n repeat key n - 1). Dims outer, keys inner, four Q vectors at a time: each sum
-   still takes its dims in order (qk_dot_vec's chain), but the whole Q row is never held in
-   registers beside the m accumulators. */
-SPATTN_ALWAYS_INLINE void qk_dots_m(const int kvt, const float *q, size_t dq, const void *k,
-                                    ptrdiff_t k_ts, const uint32_t *keys, size_t c0, size_t n,
-                                    const int m, vec_t *a)
-{
-    const char *kp[VL];
-    for (int c = 0; c < m; c++) {
-        kp[c] = kv_row(kvt, k, (ptrdiff_t)keys[c0 + (size_t)c < n ? c0 + (size_t)c : n - 1], k_ts);
-        a[c] = vec_zero();
-    }
-    size_t d = 0;
-    for (; d + 4 * VL <= dq; d += 4 * VL) {
-        const vec_t q0 = vec_loadu(q + d), q1 = vec_loadu(q + d + VL);
-        const vec_t q2 = vec_loadu(q + d + 2 * VL), q3 = vec_loadu(q + d + 3 * VL);
-        for (int c = 0; c < m; c++) {
-            a[c] = vec_fma(q0, kv_loadu(kvt, kp[c], d), a[c]);
-            a[c] = vec_fma(q1, kv_loadu(kvt, kp[c], d + VL), a[c]);
-            a[c] = vec_fma(q2, kv_loadu(kvt, kp[c], d + 2 * VL), a[c]);
-            a[c] = vec_fma(q3, kv_loadu(kvt, kp[c], d + 3 * VL), a[c]);
-        }
-    }
-    for (; d + VL <= dq; d += VL) {
-        const vec_t q0 = vec_loadu(q + d);
-        for (int c = 0; c < m; c++)
-            a[c] = vec_fma(q0, kv_loadu(kvt, kp[c], d), a[c]);
-    }
-    if (d < dq) {
-        const vmask_t mk = vmask_first(dq - d);
-        const vec_t q0 = vec_loadu_m(q + d, mk);
-        for (int c = 0; c < m; c++)
-            a[c] = vec_fma(q0, kv_loadu_m(kvt, kp[c], d, mk), a[c]);
-    }
-}
-
-/* q . K[keys[c]] in lane c for c < 16 (raw, unscaled), for 1 <= n <= 16 keys. Lanes past n
-   hold a repeat of key n - 1 or 0 (the caller masks them): repeats keep the loop free of
-   tests on n, except that rows of at most 4 keys, half vectors of repeats, and the second
-   pair of a row of 1 or 2 keys are skipped (rows of a handful of keys would otherwise pay
-   for 16). */
-SPATTN_ALWAYS_INLINE col_t qk_dots16(const int kvt, const float *q, size_t dq, const void *k,
-                                     ptrdiff_t k_ts, const uint32_t *keys, size_t n)
-{
-    if (n <= 4) {
-        vec_t a[4];
-        for (size_t c = 0; c < 2; c++)
-            a[c] = qk_dot_vec(kvt, q, dq, kv_row(kvt, k, (ptrdiff_t)keys[c < n ? c : n - 1], k_ts));
-        if (n > 2)
-            for (size_t c = 2; c < 4; c++)
-                a[c] = qk_dot_vec(kvt, q, dq,
-                                  kv_row(kvt, k, (ptrdiff_t)keys[c < n ? c : n - 1], k_ts));
-        else
-            a[2] = a[3] = vec_zero();
-        return col_from_quarters(vec_hsums4(a), q4_zero());
-    }
-    vec_t part[16 / VL];
-    for (size_t g = 0; g < 16 / VL; g++) {
-        vec_t a[VL];
-        const size_t c0 = g * VL;
-        if (c0 >= n) {
-            part[g] = vec_zero();
-            continue;
-        }
-        if (n - c0 > VL / 2) {
-            qk_dots_m(kvt, q, dq, k, k_ts, keys, c0, n, VL, a);
-        } else {
-            qk_dots_m(kvt, q, dq, k, k_ts, keys, c0, n, VL / 2, a);
-            for (size_t c = VL / 2; c < VL; c++)
-                a[c] = vec_zero();
-        }
-        part[g] = vec_hsums(a);
-    }
-    return col_from_vecs(part);
-}
-
 /* Scores (log2 units, softcap applied) of row q against keys[0 .. n), 1 <= n <= 16; -inf in
    the lanes past n. */
-SPATTN_ALWAYS_INLINE col_t row_scores16(const int kvt, const spattn_head_job *job, const float *q,
-                                        size_t dq, const void *k, ptrdiff_t k_ts,
+SPATTN_ALWAYS_INLINE col_t row_scores16(const int kvt, const int qp, const spattn_head_job *job,
+                                        const void *q, size_t dq, const void *k, ptrdiff_t k_ts,
                                         const uint32_t *keys, size_t n)
 {
-    col_t s = col_mul(qk_dots16(kvt, q, dq, k, k_ts, keys, n), col_set1(q_factor(job)));
+    col_t s = col_mul(qk_dots16(kvt, qp, q, dq, k, k_ts, keys, n), col_set1(q_factor(job)));
     if (job->softcap != 0.0f)
         s = col_mul(col_tanh(s), col_set1(job->softcap * K_LOG2E));
     return col_select(cmask_bits((uint32_t)((1u << n) - 1u)), s, col_set1(K_NINF));
@@ -176,34 +85,58 @@ static void gather_alibi(const spattn_head_job *job, const spattn_keyrows *kr, s
     }
 }
 
-/* acc[x] += sum over c < n of p[c] * V[keys[c]][e + x VL ..], x < 4; odd keys go to a second
-   set of accumulators (two chains of n/2 FMAs, not one of n), added in at the end. */
-SPATTN_ALWAYS_INLINE void pv_keys_4v(const int kvt, vec_t *acc, const void *v, ptrdiff_t v_ts,
-                                     const uint32_t *keys, const float *p, size_t n, size_t e)
+/* The 4 VL elements of a V row from element e: in order, or for bf16 V read as even and odd
+   elements (eo, KV_EO) the even and odd elements of the first 2 VL in x[0], x[1], of the next
+   2 VL in x[2], x[3]. */
+SPATTN_ALWAYS_INLINE void pv_row_4v(const int kvt, const int eo, const char *row, size_t e,
+                                    vec_t *x)
+{
+#ifdef VEC_BF16_EO
+    if (eo) {
+        const uint16_t *h = (const uint16_t *)(const void *)row + e;
+        vec_loadu_bf16_eo(h, &x[0], &x[1]);
+        vec_loadu_bf16_eo(h + 2 * VL, &x[2], &x[3]);
+        return;
+    }
+#else
+    (void)eo;
+#endif
+    for (int i = 0; i < 4; i++)
+        x[i] = kv_loadu(kvt, row, e + (size_t)i * VL);
+}
+
+/* acc[x] += sum over c < n of p[c] * V[keys[c]][e + x VL ..], x < 4 (in pv_row_4v's order);
+   odd keys go to a second set of accumulators (two chains of n/2 FMAs, not one of n), added
+   in at the end. Each O element takes the same products in the same order either way. */
+SPATTN_ALWAYS_INLINE void pv_keys_4v(const int kvt, const int eo, vec_t *acc, const void *v,
+                                     ptrdiff_t v_ts, const uint32_t *keys, const float *p, size_t n,
+                                     size_t e)
 {
     vec_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     vec_t b0 = vec_zero(), b1 = vec_zero(), b2 = vec_zero(), b3 = vec_zero();
     size_t j = 0;
     for (; j + 2 <= n; j += 2) {
         const vec_t pj = vec_set1(p[j]), pk = vec_set1(p[j + 1]);
-        const char *x = kv_row(kvt, v, (ptrdiff_t)keys[j], v_ts);
-        const char *y = kv_row(kvt, v, (ptrdiff_t)keys[j + 1], v_ts);
-        a0 = vec_fma(pj, kv_loadu(kvt, x, e), a0);
-        a1 = vec_fma(pj, kv_loadu(kvt, x, e + VL), a1);
-        a2 = vec_fma(pj, kv_loadu(kvt, x, e + 2 * VL), a2);
-        a3 = vec_fma(pj, kv_loadu(kvt, x, e + 3 * VL), a3);
-        b0 = vec_fma(pk, kv_loadu(kvt, y, e), b0);
-        b1 = vec_fma(pk, kv_loadu(kvt, y, e + VL), b1);
-        b2 = vec_fma(pk, kv_loadu(kvt, y, e + 2 * VL), b2);
-        b3 = vec_fma(pk, kv_loadu(kvt, y, e + 3 * VL), b3);
+        vec_t x[4], y[4];
+        pv_row_4v(kvt, eo, kv_row(kvt, v, (ptrdiff_t)keys[j], v_ts), e, x);
+        pv_row_4v(kvt, eo, kv_row(kvt, v, (ptrdiff_t)keys[j + 1], v_ts), e, y);
+        a0 = vec_fma(pj, x[0], a0);
+        a1 = vec_fma(pj, x[1], a1);
+        a2 = vec_fma(pj, x[2], a2);
+        a3 = vec_fma(pj, x[3], a3);
+        b0 = vec_fma(pk, y[0], b0);
+        b1 = vec_fma(pk, y[1], b1);
+        b2 = vec_fma(pk, y[2], b2);
+        b3 = vec_fma(pk, y[3], b3);
     }
     if (j < n) {
         const vec_t pj = vec_set1(p[j]);
-        const char *x = kv_row(kvt, v, (ptrdiff_t)keys[j], v_ts);
-        a0 = vec_fma(pj, kv_loadu(kvt, x, e), a0);
-        a1 = vec_fma(pj, kv_loadu(kvt, x, e + VL), a1);
-        a2 = vec_fma(pj, kv_loadu(kvt, x, e + 2 * VL), a2);
-        a3 = vec_fma(pj, kv_loadu(kvt, x, e + 3 * VL), a3);
+        vec_t x[4];
+        pv_row_4v(kvt, eo, kv_row(kvt, v, (ptrdiff_t)keys[j], v_ts), e, x);
+        a0 = vec_fma(pj, x[0], a0);
+        a1 = vec_fma(pj, x[1], a1);
+        a2 = vec_fma(pj, x[2], a2);
+        a3 = vec_fma(pj, x[3], a3);
     }
     acc[0] = vec_add(a0, b0);
     acc[1] = vec_add(a1, b1);
@@ -253,7 +186,17 @@ SPATTN_ALWAYS_INLINE void pv_gather_row(const int kvt, const spattn_head_job *jo
         if (init != NULL)
             for (int x = 0; x < 4; x++)
                 acc[x] = vec_loadu(init + e + (size_t)x * VL);
-        pv_keys_4v(kvt, acc, job->v, job->v_ts, keys, p, n, e);
+#ifdef VEC_BF16_EO
+        if (KV_EO(kvt)) {
+            if (init != NULL)
+                for (int x = 0; x < 4; x += 2)
+                    vec_to_eo(acc[x], acc[x + 1], &acc[x], &acc[x + 1]);
+            pv_keys_4v(kvt, 1, acc, job->v, job->v_ts, keys, p, n, e);
+            for (int x = 0; x < 4; x += 2)
+                vec_from_eo(acc[x], acc[x + 1], &acc[x], &acc[x + 1]);
+        } else
+#endif
+            pv_keys_4v(kvt, 0, acc, job->v, job->v_ts, keys, p, n, e);
         for (int x = 0; x < 4; x++)
             o_store(job, o, e + (size_t)x * VL, VL, vec_mul(acc[x], inv));
     }
@@ -272,7 +215,7 @@ SPATTN_ALWAYS_INLINE void pv_gather_row(const int kvt, const spattn_head_job *jo
    its sink). K and V of type kvt; a 16-bit Q row is widened into qb (dim_qk floats) first.
    gp: the call's residue blocks, NULL when kr has none; then the progressions' scores and
    P V go residue by residue (prog_scores, prog_pv), the rest of each row's keys row by row. */
-SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *job,
+SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const int qp, const spattn_head_job *job,
                                           const size_t dq, const size_t dv,
                                           const spattn_keyrows *kr, size_t i0, size_t rows,
                                           float *sb, float *lb, float *qb, gather_prog *gp)
@@ -292,19 +235,18 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const spattn_head_job *
         n -= a;
         if (n == 0)
             continue;
-        const void *qv = (const char *)job->q + (ptrdiff_t)(i0 + r) * job->q_ts * qs;
-        const float *q = qv;
-        if (job->q_dtype != SPATTN_DTYPE_F32) {
-            row_widen((int)job->q_dtype, qb, qv, dq);
+        const void *q = (const char *)job->q + (ptrdiff_t)(i0 + r) * job->q_ts * qs;
+        if (!qp && job->q_dtype != SPATTN_DTYPE_F32) {
+            row_widen((int)job->q_dtype, qb, q, dq);
             q = qb;
         }
         if (n <= 16) {
-            col_store(s, row_scores16(kvt, job, q, dq, job->k, job->k_ts, keys, n));
+            col_store(s, row_scores16(kvt, qp, job, q, dq, job->k, job->k_ts, keys, n));
             s += 16;
             continue;
         }
         for (size_t c = 0; c < n; c += 16, s += 16)
-            col_store(s, row_scores16(kvt, job, q, dq, job->k, job->k_ts, keys + c,
+            col_store(s, row_scores16(kvt, qp, job, q, dq, job->k, job->k_ts, keys + c,
                                       n - c < 16 ? n - c : 16));
     }
     if (gp != NULL) {
@@ -364,12 +306,19 @@ SPATTN_ALWAYS_INLINE void gather_passes_t(const int kvt, const spattn_head_job *
                                           float *sb, float *lb, float *qb, gather_prog *gp)
 {
     const size_t dq = job->dim_qk, dv = job->dim_v;
-    if (dq == 64 && dv == 64)
-        gather_passes_d(kvt, job, 64, 64, kr, i0, rows, sb, lb, qb, gp);
+    if (GATHER_PAIRS(kvt, job)) {
+        if (dq == 64 && dv == 64)
+            gather_passes_d(kvt, 1, job, 64, 64, kr, i0, rows, sb, lb, qb, gp);
+        else if (dq == 128 && dv == 128)
+            gather_passes_d(kvt, 1, job, 128, 128, kr, i0, rows, sb, lb, qb, gp);
+        else
+            gather_passes_d(kvt, 1, job, dq, dv, kr, i0, rows, sb, lb, qb, gp);
+    } else if (dq == 64 && dv == 64)
+        gather_passes_d(kvt, 0, job, 64, 64, kr, i0, rows, sb, lb, qb, gp);
     else if (dq == 128 && dv == 128)
-        gather_passes_d(kvt, job, 128, 128, kr, i0, rows, sb, lb, qb, gp);
+        gather_passes_d(kvt, 0, job, 128, 128, kr, i0, rows, sb, lb, qb, gp);
     else
-        gather_passes_d(kvt, job, dq, dv, kr, i0, rows, sb, lb, qb, gp);
+        gather_passes_d(kvt, 0, job, dq, dv, kr, i0, rows, sb, lb, qb, gp);
 }
 
 static void gather_passes(const spattn_head_job *job, const spattn_keyrows *kr, size_t i0,

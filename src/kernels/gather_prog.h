@@ -260,7 +260,7 @@ SPATTN_ALWAYS_INLINE void prog_scores(const int kvt, const spattn_head_job *job,
                           prog_most(kr, i0, gp, c + 1), dq);
         for (size_t u = gp->start[c]; u < gp->start[c + 1]; u += PROG_GROUP) {
             const size_t nr = gp->start[c + 1] - u < PROG_GROUP ? gp->start[c + 1] - u : PROG_GROUP;
-            const float *q[PROG_GROUP];
+            const float *q[PROG_GROUP] = {NULL}; /* all set below; gcc cannot tell */
             float *s[PROG_GROUP];
             size_t a[PROG_GROUP];
             for (size_t g = 0; g < PROG_GROUP; g++) {

@@ -182,7 +182,7 @@ SPATTN_ALWAYS_INLINE void mixed_flush_d(const int kvt, tile_state *ts, const spa
             vec_t acc[4];
             for (int x = 0; x < 4; x++)
                 acc[x] = rows_o ? vec_mul(vec_loadu(orow + e + (size_t)x * VL), va) : vec_zero();
-            pv_keys_4v(kvt, acc, job->v, job->v_ts, keys, p, n, e);
+            pv_keys_4v(kvt, 0, acc, job->v, job->v_ts, keys, p, n, e);
             for (int x = 0; x < 4; x++)
                 vec_storeu(orow + e + (size_t)x * VL, acc[x]);
         }

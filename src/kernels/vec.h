@@ -185,7 +185,10 @@ SPATTN_VEC_REQUIRES(void, col_transpose_rows,
 /* Tiers with bf16 pair dot products (VEC_BF16_DOT): col_bcast_pair(p: the two bf16 values at p
    as a pair in every lane), col_dot_pair(qp, kp, acc: acc + the lane-wise dot of two bf16
    pairs, products exact, sums rounded), col_dot_pair_bc(qp, p, acc), col_transpose_pairs(q,
-   ts, rows, np, out: out[16 p + r] = the bits of pair p of row r, 0 from lane `rows` on). Those
+   ts, rows, np, out: out[16 p + r] = the bits of pair p of row r, 0 from lane `rows` on);
+   along dims (the gather path): vec_loadu_pairs(p: the 2 VL bf16 values at p as VL pairs),
+   vec_loadu_pairs_m(p, n: the first n < 2 VL of them, zeros after, nothing past read),
+   vec_dot_pair(qp, kp, acc: as col_dot_pair). Those
    that also take P.V in pairs of keys (VEC_BF16_PV, row-major P.V with VL 16): col_pairs_bf16(a, b:
    lane r = (a[r], b[r]) rounded to bf16), vec_zip_bf16(a, b, lo, hi: the pairs (a[e], b[e]) of 32
    dims in the ISA's zipped order), vec_zip_widen_bf16(a, lo, hi: a[e] widened, same order),
@@ -195,6 +198,9 @@ SPATTN_VEC_REQUIRES(col_t, col_dot_pair, (col_t, col_t, col_t))
 SPATTN_VEC_REQUIRES(col_t, col_dot_pair_bc, (col_t, const uint16_t *, col_t))
 SPATTN_VEC_REQUIRES(void, col_transpose_pairs,
                     (const uint16_t *, ptrdiff_t, size_t, size_t, float *))
+SPATTN_VEC_REQUIRES(vec_t, vec_loadu_pairs, (const uint16_t *))
+SPATTN_VEC_REQUIRES(vec_t, vec_loadu_pairs_m, (const uint16_t *, size_t))
+SPATTN_VEC_REQUIRES(vec_t, vec_dot_pair, (vec_t, vec_t, vec_t))
 #endif
 #ifdef VEC_BF16_PV
 SPATTN_VEC_REQUIRES(col_t, col_pairs_bf16, (col_t, col_t))

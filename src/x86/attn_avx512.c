@@ -5,6 +5,7 @@
 #endif
 
 #include "x86/vec_avx512.h"
+#include "x86/vec_avx512_bf16eo.h" /* before the template, which tests VEC_BF16_EO */
 
 #include "kernels/template.h"
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "x86/vec_avx512.h"
+#include "x86/vec_avx512_bf16eo.h"
 
 /* The template's QK in column form takes dim pairs where K is bf16 (kernels/qk_cols.h). */
 #define VEC_BF16_DOT 1
@@ -46,6 +47,20 @@ SPATTN_ALWAYS_INLINE col_t col_dot_pair_bc(col_t qp, const uint16_t *p, col_t ac
     return col_dot_pair(qp, col_bcast_pair(p), acc);
 }
 
+/* Along dims: 32 bf16 values as 16 pairs, bits unchanged; the first n of them; their dot. */
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_pairs(const uint16_t *p)
+{
+    return _mm512_castsi512_ps(_mm512_loadu_si512((const void *)p));
+}
+SPATTN_ALWAYS_INLINE vec_t vec_loadu_pairs_m(const uint16_t *p, size_t n)
+{
+    return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16((__mmask32)((1ull << n) - 1u), p));
+}
+SPATTN_ALWAYS_INLINE vec_t vec_dot_pair(vec_t qp, vec_t kp, vec_t acc)
+{
+    return col_dot_pair(qp, kp, acc);
+}
+
 /* Pairs p < np of rows r < rows (ts elements apart), transposed with their bits unchanged:
    out[16 p + r] = the 32 bits of (q[r ts + 2p], q[r ts + 2p + 1]); lanes from `rows` on hold
    0. Nothing past the rows' 2 np elements is read. */
@@ -61,8 +76,12 @@ SPATTN_ALWAYS_INLINE void col_transpose_pairs(const uint16_t *q, ptrdiff_t ts, s
                        ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(m, q + i * ts + 2 * p0))
                        : _mm512_setzero_ps();
         col_transpose16(r, t);
-        for (size_t d = 0; d < w; d++)
-            _mm512_store_ps(out + 16 * (p0 + d), t[d]);
+        if (w == 16) /* no rep movsq of a spilled t: see col_transpose_rows */
+            for (int d = 0; d < 16; d++)
+                _mm512_store_ps(out + 16 * (p0 + (size_t)d), t[d]);
+        else
+            for (size_t d = 0; d < w; d++)
+                _mm512_store_ps(out + 16 * (p0 + d), t[d]);
     }
 }
 
