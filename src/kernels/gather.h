@@ -301,24 +301,28 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const int qp, const spa
 
 /* Common head dims as constants, so the dot and P V loops unroll completely; each for every
    K/V type. */
-SPATTN_ALWAYS_INLINE void gather_passes_t(const int kvt, const spattn_head_job *job,
+SPATTN_ALWAYS_INLINE void gather_passes_q(const int kvt, const int qp, const spattn_head_job *job,
                                           const spattn_keyrows *kr, size_t i0, size_t rows,
                                           float *sb, float *lb, float *qb, gather_prog *gp)
 {
     const size_t dq = job->dim_qk, dv = job->dim_v;
-    if (GATHER_PAIRS(kvt, job)) {
-        if (dq == 64 && dv == 64)
-            gather_passes_d(kvt, 1, job, 64, 64, kr, i0, rows, sb, lb, qb, gp);
-        else if (dq == 128 && dv == 128)
-            gather_passes_d(kvt, 1, job, 128, 128, kr, i0, rows, sb, lb, qb, gp);
-        else
-            gather_passes_d(kvt, 1, job, dq, dv, kr, i0, rows, sb, lb, qb, gp);
-    } else if (dq == 64 && dv == 64)
-        gather_passes_d(kvt, 0, job, 64, 64, kr, i0, rows, sb, lb, qb, gp);
+    if (dq == 64 && dv == 64)
+        gather_passes_d(kvt, qp, job, 64, 64, kr, i0, rows, sb, lb, qb, gp);
     else if (dq == 128 && dv == 128)
-        gather_passes_d(kvt, 0, job, 128, 128, kr, i0, rows, sb, lb, qb, gp);
+        gather_passes_d(kvt, qp, job, 128, 128, kr, i0, rows, sb, lb, qb, gp);
     else
-        gather_passes_d(kvt, 0, job, dq, dv, kr, i0, rows, sb, lb, qb, gp);
+        gather_passes_d(kvt, qp, job, dq, dv, kr, i0, rows, sb, lb, qb, gp);
+}
+
+/* ... and Q.K in pairs or not, a constant too (GATHER_PAIRS). */
+SPATTN_ALWAYS_INLINE void gather_passes_t(const int kvt, const spattn_head_job *job,
+                                          const spattn_keyrows *kr, size_t i0, size_t rows,
+                                          float *sb, float *lb, float *qb, gather_prog *gp)
+{
+    if (GATHER_PAIRS(kvt, job))
+        gather_passes_q(kvt, 1, job, kr, i0, rows, sb, lb, qb, gp);
+    else
+        gather_passes_q(kvt, 0, job, kr, i0, rows, sb, lb, qb, gp);
 }
 
 static void gather_passes(const spattn_head_job *job, const spattn_keyrows *kr, size_t i0,

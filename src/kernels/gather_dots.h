@@ -69,6 +69,7 @@ SPATTN_ALWAYS_INLINE void qk_dots_m(const int kvt, const float *q, size_t dq, co
 #ifdef VEC_BF16_DOT
 #define GATHER_PAIRS(kvt, job) ((kvt) == KV_BF16 && (job)->q_dtype == SPATTN_DTYPE_BF16)
 
+/* qk_dot_vec in pairs (q the row's bf16 Q, kp a bf16 K row). */
 SPATTN_ALWAYS_INLINE vec_t qk_dot_vec_pairs(const uint16_t *q, size_t dq, const char *kp)
 {
     const uint16_t *k = (const uint16_t *)(const void *)kp;
@@ -81,6 +82,8 @@ SPATTN_ALWAYS_INLINE vec_t qk_dot_vec_pairs(const uint16_t *q, size_t dq, const 
     return acc;
 }
 
+/* qk_dots_m in pairs: a[c] = q . K[keys[c0 + c]] for c < m, each lane summing its pairs of
+   dims in order. */
 SPATTN_ALWAYS_INLINE void qk_dots_m_pairs(const uint16_t *q, size_t dq, const void *k,
                                           ptrdiff_t k_ts, const uint32_t *keys, size_t c0, size_t n,
                                           const int m, vec_t *a)
