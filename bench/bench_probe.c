@@ -69,100 +69,53 @@ double bench_probe_fma(const spattn_kernel_table *table)
 /* Each thread sums its own contiguous part of p into four independent accumulators, so that
    the loop is bound by the loads and not by one chain of adds: one accumulator (what a plain
    `sum += p[i]` compiles to) held a cache-resident read here to a third of what the cache
-   delivers, which made the L2 figure a floor and not a ceiling. */
+   delivers, which made the L2 figure a floor and not a ceiling. The accumulators are 64-byte
+   GNU vectors; on x86 the loop is compiled for AVX-512, AVX2 and the baseline and the loader
+   picks the widest the CPU runs (target_clones): one thread reads DRAM measurably faster with
+   wide loads, and the kernels these figures are compared with use them. */
 #define READ_LANES 32 /* words per step: four accumulators of eight */
 
-static uint64_t read_words_part(const uint64_t *p, size_t n)
-{
-    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += p[i];
-        s1 += p[i + 1];
-        s2 += p[i + 2];
-        s3 += p[i + 3];
-    }
-    for (; i < n; i++)
-        s0 += p[i];
-    return s0 + s1 + s2 + s3;
-}
+typedef uint64_t read_vec __attribute__((vector_size(64), aligned(8), may_alias));
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-
-/* Wide loads: one thread reads DRAM measurably faster with them, and the kernels these
-   figures are compared with use them. */
-__attribute__((target("avx2"))) static uint64_t read_words_part_avx2(const uint64_t *p, size_t n)
-{
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        a0 = _mm256_add_epi64(a0, _mm256_loadu_si256((const __m256i *)(p + i)));
-        a1 = _mm256_add_epi64(a1, _mm256_loadu_si256((const __m256i *)(p + i + 4)));
-        a2 = _mm256_add_epi64(a2, _mm256_loadu_si256((const __m256i *)(p + i + 8)));
-        a3 = _mm256_add_epi64(a3, _mm256_loadu_si256((const __m256i *)(p + i + 12)));
-    }
-    uint64_t w[4];
-    _mm256_storeu_si256((__m256i *)w,
-                        _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
-    return w[0] + w[1] + w[2] + w[3] + read_words_part(p + i, n - i);
-}
-
-__attribute__((target("avx512f"))) static uint64_t read_words_part_avx512(const uint64_t *p,
-                                                                          size_t n)
-{
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    size_t i = 0;
-    for (; i + READ_LANES <= n; i += READ_LANES) {
-        a0 = _mm512_add_epi64(a0, _mm512_loadu_si512(p + i));
-        a1 = _mm512_add_epi64(a1, _mm512_loadu_si512(p + i + 8));
-        a2 = _mm512_add_epi64(a2, _mm512_loadu_si512(p + i + 16));
-        a3 = _mm512_add_epi64(a3, _mm512_loadu_si512(p + i + 24));
-    }
-    return (uint64_t)_mm512_reduce_add_epi64(
-               _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3))) +
-           read_words_part(p + i, n - i);
-}
-
-/* Rows of 256 bytes (one step of the loop above each) in the order rows gives, the same four
-   accumulators across rows, so that rows overlap as the gather path's do. */
-__attribute__((target("avx512f"))) static uint64_t read_rows_avx512(const uint64_t *p,
-                                                                    const uint32_t *rows, size_t n)
-{
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i < n; i++) {
-        const uint64_t *r = p + (size_t)rows[i] * READ_LANES;
-        a0 = _mm512_add_epi64(a0, _mm512_loadu_si512(r));
-        a1 = _mm512_add_epi64(a1, _mm512_loadu_si512(r + 8));
-        a2 = _mm512_add_epi64(a2, _mm512_loadu_si512(r + 16));
-        a3 = _mm512_add_epi64(a3, _mm512_loadu_si512(r + 24));
-    }
-    return (uint64_t)_mm512_reduce_add_epi64(
-        _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
-}
+#define READ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define READ_CLONES
 #endif
 
+/* n steps of 256 bytes, step i at p + READ_LANES (rows ? rows[i] : i): a contiguous part, or
+   rows in the order rows gives (the gather path's reads), the same four accumulators across
+   steps so that they overlap. */
+READ_CLONES static uint64_t read_steps(const uint64_t *p, const uint32_t *rows, size_t n)
+{
+    read_vec a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    for (size_t i = 0; i < n; i++) {
+        const read_vec *r =
+            (const read_vec *)(const void *)(p + (size_t)(rows ? rows[i] : i) * READ_LANES);
+        a0 += r[0];
+        a1 += r[1];
+        a2 += r[2];
+        a3 += r[3];
+    }
+    const read_vec t = (a0 + a1) + (a2 + a3);
+    uint64_t sum = 0;
+    for (int l = 0; l < 8; l++)
+        sum += t[l];
+    return sum;
+}
+
+/* n words from p: whole steps, then the rest one by one. */
 static uint64_t read_part(const uint64_t *p, size_t n)
 {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (__builtin_cpu_supports("avx512f"))
-        return read_words_part_avx512(p, n);
-    if (__builtin_cpu_supports("avx2"))
-        return read_words_part_avx2(p, n);
-#endif
-    return read_words_part(p, n);
+    uint64_t sum = read_steps(p, NULL, n / READ_LANES);
+    for (size_t i = n / READ_LANES * READ_LANES; i < n; i++)
+        sum += p[i];
+    return sum;
 }
 
 uint64_t bench_read_rows(const uint64_t *p, const uint32_t *rows, size_t n)
 {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (__builtin_cpu_supports("avx512f"))
-        return read_rows_avx512(p, rows, n);
-#endif
-    uint64_t sum = 0;
-    for (size_t i = 0; i < n; i++)
-        sum += read_part(p + (size_t)rows[i] * READ_LANES, READ_LANES);
-    return sum;
+    return read_steps(p, rows, n);
 }
 
 uint64_t bench_read_words(const uint64_t *p, size_t n, int threads)

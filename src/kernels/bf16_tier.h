@@ -62,13 +62,20 @@ SPATTN_ALWAYS_INLINE void vec_tier_end(void) {}
 #define TIER_FORGET() ((void)0)
 #endif
 
-/* Jobs the tier's walk takes: bf16 Q and K/V (a pair never reaches past its row when dim_qk
-   is even); on the AMX tier also f16 K/V with f16 or float32 Q where dim_qk is a multiple of
-   32 (the tile products of x86/amx_f16.h). */
+/* Jobs whose Q.K the tier takes in pairs, on the tile walk and the gather path: bf16 Q and
+   K/V (a pair never reaches past its row when dim_qk is even). */
+static int bf16_pairs_job(const spattn_head_job *job)
+{
+    return job->q_dtype == SPATTN_DTYPE_BF16 && job->kv_dtype == SPATTN_DTYPE_BF16 &&
+           job->dim_qk % 2 == 0;
+}
+
+/* Jobs the tier's walk takes: those, and on the AMX tier also f16 K/V with f16 or float32 Q
+   where dim_qk is a multiple of 32 (the tile products of x86/amx_f16.h). */
 static int takes_tier(const spattn_head_job *job)
 {
-    if (job->q_dtype == SPATTN_DTYPE_BF16 && job->kv_dtype == SPATTN_DTYPE_BF16)
-        return job->dim_qk % 2 == 0;
+    if (bf16_pairs_job(job))
+        return 1;
 #ifdef VEC_AMX
     if (job->kv_dtype == SPATTN_DTYPE_F16 && job->q_dtype != SPATTN_DTYPE_BF16)
         return job->dim_qk % 32 == 0;
@@ -112,13 +119,12 @@ static void base_gather(const spattn_head_job *job, const spattn_keyrows *kr, si
     BF16_BASE_TABLE.attn_gather(job, kr, qt, nqt, scratch);
 }
 
-/* The gather path takes bf16 Q and K/V jobs (its Q.K in pairs, gather.h), and gives every
-   other job to the base tier as the walk does. */
+/* The gather path takes bf16_pairs_job's jobs (gather.h) and gives every other job to the
+   base tier. */
 static void bf16_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt, size_t nqt,
                         float *scratch)
 {
-    if (job->q_dtype == SPATTN_DTYPE_BF16 && job->kv_dtype == SPATTN_DTYPE_BF16 &&
-        job->dim_qk % 2 == 0)
+    if (bf16_pairs_job(job))
         tpl_gather(job, kr, qt, nqt, scratch);
     else
         base_gather(job, kr, qt, nqt, scratch);

@@ -189,11 +189,9 @@ SPATTN_ALWAYS_INLINE void pv_gather_row(const int kvt, const spattn_head_job *jo
 #ifdef VEC_BF16_EO
         if (KV_EO(kvt)) {
             if (init != NULL)
-                for (int x = 0; x < 4; x += 2)
-                    vec_to_eo(acc[x], acc[x + 1], &acc[x], &acc[x + 1]);
+                vecs_eo(acc, 4, 1);
             pv_keys_4v(kvt, 1, acc, job->v, job->v_ts, keys, p, n, e);
-            for (int x = 0; x < 4; x += 2)
-                vec_from_eo(acc[x], acc[x + 1], &acc[x], &acc[x + 1]);
+            vecs_eo(acc, 4, 0);
         } else
 #endif
             pv_keys_4v(kvt, 0, acc, job->v, job->v_ts, keys, p, n, e);

@@ -142,6 +142,18 @@ SPATTN_ALWAYS_INLINE int kv_rows_finite_t(const int kvt, const char *const *vp, 
    so keeps its other operand in that order. */
 #ifdef VEC_BF16_EO
 #define KV_EO(kvt) ((kvt) == KV_BF16)
+
+/* n accumulators (n even), in order, into that order (to_eo) or back: vectors x, x + 1 hold
+   the even and odd elements of their 2 VL. */
+SPATTN_ALWAYS_INLINE void vecs_eo(vec_t *a, int n, const int to_eo)
+{
+    for (int x = 0; x < n; x += 2) {
+        if (to_eo)
+            vec_to_eo(a[x], a[x + 1], &a[x], &a[x + 1]);
+        else
+            vec_from_eo(a[x], a[x + 1], &a[x], &a[x + 1]);
+    }
+}
 #else
 #define KV_EO(kvt) 0
 #endif

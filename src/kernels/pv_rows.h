@@ -43,8 +43,7 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, si
             acc[r][x] = vec_loadu(orow + (r0 + (size_t)r) * dvp + (size_t)x * VL);
 #ifdef VEC_BF16_EO
         if (eo)
-            for (int x = 0; x < nv; x += 2)
-                vec_to_eo(acc[r][x], acc[r][x + 1], &acc[r][x], &acc[r][x + 1]);
+            vecs_eo(acc[r], nv, 1);
 #endif
         for (int x = 0; x < nv; x++)
             acc[r][x] = vec_mul(acc[r][x], a);
@@ -82,8 +81,7 @@ SPATTN_ALWAYS_INLINE void pv_rows_rxv(const int kvt, float *orow, size_t dvp, si
     for (int r = 0; r < nr; r++) {
 #ifdef VEC_BF16_EO
         if (eo)
-            for (int x = 0; x < nv; x += 2)
-                vec_from_eo(acc[r][x], acc[r][x + 1], &acc[r][x], &acc[r][x + 1]);
+            vecs_eo(acc[r], nv, 0);
 #endif
         for (int x = 0; x < nv; x++)
             vec_storeu(orow + (r0 + (size_t)r) * dvp + (size_t)x * VL, acc[r][x]);
