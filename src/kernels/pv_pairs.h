@@ -13,6 +13,7 @@
 
 #include "kernels/common.h"
 #include "kernels/kv_load.h"
+#include "kernels/kv_prefetch.h"
 #include "kernels/o_store.h"
 
 #if VL != 16
@@ -31,7 +32,7 @@ static inline int pv_pairs(int kvt, size_t dv)
 SPATTN_ALWAYS_INLINE void pv_pairs_rxv(float *orow, size_t dvp, size_t r0, const int nr,
                                        const int nb, const int masked, const char *const *vp,
                                        const vmask_t *km, size_t nk, const float *st,
-                                       const float *pp, const float *al)
+                                       const float *pp, const float *al, pf_pace *pc)
 {
     vec_t acc[PV_RB][4], w[4];
     for (int r = 0; r < nr; r++) {
@@ -42,6 +43,8 @@ SPATTN_ALWAYS_INLINE void pv_pairs_rxv(float *orow, size_t dvp, size_t r0, const
     size_t j0 = 0;
     if (!masked) {
         for (; j0 + 2 <= nk; j0 += 2) {
+            if (pc != NULL)
+                pf_pace_step(pc, 2);
             const uint16_t *a = (const uint16_t *)(const void *)vp[j0];
             const uint16_t *b = (const uint16_t *)(const void *)vp[j0 + 1];
             for (int x = 0; x < nb; x++)
@@ -55,6 +58,8 @@ SPATTN_ALWAYS_INLINE void pv_pairs_rxv(float *orow, size_t dvp, size_t r0, const
         }
     }
     for (size_t jj = j0; jj < nk; jj++) {
+        if (pc != NULL)
+            pf_pace_step(pc, 1);
         const uint16_t *a = (const uint16_t *)(const void *)vp[jj];
         for (int x = 0; x < nb; x++)
             vec_zip_widen_bf16(a + 32 * x, &w[2 * x], &w[2 * x + 1]);
@@ -79,27 +84,34 @@ SPATTN_ALWAYS_INLINE void pv_pairs_rxv(float *orow, size_t dvp, size_t r0, const
 SPATTN_ALWAYS_INLINE void pv_pairs_block(float *oe, size_t dvp, size_t r0, const int nr, int nb,
                                          int masked, const char *const *vq, const vmask_t *km,
                                          size_t nk, const float *st, const float *pp,
-                                         const float *al)
+                                         const float *al, pf_pace *pc)
 {
     if (masked) {
         if (nb == 2)
-            pv_pairs_rxv(oe, dvp, r0, nr, 2, 1, vq, km, nk, st, pp, al);
+            pv_pairs_rxv(oe, dvp, r0, nr, 2, 1, vq, km, nk, st, pp, al, pc);
         else
-            pv_pairs_rxv(oe, dvp, r0, nr, 1, 1, vq, km, nk, st, pp, al);
+            pv_pairs_rxv(oe, dvp, r0, nr, 1, 1, vq, km, nk, st, pp, al, pc);
     } else {
         if (nb == 2)
-            pv_pairs_rxv(oe, dvp, r0, nr, 2, 0, vq, km, nk, st, pp, al);
+            pv_pairs_rxv(oe, dvp, r0, nr, 2, 0, vq, km, nk, st, pp, al, pc);
         else
-            pv_pairs_rxv(oe, dvp, r0, nr, 1, 0, vq, km, nk, st, pp, al);
+            pv_pairs_rxv(oe, dvp, r0, nr, 1, 0, vq, km, nk, st, pp, al, pc);
     }
 }
 
-/* pv_rows_tile for pv_pairs jobs: the same passes of 64 dims and row blocks. */
+/* pv_rows_tile for pv_pairs jobs: the same passes of 64 dims and row blocks, and the same
+   requests for the next tile's keys past pf->split (pf may be NULL), spread over the first row
+   block of each pass. */
 static void pv_pairs_tile(float *orow, size_t dv, size_t rows, const char *const *vp,
                           const uint32_t *cm, size_t nk, const float *st, const float *al,
-                          int masked)
+                          int masked, const tile_prefetch *pf)
 {
     const size_t dvp = round16(dv);
+    pf_pace pace, *pc = NULL;
+    if (pf != NULL) {
+        pf_pace_begin(&pace, pf, pf->split, pf->n, nk * ((dv + 63) / 64));
+        pc = &pace;
+    }
     const char *vpe[SPATTN_TK];
     vmask_t km[SPATTN_TK * 16];
     float pp[SPATTN_TK / 2 * 16] __attribute__((aligned(64)));
@@ -126,13 +138,16 @@ static void pv_pairs_tile(float *orow, size_t dv, size_t rows, const char *const
             const int nr =
                 16 - r0 < PV_RB || (sb != 0 && (rl <= sb || (rl > PV_RB && rl <= 2 * sb))) ? (int)sb
                                                                                            : PV_RB;
+            pf_pace *const pb = r0 == 0 ? pc : NULL;
             if (nr == PV_RB)
-                pv_pairs_block(oe, dvp, r0, PV_RB, nb, masked, vq, km, nk, st, pp, al);
+                pv_pairs_block(oe, dvp, r0, PV_RB, nb, masked, vq, km, nk, st, pp, al, pb);
             else
-                pv_pairs_block(oe, dvp, r0, 16 % PV_RB, nb, masked, vq, km, nk, st, pp, al);
+                pv_pairs_block(oe, dvp, r0, 16 % PV_RB, nb, masked, vq, km, nk, st, pp, al, pb);
             r0 += (size_t)nr;
         }
     }
+    if (pc != NULL)
+        pf_pace_end(pc);
 }
 
 /* finish_rows for pv_pairs jobs: each 32 dims of a row put back in order as they are stored. */

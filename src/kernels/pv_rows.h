@@ -265,20 +265,6 @@ static int pv_rows_stages(int kvt, size_t dv, size_t rows)
 #define PV_PAIR_STAGE 0
 #endif
 
-/* Whether pv_rows_tile asks for the next tile's keys past pf->split. Not on the P V of
-   vdpbf16ps pairs: there asking for them at its start measured 30 % slower than asking
-   during QK (docs/kernels.md). */
-static int pv_rows_asks(int kvt, size_t dv)
-{
-#ifdef VEC_BF16_PV
-    if (pv_pairs(kvt, dv))
-        return 0;
-#endif
-    (void)kvt;
-    (void)dv;
-    return 1;
-}
-
 /* V of type kvt (the job's kv_dtype), vp[] pointers to the tile's V rows; ps: P's stride
    (pv_rows_rxv; 4 or 8 only where pv_pairs does not apply); fresh: O is still all zeros
    (nothing added to it yet; a hint, which only the AMX P V takes); pf: the next tile's keys
@@ -290,8 +276,7 @@ static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const cha
     (void)fresh;
 #ifdef VEC_BF16_PV
     if (pv_pairs(kvt, dv)) {
-        (void)pf; /* pv_rows_asks: none */
-        pv_pairs_tile(orow, dv, rows, vp, cm, nk, st, al, masked);
+        pv_pairs_tile(orow, dv, rows, vp, cm, nk, st, al, masked, pf);
         return;
     }
 #endif

@@ -44,7 +44,7 @@ static void tile_prefetch_set(tile_prefetch *pf, const spattn_head_job *job, siz
     pf->k_bytes = job->dim_qk * es;
     pf->v_bytes = job->dim_v * es;
     /* P V asks for the second half where it is pv_rows_tile's. */
-    pf->split = rowdot && pv_rows_asks(job->kv_dtype, job->dim_v) ? n / 2 : n;
+    pf->split = rowdot ? n / 2 : n;
 }
 
 /* What the head's next query tile from qt on with a stored tile (within 16 tiles) reads first:
