@@ -245,8 +245,8 @@ static void mixed_walk_tile(tile_state *ts, const spattn_head_job *job, const sp
     qk_alibi al;
     const qk_alibi *alp = tile_alibi(ts, job, j0, &al);
     col_t mt = ts->qk == QK_ROW_DOTS
-                   ? qk_rowdot(job->kv_dtype, ts->rows, ts->compact, ts->qtp, job->dim_qk, job->k,
-                               job->k_ts, j0, idx, nk, cmq, ts->st, NULL, alp)
+                   ? qk_rowdot(job->kv_dtype, ts->rows, ts->compact, ts->qtp, q_factor(job),
+                               job->dim_qk, job->k, job->k_ts, j0, idx, nk, cmq, ts->st, NULL, alp)
                    : qk_cols(job->kv_dtype, ts->qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
                              cmq, ts->st, NULL, ts->low_half, alp);
     tile_fold(ts, job, j0, idx, cm, nk, partial, mt, NULL);

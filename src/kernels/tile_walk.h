@@ -106,11 +106,12 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
         const uint32_t *cmq = partial && !scores_pass(job) ? cm : NULL;
         qk_alibi al;
         const qk_alibi *alp = tile_alibi(&ts, job, j0, &al);
-        col_t mt = ts.qk == QK_ROW_DOTS
-                       ? qk_rowdot(job->kv_dtype, ts.rows, ts.compact, ts.qtp, job->dim_qk, job->k,
-                                   job->k_ts, j0, idx, nk, cmq, ts.st, pfp, alp)
-                       : qk_cols(job->kv_dtype, ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk,
-                                 cmq, ts.st, pfp, ts.low_half, alp);
+        col_t mt =
+            ts.qk == QK_ROW_DOTS
+                ? qk_rowdot(job->kv_dtype, ts.rows, ts.compact, ts.qtp, q_factor(job), job->dim_qk,
+                            job->k, job->k_ts, j0, idx, nk, cmq, ts.st, pfp, alp)
+                : qk_cols(job->kv_dtype, ts.qtp, job->dim_qk, job->k, job->k_ts, j0, idx, nk, cmq,
+                          ts.st, pfp, ts.low_half, alp);
         tile_fold(&ts, job, j0, idx, cm, nk, partial, mt, NULL);
     }
     tile_end(&ts, job);
@@ -214,8 +215,8 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
                 const tile_prefetch *pfx = ask == x ? &pf : NULL;
                 mt[x] = ts[x].qk == QK_ROW_DOTS
                             ? qk_rowdot(job->kv_dtype, ts[x].rows, ts[x].compact, ts[x].qtp,
-                                        job->dim_qk, job->k, job->k_ts, j0, idx[x], nk[x], cmq,
-                                        ts[x].st, pfx, alp[x])
+                                        q_factor(job), job->dim_qk, job->k, job->k_ts, j0, idx[x],
+                                        nk[x], cmq, ts[x].st, pfx, alp[x])
                             : qk_cols(job->kv_dtype, ts[x].qtp, job->dim_qk, job->k, job->k_ts, j0,
                                       idx[x], nk[x], cmq, ts[x].st, pfx, 0, alp[x]);
             }
