@@ -27,12 +27,14 @@ static inline int pv_pairs(int kvt, size_t dv)
 }
 
 /* nr rows x nb blocks of 32 dims (2 vec_t each) of O, as pv_rows_rxv. Unmasked: key pairs
-   from pp (pair jp of row r at pp[jp*16 + r]), an odd last key as float; masked: every key as
-   float, merged per row. */
+   from pp (pair jp of row r at pp[jp*ps + r]), an odd last key as float; masked: every key as
+   float, merged per row. P[r][j] is st[j*ps + r]: ps 16 (columns), or 4 or 8 (compact scores,
+   tile_compact). */
 SPATTN_ALWAYS_INLINE void pv_pairs_rxv(float *orow, size_t dvp, size_t r0, const int nr,
                                        const int nb, const int masked, const char *const *vp,
                                        const vmask_t *km, size_t nk, const float *st,
-                                       const float *pp, const float *al, pf_pace *pc)
+                                       const size_t ps, const float *pp, const float *al,
+                                       pf_pace *pc)
 {
     vec_t acc[PV_RB][4], w[4];
     for (int r = 0; r < nr; r++) {
@@ -49,7 +51,7 @@ SPATTN_ALWAYS_INLINE void pv_pairs_rxv(float *orow, size_t dvp, size_t r0, const
             const uint16_t *b = (const uint16_t *)(const void *)vp[j0 + 1];
             for (int x = 0; x < nb; x++)
                 vec_zip_bf16(a + 32 * x, b + 32 * x, &w[2 * x], &w[2 * x + 1]);
-            const float *pr = pp + j0 / 2 * 16 + r0;
+            const float *pr = pp + j0 / 2 * ps + r0;
             for (int r = 0; r < nr; r++) {
                 const col_t p = col_bcast(pr + r);
                 for (int x = 0; x < 2 * nb; x++)
@@ -63,7 +65,7 @@ SPATTN_ALWAYS_INLINE void pv_pairs_rxv(float *orow, size_t dvp, size_t r0, const
         const uint16_t *a = (const uint16_t *)(const void *)vp[jj];
         for (int x = 0; x < nb; x++)
             vec_zip_widen_bf16(a + 32 * x, &w[2 * x], &w[2 * x + 1]);
-        const float *sp = st + jj * 16 + r0;
+        const float *sp = st + jj * ps + r0;
         for (int r = 0; r < nr; r++) {
             const vec_t p = vec_set1(sp[r]);
             if (masked) {
@@ -83,19 +85,19 @@ SPATTN_ALWAYS_INLINE void pv_pairs_rxv(float *orow, size_t dvp, size_t r0, const
 
 SPATTN_ALWAYS_INLINE void pv_pairs_block(float *oe, size_t dvp, size_t r0, const int nr, int nb,
                                          int masked, const char *const *vq, const vmask_t *km,
-                                         size_t nk, const float *st, const float *pp,
+                                         size_t nk, const float *st, size_t ps, const float *pp,
                                          const float *al, pf_pace *pc)
 {
     if (masked) {
         if (nb == 2)
-            pv_pairs_rxv(oe, dvp, r0, nr, 2, 1, vq, km, nk, st, pp, al, pc);
+            pv_pairs_rxv(oe, dvp, r0, nr, 2, 1, vq, km, nk, st, ps, pp, al, pc);
         else
-            pv_pairs_rxv(oe, dvp, r0, nr, 1, 1, vq, km, nk, st, pp, al, pc);
+            pv_pairs_rxv(oe, dvp, r0, nr, 1, 1, vq, km, nk, st, ps, pp, al, pc);
     } else {
         if (nb == 2)
-            pv_pairs_rxv(oe, dvp, r0, nr, 2, 0, vq, km, nk, st, pp, al, pc);
+            pv_pairs_rxv(oe, dvp, r0, nr, 2, 0, vq, km, nk, st, ps, pp, al, pc);
         else
-            pv_pairs_rxv(oe, dvp, r0, nr, 1, 0, vq, km, nk, st, pp, al, pc);
+            pv_pairs_rxv(oe, dvp, r0, nr, 1, 0, vq, km, nk, st, ps, pp, al, pc);
     }
 }
 
@@ -103,8 +105,8 @@ SPATTN_ALWAYS_INLINE void pv_pairs_block(float *oe, size_t dvp, size_t r0, const
    requests for the next tile's keys past pf->split (pf may be NULL), spread over the first row
    block of each pass. */
 static void pv_pairs_tile(float *orow, size_t dv, size_t rows, const char *const *vp,
-                          const uint32_t *cm, size_t nk, const float *st, const float *al,
-                          int masked, const tile_prefetch *pf)
+                          const uint32_t *cm, size_t nk, const float *st, size_t ps,
+                          const float *al, int masked, const tile_prefetch *pf)
 {
     const size_t dvp = round16(dv);
     pf_pace pace, *pc = NULL;
@@ -118,10 +120,18 @@ static void pv_pairs_tile(float *orow, size_t dv, size_t rows, const char *const
     if (masked) {
         for (size_t jj = 0; jj < nk; jj++)
             vmask_expand16(km + jj * 16, cm[jj]);
-    } else {
+    } else if (ps == 16) {
         for (size_t jj = 0; jj + 2 <= nk; jj += 2)
             col_store(pp + jj / 2 * 16,
                       col_pairs_bf16(col_load(st + jj * 16), col_load(st + (jj + 1) * 16)));
+    } else {
+        /* 32 / ps keys per two vectors (their lanes past nk are stale: pairs never read) */
+        for (size_t jj = 0; jj + 2 <= nk; jj += 32 / ps)
+            col_store(
+                pp + jj / 2 * ps,
+                ps == 4
+                    ? col_pairs_bf16_compact(col_load(st + jj * 4), col_load(st + jj * 4 + 16), 4)
+                    : col_pairs_bf16_compact(col_load(st + jj * 8), col_load(st + jj * 8 + 16), 8));
     }
     for (size_t e = 0; e < dv; e += 64) {
         const int nb = dv - e >= 64 ? 2 : 1;
@@ -140,9 +150,9 @@ static void pv_pairs_tile(float *orow, size_t dv, size_t rows, const char *const
                                                                                            : PV_RB;
             pf_pace *const pb = r0 == 0 ? pc : NULL;
             if (nr == PV_RB)
-                pv_pairs_block(oe, dvp, r0, PV_RB, nb, masked, vq, km, nk, st, pp, al, pb);
+                pv_pairs_block(oe, dvp, r0, PV_RB, nb, masked, vq, km, nk, st, ps, pp, al, pb);
             else
-                pv_pairs_block(oe, dvp, r0, 16 % PV_RB, nb, masked, vq, km, nk, st, pp, al, pb);
+                pv_pairs_block(oe, dvp, r0, 16 % PV_RB, nb, masked, vq, km, nk, st, ps, pp, al, pb);
             r0 += (size_t)nr;
         }
     }

@@ -266,7 +266,7 @@ static int pv_rows_stages(int kvt, size_t dv, size_t rows)
 #endif
 
 /* V of type kvt (the job's kv_dtype), vp[] pointers to the tile's V rows; ps: P's stride
-   (pv_rows_rxv; 4 or 8 only where pv_pairs does not apply); fresh: O is still all zeros
+   (pv_rows_rxv, pv_pairs_rxv); fresh: O is still all zeros
    (nothing added to it yet; a hint, which only the AMX P V takes); pf: the next tile's keys
    to ask for (from pf->split), or NULL. */
 static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const char *const *vp,
@@ -276,7 +276,7 @@ static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const cha
     (void)fresh;
 #ifdef VEC_BF16_PV
     if (pv_pairs(kvt, dv)) {
-        pv_pairs_tile(orow, dv, rows, vp, cm, nk, st, al, masked, pf);
+        pv_pairs_tile(orow, dv, rows, vp, cm, nk, st, ps, al, masked, pf);
         return;
     }
 #endif

@@ -65,16 +65,13 @@ static void tile_begin_modifiers(tile_state *ts, const spattn_head_job *job)
 }
 
 /* Lanes per key of the tile's compact scores (tile_state), or 0: rows and QK as said there,
-   and a P V that reads P with a stride (pv_rows_tile, not the vdpbf16ps pairs) after an exp2
-   pass that is tile_fold's own (no softcap pass, which works on columns). */
+   and a P V that reads P with a stride (pv_rows_tile, and the vdpbf16ps pairs, which pair keys
+   from the compact layout) after an exp2 pass that is tile_fold's own (no softcap pass, which
+   works on columns). */
 static int tile_compact(const tile_state *ts, const spattn_head_job *job)
 {
     if (ts->qk != QK_ROW_DOTS || ts->o != O_ROWS || scores_pass(job))
         return 0;
-#ifdef VEC_BF16_PV
-    if (pv_pairs(job->kv_dtype, job->dim_v))
-        return 0;
-#endif
     return ts->rows <= 4 ? 4 : 8;
 }
 

@@ -190,9 +190,11 @@ SPATTN_VEC_REQUIRES(void, col_transpose_rows,
    vec_loadu_pairs_m(p, n: the first n < 2 VL of them, zeros after, nothing past read),
    vec_dot_pair(qp, kp, acc: as col_dot_pair). Those
    that also take P.V in pairs of keys (VEC_BF16_PV, row-major P.V with VL 16): col_pairs_bf16(a, b:
-   lane r = (a[r], b[r]) rounded to bf16), vec_zip_bf16(a, b, lo, hi: the pairs (a[e], b[e]) of 32
-   dims in the ISA's zipped order), vec_zip_widen_bf16(a, lo, hi: a[e] widened, same order),
-   vec_unzip(lo, hi, d0, d1: zipped order back to dims 0-15 and 16-31). */
+   lane r = (a[r], b[r]) rounded to bf16), col_pairs_bf16_compact(a, b, w: the same from compact
+   scores of w = 4 or 8 rows per key, lane w jp + r = row r's keys 2 jp, 2 jp + 1), vec_zip_bf16(a,
+   b, lo, hi: the pairs (a[e], b[e]) of 32 dims in the ISA's zipped order), vec_zip_widen_bf16(a,
+   lo, hi: a[e] widened, same order), vec_unzip(lo, hi, d0, d1: zipped order back to dims 0-15 and
+   16-31). */
 SPATTN_VEC_REQUIRES(col_t, col_bcast_pair, (const uint16_t *))
 SPATTN_VEC_REQUIRES(col_t, col_dot_pair, (col_t, col_t, col_t))
 SPATTN_VEC_REQUIRES(col_t, col_dot_pair_bc, (col_t, const uint16_t *, col_t))
@@ -204,6 +206,7 @@ SPATTN_VEC_REQUIRES(vec_t, vec_dot_pair, (vec_t, vec_t, vec_t))
 #endif
 #ifdef VEC_BF16_PV
 SPATTN_VEC_REQUIRES(col_t, col_pairs_bf16, (col_t, col_t))
+SPATTN_VEC_REQUIRES(col_t, col_pairs_bf16_compact, (col_t, col_t, int))
 SPATTN_VEC_REQUIRES(void, vec_zip_bf16, (const uint16_t *, const uint16_t *, vec_t *, vec_t *))
 SPATTN_VEC_REQUIRES(void, vec_zip_widen_bf16, (const uint16_t *, vec_t *, vec_t *))
 SPATTN_VEC_REQUIRES(void, vec_unzip, (vec_t, vec_t, vec_t *, vec_t *))

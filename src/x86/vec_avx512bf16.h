@@ -124,4 +124,19 @@ SPATTN_ALWAYS_INLINE col_t col_pairs_bf16(col_t a, col_t b)
     return _mm512_castsi512_ps(_mm512_permutexvar_epi16(ix, w));
 }
 
+/* Compact scores of 32 / w keys (w = 4 or 8 rows per key): key k's row r at lane w k + r of
+   a, b continuing it from lane 16. Pair p = w jp + r of the result is row r's (key 2 jp,
+   key 2 jp + 1), rounded to bf16. */
+SPATTN_ALWAYS_INLINE col_t col_pairs_bf16_compact(col_t a, col_t b, const int w)
+{
+    /* word i of the conversion is key i / w, row i % w (a's words first) */
+    const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+    const __m512i ix =
+        w == 4 ? _mm512_set_epi16(31, 27, 30, 26, 29, 25, 28, 24, 23, 19, 22, 18, 21, 17, 20, 16,
+                                  15, 11, 14, 10, 13, 9, 12, 8, 7, 3, 6, 2, 5, 1, 4, 0)
+               : _mm512_set_epi16(31, 23, 30, 22, 29, 21, 28, 20, 27, 19, 26, 18, 25, 17, 24, 16,
+                                  15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+    return _mm512_castsi512_ps(_mm512_permutexvar_epi16(ix, v));
+}
+
 #endif
