@@ -18,7 +18,7 @@ t0=$SECONDS
 # -O1 as in tools/ci/sanitize.sh, whose ASan build directory CI hands to this script: the same
 # flags there mean no object is built twice.
 CC=clang cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g -DNDEBUG" -DSPATTN_WERROR=ON -DSPATTN_BUILD_TESTS=OFF \
+  "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only -DNDEBUG" -DSPATTN_WERROR=ON -DSPATTN_BUILD_TESTS=OFF \
   -DSPATTN_BUILD_FUZZERS=ON -DSPATTN_SANITIZE=address,undefined \
   -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link" >"$build/configure.log" 2>&1 ||
   { cat "$build/configure.log"; echo "fuzz.sh: FAIL (configure)"; exit 1; }
