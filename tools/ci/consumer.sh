@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs spattn (static, then shared) into a scratch prefix and builds a program written only
 # against the public API with find_package(spattn) and with pkg-config --static; runs both.
+#   tools/ci/consumer.sh [STATIC_BUILD_DIR]
+# STATIC_BUILD_DIR: an existing build of the static library (CI passes the native step's) to
+# install instead of configuring and building a second one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash tools/install-deps.sh build
+static_build=${1:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -11,10 +15,18 @@ for kind in static shared; do
   shared=OFF
   [ $kind = shared ] && shared=ON
   prefix="$work/prefix-$kind"
-  cmake -S . -B "$work/build-$kind" -DCMAKE_BUILD_TYPE=Release -DSPATTN_WERROR=ON \
-    -DSPATTN_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=$shared -DCMAKE_INSTALL_PREFIX="$prefix"
-  cmake --build "$work/build-$kind" -j"$(nproc)"
-  cmake --install "$work/build-$kind" >/dev/null
+  build="$work/build-$kind"
+  if [ $kind = static ] && [ -n "$static_build" ]; then
+    build=$static_build
+    grep -q '^BUILD_SHARED_LIBS:BOOL=OFF$' "$build/CMakeCache.txt" ||
+      { echo "consumer: $build is not a static build"; exit 1; }
+    cmake --build "$build" -j"$(nproc)"
+  else
+    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPATTN_WERROR=ON \
+      -DSPATTN_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=$shared -DCMAKE_INSTALL_PREFIX="$prefix"
+    cmake --build "$build" -j"$(nproc)"
+  fi
+  cmake --install "$build" --prefix "$prefix" >/dev/null
   test -f "$prefix/include/spattn.h"
   test -f "$prefix/lib/cmake/spattn/spattnConfig.cmake"
   test -f "$prefix/lib/pkgconfig/spattn.pc"
@@ -42,6 +54,10 @@ fi
 
 # pkg-config --static links the static build with nothing else named by hand.
 export PKG_CONFIG_PATH="$work/prefix-static/lib/pkgconfig"
+# The file names the prefix it was installed to, whatever prefix the build was configured with.
+pc_inc=$(pkg-config --variable=includedir spattn)
+[ "$(cd "$pc_inc" && pwd -P)" = "$(cd "$work/prefix-static/include" && pwd -P)" ] ||
+  { echo "consumer: spattn.pc names $pc_inc, not the install prefix"; exit 1; }
 cc -std=c11 -O2 tests/consumer/consumer.c -o "$work/consumer-pc" \
   $(pkg-config --cflags spattn) $(pkg-config --static --libs spattn)
 "$work/consumer-pc"

@@ -10,8 +10,12 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$here/build-mpi}
 "$here/tools/install-deps.sh" mpi
 
-cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPATTN_WERROR=ON \
-  -DSPATTN_BUILD_TESTS=OFF >/dev/null
+# An existing build directory (CI passes the native step's, which builds the examples) is
+# used as it is configured.
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPATTN_WERROR=ON \
+    -DSPATTN_BUILD_TESTS=OFF >/dev/null
+fi
 cmake --build "$build" -j"${JOBS:-2}" --target spattn-ring-attention
 
 flags=(--oversubscribe)
