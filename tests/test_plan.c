@@ -129,6 +129,50 @@ START_TEST(gather_decision)
 }
 END_TEST
 
+/* Row i of an n x n mask: 8 keys in each 128-key block before its own, the summary columns
+   of a fixed pattern (stride 128, 8 summary keys; spread 0) or, spread, 8 of each block's 128
+   chosen by i % 16, so that a query tile's 16 rows take all 128 with the same pair count. */
+static spattn_mask *earlier_blocks_mask(size_t n, int spread)
+{
+    int64_t *rp = malloc((n + 1) * sizeof *rp);
+    int32_t *ci = malloc(n / 128 * 8 * n * sizeof *ci);
+    rp[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = (size_t)rp[i];
+        for (size_t c = 0; c < i / 128; c++)
+            for (size_t t = 0; t < 8; t++)
+                ci[k++] = (int32_t)(128 * c + (spread ? (i % 16) * 8 : 120) + t);
+        rp[i + 1] = (int64_t)k;
+    }
+    spattn_mask *m;
+    ck_assert_int_eq(spattn_mask_from_csr(n, n, rp, ci, &m), SPATTN_OK);
+    free(rp);
+    free(ci);
+    return m;
+}
+
+/* The tile path computes only the columns some row of a PARTIAL tile allows (tile_keys), so
+   a tile of a few columns that every row takes is dense work for it and stays on it; the same
+   pairs spread over every column of the tiles go to the gather path. */
+START_TEST(used_columns_decide)
+{
+    spattn_isa isa = tu_isa(_i);
+    const size_t n = 1024;
+    spattn_shape sh = {1, 2, 1, n, n, 64, 64};
+    spattn_options opt = {isa, 1};
+    for (int spread = 0; spread < 2; spread++) {
+        spattn_mask *m = earlier_blocks_mask(n, spread);
+        const spattn_mask *ml[1] = {m};
+        spattn_plan *p;
+        ck_assert_int_eq(spattn_plan_create(&sh, ml, 1, &opt, &p), SPATTN_OK);
+        /* 7 blocks of 8 query tiles in each of 2 heads have keys */
+        ck_assert_uint_eq(spattn__plan_gather_tiles(p), spread ? 2 * 7 * 8 : 0);
+        spattn_plan_free(p);
+        spattn_mask_free(m);
+    }
+}
+END_TEST
+
 Suite *suite_plan(void);
 Suite *suite_plan(void)
 {
@@ -138,6 +182,7 @@ Suite *suite_plan(void)
     tcase_add_test(tc, causal_split_is_balanced);
     tcase_add_test(tc, single_thread_one_chunk);
     tcase_add_loop_test(tc, gather_decision, 0, tu_n_isas());
+    tcase_add_loop_test(tc, used_columns_decide, 0, tu_n_isas());
     suite_add_tcase(s, tc);
     return s;
 }

@@ -163,7 +163,7 @@ static const char *dtype_name(int d)
 
 static const char *const known[] = {"--pattern", "--sparsity", "--len",   "--len-q", "--dim",
                                     "--heads",   "--kv-heads", "--dtype", "--isa",   "--dtype-b",
-                                    "--isa-b",   "--threads",  "--pairs"};
+                                    "--isa-b",   "--threads",  "--pairs", "--param", "--param2"};
 
 /* 1 when every option (argv[3], argv[5], ...) is one of `known`, else 0 with a message: a
    misspelt option would otherwise leave its default in place unnoticed. */
@@ -225,7 +225,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: spattn-pair-ab LIB_A LIB_B [--pattern P] [--sparsity S] "
                         "[--len N] [--len-q M] [--dim D] [--heads H] [--kv-heads G] "
                         "[--dtype f32|bf16|f16|f32-f16kv] [--isa NAME] [--dtype-b T] "
-                        "[--isa-b NAME] [--threads N] [--pairs N]\n");
+                        "[--isa-b NAME] [--threads N] [--pairs N] [--param P [--param2 Q]]\n");
         return 2;
     }
     if (!options_known(argc, argv))
@@ -268,6 +268,14 @@ int main(int argc, char **argv)
     }
     c.pattern = (bench_pattern)pat;
     c.fixed = c.pattern == BP_GPT2HEADS; /* its heads' key counts set its sparsity */
+    /* The pattern's own parameters (the suite's fixed, longformer and dilated entries) instead
+       of those fitted to the sparsity. */
+    const char *param = opt(argc, argv, "--param", NULL);
+    if (param != NULL) {
+        c.fixed = 1;
+        c.param = (size_t)atol(param);
+        c.param2 = (size_t)atol(opt(argc, argv, "--param2", "0"));
+    }
     if (!bench_masks_fit(&c)) {
         fprintf(stderr, "spattn-pair-ab: %s cannot reach sparsity %s at len %zu\n", pattern,
                 sparsity, n);

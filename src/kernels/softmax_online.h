@@ -127,14 +127,22 @@ static size_t tile_keys(const spattn_mask *m, const spattn_ktile *tile, uint32_t
             idx[j] = (uint32_t)j;
         return n;
     }
+    const uint64_t *rows = &m->bits[(size_t)tile->part * SPATTN_TQ];
     uint32_t cm_all[SPATTN_TK];
-    col_masks_from_rows(&m->bits[(size_t)tile->part * SPATTN_TQ], cm_all);
+    col_masks_from_rows(rows, cm_all);
+    /* The used columns' bits, visited one by one: a tile of a few columns (the summary
+       columns of a fixed pattern) costs a few steps, not a test of every column whose outcome
+       the branch predictor cannot know. */
+    uint64_t used = 0;
+    for (size_t r = 0; r < SPATTN_TQ; r++)
+        used |= rows[r];
+    if (n < 64)
+        used &= ((uint64_t)1 << n) - 1;
     size_t nk = 0;
-    for (size_t j = 0; j < n; j++) {
-        if (cm_all[j] != 0) {
-            idx[nk] = (uint32_t)j;
-            cm[nk++] = cm_all[j];
-        }
+    for (; used != 0; used &= used - 1) {
+        const unsigned j = (unsigned)__builtin_ctzll(used);
+        idx[nk] = j;
+        cm[nk++] = cm_all[j];
     }
     return nk;
 }

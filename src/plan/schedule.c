@@ -159,13 +159,23 @@ static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, si
     if (path != SPATTN_PATH_AUTO)
         return path == SPATTN_PATH_GATHER;
     /* The area of the PARTIAL tiles only: a FULL tile's pairs run at the tile path's best (no
-       per-key mask), so its pairs count against gathering and its area not for it. With no
-       FULL tile this is the plain fill ratio the crossovers were measured with. */
-    size_t partial = 0;
-    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
-        partial += m->tiles[t].part != SPATTN_FULL;
-    double area = (double)partial * SPATTN_TK * (double)spattn__qt_rows(m, qt);
-    return (double)m->qt_nnz[qt] < kt->gather_below * area;
+       per-key mask), so its pairs count against gathering and its area not for it. And of
+       their used columns only: the tile path computes the keys some row allows (tile_keys),
+       so a tile of a few keys every row takes (the summary columns of a fixed pattern) is
+       dense work for it. With random keys nearly every column is used, and this is the plain
+       fill ratio the crossovers were measured with. */
+    const size_t rows = spattn__qt_rows(m, qt);
+    size_t cols = 0;
+    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
+        const spattn_ktile *tile = &m->tiles[t];
+        if (tile->part == SPATTN_FULL)
+            continue;
+        uint64_t used = 0;
+        for (size_t r = 0; r < rows; r++)
+            used |= spattn__tile_row_bits(m, tile, qt, r);
+        cols += (size_t)__builtin_popcountll(used);
+    }
+    return (double)m->qt_nnz[qt] < kt->gather_below * (double)cols * (double)rows;
 }
 
 /* Whether PARTIAL tile t of query tile qt is worth listing its keys (in a mixed query tile):
