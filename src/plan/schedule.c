@@ -153,6 +153,20 @@ static int pair_first_cb(const void *ctx, size_t u)
     return q % 2 == 0 && q + 1 < s->nqt;
 }
 
+/* The columns (keys) that some row of query tile qt allows in its stored tile t, as bits;
+   the tile's allowed pairs go to *pairs. */
+static uint64_t tile_used_cols(const spattn_mask *m, size_t qt, size_t t, size_t *pairs)
+{
+    uint64_t cols = 0;
+    *pairs = 0;
+    for (size_t r = 0; r < spattn__qt_rows(m, qt); r++) {
+        const uint64_t b = spattn__tile_row_bits(m, &m->tiles[t], qt, r);
+        cols |= b;
+        *pairs += (size_t)__builtin_popcountll(b);
+    }
+    return cols;
+}
+
 static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
                          spattn_path path)
 {
@@ -164,18 +178,11 @@ static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, si
        so a tile of a few keys every row takes (the summary columns of a fixed pattern) is
        dense work for it. With random keys nearly every column is used, and this is the plain
        fill ratio the crossovers were measured with. */
-    const size_t rows = spattn__qt_rows(m, qt);
-    size_t cols = 0;
-    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
-        const spattn_ktile *tile = &m->tiles[t];
-        if (tile->part == SPATTN_FULL)
-            continue;
-        uint64_t used = 0;
-        for (size_t r = 0; r < rows; r++)
-            used |= spattn__tile_row_bits(m, tile, qt, r);
-        cols += (size_t)__builtin_popcountll(used);
-    }
-    return (double)m->qt_nnz[qt] < kt->gather_below * (double)cols * (double)rows;
+    size_t cols = 0, pairs;
+    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
+        if (m->tiles[t].part != SPATTN_FULL)
+            cols += (size_t)__builtin_popcountll(tile_used_cols(m, qt, t, &pairs));
+    return (double)m->qt_nnz[qt] < kt->gather_below * (double)cols * (double)spattn__qt_rows(m, qt);
 }
 
 /* Whether PARTIAL tile t of query tile qt is worth listing its keys (in a mixed query tile):
@@ -183,16 +190,10 @@ static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, si
    attn_mixed only the allowed pairs. *pairs gets the tile's allowed pairs. */
 static int tile_sparse(const spattn_mask *m, size_t qt, size_t t, double per_col, size_t *pairs)
 {
-    const spattn_ktile *tile = &m->tiles[t];
     *pairs = 0;
-    if (tile->part == SPATTN_FULL)
+    if (m->tiles[t].part == SPATTN_FULL)
         return 0;
-    uint64_t cols = 0;
-    for (size_t r = 0; r < spattn__qt_rows(m, qt); r++) {
-        const uint64_t b = spattn__tile_row_bits(m, tile, qt, r);
-        cols |= b;
-        *pairs += (size_t)__builtin_popcountll(b);
-    }
+    const uint64_t cols = tile_used_cols(m, qt, t, pairs);
     return (double)*pairs < per_col * (double)__builtin_popcountll(cols);
 }
 
