@@ -271,6 +271,10 @@ int main(int argc, char **argv)
     /* The pattern's own parameters (the suite's fixed, longformer and dilated entries) instead
        of those fitted to the sparsity. */
     const char *param = opt(argc, argv, "--param", NULL);
+    if (param == NULL && opt(argc, argv, "--param2", NULL) != NULL) {
+        fprintf(stderr, "spattn-pair-ab: --param2 needs --param\n");
+        return 2;
+    }
     if (param != NULL) {
         c.fixed = 1;
         c.param = (size_t)atol(param);

@@ -20,12 +20,11 @@ for kind in static shared; do
     build=$static_build
     grep -q '^BUILD_SHARED_LIBS:BOOL=OFF$' "$build/CMakeCache.txt" ||
       { echo "consumer: $build is not a static build"; exit 1; }
-    cmake --build "$build" -j"$(nproc)"
   else
     cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPATTN_WERROR=ON \
       -DSPATTN_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=$shared -DCMAKE_INSTALL_PREFIX="$prefix"
-    cmake --build "$build" -j"$(nproc)"
   fi
+  cmake --build "$build" -j"$(nproc)"
   cmake --install "$build" --prefix "$prefix" >/dev/null
   test -f "$prefix/include/spattn.h"
   test -f "$prefix/lib/cmake/spattn/spattnConfig.cmake"
