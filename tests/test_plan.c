@@ -2,6 +2,7 @@
    query tile. Results of both are covered by test_attn.c; this checks the decisions. */
 #include <stdlib.h>
 
+#include "kernels/dispatch.h"
 #include "plan/test_hooks.h"
 #include "test_util.h"
 
@@ -173,6 +174,80 @@ START_TEST(used_columns_decide)
 }
 END_TEST
 
+/* Row i of an n x n causal window of w keys (i - w + 1 .. i, those >= 0), as CSR. */
+static spattn_mask *window_mask(size_t n, size_t w)
+{
+    int64_t *rp = malloc((n + 1) * sizeof *rp);
+    int32_t *ci = malloc(w * n * sizeof *ci);
+    rp[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = (size_t)rp[i];
+        for (size_t j = i + 1 > w ? i + 1 - w : 0; j <= i; j++)
+            ci[k++] = (int32_t)j;
+        rp[i + 1] = (int64_t)k;
+    }
+    spattn_mask *m;
+    ck_assert_int_eq(spattn_mask_from_csr(n, n, rp, ci, &m), SPATTN_OK);
+    free(rp);
+    free(ci);
+    return m;
+}
+
+/* The query tiles of an n-row causal window of w keys that go down the gather path by the
+   rule of docs/kernels.md, counted from the window itself: fewer allowed pairs, less
+   `shared` times those whose key the row above (in the same query tile) also allows, than
+   `below` times 16 x the keys some row of the tile allows (no tile of such a window is
+   FULL). */
+static size_t window_gather_tiles(size_t n, size_t w, double below, double shared)
+{
+    size_t count = 0;
+    for (size_t i0 = 0; i0 < n; i0 += 16) {
+        const size_t lo = i0 + 1 > w ? i0 + 1 - w : 0, hi = i0 + 15; /* keys lo .. hi */
+        double pairs = 0, both = 0;
+        for (size_t i = i0; i < i0 + 16; i++) {
+            const size_t first = i + 1 > w ? i + 1 - w : 0;
+            pairs += (double)(i + 1 - first);
+            if (i > i0) /* row i - 1 allows first(i - 1) .. i - 1 */
+                both += (double)(i - first);
+        }
+        count += pairs - shared * both < below * 16.0 * (double)(hi - lo + 1);
+    }
+    return count;
+}
+
+/* A narrow causal window: its consecutive rows share all keys but one, and the gather passes
+   find those K and V rows in L1. The plan counts such a pair gather_shared less than others;
+   at the widths here that sends windows down the gather path which the fill alone keeps on
+   the tile path, on every ISA with gather_shared > 0 (the x86 ones). The mixed path is off
+   (its own rule would take some of these query tiles, test_mixed.c covers it). */
+START_TEST(shared_keys_decide)
+{
+    spattn_isa isa = tu_isa(_i);
+    const spattn_kernel_table *kt = spattn__kernels_for(isa);
+    ck_assert_ptr_nonnull(kt);
+    const size_t n = 1024;
+    spattn_shape sh = {1, 2, 1, n, n, 64, 64};
+    spattn_options opt = {isa, 1};
+    int differs = 0;
+    spattn__set_mixed_pairs_per_col(0.0);
+    for (size_t w = 8; w <= 40; w += 4) {
+        spattn_mask *m = window_mask(n, w);
+        const spattn_mask *ml[1] = {m};
+        spattn_plan *p;
+        ck_assert_int_eq(spattn_plan_create(&sh, ml, 1, &opt, &p), SPATTN_OK);
+        const size_t want = 2 * window_gather_tiles(n, w, kt->gather_below, kt->gather_shared);
+        ck_assert_msg(spattn__plan_gather_tiles(p) == want,
+                      "%s, window %zu: %zu gather tiles, not %zu", spattn_isa_name(isa), w,
+                      spattn__plan_gather_tiles(p), want);
+        differs |= want != 2 * window_gather_tiles(n, w, kt->gather_below, 0.0);
+        spattn_plan_free(p);
+        spattn_mask_free(m);
+    }
+    spattn__set_mixed_pairs_per_col(-1.0);
+    ck_assert_int_eq(differs, kt->gather_shared > 0);
+}
+END_TEST
+
 Suite *suite_plan(void);
 Suite *suite_plan(void)
 {
@@ -183,6 +258,7 @@ Suite *suite_plan(void)
     tcase_add_test(tc, single_thread_one_chunk);
     tcase_add_loop_test(tc, gather_decision, 0, tu_n_isas());
     tcase_add_loop_test(tc, used_columns_decide, 0, tu_n_isas());
+    tcase_add_loop_test(tc, shared_keys_decide, 0, tu_n_isas());
     suite_add_tcase(s, tc);
     return s;
 }

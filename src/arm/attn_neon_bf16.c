@@ -12,4 +12,4 @@
 
 /* gather_below: NEON's (not measured on Arm hardware; the pairs halve the dot instructions of
    the tile path's Q.K, which would move the crossover lower). */
-SPATTN_TEMPLATE_TABLE(spattn_kernels_neonbf16, SPATTN_ISA_NEON_BF16, "neonbf16", 0.3);
+SPATTN_TEMPLATE_TABLE(spattn_kernels_neonbf16, SPATTN_ISA_NEON_BF16, "neonbf16", 0.3, 0.0);

@@ -72,6 +72,10 @@ typedef struct spattn_kernel_table {
        of the area of the PARTIAL key tiles it visits (measured per ISA on scattered keys,
        where no tile is FULL; see docs/kernels.md). */
     double gather_below;
+    /* ... counting each pair whose key the row above also allows this fraction less (the
+       gather passes find its K and V rows in L1); measured per ISA on causal windows, for
+       every K/V type (docs/kernels.md); 0: not measured, the fill alone. */
+    double gather_shared;
     /* Floats of scratch one thread needs; gather_rows bounds the rows of a head one
        attn_gather call may get (0: the plan has no gather tiles), gather_keys the keys of
        any one of them. */

@@ -53,13 +53,14 @@ static size_t tpl_scratch_floats(size_t dim_qk, size_t dim_v, size_t gather_rows
 #define SPATTN_TEMPLATE_TILES2 NULL
 #endif
 
-/* The kernel table of this ISA: `gather_below` is the measured crossover of the two paths
-   (docs/kernels.md). */
-#define SPATTN_TEMPLATE_TABLE(table, isa_id, isa_name, gather_below_)                              \
+/* The kernel table of this ISA: `gather_below` and `gather_shared` are the measured crossover
+   of the two paths (docs/kernels.md). */
+#define SPATTN_TEMPLATE_TABLE(table, isa_id, isa_name, gather_below_, gather_shared_)              \
     const spattn_kernel_table table = {                                                            \
         .isa = isa_id,                                                                             \
         .name = isa_name,                                                                          \
         .gather_below = gather_below_,                                                             \
+        .gather_shared = gather_shared_,                                                           \
         .scratch_floats = tpl_scratch_floats,                                                      \
         .attn_tiles = tpl_tiles,                                                                   \
         .attn_tiles2 = SPATTN_TEMPLATE_TILES2,                                                     \

@@ -154,15 +154,19 @@ static int pair_first_cb(const void *ctx, size_t u)
 }
 
 /* The columns (keys) that some row of query tile qt allows in its stored tile t, as bits;
-   the tile's allowed pairs go to *pairs. */
-static uint64_t tile_used_cols(const spattn_mask *m, size_t qt, size_t t, size_t *pairs)
+   the tile's allowed pairs go to *pairs, and those whose key the row above also allows are
+   added to *shared. */
+static uint64_t tile_used_cols(const spattn_mask *m, size_t qt, size_t t, size_t *pairs,
+                               size_t *shared)
 {
-    uint64_t cols = 0;
+    uint64_t cols = 0, above = 0;
     *pairs = 0;
     for (size_t r = 0; r < spattn__qt_rows(m, qt); r++) {
         const uint64_t b = spattn__tile_row_bits(m, &m->tiles[t], qt, r);
         cols |= b;
         *pairs += (size_t)__builtin_popcountll(b);
+        *shared += (size_t)__builtin_popcountll(b & above);
+        above = b;
     }
     return cols;
 }
@@ -177,12 +181,15 @@ static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, si
        their used columns only: the tile path computes the keys some row allows (tile_keys),
        so a tile of a few keys every row takes (the summary columns of a fixed pattern) is
        dense work for it. With random keys nearly every column is used, and this is the plain
-       fill ratio the crossovers were measured with. */
-    size_t cols = 0, pairs;
+       fill ratio the crossovers were measured with. A pair whose key the row above also
+       allows costs the gather passes less: they find its K and V rows in L1 (a narrow causal
+       window shares all but one key with the row above), so it counts gather_shared less. */
+    size_t cols = 0, pairs, shared = 0;
     for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
         if (m->tiles[t].part != SPATTN_FULL)
-            cols += (size_t)__builtin_popcountll(tile_used_cols(m, qt, t, &pairs));
-    return (double)m->qt_nnz[qt] < kt->gather_below * (double)cols * (double)spattn__qt_rows(m, qt);
+            cols += (size_t)__builtin_popcountll(tile_used_cols(m, qt, t, &pairs, &shared));
+    return (double)m->qt_nnz[qt] - kt->gather_shared * (double)shared <
+           kt->gather_below * (double)cols * (double)spattn__qt_rows(m, qt);
 }
 
 /* Whether PARTIAL tile t of query tile qt is worth listing its keys (in a mixed query tile):
@@ -193,7 +200,8 @@ static int tile_sparse(const spattn_mask *m, size_t qt, size_t t, double per_col
     *pairs = 0;
     if (m->tiles[t].part == SPATTN_FULL)
         return 0;
-    const uint64_t cols = tile_used_cols(m, qt, t, pairs);
+    size_t shared = 0;
+    const uint64_t cols = tile_used_cols(m, qt, t, pairs, &shared);
     return (double)*pairs < per_col * (double)__builtin_popcountll(cols);
 }
 

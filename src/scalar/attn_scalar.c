@@ -267,6 +267,7 @@ const spattn_kernel_table spattn_kernels_scalar = {
     /* Both scalar paths do the same per-pair work; gather only saves walking rows of tiles
        that are mostly empty. */
     .gather_below = 0.25,
+    .gather_shared = 0.0,
     .scratch_floats = scalar_scratch,
     .attn_tiles = scalar_tiles,
     .attn_gather = scalar_gather,

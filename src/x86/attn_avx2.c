@@ -8,4 +8,4 @@
 
 #include "kernels/template.h"
 
-SPATTN_TEMPLATE_TABLE(spattn_kernels_avx2, SPATTN_ISA_AVX2, "avx2", 0.6);
+SPATTN_TEMPLATE_TABLE(spattn_kernels_avx2, SPATTN_ISA_AVX2, "avx2", 0.6, 0.25);
