@@ -322,6 +322,7 @@ static const size_t staged_dims[] = {17, 65, 264};
    kernels copy into residue blocks (plan/keyrows.h): strides and lengths with many rows per
    residue, odd dims. */
 static const size_t strided_lens[] = {130, 150};
+static const size_t window_lens[] = {70, 300};
 static const size_t strided_dims[] = {17, 64, 128};
 #define PICK(r, a) (a)[tu_range(r, 0, sizeof(a) / sizeof((a)[0]) - 1)]
 
@@ -354,6 +355,14 @@ static void dcase_make(dcase *c, uint64_t seed, spattn_dtype qt, spattn_dtype kv
         c->s.len_k = c->s.len_q + (tu_uniform(&r) < 0.5 ? 0 : 21);
         c->s.dim_qk = PICK(&r, strided_dims);
         c->s.dim_v = PICK(&r, strided_dims);
+    } else if (pairs == 4) { /* as 3: emulated runs are slow */
+        c->s.batch = 1;
+        c->s.heads_kv = 1;
+        c->s.heads_q = tu_range(&r, 1, 2);
+        c->s.len_q = PICK(&r, window_lens);
+        c->s.len_k = c->s.len_q + (tu_uniform(&r) < 0.5 ? 0 : 37);
+        c->s.dim_qk = PICK(&r, strided_dims);
+        c->s.dim_v = PICK(&r, strided_dims);
     }
     const spattn_shape *s = &c->s;
     c->tq = tens_make(s->batch, s->heads_q, s->len_q, s->dim_qk, tu_range(&r, 0, 3),
@@ -372,6 +381,25 @@ static void dcase_make(dcase *c, uint64_t seed, spattn_dtype qt, spattn_dtype kv
         c->mask = NULL;
         ck_assert_int_eq(spattn_mask_strided(s->len_q, s->len_k, tu_range(&r, 8, 12), &c->mask),
                          SPATTN_OK);
+    }
+    if (pairs == 4) {
+        /* A causal window of 4 to 60 keys, every 7th row also a key far off (rows the gather
+           path's stage cannot hold beside their neighbours). */
+        const size_t left = tu_range(&r, 3, 59);
+        uint8_t *d = calloc(s->len_q * s->len_k, 1);
+        ck_assert_ptr_nonnull(d);
+        for (size_t i = 0; i < s->len_q; i++) {
+            const size_t ip = i + s->len_k - s->len_q;
+            for (size_t j = ip > left ? ip - left : 0; j <= ip; j++)
+                d[i * s->len_k + j] = 1;
+            if (i % 7 == 3)
+                d[i * s->len_k + (ip + s->len_k / 2) % s->len_k] = 1;
+        }
+        spattn_mask_free(c->mask);
+        c->mask = NULL;
+        ck_assert_int_eq(spattn_mask_from_dense(s->len_q, s->len_k, d, s->len_k, &c->mask),
+                         SPATTN_OK);
+        free(d);
     }
     if (full_kind != 0) {
         spattn_mask_free(c->mask);
@@ -428,7 +456,7 @@ static void dcase_make(dcase *c, uint64_t seed, spattn_dtype qt, spattn_dtype kv
         c->sinks[h] = h % 3 == 2 ? -INFINITY : (float)h - 1.5f;
     }
     c->path = (spattn_path)tu_range(&r, SPATTN_PATH_AUTO, SPATTN_PATH_GATHER);
-    if (pairs == 3)
+    if (pairs == 3 || pairs == 4)
         c->path = SPATTN_PATH_GATHER;
 }
 
@@ -672,6 +700,19 @@ START_TEST(strided_rows_every_isa)
                                       {SPATTN_DTYPE_F32, SPATTN_DTYPE_F16, SPATTN_DTYPE_F32},
                                       {SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16}};
     check_triple(triples[_i], 0x5d1d0000ull + (uint64_t)_i * 1000u, 2, 3);
+}
+END_TEST
+
+/* 16-bit and float K/V on narrow causal windows through the gather path, whose rows read
+   16-bit K and V from the stage (widened once per sub-batch, gather.h), some rows beside it:
+   on every ISA the F32 computation's bits, and the same for 1 and 2 threads. */
+START_TEST(window_rows_every_isa)
+{
+    static const int triples[4][3] = {{SPATTN_DTYPE_F32, SPATTN_DTYPE_F32, SPATTN_DTYPE_F32},
+                                      {SPATTN_DTYPE_F16, SPATTN_DTYPE_F16, SPATTN_DTYPE_F16},
+                                      {SPATTN_DTYPE_F32, SPATTN_DTYPE_F16, SPATTN_DTYPE_F32},
+                                      {SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16}};
+    check_triple(triples[_i], 0x3d1d0000ull + (uint64_t)_i * 1000u, 2, 4);
 }
 END_TEST
 
@@ -929,6 +970,7 @@ Suite *suite_dtypes(void)
     tcase_add_loop_test(tc, bf16_pair_shapes_every_isa, 0, 3);
     tcase_add_loop_test(tc, kv16_staged_shapes_every_isa, 0, 4);
     tcase_add_loop_test(tc, strided_rows_every_isa, 0, 4);
+    tcase_add_loop_test(tc, window_rows_every_isa, 0, 4);
     tcase_add_loop_test(tc, probs_any_type, 0, 9);
     tcase_add_test(tc, f16_split_products);
     tcase_add_test(tc, f32_q_beyond_bf16_range);

@@ -9,6 +9,7 @@
 #include "kernels/common.h"
 #include "kernels/gather_dots.h"
 #include "kernels/gather_prog.h"
+#include "kernels/gather_stage.h"
 #include "kernels/kv_load.h"
 #include "kernels/o_store.h"
 
@@ -329,11 +330,60 @@ static void gather_passes(const spattn_head_job *job, const spattn_keyrows *kr, 
     KV_DISPATCH(job->kv_dtype, gather_passes_t(KVT, job, kr, i0, rows, sb, lb, qb, gp));
 }
 
+/* Rows b .. e of kr through the passes, on the stage (st: gather_stage_floats) where a run of
+   rows fits it and reads each staged key at least twice on average, row by row otherwise. */
+static void gather_staged(const spattn_head_job *job, const spattn_keyrows *kr, size_t b, size_t e,
+                          float *sb, float *lb, float *qb, float *st)
+{
+    const size_t dq = job->dim_qk, dv = job->dim_v, kw = round16(dq), vw = round16(dv);
+    float *ks = st, *vs = ks + GATHER_STAGE_KEYS * kw;
+    size_t *off = (size_t *)(void *)(vs + GATHER_STAGE_KEYS * vw);
+    uint32_t *keys =
+        (uint32_t *)(void *)((float *)(void *)off +
+                             round16((GATHER_STAGE_ROWS + 1) * sizeof(size_t) / sizeof(float)));
+    for (size_t r = b, t; r < e; r = t) {
+        size_t lo = SIZE_MAX, hi = 0, pairs = 0, n;
+        for (t = r; t < e && t - r < GATHER_STAGE_ROWS; t++) {
+            const uint32_t *k = spattn__keyrows_row(kr, t, &n);
+            if (n == 0)
+                continue;
+            const size_t l = k[0] < lo ? k[0] : lo, h = k[n - 1] > hi ? k[n - 1] : hi;
+            if (h - l >= GATHER_STAGE_KEYS || pairs + n > GATHER_STAGE_LIST)
+                break;
+            lo = l;
+            hi = h;
+            pairs += n;
+        }
+        if (pairs == 0 || pairs < 2 * (hi - lo + 1)) {
+            t = t > r ? t : r + 1;
+            gather_passes(job, kr, r, t - r, sb, lb, qb, NULL);
+            continue;
+        }
+        KV_DISPATCH(job->kv_dtype, gather_stage_rows(KVT, ks, kw, job->k, job->k_ts, lo, hi, dq));
+        KV_DISPATCH(job->kv_dtype, gather_stage_rows(KVT, vs, vw, job->v, job->v_ts, lo, hi, dv));
+        spattn_keyrows rel = {0};
+        rel.len_q = t - r;
+        rel.off = off;
+        rel.keys = keys;
+        off[0] = 0;
+        for (size_t i = r; i < t; i++) {
+            const uint32_t *k = spattn__keyrows_row(kr, i, &n);
+            for (size_t c = 0; c < n; c++)
+                keys[off[i - r] + c] = k[c] - (uint32_t)lo;
+            off[i - r + 1] = off[i - r] + n;
+            rel.longest = n > rel.longest ? n : rel.longest;
+        }
+        const spattn_head_job x = gather_stage_job(job, r, lo, ks, vs);
+        gather_passes(&x, &rel, 0, t - r, sb, lb, qb, NULL);
+    }
+}
+
 /* Query tiles qt .. qt + nqt - 1 through the keys the plan listed for their rows, in batches
    of rows whose scores fit the scratch: gather_scores floats of scores, then gather_sums
    sums, sized by the call's rows and longest row (the plan's scratch is for its longest
    call), then round16(dim_qk) floats for a widened 16-bit Q row, then the residue blocks
-   when kr has them (spattn__keyrows_prog_floats: the plan adds them). (Software prefetch of
+   when kr has them (spattn__keyrows_prog_floats: the plan adds them), or else the stage
+   (gather_stage_floats, counted by scratch_floats). (Software prefetch of
    the next rows' K and V measured slower: the passes already keep enough loads in flight.) */
 static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, size_t qt, size_t nqt,
                        float *scratch)
@@ -373,7 +423,10 @@ static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, siz
                 break;
             used += w;
         }
-        gather_passes(job, kr, b, e - b, sb, lb, qb, gp);
+        if (gp == NULL && gather_stage_pays(job, kr, b, e))
+            gather_staged(job, kr, b, e, sb, lb, qb, qb + round16(job->dim_qk));
+        else
+            gather_passes(job, kr, b, e - b, sb, lb, qb, gp);
     }
 }
 

@@ -42,8 +42,8 @@ static size_t tpl_scratch_floats(size_t dim_qk, size_t dim_v, size_t gather_rows
     const size_t mixed =
         MIXED_STATES * tile_state_floats(dim_qk, dim_v) + mixed_floats(dim_qk, dim_v);
     tile = tile > mixed ? tile : mixed;
-    size_t gather =
-        gather_scores(gather_rows, gather_keys) + gather_sums(gather_rows) + round16(dim_qk);
+    size_t gather = gather_scores(gather_rows, gather_keys) + gather_sums(gather_rows) +
+                    round16(dim_qk) + (gather_rows != 0 ? gather_stage_floats(dim_qk, dim_v) : 0);
     return tile > gather ? tile : gather;
 }
 

@@ -9,4 +9,4 @@
 
 #include "kernels/template.h"
 
-SPATTN_TEMPLATE_TABLE(spattn_kernels_avx512, SPATTN_ISA_AVX512, "avx512", 0.45, 0.25);
+SPATTN_TEMPLATE_TABLE(spattn_kernels_avx512, SPATTN_ISA_AVX512, "avx512", 0.45, 0.4);

@@ -14,4 +14,4 @@
 #include "kernels/bf16_tier.h"
 
 /* The crossovers are avx512's (its gather path is avx512's; not measured with AMX). */
-SPATTN_TEMPLATE_TABLE(spattn_kernels_avx512amx, SPATTN_ISA_AVX512AMX, "avx512amx", 0.45, 0.25);
+SPATTN_TEMPLATE_TABLE(spattn_kernels_avx512amx, SPATTN_ISA_AVX512AMX, "avx512amx", 0.45, 0.4);

@@ -12,4 +12,4 @@
 #define BF16_BASE_TABLE spattn_kernels_avx512
 #include "kernels/bf16_tier.h"
 
-SPATTN_TEMPLATE_TABLE(spattn_kernels_avx512bf16, SPATTN_ISA_AVX512BF16, "avx512bf16", 0.45, 0.25);
+SPATTN_TEMPLATE_TABLE(spattn_kernels_avx512bf16, SPATTN_ISA_AVX512BF16, "avx512bf16", 0.45, 0.4);
