@@ -330,8 +330,9 @@ static void gather_passes(const spattn_head_job *job, const spattn_keyrows *kr, 
     KV_DISPATCH(job->kv_dtype, gather_passes_t(KVT, job, kr, i0, rows, sb, lb, qb, gp));
 }
 
-/* Rows b .. e of kr through the passes, on the stage (st: gather_stage_floats) where a run of
-   rows fits it and reads each staged key at least twice on average, row by row otherwise. */
+/* Rows b .. e of kr through the passes: on the stage (st: gather_stage_floats) a run of rows
+   at a time where the run's keys fit it and it reads each staged key at least twice on
+   average, on K and V in place otherwise. */
 static void gather_staged(const spattn_head_job *job, const spattn_keyrows *kr, size_t b, size_t e,
                           float *sb, float *lb, float *qb, float *st)
 {

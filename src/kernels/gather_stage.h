@@ -36,10 +36,13 @@
 static size_t gather_stage_floats(size_t dq, size_t dv)
 {
 #ifdef GATHER_STAGE_NONE
-    return (void)dq, (void)dv, 0;
-#endif
+    (void)dq;
+    (void)dv;
+    return 0;
+#else
     const size_t offs = round16((GATHER_STAGE_ROWS + 1) * sizeof(size_t) / sizeof(float));
     return GATHER_STAGE_KEYS * (round16(dq) + round16(dv)) + offs + GATHER_STAGE_LIST;
+#endif
 }
 
 /* Whether rows b .. e of kr take the stage: 16-bit K and V of a type that takes it, read by
