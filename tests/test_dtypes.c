@@ -323,6 +323,7 @@ static const size_t staged_dims[] = {17, 65, 264};
    residue, odd dims. */
 static const size_t strided_lens[] = {130, 150};
 static const size_t window_lens[] = {70, 300};
+static const size_t window_dims[] = {17, 64, 128, 300}; /* 300: a stage of fewer keys */
 static const size_t strided_dims[] = {17, 64, 128};
 #define PICK(r, a) (a)[tu_range(r, 0, sizeof(a) / sizeof((a)[0]) - 1)]
 
@@ -361,8 +362,8 @@ static void dcase_make(dcase *c, uint64_t seed, spattn_dtype qt, spattn_dtype kv
         c->s.heads_q = tu_range(&r, 1, 2);
         c->s.len_q = PICK(&r, window_lens);
         c->s.len_k = c->s.len_q + (tu_uniform(&r) < 0.5 ? 0 : 37);
-        c->s.dim_qk = PICK(&r, strided_dims);
-        c->s.dim_v = PICK(&r, strided_dims);
+        c->s.dim_qk = PICK(&r, window_dims);
+        c->s.dim_v = PICK(&r, window_dims);
     }
     const spattn_shape *s = &c->s;
     c->tq = tens_make(s->batch, s->heads_q, s->len_q, s->dim_qk, tu_range(&r, 0, 3),

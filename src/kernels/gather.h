@@ -337,8 +337,9 @@ static void gather_staged(const spattn_head_job *job, const spattn_keyrows *kr, 
                           float *sb, float *lb, float *qb, float *st)
 {
     const size_t dq = job->dim_qk, dv = job->dim_v, kw = round16(dq), vw = round16(dv);
-    float *ks = st, *vs = ks + GATHER_STAGE_KEYS * kw;
-    size_t *off = (size_t *)(void *)(vs + GATHER_STAGE_KEYS * vw);
+    const size_t span = gather_stage_keys(dq, dv);
+    float *ks = st, *vs = ks + span * kw;
+    size_t *off = (size_t *)(void *)(vs + span * vw);
     uint32_t *keys =
         (uint32_t *)(void *)((float *)(void *)off +
                              round16((GATHER_STAGE_ROWS + 1) * sizeof(size_t) / sizeof(float)));
@@ -349,7 +350,7 @@ static void gather_staged(const spattn_head_job *job, const spattn_keyrows *kr, 
             if (n == 0)
                 continue;
             const size_t l = k[0] < lo ? k[0] : lo, h = k[n - 1] > hi ? k[n - 1] : hi;
-            if (h - l >= GATHER_STAGE_KEYS || pairs + n > GATHER_STAGE_LIST)
+            if (h - l >= span || pairs + n > GATHER_STAGE_LIST)
                 break;
             lo = l;
             hi = h;
