@@ -691,16 +691,19 @@ START_TEST(kv16_staged_shapes_every_isa)
 }
 END_TEST
 
+/* The (q, kv, o) triples of the gather path's tests below: float32, f16 throughout, the
+   llama.cpp case (f32 Q and O over f16 K/V), bf16 throughout. */
+static const int gather_triples[4][3] = {{SPATTN_DTYPE_F32, SPATTN_DTYPE_F32, SPATTN_DTYPE_F32},
+                                         {SPATTN_DTYPE_F16, SPATTN_DTYPE_F16, SPATTN_DTYPE_F16},
+                                         {SPATTN_DTYPE_F32, SPATTN_DTYPE_F16, SPATTN_DTYPE_F32},
+                                         {SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16}};
+
 /* 16-bit and float K/V on strided masks through the gather path's residue blocks (widened
    into float blocks), on every ISA: the F32 computation's bits, and the same for 1 and 2
    threads. */
 START_TEST(strided_rows_every_isa)
 {
-    static const int triples[4][3] = {{SPATTN_DTYPE_F32, SPATTN_DTYPE_F32, SPATTN_DTYPE_F32},
-                                      {SPATTN_DTYPE_F16, SPATTN_DTYPE_F16, SPATTN_DTYPE_F16},
-                                      {SPATTN_DTYPE_F32, SPATTN_DTYPE_F16, SPATTN_DTYPE_F32},
-                                      {SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16}};
-    check_triple(triples[_i], 0x5d1d0000ull + (uint64_t)_i * 1000u, 2, 3);
+    check_triple(gather_triples[_i], 0x5d1d0000ull + (uint64_t)_i * 1000u, 2, 3);
 }
 END_TEST
 
@@ -709,11 +712,7 @@ END_TEST
    on every ISA the F32 computation's bits, and the same for 1 and 2 threads. */
 START_TEST(window_rows_every_isa)
 {
-    static const int triples[4][3] = {{SPATTN_DTYPE_F32, SPATTN_DTYPE_F32, SPATTN_DTYPE_F32},
-                                      {SPATTN_DTYPE_F16, SPATTN_DTYPE_F16, SPATTN_DTYPE_F16},
-                                      {SPATTN_DTYPE_F32, SPATTN_DTYPE_F16, SPATTN_DTYPE_F32},
-                                      {SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16}};
-    check_triple(triples[_i], 0x3d1d0000ull + (uint64_t)_i * 1000u, 2, 4);
+    check_triple(gather_triples[_i], 0x3d1d0000ull + (uint64_t)_i * 1000u, 2, 4);
 }
 END_TEST
 

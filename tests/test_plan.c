@@ -174,25 +174,6 @@ START_TEST(used_columns_decide)
 }
 END_TEST
 
-/* Row i of an n x n causal window of w keys (i - w + 1 .. i, those >= 0), as CSR. */
-static spattn_mask *window_mask(size_t n, size_t w)
-{
-    int64_t *rp = malloc((n + 1) * sizeof *rp);
-    int32_t *ci = malloc(w * n * sizeof *ci);
-    rp[0] = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t k = (size_t)rp[i];
-        for (size_t j = i + 1 > w ? i + 1 - w : 0; j <= i; j++)
-            ci[k++] = (int32_t)j;
-        rp[i + 1] = (int64_t)k;
-    }
-    spattn_mask *m;
-    ck_assert_int_eq(spattn_mask_from_csr(n, n, rp, ci, &m), SPATTN_OK);
-    free(rp);
-    free(ci);
-    return m;
-}
-
 /* The query tiles of an n-row causal window of w keys that go down the gather path by the
    rule of docs/kernels.md, counted from the window itself: fewer allowed pairs, less
    `shared` times those whose key the row above (in the same query tile) also allows, than
@@ -231,7 +212,8 @@ START_TEST(shared_keys_decide)
     int differs = 0;
     spattn__set_mixed_pairs_per_col(0.0);
     for (size_t w = 8; w <= 40; w += 4) {
-        spattn_mask *m = window_mask(n, w);
+        spattn_mask *m; /* row i: keys i - w + 1 .. i */
+        ck_assert_int_eq(spattn_mask_window(n, n, w - 1, 0, &m), SPATTN_OK);
         const spattn_mask *ml[1] = {m};
         spattn_plan *p;
         ck_assert_int_eq(spattn_plan_create(&sh, ml, 1, &opt, &p), SPATTN_OK);

@@ -337,7 +337,7 @@ static void gather_staged(const spattn_head_job *job, const spattn_keyrows *kr, 
                           float *sb, float *lb, float *qb, float *st)
 {
     const size_t dq = job->dim_qk, dv = job->dim_v, kw = round16(dq), vw = round16(dv);
-    const size_t span = gather_stage_keys(dq, dv);
+    const size_t span = spattn__stage_keys(dq, dv);
     float *ks = st, *vs = ks + span * kw;
     size_t *off = (size_t *)(void *)(vs + span * vw);
     uint32_t *keys =
@@ -363,7 +363,7 @@ static void gather_staged(const spattn_head_job *job, const spattn_keyrows *kr, 
         }
         KV_DISPATCH(job->kv_dtype, gather_stage_rows(KVT, ks, kw, job->k, job->k_ts, lo, hi, dq));
         KV_DISPATCH(job->kv_dtype, gather_stage_rows(KVT, vs, vw, job->v, job->v_ts, lo, hi, dv));
-        spattn_keyrows rel = {0};
+        spattn_keyrows rel = {0}; /* the passes read its lists only */
         rel.len_q = t - r;
         rel.off = off;
         rel.keys = keys;
@@ -373,7 +373,6 @@ static void gather_staged(const spattn_head_job *job, const spattn_keyrows *kr, 
             for (size_t c = 0; c < n; c++)
                 keys[off[i - r] + c] = k[c] - (uint32_t)lo;
             off[i - r + 1] = off[i - r] + n;
-            rel.longest = n > rel.longest ? n : rel.longest;
         }
         const spattn_head_job x = gather_stage_job(job, r, lo, ks, vs);
         gather_passes(&x, &rel, 0, t - r, sb, lb, qb, NULL);
@@ -425,7 +424,7 @@ static void tpl_gather(const spattn_head_job *job, const spattn_keyrows *kr, siz
                 break;
             used += w;
         }
-        if (gp == NULL && gather_stage_pays(job, kr, b, e))
+        if (gp == NULL && gather_stage_pays(job, kr))
             gather_staged(job, kr, b, e, sb, lb, qb, qb + round16(job->dim_qk));
         else
             gather_passes(job, kr, b, e - b, sb, lb, qb, gp);

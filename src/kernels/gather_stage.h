@@ -13,11 +13,9 @@
 /* 16-bit K and V on rows whose keys lie close together (windows, local heads): the passes
    widen a K or V row for every pair that reads it, as many times as rows share the key, and
    the widening instructions take the ports the FMAs need. Such rows go in sub-batches whose
-   keys span at most gather_stage_keys: their K and V rows are widened once into the stage, and
+   keys span at most spattn__stage_keys: their K and V rows are widened once into the stage, and
    the passes run on it as float32 rows (keys relative to the span's first), which are the
    same values in the same products and order, so the same bits. */
-#define GATHER_STAGE_KEYS 256         /* keys it holds, fewer for rows of more than 128 floats */
-#define GATHER_STAGE_ROW_FLOATS 65536 /* K and V rows together, at most */
 #define GATHER_STAGE_ROWS 256
 #define GATHER_STAGE_LIST 16384 /* keys of a sub-batch's rows, together */
 /* The 16-bit K/V types that take it (measured): AVX-512 both; AVX2 bf16, not f16, whose one
@@ -32,14 +30,6 @@
 #define GATHER_STAGE_NONE
 #endif
 
-/* Keys the stage holds for rows of dim_qk + dim_v elements: GATHER_STAGE_KEYS, fewer where
-   their rows would take more than GATHER_STAGE_ROW_FLOATS (wide heads), at least 16. */
-static size_t gather_stage_keys(size_t dq, size_t dv)
-{
-    const size_t k = GATHER_STAGE_ROW_FLOATS / (round16(dq) + round16(dv));
-    return k > GATHER_STAGE_KEYS ? GATHER_STAGE_KEYS : k < 16 ? 16 : k;
-}
-
 /* The stage: K rows (round16(dim_qk) floats apart), V rows (round16(dim_v)), then the
    sub-batch's row offsets (size_t) and relative keys (uint32). */
 static size_t gather_stage_floats(size_t dq, size_t dv)
@@ -50,28 +40,17 @@ static size_t gather_stage_floats(size_t dq, size_t dv)
     return 0;
 #else
     const size_t offs = round16((GATHER_STAGE_ROWS + 1) * sizeof(size_t) / sizeof(float));
-    return gather_stage_keys(dq, dv) * (round16(dq) + round16(dv)) + offs + GATHER_STAGE_LIST;
+    return spattn__stage_keys(dq, dv) * (round16(dq) + round16(dv)) + offs + GATHER_STAGE_LIST;
 #endif
 }
 
-/* Whether rows b .. e of kr take the stage: 16-bit K and V of a type that takes it, read by
-   the passes as floats (not as bf16 pairs), no residue blocks (their scratch is where the stage
-   would be), and most rows' own keys within half the stage's span. */
-static int gather_stage_pays(const spattn_head_job *job, const spattn_keyrows *kr, size_t b,
-                             size_t e)
+/* Whether kr's rows take the stage in job's call: the plan found them local (kr->local), K
+   and V are of a type that takes it and read by the passes as floats (not as bf16 pairs), and
+   there are no residue blocks (their scratch is where the stage would be). */
+static int gather_stage_pays(const spattn_head_job *job, const spattn_keyrows *kr)
 {
-    if (!GATHER_STAGE_TYPE(job->kv_dtype) || kr->prog_stride != 0 ||
-        GATHER_PAIRS((int)job->kv_dtype, job))
-        return 0;
-    const size_t span = gather_stage_keys(job->dim_qk, job->dim_v);
-    size_t rows = 0, near = 0;
-    for (size_t i = b; i < e; i++) {
-        size_t n;
-        const uint32_t *k = spattn__keyrows_row(kr, i, &n);
-        rows += n != 0;
-        near += n != 0 && k[n - 1] - k[0] < span / 2;
-    }
-    return 2 * near > rows;
+    return kr->local && kr->prog_stride == 0 && GATHER_STAGE_TYPE(job->kv_dtype) &&
+           !GATHER_PAIRS((int)job->kv_dtype, job);
 }
 
 /* The job of rows b .. of job, whose K and V are the stage's float32 rows for keys lo ..: row

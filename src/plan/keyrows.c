@@ -114,6 +114,19 @@ spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
     return SPATTN_OK;
 }
 
+void spattn__keyrows_mark_local(spattn_keyrows *kr, size_t dim_qk, size_t dim_v)
+{
+    const size_t half = spattn__stage_keys(dim_qk, dim_v) / 2;
+    size_t rows = 0, near = 0;
+    for (size_t i = 0; i < kr->len_q; i++) {
+        size_t n;
+        const uint32_t *k = spattn__keyrows_row(kr, i, &n);
+        rows += n != 0;
+        near += n != 0 && k[n - 1] - k[0] < half;
+    }
+    kr->local = 2 * near > rows;
+}
+
 void spattn__keyrows_drop_prog(spattn_keyrows *kr)
 {
     spattn__free(kr->prog);

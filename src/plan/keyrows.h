@@ -30,6 +30,9 @@ typedef struct spattn_keyrows {
     size_t prog_stride;
     size_t prog_len; /* longest progression of a row: the rows of a residue's block */
     uint32_t *prog;  /* len_q: keys of row i's list that are its progression (0: none) */
+    /* Most listed rows keep their keys within half the gather stage's span (a narrow window):
+       16-bit K and V of such rows are widened once per run of rows (kernels/gather_stage.h). */
+    int local;
 } spattn_keyrows;
 
 /* The gather kernel takes rows with progressions in batches of at most SPATTN_PROG_BATCH
@@ -39,6 +42,17 @@ typedef struct spattn_keyrows {
 /* Zeroed floats before the gather kernel's 16 x 16 transpose tile, which its residue copy
    reads (and discards) before the tile's first row (gather_prog.h, prog_kt_block). */
 #define SPATTN_PROG_TT_PAD 16
+
+/* Keys the gather path's stage holds for rows of dim_qk + dim_v elements: 256, fewer where
+   their rows would take more than 2^16 floats (wide heads), at least 16. */
+static inline size_t spattn__stage_keys(size_t dim_qk, size_t dim_v)
+{
+    const size_t k = 65536 / ((dim_qk + 15) / 16 * 16 + (dim_v + 15) / 16 * 16);
+    return k > 256 ? 256 : k < 16 ? 16 : k;
+}
+
+/* Sets kr->local for rows of dim_qk + dim_v elements. */
+void spattn__keyrows_mark_local(spattn_keyrows *kr, size_t dim_qk, size_t dim_v);
 
 /* What a query tile's gather flag (spattn_schedule.gather) says. */
 enum { SPATTN_QT_TILES = 0, SPATTN_QT_GATHER = 1, SPATTN_QT_MIXED = 2 };

@@ -276,6 +276,7 @@ spattn_status spattn__schedule_paths(spattn_schedule *s, const spattn_kernel_tab
         if (any) {
             if (spattn__keyrows_build(m, g, tg, &s->keyrows[i]) != SPATTN_OK)
                 return SPATTN_E_NOMEM;
+            spattn__keyrows_mark_local(&s->keyrows[i], s->shape.dim_qk, s->shape.dim_v);
         } else {
             spattn__free(tg);
         }
