@@ -13,81 +13,10 @@
 #include "mask/mask_impl.h"
 #include "plan/keyrows.h"
 #include "plan/test_hooks.h"
-#include "test_util.h"
-
-typedef struct mproblem {
-    spattn_args a;
-    float *q, *k, *v, *o, *lse, *slopes, *sinks;
-    spattn_mask *mask;
-} mproblem;
-
-/* Q, K, V of one batch and `heads` heads (bhtd), K and V rows of keys the mask never allows
-   NaN; random scale, softcap, ALiBi and sinks. */
-static void mproblem_make(mproblem *p, tu_rng *r, spattn_mask *m, size_t heads, size_t dq,
-                          size_t dv)
-{
-    memset(p, 0, sizeof *p);
-    const size_t lq = spattn_mask_len_q(m), lk = spattn_mask_len_k(m);
-    spattn_shape s = {1, heads, heads, lq, lk, dq, dv};
-    p->a.shape = s;
-    p->q = malloc(heads * lq * dq * sizeof(float));
-    p->k = malloc(heads * lk * dq * sizeof(float));
-    p->v = malloc(heads * lk * dv * sizeof(float));
-    p->o = malloc(heads * lq * dv * sizeof(float));
-    p->lse = malloc(heads * lq * sizeof(float));
-    p->slopes = malloc(heads * sizeof(float));
-    p->sinks = malloc(heads * sizeof(float));
-    uint8_t *dense = malloc(lq * lk), *used = calloc(lk, 1);
-    ck_assert(p->q && p->k && p->v && p->o && p->lse && p->slopes && p->sinks && dense && used);
-    ck_assert_int_eq(spattn_mask_to_dense(m, dense, lk), SPATTN_OK);
-    for (size_t i = 0; i < lq * lk; i++)
-        used[i % lk] |= dense[i];
-    for (size_t i = 0; i < heads * lq * dq; i++)
-        p->q[i] = tu_normal(r);
-    for (size_t h = 0; h < heads; h++)
-        for (size_t j = 0; j < lk; j++) {
-            for (size_t d = 0; d < dq; d++)
-                p->k[(h * lk + j) * dq + d] = used[j] ? tu_normal(r) : NAN;
-            for (size_t d = 0; d < dv; d++)
-                p->v[(h * lk + j) * dv + d] = used[j] ? tu_normal(r) : NAN;
-        }
-    for (size_t h = 0; h < heads; h++) {
-        p->slopes[h] = (float)(0.01 * tu_uniform(r));
-        p->sinks[h] = tu_uniform(r) < 0.5 ? -INFINITY : tu_normal(r);
-    }
-    free(dense);
-    free(used);
-    p->a.q = p->q;
-    p->a.k = p->k;
-    p->a.v = p->v;
-    p->a.o = p->o;
-    p->a.lse = p->lse;
-    p->a.q_layout = spattn_layout_bhtd(heads, lq, dq);
-    p->a.o_layout = spattn_layout_bhtd(heads, lq, dv);
-    p->a.k_layout = spattn_layout_bhtd(heads, lk, dq);
-    p->a.v_layout = spattn_layout_bhtd(heads, lk, dv);
-    p->a.scale = tu_uniform(r) < 0.5 ? 0.0f : 0.3f;
-    p->a.softcap = tu_uniform(r) < 0.25 ? 20.0f : 0.0f;
-    const int mods = (int)tu_range(r, 0, 3);
-    p->a.alibi_slopes = mods & 1 ? p->slopes : NULL;
-    p->a.sinks = mods & 2 ? p->sinks : NULL;
-    p->mask = m;
-}
-
-static void mproblem_free(mproblem *p)
-{
-    free(p->q);
-    free(p->k);
-    free(p->v);
-    free(p->o);
-    free(p->lse);
-    free(p->slopes);
-    free(p->sinks);
-    spattn_mask_free(p->mask);
-}
+#include "test_problem.h"
 
 /* Runs p on `isa` with `threads`; returns the plan's mixed query tiles. */
-static size_t run(mproblem *p, spattn_isa isa, int threads)
+static size_t run(tproblem *p, spattn_isa isa, int threads)
 {
     spattn_options opt = {isa, threads};
     spattn_plan *plan = NULL;
@@ -100,30 +29,9 @@ static size_t run(mproblem *p, spattn_isa isa, int threads)
     return n;
 }
 
-static void against_reference_tol(const mproblem *p, const char *what, double tol)
+static void against_reference(const tproblem *p, const char *what)
 {
-    const spattn_shape *s = &p->a.shape;
-    const size_t no = s->heads_q * s->len_q * s->dim_v, nl = s->heads_q * s->len_q;
-    float *ro = malloc(no * sizeof(float)), *rl = malloc(nl * sizeof(float));
-    ck_assert(ro && rl);
-    spattn_args ra = p->a;
-    ra.o = ro;
-    ra.lse = rl;
-    const spattn_mask *ms[1] = {p->mask};
-    ck_assert_int_eq(spattn_reference_forward(&ra, ms, 1), SPATTN_OK);
-    for (size_t i = 0; i < no; i++)
-        if (!tu_close(p->o[i], ro[i], tol))
-            ck_abort_msg("%s: o[%zu] = %.9g, reference %.9g", what, i, p->o[i], ro[i]);
-    for (size_t i = 0; i < nl; i++)
-        if (!tu_close(p->lse[i], rl[i], tol))
-            ck_abort_msg("%s: lse[%zu] = %.9g, reference %.9g", what, i, p->lse[i], rl[i]);
-    free(ro);
-    free(rl);
-}
-
-static void against_reference(const mproblem *p, const char *what)
-{
-    against_reference_tol(p, what, TU_TOL);
+    tproblem_check(p, what, TU_TOL);
 }
 
 /* Whether `isa`'s kernel table has the mixed kernel and its plan lists tiles for it. */
@@ -215,8 +123,8 @@ START_TEST(mixed_against_reference)
     for (int c = 0; c < tu_cases(24); c++) {
         const size_t lq = tu_range(&r, 130, 520), lk = tu_uniform(&r) < 0.5 ? lq : lq + 37;
         const size_t *dm = dims[c % 4];
-        mproblem p;
-        mproblem_make(&p, &r, pattern_mask(&r, c % 3, lq, lk), tu_range(&r, 1, 2), dm[0], dm[1]);
+        tproblem p;
+        tproblem_make(&p, &r, pattern_mask(&r, c % 3, lq, lk), tu_range(&r, 1, 2), dm[0], dm[1]);
         char what[128];
         snprintf(what, sizeof what, "%s case %d (pattern %d, Lq %zu Lk %zu dims %zu/%zu)",
                  spattn_isa_name(isa), c, c % 3, lq, lk, dm[0], dm[1]);
@@ -237,7 +145,7 @@ START_TEST(mixed_against_reference)
         }
         free(o1);
         free(l1);
-        mproblem_free(&p);
+        tproblem_free(&p);
     }
     /* The ISAs with the mixed kernel must have run it (else this test tests nothing new). */
     if (isa_runs_mixed(isa))
@@ -258,8 +166,8 @@ START_TEST(mixed_bf16_against_reference)
     for (int c = 0; c < tu_cases(12); c++) {
         const size_t lq = tu_range(&r, 130, 400), lk = tu_uniform(&r) < 0.5 ? lq : lq + 37;
         const size_t *dm = dims[c % 2]; /* 64/64 and 128/128: the AMX P V's dim_v */
-        mproblem p;
-        mproblem_make(&p, &r, pattern_mask(&r, c % 3, lq, lk), tu_range(&r, 1, 2), dm[0], dm[1]);
+        tproblem p;
+        tproblem_make(&p, &r, pattern_mask(&r, c % 3, lq, lk), tu_range(&r, 1, 2), dm[0], dm[1]);
         const spattn_shape *s = &p.a.shape;
         const size_t nq = s->heads_q * lq * dm[0], nk = s->heads_kv * lk * dm[0],
                      nv = s->heads_kv * lk * dm[1];
@@ -276,7 +184,7 @@ START_TEST(mixed_bf16_against_reference)
         snprintf(what, sizeof what, "%s bf16 case %d (pattern %d, Lq %zu Lk %zu dims %zu/%zu)",
                  spattn_isa_name(isa), c, c % 3, lq, lk, dm[0], dm[1]);
         mixed_seen += run(&p, isa, 1);
-        against_reference_tol(&p, what, 1e-2);
+        tproblem_check(&p, what, 1e-2);
         const size_t no = s->heads_q * lq * dm[1];
         float *o1 = malloc(no * sizeof(float));
         ck_assert_ptr_nonnull(o1);
@@ -289,7 +197,7 @@ START_TEST(mixed_bf16_against_reference)
         free(qb);
         free(kb);
         free(vb);
-        mproblem_free(&p);
+        tproblem_free(&p);
     }
     if (isa_runs_mixed(isa))
         ck_assert_uint_gt(mixed_seen, 0);
@@ -358,14 +266,14 @@ START_TEST(everything_listed)
     spattn__set_mixed_pairs_per_col(1e9);
     for (int c = 0; c < tu_cases(8); c++) {
         const size_t lq = tu_range(&r, 17, 300), lk = tu_range(&r, lq, lq + 100);
-        mproblem p;
-        mproblem_make(&p, &r, pattern_mask(&r, c % 3, lq, lk), 1, 64, 64);
+        tproblem p;
+        tproblem_make(&p, &r, pattern_mask(&r, c % 3, lq, lk), 1, 64, 64);
         char what[96];
         snprintf(what, sizeof what, "%s listed case %d (Lq %zu Lk %zu)", spattn_isa_name(isa), c,
                  lq, lk);
         run(&p, isa, 1);
         against_reference(&p, what);
-        mproblem_free(&p);
+        tproblem_free(&p);
     }
     spattn__set_mixed_pairs_per_col(-1.0);
 }
@@ -382,8 +290,8 @@ START_TEST(residue_blocks_capped)
         const size_t lq = tu_range(&r, 200, 320), lk = lq + tu_range(&r, 0, 40);
         spattn_mask *m;
         ck_assert_int_eq(spattn_mask_strided(lq, lk, tu_range(&r, 8, 12), &m), SPATTN_OK);
-        mproblem p;
-        mproblem_make(&p, &r, m, 2, 64, 40);
+        tproblem p;
+        tproblem_make(&p, &r, m, 2, 64, 40);
         for (int capped = 0; capped < 2; capped++) {
             spattn__set_prog_max(capped ? 1 : 0);
             spattn_options opt = {isa, 2};
@@ -402,7 +310,7 @@ START_TEST(residue_blocks_capped)
                      capped ? "capped" : "on");
             against_reference(&p, what);
         }
-        mproblem_free(&p);
+        tproblem_free(&p);
     }
 }
 END_TEST
@@ -421,8 +329,8 @@ START_TEST(residue_blocks_over_batches)
         ck_assert_int_eq(spattn_mask_strided(lq, lk, tu_range(&r, 8, 13), &m), SPATTN_OK);
         /* dims with and without a tail past whole vectors */
         const size_t dv = tu_range(&r, 0, 1) ? 80 : 40;
-        mproblem p;
-        mproblem_make(&p, &r, m, 1, tu_range(&r, 0, 1) ? 64 : 23, dv);
+        tproblem p;
+        tproblem_make(&p, &r, m, 1, tu_range(&r, 0, 1) ? 64 : 23, dv);
         float *o1 = malloc(lq * dv * sizeof(float));
         ck_assert_ptr_nonnull(o1);
         for (int nt = 1; nt <= 2; nt++) {
@@ -445,7 +353,7 @@ START_TEST(residue_blocks_over_batches)
         snprintf(what, sizeof what, "%s strided case %d over batches", spattn_isa_name(isa), c);
         against_reference(&p, what);
         free(o1);
-        mproblem_free(&p);
+        tproblem_free(&p);
     }
 }
 END_TEST

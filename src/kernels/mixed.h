@@ -239,8 +239,9 @@ static void mixed_walk_tile(tile_state *ts, const spattn_head_job *job, const sp
 {
     uint32_t idx[SPATTN_TK], cm[SPATTN_TK];
     const size_t j0 = (size_t)tile->kt * SPATTN_TK;
-    const int partial = tile->part != SPATTN_FULL;
-    const size_t nk = tile_keys(m, tile, idx, cm);
+    int partial;
+    uint64_t keys;
+    const size_t nk = tile_keys(m, tile, ts->rows, idx, cm, &partial, &keys);
     const uint32_t *cmq = partial && !scores_pass(job) ? cm : NULL;
     qk_alibi al;
     const qk_alibi *alp = tile_alibi(ts, job, j0, &al);

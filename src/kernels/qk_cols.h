@@ -298,7 +298,7 @@ static col_t qk_cols(int kvt, const float *qt, size_t dq, const void *kb, ptrdif
 }
 
 #ifdef QK_NB2
-/* Two query tiles against the same FULL key tile (keys j0 .. j0 + nk); al: their ALiBi
+/* Two query tiles against the same keys j0 + idx[0..nk), unmasked; al: their ALiBi
    terms, or NULL; pf: keys to ask for as they compute, or NULL. */
 static void qk_cols_pair(int kvt, const float *const *qt, size_t dq, const void *kb, ptrdiff_t k_ts,
                          size_t j0, const uint32_t *idx, size_t nk, float *const *st,

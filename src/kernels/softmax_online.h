@@ -116,34 +116,62 @@ static const qk_alibi *tile_alibi(const tile_state *ts, const spattn_head_job *j
     return al;
 }
 
+/* The keys some row of a PARTIAL tile allows, as bits. */
+static uint64_t tile_used_keys(const spattn_mask *m, const spattn_ktile *tile)
+{
+    const uint64_t *bits = &m->bits[(size_t)tile->part * SPATTN_TQ];
+    const size_t n = spattn__kt_cols(m, tile->kt);
+    uint64_t used = 0;
+    for (size_t r = 0; r < SPATTN_TQ; r++)
+        used |= bits[r];
+    return n < 64 ? used & (((uint64_t)1 << n) - 1) : used;
+}
+
 /* The keys of a stored tile to visit: all of a FULL tile; of a PARTIAL one those some row
    allows (keys no row allows are never loaded), with their column masks. Returns their
-   count. */
-static size_t tile_keys(const spattn_mask *m, const spattn_ktile *tile, uint32_t *idx, uint32_t *cm)
+   count; *keys gets them as bits. *masked is 1 when some of the query tile's `rows` rows
+   exclude some visited key: a PARTIAL tile whose visited keys every row allows (summary
+   columns, sinks, global tokens, blocks narrower than a tile) runs unmasked over its keys as a
+   FULL tile does, and pairs with the other query tile's tile when their keys are the same. */
+static size_t tile_keys(const spattn_mask *m, const spattn_ktile *tile, size_t rows, uint32_t *idx,
+                        uint32_t *cm, int *masked, uint64_t *keys)
 {
     const size_t n = spattn__kt_cols(m, tile->kt);
+    *masked = 0;
     if (tile->part == SPATTN_FULL) {
         for (size_t j = 0; j < n; j++)
             idx[j] = (uint32_t)j;
+        *keys = n < 64 ? ((uint64_t)1 << n) - 1 : ~(uint64_t)0;
         return n;
     }
-    const uint64_t *rows = &m->bits[(size_t)tile->part * SPATTN_TQ];
-    uint32_t cm_all[SPATTN_TK];
-    col_masks_from_rows(rows, cm_all);
+    const uint64_t *bits = &m->bits[(size_t)tile->part * SPATTN_TQ];
     /* The used columns' bits, visited one by one: a tile of a few columns (the summary
        columns of a fixed pattern) costs a few steps, not a test of every column whose outcome
        the branch predictor cannot know. */
-    uint64_t used = 0;
-    for (size_t r = 0; r < SPATTN_TQ; r++)
-        used |= rows[r];
-    if (n < 64)
-        used &= ((uint64_t)1 << n) - 1;
+    uint64_t used = tile_used_keys(m, tile);
+    *keys = used;
+    const uint32_t all = ((uint32_t)1 << rows) - 1;
+    size_t same = 0;
+    while (same < rows && bits[same] == used)
+        same++;
     size_t nk = 0;
+    if (same == rows) { /* every row allows every used key: no column masks to transpose */
+        for (; used != 0; used &= used - 1) {
+            idx[nk] = (uint32_t)__builtin_ctzll(used);
+            cm[nk++] = all;
+        }
+        return nk;
+    }
+    uint32_t cm_all[SPATTN_TK];
+    col_masks_from_rows(bits, cm_all);
+    uint32_t some = all;
     for (; used != 0; used &= used - 1) {
         const unsigned j = (unsigned)__builtin_ctzll(used);
         idx[nk] = j;
         cm[nk++] = cm_all[j];
+        some &= cm_all[j];
     }
+    *masked = some != all;
     return nk;
 }
 

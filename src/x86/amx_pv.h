@@ -66,12 +66,14 @@ SPATTN_ALWAYS_INLINE int pv_amx_b(const int check, const char *const *vp, size_t
     return bad != 0;
 }
 
-/* The B operands of the last FULL tile a thread staged, named by its first V row, its keys and
+/* The B operands of the last unmasked tile of consecutive keys a thread staged (a FULL tile,
+   or an unmasked PARTIAL one whose keys are a run), named by its first V row, its keys and
    dim_v: two query tiles walked together (tpl_tiles2) take the same key tile one after the
    other, and the second reuses them. Forgotten whenever a job enters the walk
    (pv_amx_forget), so that rows of another job's V are never taken for this one's. */
 static _Thread_local struct {
     const char *v0;
+    ptrdiff_t step;
     size_t nk, dv;
     uint16_t b[2][PV_AMX_MAX_DV / 16][16 * 32] __attribute__((aligned(64)));
     uint16_t bl[2][PV_AMX_MAX_DV / 16][16 * 32] __attribute__((aligned(64))); /* f16 V's lo */
@@ -82,8 +84,20 @@ static inline void pv_amx_forget(void)
     pv_amx_staged.v0 = NULL;
 }
 
-/* The B operands of a tile: rebuilt unless the staged ones are this FULL tile's. A PARTIAL
-   tile's keys need not be consecutive rows: never taken from or kept for reuse. Returns 0
+/* The spacing of the V rows vp[0..nk) when it is one (a FULL tile's rows, or an unmasked
+   PARTIAL tile's run of keys), else 0: only such rows are named by the first, their count and
+   that spacing. */
+static ptrdiff_t pv_amx_step(const char *const *vp, size_t nk)
+{
+    const ptrdiff_t step = nk > 1 ? vp[1] - vp[0] : 1;
+    for (size_t j = 2; j < nk; j++)
+        if (vp[j] - vp[j - 1] != step)
+            return 0;
+    return step;
+}
+
+/* The B operands of a tile: rebuilt unless the staged ones are this tile's. A masked tile, or
+   one whose keys are not consecutive rows, is never taken from or kept for reuse. Returns 0
    when an element read is not finite where that matters (a PARTIAL tile's, or any of f16 V,
    whose lo part cannot hold it), else 1. */
 static int pv_amx_stage_b(int kvt, const char *const *vp, size_t nk, size_t dv, int masked)
@@ -91,7 +105,9 @@ static int pv_amx_stage_b(int kvt, const char *const *vp, size_t nk, size_t dv, 
     uint16_t(*b)[PV_AMX_MAX_DV / 16][16 * 32] = pv_amx_staged.b;
     uint16_t(*bl)[PV_AMX_MAX_DV / 16][16 * 32] = pv_amx_staged.bl;
     const size_t nkc = (nk + 31) / 32;
-    if (!masked && pv_amx_staged.v0 == vp[0] && pv_amx_staged.nk == nk && pv_amx_staged.dv == dv)
+    const ptrdiff_t step = masked ? 0 : pv_amx_step(vp, nk);
+    if (step != 0 && pv_amx_staged.v0 == vp[0] && pv_amx_staged.nk == nk &&
+        pv_amx_staged.step == step && pv_amx_staged.dv == dv)
         return 1;
     pv_amx_staged.v0 = NULL;
     int bad = 0;
@@ -107,8 +123,9 @@ static int pv_amx_stage_b(int kvt, const char *const *vp, size_t nk, size_t dv, 
         }
     if (bad)
         return 0;
-    if (!masked) {
+    if (step != 0) {
         pv_amx_staged.v0 = vp[0];
+        pv_amx_staged.step = step;
         pv_amx_staged.nk = nk;
         pv_amx_staged.dv = dv;
     }

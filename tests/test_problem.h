@@ -1,0 +1,24 @@
+/*
+ * One batch of attention for the path tests (test_mixed.c, test_walk.c): float32 Q, K, V in
+ * bhtd with every K and V row the mask never allows NaN, random scale, softcap, ALiBi and
+ * sinks; checked against the float64 reference.
+ */
+#ifndef SPATTN_TEST_PROBLEM_H
+#define SPATTN_TEST_PROBLEM_H
+
+#include "test_util.h"
+
+typedef struct tproblem {
+    spattn_args a;
+    float *q, *k, *v, *o, *lse, *slopes, *sinks;
+    spattn_mask *mask;
+} tproblem;
+
+/* Takes m (freed by tproblem_free); `heads` query and K/V heads of dims dq, dv. */
+void tproblem_make(tproblem *p, tu_rng *r, spattn_mask *m, size_t heads, size_t dq, size_t dv);
+void tproblem_free(tproblem *p);
+
+/* Fails the test unless p's O and lse are within tol of the reference's. */
+void tproblem_check(const tproblem *p, const char *what, double tol);
+
+#endif
