@@ -155,7 +155,7 @@ static int pair_first_cb(const void *ctx, size_t u)
 
 /* The columns (keys) that some row of query tile qt allows in its stored tile t, as bits;
    the tile's allowed pairs go to *pairs, and those whose key the row above also allows are
-   added to *shared. */
+   added to *shared (unless shared is NULL). */
 static uint64_t tile_used_cols(const spattn_mask *m, size_t qt, size_t t, size_t *pairs,
                                size_t *shared)
 {
@@ -165,7 +165,8 @@ static uint64_t tile_used_cols(const spattn_mask *m, size_t qt, size_t t, size_t
         const uint64_t b = spattn__tile_row_bits(m, &m->tiles[t], qt, r);
         cols |= b;
         *pairs += (size_t)__builtin_popcountll(b);
-        *shared += (size_t)__builtin_popcountll(b & above);
+        if (shared != NULL)
+            *shared += (size_t)__builtin_popcountll(b & above);
         above = b;
     }
     return cols;
@@ -200,8 +201,7 @@ static int tile_sparse(const spattn_mask *m, size_t qt, size_t t, double per_col
     *pairs = 0;
     if (m->tiles[t].part == SPATTN_FULL)
         return 0;
-    size_t shared = 0;
-    const uint64_t cols = tile_used_cols(m, qt, t, pairs, &shared);
+    const uint64_t cols = tile_used_cols(m, qt, t, pairs, NULL);
     return (double)*pairs < per_col * (double)__builtin_popcountll(cols);
 }
 
