@@ -207,6 +207,48 @@ SPATTN_ALWAYS_INLINE void pv_gather_row(const int kvt, const spattn_head_job *jo
     }
 }
 
+/* Whether rows i .. i + 15 of kr each have 1 to 16 keys: one block of scores each. */
+static inline int rows_of_one_block(const spattn_keyrows *kr, size_t i)
+{
+    for (size_t r = i; r < i + 16; r++)
+        if (kr->off[r + 1] - kr->off[r] - 1 >= 16)
+            return 0;
+    return 1;
+}
+
+/* The probability pass for 16 rows of one block each (rows_of_one_block; s: their 16 blocks,
+   row after row): the blocks transposed so that lane r is row r, the max and the sum taken
+   lane-wise over the rows' key positions in order, exp2 only of the positions some row has,
+   and the probabilities transposed back. Row by row, each row paid a horizontal max and sum
+   and an exp2 of its own; rows of a handful of keys (a narrow window, few-key heads) spent
+   a third of their time there. lb: the rows' factors (row_scale). */
+static void probs16(const spattn_head_job *job, const spattn_keyrows *kr, size_t i, float *s,
+                    float *lb)
+{
+    float t[16 * 16] __attribute__((aligned(64)));
+    size_t nmax = 0;
+    for (size_t r = i; r < i + 16; r++)
+        nmax = kr->off[r + 1] - kr->off[r] > nmax ? kr->off[r + 1] - kr->off[r] : nmax;
+    const col_t one = col_set1(1.0f);
+    col_transpose_rows(s, 16, 16, 16, one, t); /* lanes past a row's keys: -inf */
+    col_t mx = col_load(t);
+    for (size_t c = 1; c < nmax; c++)
+        mx = col_max(mx, col_load(t + 16 * c));
+    const col_t shift = col_select(col_is_neginf(mx), col_zero(), mx);
+    col_t sum = col_zero();
+    for (size_t c = 0; c < nmax; c++) {
+        const col_t p = col_exp2(col_sub(col_load(t + 16 * c), shift));
+        col_store(t + 16 * c, p);
+        sum = col_add(sum, p);
+    }
+    col_transpose_rows(t, 16, nmax, 16, one, s); /* positions past nmax: 0 */
+    float m[16] __attribute__((aligned(64))), l[16] __attribute__((aligned(64)));
+    col_store(m, mx);
+    col_store(l, sum);
+    for (size_t r = 0; r < 16; r++)
+        lb[r] = row_scale(job, i + r, m[r], l[r], job->lse ? job->lse + i + r : NULL);
+}
+
 /* Rows i0 .. i0 + rows of kr: scores into sb (row after row, in blocks of 16 floats: the
    row's progression, then the rest of its keys, gather_row_floats), turned into
    probabilities with the factors of their O in lb, then P V. q is read in place and the
@@ -256,6 +298,12 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const int qp, const spa
         gather_alibi(job, kr, i0, rows, sb);
     s = sb;
     for (size_t r = 0; r < rows; r++) {
+        if (gp == NULL && r % 16 == 0 && r + 16 <= rows && rows_of_one_block(kr, i0 + r)) {
+            probs16(job, kr, i0 + r, s, lb + r);
+            s += 16 * 16;
+            r += 15;
+            continue;
+        }
         spattn__keyrows_row(kr, i0 + r, &n);
         float *lse = job->lse ? job->lse + i0 + r : NULL;
         if (n == 0) {
@@ -267,19 +315,24 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const int qp, const spa
         for (size_t c = 16; c < w; c += 16)
             mx = col_max(mx, col_load(s + c));
         const float mt = col_hmax(mx), shift = mt == K_NINF ? 0.0f : mt;
-        col_t sum;
         if (w == 16) { /* one block, the common case: mx is its scores, no loop */
             /* lanes past n are -inf, whose exp2 is the 0 col_exp2_lo gives */
             const col_t x = col_sub(mx, col_set1(shift));
-            sum = n <= 8 ? col_exp2_lo(x) : col_exp2(x);
-            col_store(s, sum);
-        } else {
-            sum = col_zero();
-            for (size_t c = 0; c < w; c += 16) {
-                const col_t p = col_exp2(col_sub(col_load(s + c), col_set1(shift)));
-                col_store(s + c, p);
-                sum = col_add(sum, p);
-            }
+            col_store(s, n <= 8 ? col_exp2_lo(x) : col_exp2(x));
+            /* Summed in key order, as probs16 sums its rows: a row's bits do not depend on
+               which of the two took it (a call's rows can start anywhere in a group of 16). */
+            float l = 0.0f;
+            for (size_t c = 0; c < n; c++)
+                l += s[c];
+            lb[r] = row_scale(job, i0 + r, mt, l, lse);
+            s += w;
+            continue;
+        }
+        col_t sum = col_zero();
+        for (size_t c = 0; c < w; c += 16) {
+            const col_t p = col_exp2(col_sub(col_load(s + c), col_set1(shift)));
+            col_store(s + c, p);
+            sum = col_add(sum, p);
         }
         /* lb: the row's factor for O (1 / l, and the sink's share when it has one). */
         lb[r] = row_scale(job, i0 + r, mt, col_hsum(sum), lse);
