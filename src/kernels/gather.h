@@ -245,6 +245,11 @@ static void probs16(const spattn_head_job *job, const spattn_keyrows *kr, size_t
     float m[16] __attribute__((aligned(64))), l[16] __attribute__((aligned(64)));
     col_store(m, mx);
     col_store(l, sum);
+    if (job->sinks == NULL && job->lse == NULL) { /* row_scale's factor, in one vector */
+        for (size_t r = 0; r < 16; r++)
+            lb[r] = l[r] != 0.0f ? 1.0f / l[r] : 0.0f;
+        return;
+    }
     for (size_t r = 0; r < 16; r++)
         lb[r] = row_scale(job, i + r, m[r], l[r], job->lse ? job->lse + i + r : NULL);
 }
