@@ -168,24 +168,13 @@ START_TEST(mixed_bf16_against_reference)
         const size_t *dm = dims[c % 2]; /* 64/64 and 128/128: the AMX P V's dim_v */
         tproblem p;
         tproblem_make(&p, &r, pattern_mask(&r, c % 3, lq, lk), tu_range(&r, 1, 2), dm[0], dm[1]);
-        const spattn_shape *s = &p.a.shape;
-        const size_t nq = s->heads_q * lq * dm[0], nk = s->heads_kv * lk * dm[0],
-                     nv = s->heads_kv * lk * dm[1];
-        uint16_t *qb = malloc(nq * 2), *kb = malloc(nk * 2), *vb = malloc(nv * 2);
-        ck_assert(qb && kb && vb);
-        spattn_f32_to_bf16(p.q, qb, nq);
-        spattn_f32_to_bf16(p.k, kb, nk);
-        spattn_f32_to_bf16(p.v, vb, nv);
-        p.a.q = qb;
-        p.a.k = kb;
-        p.a.v = vb;
-        p.a.q_dtype = p.a.kv_dtype = SPATTN_DTYPE_BF16;
+        tproblem_to_bf16(&p);
         char what[128];
         snprintf(what, sizeof what, "%s bf16 case %d (pattern %d, Lq %zu Lk %zu dims %zu/%zu)",
                  spattn_isa_name(isa), c, c % 3, lq, lk, dm[0], dm[1]);
         mixed_seen += run(&p, isa, 1);
         tproblem_check(&p, what, 1e-2);
-        const size_t no = s->heads_q * lq * dm[1];
+        const size_t no = p.a.shape.heads_q * lq * dm[1];
         float *o1 = malloc(no * sizeof(float));
         ck_assert_ptr_nonnull(o1);
         memcpy(o1, p.o, no * sizeof(float));
@@ -194,9 +183,6 @@ START_TEST(mixed_bf16_against_reference)
         if (memcmp(o1, p.o, no * sizeof(float)) != 0)
             ck_abort_msg("%s: 2 threads differ from 1", what);
         free(o1);
-        free(qb);
-        free(kb);
-        free(vb);
         tproblem_free(&p);
     }
     if (isa_runs_mixed(isa))

@@ -57,8 +57,29 @@ void tproblem_make(tproblem *p, tu_rng *r, spattn_mask *m, size_t heads, size_t 
     p->mask = m;
 }
 
+void tproblem_to_bf16(tproblem *p)
+{
+    const spattn_shape *s = &p->a.shape;
+    const size_t nq = s->heads_q * s->len_q * s->dim_qk, nk = s->heads_kv * s->len_k * s->dim_qk,
+                 nv = s->heads_kv * s->len_k * s->dim_v;
+    p->qh = malloc(nq * sizeof *p->qh);
+    p->kh = malloc(nk * sizeof *p->kh);
+    p->vh = malloc(nv * sizeof *p->vh);
+    ck_assert(p->qh && p->kh && p->vh);
+    spattn_f32_to_bf16(p->q, p->qh, nq);
+    spattn_f32_to_bf16(p->k, p->kh, nk);
+    spattn_f32_to_bf16(p->v, p->vh, nv);
+    p->a.q = p->qh;
+    p->a.k = p->kh;
+    p->a.v = p->vh;
+    p->a.q_dtype = p->a.kv_dtype = SPATTN_DTYPE_BF16;
+}
+
 void tproblem_free(tproblem *p)
 {
+    free(p->qh);
+    free(p->kh);
+    free(p->vh);
     free(p->q);
     free(p->k);
     free(p->v);

@@ -11,12 +11,17 @@
 typedef struct tproblem {
     spattn_args a;
     float *q, *k, *v, *o, *lse, *slopes, *sinks;
+    uint16_t *qh, *kh, *vh; /* Q, K, V as bf16 after tproblem_to_bf16, else NULL */
     spattn_mask *mask;
 } tproblem;
 
 /* Takes m (freed by tproblem_free); `heads` query and K/V heads of dims dq, dv. */
 void tproblem_make(tproblem *p, tu_rng *r, spattn_mask *m, size_t heads, size_t dq, size_t dv);
 void tproblem_free(tproblem *p);
+
+/* Gives the call bf16 Q, K and V: the float inputs rounded (the reference reads the same
+   values), O stays float32. */
+void tproblem_to_bf16(tproblem *p);
 
 /* Fails the test unless p's O and lse are within tol of the reference's. */
 void tproblem_check(const tproblem *p, const char *what, double tol);

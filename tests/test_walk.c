@@ -84,81 +84,56 @@ static void run_tiles(tproblem *p, spattn_isa isa, int threads, int pairs)
 
 static const size_t dims[][2] = {{64, 64}, {128, 128}, {17, 40}, {32, 8}};
 
+/* Case c of a walk mask on `isa`: against the reference (float32 Q, K, V, or bf16 within the
+   contract's bf16 tolerance of the reference on the same values), then 1, 2 and 3 threads
+   with tile pairs on and off, each bitwise the first run. */
+static void walk_case(spattn_isa isa, tu_rng *r, int c, int bf16)
+{
+    const size_t lq = tu_range(r, 40, 300), lk = tu_range(r, 70, 700);
+    const size_t *dm = dims[c % (bf16 ? 2 : 4)];
+    tproblem p;
+    tproblem_make(&p, r, walk_mask(r, lq, lk), tu_range(r, 1, 2), dm[0], dm[1]);
+    if (bf16)
+        tproblem_to_bf16(&p);
+    char what[128];
+    snprintf(what, sizeof what, "%s%s case %d (Lq %zu Lk %zu dims %zu/%zu)", spattn_isa_name(isa),
+             bf16 ? " bf16" : "", c, lq, lk, dm[0], dm[1]);
+    run_tiles(&p, isa, 1, 1);
+    tproblem_check(&p, what, bf16 ? 1e-2 : TU_TOL);
+    const size_t no = p.a.shape.heads_q * lq * dm[1], nl = p.a.shape.heads_q * lq;
+    float *o1 = malloc(no * sizeof(float)), *l1 = malloc(nl * sizeof(float));
+    ck_assert(o1 && l1);
+    memcpy(o1, p.o, no * sizeof(float));
+    memcpy(l1, p.lse, nl * sizeof(float));
+    for (int t = 1; t <= 3; t++) {
+        memset(p.o, 0, no * sizeof(float));
+        run_tiles(&p, isa, t, t != 1);
+        if (memcmp(o1, p.o, no * sizeof(float)) != 0 || memcmp(l1, p.lse, nl * sizeof(float)) != 0)
+            ck_abort_msg("%s: %d threads, pairs %s, differ from 1 thread with pairs", what, t,
+                         t != 1 ? "on" : "off");
+    }
+    free(o1);
+    free(l1);
+    tproblem_free(&p);
+}
+
 START_TEST(walk_units_against_reference)
 {
     const spattn_isa isa = tu_isa(_i);
     tu_rng r = {9090 + (uint64_t)isa};
-    for (int c = 0; c < tu_cases(24); c++) {
-        const size_t lq = tu_range(&r, 40, 300), lk = tu_range(&r, 70, 700);
-        const size_t *dm = dims[c % 4];
-        tproblem p;
-        tproblem_make(&p, &r, walk_mask(&r, lq, lk), tu_range(&r, 1, 2), dm[0], dm[1]);
-        char what[128];
-        snprintf(what, sizeof what, "%s case %d (Lq %zu Lk %zu dims %zu/%zu)", spattn_isa_name(isa),
-                 c, lq, lk, dm[0], dm[1]);
-        run_tiles(&p, isa, 1, 1);
-        tproblem_check(&p, what, TU_TOL);
-        const size_t no = p.a.shape.heads_q * lq * dm[1], nl = p.a.shape.heads_q * lq;
-        float *o1 = malloc(no * sizeof(float)), *l1 = malloc(nl * sizeof(float));
-        ck_assert(o1 && l1);
-        memcpy(o1, p.o, no * sizeof(float));
-        memcpy(l1, p.lse, nl * sizeof(float));
-        for (int t = 1; t <= 3; t++) {
-            memset(p.o, 0, no * sizeof(float));
-            run_tiles(&p, isa, t, t != 1);
-            if (memcmp(o1, p.o, no * sizeof(float)) != 0 ||
-                memcmp(l1, p.lse, nl * sizeof(float)) != 0)
-                ck_abort_msg("%s: %d threads, pairs %s, differ from 1 thread with pairs", what, t,
-                             t != 1 ? "on" : "off");
-        }
-        free(o1);
-        free(l1);
-        tproblem_free(&p);
-    }
+    for (int c = 0; c < tu_cases(24); c++)
+        walk_case(isa, &r, c, 0);
 }
 END_TEST
 
-/* The same masks with bf16 Q, K and V (float O), within the contract's bf16 tolerance of the
-   reference on the same values: the 16-bit QK and P V kernels (bf16 dot products, the AMX
+/* The same with bf16 Q, K and V: the 16-bit QK and P V kernels (bf16 dot products, the AMX
    tiles) take a unit's keys as a list too. */
 START_TEST(walk_units_bf16)
 {
     const spattn_isa isa = tu_isa(_i);
     tu_rng r = {6060 + (uint64_t)isa};
-    for (int c = 0; c < tu_cases(8); c++) {
-        const size_t lq = tu_range(&r, 40, 260), lk = tu_range(&r, 70, 600);
-        const size_t *dm = dims[c % 2];
-        tproblem p;
-        tproblem_make(&p, &r, walk_mask(&r, lq, lk), 1, dm[0], dm[1]);
-        const size_t nq = lq * dm[0], nk = lk * dm[0], nv = lk * dm[1];
-        uint16_t *qb = malloc(nq * 2), *kb = malloc(nk * 2), *vb = malloc(nv * 2);
-        ck_assert(qb && kb && vb);
-        spattn_f32_to_bf16(p.q, qb, nq);
-        spattn_f32_to_bf16(p.k, kb, nk);
-        spattn_f32_to_bf16(p.v, vb, nv);
-        p.a.q = qb;
-        p.a.k = kb;
-        p.a.v = vb;
-        p.a.q_dtype = p.a.kv_dtype = SPATTN_DTYPE_BF16;
-        char what[128];
-        snprintf(what, sizeof what, "%s bf16 case %d (Lq %zu Lk %zu dims %zu/%zu)",
-                 spattn_isa_name(isa), c, lq, lk, dm[0], dm[1]);
-        run_tiles(&p, isa, 1, 1);
-        tproblem_check(&p, what, 1e-2);
-        const size_t no = lq * dm[1];
-        float *o1 = malloc(no * sizeof(float));
-        ck_assert_ptr_nonnull(o1);
-        memcpy(o1, p.o, no * sizeof(float));
-        memset(p.o, 0, no * sizeof(float));
-        run_tiles(&p, isa, 2, 0);
-        if (memcmp(o1, p.o, no * sizeof(float)) != 0)
-            ck_abort_msg("%s: 2 threads without pairs differ from 1 with", what);
-        free(o1);
-        free(qb);
-        free(kb);
-        free(vb);
-        tproblem_free(&p);
-    }
+    for (int c = 0; c < tu_cases(8); c++)
+        walk_case(isa, &r, c, 1);
 }
 END_TEST
 

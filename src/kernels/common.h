@@ -83,13 +83,19 @@ static float alibi_factor(const spattn_head_job *job, size_t i)
    and lse = sink + log1p(l 2^(m - sink log2(e))); a row with no key gets exactly lse = sink.
    The factor is 0 when l is 0; such a row's O is written as zeros. The lse goes to *lse
    unless lse is NULL (without a sink it then costs no log). NaN in m or l stays NaN. */
+/* A row's factor for O without a sink: 1 / l, 0 for a row with no allowed key (l == 0). */
+static inline float row_inv(float l)
+{
+    return l != 0.0f ? 1.0f / l : 0.0f;
+}
+
 static float row_scale(const spattn_head_job *job, size_t i, float m, float l, float *lse)
 {
     const float sink = job->sinks != NULL ? mod_row(job, job->sinks, i) : K_NINF;
     if (sink == K_NINF) {
         if (lse != NULL)
             *lse = row_lse(m, l);
-        return l != 0.0f ? 1.0f / l : 0.0f;
+        return row_inv(l);
     }
     if (l == 0.0f) {
         if (lse != NULL)

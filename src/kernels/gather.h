@@ -207,28 +207,29 @@ SPATTN_ALWAYS_INLINE void pv_gather_row(const int kvt, const spattn_head_job *jo
     }
 }
 
-/* Whether rows i .. i + 15 of kr each have 1 to 16 keys: one block of scores each. */
-static inline int rows_of_one_block(const spattn_keyrows *kr, size_t i)
+/* The most keys of rows i .. i + 15 of kr when each has 1 to 16 (one block of scores each),
+   else 0. */
+static inline size_t rows_block_keys(const spattn_keyrows *kr, size_t i)
 {
-    for (size_t r = i; r < i + 16; r++)
-        if (kr->off[r + 1] - kr->off[r] - 1 >= 16)
+    size_t nmax = 0;
+    for (size_t r = i; r < i + 16; r++) {
+        const size_t n = kr->off[r + 1] - kr->off[r];
+        if (n == 0 || n > 16)
             return 0;
-    return 1;
+        nmax = n > nmax ? n : nmax;
+    }
+    return nmax;
 }
 
-/* The probability pass for 16 rows of one block each (rows_of_one_block; s: their 16 blocks,
-   row after row): the blocks transposed so that lane r is row r, the max and the sum taken
-   lane-wise over the rows' key positions in order, exp2 only of the positions some row has,
-   and the probabilities transposed back. Row by row, each row paid a horizontal max and sum
-   and an exp2 of its own; rows of a handful of keys (a narrow window, few-key heads) spent
-   a third of their time there. lb: the rows' factors (row_scale). */
-static void probs16(const spattn_head_job *job, const spattn_keyrows *kr, size_t i, float *s,
-                    float *lb)
+/* The probability pass for 16 rows of one block each, at most nmax keys a row (s: their 16
+   blocks, row after row): the blocks transposed so that lane r is row r, the max and the sum
+   taken lane-wise over the rows' key positions in order, exp2 only of the positions some row
+   has, and the probabilities transposed back. Row by row, each row pays a horizontal max and
+   sum and an exp2 of its own, which rows of a handful of keys (a narrow window, few-key heads)
+   notice. lb: the rows' factors (row_scale). */
+static void probs16(const spattn_head_job *job, size_t i, size_t nmax, float *s, float *lb)
 {
     float t[16 * 16] __attribute__((aligned(64)));
-    size_t nmax = 0;
-    for (size_t r = i; r < i + 16; r++)
-        nmax = kr->off[r + 1] - kr->off[r] > nmax ? kr->off[r + 1] - kr->off[r] : nmax;
     const col_t one = col_set1(1.0f);
     col_transpose_rows(s, 16, 16, 16, one, t); /* lanes past a row's keys: -inf */
     col_t mx = col_load(t);
@@ -247,7 +248,7 @@ static void probs16(const spattn_head_job *job, const spattn_keyrows *kr, size_t
     col_store(l, sum);
     if (job->sinks == NULL && job->lse == NULL) { /* row_scale's factor, in one vector */
         for (size_t r = 0; r < 16; r++)
-            lb[r] = l[r] != 0.0f ? 1.0f / l[r] : 0.0f;
+            lb[r] = row_inv(l[r]);
         return;
     }
     for (size_t r = 0; r < 16; r++)
@@ -303,8 +304,10 @@ SPATTN_ALWAYS_INLINE void gather_passes_d(const int kvt, const int qp, const spa
         gather_alibi(job, kr, i0, rows, sb);
     s = sb;
     for (size_t r = 0; r < rows; r++) {
-        if (gp == NULL && r % 16 == 0 && r + 16 <= rows && rows_of_one_block(kr, i0 + r)) {
-            probs16(job, kr, i0 + r, s, lb + r);
+        const size_t nmax =
+            gp == NULL && r % 16 == 0 && r + 16 <= rows ? rows_block_keys(kr, i0 + r) : 0;
+        if (nmax != 0) {
+            probs16(job, i0 + r, nmax, s, lb + r);
             s += 16 * 16;
             r += 15;
             continue;
