@@ -59,9 +59,9 @@ static inline int spattn__bwd_tile_pairs(const spattn_mask *m, const spattn_ktil
     for (size_t r = 0; r < SPATTN_TQ; r++) {
         rb[r] = spattn__tile_row_bits(m, t, qt, r);
         any |= rb[r];
-        *pairs += (size_t)__builtin_popcountll(rb[r]);
+        *pairs += (size_t)spattn__popcount64(rb[r]);
     }
-    return *pairs <= BWD_PAIRS_PER_KEY * (size_t)__builtin_popcountll(any);
+    return *pairs <= BWD_PAIRS_PER_KEY * (size_t)spattn__popcount64(any);
 }
 
 /* Floats of dS kept for stored tile t of query tile qt. */

@@ -78,7 +78,7 @@ static int mixed_add_tile(mixed_cols *mc, const spattn_mask *m, const spattn_kti
     size_t ncol = 0, any = 0;
     for (size_t r = 0; r < 16; r++) {
         bits[r] = r < rows ? spattn__tile_row_bits(m, tile, qt, r) : 0;
-        const size_t n = (size_t)__builtin_popcountll(bits[r]);
+        const size_t n = (size_t)spattn__popcount64(bits[r]);
         ncol = n > ncol ? n : ncol;
         if (bits[r] != 0)
             any = (size_t)__builtin_ctzll(bits[r]);

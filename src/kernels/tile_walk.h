@@ -104,12 +104,12 @@ static void walk_unit_run(const spattn_mask *m, size_t rows, size_t lo, size_t h
                           uint32_t *idx, uint32_t *cm, walk_unit *u)
 {
     const spattn_ktile *first = walk_tile(m, lo, hi, backward, 0);
-    size_t n = 1, keys = (size_t)__builtin_popcountll(tile_used_keys(m, first));
+    size_t n = 1, keys = (size_t)spattn__popcount64(tile_used_keys(m, first));
     for (; n < hi - lo; n++) {
         const spattn_ktile *x = walk_tile(m, lo, hi, backward, n);
         if (x->part == SPATTN_FULL)
             break;
-        const size_t c = (size_t)__builtin_popcountll(tile_used_keys(m, x));
+        const size_t c = (size_t)spattn__popcount64(tile_used_keys(m, x));
         if (keys + c > SPATTN_TK)
             break;
         keys += c;

@@ -292,17 +292,17 @@ spattn_status spattn__mb_end(spattn__mb *b)
     if (!b->open)
         return fail(b, SPATTN_E_ARG);
     spattn_mask *m = b->m;
-    uint64_t rows = (uint64_t)__builtin_popcount(b->rowmask);
+    uint64_t rows = (uint64_t)spattn__popcount64(b->rowmask);
     uint64_t sum = 0;
     int use_order = order_entries(b);
     for (size_t k = 0; k < b->nent; k++) {
         const spattn__mb_entry *e = &b->ent[use_order ? b->order[k] : k];
-        uint64_t cols = (uint64_t)__builtin_popcountll(col_mask(b, e->kt));
+        uint64_t cols = (uint64_t)spattn__popcount64(col_mask(b, e->kt));
         uint64_t cnt = rows * cols;
         if (!e->full) {
             cnt = 0;
             for (int r = 0; r < SPATTN_TQ; r++)
-                cnt += (uint64_t)__builtin_popcountll(e->w[r]);
+                cnt += (uint64_t)spattn__popcount64(e->w[r]);
             if (cnt == 0)
                 continue;
         }

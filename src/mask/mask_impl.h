@@ -43,6 +43,22 @@ struct spattn_mask {
     atomic_size_t refs;  /* the user's reference plus one per plan using it */
 };
 
+/* The set bits of x. The builtin where it is one instruction (x86 files built with AVX
+   flags, which imply POPCNT; AArch64's CNT); in x86-64 code built for the baseline it is a
+   call into libgcc, which took a fifth of a sparse mask's plan time, so bit arithmetic
+   there. */
+static inline unsigned spattn__popcount64(uint64_t x)
+{
+#if defined(__POPCNT__) || !(defined(__x86_64__) || defined(__i386__))
+    return (unsigned)__builtin_popcountll(x);
+#else
+    x -= (x >> 1) & 0x5555555555555555u;
+    x = (x & 0x3333333333333333u) + ((x >> 2) & 0x3333333333333333u);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fu;
+    return (unsigned)((x * 0x0101010101010101u) >> 56);
+#endif
+}
+
 /* Rows of query tile qt that exist (TQ except at the bottom edge). */
 static inline size_t spattn__qt_rows(const spattn_mask *m, size_t qt)
 {

@@ -71,8 +71,8 @@ uint64_t spattn__tile_cost(const spattn_mask *m, const spattn_keyrows *kr, size_
                 continue;
             nt--;
             for (size_t r = 0; r < spattn__qt_rows(m, qt); r++)
-                listed += (uint64_t)__builtin_popcountll(
-                    m->bits[(size_t)m->tiles[t].part * SPATTN_TQ + r]);
+                listed +=
+                    (uint64_t)spattn__popcount64(m->bits[(size_t)m->tiles[t].part * SPATTN_TQ + r]);
         }
         c = (uint64_t)nt * SPATTN_TQ * SPATTN_TK + MIXED_PAIR_COST * listed;
     } else {
@@ -155,7 +155,7 @@ static int pair_first_cb(const void *ctx, size_t u)
 
 /* The columns (keys) that some row of query tile qt allows in its stored tile t, as bits;
    the tile's allowed pairs go to *pairs, and those whose key the row above also allows are
-   added to *shared (unless shared is NULL). */
+   added to *shared. */
 static uint64_t tile_used_cols(const spattn_mask *m, size_t qt, size_t t, size_t *pairs,
                                size_t *shared)
 {
@@ -164,70 +164,57 @@ static uint64_t tile_used_cols(const spattn_mask *m, size_t qt, size_t t, size_t
     for (size_t r = 0; r < spattn__qt_rows(m, qt); r++) {
         const uint64_t b = spattn__tile_row_bits(m, &m->tiles[t], qt, r);
         cols |= b;
-        *pairs += (size_t)__builtin_popcountll(b);
-        if (shared != NULL)
-            *shared += (size_t)__builtin_popcountll(b & above);
+        *pairs += (size_t)spattn__popcount64(b);
+        *shared += (size_t)spattn__popcount64(b & above);
         above = b;
     }
     return cols;
 }
 
-static int choose_gather(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
-                         spattn_path path)
-{
-    if (path != SPATTN_PATH_AUTO)
-        return path == SPATTN_PATH_GATHER;
-    /* The area of the PARTIAL tiles only: a FULL tile's pairs run at the tile path's best (no
-       per-key mask), so its pairs count against gathering and its area not for it. And of
-       their used columns only: the tile path computes the keys some row allows (tile_keys),
-       so a tile of a few keys every row takes (the summary columns of a fixed pattern) is
-       dense work for it. With random keys nearly every column is used, and this is the plain
-       fill ratio the crossovers were measured with. A pair whose key the row above also
-       allows costs the gather passes less: they find its K and V rows in L1 (a narrow causal
-       window shares all but one key with the row above), so it counts gather_shared less. */
-    size_t cols = 0, pairs, shared = 0;
-    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
-        if (m->tiles[t].part != SPATTN_FULL)
-            cols += (size_t)__builtin_popcountll(tile_used_cols(m, qt, t, &pairs, &shared));
-    return (double)m->qt_nnz[qt] - kt->gather_shared * (double)shared <
-           kt->gather_below * (double)cols * (double)spattn__qt_rows(m, qt);
-}
+/* The path of query tile qt of m, from one pass over its PARTIAL tiles.
 
-/* Whether PARTIAL tile t of query tile qt is worth listing its keys (in a mixed query tile):
-   the tile path computes every key some row allows for all 16 rows, the row columns of
-   attn_mixed only the allowed pairs. *pairs gets the tile's allowed pairs. */
-static int tile_sparse(const spattn_mask *m, size_t qt, size_t t, double per_col, size_t *pairs)
-{
-    *pairs = 0;
-    if (m->tiles[t].part == SPATTN_FULL)
-        return 0;
-    const uint64_t cols = tile_used_cols(m, qt, t, pairs, NULL);
-    return (double)*pairs < per_col * (double)__builtin_popcountll(cols);
-}
+   Without the mixed kernel: gather when the query tile is sparse as a whole, else tiles.
+   Sparse as a whole counts the area of the PARTIAL tiles only: a FULL tile's pairs run at the
+   tile path's best (no per-key mask), so its pairs count against gathering and its area not
+   for it. And of their used columns only: the tile path computes the keys some row allows
+   (tile_keys), so a tile of a few keys every row takes (the summary columns of a fixed
+   pattern) is dense work for it. With random keys nearly every column is used, and this is
+   the plain fill ratio the crossovers were measured with. A pair whose key the row above also
+   allows costs the gather passes less: they find its K and V rows in L1 (a narrow causal
+   window shares all but one key with the row above), so it counts gather_shared less.
 
-/* The path of query tile qt of m. Without the mixed kernel: gather when the query tile is
-   sparse as a whole (choose_gather), else tiles. With it, its PARTIAL tiles sparse enough
-   (tile_sparse) are flagged in tg: none, and the rule above holds; all, gather; some, mixed,
-   unless choose_gather holds and the gather path's estimate is lower (a narrow band of
-   PARTIAL tiles beside the listed pairs, as a strided mask of stride 64 has: the gather
-   passes take both at about two tiled pairs each). */
+   With the mixed kernel, a PARTIAL tile is worth listing its keys when its allowed pairs are
+   few for its used columns (the tile path computes every used key for all 16 rows, the row
+   columns of attn_mixed only the allowed pairs); those are flagged in tg (zeros on entry):
+   none, and the rule above holds; all, gather; some, mixed, unless the rule above holds and
+   the gather path's estimate is lower (a narrow band of PARTIAL tiles beside the listed
+   pairs, as a strided mask of stride 64 has: the gather passes take both at about two tiled
+   pairs each). */
 static uint8_t choose_path(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
                            spattn_path path, uint8_t *tg)
 {
-    const int gather = choose_gather(kt, m, qt, path);
+    if (path != SPATTN_PATH_AUTO)
+        return path == SPATTN_PATH_GATHER ? SPATTN_QT_GATHER : SPATTN_QT_TILES;
     double per_col = atomic_load(&mixed_override);
     if (per_col < 0)
         per_col = kt->mixed_pairs_per_col;
-    if (path != SPATTN_PATH_AUTO || kt->attn_mixed == NULL || per_col <= 0)
-        return gather ? SPATTN_QT_GATHER : SPATTN_QT_TILES;
-    size_t sparse = 0, listed = 0;
+    const int mixed = kt->attn_mixed != NULL && per_col > 0;
     const size_t t0 = m->qt_ptr[qt], t1 = m->qt_ptr[qt + 1];
+    size_t cols = 0, shared = 0, sparse = 0, listed = 0;
     for (size_t t = t0; t < t1; t++) {
+        if (m->tiles[t].part == SPATTN_FULL)
+            continue;
         size_t pairs;
-        tg[t] = (uint8_t)tile_sparse(m, qt, t, per_col, &pairs);
-        sparse += tg[t];
-        listed += tg[t] ? pairs : 0;
+        const size_t used = spattn__popcount64(tile_used_cols(m, qt, t, &pairs, &shared));
+        cols += used;
+        if (mixed && (double)pairs < per_col * (double)used) {
+            tg[t] = 1;
+            sparse++;
+            listed += pairs;
+        }
     }
+    const int gather = (double)m->qt_nnz[qt] - kt->gather_shared * (double)shared <
+                       kt->gather_below * (double)cols * (double)spattn__qt_rows(m, qt);
     if (sparse == 0)
         return gather ? SPATTN_QT_GATHER : SPATTN_QT_TILES;
     if (sparse == t1 - t0)
