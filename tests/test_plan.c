@@ -1,8 +1,10 @@
 /* What plans decide: the work split (balanced by allowed pairs, not rows) and the path per
    query tile. Results of both are covered by test_attn.c; this checks the decisions. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/dispatch.h"
+#include "plan/keyrows.h"
 #include "plan/test_hooks.h"
 #include "test_util.h"
 
@@ -230,6 +232,51 @@ START_TEST(shared_keys_decide)
 }
 END_TEST
 
+/* The gather path's key lists are the mask's rows: every query tile listed, masks whose rows
+   hold no key, one key, scattered keys (most row words of a tile empty, the case the listing
+   stores speculatively for), dense runs and FULL tiles, and a ragged last query tile and key
+   tile; compared with spattn_mask_to_csr. */
+START_TEST(key_lists_are_rows)
+{
+    tu_rng rng = {0x5eed0 + (uint64_t)_i};
+    static const double fill[] = {0.0, 0.002, 0.02, 0.3, 0.97, 1.0};
+    const size_t lq = 16 * (size_t)(_i + 1) + (size_t)_i % 7, lk = 64 * (size_t)(_i + 2) - 5;
+    for (size_t f = 0; f < sizeof fill / sizeof fill[0]; f++) {
+        uint8_t *d = malloc(lq * lk);
+        ck_assert_ptr_nonnull(d);
+        for (size_t i = 0; i < lq; i++)
+            for (size_t j = 0; j < lk; j++) /* some rows empty, some whole */
+                d[i * lk + j] = i % 5 == 3 ? 0 : i % 7 == 2 ? 1 : tu_uniform(&rng) < fill[f];
+        spattn_mask *m;
+        ck_assert_int_eq(spattn_mask_from_dense(lq, lk, d, lk, &m), SPATTN_OK);
+        free(d);
+        int64_t *rp = malloc((lq + 1) * sizeof *rp);
+        int32_t *ci = malloc((lq * lk + 1) * sizeof *ci);
+        uint8_t *all = malloc(m->nqt);
+        ck_assert(rp != NULL && ci != NULL && all != NULL);
+        ck_assert_int_eq(spattn_mask_to_csr(m, rp, ci), SPATTN_OK);
+        memset(all, SPATTN_QT_GATHER, m->nqt);
+        spattn_keyrows kr;
+        ck_assert_int_eq(spattn__keyrows_build(m, all, NULL, &kr), SPATTN_OK);
+        size_t longest = 0;
+        for (size_t i = 0; i < lq; i++) {
+            size_t n;
+            const uint32_t *k = spattn__keyrows_row(&kr, i, &n);
+            ck_assert_uint_eq(n, (size_t)(rp[i + 1] - rp[i]));
+            for (size_t c = 0; c < n; c++)
+                ck_assert_uint_eq(k[c], (uint32_t)ci[rp[i] + (int64_t)c]);
+            longest = n > longest ? n : longest;
+        }
+        ck_assert_uint_eq(kr.longest, longest);
+        spattn__keyrows_free(&kr);
+        free(all);
+        free(rp);
+        free(ci);
+        spattn_mask_free(m);
+    }
+}
+END_TEST
+
 Suite *suite_plan(void);
 Suite *suite_plan(void)
 {
@@ -241,6 +288,7 @@ Suite *suite_plan(void)
     tcase_add_loop_test(tc, gather_decision, 0, tu_n_isas());
     tcase_add_loop_test(tc, used_columns_decide, 0, tu_n_isas());
     tcase_add_loop_test(tc, shared_keys_decide, 0, tu_n_isas());
+    tcase_add_loop_test(tc, key_lists_are_rows, 0, 6);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -4,13 +4,40 @@
 
 #include "alloc.h"
 
-/* Allowed keys of row r of query tile qt. */
-static size_t row_count(const spattn_mask *m, size_t qt, size_t r)
+/* Allowed keys of each row of query tile qt, into n[r]. Tile by tile, not row by row: each
+   tile's entry and row words are read once for all its rows. */
+static void qt_row_counts(const spattn_mask *m, size_t qt, size_t *n)
 {
-    size_t n = 0;
+    const size_t rows = spattn__qt_rows(m, qt);
+    for (size_t r = 0; r < rows; r++)
+        n[r] = 0;
     for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
-        n += (size_t)__builtin_popcountll(spattn__tile_row_bits(m, &m->tiles[t], qt, r));
-    return n;
+        for (size_t r = 0; r < rows; r++)
+            n[r] += spattn__popcount64(spattn__tile_row_bits(m, &m->tiles[t], qt, r));
+}
+
+/* The keys of the rows of query tile qt, row i's from keys + off[i] on, the same way: tiles
+   are in key order, so each row's keys come out increasing. The first key of each tile's row
+   word is stored whether or not there is one (the row's next slot only moves if there is, and
+   a row whose list is full stores into a spare), since a branch on that mispredicts about as
+   often as it runs when keys are scattered. */
+static void qt_row_keys(const spattn_mask *m, size_t qt, const size_t *off, uint32_t *keys)
+{
+    const size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
+    uint32_t *at[SPATTN_TQ], spare;
+    for (size_t r = 0; r < rows; r++)
+        at[r] = keys + off[i0 + r];
+    for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++) {
+        const uint32_t j0 = m->tiles[t].kt * (uint32_t)SPATTN_TK;
+        for (size_t r = 0; r < rows; r++) {
+            uint64_t b = spattn__tile_row_bits(m, &m->tiles[t], qt, r);
+            uint32_t *p = at[r] < keys + off[i0 + r + 1] ? at[r] : &spare;
+            *p = j0 + (uint32_t)__builtin_ctzll(b | (uint64_t)1 << 63);
+            at[r] += b != 0;
+            for (b &= b - 1; b != 0; b &= b - 1)
+                *at[r]++ = j0 + (uint32_t)__builtin_ctzll(b);
+        }
+    }
 }
 
 /* Length of the progression keys[0], keys[0] + st, ... at the start of a row of n keys
@@ -87,10 +114,12 @@ spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
     size_t total = 0;
     for (size_t qt = 0; qt < m->nqt; qt++) {
         const size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
+        size_t n[SPATTN_TQ] = {0};
+        if (gather[qt] == SPATTN_QT_GATHER)
+            qt_row_counts(m, qt, n);
         for (size_t r = 0; r < rows; r++) {
-            const size_t n = gather[qt] == SPATTN_QT_GATHER ? row_count(m, qt, r) : 0;
-            kr->longest = n > kr->longest ? n : kr->longest;
-            total += n;
+            kr->longest = n[r] > kr->longest ? n[r] : kr->longest;
+            total += n[r];
             kr->off[i0 + r + 1] = total;
         }
     }
@@ -103,9 +132,7 @@ spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
     for (size_t qt = 0; qt < m->nqt; qt++) {
         if (gather[qt] != SPATTN_QT_GATHER)
             continue;
-        const size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
-        for (size_t r = 0; r < rows; r++)
-            spattn__mask_row_keys(m, qt, r, kr->keys + kr->off[i0 + r]);
+        qt_row_keys(m, qt, kr->off, kr->keys);
     }
     if (find_progressions(kr) != SPATTN_OK) {
         spattn__keyrows_free(kr);
