@@ -155,6 +155,33 @@ spattn_status spattn__mb_or_word(spattn__mb *b, uint32_t rows, size_t kt, uint64
     return SPATTN_OK;
 }
 
+spattn_status spattn__mb_or_words(spattn__mb *b, size_t kt, const uint64_t w[SPATTN_TQ])
+{
+    if (b->err)
+        return b->err;
+    if (!b->open || kt >= b->nkt)
+        return fail(b, SPATTN_E_ARG);
+    const uint64_t cm = col_mask(b, kt);
+    uint64_t any = 0, all = cm;
+    for (int r = 0; r < SPATTN_TQ; r++) {
+        const uint64_t x = (b->rowmask >> r) & 1u ? w[r] & cm : 0;
+        any |= x;
+        all &= (b->rowmask >> r) & 1u ? x : cm;
+    }
+    if (!any)
+        return SPATTN_OK;
+    spattn__mb_entry *e = touch(b, kt);
+    if (!e)
+        return b->err;
+    if (all == cm)
+        e->full = 1; /* as spattn__mb_or_word: a whole tile at once */
+    if (e->full)
+        return SPATTN_OK;
+    for (int r = 0; r < SPATTN_TQ; r++)
+        e->w[r] |= (b->rowmask >> r) & 1u ? w[r] & cm : 0;
+    return SPATTN_OK;
+}
+
 spattn_status spattn__mb_full(spattn__mb *b, size_t kt)
 {
     if (b->err)

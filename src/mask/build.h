@@ -62,6 +62,10 @@ static inline uint32_t spattn__mb_rows(const spattn__mb *b)
 
 /* ORs `word` (bit c = key kt*TK + c) into the rows of `rows`; out-of-range bits are dropped. */
 spattn_status spattn__mb_or_word(spattn__mb *b, uint32_t rows, size_t kt, uint64_t word);
+/* ORs w[r] into row r of key tile kt for each row r of the current tile: a query tile's words
+   of one key tile in one call, so that a caller reading dense rows tests for an empty tile
+   once, not once per row word (which mispredicts when keys are scattered). */
+spattn_status spattn__mb_or_words(spattn__mb *b, size_t kt, const uint64_t w[SPATTN_TQ]);
 /* Allows every in-range pair of key tile kt for every row of the current tile. */
 spattn_status spattn__mb_full(spattn__mb *b, size_t kt);
 /* Allows keys [j0, j1) (clipped to len_k) for the rows of `rows`. */
