@@ -171,6 +171,10 @@ static uint64_t tile_used_cols(const spattn_mask *m, size_t qt, size_t t, size_t
     return cols;
 }
 
+/* Keys a row may hold on average for the rows below it to find the keys they share in L1
+   (128 float32 rows of dim 64 fill Zen 4's 32 KiB L1). */
+#define SHARED_KEYS_MAX 128
+
 /* The path of query tile qt of m, from one pass over its PARTIAL tiles.
 
    Without the mixed kernel: gather when the query tile is sparse as a whole, else tiles.
@@ -181,7 +185,10 @@ static uint64_t tile_used_cols(const spattn_mask *m, size_t qt, size_t t, size_t
    pattern) is dense work for it. With random keys nearly every column is used, and this is
    the plain fill ratio the crossovers were measured with. A pair whose key the row above also
    allows costs the gather passes less: they find its K and V rows in L1 (a narrow causal
-   window shares all but one key with the row above), so it counts gather_shared less.
+   window shares all but one key with the row above), so it counts gather_shared less; but
+   only where rows hold at most SHARED_KEYS_MAX keys on average, since the row above read all
+   of its keys in between (a 50 %-random mask's rows share a quarter of its area, yet its
+   2,000 keys a row have long left L1 when the next row reads them).
 
    With the mixed kernel, a PARTIAL tile is worth listing its keys when its allowed pairs are
    few for its used columns (the tile path computes every used key for all 16 rows, the row
@@ -213,8 +220,10 @@ static uint8_t choose_path(const spattn_kernel_table *kt, const spattn_mask *m, 
             listed += pairs;
         }
     }
-    const int gather = (double)m->qt_nnz[qt] - kt->gather_shared * (double)shared <
-                       kt->gather_below * (double)cols * (double)spattn__qt_rows(m, qt);
+    const size_t rows = spattn__qt_rows(m, qt);
+    const double credit = m->qt_nnz[qt] <= SHARED_KEYS_MAX * rows ? kt->gather_shared : 0.0;
+    const int gather = (double)m->qt_nnz[qt] - credit * (double)shared <
+                       kt->gather_below * (double)cols * (double)rows;
     if (sparse == 0)
         return gather ? SPATTN_QT_GATHER : SPATTN_QT_TILES;
     if (sparse == t1 - t0)
