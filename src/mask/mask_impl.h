@@ -45,8 +45,8 @@ struct spattn_mask {
 
 /* The set bits of x. The builtin where it is one instruction (x86 files built with AVX
    flags, which imply POPCNT; AArch64's CNT); in x86-64 code built for the baseline it is a
-   call into libgcc, which took a fifth of a sparse mask's plan time, so bit arithmetic
-   there. */
+   call into libgcc, a large share of a sparse mask's plan time (docs/performance.md,
+   Planning), so bit arithmetic there. */
 static inline unsigned spattn__popcount64(uint64_t x)
 {
 #if defined(__POPCNT__) || !(defined(__x86_64__) || defined(__i386__))
