@@ -110,3 +110,33 @@ void tproblem_check(const tproblem *p, const char *what, double tol)
     free(ro);
     free(rl);
 }
+
+void tproblem_keep(const tproblem *p, tproblem_bits *b)
+{
+    const spattn_shape *s = &p->a.shape;
+    b->no = s->heads_q * s->len_q * s->dim_v;
+    b->nl = s->heads_q * s->len_q;
+    b->o = malloc(b->no * sizeof(float));
+    b->lse = malloc(b->nl * sizeof(float));
+    ck_assert(b->o && b->lse);
+    memcpy(b->o, p->o, b->no * sizeof(float));
+    memcpy(b->lse, p->lse, b->nl * sizeof(float));
+}
+
+void tproblem_clear(tproblem *p)
+{
+    const spattn_shape *s = &p->a.shape;
+    memset(p->o, 0, s->heads_q * s->len_q * s->dim_v * sizeof(float));
+}
+
+int tproblem_same(const tproblem *p, const tproblem_bits *b)
+{
+    return memcmp(b->o, p->o, b->no * sizeof(float)) == 0 &&
+           memcmp(b->lse, p->lse, b->nl * sizeof(float)) == 0;
+}
+
+void tproblem_bits_free(tproblem_bits *b)
+{
+    free(b->o);
+    free(b->lse);
+}

@@ -26,4 +26,16 @@ void tproblem_to_bf16(tproblem *p);
 /* Fails the test unless p's O and lse are within tol of the reference's. */
 void tproblem_check(const tproblem *p, const char *what, double tol);
 
+/* p's O and lse as one run left them, for later runs to match bitwise. */
+typedef struct tproblem_bits {
+    float *o, *lse;
+    size_t no, nl;
+} tproblem_bits;
+void tproblem_keep(const tproblem *p, tproblem_bits *b);
+/* Zeros p's O, for a run whose output is then compared with tproblem_same. */
+void tproblem_clear(tproblem *p);
+/* Whether p's O and lse are bitwise those kept in b. */
+int tproblem_same(const tproblem *p, const tproblem_bits *b);
+void tproblem_bits_free(tproblem_bits *b);
+
 #endif

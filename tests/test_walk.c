@@ -100,20 +100,16 @@ static void walk_case(spattn_isa isa, tu_rng *r, int c, int bf16)
              bf16 ? " bf16" : "", c, lq, lk, dm[0], dm[1]);
     run_tiles(&p, isa, 1, 1);
     tproblem_check(&p, what, bf16 ? 1e-2 : TU_TOL);
-    const size_t no = p.a.shape.heads_q * lq * dm[1], nl = p.a.shape.heads_q * lq;
-    float *o1 = malloc(no * sizeof(float)), *l1 = malloc(nl * sizeof(float));
-    ck_assert(o1 && l1);
-    memcpy(o1, p.o, no * sizeof(float));
-    memcpy(l1, p.lse, nl * sizeof(float));
+    tproblem_bits one;
+    tproblem_keep(&p, &one);
     for (int t = 1; t <= 3; t++) {
-        memset(p.o, 0, no * sizeof(float));
+        tproblem_clear(&p);
         run_tiles(&p, isa, t, t != 1);
-        if (memcmp(o1, p.o, no * sizeof(float)) != 0 || memcmp(l1, p.lse, nl * sizeof(float)) != 0)
+        if (!tproblem_same(&p, &one))
             ck_abort_msg("%s: %d threads, pairs %s, differ from 1 thread with pairs", what, t,
                          t != 1 ? "on" : "off");
     }
-    free(o1);
-    free(l1);
+    tproblem_bits_free(&one);
     tproblem_free(&p);
 }
 
