@@ -15,15 +15,9 @@ root=${1:-$here/build-sanitize}
 jobs=${JOBS:-2}
 "$here/tools/install-deps.sh" build test fuzz || exit 1
 
-results=()
-fail=0
-step() { # step NAME COMMAND...: runs and records pass/fail with its wall time
-  local name=$1; shift
-  local t0=$SECONDS
-  echo "=== $name"
-  if "$@"; then results+=("PASS  $name ($((SECONDS - t0)) s)")
-  else results+=("FAIL  $name ($((SECONDS - t0)) s)"); fail=1; fi
-}
+logs=$root/logs
+mkdir -p "$logs"
+. "$here/tools/ci/steps.sh"
 
 configure_build() { # configure_build DIR SANITIZERS [CMAKE ARGS...]
   mkdir -p "$1"
@@ -83,8 +77,4 @@ if [ -x "$tsan/tests/spattn-tests" ]; then
     ${archer:+OMP_TOOL_LIBRARIES=$archer} "$tsan/tests/spattn-first-use"
 fi
 
-echo
-echo "=== sanitizer summary"
-printf '%s\n' "${results[@]}"
-[ $fail = 0 ] && echo "sanitize.sh: PASS" || echo "sanitize.sh: FAIL"
-exit $fail
+summary sanitize.sh

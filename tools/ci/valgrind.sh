@@ -29,15 +29,9 @@ export SPATTN_TEST_SCALE=${SPATTN_TEST_SCALE:-0.05}
 export CK_FORK=no    # one process: memcheck follows every test, and leaks are seen at exit
 export CK_DEFAULT_TIMEOUT=0
 
-results=()
-fail=0
-step() {
-  local name=$1; shift
-  local t0=$SECONDS
-  echo "=== $name"
-  if "$@"; then results+=("PASS  $name ($((SECONDS - t0)) s)")
-  else results+=("FAIL  $name ($((SECONDS - t0)) s)"); fail=1; fi
-}
+logs=$build/logs
+mkdir -p "$logs"
+. "$here/tools/ci/steps.sh"
 
 # AUTO's pick under valgrind must be the best compiled ISA (spattn-info --isas, best first) that
 # valgrind's CPU can run, as spattn-info under valgrind reports it.
@@ -70,8 +64,4 @@ all_suites() {
 }
 step "memcheck: every suite, AUTO" all_suites
 
-echo
-echo "=== valgrind summary"
-printf '%s\n' "${results[@]}"
-[ $fail = 0 ] && echo "valgrind.sh: PASS" || echo "valgrind.sh: FAIL"
-exit $fail
+summary valgrind.sh
