@@ -1,5 +1,6 @@
 /* What plans decide: the work split (balanced by allowed pairs, not rows) and the path per
    query tile. Results of both are covered by test_attn.c; this checks the decisions. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,7 +184,8 @@ END_TEST
    FULL). */
 static size_t window_gather_tiles(size_t n, size_t w, double below, double shared)
 {
-    size_t count = 0;
+    size_t count = 0, near = 0, near_gathered = 0;
+    double near_weight = 0, near_bound = 0;
     for (size_t i0 = 0; i0 < n; i0 += 16) {
         const size_t lo = i0 + 1 > w ? i0 + 1 - w : 0, hi = i0 + 15; /* keys lo .. hi */
         double pairs = 0, both = 0;
@@ -193,8 +195,18 @@ static size_t window_gather_tiles(size_t n, size_t w, double below, double share
             if (i > i0) /* row i - 1 allows first(i - 1) .. i - 1 */
                 both += (double)(i - first);
         }
-        count += pairs - shared * both < below * 16.0 * (double)(hi - lo + 1);
+        const double weight = pairs - shared * both, bound = below * 16.0 * (double)(hi - lo + 1);
+        count += weight < bound;
+        /* query tiles within 5 % of the bound take one path, the one of their sums */
+        if (fabs(weight - bound) <= 0.05 * bound) {
+            near++;
+            near_gathered += weight < bound;
+            near_weight += weight;
+            near_bound += bound;
+        }
     }
+    if (near_gathered != 0 && near_gathered != near)
+        count = count - near_gathered + (near_weight < near_bound ? near : 0);
     return count;
 }
 
@@ -269,6 +281,39 @@ START_TEST(long_rows_no_shared_credit)
 }
 END_TEST
 
+/* Random keys at the crossover's fill: every query tile's fill is within a fraction of a
+   percent of gather_below, so each would fall either side of it by chance. Those take one
+   path together; the query tiles of the lower half, at half that fill, stay gathered. */
+START_TEST(one_path_at_crossover)
+{
+    spattn_isa isa = tu_isa(_i);
+    const spattn_kernel_table *kt = spattn__kernels_for(isa);
+    ck_assert_ptr_nonnull(kt);
+    const size_t n = 1024, half = n / 2 / 16;
+    tu_rng rng = {0xc055 + (uint64_t)_i};
+    uint8_t *d = malloc(n * n);
+    ck_assert_ptr_nonnull(d);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            d[i * n + j] = tu_uniform(&rng) < (i < n / 2 ? 1.0 : 0.5) * kt->gather_below;
+    spattn_mask *m;
+    ck_assert_int_eq(spattn_mask_from_dense(n, n, d, n, &m), SPATTN_OK);
+    free(d);
+    spattn_shape sh = {1, 1, 1, n, n, 64, 64};
+    spattn_options opt = {isa, 1};
+    const spattn_mask *ml[1] = {m};
+    spattn_plan *p;
+    spattn__set_mixed_pairs_per_col(0.0);
+    ck_assert_int_eq(spattn_plan_create(&sh, ml, 1, &opt, &p), SPATTN_OK);
+    spattn__set_mixed_pairs_per_col(-1.0);
+    const size_t g = spattn__plan_gather_tiles(p);
+    ck_assert_msg(g == half || g == 2 * half, "%s: %zu gather tiles, not %zu or %zu",
+                  spattn_isa_name(isa), g, half, 2 * half);
+    spattn_plan_free(p);
+    spattn_mask_free(m);
+}
+END_TEST
+
 /* The gather path's key lists are the mask's rows: every query tile listed, masks whose rows
    hold no key, one key, scattered keys (most row words of a tile empty, the case the listing
    stores speculatively for), dense runs and FULL tiles, and a ragged last query tile and key
@@ -326,6 +371,7 @@ Suite *suite_plan(void)
     tcase_add_loop_test(tc, used_columns_decide, 0, tu_n_isas());
     tcase_add_loop_test(tc, shared_keys_decide, 0, tu_n_isas());
     tcase_add_loop_test(tc, long_rows_no_shared_credit, 0, tu_n_isas());
+    tcase_add_loop_test(tc, one_path_at_crossover, 0, tu_n_isas());
     tcase_add_loop_test(tc, key_lists_are_rows, 0, 6);
     suite_add_tcase(s, tc);
     return s;

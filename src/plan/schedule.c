@@ -4,6 +4,7 @@
  * short ones last, which threads take dynamically. */
 #include "plan/schedule.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -171,6 +172,46 @@ static uint64_t tile_used_cols(const spattn_mask *m, size_t qt, size_t t, size_t
     return cols;
 }
 
+/* What the fill rule of choose_path weighed for a query tile: gather when weight < bound.
+   weight < 0 when the rule did not decide (a forced path, mixed-kernel tiles). */
+typedef struct fill_rule {
+    double weight, bound;
+} fill_rule;
+
+/* Query tiles within NEAR_CROSSOVER (relative) of the fill rule's bound are at the crossover,
+   where both paths cost about the same. */
+#define NEAR_CROSSOVER 0.05
+static int at_crossover(const fill_rule *f)
+{
+    return f->weight >= 0 && f->bound > 0 &&
+           fabs(f->weight - f->bound) <= NEAR_CROSSOVER * f->bound;
+}
+
+/* A random mask's query tiles all have about the same fill, so where that fill sits at the
+   crossover they fall either side of it by chance, and a mask whose query tiles alternate
+   between the paths there runs slower than either path alone (docs/kernels.md, "Keys shared
+   with the row above"). The query tiles of m at the crossover take one path, the one the
+   rule gives their pairs and bounds summed. */
+static void one_path_at_crossover(uint8_t *g, const fill_rule *fr, size_t nqt)
+{
+    double weight = 0, bound = 0;
+    size_t gathered = 0, tiled = 0;
+    for (size_t qt = 0; qt < nqt; qt++) {
+        if (!at_crossover(&fr[qt]))
+            continue;
+        weight += fr[qt].weight;
+        bound += fr[qt].bound;
+        gathered += g[qt] == SPATTN_QT_GATHER;
+        tiled += g[qt] == SPATTN_QT_TILES;
+    }
+    if (gathered == 0 || tiled == 0)
+        return;
+    const uint8_t path = weight < bound ? SPATTN_QT_GATHER : SPATTN_QT_TILES;
+    for (size_t qt = 0; qt < nqt; qt++)
+        if (at_crossover(&fr[qt]))
+            g[qt] = path;
+}
+
 /* Keys a row may hold on average for the rows below it to find the keys they share in L1
    (128 float32 rows of dim 64 fill Zen 4's 32 KiB L1). */
 #define SHARED_KEYS_MAX 128
@@ -198,8 +239,9 @@ static uint64_t tile_used_cols(const spattn_mask *m, size_t qt, size_t t, size_t
    pairs, as a strided mask of stride 64 has: the gather passes take both at about two tiled
    pairs each). */
 static uint8_t choose_path(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
-                           spattn_path path, uint8_t *tg)
+                           spattn_path path, uint8_t *tg, fill_rule *fr)
 {
+    fr->weight = -1.0;
     if (path != SPATTN_PATH_AUTO)
         return path == SPATTN_PATH_GATHER ? SPATTN_QT_GATHER : SPATTN_QT_TILES;
     double per_col = atomic_load(&mixed_override);
@@ -222,10 +264,14 @@ static uint8_t choose_path(const spattn_kernel_table *kt, const spattn_mask *m, 
     }
     const size_t rows = spattn__qt_rows(m, qt);
     const double credit = m->qt_nnz[qt] <= SHARED_KEYS_MAX * rows ? kt->gather_shared : 0.0;
-    const int gather = (double)m->qt_nnz[qt] - credit * (double)shared <
-                       kt->gather_below * (double)cols * (double)rows;
-    if (sparse == 0)
+    const double weight = (double)m->qt_nnz[qt] - credit * (double)shared,
+                 bound = kt->gather_below * (double)cols * (double)rows;
+    const int gather = weight < bound;
+    if (sparse == 0) {
+        fr->weight = weight;
+        fr->bound = bound;
         return gather ? SPATTN_QT_GATHER : SPATTN_QT_TILES;
+    }
     if (sparse == t1 - t0)
         return SPATTN_QT_GATHER;
     const uint64_t mixed_cost =
@@ -252,11 +298,18 @@ spattn_status spattn__schedule_paths(spattn_schedule *s, const spattn_kernel_tab
             continue;
         uint8_t *g = s->gather + i * nqt;
         uint8_t *tg = spattn__calloc(m->ntiles + 1, 1);
-        if (tg == NULL)
+        fill_rule *fr = spattn__malloc(nqt * sizeof *fr);
+        if (tg == NULL || fr == NULL) {
+            spattn__free(tg);
+            spattn__free(fr);
             return SPATTN_E_NOMEM;
+        }
+        for (size_t qt = 0; qt < nqt; qt++)
+            g[qt] = choose_path(kt, m, qt, path, tg, &fr[qt]);
+        one_path_at_crossover(g, fr, nqt);
+        spattn__free(fr);
         int any = 0, mixed = 0;
         for (size_t qt = 0; qt < nqt; qt++) {
-            g[qt] = choose_path(kt, m, qt, path, tg);
             any |= g[qt] != SPATTN_QT_TILES;
             mixed |= g[qt] == SPATTN_QT_MIXED;
         }
