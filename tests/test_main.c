@@ -9,6 +9,19 @@
 
 #include "spattn.h"
 
+/* Built with AddressSanitizer (clang's spelling, then gcc's): LeakSanitizer's interface. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_LSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(TEST_LSAN)
+#define TEST_LSAN 1
+#endif
+#ifdef TEST_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #define SPATTN_SUITE(fn) Suite *fn(void);
 #include "suites.inc"
 #undef SPATTN_SUITE
@@ -29,5 +42,12 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+#ifdef TEST_LSAN
+    /* The leak check now, not at exit: LeakSanitizer stops every thread to scan it, and at
+       exit the OpenMP runtime is tearing its worker threads down, a race in which the check
+       can fail with "LeakSanitizer has encountered a fatal error" whatever the leaks. Here
+       the workers are idle; the check at exit is then skipped. */
+    __lsan_do_leak_check();
+#endif
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

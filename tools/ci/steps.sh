@@ -20,7 +20,7 @@ step() {
     # lines, the first lines of the sanitizers' and memcheck's reports), else the step's
     # last lines.
     local why
-    why=$(grep -E ':[0-9]+:[FE]:|ERROR: |SUMMARY: |runtime error|Checks: |: exit [1-9]' "$log" |
+    why=$(grep -E ':[0-9]+:[FE]:|ERROR: |SUMMARY: |runtime error|has encountered a fatal|Tracer caught|Checks: |: exit [1-9]' "$log" |
       head -n 12)
     why=$(printf '%s\n' "$why" && grep -E '^==[0-9]+== +(Invalid|Conditional|Use of|Syscall|Mismatched|.* definitely lost)' \
       "$log" | head -n 4)
