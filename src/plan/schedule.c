@@ -189,9 +189,9 @@ static int at_crossover(const fill_rule *f)
 
 /* A random mask's query tiles all have about the same fill, so where that fill sits at the
    crossover they fall either side of it by chance, and a mask whose query tiles alternate
-   between the paths there runs slower than either path alone (docs/kernels.md, "Keys shared
-   with the row above"). The query tiles of m at the crossover take one path, the one the
-   rule gives their pairs and bounds summed. */
+   between the paths there runs slower than either path alone (docs/kernels.md, "One path at
+   the crossover"). The query tiles of m at the crossover take one path, the one the rule
+   gives their pairs and bounds summed. */
 static void one_path_at_crossover(uint8_t *g, const fill_rule *fr, size_t nqt)
 {
     double weight = 0, bound = 0;
