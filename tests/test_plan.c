@@ -244,6 +244,26 @@ START_TEST(shared_keys_decide)
 }
 END_TEST
 
+/* Query tiles a plan of one head of the n x n mask of bytes d (freed here) sends down the
+   gather path, with the mixed path off (its own rule would take some query tiles). */
+static size_t dense_gather_tiles(spattn_isa isa, size_t n, uint8_t *d)
+{
+    spattn_mask *m;
+    ck_assert_int_eq(spattn_mask_from_dense(n, n, d, n, &m), SPATTN_OK);
+    free(d);
+    spattn_shape sh = {1, 1, 1, n, n, 64, 64};
+    spattn_options opt = {isa, 1};
+    const spattn_mask *ml[1] = {m};
+    spattn_plan *p;
+    spattn__set_mixed_pairs_per_col(0.0);
+    ck_assert_int_eq(spattn_plan_create(&sh, ml, 1, &opt, &p), SPATTN_OK);
+    spattn__set_mixed_pairs_per_col(-1.0);
+    const size_t g = spattn__plan_gather_tiles(p);
+    spattn_plan_free(p);
+    spattn_mask_free(m);
+    return g;
+}
+
 /* Rows of many keys get no credit for keys shared with the row above: between the two rows
    the gather passes read all of a row's keys, and a row of 512 of them has left L1. Half of
    every tile's pairs allowed at random (a quarter of them shared with the row above) take the
@@ -263,21 +283,8 @@ START_TEST(long_rows_no_shared_credit)
     ck_assert_ptr_nonnull(d);
     for (size_t x = 0; x < n * n; x++)
         d[x] = tu_next(&rng) % 2 == 0;
-    spattn_mask *m;
-    ck_assert_int_eq(spattn_mask_from_dense(n, n, d, n, &m), SPATTN_OK);
-    free(d);
-    spattn_shape sh = {1, 1, 1, n, n, 64, 64};
-    spattn_options opt = {isa, 1};
-    const spattn_mask *ml[1] = {m};
-    spattn_plan *p;
-    spattn__set_mixed_pairs_per_col(0.0);
-    ck_assert_int_eq(spattn_plan_create(&sh, ml, 1, &opt, &p), SPATTN_OK);
-    const size_t want = kt->gather_below > 0.5 ? n / 16 : 0;
-    ck_assert_msg(spattn__plan_gather_tiles(p) == want, "%s: %zu gather tiles, not %zu",
-                  spattn_isa_name(isa), spattn__plan_gather_tiles(p), want);
-    spattn__set_mixed_pairs_per_col(-1.0);
-    spattn_plan_free(p);
-    spattn_mask_free(m);
+    const size_t want = kt->gather_below > 0.5 ? n / 16 : 0, g = dense_gather_tiles(isa, n, d);
+    ck_assert_msg(g == want, "%s: %zu gather tiles, not %zu", spattn_isa_name(isa), g, want);
 }
 END_TEST
 
@@ -296,21 +303,9 @@ START_TEST(one_path_at_crossover)
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++)
             d[i * n + j] = tu_uniform(&rng) < (i < n / 2 ? 1.0 : 0.5) * kt->gather_below;
-    spattn_mask *m;
-    ck_assert_int_eq(spattn_mask_from_dense(n, n, d, n, &m), SPATTN_OK);
-    free(d);
-    spattn_shape sh = {1, 1, 1, n, n, 64, 64};
-    spattn_options opt = {isa, 1};
-    const spattn_mask *ml[1] = {m};
-    spattn_plan *p;
-    spattn__set_mixed_pairs_per_col(0.0);
-    ck_assert_int_eq(spattn_plan_create(&sh, ml, 1, &opt, &p), SPATTN_OK);
-    spattn__set_mixed_pairs_per_col(-1.0);
-    const size_t g = spattn__plan_gather_tiles(p);
+    const size_t g = dense_gather_tiles(isa, n, d);
     ck_assert_msg(g == half || g == 2 * half, "%s: %zu gather tiles, not %zu or %zu",
                   spattn_isa_name(isa), g, half, 2 * half);
-    spattn_plan_free(p);
-    spattn_mask_free(m);
 }
 END_TEST
 

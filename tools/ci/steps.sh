@@ -19,12 +19,9 @@ step() {
     # A CI log may keep only its tail: the summary repeats what failed (Check's failure
     # lines, the first lines of the sanitizers' and memcheck's reports), else the step's
     # last lines.
-    local why
-    why=$(grep -E ':[0-9]+:[FE]:|ERROR: |SUMMARY: |runtime error|has encountered a fatal|Tracer caught|Checks: |: exit [1-9]' "$log" |
-      head -n 12)
-    why=$(printf '%s\n' "$why" && grep -E '^==[0-9]+== +(Invalid|Conditional|Use of|Syscall|Mismatched|.* definitely lost)' \
-      "$log" | head -n 4)
-    why=$(sed '/^$/d' <<<"$why")
+    local why pat=':[0-9]+:[FE]:|ERROR: |SUMMARY: |runtime error|has encountered a fatal|Tracer caught'
+    pat+='|Checks: |: exit [1-9]|^==[0-9]+== +(Invalid|Conditional|Use of|Syscall|Mismatched|.* definitely lost)'
+    why=$(grep -E "$pat" "$log" | head -n 16)
     [ -n "$why" ] || why=$(tail -n 8 "$log")
     results+=("FAIL  $name ($((SECONDS - t0)) s)" "$(sed 's/^/      /' <<<"$why")")
     fail=1
