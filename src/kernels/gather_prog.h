@@ -144,11 +144,11 @@ static void prog_list_rows(const spattn_keyrows *kr, size_t i0, size_t rows, gat
 /* The progression kernels take PROG_GROUP rows of one residue at a time, which share each
    load from its block. Every lane of an accumulator belongs to one row and sums its terms in
    a fixed order (dims in order for a score, keys in order for P V), so a row's result does not
-   depend on which rows share its group, batch or thread. */
-#define PROG_GROUP 4 /* at most the 16 rows of gp->stage, which holds their widened Q */
-/* Chunks of 16 keys per step of the score kernel: two where a col_t is one register (eight
-   chains for two FMA pipes), one where it is several. */
-#define PROG_NCH (COL_HALVES ? 1 : 2)
+   depend on which rows share its group, batch or thread. The score kernel steps over chunks
+   of 16 keys: where a col_t is one register, eight rows and two chunks a step (sixteen chains
+   for two FMA pipes, each K vector taken by eight FMAs); where it is several, four rows and
+   one chunk. At most the 16 rows of gp->stage, which holds their widened Q. */
+#define PROG_GROUP (COL_HALVES ? 4 : 8)
 /* Rows per step of the P V kernel: its 4 x rows accumulators must fit the register file. */
 #define PROG_PV (VL == 8 ? 2 : 4)
 
@@ -167,10 +167,10 @@ SPATTN_ALWAYS_INLINE void prog_store_chunk(const spattn_head_job *job, col_t acc
               col_select(cmask_bits(m >= 16 ? 0xffffu : (1u << m) - 1u), sc, col_set1(K_NINF)));
 }
 
-/* Scores of the 16-key chunk at x0 (and, two, of the next one) of the progressions of rows
-   q[0 .. 4) (floats; rows past nr repeat row 0 and are not stored), a[g] keys each, against
-   the transposed block kt, into s[g] + x0, summed along dim in order. Named accumulators, not
-   an array, so that they stay in registers. */
+/* Scores of the 16-key chunk at x0 of the progressions of rows q[0 .. 4) (floats; rows past
+   nr repeat row 0 and are not stored), a[g] keys each, against the transposed block kt, into
+   s[g] + x0, summed along dim in order. Named accumulators, not an array, so that they stay
+   in registers through the loop. */
 SPATTN_ALWAYS_INLINE void prog_chunks1(const spattn_head_job *job, size_t dq, const float *kt,
                                        const float *const *q, const size_t *a, float *const *s,
                                        size_t nr, size_t x0)
@@ -192,13 +192,18 @@ SPATTN_ALWAYS_INLINE void prog_chunks1(const spattn_head_job *job, size_t dq, co
     if (nr > 3)
         prog_store_chunk(job, a3, a[3], s[3], x0);
 }
-SPATTN_ALWAYS_INLINE void prog_chunks2(const spattn_head_job *job, size_t dq, const float *kt,
-                                       const float *const *q, const size_t *a, float *const *s,
-                                       size_t nr, size_t x0)
+
+/* The same for 8 rows q[0 .. 8) and the chunks at x0 and x0 + 16 (PROG_GROUP 8). */
+SPATTN_ALWAYS_INLINE void prog_chunks2_8(const spattn_head_job *job, size_t dq, const float *kt,
+                                         const float *const *q, const size_t *a, float *const *s,
+                                         size_t nr, size_t x0)
 {
     col_t a0 = col_zero(), a1 = col_zero(), a2 = col_zero(), a3 = col_zero();
+    col_t a4 = col_zero(), a5 = col_zero(), a6 = col_zero(), a7 = col_zero();
     col_t b0 = col_zero(), b1 = col_zero(), b2 = col_zero(), b3 = col_zero();
+    col_t b4 = col_zero(), b5 = col_zero(), b6 = col_zero(), b7 = col_zero();
     const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
+    const float *q4 = q[4], *q5 = q[5], *q6 = q[6], *q7 = q[7];
     for (size_t d = 0; d < dq; d++) {
         const col_t k = col_load(kt + x0 * dq + d * 16), l = col_load(kt + (x0 + 16) * dq + d * 16);
         a0 = col_fma_bc(k, q0 + d, a0);
@@ -209,35 +214,60 @@ SPATTN_ALWAYS_INLINE void prog_chunks2(const spattn_head_job *job, size_t dq, co
         b2 = col_fma_bc(l, q2 + d, b2);
         a3 = col_fma_bc(k, q3 + d, a3);
         b3 = col_fma_bc(l, q3 + d, b3);
+        a4 = col_fma_bc(k, q4 + d, a4);
+        b4 = col_fma_bc(l, q4 + d, b4);
+        a5 = col_fma_bc(k, q5 + d, a5);
+        b5 = col_fma_bc(l, q5 + d, b5);
+        a6 = col_fma_bc(k, q6 + d, a6);
+        b6 = col_fma_bc(l, q6 + d, b6);
+        a7 = col_fma_bc(k, q7 + d, a7);
+        b7 = col_fma_bc(l, q7 + d, b7);
     }
-    prog_store_chunk(job, a0, a[0], s[0], x0);
-    prog_store_chunk(job, b0, a[0], s[0], x0 + 16);
-    if (nr > 1) {
-        prog_store_chunk(job, a1, a[1], s[1], x0);
-        prog_store_chunk(job, b1, a[1], s[1], x0 + 16);
+    const col_t acc[16] = {a0, b0, a1, b1, a2, b2, a3, b3, a4, b4, a5, b5, a6, b6, a7, b7};
+    for (size_t g = 0; g < nr; g++) {
+        prog_store_chunk(job, acc[2 * g], a[g], s[g], x0);
+        prog_store_chunk(job, acc[2 * g + 1], a[g], s[g], x0 + 16);
     }
-    if (nr > 2) {
-        prog_store_chunk(job, a2, a[2], s[2], x0);
-        prog_store_chunk(job, b2, a[2], s[2], x0 + 16);
+}
+/* ... and for 8 rows and the chunk at x0 alone. */
+SPATTN_ALWAYS_INLINE void prog_chunks1_8(const spattn_head_job *job, size_t dq, const float *kt,
+                                         const float *const *q, const size_t *a, float *const *s,
+                                         size_t nr, size_t x0)
+{
+    col_t a0 = col_zero(), a1 = col_zero(), a2 = col_zero(), a3 = col_zero();
+    col_t a4 = col_zero(), a5 = col_zero(), a6 = col_zero(), a7 = col_zero();
+    const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
+    const float *q4 = q[4], *q5 = q[5], *q6 = q[6], *q7 = q[7];
+    for (size_t d = 0; d < dq; d++) {
+        const col_t k = col_load(kt + x0 * dq + d * 16);
+        a0 = col_fma_bc(k, q0 + d, a0);
+        a1 = col_fma_bc(k, q1 + d, a1);
+        a2 = col_fma_bc(k, q2 + d, a2);
+        a3 = col_fma_bc(k, q3 + d, a3);
+        a4 = col_fma_bc(k, q4 + d, a4);
+        a5 = col_fma_bc(k, q5 + d, a5);
+        a6 = col_fma_bc(k, q6 + d, a6);
+        a7 = col_fma_bc(k, q7 + d, a7);
     }
-    if (nr > 3) {
-        prog_store_chunk(job, a3, a[3], s[3], x0);
-        prog_store_chunk(job, b3, a[3], s[3], x0 + 16);
-    }
+    const col_t acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+    for (size_t g = 0; g < nr; g++)
+        prog_store_chunk(job, acc[g], a[g], s[g], x0);
 }
 
 /* Out of line: inlined into the passes, the accumulators went to the stack. */
 static __attribute__((noinline)) void prog_score_group(const spattn_head_job *job, size_t dq,
                                                        const float *kt, const float *const *q,
-                                                       const size_t *a, float *const *s, size_t nr)
+                                                       const size_t *a, float *const *s, size_t nr,
+                                                       size_t most)
 {
-    size_t most = 0;
-    for (size_t g = 0; g < nr; g++)
-        most = a[g] > most ? a[g] : most;
     size_t x0 = 0;
-    if (PROG_NCH == 2)
+    if (PROG_GROUP == 8) {
         for (; x0 + 16 < most; x0 += 32)
-            prog_chunks2(job, dq, kt, q, a, s, nr, x0);
+            prog_chunks2_8(job, dq, kt, q, a, s, nr, x0);
+        for (; x0 < most; x0 += 16)
+            prog_chunks1_8(job, dq, kt, q, a, s, nr, x0);
+        return;
+    }
     for (; x0 < most; x0 += 16)
         prog_chunks1(job, dq, kt, q, a, s, nr, x0);
 }
@@ -262,10 +292,12 @@ SPATTN_ALWAYS_INLINE void prog_scores(const int kvt, const spattn_head_job *job,
             const size_t nr = gp->start[c + 1] - u < PROG_GROUP ? gp->start[c + 1] - u : PROG_GROUP;
             const float *q[PROG_GROUP] = {NULL}; /* all set below; gcc cannot tell */
             float *s[PROG_GROUP];
-            size_t a[PROG_GROUP];
+            size_t a[PROG_GROUP], most = 0; /* most: here, not from a[] in the kernel, whose
+                                                vector load of a[] would wait on these stores */
             for (size_t g = 0; g < PROG_GROUP; g++) {
                 const size_t r = gp->list[u + (g < nr ? g : 0)];
                 a[g] = kr->prog[i0 + r];
+                most = a[g] > most ? a[g] : most;
                 s[g] = sb + gp->off[r];
                 const void *qv = (const char *)job->q + (ptrdiff_t)(i0 + r) * job->q_ts * qs;
                 if (g >= nr) {
@@ -278,7 +310,7 @@ SPATTN_ALWAYS_INLINE void prog_scores(const int kvt, const spattn_head_job *job,
                     q[g] = qv;
                 }
             }
-            prog_score_group(job, dq, kt, q, a, s, nr);
+            prog_score_group(job, dq, kt, q, a, s, nr, most);
         }
     }
 }
