@@ -541,7 +541,19 @@ static void grid_default(int all)
         group_spec gl = {lens[i], 64, 1, blocks, 1, few_levels, N(few_levels), 2, 1};
         add_group(&gl);
     }
+    add_long_masks(4096, 1, 1);
     add_long_masks(16384, 1, 1);
+    /* the other pattern builders at 16384 too, one usual level each */
+    static const bench_pattern long_pats[] = {BP_CAUSAL, BP_WINDOW, BP_BIGBIRD};
+    static const int long_levels[] = {500, 990, 950};
+    for (size_t p = 0; p < N(long_pats); p++)
+        for (size_t i = 0; i < NCOMPILED; i++) {
+            if (compiled[i] == SPATTN_ISA_SCALAR)
+                continue;
+            bench_case c =
+                attn_case(BK_ATTN, compiled[i], long_pats[p], long_levels[p], 16384, 64, 1);
+            add(&c);
+        }
     /* analysis cost per pattern */
     static const bench_pattern plan_pats[] = {BP_BLOCKS64, BP_ELEMENTS, BP_CAUSAL, BP_WINDOW,
                                               BP_STRIDED,  BP_BIGBIRD,  BP_FEWKEYS};
