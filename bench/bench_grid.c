@@ -211,6 +211,17 @@ static void add_group(const group_spec *g)
     }
 }
 
+/* One attention entry of the problem for every SIMD ISA compiled. */
+static void add_simd(bench_pattern pattern, int level, size_t len, int threads)
+{
+    for (size_t i = 0; i < NCOMPILED; i++) {
+        if (compiled[i] == SPATTN_ISA_SCALAR)
+            continue;
+        bench_case c = attn_case(BK_ATTN, compiled[i], pattern, level, len, 64, threads);
+        add(&c);
+    }
+}
+
 static void add_plans(const bench_pattern *patterns, size_t np, const int *levels, size_t nl,
                       size_t len)
 {
@@ -503,21 +514,10 @@ static void grid_default(int all)
         for (size_t l = 0; l < N(other_levels); l++) {
             if (others[p] == BP_ELEMENTS && other_levels[l] < 900)
                 continue; /* random single pairs at 50%: nothing a sparse kernel can skip */
-            for (size_t i = 0; i < NCOMPILED; i++) {
-                if (compiled[i] == SPATTN_ISA_SCALAR)
-                    continue;
-                bench_case c =
-                    attn_case(BK_ATTN, compiled[i], others[p], other_levels[l], 4096, 64, 1);
-                add(&c);
-            }
+            add_simd(others[p], other_levels[l], 4096, 1);
         }
     /* 16 random keys per row at len 4096 (99.6 %): the CSR case of per-head sparse patterns */
-    for (size_t i = 0; i < NCOMPILED; i++) {
-        if (compiled[i] == SPATTN_ISA_SCALAR)
-            continue;
-        bench_case c = attn_case(BK_ATTN, compiled[i], BP_FEWKEYS, 996, 4096, 64, 1);
-        add(&c);
-    }
+    add_simd(BP_FEWKEYS, 996, 4096, 1);
     add_mods(4096, 1, 1);
     add_sparse_patterns();
     /* dim 128, and all threads */
@@ -527,12 +527,7 @@ static void grid_default(int all)
         group_spec mt = {4096, 64, all, blocks, 1, few_levels, N(few_levels), 2, 1};
         add_group(&mt);
         /* causal next to its one-thread run (the scaling the suite reports) */
-        for (size_t i = 0; i < NCOMPILED; i++) {
-            if (compiled[i] == SPATTN_ISA_SCALAR)
-                continue;
-            bench_case c = attn_case(BK_ATTN, compiled[i], BP_CAUSAL, 500, 4096, 64, all);
-            add(&c);
-        }
+        add_simd(BP_CAUSAL, 500, 4096, all);
     }
     /* lengths; OpenBLAS only dense there (it computes every pair whatever the mask, and one
        call at 16384 takes seconds) */
@@ -547,13 +542,7 @@ static void grid_default(int all)
     static const bench_pattern long_pats[] = {BP_CAUSAL, BP_WINDOW, BP_BIGBIRD};
     static const int long_levels[] = {500, 990, 950};
     for (size_t p = 0; p < N(long_pats); p++)
-        for (size_t i = 0; i < NCOMPILED; i++) {
-            if (compiled[i] == SPATTN_ISA_SCALAR)
-                continue;
-            bench_case c =
-                attn_case(BK_ATTN, compiled[i], long_pats[p], long_levels[p], 16384, 64, 1);
-            add(&c);
-        }
+        add_simd(long_pats[p], long_levels[p], 16384, 1);
     /* analysis cost per pattern */
     static const bench_pattern plan_pats[] = {BP_BLOCKS64, BP_ELEMENTS, BP_CAUSAL, BP_WINDOW,
                                               BP_STRIDED,  BP_BIGBIRD,  BP_FEWKEYS};

@@ -167,33 +167,40 @@ SPATTN_ALWAYS_INLINE void prog_store_chunk(const spattn_head_job *job, col_t acc
               col_select(cmask_bits(m >= 16 ? 0xffffu : (1u << m) - 1u), sc, col_set1(K_NINF)));
 }
 
-/* Scores of the 16-key chunk at x0 of the progressions of rows q[0 .. 4) (floats; rows past
-   nr repeat row 0 and are not stored), a[g] keys each, against the transposed block kt, into
-   s[g] + x0, summed along dim in order. Named accumulators, not an array, so that they stay
-   in registers through the loop. */
+/* Scores of the 16-key chunk at x0 of the progressions of rows q[0 .. PROG_GROUP) (floats;
+   rows past nr repeat row 0 and are not stored), a[g] keys each, against the transposed block
+   kt, into s[g] + x0, summed along dim in order. Named accumulators, not an array, so that
+   they stay in registers through the loop; a4 .. a7 only where PROG_GROUP is 8 (the compiler
+   drops them elsewhere). */
 SPATTN_ALWAYS_INLINE void prog_chunks1(const spattn_head_job *job, size_t dq, const float *kt,
                                        const float *const *q, const size_t *a, float *const *s,
                                        size_t nr, size_t x0)
 {
+    const int eight = PROG_GROUP == 8;
     col_t a0 = col_zero(), a1 = col_zero(), a2 = col_zero(), a3 = col_zero();
+    col_t a4 = col_zero(), a5 = col_zero(), a6 = col_zero(), a7 = col_zero();
     const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
+    const float *q4 = eight ? q[4] : q0, *q5 = eight ? q[5] : q0, *q6 = eight ? q[6] : q0,
+                *q7 = eight ? q[7] : q0;
     for (size_t d = 0; d < dq; d++) {
         const col_t k = col_load(kt + x0 * dq + d * 16);
         a0 = col_fma_bc(k, q0 + d, a0);
         a1 = col_fma_bc(k, q1 + d, a1);
         a2 = col_fma_bc(k, q2 + d, a2);
         a3 = col_fma_bc(k, q3 + d, a3);
+        if (eight) {
+            a4 = col_fma_bc(k, q4 + d, a4);
+            a5 = col_fma_bc(k, q5 + d, a5);
+            a6 = col_fma_bc(k, q6 + d, a6);
+            a7 = col_fma_bc(k, q7 + d, a7);
+        }
     }
-    prog_store_chunk(job, a0, a[0], s[0], x0);
-    if (nr > 1)
-        prog_store_chunk(job, a1, a[1], s[1], x0);
-    if (nr > 2)
-        prog_store_chunk(job, a2, a[2], s[2], x0);
-    if (nr > 3)
-        prog_store_chunk(job, a3, a[3], s[3], x0);
+    const col_t acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+    for (size_t g = 0; g < nr; g++)
+        prog_store_chunk(job, acc[g], a[g], s[g], x0);
 }
 
-/* The same for 8 rows q[0 .. 8) and the chunks at x0 and x0 + 16 (PROG_GROUP 8). */
+/* The same for 8 rows and the chunks at x0 and x0 + 16 (PROG_GROUP 8). */
 SPATTN_ALWAYS_INLINE void prog_chunks2_8(const spattn_head_job *job, size_t dq, const float *kt,
                                          const float *const *q, const size_t *a, float *const *s,
                                          size_t nr, size_t x0)
@@ -229,30 +236,6 @@ SPATTN_ALWAYS_INLINE void prog_chunks2_8(const spattn_head_job *job, size_t dq, 
         prog_store_chunk(job, acc[2 * g + 1], a[g], s[g], x0 + 16);
     }
 }
-/* ... and for 8 rows and the chunk at x0 alone. */
-SPATTN_ALWAYS_INLINE void prog_chunks1_8(const spattn_head_job *job, size_t dq, const float *kt,
-                                         const float *const *q, const size_t *a, float *const *s,
-                                         size_t nr, size_t x0)
-{
-    col_t a0 = col_zero(), a1 = col_zero(), a2 = col_zero(), a3 = col_zero();
-    col_t a4 = col_zero(), a5 = col_zero(), a6 = col_zero(), a7 = col_zero();
-    const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
-    const float *q4 = q[4], *q5 = q[5], *q6 = q[6], *q7 = q[7];
-    for (size_t d = 0; d < dq; d++) {
-        const col_t k = col_load(kt + x0 * dq + d * 16);
-        a0 = col_fma_bc(k, q0 + d, a0);
-        a1 = col_fma_bc(k, q1 + d, a1);
-        a2 = col_fma_bc(k, q2 + d, a2);
-        a3 = col_fma_bc(k, q3 + d, a3);
-        a4 = col_fma_bc(k, q4 + d, a4);
-        a5 = col_fma_bc(k, q5 + d, a5);
-        a6 = col_fma_bc(k, q6 + d, a6);
-        a7 = col_fma_bc(k, q7 + d, a7);
-    }
-    const col_t acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
-    for (size_t g = 0; g < nr; g++)
-        prog_store_chunk(job, acc[g], a[g], s[g], x0);
-}
 
 /* Out of line: inlined into the passes, the accumulators went to the stack. */
 static __attribute__((noinline)) void prog_score_group(const spattn_head_job *job, size_t dq,
@@ -261,13 +244,9 @@ static __attribute__((noinline)) void prog_score_group(const spattn_head_job *jo
                                                        size_t most)
 {
     size_t x0 = 0;
-    if (PROG_GROUP == 8) {
+    if (PROG_GROUP == 8)
         for (; x0 + 16 < most; x0 += 32)
             prog_chunks2_8(job, dq, kt, q, a, s, nr, x0);
-        for (; x0 < most; x0 += 16)
-            prog_chunks1_8(job, dq, kt, q, a, s, nr, x0);
-        return;
-    }
     for (; x0 < most; x0 += 16)
         prog_chunks1(job, dq, kt, q, a, s, nr, x0);
 }
