@@ -28,6 +28,22 @@ static size_t round16(size_t n)
     return (n + 15) & ~(size_t)15;
 }
 
+/* The keys [*lo, return) of a PARTIAL tile from the first to the last that one of rows
+   r0 .. r0 + nr - 1 allows (cm[jj]: bit r for row r). The others' masked FMAs leave those rows
+   as they are, so a row block of a band (a window, a causal diagonal) skips them with the same
+   bits. */
+static inline size_t block_keys(const uint32_t *cm, size_t nk, size_t r0, int nr, size_t *lo)
+{
+    const uint32_t b = (((uint32_t)1 << nr) - 1) << r0;
+    size_t a = 0, z = nk;
+    while (a < z && (cm[a] & b) == 0)
+        a++;
+    while (z > a && (cm[z - 1] & b) == 0)
+        z--;
+    *lo = a;
+    return z;
+}
+
 /* A row's lse from its max (log2 units) and sum. */
 static float row_lse(float m, float l)
 {

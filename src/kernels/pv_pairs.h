@@ -84,15 +84,20 @@ SPATTN_ALWAYS_INLINE void pv_pairs_rxv(float *orow, size_t dvp, size_t r0, const
 }
 
 SPATTN_ALWAYS_INLINE void pv_pairs_block(float *oe, size_t dvp, size_t r0, const int nr, int nb,
-                                         int masked, const char *const *vq, const vmask_t *km,
-                                         size_t nk, const float *st, size_t ps, const float *pp,
-                                         const float *al, pf_pace *pc)
+                                         int masked, const char *const *vq, const uint32_t *cm,
+                                         const vmask_t *km, size_t nk, const float *st, size_t ps,
+                                         const float *pp, const float *al, pf_pace *pc)
 {
     if (masked) {
+        /* Every key alone, so a block takes only its rows' keys (block_keys). */
+        size_t lo;
+        const size_t hi = block_keys(cm, nk, r0, nr, &lo);
         if (nb == 2)
-            pv_pairs_rxv(oe, dvp, r0, nr, 2, 1, vq, km, nk, st, ps, pp, al, pc);
+            pv_pairs_rxv(oe, dvp, r0, nr, 2, 1, vq + lo, km + lo * 16, hi - lo, st + lo * ps, ps,
+                         pp, al, pc);
         else
-            pv_pairs_rxv(oe, dvp, r0, nr, 1, 1, vq, km, nk, st, ps, pp, al, pc);
+            pv_pairs_rxv(oe, dvp, r0, nr, 1, 1, vq + lo, km + lo * 16, hi - lo, st + lo * ps, ps,
+                         pp, al, pc);
     } else {
         if (nb == 2)
             pv_pairs_rxv(oe, dvp, r0, nr, 2, 0, vq, km, nk, st, ps, pp, al, pc);
@@ -150,9 +155,10 @@ static void pv_pairs_tile(float *orow, size_t dv, size_t rows, const char *const
                                                                                            : PV_RB;
             pf_pace *const pb = r0 == 0 ? pc : NULL;
             if (nr == PV_RB)
-                pv_pairs_block(oe, dvp, r0, PV_RB, nb, masked, vq, km, nk, st, ps, pp, al, pb);
+                pv_pairs_block(oe, dvp, r0, PV_RB, nb, masked, vq, cm, km, nk, st, ps, pp, al, pb);
             else
-                pv_pairs_block(oe, dvp, r0, 16 % PV_RB, nb, masked, vq, km, nk, st, ps, pp, al, pb);
+                pv_pairs_block(oe, dvp, r0, 16 % PV_RB, nb, masked, vq, cm, km, nk, st, ps, pp, al,
+                               pb);
             r0 += (size_t)nr;
         }
     }

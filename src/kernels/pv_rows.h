@@ -132,6 +132,25 @@ SPATTN_ALWAYS_INLINE void pv_rows_block(const int kvt, float *oe, size_t dvp, si
     }
 }
 
+/* One row block; a masked one over the keys of its rows only (block_keys). The unmasked
+   blocks (FULL tiles) keep their call as it was: with the offsets on their path too, dense
+   measured 5 % slower (AVX-512). */
+SPATTN_ALWAYS_INLINE void pv_rows_block_trim(const int kvt, float *oe, size_t dvp, size_t r0,
+                                             const int nr, int nv, vmask_t last, int tailm,
+                                             int masked, const char *const *vq, const uint32_t *cm,
+                                             const vmask_t *km, size_t nk, const float *st,
+                                             size_t ps, const float *al, pf_pace *pp)
+{
+    if (!masked) {
+        pv_rows_block(kvt, oe, dvp, r0, nr, nv, last, tailm, 0, vq, km, nk, st, ps, al, pp);
+        return;
+    }
+    size_t lo;
+    const size_t hi = block_keys(cm, nk, r0, nr, &lo);
+    pv_rows_block(kvt, oe, dvp, r0, nr, nv, last, tailm, 1, vq + lo, km + lo * 16, hi - lo,
+                  st + lo * ps, ps, al, pp);
+}
+
 /* sv: NULL, or room for SPATTN_TK rows of bnv * VL floats, into which each pass widens its
    elements of the tile's 16-bit V rows first, so that its row blocks read them as float32
    (pv_rows_tile_staged). */
@@ -178,8 +197,8 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, const int quad, float *o
         float *oe = orow + e;
         if (quad) {
             for (size_t r0 = 0; r0 < rows; r0 += 4)
-                pv_rows_block(bt, oe, dvp, r0, 4, nv, last, tailm, masked, vq, km, nk, st, ps, al,
-                              r0 == 0 ? pp : NULL);
+                pv_rows_block_trim(bt, oe, dvp, r0, 4, nv, last, tailm, masked, vq, cm, km, nk, st,
+                                   ps, al, r0 == 0 ? pp : NULL);
             continue;
         }
         /* Rows past the tile's last row are skipped a block at a time. Where PV_RB does not
@@ -195,11 +214,11 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, const int quad, float *o
                                                                                            : PV_RB;
             pf_pace *const pb = r0 == 0 ? pp : NULL;
             if (nr == PV_RB)
-                pv_rows_block(bt, oe, dvp, r0, PV_RB, nv, last, tailm, masked, vq, km, nk, st, ps,
-                              al, pb);
+                pv_rows_block_trim(bt, oe, dvp, r0, PV_RB, nv, last, tailm, masked, vq, cm, km, nk,
+                                   st, ps, al, pb);
             else
-                pv_rows_block(bt, oe, dvp, r0, 16 % PV_RB, nv, last, tailm, masked, vq, km, nk, st,
-                              ps, al, pb);
+                pv_rows_block_trim(bt, oe, dvp, r0, 16 % PV_RB, nv, last, tailm, masked, vq, cm, km,
+                                   nk, st, ps, al, pb);
             r0 += (size_t)nr;
         }
     }
@@ -265,7 +284,9 @@ static int pv_rows_stages(int kvt, size_t dv, size_t rows)
 #define PV_PAIR_STAGE 0
 #endif
 
-/* V of type kvt (the job's kv_dtype), vp[] pointers to the tile's V rows; ps: P's stride
+/* V of type kvt (the job's kv_dtype), vp[] pointers to the tile's V rows; cm: a PARTIAL
+   tile's column masks, which the masked FMAs use and by which each masked row block skips the
+   keys none of its rows allows; ps: P's stride
    (pv_rows_rxv, pv_pairs_rxv); fresh: O is still all zeros
    (nothing added to it yet; a hint, which only the AMX P V takes); pf: the next tile's keys
    to ask for (from pf->split), or NULL. */
