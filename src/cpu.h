@@ -18,6 +18,8 @@
 /* AMX-TILE and AMX-BF16, tile state enabled in XCR0 and granted to the process by Linux
    (arch_prctl ARCH_REQ_XCOMP_PERM, asked once by the detection) */
 #define SPATTN_CPU_AMX_BF16 (1u << 16)
+/* POPCNT: the plan's passes over mask words count bits with it (plan/bit_count.h) */
+#define SPATTN_CPU_POPCNT (1u << 17)
 /* Bits that are only reported. */
 #define SPATTN_CPU_AVX512_FP16 (1u << 9)
 #define SPATTN_CPU_AMX (1u << 10)

@@ -4,9 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "kernels/dispatch.h"
+#include "plan/bit_count.h"
 #include "plan/keyrows.h"
 #include "plan/test_hooks.h"
+#include "test_problem.h"
 #include "test_util.h"
 
 /* Makespan of threads taking chunks c[0..n) in order, each the next one as soon as it is
@@ -318,6 +321,8 @@ START_TEST(key_lists_are_rows)
     tu_rng rng = {0x5eed0 + (uint64_t)_i};
     static const double fill[] = {0.0, 0.002, 0.02, 0.3, 0.97, 1.0};
     const size_t lq = 16 * (size_t)(_i + 1) + (size_t)_i % 7, lk = 64 * (size_t)(_i + 2) - 5;
+    /* Both builds of the counting pass (bit_count.h): POPCNT where the CPU has it, plain. */
+    spattn__set_plan_popcnt(_i % 2 == 0);
     for (size_t f = 0; f < sizeof fill / sizeof fill[0]; f++) {
         uint8_t *d = malloc(lq * lk);
         ck_assert_ptr_nonnull(d);
@@ -351,6 +356,67 @@ START_TEST(key_lists_are_rows)
         free(ci);
         spattn_mask_free(m);
     }
+    spattn__set_plan_popcnt(1);
+}
+END_TEST
+
+/* The plan's passes that count mask bits (path choice, key list offsets) run in a POPCNT build
+   where the CPU has the instruction and a plain one otherwise; both plan the same for random
+   masks of every fill: the same paths, listed tiles, chunk costs and output bits. */
+START_TEST(popcnt_builds_plan_the_same)
+{
+    spattn_isa isa = tu_isa(_i);
+    static const double fill[] = {0.003, 0.02, 0.1, 0.4};
+    tu_rng rng = {0xb175 + (uint64_t)_i};
+    ck_assert_int_eq(spattn__plan_popcnt(),
+                     PLAN_POPCNT_CLONE && (spattn__cpu()->bits & SPATTN_CPU_POPCNT) != 0);
+    for (size_t f = 0; f < sizeof fill / sizeof fill[0]; f++) {
+        const size_t n = tu_range(&rng, 300, 520);
+        uint8_t *d = malloc(n * n);
+        ck_assert_ptr_nonnull(d);
+        for (size_t i = 0; i < n * n; i++)
+            d[i] = tu_uniform(&rng) < fill[f];
+        spattn_mask *m;
+        ck_assert_int_eq(spattn_mask_from_dense(n, n, d, n, &m), SPATTN_OK);
+        free(d);
+        tproblem pr;
+        tproblem_make(&pr, &rng, m, 2, 24, 24);
+        const spattn_mask *ml[1] = {pr.mask};
+        spattn_options opt = {isa, 2};
+        spattn_plan *p[2];
+        tproblem_bits bits;
+        for (int hw = 0; hw < 2; hw++) {
+            spattn__set_plan_popcnt(hw);
+            ck_assert_int_eq(spattn__plan_popcnt(),
+                             hw && PLAN_POPCNT_CLONE && (spattn__cpu()->bits & SPATTN_CPU_POPCNT));
+            ck_assert_int_eq(spattn_plan_create(&pr.a.shape, ml, 1, &opt, &p[hw]), SPATTN_OK);
+            tproblem_clear(&pr);
+            ck_assert_int_eq(spattn_plan_execute(p[hw], &pr.a), SPATTN_OK);
+            if (hw == 0)
+                tproblem_keep(&pr, &bits);
+        }
+        spattn__set_plan_popcnt(1);
+        ck_assert_msg(tproblem_same(&pr, &bits), "%s fill %g: outputs differ", spattn_isa_name(isa),
+                      fill[f]);
+        size_t listed[2];
+        ck_assert_uint_eq(spattn__plan_gather_tiles(p[0]), spattn__plan_gather_tiles(p[1]));
+        ck_assert_uint_eq(spattn__plan_mixed_tiles(p[0], &listed[0]),
+                          spattn__plan_mixed_tiles(p[1], &listed[1]));
+        ck_assert_uint_eq(listed[0], listed[1]);
+        const size_t nc = spattn__plan_chunks(p[0], NULL);
+        ck_assert_uint_eq(nc, spattn__plan_chunks(p[1], NULL));
+        uint64_t *c0 = malloc(nc * sizeof *c0), *c1 = malloc(nc * sizeof *c1);
+        ck_assert(c0 != NULL && c1 != NULL);
+        spattn__plan_chunks(p[0], c0);
+        spattn__plan_chunks(p[1], c1);
+        ck_assert_mem_eq(c0, c1, nc * sizeof *c0);
+        free(c0);
+        free(c1);
+        for (int hw = 0; hw < 2; hw++)
+            spattn_plan_free(p[hw]);
+        tproblem_bits_free(&bits);
+        tproblem_free(&pr);
+    }
 }
 END_TEST
 
@@ -368,6 +434,7 @@ Suite *suite_plan(void)
     tcase_add_loop_test(tc, long_rows_no_shared_credit, 0, tu_n_isas());
     tcase_add_loop_test(tc, one_path_at_crossover, 0, tu_n_isas());
     tcase_add_loop_test(tc, key_lists_are_rows, 0, 6);
+    tcase_add_loop_test(tc, popcnt_builds_plan_the_same, 0, tu_n_isas());
     suite_add_tcase(s, tc);
     return s;
 }

@@ -3,18 +3,52 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "plan/bit_count.h"
 
 /* Allowed keys of each row of query tile qt, into n[r]. Tile by tile, not row by row: each
    tile's entry and row words are read once for all its rows. */
-static void qt_row_counts(const spattn_mask *m, size_t qt, size_t *n)
+PLAN_INLINE void qt_row_counts(const spattn_mask *m, size_t qt, size_t *n, const int hw)
 {
     const size_t rows = spattn__qt_rows(m, qt);
     for (size_t r = 0; r < rows; r++)
         n[r] = 0;
     for (size_t t = m->qt_ptr[qt]; t < m->qt_ptr[qt + 1]; t++)
         for (size_t r = 0; r < rows; r++)
-            n[r] += spattn__popcount64(spattn__tile_row_bits(m, &m->tiles[t], qt, r));
+            n[r] += plan_popcount(spattn__tile_row_bits(m, &m->tiles[t], qt, r), hw);
 }
+
+/* The row offsets of the lists (kr->off), kr->longest, and the keys in all, in the builds of
+   bit_count.h. */
+PLAN_INLINE size_t row_offsets(const spattn_mask *m, const uint8_t *gather, spattn_keyrows *kr,
+                               const int hw)
+{
+    size_t total = 0;
+    for (size_t qt = 0; qt < m->nqt; qt++) {
+        const size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
+        size_t n[SPATTN_TQ] = {0};
+        if (gather[qt] == SPATTN_QT_GATHER)
+            qt_row_counts(m, qt, n, hw);
+        for (size_t r = 0; r < rows; r++) {
+            kr->longest = n[r] > kr->longest ? n[r] : kr->longest;
+            total += n[r];
+            kr->off[i0 + r + 1] = total;
+        }
+    }
+    return total;
+}
+
+static size_t row_offsets_plain(const spattn_mask *m, const uint8_t *gather, spattn_keyrows *kr)
+{
+    return row_offsets(m, gather, kr, 0);
+}
+
+#if PLAN_POPCNT_CLONE
+PLAN_POPCNT_TARGET static size_t row_offsets_popcnt(const spattn_mask *m, const uint8_t *gather,
+                                                    spattn_keyrows *kr)
+{
+    return row_offsets(m, gather, kr, 1);
+}
+#endif
 
 /* The keys of the rows of query tile qt, row i's from keys + off[i] on, the same way: tiles
    are in key order, so each row's keys come out increasing. The first key of each tile's row
@@ -111,18 +145,12 @@ spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
         spattn__keyrows_free(kr);
         return SPATTN_E_NOMEM;
     }
-    size_t total = 0;
-    for (size_t qt = 0; qt < m->nqt; qt++) {
-        const size_t rows = spattn__qt_rows(m, qt), i0 = qt * SPATTN_TQ;
-        size_t n[SPATTN_TQ] = {0};
-        if (gather[qt] == SPATTN_QT_GATHER)
-            qt_row_counts(m, qt, n);
-        for (size_t r = 0; r < rows; r++) {
-            kr->longest = n[r] > kr->longest ? n[r] : kr->longest;
-            total += n[r];
-            kr->off[i0 + r + 1] = total;
-        }
-    }
+#if PLAN_POPCNT_CLONE
+    const size_t total = spattn__plan_popcnt() ? row_offsets_popcnt(m, gather, kr)
+                                               : row_offsets_plain(m, gather, kr);
+#else
+    const size_t total = row_offsets_plain(m, gather, kr);
+#endif
     /* Never a zero-size request: an empty list is still a valid pointer. */
     if (total > SIZE_MAX / sizeof *kr->keys - 1 ||
         (kr->keys = spattn__malloc((total + 1) * sizeof *kr->keys)) == NULL) {

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "cpu.h"
+#include "plan/bit_count.h"
 
 /* The work split. Tile-path plans cut guided chunks: each takes 1/GUIDED_DIV of what is left
    per thread, down to 1/GUIDED_MIN of a thread's share, so the first chunks are long and the
@@ -89,6 +91,19 @@ uint64_t spattn__schedule_unit_cost(const spattn_schedule *s, size_t u)
                              s->gather[x.mi * s->nqt + x.qt]);
 }
 
+static atomic_int popcnt_on = 1; /* test hook: spattn__set_plan_popcnt */
+
+void spattn__set_plan_popcnt(int on)
+{
+    atomic_store(&popcnt_on, on != 0);
+}
+
+int spattn__plan_popcnt(void)
+{
+    return PLAN_POPCNT_CLONE && atomic_load(&popcnt_on) &&
+           (spattn__cpu()->bits & SPATTN_CPU_POPCNT) != 0;
+}
+
 static _Atomic double mixed_override = -1.0; /* test hook: spattn__set_mixed_pairs_per_col */
 
 void spattn__set_mixed_pairs_per_col(double v)
@@ -157,16 +172,16 @@ static int pair_first_cb(const void *ctx, size_t u)
 /* The columns (keys) that some row of query tile qt allows in its stored tile t, as bits;
    the tile's allowed pairs go to *pairs, and those whose key the row above also allows are
    added to *shared. */
-static uint64_t tile_used_cols(const spattn_mask *m, size_t qt, size_t t, size_t *pairs,
-                               size_t *shared)
+PLAN_INLINE uint64_t tile_used_cols(const spattn_mask *m, size_t qt, size_t t, size_t *pairs,
+                                    size_t *shared, const int hw)
 {
     uint64_t cols = 0, above = 0;
     *pairs = 0;
     for (size_t r = 0; r < spattn__qt_rows(m, qt); r++) {
         const uint64_t b = spattn__tile_row_bits(m, &m->tiles[t], qt, r);
         cols |= b;
-        *pairs += (size_t)spattn__popcount64(b);
-        *shared += (size_t)spattn__popcount64(b & above);
+        *pairs += (size_t)plan_popcount(b, hw);
+        *shared += (size_t)plan_popcount(b & above, hw);
         above = b;
     }
     return cols;
@@ -238,8 +253,8 @@ static void one_path_at_crossover(uint8_t *g, const fill_rule *fr, size_t nqt)
    the gather path's estimate is lower (a narrow band of PARTIAL tiles beside the listed
    pairs, as a strided mask of stride 64 has: the gather passes take both at about two tiled
    pairs each). */
-static uint8_t choose_path(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
-                           spattn_path path, uint8_t *tg, fill_rule *fr)
+PLAN_INLINE uint8_t choose_path(const spattn_kernel_table *kt, const spattn_mask *m, size_t qt,
+                                spattn_path path, uint8_t *tg, fill_rule *fr, const int hw)
 {
     fr->weight = -1.0;
     if (path != SPATTN_PATH_AUTO)
@@ -254,7 +269,7 @@ static uint8_t choose_path(const spattn_kernel_table *kt, const spattn_mask *m, 
         if (m->tiles[t].part == SPATTN_FULL)
             continue;
         size_t pairs;
-        const size_t used = spattn__popcount64(tile_used_cols(m, qt, t, &pairs, &shared));
+        const size_t used = plan_popcount(tile_used_cols(m, qt, t, &pairs, &shared, hw), hw);
         cols += used;
         if (mixed && (double)pairs < per_col * (double)used) {
             tg[t] = 1;
@@ -284,6 +299,37 @@ static uint8_t choose_path(const spattn_kernel_table *kt, const spattn_mask *m, 
     return SPATTN_QT_MIXED;
 }
 
+/* choose_path for every query tile of m, in the builds of bit_count.h. */
+static void choose_paths_plain(const spattn_kernel_table *kt, const spattn_mask *m, size_t nqt,
+                               spattn_path path, uint8_t *g, uint8_t *tg, fill_rule *fr)
+{
+    for (size_t qt = 0; qt < nqt; qt++)
+        g[qt] = choose_path(kt, m, qt, path, tg, &fr[qt], 0);
+}
+
+#if PLAN_POPCNT_CLONE
+PLAN_POPCNT_TARGET static void choose_paths_popcnt(const spattn_kernel_table *kt,
+                                                   const spattn_mask *m, size_t nqt,
+                                                   spattn_path path, uint8_t *g, uint8_t *tg,
+                                                   fill_rule *fr)
+{
+    for (size_t qt = 0; qt < nqt; qt++)
+        g[qt] = choose_path(kt, m, qt, path, tg, &fr[qt], 1);
+}
+#endif
+
+static void choose_paths(const spattn_kernel_table *kt, const spattn_mask *m, size_t nqt,
+                         spattn_path path, uint8_t *g, uint8_t *tg, fill_rule *fr)
+{
+#if PLAN_POPCNT_CLONE
+    if (spattn__plan_popcnt()) {
+        choose_paths_popcnt(kt, m, nqt, path, g, tg, fr);
+        return;
+    }
+#endif
+    choose_paths_plain(kt, m, nqt, path, g, tg, fr);
+}
+
 spattn_status spattn__schedule_paths(spattn_schedule *s, const spattn_kernel_table *kt,
                                      spattn_path path)
 {
@@ -304,8 +350,7 @@ spattn_status spattn__schedule_paths(spattn_schedule *s, const spattn_kernel_tab
             spattn__free(fr);
             return SPATTN_E_NOMEM;
         }
-        for (size_t qt = 0; qt < nqt; qt++)
-            g[qt] = choose_path(kt, m, qt, path, tg, &fr[qt]);
+        choose_paths(kt, m, nqt, path, g, tg, fr);
         one_path_at_crossover(g, fr, nqt);
         spattn__free(fr);
         int any = 0, mixed = 0;

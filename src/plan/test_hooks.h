@@ -38,6 +38,11 @@ size_t spattn__plan_mixed_tiles(const spattn_plan *plan, size_t *listed_tiles);
    the table's again; 0: no mixed query tiles). Process-wide. */
 void spattn__set_mixed_pairs_per_col(double v);
 
+/* Whether plans created from now on count mask bits with POPCNT where the CPU has it (on by
+   default; tests turn it off to check that both builds of the counting passes plan the same).
+   Process-wide. */
+void spattn__set_plan_popcnt(int on);
+
 /* Whether execute runs the packed decode schedule (query heads of a KV group as tile rows). */
 int spattn__plan_packed(const spattn_plan *plan);
 

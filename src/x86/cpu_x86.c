@@ -56,6 +56,8 @@ static void detect(void)
     int osxsave = (c >> 27) & 1;
     info.has_fma_cpuid = (c >> 12) & 1;
     info.has_f16c_cpuid = (c >> 29) & 1;
+    if ((c >> 23) & 1)
+        info.bits |= SPATTN_CPU_POPCNT;
     int avx = (c >> 28) & 1;
     uint64_t xcr0 = osxsave ? read_xcr0() : 0;
     /* XMM (bit 1) and YMM (bit 2) state; opmask, ZMM_Hi256, Hi16_ZMM (bits 5-7). */
@@ -110,6 +112,7 @@ static void detect(void)
     spattn__cpu_feature(&info, "avx512dq", info.has_avx512dq);
     spattn__cpu_feature(&info, "avx512vl", info.has_avx512vl);
     spattn__cpu_feature(&info, "os-zmm", info.os_zmm);
+    spattn__cpu_feature(&info, "popcnt", (info.bits & SPATTN_CPU_POPCNT) != 0);
     spattn__cpu_feature(&info, "avx512bf16", (info.bits & SPATTN_CPU_AVX512_BF16) != 0);
     spattn__cpu_feature(&info, "avx512fp16", (info.bits & SPATTN_CPU_AVX512_FP16) != 0);
     spattn__cpu_feature(&info, "amx", (info.bits & SPATTN_CPU_AMX) != 0);
