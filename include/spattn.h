@@ -123,11 +123,11 @@ SPATTN_API const char *spattn_isa_auto_skip_reason(spattn_isa isa);
 SPATTN_API size_t spattn_isas_compiled(spattn_isa *out, size_t cap);
 
 /* The CPU features the library detected that matter to it, space-separated, for reports; ""
-   when none. The names are those of the OS and vendor manuals: on x86 "avx2", "fma",
-   "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512bf16", "avx512fp16", "amx",
-   "popcnt" (plans count mask bits with it), and "os-ymm" / "os-zmm" when the OS has enabled
-   YMM / ZMM and opmask state; on AArch64 "neon",
-   "fp16", "bf16", "dotprod", "sve". Valid for the life of the process. */
+   when none. The names are those of the OS and vendor manuals: on x86 "avx2", "fma", "f16c",
+   "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512bf16", "avx512fp16", "amx", "popcnt"
+   (plans count mask bits with it), and "os-ymm" / "os-zmm" when the OS has enabled YMM / ZMM
+   and opmask state; on AArch64 "neon", "fp16", "bf16", "dotprod", "sve". Valid for the life
+   of the process. */
 SPATTN_API const char *spattn_cpu_features(void);
 
 typedef struct spattn_options {

@@ -134,7 +134,7 @@ SPATTN_ALWAYS_INLINE void pv_rows_block(const int kvt, float *oe, size_t dvp, si
 
 /* One row block; a masked one over the keys of its rows only (block_keys). The unmasked
    blocks (FULL tiles) keep their call as it was: with the offsets on their path too, dense
-   measured 5 % slower (AVX-512). */
+   was slower (docs/kernels.md). */
 SPATTN_ALWAYS_INLINE void pv_rows_block_trim(const int kvt, float *oe, size_t dvp, size_t r0,
                                              const int nr, int nv, vmask_t last, int tailm,
                                              int masked, const char *const *vq, const uint32_t *cm,

@@ -1,9 +1,10 @@
 /*
  * Set-bit counts for the plan's passes over a mask's row words. x86-64 code built for the
- * baseline has no POPCNT instruction, so spattn__popcount64 is bit arithmetic there, and
- * those counts were most of a scattered mask's plan time. The passes that count every row word
- * are written once over `hw` and compiled twice, plain and (where the compiler takes the
- * attribute) for POPCNT; a plan runs the second when the CPU has POPCNT. Both count the same.
+ * baseline has no POPCNT instruction, so spattn__popcount64 is bit arithmetic there, a large
+ * share of a scattered mask's plan time (docs/performance.md, Planning). The passes that count
+ * every row word are written once over `hw` and compiled twice, plain and with
+ * PLAN_POPCNT_TARGET (POPCNT where the compiler takes the attribute; elsewhere the two builds
+ * are the same code); a plan runs the second when spattn__plan_popcnt says so.
  */
 #ifndef SPATTN_PLAN_BIT_COUNT_H
 #define SPATTN_PLAN_BIT_COUNT_H
@@ -17,6 +18,7 @@
 #define PLAN_POPCNT_TARGET __attribute__((target("popcnt")))
 #else
 #define PLAN_POPCNT_CLONE 0
+#define PLAN_POPCNT_TARGET
 #endif
 
 #define PLAN_INLINE static inline __attribute__((always_inline))

@@ -42,13 +42,11 @@ static size_t row_offsets_plain(const spattn_mask *m, const uint8_t *gather, spa
     return row_offsets(m, gather, kr, 0);
 }
 
-#if PLAN_POPCNT_CLONE
 PLAN_POPCNT_TARGET static size_t row_offsets_popcnt(const spattn_mask *m, const uint8_t *gather,
                                                     spattn_keyrows *kr)
 {
     return row_offsets(m, gather, kr, 1);
 }
-#endif
 
 /* The keys of the rows of query tile qt, row i's from keys + off[i] on, the same way: tiles
    are in key order, so each row's keys come out increasing. The first key of each tile's row
@@ -145,12 +143,8 @@ spattn_status spattn__keyrows_build(const spattn_mask *m, const uint8_t *gather,
         spattn__keyrows_free(kr);
         return SPATTN_E_NOMEM;
     }
-#if PLAN_POPCNT_CLONE
     const size_t total = spattn__plan_popcnt() ? row_offsets_popcnt(m, gather, kr)
                                                : row_offsets_plain(m, gather, kr);
-#else
-    const size_t total = row_offsets_plain(m, gather, kr);
-#endif
     /* Never a zero-size request: an empty list is still a valid pointer. */
     if (total > SIZE_MAX / sizeof *kr->keys - 1 ||
         (kr->keys = spattn__malloc((total + 1) * sizeof *kr->keys)) == NULL) {

@@ -307,7 +307,6 @@ static void choose_paths_plain(const spattn_kernel_table *kt, const spattn_mask 
         g[qt] = choose_path(kt, m, qt, path, tg, &fr[qt], 0);
 }
 
-#if PLAN_POPCNT_CLONE
 PLAN_POPCNT_TARGET static void choose_paths_popcnt(const spattn_kernel_table *kt,
                                                    const spattn_mask *m, size_t nqt,
                                                    spattn_path path, uint8_t *g, uint8_t *tg,
@@ -315,19 +314,6 @@ PLAN_POPCNT_TARGET static void choose_paths_popcnt(const spattn_kernel_table *kt
 {
     for (size_t qt = 0; qt < nqt; qt++)
         g[qt] = choose_path(kt, m, qt, path, tg, &fr[qt], 1);
-}
-#endif
-
-static void choose_paths(const spattn_kernel_table *kt, const spattn_mask *m, size_t nqt,
-                         spattn_path path, uint8_t *g, uint8_t *tg, fill_rule *fr)
-{
-#if PLAN_POPCNT_CLONE
-    if (spattn__plan_popcnt()) {
-        choose_paths_popcnt(kt, m, nqt, path, g, tg, fr);
-        return;
-    }
-#endif
-    choose_paths_plain(kt, m, nqt, path, g, tg, fr);
 }
 
 spattn_status spattn__schedule_paths(spattn_schedule *s, const spattn_kernel_table *kt,
@@ -350,7 +336,10 @@ spattn_status spattn__schedule_paths(spattn_schedule *s, const spattn_kernel_tab
             spattn__free(fr);
             return SPATTN_E_NOMEM;
         }
-        choose_paths(kt, m, nqt, path, g, tg, fr);
+        if (spattn__plan_popcnt())
+            choose_paths_popcnt(kt, m, nqt, path, g, tg, fr);
+        else
+            choose_paths_plain(kt, m, nqt, path, g, tg, fr);
         one_path_at_crossover(g, fr, nqt);
         spattn__free(fr);
         int any = 0, mixed = 0;
