@@ -47,3 +47,23 @@ def test_overhead_times_every_entry_point():
                          "spattn.attention(q, k, v, m)"]
     assert len(names) == (5 if importlib.util.find_spec("torch") else 3)
     assert all(0 < float(row.split()[-4]) <= float(row.split()[-3]) for row in rows)
+
+
+def test_interleaved_rounds_take_turns_and_keep_each_fastest(monkeypatch):
+    import spattn.bench as bench
+
+    now, calls = [0.0], []
+    durations = {"a": [3, 1, 2], "b": [1, 5, 4], "c": [2, 2, 6]}
+
+    def fn(name):
+        def call():
+            calls.append(name)
+            now[0] += durations[name][calls.count(name) - 1]
+        return call
+
+    # A clock that only the calls advance: the test times nothing.
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: now[0])
+    best = bench.interleaved_best([fn("a"), fn("b"), fn("c")], 3)
+    # Each round runs every function once, starting one further on each round.
+    assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert best == [1, 1, 2]
