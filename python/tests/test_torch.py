@@ -307,3 +307,50 @@ def test_the_operator_checks_its_inputs_itself():
         op(q, k, v, s, None, None, None, torch.zeros(2), 0, 1, "auto")
     with pytest.raises(ValueError, match="alibi_slopes"):
         op(q, k, v, s, None, None, torch.zeros(8), None, 0, 1, "auto")
+
+
+def test_plain_calls_skip_the_operator_and_give_its_bits(monkeypatch):
+    from spattn.torch import _api
+
+    q, k, v = qkv()
+    m = spattn.Mask.causal(40, 56)
+    sinks, slopes = torch.linspace(-1, 1, 4), torch.linspace(0.1, 0.4, 4)
+    kw = dict(softcap=20.0, alibi_slopes=slopes, sinks=sinks, return_lse=True, threads=1)
+    via_op = torch.ops.spattn.attention(q, k, v, [m.serial], None, 20.0, slopes, sinks, 0, 1,
+                                        "auto")
+    called = []
+    real = _api.attention_op
+
+    def op(*args):
+        called.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(_api, "attention_op", op)
+    o, lse = st.attention(q, k, v, m, **kw)  # nothing to record or intercept: no operator
+    assert not called
+    assert torch.equal(o, via_op[0]) and torch.equal(lse, via_op[1])
+    with torch.no_grad():  # requires_grad under no_grad: still nothing to record
+        st.attention(q.requires_grad_(), k, v, m)
+    assert not called
+    o = st.attention(q, k, v, m)  # q requires grad: autograd needs the operator
+    assert len(called) == 1 and o.grad_fn is not None
+
+
+def test_dispatch_modes_see_the_operator():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Seen(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    q, k, v = qkv()
+    m = spattn.Mask.causal(40, 56)
+    with Seen() as seen:
+        o = st.attention(q, k, v, m)
+    assert any("spattn.attention" in name for name in seen.ops), seen.ops
+    close(o, sdpa(q, k, v, torch.from_numpy(m.to_dense())), TOL[torch.float32])

@@ -3,7 +3,7 @@
 import torch
 
 from ..mask import Mask
-from ._ops import attention_op
+from ._ops import attention_op, forward
 from ._views import check_problem
 
 
@@ -37,6 +37,26 @@ def _head_tensor(x, heads_q, what):
     return x
 
 
+def _direct(tensors):
+    """Whether a call may run the operator's implementation without the operator: when there
+    is nothing for autograd to record and nothing that intercepts operators (torch.compile's
+    tracing, torch function or dispatch modes, tensor subclasses, functorch transforms), the
+    operator's dispatch does nothing but costs tens of microseconds a call, as much as a small
+    problem's whole work (docs/performance.md). A torch without one of these checks always
+    takes the operator."""
+    if torch.compiler.is_compiling():
+        return False
+    try:
+        if torch._C._is_torch_function_mode_enabled() or torch._C._len_torch_dispatch_stack():
+            return False
+        wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    except AttributeError:
+        return False
+    grad = torch.is_grad_enabled()
+    return all(t is None or (type(t) is torch.Tensor and not (grad and t.requires_grad)
+                             and not wrapped(t)) for t in tensors)
+
+
 def attention(q, k, v, mask=None, *, scale=None, softcap=None, alibi_slopes=None, sinks=None,
               pos_offset=0, return_lse=False, threads=0, isa="auto"):
     """softmax(scale * q k^T over the allowed pairs) v on CPU tensors [B, H, T, D].
@@ -50,7 +70,8 @@ def attention(q, k, v, mask=None, *, scale=None, softcap=None, alibi_slopes=None
     require grad) as in spattn.attention. threads 0 follows torch.get_num_threads().
 
     Differentiable in float32 (spattn_plan_backward) for q, k, v and sinks; a torch.library
-    operator (spattn::attention), so torch.compile treats it as one node. Returns o of q's
+    operator (spattn::attention), so torch.compile treats it as one node; a call with nothing
+    for autograd or a mode to see runs the operator's implementation directly. Returns o of q's
     dtype, and with return_lse also lse [B, Hq, Lq] float32 (not differentiable).
     torch.autograd.gradcheck needs float64, which spattn does not compute: the tests compare
     the gradients with torch autograd of the dense formula in float64 instead (within 1e-4).
@@ -60,9 +81,10 @@ def attention(q, k, v, mask=None, *, scale=None, softcap=None, alibi_slopes=None
     b, hq = q.shape[0], q.shape[1]
     if scale is not None and scale <= 0:
         raise ValueError("scale must be positive (None means 1/sqrt(dim_qk))")
-    o, lse = attention_op(q, k, v, mask_serials(mask, b, hq),
-                          None if scale is None else float(scale),
-                          None if softcap is None else float(softcap),
-                          _head_tensor(alibi_slopes, hq, "alibi_slopes"),
-                          _head_tensor(sinks, hq, "sinks"), int(pos_offset), int(threads), isa)
+    slopes = _head_tensor(alibi_slopes, hq, "alibi_slopes")
+    sinks = _head_tensor(sinks, hq, "sinks")
+    op = forward if _direct((q, k, v, slopes, sinks)) else attention_op
+    o, lse = op(q, k, v, mask_serials(mask, b, hq), None if scale is None else float(scale),
+                None if softcap is None else float(softcap), slopes, sinks, int(pos_offset),
+                int(threads), isa)
     return (o, lse) if return_lse else o

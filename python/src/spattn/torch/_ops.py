@@ -31,11 +31,8 @@ def _options(scale, softcap, alibi_slopes, sinks, pos_offset):
                 sinks=V.head_floats(sinks), pos_offset=pos_offset)
 
 
-@torch.library.custom_op("spattn::attention", mutates_args=())
-def attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, masks: List[int],
-                 scale: Optional[float], softcap: Optional[float],
-                 alibi_slopes: Optional[torch.Tensor], sinks: Optional[torch.Tensor],
-                 pos_offset: int, threads: int, isa: str) -> Tuple[torch.Tensor, torch.Tensor]:
+def forward(q, k, v, masks, scale, softcap, alibi_slopes, sinks, pos_offset, threads, isa):
+    """The operator's implementation: (o, lse) of a new call of the cached plan."""
     V.check_problem(q, k, v)
     plan = _plans.get(masks, _shape(q, k, v), _threads(threads), isa)
     o = torch.empty(q.shape[:3] + (v.shape[3],), dtype=q.dtype)
@@ -44,6 +41,15 @@ def attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, masks: List[
                                sinks, pos_offset)
     check(lib.spattn_plan_execute(plan.ptr, args), "spattn_plan_execute")
     return o, lse
+
+
+@torch.library.custom_op("spattn::attention", mutates_args=())
+def attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, masks: List[int],
+                 scale: Optional[float], softcap: Optional[float],
+                 alibi_slopes: Optional[torch.Tensor], sinks: Optional[torch.Tensor],
+                 pos_offset: int, threads: int, isa: str) -> Tuple[torch.Tensor, torch.Tensor]:
+    return forward(q, k, v, masks, scale, softcap, alibi_slopes, sinks, pos_offset, threads,
+                   isa)
 
 
 @attention_op.register_fake
