@@ -354,3 +354,13 @@ def test_dispatch_modes_see_the_operator():
         o = st.attention(q, k, v, m)
     assert any("spattn.attention" in name for name in seen.ops), seen.ops
     close(o, sdpa(q, k, v, torch.from_numpy(m.to_dense())), TOL[torch.float32])
+
+
+def test_jit_trace_records_the_operator():
+    q, k, v = qkv()
+    m = spattn.Mask.causal(40, 56)
+    traced = torch.jit.trace(lambda q, k, v: st.attention(q, k, v, m), (q, k, v),
+                             check_trace=False)
+    assert "spattn::attention" in str(traced.graph)
+    q2 = torch.randn_like(q)
+    assert torch.equal(traced(q2, k, v), st.attention(q2, k, v, m))

@@ -40,14 +40,16 @@ def _head_tensor(x, heads_q, what):
 def _direct(tensors):
     """Whether a call may run the operator's implementation without the operator: when there
     is nothing for autograd to record and nothing that intercepts operators (torch.compile's
-    tracing, torch function or dispatch modes, tensor subclasses, functorch transforms), the
-    operator's dispatch does nothing but costs tens of microseconds a call, as much as a small
-    problem's whole work (docs/performance.md). A torch without one of these checks always
-    takes the operator."""
+    and torch.jit.trace's tracing, torch function or dispatch modes, tensor subclasses,
+    functorch transforms), the operator's dispatch does nothing but costs tens of
+    microseconds a call, as much as a small problem's whole work (docs/performance.md). A
+    torch without one of these checks always takes the operator."""
     if torch.compiler.is_compiling():
         return False
     try:
-        if torch._C._is_torch_function_mode_enabled() or torch._C._len_torch_dispatch_stack():
+        if (torch._C._get_tracing_state() is not None
+                or torch._C._is_torch_function_mode_enabled()
+                or torch._C._len_torch_dispatch_stack()):
             return False
         wrapped = torch._C._functorch.is_functorch_wrapped_tensor
     except AttributeError:
