@@ -85,8 +85,11 @@ def attention(q, k, v, mask=None, *, scale=None, softcap=None, alibi_slopes=None
         raise ValueError("scale must be positive (None means 1/sqrt(dim_qk))")
     slopes = _head_tensor(alibi_slopes, hq, "alibi_slopes")
     sinks = _head_tensor(sinks, hq, "sinks")
-    op = forward if _direct((q, k, v, slopes, sinks)) else attention_op
-    o, lse = op(q, k, v, mask_serials(mask, b, hq), None if scale is None else float(scale),
-                None if softcap is None else float(softcap), slopes, sinks, int(pos_offset),
-                int(threads), isa)
+    args = (q, k, v, mask_serials(mask, b, hq), None if scale is None else float(scale),
+            None if softcap is None else float(softcap), slopes, sinks, int(pos_offset),
+            int(threads), isa)
+    if _direct((q, k, v, slopes, sinks)):
+        o, lse = forward(*args, checked=True)
+    else:
+        o, lse = attention_op(*args)
     return (o, lse) if return_lse else o

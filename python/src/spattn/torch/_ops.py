@@ -31,9 +31,12 @@ def _options(scale, softcap, alibi_slopes, sinks, pos_offset):
                 sinks=V.head_floats(sinks), pos_offset=pos_offset)
 
 
-def forward(q, k, v, masks, scale, softcap, alibi_slopes, sinks, pos_offset, threads, isa):
-    """The operator's implementation: (o, lse) of a new call of the cached plan."""
-    V.check_problem(q, k, v)
+def forward(q, k, v, masks, scale, softcap, alibi_slopes, sinks, pos_offset, threads, isa,
+            checked=False):
+    """The operator's implementation: (o, lse) of a new call of the cached plan. `checked`:
+    the caller has made check_problem's checks already."""
+    if not checked:
+        V.check_problem(q, k, v)
     plan = _plans.get(masks, _shape(q, k, v), _threads(threads), isa)
     o = torch.empty(q.shape[:3] + (v.shape[3],), dtype=q.dtype)
     lse = torch.empty(q.shape[:3], dtype=torch.float32)

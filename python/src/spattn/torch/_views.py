@@ -17,7 +17,7 @@ def check(t, what):
     """TypeError / ValueError unless t is a 4-D CPU tensor the library reads as it is."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, not {type(t).__name__}")
-    if t.device.type != "cpu":
+    if not t.is_cpu:  # (t.device builds an object: a few times slower)
         raise ValueError(f"{what} is on {t.device}: spattn runs on CPU tensors only")
     if t.dtype not in DTYPES:
         raise TypeError(f"{what} must be float32, float16 or bfloat16, not {t.dtype}")
