@@ -63,7 +63,12 @@ def test_interleaved_rounds_take_turns_and_keep_each_fastest(monkeypatch):
 
     # A clock that only the calls advance: the test times nothing.
     monkeypatch.setattr(bench.time, "perf_counter", lambda: now[0])
-    best = bench.interleaved_best([fn("a"), fn("b"), fn("c")], 3)
+    times = bench.interleaved([fn("a"), fn("b"), fn("c")], 3)
     # Each round runs every function once, starting one further on each round.
     assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
-    assert best == [1, 1, 2]
+    assert times == [[3, 1, 2], [1, 5, 4], [2, 2, 6]]
+    assert [min(t) for t in times] == [1, 1, 2]
+    # With several calls a round, each round's time is per call, over that round's calls.
+    calls.clear()
+    durations["a"] = [1, 3, 2, 2]
+    assert bench.interleaved([fn("a")], 2, calls=2) == [[2, 2]]

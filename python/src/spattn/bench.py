@@ -55,19 +55,21 @@ def dense_numpy(q, k, v, allowed, scale):
     return o
 
 
-def interleaved_best(fns, repeat):
-    """The fastest time of each function over `repeat` rounds in which every function runs
-    once, each round starting one function further on: on a shared machine a neighbour's
-    burst then falls on all of them alike, where timing one function's repeats after
-    another's would give the burst to whichever ran during it."""
-    best = [float("inf")] * len(fns)
-    for r in range(repeat):
+def interleaved(fns, rounds, calls=1):
+    """Each function's time per call in each of `rounds` rounds (seconds, one list per
+    function). A round runs every function `calls` times, in turn, starting one function
+    further on each round: on a shared machine a neighbour's burst then falls on all of them
+    alike, where timing one function's repeats after another's would give the burst to
+    whichever ran during it."""
+    times = [[] for _ in fns]
+    for r in range(rounds):
         for i in range(len(fns)):
             j = (r + i) % len(fns)
             t0 = time.perf_counter()
-            fns[j]()
-            best[j] = min(best[j], time.perf_counter() - t0)
-    return best
+            for _ in range(calls):
+                fns[j]()
+            times[j].append((time.perf_counter() - t0) / calls)
+    return times
 
 
 class NumpyRunners:
@@ -95,20 +97,6 @@ class NumpyRunners:
     @staticmethod
     def diff(a, b):
         return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
-
-
-def call_us(rows, calls, rounds):
-    """The time of one call of each row's function in microseconds, in its fastest round and
-    its median one. The rows take turns round by round, so that a neighbour's burst on a
-    shared machine falls on all of them alike."""
-    times = [[] for _ in rows]
-    for _ in range(rounds):
-        for t, (_name, fn) in zip(times, rows):
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            t.append((time.perf_counter() - t0) / calls * 1e6)
-    return [(min(t), sorted(t)[rounds // 2]) for t in times]
 
 
 def overhead(a):
@@ -152,7 +140,8 @@ def overhead(a):
     print(f"spattn {version} on {isa_selected()}: batch 1, {a.heads} head(s), len {a.len}, "
           f"dim {a.dim}, causal, float32, 1 thread; us per call in the fastest / median of "
           f"{rounds} rounds of {a.calls} calls, and the fastest less the C call's")
-    times = call_us(rows, a.calls, rounds)
+    times = [(min(t) * 1e6, sorted(t)[rounds // 2] * 1e6)
+             for t in interleaved([fn for _name, fn in rows], rounds, a.calls)]
     for (name, _fn), (fast, med) in zip(rows, times):
         print(f"{name:<36} {fast:>9.2f} {med:>9.2f} {fast - times[0][0]:>+9.2f} us")
 
@@ -227,7 +216,7 @@ def main(argv=None):
             if base is not None:  # the first call also compiles FlexAttention's kernel
                 err = max(err, runners.diff(ours, base()))
         timed = [run] + [base for base in bases if base is not None]
-        times = iter(interleaved_best(timed, a.repeat))
+        times = iter(min(t) for t in interleaved(timed, a.repeat))
         t_sp = next(times)
         row = f"{name:<12} {allowed.mean():>8.4f} {t_sp * 1e3:>10.3f}"
         for base in bases:
