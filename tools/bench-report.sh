@@ -10,7 +10,7 @@
 #   tools/bench-report.sh [--quick | --full | --targets] [--no-deps] [--build-dir DIR]
 #                         [--out DIR] [-- extra spattn-bench / --benchmark_* flags]
 #
-# Default grid (five interleaved repetitions each, medians reported): about 12 minutes on two
+# Default grid (five interleaved repetitions each, medians reported): about 18 minutes on two
 # cores. --quick: seconds (CI smoke). --full: hours. --targets: only the entries the targets
 # of docs/performance.md are computed from, fifteen interleaved repetitions, about 3 minutes.
 set -euo pipefail
