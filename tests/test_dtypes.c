@@ -318,12 +318,12 @@ static const size_t pair_dims[] = {32, 64, 96, 128};
 static const size_t staged_lens_q[] = {32, 33, 45, 48};
 static const size_t staged_lens_k[] = {65, 77, 130};
 static const size_t staged_dims[] = {17, 65, 264};
-/* Where AVX-512 widens a pair's 16-bit V tile during the pair's QK (dim_v == dim_qk, FULL
-   key tiles or a short last one): dims below and off the QK's 8-dim steps, blocks of 4 keys
-   with a short last one (77, 130). */
-static const size_t side_lens_q[] = {32, 33, 48};
-static const size_t side_lens_k[] = {64, 77, 130};
-static const size_t side_dims[] = {4, 17, 64, 72, 128};
+/* Where AVX-512 widens a 16-bit V tile once for a pair of query tiles (FULL key tiles or a
+   short last one, dim_v == dim_qk): dims below and off the QK's 8-dim steps and the stage's
+   16-float rows, blocks of 4 keys with a short last one (77, 130). */
+static const size_t pstage_lens_q[] = {32, 33, 48};
+static const size_t pstage_lens_k[] = {64, 77, 130};
+static const size_t pstage_dims[] = {4, 17, 64, 72, 128};
 /* Strided masks on the gather path, whose rows start with a progression of keys that the
    kernels copy into residue blocks (plan/keyrows.h): strides and lengths with many rows per
    residue, odd dims. */
@@ -334,7 +334,7 @@ static const size_t strided_dims[] = {17, 64, 128};
 #define PICK(r, a) (a)[tu_range(r, 0, sizeof(a) / sizeof((a)[0]) - 1)]
 
 /* pairs: 1, shapes from the pair_* sets; 2, from the staged_* sets; 3, strided_* shapes with
-   a strided mask on the gather path; 4, window_* shapes; 5, side_* shapes, causal or dense. */
+   a strided mask on the gather path; 4, window_* shapes; 5, pstage_* shapes, causal or dense. */
 static void dcase_make(dcase *c, uint64_t seed, spattn_dtype qt, spattn_dtype kvt, int pairs)
 {
     memset(c, 0, sizeof *c);
@@ -355,10 +355,10 @@ static void dcase_make(dcase *c, uint64_t seed, spattn_dtype qt, spattn_dtype kv
         c->s.dim_qk = PICK(&r, staged_dims);
         c->s.dim_v = PICK(&r, staged_dims);
     } else if (pairs == 5) {
-        c->s.len_q = PICK(&r, side_lens_q);
-        c->s.len_k = PICK(&r, side_lens_k);
+        c->s.len_q = PICK(&r, pstage_lens_q);
+        c->s.len_k = PICK(&r, pstage_lens_k);
         /* consecutive seeds take every dim in turn */
-        c->s.dim_qk = c->s.dim_v = side_dims[seed % (sizeof side_dims / sizeof side_dims[0])];
+        c->s.dim_qk = c->s.dim_v = pstage_dims[seed % (sizeof pstage_dims / sizeof pstage_dims[0])];
     } else if (pairs == 3) { /* one batch, at most two query heads: emulated runs are slow */
         c->s.batch = 1;
         c->s.heads_kv = 1;
@@ -693,8 +693,9 @@ static void check_triple(const int t[3], uint64_t seed, int cases, int pairs)
         check_case(9 * t[0] + 3 * t[1] + t[2], seed + (uint64_t)i, pairs);
 }
 
-/* 16-bit K/V in the shapes where AVX-512 and AVX2 widen K (and AVX2 V) ahead of the FMAs (staged_*
-   sets; FULL tiles, pairs of them, and random masks with poisoned keys), on every ISA: still the
+/* 16-bit K/V in the shapes where AVX-512 and AVX2 widen K (and V) ahead of the FMAs (staged_*
+   sets; FULL tiles, pairs of them, and random masks with poisoned keys), on every ISA, with the
+   V stage of the row-major P V on and off (spattn__set_v16_stage: the CPU picks one): still the
    F32 computation's bits, and the same for 1 and 2 threads. */
 START_TEST(kv16_staged_shapes_every_isa)
 {
@@ -702,19 +703,28 @@ START_TEST(kv16_staged_shapes_every_isa)
                                       {SPATTN_DTYPE_F32, SPATTN_DTYPE_F16, SPATTN_DTYPE_F32},
                                       {SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16, SPATTN_DTYPE_F32},
                                       {SPATTN_DTYPE_F32, SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16}};
-    check_triple(triples[_i], 0x57a60000ull + (uint64_t)_i * 1000u, 3, 2);
+    for (int stage = 0; stage < 2; stage++) {
+        spattn__set_v16_stage(stage);
+        check_triple(triples[_i], 0x57a60000ull + (uint64_t)_i * 1000u, 3, 2);
+    }
+    spattn__set_v16_stage(-1);
 }
 END_TEST
 
-/* 16-bit K/V where a pair of query tiles widens each V tile during its QK (side_* set), on
-   every ISA: still the F32 computation's bits, and the same for 1 and 2 threads. */
-START_TEST(kv16_pair_side_every_isa)
+/* 16-bit K/V where a pair of query tiles widens each V tile once for both (pstage_* set), on
+   every ISA, with that stage on and off: still the F32 computation's bits, and the same for 1
+   and 2 threads. */
+START_TEST(kv16_pair_stage_every_isa)
 {
     static const int triples[4][3] = {{SPATTN_DTYPE_F16, SPATTN_DTYPE_F16, SPATTN_DTYPE_F16},
                                       {SPATTN_DTYPE_F32, SPATTN_DTYPE_F16, SPATTN_DTYPE_F32},
                                       {SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16},
                                       {SPATTN_DTYPE_F32, SPATTN_DTYPE_BF16, SPATTN_DTYPE_F32}};
-    check_triple(triples[_i], 0x51de0000ull + (uint64_t)_i * 1000u, 5, 5);
+    for (int stage = 0; stage < 2; stage++) {
+        spattn__set_v16_stage(stage);
+        check_triple(triples[_i], 0x51de0000ull + (uint64_t)_i * 1000u, 5, 5);
+    }
+    spattn__set_v16_stage(-1);
 }
 END_TEST
 
@@ -996,7 +1006,7 @@ Suite *suite_dtypes(void)
     tcase_add_loop_test(tc, every_triple_every_isa, 0, 27);
     tcase_add_loop_test(tc, bf16_pair_shapes_every_isa, 0, 3);
     tcase_add_loop_test(tc, kv16_staged_shapes_every_isa, 0, 4);
-    tcase_add_loop_test(tc, kv16_pair_side_every_isa, 0, 4);
+    tcase_add_loop_test(tc, kv16_pair_stage_every_isa, 0, 4);
     tcase_add_loop_test(tc, strided_rows_every_isa, 0, 4);
     tcase_add_loop_test(tc, window_rows_every_isa, 0, 4);
     tcase_add_loop_test(tc, probs_any_type, 0, 9);

@@ -47,6 +47,10 @@ typedef struct spattn_head_job {
        decode): the tiles then come from DRAM and are worth prefetching, while tiles that
        several query tiles re-read are in L2 and prefetches only take load slots. */
     int stream_kv;
+    /* 1: a tile's 16-bit V is widened once into a float stage before a row-major P V that
+       would widen each element once per row block (where the ISA has that stage); 0: widened
+       as loaded. Either way the same FMAs and bits (plan/test_hooks.h, spattn__v16_stage). */
+    int v16_stage;
     /* Score modifiers. Row r of the job has slope slopes[r * mod_step] (NULL: no ALiBi), sink
        sinks[r * mod_step] (NULL: no sinks; -inf: none for that row) and query position
        i' = pos0 + r * pos_step; mod_step is 0 when every row is of one head and 1 when the rows

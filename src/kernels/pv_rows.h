@@ -261,15 +261,16 @@ pv_rows_tile_staged(int kvt, float *orow, size_t dv, size_t rows, const char *co
 #ifdef PV_ROWS_STAGE_ABOVE
 /* Whether pv_rows_tile, where AMX tiles do not take the P V, widens a tile of `rows` rows of
    16-bit V per pass into a stage (and so whether tpl_tiles2 may widen a tile of at most one
-   pass once for both tiles of a pair): not where pair dot products take it. */
-static int pv_rows_stages(int kvt, size_t dv, size_t rows)
+   pass once for both tiles of a pair): not where pair dot products take it, nor where the
+   job says the CPU widens beside its FMAs (stage: spattn_head_job.v16_stage). */
+static int pv_rows_stages(int kvt, size_t dv, size_t rows, int stage)
 {
 #ifdef VEC_BF16_PV
     if (pv_pairs(kvt, dv))
         return 0;
 #endif
     (void)dv;
-    return kvt != KV_F32 && !KV_EO(kvt) && rows > PV_ROWS_STAGE_ABOVE;
+    return stage && kvt != KV_F32 && !KV_EO(kvt) && rows > PV_ROWS_STAGE_ABOVE;
 }
 #endif
 
@@ -289,11 +290,12 @@ static int pv_rows_stages(int kvt, size_t dv, size_t rows)
    keys none of its rows allows; ps: P's stride
    (pv_rows_rxv, pv_pairs_rxv); fresh: O is still all zeros
    (nothing added to it yet; a hint, which only the AMX P V takes); pf: the next tile's keys
-   to ask for (from pf->split), or NULL. */
+   to ask for (from pf->split), or NULL; stage: the job's v16_stage (pv_rows_stages). */
 static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const char *const *vp,
                          const uint32_t *cm, size_t nk, const float *st, size_t ps, const float *al,
-                         int masked, int fresh, const tile_prefetch *pf)
+                         int masked, int fresh, const tile_prefetch *pf, int stage)
 {
+    (void)stage;
     (void)fresh;
 #ifdef VEC_BF16_PV
     if (pv_pairs(kvt, dv)) {
@@ -317,7 +319,7 @@ static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const cha
     }
 #endif
 #ifdef PV_ROWS_STAGE_ABOVE
-    if (pv_rows_stages(kvt, dv, rows)) {
+    if (pv_rows_stages(kvt, dv, rows, stage)) {
         pv_rows_tile_staged(kvt, orow, dv, rows, vp, cm, nk, st, ps, al, masked, pf);
         return;
     }

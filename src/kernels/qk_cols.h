@@ -87,26 +87,6 @@ SPATTN_ALWAYS_INLINE void kv_stage_chunk(const int kvt, const kv_stage *s, size_
         kv_widen_chunk(kvt, s->dst + b * s->ld, s->row[b], (c - b * cr) * VL, s->dim);
 }
 
-/* A key tile's 16-bit V that both tiles of a pair take (tpl_tiles2), widened into a float
-   stage (row j of the tile at dst + j * ld) from inside the pair's QK, a few chunks each FMA
-   step as the next K rows are (kv_stage): as a loop of its own between the QK and the P V, the
-   widening's loads, conversions and stores took time the FMAs leave free (docs/dtypes.md). */
-typedef struct kv_side {
-    const char *const *row; /* the tile's V rows */
-    float *dst;
-    size_t ld, rows;
-} kv_side;
-
-/* Chunks c0 .. c1 of the side stage vs (VL elements each, cr a row, rows of dim elements). */
-SPATTN_ALWAYS_INLINE void kv_side_chunks(const int kvt, const kv_side *vs, size_t cr, size_t dim,
-                                         size_t c0, size_t c1)
-{
-    for (size_t c = c0; c < c1; c++) {
-        const size_t r = c / cr;
-        kv_widen_chunk(kvt, vs->dst + r * vs->ld, vs->row[r], (c - r * cr) * VL, dim);
-    }
-}
-
 /* S^T for keys j0 + idx[0..nk) of nq query tiles at once (Qt qt[t], scores to st[t]): NB
    keys at a time, each split into QK_DS chains along dim so that enough independent FMAs
    are in flight. With two query tiles each K element is broadcast once into a register for
@@ -120,22 +100,15 @@ SPATTN_ALWAYS_INLINE void kv_side_chunks(const int kvt, const kv_side *vs, size_
    (two halves of nb rows, ld floats apart) during the block before's FMA steps (kv_stage),
    and the FMAs take their broadcasts from there as with float32: one conversion per element
    and visit instead of a 16-bit broadcast and a conversion per FMA. The products
-   and their order are the same, so the scores are bitwise those of widening per broadcast.
-   vs: NULL, or V rows to widen into a stage as the steps go (kv_side). */
+   and their order are the same, so the scores are bitwise those of widening per broadcast. */
 SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb, const int lo,
                                        const int staged, const float *const *qt, size_t dq,
                                        const char *kb, ptrdiff_t k_ts, size_t j0,
                                        const uint32_t *idx, size_t nk, float *sk, size_t ld,
                                        const uint32_t *cm, float *const *st,
-                                       const tile_prefetch *pf, const qk_alibi *al, col_t *mt,
-                                       const kv_side *vs)
+                                       const tile_prefetch *pf, const qk_alibi *al, col_t *mt)
 {
     const int ct = staged ? KV_F32 : kvt; /* the type the FMAs read */
-    /* the side stage's chunks (cr a row), vper of them a step: spread evenly over the steps */
-    const size_t cr = (dq + VL - 1) / VL, steps_b = dq / QK_DU;
-    const size_t vn = vs != NULL ? vs->rows * cr : 0;
-    const size_t steps = (nk + (size_t)nb - 1) / (size_t)nb * steps_b;
-    const size_t vper = vs != NULL && steps != 0 ? (vn + steps - 1) / steps : 0;
     const col_t ninf = col_set1(K_NINF);
     /* The running max in registers: score stores through float pointers may alias mt[], so
        updating mt[] itself cost a load and a store per key. */
@@ -154,7 +127,7 @@ SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb
         kv_stage stg = {.rows = 0};
         /* cr chunks a row, cw a step: nb rows of dq / VL chunks over dq / QK_DU steps is nb / 2
            a step where QK_DU = VL / 2 (AVX-512); whatever the steps leave is widened after. */
-        const size_t cw = (size_t)(nb + 1) / 2;
+        const size_t cr = (dq + VL - 1) / VL, cw = (size_t)(nb + 1) / 2;
         if (staged) {
             cur = sk + ((jj / (size_t)nb) & 1) * (size_t)nb * ld;
             stg.dst = sk + (((jj / (size_t)nb) & 1) ^ 1) * (size_t)nb * ld;
@@ -183,10 +156,6 @@ SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb
             if (staged)
                 for (size_t w = 0; w < cw; w++)
                     kv_stage_chunk(kvt, &stg, cr, d / QK_DU * cw + w);
-            if (vs != NULL) {
-                const size_t c0 = (jj / (size_t)nb * steps_b + d / QK_DU) * vper;
-                kv_side_chunks(kvt, vs, cr, dq, c0 < vn ? c0 : vn, c0 + vper < vn ? c0 + vper : vn);
-            }
 #pragma GCC unroll 16
             for (int u = 0; u < QK_DU; u += QK_DS) {
                 for (int s = 0; s < QK_DS; s++) {
@@ -246,8 +215,6 @@ SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb
                 mx[t] = col_max(mx[t], a);
             }
     }
-    if (vs != NULL && steps * vper < vn) /* dim_qk below QK_DU: no steps */
-        kv_side_chunks(kvt, vs, cr, dq, steps * vper, vn);
     for (int t = 0; t < nq; t++)
         mt[t] = mx[t];
 }
@@ -262,21 +229,22 @@ SPATTN_ALWAYS_INLINE void qk_cols_keys(const int kvt, const int nq, const int nb
 /* qk_cols_keys with the common head sizes as constants: the loops over dim unroll, and a
    stage's row and chunk arithmetic becomes shifts, its rows' fixed offsets immediates. sk:
    the stage (staged only), rows round16(dq) floats apart. */
-SPATTN_ALWAYS_INLINE void
-qk_cols_dims(const int kvt, const int nq, const int nb, const int lo, const int staged,
-             const float *const *qt, size_t dq, const char *kb, ptrdiff_t k_ts, size_t j0,
-             const uint32_t *idx, size_t nk, float *sk, const uint32_t *cm, float *const *st,
-             const tile_prefetch *pf, const qk_alibi *al, col_t *mt, const kv_side *vs)
+SPATTN_ALWAYS_INLINE void qk_cols_dims(const int kvt, const int nq, const int nb, const int lo,
+                                       const int staged, const float *const *qt, size_t dq,
+                                       const char *kb, ptrdiff_t k_ts, size_t j0,
+                                       const uint32_t *idx, size_t nk, float *sk,
+                                       const uint32_t *cm, float *const *st,
+                                       const tile_prefetch *pf, const qk_alibi *al, col_t *mt)
 {
     if (dq == 64)
         qk_cols_keys(kvt, nq, nb, lo, staged, qt, 64, kb, k_ts, j0, idx, nk, sk, staged ? 64 : 0,
-                     cm, st, pf, al, mt, vs);
+                     cm, st, pf, al, mt);
     else if (dq == 128)
         qk_cols_keys(kvt, nq, nb, lo, staged, qt, 128, kb, k_ts, j0, idx, nk, sk, staged ? 128 : 0,
-                     cm, st, pf, al, mt, vs);
+                     cm, st, pf, al, mt);
     else
         qk_cols_keys(kvt, nq, nb, lo, staged, qt, dq, kb, k_ts, j0, idx, nk, sk,
-                     staged ? round16(dq) : 0, cm, st, pf, al, mt, vs);
+                     staged ? round16(dq) : 0, cm, st, pf, al, mt);
 }
 
 /* qk_cols_keys, staged where the ISA offers a stage (KV_STAGE_FLOATS) and K is 16-bit. */
@@ -284,21 +252,20 @@ SPATTN_ALWAYS_INLINE void qk_cols_nq(const int kvt, const int nq, const int nb, 
                                      const float *const *qt, size_t dq, const char *kb,
                                      ptrdiff_t k_ts, size_t j0, const uint32_t *idx, size_t nk,
                                      const uint32_t *cm, float *const *st, const tile_prefetch *pf,
-                                     const qk_alibi *al, col_t *mt, const kv_side *vs)
+                                     const qk_alibi *al, col_t *mt)
 {
 #if KV_STAGE_FLOATS
     if (kvt != KV_F32 && 2 * (size_t)nb * round16(dq) <= KV_STAGE_FLOATS) {
         float sk[KV_STAGE_FLOATS] __attribute__((aligned(64)));
-        qk_cols_dims(kvt, nq, nb, lo, 1, qt, dq, kb, k_ts, j0, idx, nk, sk, cm, st, pf, al, mt, vs);
+        qk_cols_dims(kvt, nq, nb, lo, 1, qt, dq, kb, k_ts, j0, idx, nk, sk, cm, st, pf, al, mt);
         return;
     }
 #endif
     if (QK_F32_FIXED_DIMS && kvt == KV_F32)
-        qk_cols_dims(kvt, nq, nb, lo, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, cm, st, pf, al, mt,
-                     vs);
+        qk_cols_dims(kvt, nq, nb, lo, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, cm, st, pf, al, mt);
     else
-        qk_cols_keys(kvt, nq, nb, lo, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, 0, cm, st, pf, al, mt,
-                     vs);
+        qk_cols_keys(kvt, nq, nb, lo, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, 0, cm, st, pf, al,
+                     mt);
 }
 
 /* One query tile. `lo` (AVX2, tiles of at most 8 rows): the high half of each column is
@@ -323,43 +290,34 @@ static col_t qk_cols(int kvt, const float *qt, size_t dq, const void *kb, ptrdif
 #endif
     if (COL_HALVES && lo)
         KV_DISPATCH(kvt, qk_cols_nq(KVT, 1, QK_NB, 1, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf,
-                                    al, &mt, NULL));
+                                    al, &mt));
     else
         KV_DISPATCH(kvt, qk_cols_nq(KVT, 1, QK_NB, 0, &qt, dq, kb, k_ts, j0, idx, nk, cm, &st, pf,
-                                    al, &mt, NULL));
+                                    al, &mt));
     return mt;
 }
 
 #ifdef QK_NB2
 /* Two query tiles against the same keys j0 + idx[0..nk), unmasked; al: their ALiBi
-   terms, or NULL; pf: keys to ask for as they compute, or NULL; vs: NULL, or the tile's
-   16-bit V rows to widen (kv_side; after the QK where its kernel has no steps for them). */
+   terms, or NULL; pf: keys to ask for as they compute, or NULL. */
 static void qk_cols_pair(int kvt, const float *const *qt, size_t dq, const void *kb, ptrdiff_t k_ts,
                          size_t j0, const uint32_t *idx, size_t nk, float *const *st,
-                         const tile_prefetch *pf, const qk_alibi *al, col_t *mt, const kv_side *vs)
+                         const tile_prefetch *pf, const qk_alibi *al, col_t *mt)
 {
 #ifdef VEC_BF16_DOT
     if (kvt == KV_BF16) {
         qk_pairs_nq(2, QK_NB2, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, pf, al, mt);
-        if (vs != NULL)
-            kv_side_chunks(KV_BF16, vs, (dq + VL - 1) / VL, dq, 0, vs->rows * ((dq + VL - 1) / VL));
         return;
     }
 #endif
 #ifdef VEC_AMX
     if (kvt == KV_F16) {
         qk_amx_f16_nq(2, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, pf, al, mt);
-        if (vs != NULL)
-            kv_side_chunks(KV_F16, vs, (dq + VL - 1) / VL, dq, 0, vs->rows * ((dq + VL - 1) / VL));
         return;
     }
 #endif
-    if (vs != NULL && kvt != KV_F32)
-        KV_DISPATCH(kvt, qk_cols_nq(KVT, 2, QK_NB2, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, pf,
-                                    al, mt, vs));
-    else
-        KV_DISPATCH(kvt, qk_cols_nq(KVT, 2, QK_NB2, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, pf,
-                                    al, mt, NULL));
+    KV_DISPATCH(kvt,
+                qk_cols_nq(KVT, 2, QK_NB2, 0, qt, dq, kb, k_ts, j0, idx, nk, NULL, st, pf, al, mt));
 }
 #endif
 

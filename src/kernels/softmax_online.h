@@ -283,7 +283,7 @@ static void tile_fold(tile_state *ts, const spattn_head_job *job, size_t j0, con
         col_store(ts->ml + 32, alpha);
         pv_rows_tile(vt, ts->ot, job->dim_v, ts->rows, vp, cm, nk, st,
                      ts->compact ? (size_t)ts->compact : 16, ts->ml + 32, masked, ts->pv_fresh,
-                     ts->pv_pf);
+                     ts->pv_pf, job->v16_stage);
         ts->pv_fresh = 0;
         return;
     }

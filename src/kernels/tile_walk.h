@@ -217,7 +217,7 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
 static int pv_pair_stages(const spattn_head_job *job, const tile_state *ts)
 {
     return ts->o == O_ROWS && job->dim_v <= PV_NV * VL &&
-           pv_rows_stages(job->kv_dtype, job->dim_v, ts->rows);
+           pv_rows_stages(job->kv_dtype, job->dim_v, ts->rows, job->v16_stage);
 }
 
 /* A FULL key tile that both tiles of a pair take, whose 16-bit V each would widen for itself
@@ -233,28 +233,6 @@ static __attribute__((noinline)) void tile_fold_pair_staged(tile_state *ts,
     tile_v_rows(job, j0, idx, nk, vp);
     KV_DISPATCH(job->kv_dtype,
                 kv_widen_rows(KVT, sv, round16(job->dim_v), vp, 0, nk, job->dim_v, vw));
-    for (int x = 0; x < 2; x++)
-        tile_fold(&ts[x], job, j0, idx, NULL, nk, 0, mt[x], vw);
-}
-
-/* The same, where the pair's scores come from qk_cols_pair and dim_v is dim_qk: V widened
-   during the QK's FMA steps (kv_side) instead of after them. */
-static __attribute__((noinline)) void tile_pair_staged(tile_state *ts, const spattn_head_job *job,
-                                                       size_t j0, const uint32_t *idx, size_t nk,
-                                                       const tile_prefetch *pf, const qk_alibi *al)
-{
-    float sv[PV_PAIR_STAGE_FLOATS] __attribute__((aligned(64)));
-    const char *vp[SPATTN_TK], *vw[SPATTN_TK];
-    const size_t ld = round16(job->dim_v);
-    tile_v_rows(job, j0, idx, nk, vp);
-    for (size_t j = 0; j < nk; j++)
-        vw[j] = (const char *)(sv + j * ld);
-    const kv_side vs = {.row = vp, .dst = sv, .ld = ld, .rows = nk};
-    const float *qts[2] = {ts[0].qtp, ts[1].qtp};
-    float *sts[2] = {ts[0].st, ts[1].st};
-    col_t mt[2];
-    qk_cols_pair(job->kv_dtype, qts, job->dim_qk, job->k, job->k_ts, j0, idx, nk, sts, pf, al, mt,
-                 &vs);
     for (int x = 0; x < 2; x++)
         tile_fold(&ts[x], job, j0, idx, NULL, nk, 0, mt[x], vw);
 }
@@ -322,21 +300,11 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
                 alp[x] = tile_alibi(&ts[x], job, u[x].j0, &al[x]);
         /* Both unmasked over the same keys: FULL, or PARTIAL with every row allowing them. */
         const int same = take[0] && take[1] && walk_units_same(&u[0], idx[0], &u[1], idx[1]);
-        const int cols = same && ts[0].qk == QK_COLUMNS && ts[1].qk == QK_COLUMNS;
-#if PV_PAIR_STAGE
-        if (pair_stage && cols && job->dim_v == job->dim_qk) {
-            for (int x = 0; x < 2; x++)
-                ts[x].pv_pf = ask == x && pf.split < pf.n ? &pf : NULL;
-            tile_pair_staged(ts, job, u[0].j0, idx[0], u[0].nk, ask >= 0 ? &pf : NULL,
-                             alp[0] != NULL ? al : NULL);
-            continue;
-        }
-#endif
-        if (cols) {
+        if (same && ts[0].qk == QK_COLUMNS && ts[1].qk == QK_COLUMNS) {
             const float *qts[2] = {ts[0].qtp, ts[1].qtp};
             float *sts[2] = {ts[0].st, ts[1].st};
             qk_cols_pair(job->kv_dtype, qts, job->dim_qk, job->k, job->k_ts, u[0].j0, idx[0],
-                         u[0].nk, sts, ask >= 0 ? &pf : NULL, alp[0] != NULL ? al : NULL, mt, NULL);
+                         u[0].nk, sts, ask >= 0 ? &pf : NULL, alp[0] != NULL ? al : NULL, mt);
         } else {
             for (int x = 0; x < 2; x++) {
                 if (!take[x])

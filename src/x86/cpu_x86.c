@@ -99,6 +99,9 @@ static void detect(void)
     }
     if (info.os_ymm && info.has_avx2_cpuid && info.has_fma_cpuid && info.has_f16c_cpuid)
         info.bits |= SPATTN_CPU_AVX2;
+    /* Measured on Zen 4 and on Sapphire Rapids (docs/dtypes.md); the vendor tells which. */
+    if (strcmp(info.vendor, "AuthenticAMD") == 0)
+        info.bits |= SPATTN_CPU_WIDEN_BESIDE_FMA;
     if ((info.bits & SPATTN_CPU_AVX2) && info.os_zmm && info.has_avx512f && info.has_avx512bw &&
         info.has_avx512dq && info.has_avx512vl)
         info.bits |= SPATTN_CPU_AVX512;
