@@ -22,7 +22,7 @@
 #define SPATTN_CPU_POPCNT (1u << 17)
 /* f16 widening (vcvtph2ps) issues beside the FMAs, so the row-major P V converts 16-bit V as it
    loads it: AMD's cores. On Intel's it takes uops on the two FMA ports, and a tile's V is
-   widened once into a stage first (plan/test_hooks.h, spattn__v16_stage; docs/dtypes.md). */
+   widened once into a stage first (the plan's v16_stage; docs/dtypes.md). */
 #define SPATTN_CPU_WIDEN_BESIDE_FMA (1u << 18)
 /* Bits that are only reported. */
 #define SPATTN_CPU_AVX512_FP16 (1u << 9)

@@ -693,21 +693,30 @@ static void check_triple(const int t[3], uint64_t seed, int cases, int pairs)
         check_case(9 * t[0] + 3 * t[1] + t[2], seed + (uint64_t)i, pairs);
 }
 
-/* 16-bit K/V in the shapes where AVX-512 and AVX2 widen K (and V) ahead of the FMAs (staged_*
-   sets; FULL tiles, pairs of them, and random masks with poisoned keys), on every ISA, with the
-   V stage of the row-major P V on and off (spattn__set_v16_stage: the CPU picks one): still the
-   F32 computation's bits, and the same for 1 and 2 threads. */
-START_TEST(kv16_staged_shapes_every_isa)
+/* The 16-bit (q, kv, o) triples of the staged shapes' tests below: f16 throughout, the
+   llama.cpp case, bf16 Q and K/V with float O, float Q and O over bf16 K/V. */
+static const int kv16_triples[4][3] = {{SPATTN_DTYPE_F16, SPATTN_DTYPE_F16, SPATTN_DTYPE_F16},
+                                       {SPATTN_DTYPE_F32, SPATTN_DTYPE_F16, SPATTN_DTYPE_F32},
+                                       {SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16, SPATTN_DTYPE_F32},
+                                       {SPATTN_DTYPE_F32, SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16}};
+
+/* check_triple with the V stage of the row-major P V forced on, then off
+   (spattn__set_v16_stage: the CPU picks one), then left to the CPU again. */
+static void check_triple_both_stages(const int t[3], uint64_t seed, int cases, int pairs)
 {
-    static const int triples[4][3] = {{SPATTN_DTYPE_F16, SPATTN_DTYPE_F16, SPATTN_DTYPE_F16},
-                                      {SPATTN_DTYPE_F32, SPATTN_DTYPE_F16, SPATTN_DTYPE_F32},
-                                      {SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16, SPATTN_DTYPE_F32},
-                                      {SPATTN_DTYPE_F32, SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16}};
     for (int stage = 0; stage < 2; stage++) {
         spattn__set_v16_stage(stage);
-        check_triple(triples[_i], 0x57a60000ull + (uint64_t)_i * 1000u, 3, 2);
+        check_triple(t, seed, cases, pairs);
     }
     spattn__set_v16_stage(-1);
+}
+
+/* 16-bit K/V in the shapes where AVX-512 and AVX2 widen K (and V) ahead of the FMAs (staged_*
+   sets; FULL tiles, pairs of them, and random masks with poisoned keys), on every ISA, with the
+   V stage on and off: still the F32 computation's bits, and the same for 1 and 2 threads. */
+START_TEST(kv16_staged_shapes_every_isa)
+{
+    check_triple_both_stages(kv16_triples[_i], 0x57a60000ull + (uint64_t)_i * 1000u, 3, 2);
 }
 END_TEST
 
@@ -716,15 +725,7 @@ END_TEST
    and 2 threads. */
 START_TEST(kv16_pair_stage_every_isa)
 {
-    static const int triples[4][3] = {{SPATTN_DTYPE_F16, SPATTN_DTYPE_F16, SPATTN_DTYPE_F16},
-                                      {SPATTN_DTYPE_F32, SPATTN_DTYPE_F16, SPATTN_DTYPE_F32},
-                                      {SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16, SPATTN_DTYPE_BF16},
-                                      {SPATTN_DTYPE_F32, SPATTN_DTYPE_BF16, SPATTN_DTYPE_F32}};
-    for (int stage = 0; stage < 2; stage++) {
-        spattn__set_v16_stage(stage);
-        check_triple(triples[_i], 0x51de0000ull + (uint64_t)_i * 1000u, 5, 5);
-    }
-    spattn__set_v16_stage(-1);
+    check_triple_both_stages(kv16_triples[_i], 0x51de0000ull + (uint64_t)_i * 1000u, 5, 5);
 }
 END_TEST
 

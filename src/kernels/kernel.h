@@ -49,7 +49,7 @@ typedef struct spattn_head_job {
     int stream_kv;
     /* 1: a tile's 16-bit V is widened once into a float stage before a row-major P V that
        would widen each element once per row block (where the ISA has that stage); 0: widened
-       as loaded. Either way the same FMAs and bits (plan/test_hooks.h, spattn__v16_stage). */
+       as loaded. Either way the same FMAs and bits (the plan decides: plan/test_hooks.h). */
     int v16_stage;
     /* Score modifiers. Row r of the job has slope slopes[r * mod_step] (NULL: no ALiBi), sink
        sinks[r * mod_step] (NULL: no sinks; -inf: none for that row) and query position

@@ -24,7 +24,7 @@ static spattn_head_job bwd_job(const bwd_ctx *x, size_t b, size_t h)
     job.dim_v = s->dim_v;
     job.scale = x->scale;
     job.softcap = a->softcap;
-    job.v16_stage = spattn__v16_stage();
+    job.v16_stage = x->p->v16_stage;
     job.slopes = a->alibi_slopes ? a->alibi_slopes + h : NULL;
     job.mod_step = 0;
     /* Formed only with ALiBi: validation bounds pos_offset then, and only then. */

@@ -8,7 +8,6 @@
 
 #include "alloc.h"
 #include "convert.h"
-#include "cpu.h"
 #include "plan/plan_internal.h"
 #include "validate.h"
 
@@ -17,21 +16,6 @@ typedef struct exec_ctx {
     const spattn_args *a;
     float scale;
 } exec_ctx;
-
-static atomic_int v16_force; /* test hook: 0 the CPU's choice, 1 + spattn__set_v16_stage's */
-
-void spattn__set_v16_stage(int on)
-{
-    atomic_store(&v16_force, on < 0 ? 0 : 1 + (on != 0));
-}
-
-int spattn__v16_stage(void)
-{
-    const int f = atomic_load_explicit(&v16_force, memory_order_relaxed);
-    if (f != 0)
-        return f == 2;
-    return (spattn__cpu()->bits & SPATTN_CPU_WIDEN_BESIDE_FMA) == 0;
-}
 
 /* The job of query head h (its rows `row_stride` apart) on KV head hk of batch b; lse points
    at the entry of the job's row 0. */
@@ -65,7 +49,7 @@ static spattn_head_job make_job(const exec_ctx *x, size_t b, size_t h, size_t hk
     job.scale = x->scale;
     job.softcap = a->softcap;
     job.stream_kv = 0;
-    job.v16_stage = spattn__v16_stage();
+    job.v16_stage = x->p->v16_stage;
     job.slopes = a->alibi_slopes ? a->alibi_slopes + h : NULL;
     job.sinks = a->sinks ? a->sinks + h : NULL;
     job.mod_step = 0;

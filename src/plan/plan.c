@@ -5,10 +5,18 @@
 #include <stdatomic.h>
 
 #include "alloc.h"
+#include "cpu.h"
 #include "kernels/dispatch.h"
 #include "plan/pack.h"
 #include "plan/plan_internal.h"
 #include "validate.h"
+
+static atomic_int v16_force; /* test hook: 0 the CPU's choice, 1 + spattn__set_v16_stage's */
+
+void spattn__set_v16_stage(int on)
+{
+    atomic_store(&v16_force, on < 0 ? 0 : 1 + (on != 0));
+}
 
 void spattn_plan_free(spattn_plan *p)
 {
@@ -67,6 +75,8 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape, const spattn_m
     p->shape = *shape;
     p->kt = kt;
     p->nthreads = nthreads;
+    const int v16 = atomic_load_explicit(&v16_force, memory_order_relaxed);
+    p->v16_stage = v16 != 0 ? v16 == 2 : (spattn__cpu()->bits & SPATTN_CPU_WIDEN_BESIDE_FMA) == 0;
     atomic_flag_clear(&p->scratch_busy);
 
     /* No mask means one all-allowed mask owned by the plan. */

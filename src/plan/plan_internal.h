@@ -15,6 +15,7 @@ struct spattn_plan {
     spattn_shape shape;
     const spattn_kernel_table *kt;
     int nthreads;
+    int v16_stage; /* the jobs' spattn_head_job.v16_stage: the CPU's, or the test hook's */
     /* One unit head per query head, over the caller's masks (an all-allowed one owned by the
        plan when the caller gave none); spattn_probs always uses this one. */
     spattn_schedule plain;

@@ -174,7 +174,7 @@ static void run_unit(const probs_ctx *x, size_t u, float *scratch, uint32_t *col
     job.scale = x->scale;
     job.softcap = x->a->softcap;
     job.stream_kv = 0;
-    job.v16_stage = spattn__v16_stage();
+    job.v16_stage = p->v16_stage;
     const size_t h = bh % s->heads_q;
     job.slopes = x->a->alibi_slopes ? x->a->alibi_slopes + h : NULL;
     job.sinks = x->a->sinks ? x->a->sinks + h : NULL;

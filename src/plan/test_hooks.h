@@ -20,11 +20,10 @@ spattn_status spattn__plan_create_path(const spattn_shape *shape, const spattn_m
 void spattn__set_tile_pairs(int on);
 
 /* Whether kernels widen a tile's 16-bit V into a stage before the row-major P V
-   (spattn_head_job.v16_stage): 1 or 0 forces it for calls from now on, negative gives the
-   choice back to the CPU (off where SPATTN_CPU_WIDEN_BESIDE_FMA, cpu.h). Bits are the same
+   (spattn_head_job.v16_stage): 1 or 0 forces it for plans created from now on, negative gives
+   the choice back to the CPU (off where SPATTN_CPU_WIDEN_BESIDE_FMA, cpu.h). Bits are the same
    either way; tests run both. Process-wide. */
 void spattn__set_v16_stage(int on);
-int spattn__v16_stage(void);
 
 /* Query tiles the plan sends down the gather path, over all (batch, head). */
 size_t spattn__plan_gather_tiles(const spattn_plan *plan);
