@@ -19,41 +19,57 @@ typedef struct tile_prefetch {
     size_t n;             /* its keys */
     ptrdiff_t k_ts, v_ts; /* bytes */
     size_t k_bytes, v_bytes;
-    /* Keys [0, split) are asked for during QK, [split, n) during P V (pv_rows_tile): the
-       requests a core keeps in flight are few, and asking for all of them during QK left
-       DRAM idle while P V ran (docs/kernels.md). n where P V asks for none. */
-    size_t split;
+    /* 1: QK asks for the tile's K rows and P V (pv_rows_tile, pv_pairs_tile) for its V rows,
+       each spread over its own work; 0: QK asks for both, P V for none. Asking for a key's K
+       and V lines side by side, in either kernel, kept DRAM at about half the plain read's
+       rate on Zen 4, where one stream at a time reaches it (docs/kernels.md). */
+    int v_in_pv;
 } tile_prefetch;
 
-SPATTN_ALWAYS_INLINE void prefetch_key(const tile_prefetch *pf, size_t c)
+/* Which rows of a key prefetch_key asks for. */
+enum { PF_K = 1, PF_V = 2, PF_KV = 3 };
+
+SPATTN_ALWAYS_INLINE void prefetch_key(const tile_prefetch *pf, size_t c, int parts)
 {
     const char *k = pf->k + (ptrdiff_t)c * pf->k_ts, *v = pf->v + (ptrdiff_t)c * pf->v_ts;
-    for (size_t b = 0; b < pf->k_bytes; b += 64)
-        vec_prefetch_l2(k + b);
-    for (size_t b = 0; b < pf->v_bytes; b += 64)
-        vec_prefetch_l2(v + b);
+    if (parts & PF_K)
+        for (size_t b = 0; b < pf->k_bytes; b += 64)
+            vec_prefetch_l2(k + b);
+    if (parts & PF_V)
+        for (size_t b = 0; b < pf->v_bytes; b += 64)
+            vec_prefetch_l2(v + b);
 }
 
+/* The rows a QK kernel asks for of keys j .. j + count. */
 SPATTN_ALWAYS_INLINE void prefetch_keys(const tile_prefetch *pf, size_t j, size_t count)
 {
     for (size_t c = j; c < j + count && c < pf->n; c++)
-        prefetch_key(pf, c);
+        prefetch_key(pf, c, pf->v_in_pv ? PF_K : PF_KV);
 }
 
-/* Keys [next, end) of the next tile spread evenly over `total` steps of work: each step
-   adds `count` (end - next at the start) to acc and asks for one key per `total` in it. */
+/* The V rows of all of the tile's keys at once (P V kernels that cannot spread them). */
+SPATTN_ALWAYS_INLINE void prefetch_v_rows(const tile_prefetch *pf)
+{
+    for (size_t c = 0; c < pf->n; c++)
+        prefetch_key(pf, c, PF_V);
+}
+
+/* The `parts` rows of the next tile's keys spread evenly over `total` steps of work: each
+   step adds `count` (the tile's keys) to acc and asks for one key per `total` in it. */
 typedef struct pf_pace {
     const tile_prefetch *pf;
+    int parts;
     size_t next, end, count, total, acc;
 } pf_pace;
 
-SPATTN_ALWAYS_INLINE void pf_pace_begin(pf_pace *p, const tile_prefetch *pf, size_t lo, size_t hi,
+SPATTN_ALWAYS_INLINE void pf_pace_begin(pf_pace *p, const tile_prefetch *pf, int parts,
                                         size_t total)
 {
     p->pf = pf;
-    p->next = lo;
-    p->end = hi > pf->n ? pf->n : hi;
-    p->count = p->end > lo ? p->end - lo : 0;
+    p->parts = parts;
+    p->next = 0;
+    p->end = pf->n;
+    p->count = pf->n;
     p->total = total > 0 ? total : 1;
     p->acc = 0;
 }
@@ -62,7 +78,7 @@ SPATTN_ALWAYS_INLINE void pf_pace_step(pf_pace *p, size_t steps)
 {
     p->acc += steps * p->count;
     while (p->acc >= p->total && p->next < p->end) {
-        prefetch_key(p->pf, p->next++);
+        prefetch_key(p->pf, p->next++, p->parts);
         p->acc -= p->total;
     }
 }
@@ -71,7 +87,7 @@ SPATTN_ALWAYS_INLINE void pf_pace_step(pf_pace *p, size_t steps)
 SPATTN_ALWAYS_INLINE void pf_pace_end(pf_pace *p)
 {
     while (p->next < p->end)
-        prefetch_key(p->pf, p->next++);
+        prefetch_key(p->pf, p->next++, p->parts);
 }
 
 #endif

@@ -107,8 +107,8 @@ SPATTN_ALWAYS_INLINE void pv_pairs_block(float *oe, size_t dvp, size_t r0, const
 }
 
 /* pv_rows_tile for pv_pairs jobs: the same passes of 64 dims and row blocks, and the same
-   requests for the next tile's keys past pf->split (pf may be NULL), spread over the first row
-   block of each pass. */
+   requests for the next tile's V rows (pf may be NULL), spread over the first row block of
+   each pass. */
 static void pv_pairs_tile(float *orow, size_t dv, size_t rows, const char *const *vp,
                           const uint32_t *cm, size_t nk, const float *st, size_t ps,
                           const float *al, int masked, const tile_prefetch *pf)
@@ -116,7 +116,7 @@ static void pv_pairs_tile(float *orow, size_t dv, size_t rows, const char *const
     const size_t dvp = round16(dv);
     pf_pace pace, *pc = NULL;
     if (pf != NULL) {
-        pf_pace_begin(&pace, pf, pf->split, pf->n, nk * ((dv + 63) / 64));
+        pf_pace_begin(&pace, pf, PF_V, nk * ((dv + 63) / 64));
         pc = &pace;
     }
     const char *vpe[SPATTN_TK];

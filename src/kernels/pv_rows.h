@@ -161,10 +161,10 @@ SPATTN_ALWAYS_INLINE void pv_rows_tile_t(const int kvt, const int quad, float *o
 {
     const size_t dvp = round16(dv);
     const size_t bnv = quad ? PV_NV / 2 : PV_NV;
-    /* The next tile's keys past pf->split, spread over the first row block of each pass. */
+    /* The next tile's V rows, spread over the first row block of each pass. */
     pf_pace pace, *pp = NULL;
     if (pf != NULL) {
-        pf_pace_begin(&pace, pf, pf->split, pf->n, nk * ((dv + bnv * VL - 1) / (bnv * VL)));
+        pf_pace_begin(&pace, pf, PF_V, nk * ((dv + bnv * VL - 1) / (bnv * VL)));
         pp = &pace;
     }
     const char *vpe[SPATTN_TK];
@@ -290,7 +290,7 @@ static int pv_rows_stages(int kvt, size_t dv, size_t rows, int stage)
    keys none of its rows allows; ps: P's stride
    (pv_rows_rxv, pv_pairs_rxv); fresh: O is still all zeros
    (nothing added to it yet; a hint, which only the AMX P V takes); pf: the next tile's keys
-   to ask for (from pf->split), or NULL; stage: the job's v16_stage (pv_rows_stages). */
+   whose V rows to ask for, or NULL; stage: the job's v16_stage (pv_rows_stages). */
 static void pv_rows_tile(int kvt, float *orow, size_t dv, size_t rows, const char *const *vp,
                          const uint32_t *cm, size_t nk, const float *st, size_t ps, const float *al,
                          int masked, int fresh, const tile_prefetch *pf, int stage)

@@ -31,7 +31,7 @@ static void prefetch_rows_l2(const char *p, ptrdiff_t stride, size_t rows, size_
 
 /* The K and V rows of keys j0 .. j0 + n as a request list for the QK (and P V) kernels, which
    ask for them a few keys at a time as they compute. `rowdot`: the tile that asks runs
-   qk_rowdot and pv_rows_tile, which split the keys between them. */
+   qk_rowdot and pv_rows_tile: QK asks for the K rows, P V for the V rows. */
 static void tile_prefetch_set(tile_prefetch *pf, const spattn_head_job *job, size_t j0, size_t n,
                               int rowdot)
 {
@@ -43,8 +43,8 @@ static void tile_prefetch_set(tile_prefetch *pf, const spattn_head_job *job, siz
     pf->n = n;
     pf->k_bytes = job->dim_qk * es;
     pf->v_bytes = job->dim_v * es;
-    /* P V asks for the second half where it is pv_rows_tile's. */
-    pf->split = rowdot ? n / 2 : n;
+    /* P V asks for the V rows where it is pv_rows_tile's. */
+    pf->v_in_pv = rowdot;
 }
 
 /* What the head's next query tile from qt on with a stored tile (within 16 tiles) reads first:
@@ -196,7 +196,7 @@ static void tpl_tiles(const spattn_head_job *job, const spattn_mask *m, size_t q
             tile_prefetch_set(&pf, job, next_kt * SPATTN_TK, spattn__kt_cols(m, next_kt), rowdot);
             pfp = &pf;
         }
-        ts.pv_pf = pfp != NULL && pf.split < pf.n ? pfp : NULL;
+        ts.pv_pf = pfp != NULL && pf.v_in_pv ? pfp : NULL;
         const uint32_t *cmq = u.partial && !scores_pass(job) ? cm : NULL;
         qk_alibi al;
         const qk_alibi *alp = tile_alibi(&ts, job, u.j0, &al);
@@ -320,7 +320,7 @@ static void tpl_tiles2(const spattn_head_job *job, const spattn_mask *m, size_t 
             }
         }
         for (int x = 0; x < 2; x++)
-            ts[x].pv_pf = take[x] && ask == x && pf.split < pf.n ? &pf : NULL;
+            ts[x].pv_pf = take[x] && ask == x && pf.v_in_pv ? &pf : NULL;
 #if PV_PAIR_STAGE
         if (pair_stage && same) {
             tile_fold_pair_staged(ts, job, u[0].j0, idx[0], u[0].nk, mt);

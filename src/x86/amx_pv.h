@@ -134,7 +134,7 @@ static int pv_amx_stage_b(int kvt, const char *const *vp, size_t nk, size_t dv, 
 
 /* pv_rows_tile for tiles of bf16 or f16 V (pv_amx_takes): O[r] = O[r] * al[r] + P[r] V over
    the tile's nk <= 64 keys, vp[] their V rows; O rows dv floats apart. pf: the next tile's
-   keys past pf->split, asked for at the start, or NULL. `masked` (a PARTIAL tile): a row's P
+   V rows, asked for at the start, or NULL. `masked` (a PARTIAL tile): a row's P
    is exactly 0 for the keys it excludes, so the products are the masked ones when every V
    element read is finite; returns 0, having written nothing, when one is not (the caller
    then runs the masked float kernel; for f16 V, on any tile), else 1. `fresh`: O is all
@@ -152,7 +152,7 @@ static int pv_amx_tile(int kvt, float *orow, size_t dv, size_t rows, const char 
     if (!pv_amx_stage_b(kvt, vp, nk, dv, masked))
         return 0;
     if (pf != NULL)
-        prefetch_keys(pf, pf->split, pf->n - pf->split);
+        prefetch_v_rows(pf);
     for (size_t kc = 0; kc < nkc; kc++) {
         if (f16)
             pv_amx_a_split(st, nk, kc, a[kc], alo[kc]);
