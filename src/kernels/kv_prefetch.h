@@ -20,9 +20,9 @@ typedef struct tile_prefetch {
     ptrdiff_t k_ts, v_ts; /* bytes */
     size_t k_bytes, v_bytes;
     /* 1: QK asks for the tile's K rows and P V (pv_rows_tile, pv_pairs_tile) for its V rows,
-       each spread over its own work; 0: QK asks for both, P V for none. Asking for a key's K
-       and V lines side by side, in either kernel, kept DRAM at about half the plain read's
-       rate on Zen 4, where one stream at a time reaches it (docs/kernels.md). */
+       each spread over its own work; 0: QK asks for both, P V for none. On Zen 4, asking for
+       a key's K and V lines side by side, in either kernel, kept decode far below the plain
+       read's rate, and one stream of requests at a time came close to it (docs/kernels.md). */
     int v_in_pv;
 } tile_prefetch;
 
