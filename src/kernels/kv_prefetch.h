@@ -54,12 +54,12 @@ SPATTN_ALWAYS_INLINE void prefetch_v_rows(const tile_prefetch *pf)
         prefetch_key(pf, c, PF_V);
 }
 
-/* The `parts` rows of the next tile's keys spread evenly over `total` steps of work: each
-   step adds `count` (the tile's keys) to acc and asks for one key per `total` in it. */
+/* The `parts` rows of the next tile's n keys spread evenly over `total` steps of work: each
+   step adds n to acc and asks for one key per `total` in it. */
 typedef struct pf_pace {
     const tile_prefetch *pf;
     int parts;
-    size_t next, end, count, total, acc;
+    size_t next, n, total, acc;
 } pf_pace;
 
 SPATTN_ALWAYS_INLINE void pf_pace_begin(pf_pace *p, const tile_prefetch *pf, int parts,
@@ -68,16 +68,15 @@ SPATTN_ALWAYS_INLINE void pf_pace_begin(pf_pace *p, const tile_prefetch *pf, int
     p->pf = pf;
     p->parts = parts;
     p->next = 0;
-    p->end = pf->n;
-    p->count = pf->n;
+    p->n = pf->n;
     p->total = total > 0 ? total : 1;
     p->acc = 0;
 }
 
 SPATTN_ALWAYS_INLINE void pf_pace_step(pf_pace *p, size_t steps)
 {
-    p->acc += steps * p->count;
-    while (p->acc >= p->total && p->next < p->end) {
+    p->acc += steps * p->n;
+    while (p->acc >= p->total && p->next < p->n) {
         prefetch_key(p->pf, p->next++, p->parts);
         p->acc -= p->total;
     }
@@ -86,7 +85,7 @@ SPATTN_ALWAYS_INLINE void pf_pace_step(pf_pace *p, size_t steps)
 /* Whatever rounding left. */
 SPATTN_ALWAYS_INLINE void pf_pace_end(pf_pace *p)
 {
-    while (p->next < p->end)
+    while (p->next < p->n)
         prefetch_key(p->pf, p->next++, p->parts);
 }
 
