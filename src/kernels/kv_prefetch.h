@@ -40,18 +40,22 @@ SPATTN_ALWAYS_INLINE void prefetch_key(const tile_prefetch *pf, size_t c, int pa
             vec_prefetch_l2(v + b);
 }
 
-/* The rows a QK kernel asks for of keys j .. j + count. */
-SPATTN_ALWAYS_INLINE void prefetch_keys(const tile_prefetch *pf, size_t j, size_t count)
+/* The `parts` rows of keys j .. j + count (those below n). */
+SPATTN_ALWAYS_INLINE void prefetch_rows(const tile_prefetch *pf, size_t j, size_t count, int parts)
 {
     for (size_t c = j; c < j + count && c < pf->n; c++)
-        prefetch_key(pf, c, pf->v_in_pv ? PF_K : PF_KV);
+        prefetch_key(pf, c, parts);
 }
 
-/* The V rows of all of the tile's keys at once (P V kernels that cannot spread them). */
-SPATTN_ALWAYS_INLINE void prefetch_v_rows(const tile_prefetch *pf)
+/* The rows a QK kernel asks for: K only where P V asks for the V rows. */
+SPATTN_ALWAYS_INLINE int pf_qk_parts(const tile_prefetch *pf)
 {
-    for (size_t c = 0; c < pf->n; c++)
-        prefetch_key(pf, c, PF_V);
+    return pf->v_in_pv ? PF_K : PF_KV;
+}
+
+SPATTN_ALWAYS_INLINE void prefetch_keys(const tile_prefetch *pf, size_t j, size_t count)
+{
+    prefetch_rows(pf, j, count, pf_qk_parts(pf));
 }
 
 /* The `parts` rows of the next tile's n keys spread evenly over `total` steps of work: each
@@ -85,8 +89,8 @@ SPATTN_ALWAYS_INLINE void pf_pace_step(pf_pace *p, size_t steps)
 /* Whatever rounding left. */
 SPATTN_ALWAYS_INLINE void pf_pace_end(pf_pace *p)
 {
-    while (p->next < p->n)
-        prefetch_key(p->pf, p->next++, p->parts);
+    prefetch_rows(p->pf, p->next, p->n - p->next, p->parts);
+    p->next = p->n;
 }
 
 #endif

@@ -79,7 +79,7 @@ SPATTN_ALWAYS_INLINE col_t qk_rowdot_g(const int kvt, const int ng, const int nk
     col_t mt = ninf;
     pf_pace pp = {0};
     if (pf != NULL)
-        pf_pace_begin(&pp, pf, pf->v_in_pv ? PF_K : PF_KV, nk);
+        pf_pace_begin(&pp, pf, pf_qk_parts(pf), nk);
     for (size_t jj = 0; jj < nk; jj += (size_t)nkeys) {
         if (pf != NULL)
             pf_pace_step(&pp, (size_t)nkeys);

@@ -152,7 +152,7 @@ static int pv_amx_tile(int kvt, float *orow, size_t dv, size_t rows, const char 
     if (!pv_amx_stage_b(kvt, vp, nk, dv, masked))
         return 0;
     if (pf != NULL)
-        prefetch_v_rows(pf);
+        prefetch_rows(pf, 0, pf->n, PF_V);
     for (size_t kc = 0; kc < nkc; kc++) {
         if (f16)
             pv_amx_a_split(st, nk, kc, a[kc], alo[kc]);
